@@ -1,0 +1,168 @@
+"""The composition root: the one place that builds and wires every part from settings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.channels.telegram.channel import TelegramChannel
+from bot.config import Settings
+from bot.core import DialogueCore
+from bot.i18n import Catalogs, make_language_detector
+from bot.outbox import OutboxDelivery
+from bot.web import WebServer, make_web_app
+from handlers.context import OrganisationInfo
+from scheduler.jobs import build_scheduler
+from storage.database import create_engine, create_session_factory, is_sqlite, ping
+from storage.migrate import schema_status, upgrade
+from storage.uow import UnitOfWorkFactory
+
+logger = logging.getLogger(__name__)
+
+HEALTH_DB_TIMEOUT_SECONDS = 3.0
+
+
+def utc_now() -> datetime:
+    """Return the current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def redacted_database_url(url: str) -> str:
+    """Render a database URL for messages, without its password."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+class SchemaOutdated(Exception):
+    """The PostgreSQL schema is behind this version; an operator must migrate deliberately."""
+
+
+async def prepare_schema(engine: AsyncEngine, url: str) -> None:
+    """Bring an SQLite schema up to date; refuse to run on an outdated PostgreSQL schema.
+
+    An embedded SQLite file belongs to this process, so upgrading it is safe. A PostgreSQL
+    database may be shared by several processes and versions; migrating it is a deliberate step.
+    """
+    if is_sqlite(url):
+        before = await upgrade(engine)
+        if not before.up_to_date:
+            logger.info("database migrated from %s to %s", before.current, before.head)
+        return
+    status = await schema_status(engine)
+    if not status.up_to_date:
+        raise SchemaOutdated(
+            f"the database schema is at revision {status.current or 'none'}, this version needs "
+            f"{status.head}: run 'borgerdialog migrate' first"
+        )
+
+
+class BorgerDialog:
+    """The running application: storage, dialogue core, channels, scheduler and web server."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.clock = utc_now
+        self.engine: AsyncEngine | None = None
+        self.core: DialogueCore | None = None
+        self.telegram: TelegramChannel | None = None
+        self._scheduler: AsyncIOScheduler | None = None
+        self._web: WebServer | None = None
+
+    async def start(self) -> None:
+        """Build and start every part; on failure, stop what was started and re-raise."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        settings = self.settings
+        self.engine = create_engine(settings.database_url)
+        await prepare_schema(self.engine, settings.database_url)
+        uow = UnitOfWorkFactory(create_session_factory(self.engine))
+        catalogs = Catalogs(settings.default_language)
+        delivery = OutboxDelivery(uow, self.clock)
+        self.core = DialogueCore(
+            uow=uow,
+            catalogs=catalogs,
+            detect_language=make_language_detector(),
+            organisation=OrganisationInfo(
+                name=settings.organisation_name,
+                privacy_contact=settings.privacy_contact,
+                retention_days=settings.inbox_retention_days,
+            ),
+            clock=self.clock,
+            delivery=delivery,
+        )
+        self._web = WebServer(make_web_app(self.health), settings.http_host, settings.http_port)
+        await self._web.start()
+        if settings.telegram_enabled:
+            self.telegram = TelegramChannel(settings, self.core, catalogs)
+            await self.telegram.start()
+        self._scheduler = build_scheduler(
+            uow=uow,
+            clock=self.clock,
+            delivery=delivery,
+            channels=[self.telegram.channel] if self.telegram else [],
+            retention_days=settings.inbox_retention_days,
+        )
+        self._scheduler.start()
+
+    async def stop(self) -> None:
+        """Stop in reverse order: no new input first, in-flight work finished, then storage."""
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        if self.telegram is not None:
+            await self.telegram.stop()
+        if self._web is not None:
+            await self._web.stop()
+            self._web = None
+        if self.engine is not None:
+            await self.engine.dispose()
+            self.engine = None
+
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        """Report database reachability and channel states."""
+        database = "ok"
+        try:
+            assert self.engine is not None
+            await asyncio.wait_for(ping(self.engine), HEALTH_DB_TIMEOUT_SECONDS)
+        except Exception as exc:
+            database = f"unreachable: {type(exc).__name__}"
+        channels = {"telegram": self.telegram.state if self.telegram else "disabled"}
+        healthy = database == "ok" and not any(s.startswith("error") for s in channels.values())
+        return healthy, {
+            "status": "ok" if healthy else "unhealthy",
+            "database": database,
+            "channels": channels,
+        }
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start, announce where things are, wait for the stop signal, then shut down cleanly."""
+        await self.start()
+        try:
+            self._announce()
+            await stop.wait()
+            logger.info("stopping: finishing updates in flight")
+        finally:
+            await self.stop()
+
+    def _announce(self) -> None:
+        settings = self.settings
+        logger.info(
+            "borgerdialog is running; health at http://%s:%d/healthz; database %s",
+            settings.http_host,
+            settings.http_port,
+            redacted_database_url(settings.database_url),
+        )
+        if not settings.telegram_enabled:
+            logger.info(
+                "Telegram is off. To connect a bot, create one with @BotFather in Telegram and "
+                "start again with BORGERDIALOG_TELEGRAM_TOKEN=<the token it gives you>"
+            )

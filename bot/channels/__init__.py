@@ -1,0 +1,1 @@
+"""Channels: translate between a platform and the dialogue core's neutral vocabulary."""

@@ -1,0 +1,316 @@
+"""The Telegram channel: durable long polling, update → event, and outbox delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from datetime import timedelta
+from typing import Any
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeDefault,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from telegram.constants import ChatType
+from telegram.error import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+
+from bot.channels.telegram.processor import ChatOrderedUpdateProcessor
+from bot.channels.telegram.transport import AiohttpRequest
+from bot.config import Settings
+from bot.core import DialogueCore
+from bot.i18n import Catalogs
+from bot.outbox import RecipientGone, Rejected, RetryLater, TransientFailure
+from handlers.events import InboundEvent
+
+CHANNEL = "telegram"
+# Telegram hands out at most 100 updates per getUpdates call.
+UPDATES_PER_POLL = 100
+COMMANDS = ("start", "help", "privacy", "language")
+MAX_BACKOFF_SECONDS = 30.0
+
+logger = logging.getLogger(__name__)
+
+
+def _retry_seconds(error: RetryAfter) -> float:
+    with warnings.catch_warnings():
+        # PTB 22 warns that retry_after will become a timedelta; accept both.
+        warnings.simplefilter("ignore")
+        value = error.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _parse_command(text: str, bot_username: str | None) -> tuple[str, str] | None:
+    """Split '/start@bot payload' into ('start', 'payload'); None if it is not for this bot."""
+    head, _, argument = text.partition(" ")
+    name, _, addressee = head[1:].partition("@")
+    if addressee and bot_username and addressee.lower() != bot_username.lower():
+        return None
+    return name.lower(), argument.strip()
+
+
+def update_to_event(update: Update, bot_username: str | None) -> InboundEvent | None:
+    """Translate a Telegram update into the core's vocabulary; None if no flow cares about it."""
+    query = update.callback_query
+    if query is not None:
+        message = query.message
+        chat = message.chat if message is not None else None
+        return InboundEvent(
+            channel=CHANNEL,
+            chat_id=str(chat.id if chat is not None else query.from_user.id),
+            button=query.data or "",
+            button_message_ref=str(message.message_id) if isinstance(message, Message) else None,
+            button_ack_ref=query.id,
+            language_hint=query.from_user.language_code,
+            is_private_chat=chat is None or chat.type == ChatType.PRIVATE,
+        )
+    message = update.message
+    if message is None:
+        return None
+    text = message.text or message.caption or ""
+    command: str | None = None
+    argument = ""
+    if message.text and message.text.startswith("/"):
+        parsed = _parse_command(message.text, bot_username)
+        if parsed is None:
+            return None
+        command, argument = parsed
+    user = message.from_user
+    return InboundEvent(
+        channel=CHANNEL,
+        chat_id=str(message.chat.id),
+        text=text,
+        command=command,
+        argument=argument,
+        language_hint=user.language_code if user is not None else None,
+        is_private_chat=message.chat.type == ChatType.PRIVATE,
+    )
+
+
+def _markup(rows: list[list[dict[str, str]]]) -> InlineKeyboardMarkup | None:
+    if not rows:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(button["label"], callback_data=button["payload"])
+                if "payload" in button
+                else InlineKeyboardButton(button["label"], url=button["url"])
+                for button in row
+            ]
+            for row in rows
+        ]
+    )
+
+
+class TelegramChannel:
+    """Everything Telegram-specific, built from settings by the composition root."""
+
+    channel = CHANNEL
+
+    def __init__(self, settings: Settings, core: DialogueCore, catalogs: Catalogs) -> None:
+        assert settings.telegram_token is not None
+        self._settings = settings
+        self._core = core
+        self._catalogs = catalogs
+        self.state = "starting"
+        self._stopping = asyncio.Event()
+        self._poll_task: asyncio.Task[None] | None = None
+        long_poll = AiohttpRequest(1, read_timeout=10.0)
+        self.application: Application[Any, Any, Any, Any, Any, Any] = (
+            ApplicationBuilder()
+            .token(settings.telegram_token.get_secret_value())
+            .base_url(settings.telegram_api_url)
+            .base_file_url(settings.telegram_api_url.replace("/bot", "/file/bot"))
+            .request(AiohttpRequest(settings.telegram_connections))
+            .get_updates_request(long_poll)
+            .updater(None)
+            .concurrent_updates(ChatOrderedUpdateProcessor(settings.max_concurrent_updates))
+            .build()
+        )
+        self.application.add_handler(TypeHandler(Update, self._on_update))
+        self.application.add_error_handler(self._on_error)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, recover what a crash left behind, then start polling.
+
+        Raises InvalidToken if Telegram refuses the token.
+        """
+        await self.application.initialize()
+        bot = self.application.bot
+        # Telegram refuses getUpdates while a webhook is set; polling owns the bot from here.
+        await bot.delete_webhook(drop_pending_updates=False)
+        await self._publish_commands()
+        self._core.delivery.register(self)
+        # Replies of events applied before a crash go out before anything new is handled.
+        await self._core.delivery.deliver_backlog(CHANNEL)
+        await self.application.start()
+        recovered = await self._core.pending_payloads(CHANNEL)
+        for _external_id, payload in recovered:
+            await self.application.update_queue.put(Update.de_json(payload, bot))
+        if recovered:
+            logger.info("recovered %d unhandled Telegram updates", len(recovered))
+        self._poll_task = asyncio.create_task(self._poll(), name="telegram-durable-poller")
+        self.state = "running"
+        logger.info("Telegram channel running as @%s", bot.username)
+
+    async def stop(self) -> None:
+        """Stop polling, finish the updates already taken in, and close connections."""
+        self._stopping.set()
+        if self._poll_task is not None:
+            self._poll_task.cancel()
+            await asyncio.gather(self._poll_task, return_exceptions=True)
+        if self.application.running:
+            await self.application.stop()
+        self._core.delivery.unregister(CHANNEL)
+        await self.application.shutdown()
+        self.state = "stopped"
+
+    async def _publish_commands(self) -> None:
+        for language in ("da", "en"):
+            texts = self._catalogs.texts(language)
+            commands = [BotCommand(name, texts(f"command.{name}")) for name in COMMANDS]
+            language_code = None if language == self._catalogs.default_language else language
+            await self.application.bot.set_my_commands(
+                commands, scope=BotCommandScopeDefault(), language_code=language_code
+            )
+
+    # -- inbound -----------------------------------------------------------------------------
+
+    async def _poll(self) -> None:
+        """Long-poll Telegram; store each batch before the next call confirms it.
+
+        getUpdates with offset N confirms every update below N, so the offset only moves past a
+        batch once the batch is committed to the inbox. We never derive the offset from the
+        database: Telegram may restart its update ids after a quiet week.
+        """
+        bot = self.application.bot
+        offset: int | None = None
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                updates = await bot.get_updates(
+                    offset=offset,
+                    limit=UPDATES_PER_POLL,
+                    timeout=self._settings.polling_timeout,
+                    allowed_updates=Update.ALL_TYPES,
+                )
+            except RetryAfter as error:
+                await asyncio.sleep(_retry_seconds(error))
+                continue
+            except InvalidToken:
+                self.state = "error: Telegram refused the bot token"
+                logger.critical("Telegram refused the bot token; polling stopped")
+                return
+            except Conflict:
+                self.state = "error: another process is polling this bot"
+                logger.error("another process is polling this bot (409 Conflict); retrying")
+                failures += 1
+                await asyncio.sleep(min(MAX_BACKOFF_SECONDS, 2.0**failures))
+                continue
+            except (NetworkError, TelegramError) as error:
+                self.state = "reconnecting"
+                failures += 1
+                logger.warning("getUpdates failed (%s); retrying", type(error).__name__)
+                await asyncio.sleep(min(MAX_BACKOFF_SECONDS, 2.0 ** min(failures, 5) / 4))
+                continue
+            failures = 0
+            self.state = "running"
+            if not updates:
+                continue
+            new = await self._core.accept(
+                CHANNEL,
+                [(str(update.update_id), _chat_id(update), update.to_dict()) for update in updates],
+            )
+            for update in updates:
+                # An update stored before (Telegram redelivers what it had no confirmation for)
+                # is already queued or handled; queue only the new ones.
+                if str(update.update_id) in new:
+                    await self.application.update_queue.put(update)
+            offset = updates[-1].update_id + 1
+
+    async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        event = update_to_event(update, self.application.bot.username)
+        await self._core.handle(CHANNEL, str(update.update_id), event)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        error = context.error
+        logger.error(
+            "unhandled error in the Telegram channel: %s",
+            type(error).__name__,
+            exc_info=error if error is not None else None,
+        )
+
+    # -- outbound ----------------------------------------------------------------------------
+
+    async def deliver(self, chat_id: str, payload: dict[str, Any]) -> str | None:
+        """Send one outbox payload to Telegram; translate its errors for the outbox."""
+        try:
+            if payload["type"] == "ack":
+                await self._answer_button(payload)
+                return None
+            return await self._send_or_edit(int(chat_id), payload)
+        except RetryAfter as error:
+            raise RetryLater(_retry_seconds(error)) from error
+        except Forbidden as error:
+            raise RecipientGone(error.message) from error
+        except BadRequest as error:
+            raise Rejected(error.message) from error
+        except (NetworkError, InvalidToken) as error:
+            raise TransientFailure(type(error).__name__) from error
+
+    async def _send_or_edit(self, chat_id: int, payload: dict[str, Any]) -> str:
+        bot = self.application.bot
+        markup = _markup(payload.get("buttons") or [])
+        edit_ref = payload.get("edit_ref")
+        if edit_ref is not None:
+            try:
+                await bot.edit_message_text(
+                    payload["text"],
+                    chat_id=chat_id,
+                    message_id=int(edit_ref),
+                    reply_markup=markup,
+                )
+                return str(edit_ref)
+            except BadRequest as error:
+                reason = error.message.lower()
+                if "not modified" in reason:
+                    return str(edit_ref)
+                if "not found" not in reason and "can't be edited" not in reason:
+                    raise
+                # The message is gone or too old to edit: say it anew instead.
+        sent = await bot.send_message(chat_id, payload["text"], reply_markup=markup)
+        return str(sent.message_id)
+
+    async def _answer_button(self, payload: dict[str, Any]) -> None:
+        try:
+            await self.application.bot.answer_callback_query(
+                payload["ack_ref"], text=payload.get("text"), show_alert=bool(payload.get("alert"))
+            )
+        except BadRequest as error:
+            # Telegram only accepts an answer within a short time; a late one is harmless.
+            if "query is too old" not in error.message.lower():
+                raise
+
+
+def _chat_id(update: Update) -> str | None:
+    chat = update.effective_chat
+    if chat is not None:
+        return str(chat.id)
+    user = update.effective_user
+    return str(user.id) if user is not None else None

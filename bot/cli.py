@@ -1,0 +1,146 @@
+"""The ``borgerdialog`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Coroutine
+from typing import Any, NoReturn
+
+import click
+from sqlalchemy.exc import DBAPIError, OperationalError
+from telegram.error import InvalidToken
+
+from bot import __version__
+from bot.config import Settings, SettingsError, load_settings
+
+logger = logging.getLogger("bot")
+
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
+    """Print one line to stderr and exit."""
+    click.echo(f"borgerdialog: {message}", err=True)
+    sys.exit(code)
+
+
+class RedactSecrets(logging.Filter):
+    """Replace secrets in every log record, whichever library wrote it."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = [secret for secret in secrets if secret]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        message = record.getMessage()
+        if any(secret in message for secret in self._secrets):
+            for secret in self._secrets:
+                message = message.replace(secret, "[redacted]")
+            record.msg, record.args = message, None
+        return True
+
+
+def configure_logging(settings: Settings) -> None:
+    """Log to stderr at the configured level, with the bot token never shown."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    token = settings.telegram_token.get_secret_value() if settings.telegram_token else ""
+    handler.addFilter(RedactSecrets([token]))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    # Third-party chatter at INFO tells an operator nothing they need.
+    for noisy in ("apscheduler", "telegram.ext", "aiohttp.access", "httpx"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def settings_or_exit() -> Settings:
+    """Load settings; on a bad value print one line per variable and exit with code 2."""
+    try:
+        return load_settings()
+    except SettingsError as error:
+        for line in error.lines:
+            click.echo(f"borgerdialog: {line}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def run_async(coroutine: Coroutine[Any, Any, None], settings: Settings) -> None:
+    """Run a coroutine, turning the failures an operator can fix into one clear line."""
+    from bot.app import SchemaOutdated, redacted_database_url
+
+    try:
+        asyncio.run(coroutine)
+    except SchemaOutdated as error:
+        fail(str(error))
+    except InvalidToken:
+        fail(
+            "BORGERDIALOG_TELEGRAM_TOKEN: Telegram refused this token (check it with @BotFather)",
+            EXIT_BAD_INPUT,
+        )
+    except (OperationalError, DBAPIError, OSError) as error:
+        in_use = isinstance(error, OSError) and error.errno in (98, 48)  # EADDRINUSE
+        if in_use:
+            fail(
+                f"cannot listen on {settings.http_host}:{settings.http_port}: the address is "
+                "in use (set BORGERDIALOG_HTTP_PORT)"
+            )
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        fail(f"cannot reach the database {redacted_database_url(settings.database_url)}: {reason}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="borgerdialog")
+def main() -> None:
+    """borgerdialog: citizen dialogue in the chat apps people already use.
+
+    Settings come from BORGERDIALOG_* environment variables (see the README).
+    """
+
+
+@main.command()
+def run() -> None:
+    """Run every enabled channel and the web server until SIGINT or SIGTERM."""
+    settings = settings_or_exit()
+    configure_logging(settings)
+
+    async def serve() -> None:
+        from bot.app import BorgerDialog
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await BorgerDialog(settings).run(stop)
+
+    run_async(serve(), settings)
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema up to date (Alembic upgrade to the newest revision)."""
+    settings = settings_or_exit()
+    configure_logging(settings)
+
+    async def apply() -> None:
+        from storage.database import create_engine
+        from storage.migrate import upgrade
+
+        engine = create_engine(settings.database_url)
+        try:
+            before = await upgrade(engine)
+        finally:
+            await engine.dispose()
+        if before.up_to_date:
+            click.echo(f"The database schema is up to date (revision {before.head}).")
+        else:
+            click.echo(
+                f"Migrated the database schema from {before.current or 'empty'} to {before.head}."
+            )
+
+    run_async(apply(), settings)

@@ -1,0 +1,158 @@
+"""Settings: read once from BORGERDIALOG_* environment variables (and an optional .env file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "BORGERDIALOG_"
+SUPPORTED_LANGUAGES = ("da", "en")
+TELEGRAM_API_URL = "https://api.telegram.org/bot"
+
+_DRIVER_ALIASES = {
+    "postgres://": "postgresql+asyncpg://",
+    "postgresql://": "postgresql+asyncpg://",
+    "sqlite://": "sqlite+aiosqlite://",
+}
+_SUPPORTED_DRIVERS = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class SettingsError(Exception):
+    """Raised with one human-readable line per bad environment variable."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+class Settings(BaseSettings):
+    """Everything the application can be configured with; validated at start."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    telegram_token: SecretStr | None = None
+    telegram_api_url: str = TELEGRAM_API_URL
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    http_host: str = "127.0.0.1"
+    http_port: Port = 8080
+    staff_chat_id: int | None = None
+    moderator_chat_id: int | None = None
+    timezone: str = "Europe/Copenhagen"
+    default_language: str = "da"
+    organisation_name: str = ""
+    privacy_contact: str = ""
+    log_level: str = "INFO"
+    max_concurrent_updates: Annotated[int, Field(ge=1, le=4096)] = 256
+    telegram_connections: Annotated[int, Field(ge=1, le=4096)] = 256
+    polling_timeout: Annotated[int, Field(ge=0, le=50)] = 30
+    inbox_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+
+    @field_validator("telegram_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("telegram_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram tokens look like "123456789:AA…"; checking the shape catches a pasted chat id
+        # or a quoted value early, without ever echoing the token itself.
+        if value is None:
+            return None
+        bot_id, sep, secret = value.get_secret_value().partition(":")
+        if not (sep and bot_id.isdigit() and len(secret) >= 10):
+            raise ValueError("is not a Telegram bot token (expected digits, a colon, then a key)")
+        return value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value:
+            return value
+        for alias, driver in _DRIVER_ALIASES.items():
+            if value.startswith(alias):
+                value = driver + value[len(alias) :]
+        if not value.startswith(_SUPPORTED_DRIVERS):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("is not a known time zone (e.g. Europe/Copenhagen)") from None
+        return value
+
+    @field_validator("default_language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        if value not in SUPPORTED_LANGUAGES:
+            raise ValueError(f"must be one of: {', '.join(SUPPORTED_LANGUAGES)}")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if not self.database_url:
+            path = (self.data_dir / "borgerdialog.sqlite3").resolve()
+            object.__setattr__(self, "database_url", f"sqlite+aiosqlite:///{path}")
+        return self
+
+    @property
+    def telegram_enabled(self) -> bool:
+        """Whether a bot token is configured."""
+        return self.telegram_token is not None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The time zone citizens and staff see times in."""
+        return ZoneInfo(self.timezone)
+
+
+def _describe(error: Any) -> str:
+    name = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
+    message = str(error["msg"]).removeprefix("Value error, ")
+    shown = error.get("input")
+    secret = "token" in name.lower()
+    if isinstance(shown, str) and not secret and error["type"] != "missing":
+        return f"{name}: {message} (got {shown!r})"
+    return f"{name}: {message}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate settings; raise SettingsError naming each bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError([_describe(err) for err in exc.errors()]) from None

@@ -1,0 +1,142 @@
+"""The dialogue core: the durable inbox, applied exactly once, and the replies it causes.
+
+Every channel hands its events here. An event is stored before the channel confirms it to the
+platform (``accept``); it is then applied in one unit of work that also queues the replies and
+marks the event done (``handle``), so a crash at any moment either repeats nothing or redoes the
+whole event; replies go out after the commit (``OutboxDelivery``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.i18n import Catalogs, resolve_language
+from bot.outbox import OutboxDelivery
+from handlers.context import FlowContext, OrganisationInfo
+from handlers.events import InboundEvent, Reply
+from handlers.router import route
+from storage.models import InboxStatus
+from storage.uow import UnitOfWorkFactory
+
+logger = logging.getLogger(__name__)
+
+
+class DialogueCore:
+    """Accept, apply and answer inbound events of every channel."""
+
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        catalogs: Catalogs,
+        detect_language: Callable[[str], str | None],
+        organisation: OrganisationInfo,
+        clock: Callable[[], datetime],
+        delivery: OutboxDelivery,
+    ) -> None:
+        self._uow = uow
+        self._catalogs = catalogs
+        self._detect_language = detect_language
+        self._organisation = organisation
+        self._clock = clock
+        self.delivery = delivery
+
+    async def accept(
+        self, channel: str, events: Sequence[tuple[str, str | None, dict[str, Any]]]
+    ) -> set[str]:
+        """Store raw events (external id, chat id, payload); return external ids of new ones."""
+        async with self._uow() as uow:
+            new_ids = await uow.inbox.add_new(channel, events, self._clock())
+            await uow.commit()
+        return new_ids
+
+    async def pending_payloads(self, channel: str) -> list[tuple[str, dict[str, Any]]]:
+        """Return (external id, payload) of a channel's unhandled events, oldest first."""
+        async with self._uow() as uow:
+            rows = await uow.inbox.pending(channel)
+            return [(row.external_id, row.payload or {}) for row in rows]
+
+    async def handle(self, channel: str, external_id: str, event: InboundEvent | None) -> None:
+        """Apply one stored event exactly once, then deliver what it caused.
+
+        ``event`` is None for platform events that carry nothing for a flow; they are only
+        marked done.
+        """
+        try:
+            applied = await self._apply(channel, external_id, event)
+        except Exception as exc:
+            # Log the type only: the exception text may quote what the citizen wrote.
+            logger.exception(
+                "handling %s event %s failed: %s", channel, external_id, type(exc).__name__
+            )
+            applied = await self._record_failure(channel, external_id, event, exc)
+        if applied and event is not None:
+            await self.delivery.deliver_chat(channel, event.chat_id)
+
+    async def _apply(self, channel: str, external_id: str, event: InboundEvent | None) -> bool:
+        now = self._clock()
+        async with self._uow() as uow:
+            stored = await uow.inbox.find(channel, external_id)
+            if stored is None or stored.status != InboxStatus.PENDING:
+                # Already applied (a redelivery, or recovery racing a live event): do nothing.
+                return False
+            if event is None:
+                await uow.inbox.mark_done(stored, now, applied_sequence=0)
+                await uow.commit()
+                return False
+            participant = await uow.participants.get_or_create(channel, event.chat_id, now)
+            participant.last_seen_at = now
+            participant.unreachable_at = None
+            participant.events_applied += 1
+            language = resolve_language(
+                stored=participant.language,
+                platform_hint=event.language_hint,
+                text=event.text if not event.is_command else "",
+                default=self._catalogs.default_language,
+                detect=self._detect_language,
+            )
+            context = FlowContext(
+                event=event,
+                participant=participant,
+                uow=uow,
+                t=self._catalogs.texts(language),
+                now=now,
+                organisation=self._organisation,
+            )
+            outcome = await route(context)
+            for message in outcome.messages:
+                await uow.outbox.add(
+                    channel, event.chat_id, message.to_payload(), now, inbox_event_id=stored.id
+                )
+            await uow.inbox.mark_done(stored, now, applied_sequence=participant.events_applied)
+            await uow.commit()
+        return True
+
+    async def _record_failure(
+        self, channel: str, external_id: str, event: InboundEvent | None, exc: Exception
+    ) -> bool:
+        """Keep the event (marked failed, raw copy intact) and apologise to the participant."""
+        now = self._clock()
+        async with self._uow() as uow:
+            stored = await uow.inbox.find(channel, external_id)
+            if stored is None:
+                return False
+            await uow.inbox.mark_failed(stored.id, now, type(exc).__name__)
+            if event is not None:
+                participant = await uow.participants.get(channel, event.chat_id)
+                language = resolve_language(
+                    stored=participant.language if participant else None,
+                    platform_hint=event.language_hint,
+                    text="",
+                    default=self._catalogs.default_language,
+                    detect=self._detect_language,
+                )
+                apology = Reply(self._catalogs.texts(language)("error.generic"))
+                await uow.outbox.add(
+                    channel, event.chat_id, apology.to_payload(), now, inbox_event_id=stored.id
+                )
+            await uow.commit()
+        return True

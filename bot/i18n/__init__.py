@@ -1,0 +1,107 @@
+"""Texts from gettext catalogs, and the choice of language for each event."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from babel.messages.pofile import read_po
+
+from bot.config import SUPPORTED_LANGUAGES
+
+LOCALES_DIR = Path(__file__).parent / "locales"
+# Below this many characters a language guess is noise ("ok", "ja tak").
+MIN_TEXT_FOR_DETECTION = 20
+
+logger = logging.getLogger(__name__)
+
+
+def load_catalog(language: str) -> dict[str, str]:
+    """Read one language's .po catalog into a key → text mapping (untranslated keys left out)."""
+    path = LOCALES_DIR / language / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as handle:
+        catalog = read_po(handle, locale=language)
+    return {
+        str(message.id): str(message.string)
+        for message in catalog
+        if message.id and isinstance(message.string, str) and message.string
+    }
+
+
+@dataclass(frozen=True)
+class BoundTexts:
+    """The texts of one language, with the default language as a safety net."""
+
+    language: str
+    _texts: Mapping[str, str]
+    _fallback: Mapping[str, str]
+
+    def __call__(self, key: str, /, **params: object) -> str:
+        template = self._texts.get(key) or self._fallback.get(key)
+        if template is None:
+            # A missing key is a bug the catalog test catches; the citizen still gets something.
+            logger.error("missing text %s for language %s", key, self.language)
+            return key
+        return template.format(**params) if params else template
+
+
+class Catalogs:
+    """All catalogs, loaded once at start."""
+
+    def __init__(self, default_language: str) -> None:
+        self.default_language = default_language
+        self._catalogs = {language: load_catalog(language) for language in SUPPORTED_LANGUAGES}
+
+    def texts(self, language: str) -> BoundTexts:
+        """Return the texts of a supported language."""
+        if language not in self._catalogs:
+            language = self.default_language
+        return BoundTexts(language, self._catalogs[language], self._catalogs[self.default_language])
+
+    def keys(self, language: str) -> set[str]:
+        """Return the keys a catalog translates."""
+        return set(self._catalogs[language])
+
+
+def supported_language(tag: str | None) -> str | None:
+    """Map a language tag such as 'da-DK' or 'en' to a supported language, or None."""
+    if not tag:
+        return None
+    primary = tag.replace("_", "-").split("-")[0].lower()
+    return primary if primary in SUPPORTED_LANGUAGES else None
+
+
+def make_language_detector() -> Callable[[str], str | None]:
+    """Build a detector over langdetect, seeded so the same text always gets the same answer."""
+    from langdetect import DetectorFactory, LangDetectException, detect
+
+    DetectorFactory.seed = 0
+
+    def detect_language(text: str) -> str | None:
+        if len(text.strip()) < MIN_TEXT_FOR_DETECTION:
+            return None
+        try:
+            return supported_language(detect(text))
+        except LangDetectException:
+            return None
+
+    return detect_language
+
+
+def resolve_language(
+    *,
+    stored: str | None,
+    platform_hint: str | None,
+    text: str,
+    default: str,
+    detect: Callable[[str], str | None],
+) -> str:
+    """Choose the language: stored preference, platform language, the text's language, default."""
+    return (
+        supported_language(stored)
+        or supported_language(platform_hint)
+        or (detect(text) if text else None)
+        or default
+    )

@@ -1,0 +1,161 @@
+"""Deliver queued messages chat by chat, in order, through the channel that owns the chat."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from bot.locks import KeyedLocks
+from storage.models import Lane, OutboxMessage, OutboxStatus
+from storage.uow import UnitOfWorkFactory
+
+logger = logging.getLogger(__name__)
+
+# How often a message is retried at once after a network error before it waits for the next
+# delivery round (the next event in that chat, the periodic redelivery job, or a restart).
+TRANSIENT_RETRIES = 3
+# Chats delivered at the same time when working through a backlog.
+BACKLOG_CONCURRENCY = 32
+
+
+class RetryLater(Exception):
+    """The channel asked us to wait (Telegram's 429); the same message is sent again after."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"retry after {seconds} s")
+        self.seconds = seconds
+
+
+class RecipientGone(Exception):
+    """The recipient cannot be reached (blocked the bot, left, deleted the account)."""
+
+
+class Rejected(Exception):
+    """The channel refused this message for good; sending it again would be refused too."""
+
+
+class TransientFailure(Exception):
+    """A network failure: the message may or may not have arrived."""
+
+
+class ChannelSender(Protocol):
+    """The part of a channel that delivers outbox payloads."""
+
+    @property
+    def channel(self) -> str:
+        """The channel's name, as stored with each message."""
+        ...
+
+    async def deliver(self, chat_id: str, payload: dict[str, Any]) -> str | None:
+        """Deliver one payload; return the channel's id of the message, if it has one."""
+        ...
+
+
+class OutboxDelivery:
+    """Send each chat's pending messages in order; only one delivery per chat runs at a time."""
+
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Callable[[], datetime],
+        *,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._sleep = sleep
+        self._senders: dict[str, ChannelSender] = {}
+        self._locks = KeyedLocks()
+
+    def register(self, sender: ChannelSender) -> None:
+        """Let messages of a channel be delivered through this sender."""
+        self._senders[sender.channel] = sender
+
+    def unregister(self, channel: str) -> None:
+        """Stop delivering a channel's messages (its transport is shutting down)."""
+        self._senders.pop(channel, None)
+
+    async def deliver_chat(self, channel: str, chat_id: str, lane: str = Lane.REPLY) -> None:
+        """Deliver everything pending for one chat in one lane, oldest first."""
+        sender = self._senders.get(channel)
+        if sender is None:
+            return
+        async with self._locks.hold((channel, chat_id, lane)):
+            # Read under the lock, so two deliveries of one chat can never send a message twice.
+            async with self._uow() as uow:
+                pending = await uow.outbox.pending_for_chat(channel, chat_id, lane)
+            for position, message in enumerate(pending):
+                settled = await self._deliver_one(sender, message)
+                if settled is None:
+                    return
+                status, external_id, error = settled
+                async with self._uow() as uow:
+                    await uow.outbox.settle(
+                        message.id,
+                        status,
+                        self._clock(),
+                        external_message_id=external_id,
+                        error=error,
+                    )
+                    if status == OutboxStatus.UNREACHABLE:
+                        await uow.participants.mark_unreachable(channel, chat_id, self._clock())
+                        for rest in pending[position + 1 :]:
+                            await uow.outbox.settle(
+                                rest.id, status, self._clock(), error="recipient unreachable"
+                            )
+                    await uow.commit()
+                if status == OutboxStatus.UNREACHABLE:
+                    return
+
+    async def _deliver_one(
+        self, sender: ChannelSender, message: OutboxMessage
+    ) -> tuple[str, str | None, str | None] | None:
+        transient_failures = 0
+        while True:
+            try:
+                external_id = await sender.deliver(message.chat_id, message.payload)
+            except RetryLater as wait:
+                logger.warning(
+                    "flood control on %s outbox message %s: waiting %.1f s",
+                    message.channel,
+                    message.id,
+                    wait.seconds,
+                )
+                await self._sleep(wait.seconds)
+            except RecipientGone:
+                logger.info("recipient of outbox message %s is unreachable", message.id)
+                return OutboxStatus.UNREACHABLE, None, "recipient unreachable"
+            except Rejected as refusal:
+                logger.error("outbox message %s refused: %s", message.id, refusal)
+                return OutboxStatus.FAILED, None, str(refusal)
+            except TransientFailure as failure:
+                transient_failures += 1
+                if transient_failures > TRANSIENT_RETRIES:
+                    logger.warning(
+                        "outbox message %s left pending after %d network errors: %s",
+                        message.id,
+                        transient_failures,
+                        failure,
+                    )
+                    return None
+                await self._sleep(2.0 ** (transient_failures - 1))
+            else:
+                return OutboxStatus.SENT, external_id, None
+
+    async def deliver_backlog(self, channel: str, lane: str = Lane.REPLY) -> int:
+        """Deliver every chat's pending messages in a lane; return how many chats were served."""
+        if channel not in self._senders:
+            return 0
+        async with self._uow() as uow:
+            chats = await uow.outbox.chats_with_pending(channel, lane)
+        limit = asyncio.Semaphore(BACKLOG_CONCURRENCY)
+
+        async def one(chat_id: str) -> None:
+            async with limit:
+                await self.deliver_chat(channel, chat_id, lane)
+
+        await asyncio.gather(*(one(chat_id) for chat_id in chats))
+        return len(chats)

@@ -1,0 +1,1 @@
+"""Dialogue flows. Channel-neutral: nothing here imports telegram, aiohttp or sqlalchemy."""

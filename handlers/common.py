@@ -1,0 +1,86 @@
+"""The first citizen path: greeting, help, privacy, language choice, and a helpful fallback."""
+
+from __future__ import annotations
+
+from handlers.context import FlowContext
+from handlers.events import Button, Outcome
+
+SUPPORTED_LANGUAGES = ("da", "en")
+LANGUAGE_PAYLOAD_PREFIX = "lang:"
+
+
+def _organisation(ctx: FlowContext) -> str:
+    return ctx.organisation.name or ctx.t("organisation.unnamed")
+
+
+def start(ctx: FlowContext, outcome: Outcome) -> None:
+    """Greet the participant in their language and say what the bot is for."""
+    outcome.say(ctx.t("start.greeting", organisation=_organisation(ctx)))
+
+
+def help_(ctx: FlowContext, outcome: Outcome) -> None:
+    """List what the participant can do."""
+    outcome.say(ctx.t("help.body"))
+
+
+def privacy(ctx: FlowContext, outcome: Outcome) -> None:
+    """Say what is stored, why, for how long, and whom to contact."""
+    contact = ctx.organisation.privacy_contact or ctx.t("privacy.contact_unset")
+    outcome.say(
+        ctx.t(
+            "privacy.body",
+            organisation=_organisation(ctx),
+            contact=contact,
+            retention_days=ctx.organisation.retention_days,
+        )
+    )
+
+
+def _language_buttons() -> tuple[tuple[Button, ...], ...]:
+    return (
+        (
+            Button(label="Dansk", payload=f"{LANGUAGE_PAYLOAD_PREFIX}da"),
+            Button(label="English", payload=f"{LANGUAGE_PAYLOAD_PREFIX}en"),
+        ),
+    )
+
+
+def choose_language(ctx: FlowContext, outcome: Outcome) -> None:
+    """Offer the languages as buttons."""
+    outcome.say(ctx.t("language.choose"), buttons=_language_buttons())
+
+
+def set_language(ctx: FlowContext, outcome: Outcome, language: str) -> None:
+    """Store the chosen language and confirm it in that language."""
+    ctx.participant.language = language
+    confirmation = ctx.t(f"language.set.{language}")
+    outcome.ack(ctx.event.button_ack_ref)
+    if ctx.event.button_message_ref is not None:
+        # Replacing the question with the answer removes the buttons, so they cannot be pressed
+        # again from an old message.
+        outcome.edit(ctx.event.button_message_ref, confirmation)
+    else:
+        outcome.say(confirmation)
+
+
+def parse_language_payload(payload: str) -> str | None:
+    """Return the language a language button names, or None if the payload is not valid."""
+    if not payload.startswith(LANGUAGE_PAYLOAD_PREFIX):
+        return None
+    language = payload[len(LANGUAGE_PAYLOAD_PREFIX) :]
+    return language if language in SUPPORTED_LANGUAGES else None
+
+
+def stale_button(ctx: FlowContext, outcome: Outcome) -> None:
+    """Answer a button whose payload is unknown, old or forged, without doing anything."""
+    outcome.ack(ctx.event.button_ack_ref, ctx.t("button.stale"), alert=True)
+
+
+def fallback(ctx: FlowContext, outcome: Outcome) -> None:
+    """Answer text the bot has no flow for with what the participant can do instead."""
+    outcome.say(ctx.t("fallback.text"))
+
+
+def group_chat(ctx: FlowContext, outcome: Outcome) -> None:
+    """Point someone who writes in a group to a private chat, where answers stay private."""
+    outcome.say(ctx.t("group.private_only"))

@@ -1,0 +1,125 @@
+"""The small channel-neutral vocabulary between channels and flows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Telegram refuses callback data over 64 bytes; every channel keeps to the strictest limit.
+MAX_BUTTON_PAYLOAD_BYTES = 64
+# Telegram's limit for one message; longer replies are a bug in a flow, not something to split.
+MAX_TEXT_LENGTH = 4096
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    """Something a participant did: wrote text, sent a command or pressed a button."""
+
+    channel: str
+    chat_id: str
+    text: str = ""
+    command: str | None = None
+    argument: str = ""
+    button: str | None = None
+    # The message that carried the pressed button, so a flow can edit it instead of adding one.
+    button_message_ref: str | None = None
+    # The channel's handle for acknowledging a button press (Telegram's callback query id).
+    button_ack_ref: str | None = None
+    language_hint: str | None = None
+    is_private_chat: bool = True
+
+    @property
+    def is_command(self) -> bool:
+        """Whether this is a slash command."""
+        return self.command is not None
+
+    @property
+    def is_button(self) -> bool:
+        """Whether this is a button press."""
+        return self.button is not None
+
+
+@dataclass(frozen=True)
+class Button:
+    """An inline button: either a payload that comes back as an event, or a link."""
+
+    label: str
+    payload: str | None = None
+    url: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.payload is None) == (self.url is None):
+            raise ValueError("a button has exactly one of payload and url")
+        if self.payload is not None:
+            size = len(self.payload.encode("utf-8"))
+            if not 1 <= size <= MAX_BUTTON_PAYLOAD_BYTES:
+                raise ValueError(f"button payload is {size} bytes; 1-64 allowed")
+
+    def to_dict(self) -> dict[str, str]:
+        """Serialise for the outbox."""
+        if self.payload is not None:
+            return {"label": self.label, "payload": self.payload}
+        assert self.url is not None
+        return {"label": self.label, "url": self.url}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A message to the participant; with edit_ref it replaces an earlier message in place."""
+
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    edit_ref: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.text.strip():
+            raise ValueError("a reply needs text")
+        if len(self.text) > MAX_TEXT_LENGTH:
+            raise ValueError(f"reply of {len(self.text)} characters; {MAX_TEXT_LENGTH} allowed")
+
+    def to_payload(self) -> dict[str, Any]:
+        """Serialise for the outbox."""
+        return {
+            "type": "message",
+            "text": self.text,
+            "buttons": [[button.to_dict() for button in row] for row in self.buttons],
+            "edit_ref": self.edit_ref,
+        }
+
+
+@dataclass(frozen=True)
+class ButtonAck:
+    """Acknowledge a button press (Telegram shows a spinner until it is acknowledged)."""
+
+    ack_ref: str
+    text: str | None = None
+    alert: bool = False
+
+    def to_payload(self) -> dict[str, Any]:
+        """Serialise for the outbox."""
+        return {"type": "ack", "ack_ref": self.ack_ref, "text": self.text, "alert": self.alert}
+
+
+Outbound = Reply | ButtonAck
+
+
+@dataclass
+class Outcome:
+    """What a flow decided: the messages to send, in order."""
+
+    messages: list[Outbound] = field(default_factory=list)
+
+    def say(self, text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> None:
+        """Send a new message."""
+        self.messages.append(Reply(text=text, buttons=buttons))
+
+    def edit(
+        self, message_ref: str, text: str, buttons: tuple[tuple[Button, ...], ...] = ()
+    ) -> None:
+        """Replace the text and buttons of an earlier message."""
+        self.messages.append(Reply(text=text, buttons=buttons, edit_ref=message_ref))
+
+    def ack(self, ack_ref: str | None, text: str | None = None, alert: bool = False) -> None:
+        """Acknowledge the button press this event came from, if it did."""
+        if ack_ref is not None:
+            self.messages.append(ButtonAck(ack_ref=ack_ref, text=text, alert=alert))

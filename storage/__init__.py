@@ -1,0 +1,1 @@
+"""Storage: every SQL statement of borgerdialog lives in this package."""

@@ -1,0 +1,61 @@
+"""Run Alembic migrations from code, on the application's own async engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    """Where the database schema stands against the migrations this code ships."""
+
+    current: str | None
+    head: str
+
+    @property
+    def up_to_date(self) -> bool:
+        """Whether no migration is pending."""
+        return self.current == self.head
+
+
+def _config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _head() -> str:
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None, "the migrations folder has no revision"
+    return head
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def schema_status(engine: AsyncEngine) -> SchemaStatus:
+    """Compare the database's revision with the newest migration."""
+    async with engine.connect() as connection:
+        current = await connection.run_sync(_current)
+    return SchemaStatus(current=current, head=_head())
+
+
+async def upgrade(engine: AsyncEngine) -> SchemaStatus:
+    """Apply every pending migration; return the status before the upgrade."""
+    before = await schema_status(engine)
+    if not before.up_to_date:
+        async with engine.begin() as connection:
+            await connection.run_sync(lambda sync: command.upgrade(_config(sync), "head"))
+    return before

@@ -1,0 +1,60 @@
+"""The unit of work: one session per update or job run, committed or rolled back here only."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.repositories import InboxRepository, OutboxRepository, ParticipantRepository
+
+
+class UnitOfWork:
+    """Open a session, expose the repositories over it, and end it in exactly one place.
+
+    Use as ``async with uow_factory() as uow: …; await uow.commit()``. Leaving the block without
+    ``commit()`` — by an exception or on purpose — rolls everything back.
+    """
+
+    participants: ParticipantRepository
+    inbox: InboxRepository
+    outbox: OutboxRepository
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        self._session_factory = session_factory
+        self._session: AsyncSession | None = None
+
+    async def __aenter__(self) -> UnitOfWork:
+        self._session = self._session_factory()
+        self.participants = ParticipantRepository(self._session)
+        self.inbox = InboxRepository(self._session)
+        self.outbox = OutboxRepository(self._session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        assert self._session is not None
+        try:
+            await self._session.rollback()
+        finally:
+            await self._session.close()
+            self._session = None
+
+    async def commit(self) -> None:
+        """Make every change of this unit permanent."""
+        assert self._session is not None, "commit() outside 'async with'"
+        await self._session.commit()
+
+
+class UnitOfWorkFactory:
+    """Hand out fresh units of work; the one object handlers and jobs get for storage."""
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        self._session_factory = session_factory
+
+    def __call__(self) -> UnitOfWork:
+        return UnitOfWork(self._session_factory)
