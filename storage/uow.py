@@ -38,11 +38,11 @@ class UnitOfWork:
         traceback: TracebackType | None,
     ) -> None:
         assert self._session is not None
-        try:
-            await self._session.rollback()
-        finally:
-            await self._session.close()
-            self._session = None
+        # Closing ends the database transaction: whatever was not committed is rolled back.
+        # Unlike rollback(), it leaves loaded objects readable, so a read-only unit can hand
+        # what it read to code that runs after the unit (and its connection) is gone.
+        await self._session.close()
+        self._session = None
 
     async def commit(self) -> None:
         """Make every change of this unit permanent."""

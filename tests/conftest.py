@@ -1,0 +1,147 @@
+"""Fixtures: the fake Telegram server, a database per test on SQLite and PostgreSQL, the app."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import BorgerDialog
+from bot.config import Settings, load_settings
+from storage.database import create_engine
+from storage.migrate import upgrade
+from tests.fake_telegram import FakeBot, FakeTelegram
+from tests.postgres import ThrowawayPostgres, create_database, find_bindir, free_port
+
+BACKENDS = ["sqlite", "postgresql"]
+_database_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def fake_telegram() -> Iterator[FakeTelegram]:
+    server = FakeTelegram()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_bot(fake_telegram: FakeTelegram) -> FakeBot:
+    fake_telegram.latency = 0.0
+    fake_telegram.private_burst = 20.0
+    return fake_telegram.new_bot()
+
+
+class PostgresProvider:
+    """Hands out fresh databases on a server started lazily, once per test session."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cluster: ThrowawayPostgres | None = None
+        self._admin_url = os.environ.get("BORGERDIALOG_TEST_POSTGRES_URL")
+        self._unavailable: str | None = None
+
+    def new_database(self) -> str:
+        with self._lock:
+            if self._admin_url is None and self._unavailable is None:
+                bindir = find_bindir()
+                if bindir is None:
+                    self._unavailable = "no PostgreSQL server binaries found (initdb)"
+                else:
+                    self._cluster = ThrowawayPostgres(bindir)
+                    self._cluster.start()
+                    self._admin_url = self._cluster.admin_url()
+            if self._admin_url is None:
+                if os.environ.get("BORGERDIALOG_TEST_REQUIRE_POSTGRES") == "1":
+                    pytest.fail(f"PostgreSQL is required but {self._unavailable}")
+                pytest.skip(f"PostgreSQL tests skipped: {self._unavailable}")
+            return create_database(self._admin_url, f"test_{os.getpid()}_{next(_database_names)}")
+
+    def close(self) -> None:
+        if self._cluster is not None:
+            self._cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresProvider]:
+    provider = PostgresProvider()
+    yield provider
+    provider.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'borgerdialog.sqlite3'}"
+    provider: PostgresProvider = request.getfixturevalue("postgres")
+    url = provider.new_database()
+    # As an operator would with 'borgerdialog migrate': run refuses an outdated PostgreSQL schema.
+    asyncio.run(_migrate(url))
+    return url
+
+
+async def _migrate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def make_settings(
+    database_url: str, tmp_path: Path
+) -> Callable[..., Settings]:
+    """Build validated settings for a test, with a free HTTP port and the test's database."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "data_dir": tmp_path,
+            "http_port": free_port(),
+            "polling_timeout": 1,
+        }
+        values.update(overrides)
+        return load_settings(_env_file=None, **values)
+
+    return make
+
+
+@pytest.fixture
+async def telegram_app(
+    fake_bot: FakeBot, fake_telegram: FakeTelegram, make_settings: Callable[..., Settings]
+) -> AsyncIterator[BorgerDialog]:
+    """The real application, built by the composition root, talking to the fake Telegram."""
+    settings = make_settings(
+        telegram_token=fake_bot.token, telegram_api_url=fake_telegram.api_url
+    )
+    app = BorgerDialog(settings)
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+async def eventually(
+    check: Callable[[], Any] | Callable[[], Awaitable[Any]],
+    timeout: float = 15.0,
+    what: str = "condition",
+) -> Any:
+    """Wait until check() returns something truthy; fail the test with ``what`` on timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
