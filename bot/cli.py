@@ -6,12 +6,14 @@ import asyncio
 import logging
 import signal
 import sys
+import warnings
 from collections.abc import Coroutine
 from typing import Any, NoReturn
 
 import click
 from sqlalchemy.exc import DBAPIError, OperationalError
 from telegram.error import InvalidToken
+from telegram.warnings import PTBDeprecationWarning
 
 from bot import __version__
 from bot.config import Settings, SettingsError, load_settings
@@ -56,7 +58,9 @@ def configure_logging(settings: Settings) -> None:
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
     # Third-party chatter at INFO tells an operator nothing they need.
-    for noisy in ("apscheduler", "telegram.ext", "aiohttp.access", "httpx"):
+    # PTB warns on every flood-control error that retry_after will change type; we handle both.
+    warnings.filterwarnings("ignore", message=".*retry_after.*", category=PTBDeprecationWarning)
+    for noisy in ("alembic", "apscheduler", "telegram.ext", "aiohttp.access", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

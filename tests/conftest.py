@@ -95,9 +95,7 @@ async def _migrate(url: str) -> None:
 
 
 @pytest.fixture
-def make_settings(
-    database_url: str, tmp_path: Path
-) -> Callable[..., Settings]:
+def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
     """Build validated settings for a test, with a free HTTP port and the test's database."""
 
     def make(**overrides: Any) -> Settings:
@@ -118,9 +116,7 @@ async def telegram_app(
     fake_bot: FakeBot, fake_telegram: FakeTelegram, make_settings: Callable[..., Settings]
 ) -> AsyncIterator[BorgerDialog]:
     """The real application, built by the composition root, talking to the fake Telegram."""
-    settings = make_settings(
-        telegram_token=fake_bot.token, telegram_api_url=fake_telegram.api_url
-    )
+    settings = make_settings(telegram_token=fake_bot.token, telegram_api_url=fake_telegram.api_url)
     app = BorgerDialog(settings)
     await app.start()
     try:

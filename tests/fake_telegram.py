@@ -32,8 +32,15 @@ MAX_CALLBACK_DATA = 64
 MAX_CALLBACK_ANSWER = 200
 # Parameters Telegram accepts JSON-serialised inside form fields.
 JSON_FIELDS = {
-    "reply_markup", "allowed_updates", "commands", "scope", "entities", "caption_entities",
-    "reply_parameters", "link_preview_options", "media",
+    "reply_markup",
+    "allowed_updates",
+    "commands",
+    "scope",
+    "entities",
+    "caption_entities",
+    "reply_parameters",
+    "link_preview_options",
+    "media",
 }
 INT_FIELDS = {"offset", "limit", "timeout", "message_id", "user_id", "max_connections"}
 RECENT_CONTACT_SECONDS = 60.0
@@ -50,7 +57,9 @@ class ApiError(Exception):
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "ok": False, "error_code": self.code, "description": self.description,
+            "ok": False,
+            "error_code": self.code,
+            "description": self.description,
         }
         if self.retry_after is not None:
             body["parameters"] = {"retry_after": self.retry_after}
@@ -120,8 +129,14 @@ class SentMessage:
         if self.caption is not None:
             message["caption"] = self.caption
         if self.kind == "photo":
-            message["photo"] = [{"file_id": f"photo{self.message_id}", "file_unique_id": "u",
-                                 "width": 1, "height": 1}]
+            message["photo"] = [
+                {
+                    "file_id": f"photo{self.message_id}",
+                    "file_unique_id": "u",
+                    "width": 1,
+                    "height": 1,
+                }
+            ]
         if self.kind == "document":
             message["document"] = {"file_id": f"doc{self.message_id}", "file_unique_id": "d"}
         if self.reply_markup:
@@ -135,9 +150,15 @@ class FakeBot:
     def __init__(self, server: FakeTelegram, token: str, bot_id: int, username: str) -> None:
         self._server = server
         self.token = token
-        self.me = {"id": bot_id, "is_bot": True, "first_name": "Borgerdialog",
-                   "username": username, "can_join_groups": True,
-                   "can_read_all_group_messages": False, "supports_inline_queries": False}
+        self.me = {
+            "id": bot_id,
+            "is_bot": True,
+            "first_name": "Borgerdialog",
+            "username": username,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
         self.chats: dict[int, dict[str, Any]] = {}
         self.users: dict[int, dict[str, Any]] = {}
         self.updates: list[dict[str, Any]] = []
@@ -163,8 +184,13 @@ class FakeBot:
     # -- acting as citizens (thread-safe: every call runs on the server's loop) -----------------
 
     def send_message(
-        self, user_id: int, text: str, *, chat_id: int | None = None,
-        language_code: str | None = "da", chat_type: str = "private",
+        self,
+        user_id: int,
+        text: str,
+        *,
+        chat_id: int | None = None,
+        language_code: str | None = "da",
+        chat_type: str = "private",
     ) -> int:
         """A citizen writes to the bot; return the update id."""
         return self._server.call(
@@ -178,8 +204,14 @@ class FakeBot:
         )
 
     def press_button(
-        self, user_id: int, message_id: int, data: str, *, chat_id: int | None = None,
-        forge: bool = False, language_code: str | None = "da",
+        self,
+        user_id: int,
+        message_id: int,
+        data: str,
+        *,
+        chat_id: int | None = None,
+        forge: bool = False,
+        language_code: str | None = "da",
     ) -> str:
         """A citizen presses an inline button; return the callback query id.
 
@@ -195,8 +227,14 @@ class FakeBot:
         self._server.call(lambda: self.blocked.add(chat_id))
 
     def inject(
-        self, code: int, description: str, *, method: str | None = None,
-        chat_id: int | None = None, retry_after: int | None = None, times: int = 1,
+        self,
+        code: int,
+        description: str,
+        *,
+        method: str | None = None,
+        chat_id: int | None = None,
+        retry_after: int | None = None,
+        times: int = 1,
     ) -> None:
         """Make the next matching requests fail with this error."""
         error = ApiError(code, description, retry_after)
@@ -260,7 +298,11 @@ class FakeBot:
         return update_id
 
     def _add_message(
-        self, user_id: int, text: str, chat_id: int | None, language_code: str | None,
+        self,
+        user_id: int,
+        text: str,
+        chat_id: int | None,
+        language_code: str | None,
         chat_type: str,
     ) -> int:
         chat_id = user_id if chat_id is None else chat_id
@@ -268,8 +310,11 @@ class FakeBot:
         chat = self._chat(chat_id, chat_type, user)
         self.last_contact[chat_id] = time.monotonic()
         message: dict[str, Any] = {
-            "message_id": self._next_message_id(chat_id), "from": user, "chat": chat,
-            "date": int(time.time()), "text": text,
+            "message_id": self._next_message_id(chat_id),
+            "from": user,
+            "chat": chat,
+            "date": int(time.time()),
+            "text": text,
         }
         if text.startswith("/"):
             command = text.split()[0]
@@ -277,7 +322,12 @@ class FakeBot:
         return self._push({"message": message})
 
     def _add_callback(
-        self, user_id: int, message_id: int, data: str, chat_id: int | None, forge: bool,
+        self,
+        user_id: int,
+        message_id: int,
+        data: str,
+        chat_id: int | None,
+        forge: bool,
         language_code: str | None,
     ) -> str:
         chat_id = user_id if chat_id is None else chat_id
@@ -289,8 +339,13 @@ class FakeBot:
         query_id = f"{chat_id}-{message_id}-{len(self.callback_queries) + 1}"
         user = self._user(user_id, language_code)
         self.last_contact[chat_id] = time.monotonic()
-        query = {"id": query_id, "from": user, "message": sent.as_message(self),
-                 "chat_instance": str(chat_id), "data": data}
+        query = {
+            "id": query_id,
+            "from": user,
+            "message": sent.as_message(self),
+            "chat_instance": str(chat_id),
+            "data": data,
+        }
         self.callback_queries[query_id] = {"answered": False}
         self._push({"callback_query": query})
         return query_id
@@ -308,8 +363,9 @@ class FakeTelegram:
         self._bots: dict[str, FakeBot] = {}
         self._ids = itertools.count(7_000_000_001)
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name="fake-telegram")
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, daemon=True, name="fake-telegram"
+        )
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -391,8 +447,7 @@ class FakeTelegram:
         except ApiError as error:
             status, body = error.code, error.body()
         if bot is not None:
-            bot.log.append((time.monotonic(), method_name, params if status != 401 else {},
-                            status))
+            bot.log.append((time.monotonic(), method_name, params if status != 401 else {}, status))
         if self.latency:
             await asyncio.sleep(self.latency / 2)
         return web.json_response(body, status=status)
@@ -412,8 +467,10 @@ class FakeTelegram:
                 async for part in reader:
                     name = part.name or ""
                     if part.filename:  # type: ignore[union-attr]
-                        raw[name] = {"filename": part.filename,  # type: ignore[union-attr]
-                                     "size": len(await part.read())}  # type: ignore[union-attr]
+                        raw[name] = {
+                            "filename": part.filename,  # type: ignore[union-attr]
+                            "size": len(await part.read()),
+                        }  # type: ignore[union-attr]
                     else:
                         raw[name] = await part.text()  # type: ignore[union-attr]
             else:
@@ -469,8 +526,9 @@ def _check_text(text: Any, limit: int = MAX_TEXT, what: str = "message text") ->
     if not isinstance(text, str) or not text.strip():
         raise bad_request(f"{what} is empty")
     if len(text) > limit:
-        raise bad_request("message is too long" if what == "message text"
-                          else "message caption is too long")
+        raise bad_request(
+            "message is too long" if what == "message text" else "message caption is too long"
+        )
     return text
 
 
@@ -492,8 +550,10 @@ def _check_markup(markup: Any) -> dict[str, Any] | None:
             if url is not None and not str(url).startswith(("http://", "https://", "tg://")):
                 raise bad_request("BUTTON_URL_INVALID")
             if data is None and url is None:
-                raise bad_request("can't parse inline keyboard button: Text buttons are "
-                                  "unallowed in the inline keyboard")
+                raise bad_request(
+                    "can't parse inline keyboard button: Text buttons are "
+                    "unallowed in the inline keyboard"
+                )
     return markup
 
 
@@ -504,7 +564,8 @@ def _flood_control(bot: FakeBot, chat_id: int) -> None:
     chat_type = bot.chats[chat_id]["type"]
     if chat_type == "private":
         bucket = bot.chat_buckets.setdefault(
-            chat_id, TokenBucket(capacity=bot._server.private_burst, per_second=1.0))
+            chat_id, TokenBucket(capacity=bot._server.private_burst, per_second=1.0)
+        )
     else:
         bucket = bot.chat_buckets.setdefault(chat_id, TokenBucket(capacity=20, per_second=1 / 3))
     wait = bucket.take(now)
@@ -530,14 +591,18 @@ def _find_own_message(bot: FakeBot, params: dict[str, Any], missing: str) -> Sen
 
 # -- methods -----------------------------------------------------------------------------------
 
+
 def get_me(bot: FakeBot, _params: dict[str, Any]) -> dict[str, Any]:
     return bot.me
 
 
 async def get_updates(bot: FakeBot, params: dict[str, Any]) -> list[dict[str, Any]]:
     if bot.webhook["url"]:
-        raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; "
-                            "use deleteWebhook to delete the webhook first")
+        raise ApiError(
+            409,
+            "Conflict: can't use getUpdates method while webhook is active; "
+            "use deleteWebhook to delete the webhook first",
+        )
     offset = params.get("offset")
     if isinstance(offset, int) and offset > 0:
         bot.confirmed_up_to = max(bot.confirmed_up_to, offset - 1)
@@ -545,9 +610,13 @@ async def get_updates(bot: FakeBot, params: dict[str, Any]) -> list[dict[str, An
     limit = min(max(int(params.get("limit") or 100), 1), 100)
     timeout = float(params.get("timeout") or 0)
     if bot.active_poll is not None and not bot.active_poll.done():
-        bot.active_poll.set_exception(ApiError(
-            409, "Conflict: terminated by other getUpdates request; make sure that only one bot "
-                 "instance is running"))
+        bot.active_poll.set_exception(
+            ApiError(
+                409,
+                "Conflict: terminated by other getUpdates request; make sure that only one bot "
+                "instance is running",
+            )
+        )
     poll: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     bot.active_poll = poll
     deadline = time.monotonic() + timeout
@@ -555,8 +624,11 @@ async def get_updates(bot: FakeBot, params: dict[str, Any]) -> list[dict[str, An
         while not bot.updates and time.monotonic() < deadline:
             bot.new_updates.clear()
             waiter = asyncio.ensure_future(bot.new_updates.wait())
-            done, _ = await asyncio.wait({waiter, poll}, timeout=deadline - time.monotonic(),
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {waiter, poll},
+                timeout=deadline - time.monotonic(),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             waiter.cancel()
             if poll in done:
                 poll.result()
@@ -587,9 +659,11 @@ def _send_media(kind: str) -> Handler:
             raise bad_request("message caption is too long")
         markup = _check_markup(params.get("reply_markup"))
         _flood_control(bot, chat_id)
-        message = SentMessage(chat_id, bot._next_message_id(chat_id), None, markup, kind=kind,
-                              caption=caption)
+        message = SentMessage(
+            chat_id, bot._next_message_id(chat_id), None, markup, kind=kind, caption=caption
+        )
         return _record(bot, chat_id, message)
+
     return send
 
 
@@ -598,9 +672,11 @@ def edit_message_text(bot: FakeBot, params: dict[str, Any]) -> dict[str, Any]:
     text = _check_text(params.get("text"))
     markup = _check_markup(params.get("reply_markup"))
     if text == message.text and markup == message.reply_markup:
-        raise bad_request("message is not modified: specified new message content and reply "
-                          "markup are exactly the same as a current content and reply markup "
-                          "of the message")
+        raise bad_request(
+            "message is not modified: specified new message content and reply "
+            "markup are exactly the same as a current content and reply markup "
+            "of the message"
+        )
     _flood_control(bot, message.chat_id)
     message.text, message.reply_markup = text, markup
     message.edits += 1
@@ -611,9 +687,11 @@ def edit_message_reply_markup(bot: FakeBot, params: dict[str, Any]) -> dict[str,
     message = _find_own_message(bot, params, "message to edit not found")
     markup = _check_markup(params.get("reply_markup"))
     if markup == message.reply_markup:
-        raise bad_request("message is not modified: specified new message content and reply "
-                          "markup are exactly the same as a current content and reply markup "
-                          "of the message")
+        raise bad_request(
+            "message is not modified: specified new message content and reply "
+            "markup are exactly the same as a current content and reply markup "
+            "of the message"
+        )
     message.reply_markup = markup
     message.edits += 1
     return message.as_message(bot)
@@ -643,8 +721,7 @@ def set_my_commands(bot: FakeBot, params: dict[str, Any]) -> bool:
         raise bad_request("commands must be an array of at most 100 BotCommand")
     for command in commands:
         name = str(command.get("command", ""))
-        if not (1 <= len(name) <= 32 and all(c.islower() or c.isdigit() or c == "_"
-                                             for c in name)):
+        if not (1 <= len(name) <= 32 and all(c.islower() or c.isdigit() or c == "_" for c in name)):
             raise bad_request("BOT_COMMAND_INVALID")
         if not 1 <= len(str(command.get("description", ""))) <= 256:
             raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
@@ -663,8 +740,9 @@ def set_webhook(bot: FakeBot, params: dict[str, Any]) -> bool:
     if url and not url.startswith(("https://", "http://")):
         raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
     secret = params.get("secret_token")
-    if secret is not None and not (1 <= len(secret) <= 256 and
-                                   all(c.isalnum() or c in "_-" for c in secret)):
+    if secret is not None and not (
+        1 <= len(secret) <= 256 and all(c.isalnum() or c in "_-" for c in secret)
+    ):
         raise bad_request("secret token contains unallowed characters")
     bot.webhook = {"url": url, "secret_token": secret}
     return True
@@ -678,8 +756,11 @@ def delete_webhook(bot: FakeBot, params: dict[str, Any]) -> bool:
 
 
 def get_webhook_info(bot: FakeBot, _params: dict[str, Any]) -> dict[str, Any]:
-    return {"url": bot.webhook["url"], "has_custom_certificate": False,
-            "pending_update_count": len(bot.updates)}
+    return {
+        "url": bot.webhook["url"],
+        "has_custom_certificate": False,
+        "pending_update_count": len(bot.updates),
+    }
 
 
 def get_chat(bot: FakeBot, params: dict[str, Any]) -> dict[str, Any]:

@@ -39,8 +39,11 @@ async def test_help_privacy_and_fallback(telegram_app: BorgerDialog, fake_bot: F
     fake_bot.send_message(CITIZEN, "/privacy")
     fake_bot.send_message(CITIZEN, "Hvornår åbner svømmehallen igen?")
     texts = await reply_count(fake_bot, CITIZEN, 3)
-    assert "/privacy" in texts[0] and "/language" in texts[0]
-    assert "Dataansvarlig" in texts[1] and "30 dage" in texts[1] and "Datatilsynet" in texts[1]
+    assert "/privacy" in texts[0]
+    assert "/language" in texts[0]
+    assert "Dataansvarlig" in texts[1]
+    assert "30 dage" in texts[1]
+    assert "Datatilsynet" in texts[1]
     assert "/help" in texts[2]
 
 
@@ -98,8 +101,9 @@ async def test_group_chat_is_pointed_to_a_private_chat_and_chatter_ignored(
     fake_bot.send_message(CITIZEN, "hej alle sammen", chat_id=group, chat_type="supergroup")
     fake_bot.send_message(CITIZEN, "/start", chat_id=group, chat_type="supergroup")
     texts = await reply_count(fake_bot, group, 1)
-    assert texts == ["Skriv til mig i en privat chat, så dine svar ikke bliver delt med hele "
-                     "gruppen."]
+    assert texts == [
+        "Skriv til mig i en privat chat, så dine svar ikke bliver delt med hele gruppen."
+    ]
 
 
 async def test_commands_are_published_in_both_languages(
@@ -124,4 +128,5 @@ async def test_every_update_is_stored_applied_and_its_text_dropped(
     assert event.status == InboxStatus.DONE
     assert event.payload is None, "the raw message must not outlive its handling"
     assert event.applied_sequence == 1
-    assert participant.chat_id == str(CITIZEN) and participant.events_applied == 1
+    assert participant.chat_id == str(CITIZEN)
+    assert participant.events_applied == 1

@@ -71,8 +71,11 @@ class BotProcess:
         self.runs += 1
         log = (self.workdir / f"bot-{self.runs}.log").open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run"], cwd=self.workdir, env=self.env,
-            stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "bot", "run"],
+            cwd=self.workdir,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
     async def wait_healthy(self) -> None:
@@ -81,9 +84,10 @@ class BotProcess:
             if self.process.poll() is not None:
                 pytest.fail(f"the bot exited early:\n{self.logs()}")
             try:
-                async with aiohttp.ClientSession() as session, session.get(
-                    f"http://127.0.0.1:{self.port}/healthz"
-                ) as response:
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.get(f"http://127.0.0.1:{self.port}/healthz") as response,
+                ):
                     report = await response.json()
                     return response.status == 200 and report["channels"]["telegram"] == "running"
             except aiohttp.ClientError:
@@ -116,9 +120,7 @@ async def test_kill_9_mid_burst_loses_nothing_and_applies_nothing_twice(
 ) -> None:
     # A simulated 50 ms round trip keeps many requests in flight when the kill lands.
     fake_telegram.latency = 0.05
-    settings = make_settings(
-        telegram_token=fake_bot.token, telegram_api_url=fake_telegram.api_url
-    )
+    settings = make_settings(telegram_token=fake_bot.token, telegram_api_url=fake_telegram.api_url)
     bot = BotProcess(settings, tmp_path)
     bot.start()
     try:
@@ -133,8 +135,11 @@ async def test_kill_9_mid_burst_loses_nothing_and_applies_nothing_twice(
         def replies_sent() -> int:
             return sum(1 for entry in fake_bot.requests("sendMessage") if entry[3] == 200)
 
-        await eventually(lambda: replies_sent() >= KILL_AFTER_REPLIES, timeout=60,
-                         what=f"{KILL_AFTER_REPLIES} replies before the kill")
+        await eventually(
+            lambda: replies_sent() >= KILL_AFTER_REPLIES,
+            timeout=60,
+            what=f"{KILL_AFTER_REPLIES} replies before the kill",
+        )
         bot.kill()
         killed_at = time.monotonic()
         answered_before_kill = replies_sent()
@@ -168,7 +173,8 @@ async def test_kill_9_mid_burst_loses_nothing_and_applies_nothing_twice(
     assert {event.status for event in events} == {InboxStatus.DONE}
     by_chat: dict[str, list[tuple[int, int]]] = {}
     for event in events:
-        assert event.chat_id is not None and event.applied_sequence is not None
+        assert event.chat_id is not None
+        assert event.applied_sequence is not None
         by_chat.setdefault(event.chat_id, []).append(
             (int(event.external_id), event.applied_sequence)
         )

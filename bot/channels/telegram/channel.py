@@ -130,12 +130,14 @@ class TelegramChannel:
         self._stopping = asyncio.Event()
         self._poll_task: asyncio.Task[None] | None = None
         long_poll = AiohttpRequest(1, read_timeout=10.0)
+        requests = AiohttpRequest(settings.telegram_connections)
+        self._requests = (requests, long_poll)
         self.application: Application[Any, Any, Any, Any, Any, Any] = (
             ApplicationBuilder()
             .token(settings.telegram_token.get_secret_value())
             .base_url(settings.telegram_api_url)
             .base_file_url(settings.telegram_api_url.replace("/bot", "/file/bot"))
-            .request(AiohttpRequest(settings.telegram_connections))
+            .request(requests)
             .get_updates_request(long_poll)
             .updater(None)
             .concurrent_updates(ChatOrderedUpdateProcessor(settings.max_concurrent_updates))
@@ -179,6 +181,9 @@ class TelegramChannel:
             await self.application.stop()
         self._core.delivery.unregister(CHANNEL)
         await self.application.shutdown()
+        # PTB skips its shutdown when initialize() failed (a refused token); close ours anyway.
+        for request in self._requests:
+            await request.shutdown()
         self.state = "stopped"
 
     async def _publish_commands(self) -> None:

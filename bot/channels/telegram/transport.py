@@ -86,7 +86,9 @@ class AiohttpRequest(BaseRequest):
     ) -> tuple[int, bytes]:
         """Make one request; map aiohttp's failures onto PTB's errors."""
         if self._session is None or self._session.closed:
-            raise RuntimeError("AiohttpRequest is not initialized")
+            # PTB's own transport works without initialize(); so does this one.
+            await self.initialize()
+        assert self._session is not None
         has_files = bool(request_data and request_data.contains_files)
         read = self._pick(read_timeout, self._read_timeout)
         write = self._pick(

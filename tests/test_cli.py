@@ -1,0 +1,128 @@
+"""The command line as an operator meets it: help, bad settings, migrate, refusals."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fake_telegram import FakeTelegram
+from tests.postgres import free_port
+
+
+def borgerdialog(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BORGERDIALOG_")}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_help_lists_every_command(tmp_path: Path) -> None:
+    result = borgerdialog("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for command in ("run", "migrate"):
+        assert f"  {command} " in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("BORGERDIALOG_HTTP_PORT", "abc", "BORGERDIALOG_HTTP_PORT: Input should be a valid"),
+        ("BORGERDIALOG_HTTP_PORT", "70000", "BORGERDIALOG_HTTP_PORT: Input should be less than"),
+        ("BORGERDIALOG_TIMEZONE", "Europe/Aarhus", "BORGERDIALOG_TIMEZONE: is not a known time"),
+        ("BORGERDIALOG_DEFAULT_LANGUAGE", "de", "BORGERDIALOG_DEFAULT_LANGUAGE: must be one of"),
+        ("BORGERDIALOG_DATABASE_URL", "mysql://x", "BORGERDIALOG_DATABASE_URL: must start with"),
+        ("BORGERDIALOG_STAFF_CHAT_ID", "staff", "BORGERDIALOG_STAFF_CHAT_ID: Input should be"),
+        ("BORGERDIALOG_TELEGRAM_API_URL", "localhost:8081", "BORGERDIALOG_TELEGRAM_API_URL: must"),
+    ],
+)
+def test_a_bad_setting_gives_one_clear_line_and_exit_code_2(
+    tmp_path: Path, variable: str, value: str, expected: str
+) -> None:
+    result = borgerdialog("run", cwd=tmp_path, env={variable: value})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"borgerdialog: {expected}")
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_malformed_token_is_named_but_never_shown(tmp_path: Path) -> None:
+    secret = "not-a-token-SECRETVALUE"
+    result = borgerdialog("run", cwd=tmp_path, env={"BORGERDIALOG_TELEGRAM_TOKEN": secret})
+    assert result.returncode == 2
+    assert "BORGERDIALOG_TELEGRAM_TOKEN" in result.stderr
+    assert "SECRETVALUE" not in result.stderr + result.stdout
+
+
+def test_a_refused_token_is_one_line_exit_2_and_never_shown(
+    tmp_path: Path, fake_telegram: FakeTelegram
+) -> None:
+    token = "123456:UnknownToThisServerSECRET"
+    result = borgerdialog(
+        "run",
+        cwd=tmp_path,
+        env={
+            "BORGERDIALOG_TELEGRAM_TOKEN": token,
+            "BORGERDIALOG_TELEGRAM_API_URL": fake_telegram.api_url,
+            "BORGERDIALOG_HTTP_PORT": str(free_port()),
+        },
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "borgerdialog: BORGERDIALOG_TELEGRAM_TOKEN: Telegram refused this token "
+        "(check it with @BotFather)"
+    )
+    assert "SECRET" not in result.stderr + result.stdout
+
+
+def test_settings_can_come_from_a_dotenv_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("BORGERDIALOG_HTTP_PORT=notaport\n")
+    result = borgerdialog("run", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "BORGERDIALOG_HTTP_PORT" in result.stderr
+
+
+def test_migrate_is_idempotent_on_the_default_sqlite(tmp_path: Path) -> None:
+    first = borgerdialog("migrate", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == "Migrated the database schema from empty to 0001."
+    assert (tmp_path / "data" / "borgerdialog.sqlite3").exists()
+    second = borgerdialog("migrate", cwd=tmp_path)
+    assert second.stdout.strip() == "The database schema is up to date (revision 0001)."
+
+
+def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    url = f"postgresql+asyncpg://nobody:secretpw@127.0.0.1:{free_port()}/nothing"
+    result = borgerdialog("migrate", cwd=tmp_path, env={"BORGERDIALOG_DATABASE_URL": url})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("borgerdialog: cannot reach the database postgresql+asyncpg://")
+    assert "secretpw" not in result.stderr
+
+
+def test_a_taken_port_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = borgerdialog("run", cwd=tmp_path, env={"BORGERDIALOG_HTTP_PORT": str(port)})
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"borgerdialog: cannot listen on 127.0.0.1:{port}: the address is in use")
+    )

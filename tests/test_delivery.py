@@ -1,0 +1,112 @@
+"""Replies survive flood control, blocked citizens and failing flows without losing input."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import BorgerDialog
+from storage.models import InboxEvent, InboxStatus, OutboxMessage, OutboxStatus, Participant
+from tests.conftest import eventually
+from tests.fake_telegram import FakeBot
+
+CITIZEN = 777
+
+
+async def rows(app: BorgerDialog, model: type) -> list:
+    assert app.engine is not None
+    async with app.engine.connect() as connection:
+        return list((await connection.execute(select(model))).all())
+
+
+async def test_a_429_is_waited_out_and_the_same_reply_sent(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    fake_bot.inject(
+        429,
+        "Too Many Requests: retry after 1",
+        method="sendMessage",
+        chat_id=CITIZEN,
+        retry_after=1,
+    )
+    fake_bot.send_message(CITIZEN, "/help")
+    fake_bot.send_message(CITIZEN, "/privacy")
+    texts = await eventually(
+        lambda: len(fake_bot.texts(CITIZEN)) == 2 and fake_bot.texts(CITIZEN),
+        what="both replies after the flood wait",
+    )
+    assert texts[0].startswith("Det kan du her")
+    assert texts[1].startswith("Sådan passer vi")
+    refused = [r for r in fake_bot.requests("sendMessage") if r[3] == 429]
+    sent = [r for r in fake_bot.requests("sendMessage") if r[3] == 200]
+    assert len(refused) == 1
+    assert sent[0][0] - refused[0][0] >= 0.9, "the retry must wait retry_after"
+
+
+async def test_a_citizen_who_blocked_the_bot_is_marked_unreachable_and_kept(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    fake_bot.send_message(CITIZEN, "/start")
+    await eventually(lambda: fake_bot.texts(CITIZEN), what="the greeting")
+    fake_bot.block(CITIZEN)
+    fake_bot.send_message(CITIZEN, "/help")
+    await eventually(
+        lambda: any(r[3] == 403 for r in fake_bot.requests("sendMessage")), what="the 403"
+    )
+    participants = await eventually(
+        lambda: _unreachable(telegram_app), what="the participant marked unreachable"
+    )
+    assert participants[0].events_applied == 2, "the citizen's data is kept"
+    outbox = await rows(telegram_app, OutboxMessage)
+    assert sorted(m.status for m in outbox) == [OutboxStatus.SENT, OutboxStatus.UNREACHABLE]
+    # Other citizens are not affected.
+    fake_bot.send_message(CITIZEN + 1, "/start")
+    await eventually(lambda: fake_bot.texts(CITIZEN + 1), what="another citizen answered")
+
+
+async def _unreachable(app: BorgerDialog) -> list:
+    return [p for p in await rows(app, Participant) if p.unreachable_at is not None]
+
+
+async def test_a_failing_flow_keeps_the_message_and_apologises(
+    telegram_app: BorgerDialog, fake_bot: FakeBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(_context: object) -> None:
+        raise RuntimeError("a bug in a flow")
+
+    monkeypatch.setattr("bot.core.route", broken)
+    fake_bot.send_message(CITIZEN, "Mit forslag til stien ved åen")
+    texts = await eventually(lambda: fake_bot.texts(CITIZEN), what="the apology")
+    assert texts == [
+        "Beklager, der gik noget galt hos os. Din besked er gemt, og vi kigger på "
+        "det. Prøv gerne igen om lidt."
+    ]
+    (event,) = await rows(telegram_app, InboxEvent)
+    assert event.status == InboxStatus.FAILED
+    assert event.error == "RuntimeError"
+    assert event.payload["message"]["text"] == "Mit forslag til stien ved åen"
+
+
+async def test_network_errors_leave_replies_pending_for_the_next_round(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    # Four failures in a row exhaust the immediate retries; the reply waits, it is not lost.
+    fake_bot.inject(500, "Internal Server Error", method="sendMessage", chat_id=CITIZEN, times=4)
+    fake_bot.send_message(CITIZEN, "/help")
+    await eventually(
+        lambda: len([r for r in fake_bot.requests("sendMessage") if r[3] == 500]) == 4,
+        what="four failed attempts",
+    )
+    outbox = await eventually(lambda: _pending(telegram_app), what="the reply left pending")
+    assert len(outbox) == 1
+    # The next event of that chat delivers what was pending first, in order.
+    fake_bot.send_message(CITIZEN, "/privacy")
+    texts = await eventually(
+        lambda: len(fake_bot.texts(CITIZEN)) == 2 and fake_bot.texts(CITIZEN), what="both replies"
+    )
+    assert texts[0].startswith("Det kan du her")
+    assert texts[1].startswith("Sådan passer vi")
+
+
+async def _pending(app: BorgerDialog) -> list:
+    return [m for m in await rows(app, OutboxMessage) if m.status == OutboxStatus.PENDING]

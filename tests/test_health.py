@@ -1,0 +1,53 @@
+"""GET /healthz reports database reachability and channel states."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import aiohttp
+import pytest
+
+from bot.app import BorgerDialog
+from bot.config import Settings
+
+
+async def fetch_health(app: BorgerDialog) -> tuple[int, dict]:
+    url = f"http://127.0.0.1:{app.settings.http_port}/healthz"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.json()
+
+
+async def test_healthy_without_telegram(make_settings: Callable[..., Settings]) -> None:
+    app = BorgerDialog(make_settings())
+    await app.start()
+    try:
+        status, report = await fetch_health(app)
+    finally:
+        await app.stop()
+    assert status == 200
+    assert report == {"status": "ok", "database": "ok", "channels": {"telegram": "disabled"}}
+
+
+async def test_healthy_with_telegram(telegram_app: BorgerDialog) -> None:
+    status, report = await fetch_health(telegram_app)
+    assert status == 200
+    assert report["channels"] == {"telegram": "running"}
+
+
+async def test_unreachable_database_is_503(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = BorgerDialog(make_settings())
+    await app.start()
+    try:
+
+        async def refuse(_engine: object) -> None:
+            raise ConnectionRefusedError("database went away")
+
+        monkeypatch.setattr("bot.app.ping", refuse)
+        status, report = await fetch_health(app)
+    finally:
+        await app.stop()
+    assert status == 503
+    assert report["status"] == "unhealthy"
+    assert report["database"] == "unreachable: ConnectionRefusedError"

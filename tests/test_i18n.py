@@ -1,0 +1,73 @@
+"""Every user-facing text exists in Danish and English, with the same placeholders."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+from babel.messages.extract import extract_from_dir
+
+from bot.i18n import Catalogs, load_catalog, make_language_detector, resolve_language
+
+ROOT = Path(__file__).resolve().parent.parent
+# Keys built at run time from a fixed set of names.
+DYNAMIC_KEYS = {"language.set.da", "language.set.en"} | {
+    f"command.{name}" for name in ("start", "help", "privacy", "language")
+}
+
+
+def placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def keys_used_in_code() -> set[str]:
+    keys: set[str] = set()
+    for package in ("bot", "handlers", "scheduler"):
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            ROOT / package, method_map=[("**.py", "python")], keywords={"t": None, "texts": None}
+        ):
+            if isinstance(message, str):
+                keys.add(message)
+    return keys
+
+
+def test_catalogs_have_the_same_keys_and_placeholders() -> None:
+    danish, english = load_catalog("da"), load_catalog("en")
+    assert set(danish) == set(english)
+    for key in danish:
+        assert placeholders(danish[key]) == placeholders(english[key]), key
+
+
+def test_every_key_the_code_uses_is_translated() -> None:
+    used = keys_used_in_code() | DYNAMIC_KEYS
+    assert "start.greeting" in used, "extraction found nothing: the test would be blind"
+    missing = {language: used - set(load_catalog(language)) for language in ("da", "en")}
+    assert missing == {"da": set(), "en": set()}
+
+
+def test_catalogs_hold_no_unused_keys() -> None:
+    used = keys_used_in_code() | DYNAMIC_KEYS | {"error.generic"}
+    assert set(load_catalog("da")) - used == set()
+
+
+def test_language_resolution_order() -> None:
+    detect = make_language_detector()
+    english_text = "Could you tell me when the new playground will open in our area?"
+    danish_text = "Hvornår åbner den nye legeplads i vores område, og hvem bestemmer det?"
+
+    def resolve(stored: str | None, hint: str | None, text: str) -> str:
+        return resolve_language(
+            stored=stored, platform_hint=hint, text=text, default="da", detect=detect
+        )
+
+    assert resolve("en", "da", danish_text) == "en"  # a stored choice wins
+    assert resolve(None, "en-US", danish_text) == "en"  # then the platform's language
+    assert resolve(None, "de", english_text) == "en"  # then the text's language
+    assert resolve(None, None, danish_text) == "da"
+    assert resolve(None, None, "ok") == "da"  # too short to guess: the default
+
+
+def test_a_missing_key_falls_back_without_crashing() -> None:
+    texts = Catalogs("da").texts("en")
+    assert texts("no.such.key") == "no.such.key"
+    assert texts("help.body").startswith("What you can do here")

@@ -1,0 +1,25 @@
+"""On PostgreSQL, 'run' refuses an outdated schema and 'migrate' brings it up to date."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import PostgresProvider
+from tests.postgres import free_port
+from tests.test_cli import borgerdialog
+
+
+def test_run_refuses_an_unmigrated_postgresql_and_migrate_fixes_it(
+    postgres: PostgresProvider, tmp_path: Path
+) -> None:
+    url = postgres.new_database()
+    env = {"BORGERDIALOG_DATABASE_URL": url, "BORGERDIALOG_HTTP_PORT": str(free_port())}
+    refused = borgerdialog("run", cwd=tmp_path, env=env)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "borgerdialog: the database schema is at revision none, this version needs 0001: "
+        "run 'borgerdialog migrate' first"
+    )
+    migrated = borgerdialog("migrate", cwd=tmp_path, env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "from empty to 0001" in migrated.stdout

@@ -1,0 +1,109 @@
+"""Storage on SQLite and PostgreSQL: migrations, the unit of work, the inbox and outbox."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alembic import command
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage.database import create_engine, create_session_factory
+from storage.migrate import _config, schema_status, upgrade
+from storage.models import InboxStatus, OutboxStatus
+from storage.uow import UnitOfWorkFactory
+
+NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def uow(engine: AsyncEngine) -> UnitOfWorkFactory:
+    return UnitOfWorkFactory(create_session_factory(engine))
+
+
+async def test_migrations_go_down_and_up_again(engine: AsyncEngine) -> None:
+    assert (await schema_status(engine)).up_to_date
+    async with engine.begin() as connection:
+        await connection.run_sync(lambda sync: command.downgrade(_config(sync), "base"))
+        tables = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+    assert set(tables) <= {"alembic_version"}
+    before = await upgrade(engine)
+    assert before.current is None
+    assert (await schema_status(engine)).up_to_date
+
+
+async def test_a_repeated_event_is_stored_once(uow: UnitOfWorkFactory) -> None:
+    async with uow() as unit:
+        first = await unit.inbox.add_new("telegram", [("1", "5", {"a": 1}), ("2", "5", {})], NOW)
+        await unit.commit()
+    async with uow() as unit:
+        again = await unit.inbox.add_new("telegram", [("2", "5", {}), ("3", "6", {})], NOW)
+        web = await unit.inbox.add_new("web", [("1", "x", {})], NOW)
+        await unit.commit()
+    assert (first, again, web) == ({"1", "2"}, {"3"}, {"1"})
+    async with uow() as unit:
+        pending = await unit.inbox.pending("telegram")
+    assert [event.external_id for event in pending] == ["1", "2", "3"]
+
+
+async def test_leaving_a_unit_without_commit_rolls_back(uow: UnitOfWorkFactory) -> None:
+    async with uow() as unit:
+        await unit.participants.get_or_create("telegram", "9", NOW)
+
+    async def fail_midway() -> None:
+        async with uow() as unit:
+            await unit.participants.get_or_create("telegram", "9", NOW)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await fail_midway()
+    async with uow() as unit:
+        assert await unit.participants.get("telegram", "9") is None
+
+
+async def test_times_come_back_aware_utc(uow: UnitOfWorkFactory) -> None:
+    copenhagen_morning = datetime(2026, 6, 1, 9, 0, tzinfo=UTC) + timedelta(hours=0)
+    async with uow() as unit:
+        participant = await unit.participants.get_or_create("telegram", "1", copenhagen_morning)
+        await unit.commit()
+    async with uow() as unit:
+        participant = await unit.participants.get("telegram", "1")
+        assert participant is not None
+        assert participant.created_at == copenhagen_morning
+        assert participant.created_at.tzinfo is not None
+    with pytest.raises(Exception, match="naive datetime"):
+        async with uow() as unit:
+            await unit.participants.get_or_create("telegram", "2", datetime(2026, 1, 1))
+
+
+async def test_retention_deletes_only_old_settled_records(uow: UnitOfWorkFactory) -> None:
+    old, recent = NOW - timedelta(days=40), NOW - timedelta(days=1)
+    async with uow() as unit:
+        await unit.inbox.add_new("telegram", [("1", "5", {}), ("2", "5", {}), ("3", "5", {})], old)
+        events = await unit.inbox.pending("telegram")
+        await unit.inbox.mark_done(events[0], old, 1)
+        await unit.inbox.mark_done(events[1], recent, 2)
+        sent = await unit.outbox.add("telegram", "5", {"type": "message"}, old)
+        await unit.outbox.settle(sent.id, OutboxStatus.SENT, old)
+        await unit.outbox.add("telegram", "5", {"type": "message"}, old)
+        await unit.commit()
+    async with uow() as unit:
+        purged = (
+            await unit.inbox.purge_handled_before(NOW - timedelta(days=30)),
+            await unit.outbox.purge_settled_before(NOW - timedelta(days=30)),
+        )
+        await unit.commit()
+    assert purged == (1, 1)
+    async with uow() as unit:
+        assert await unit.inbox.count_by_status() == {InboxStatus.DONE: 1, InboxStatus.PENDING: 1}
+        assert await unit.outbox.count_by_status() == {OutboxStatus.PENDING: 1}
