@@ -357,7 +357,10 @@ Handler = Callable[[FakeBot, dict[str, Any]], Any]
 class FakeTelegram:
     """The fake Bot API server. ``start()`` it once; ``new_bot()`` for each test."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, auto_chats: bool = False) -> None:
+        # With auto_chats, a message to an unknown positive chat id opens a private chat, as if
+        # that citizen had written first (for benchmarks that skip the inbound side).
+        self.auto_chats = auto_chats
         self.latency = 0.0
         self.private_burst = 20.0
         self._bots: dict[str, FakeBot] = {}
@@ -517,6 +520,9 @@ def _chat_of(bot: FakeBot, params: dict[str, Any]) -> int:
     if "chat_id" not in params or params["chat_id"] in ("", None):
         raise bad_request("chat_id is empty")
     chat_id = _maybe_int(params["chat_id"])
+    if chat_id is not None and chat_id > 0 and bot._server.auto_chats and chat_id not in bot.chats:
+        bot._chat(chat_id, "private", bot._user(chat_id, None))
+        bot.last_contact[chat_id] = time.monotonic()
     if chat_id is None or chat_id not in bot.chats:
         raise bad_request("chat not found")
     return chat_id
@@ -801,3 +807,28 @@ METHODS: dict[str, Handler] = {
     "close": ok,
     "logout": ok,
 }
+
+
+def main() -> None:
+    """Serve the fake on a port until interrupted; print its API URL and a bot token."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A fake Telegram Bot API server for testing.")
+    parser.add_argument("--latency", type=float, default=0.0, help="round trip in seconds")
+    parser.add_argument("--auto-chats", action="store_true", help="open chats on first send")
+    parser.add_argument("--burst", type=float, default=20.0, help="per-chat burst allowance")
+    arguments = parser.parse_args()
+    server = FakeTelegram(auto_chats=arguments.auto_chats)
+    server.latency = arguments.latency
+    server.private_burst = arguments.burst
+    server.start()
+    bot = server.new_bot()
+    print(json.dumps({"api_url": server.api_url, "token": bot.token}), flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
