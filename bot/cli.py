@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 import warnings
@@ -22,6 +23,7 @@ logger = logging.getLogger("bot")
 
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
@@ -117,9 +119,17 @@ def run() -> None:
         from bot.app import BorgerDialog
 
         stop = asyncio.Event()
+
+        def on_signal() -> None:
+            if stop.is_set():
+                # Safe: every update and reply is in the database, and resumes at the next start.
+                logger.warning("second signal: exiting at once; unfinished work resumes at start")
+                os._exit(EXIT_INTERRUPTED)
+            stop.set()
+
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, on_signal)
         await BorgerDialog(settings).run(stop)
 
     run_async(serve(), settings)

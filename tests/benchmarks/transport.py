@@ -28,9 +28,18 @@ from bot.channels.telegram.transport import AiohttpRequest
 
 def start_fake(latency: float) -> tuple[subprocess.Popen[str], dict[str, str]]:
     fake = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_telegram", "--latency", str(latency), "--auto-chats",
-         "--burst", "1000000"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tests.fake_telegram",
+            "--latency",
+            str(latency),
+            "--auto-chats",
+            "--burst",
+            "1000000",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert fake.stdout is not None
     return fake, json.loads(fake.stdout.readline())
@@ -40,8 +49,13 @@ def make_update(update_id: int, chat_id: int, bot_user: dict[str, Any]) -> dict[
     user = {"id": chat_id, "is_bot": False, "first_name": "Borger"}
     return {
         "update_id": update_id,
-        "message": {"message_id": update_id, "date": 0, "from": user, "text": "hej",
-                    "chat": {"id": chat_id, "type": "private", "first_name": "Borger"}},
+        "message": {
+            "message_id": update_id,
+            "date": 0,
+            "from": user,
+            "text": "hej",
+            "chat": {"id": chat_id, "type": "private", "first_name": "Borger"},
+        },
     }
 
 
@@ -63,8 +77,13 @@ async def measure(transport: str, fake: dict[str, str], concurrency: int, messag
             done.set()
 
     app: Application[Any, Any, Any, Any, Any, Any] = (
-        ApplicationBuilder().token(fake["token"]).base_url(fake["api_url"]).request(request)
-        .updater(None).concurrent_updates(concurrency).build()
+        ApplicationBuilder()
+        .token(fake["token"])
+        .base_url(fake["api_url"])
+        .request(request)
+        .updater(None)
+        .concurrent_updates(concurrency)
+        .build()
     )
     app.add_handler(MessageHandler(filters.TEXT, answer))
     async with app:
@@ -91,8 +110,10 @@ def main() -> None:
     arguments = parser.parse_args()
     fake_process, fake = start_fake(arguments.latency)
     try:
-        print(f"round trip {arguments.latency * 1000:.0f} ms, {arguments.messages} messages, "
-              f"median of {arguments.repeat} runs")
+        print(
+            f"round trip {arguments.latency * 1000:.0f} ms, {arguments.messages} messages, "
+            f"median of {arguments.repeat} runs"
+        )
         for concurrency in arguments.concurrency:
             rates: dict[str, float] = {}
             for transport in ("httpx", "aiohttp"):
@@ -101,8 +122,10 @@ def main() -> None:
                     for _ in range(arguments.repeat)
                 ]
                 rates[transport] = statistics.median(runs)
-            print(f"concurrency {concurrency:4d}: httpx {rates['httpx']:7.0f}/s  "
-                  f"aiohttp {rates['aiohttp']:7.0f}/s  ratio {rates['aiohttp'] / rates['httpx']:.2f}x")
+            print(
+                f"concurrency {concurrency:4d}: httpx {rates['httpx']:7.0f}/s  "
+                f"aiohttp {rates['aiohttp']:7.0f}/s  ratio {rates['aiohttp'] / rates['httpx']:.2f}x"
+            )
     finally:
         fake_process.terminate()
         fake_process.wait()
