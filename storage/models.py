@@ -106,6 +106,8 @@ class Participant(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     unreachable_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set by /stop: no messages the participant did not ask for, until they write again.
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class InboxEvent(Base):
@@ -156,3 +158,121 @@ class OutboxMessage(Base):
     external_message_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Consultation(Base):
+    """A consultation defined by communications staff; texts are {language: text} mappings."""
+
+    __tablename__ = "consultations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(40), unique=True)
+    languages: Mapped[list[str]] = mapped_column(JsonDocument)
+    title: Mapped[dict[str, str]] = mapped_column(JsonDocument)
+    purpose: Mapped[dict[str, str]] = mapped_column(JsonDocument)
+    # {"decided": {...}, "influence": {...}, "decides": {...}}
+    basis: Mapped[dict[str, dict[str, str]]] = mapped_column(JsonDocument)
+    # {"description": {...}, "quotas": [{"question", "option", "minimum"}]}
+    target_group: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    citizen_role: Mapped[str] = mapped_column(String(32))
+    organiser: Mapped[dict[str, str]] = mapped_column(JsonDocument)
+    results: Mapped[dict[str, str]] = mapped_column(JsonDocument)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Round(Base):
+    """A period in which a consultation accepts answers."""
+
+    __tablename__ = "rounds"
+    __table_args__ = (UniqueConstraint("consultation_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(
+        ForeignKey("consultations.id", ondelete="CASCADE")
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[dict[str, str]] = mapped_column(JsonDocument)
+    opens_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closes_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Question(Base):
+    """One question of a consultation, identified across re-imports by its key."""
+
+    __tablename__ = "questions"
+    __table_args__ = (UniqueConstraint("consultation_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(
+        ForeignKey("consultations.id", ondelete="CASCADE")
+    )
+    key: Mapped[str] = mapped_column(String(32))
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    text: Mapped[dict[str, str]] = mapped_column(JsonDocument)
+    # [{"key": "nord", "label": {"da": "Nord"}}]
+    options: Mapped[list[dict[str, Any]]] = mapped_column(JsonDocument)
+    # Kind-specific settings: min/max, max_length, scale end labels.
+    settings: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    optional: Mapped[bool] = mapped_column(default=False)
+    # {"question": key, "in": [option keys]}: asked only when an earlier answer matches.
+    condition: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ParticipationStatus:
+    """Where a participant stands in one consultation."""
+
+    INVITED = "invited"
+    DECLINED = "declined"
+    ANSWERING = "answering"
+    COMPLETED = "completed"
+
+
+class Participation(Base):
+    """One participant's part in one consultation; the export's pseudonymous row."""
+
+    __tablename__ = "participations"
+    __table_args__ = (UniqueConstraint("consultation_id", "participant_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(
+        ForeignKey("consultations.id", ondelete="CASCADE")
+    )
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"))
+    pseudonym: Mapped[str] = mapped_column(String(16), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    current_question_id: Mapped[int | None] = mapped_column(
+        ForeignKey("questions.id", ondelete="SET NULL")
+    )
+    # The outbox message that asked the current question, so its buttons can be removed later.
+    question_message_id: Mapped[int | None] = mapped_column(Integer)
+    # Options ticked on a multiple-choice question before "done".
+    pending_selection: Mapped[list[str]] = mapped_column(JsonDocument, default=list)
+    hear_back: Mapped[bool | None] = mapped_column()
+    consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    declined_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Answer(Base):
+    """An answer; a skipped optional question is an answer with no value."""
+
+    __tablename__ = "answers"
+    __table_args__ = (UniqueConstraint("participation_id", "question_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # None once the author used /forget: an idea stays, anonymised, as the forget text says.
+    participation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("participations.id", ondelete="CASCADE")
+    )
+    question_id: Mapped[int] = mapped_column(ForeignKey("questions.id", ondelete="CASCADE"))
+    # Option keys (list), a number, or text; None when skipped.
+    value: Mapped[Any] = mapped_column(JsonDocument, nullable=True)
+    skipped: Mapped[bool] = mapped_column(default=False)
+    # The detected language of a free-text answer.
+    language: Mapped[str | None] = mapped_column(String(8))
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime())

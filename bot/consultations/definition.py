@@ -1,0 +1,397 @@
+"""Read and validate a consultation file (YAML); report every mistake with its line and field."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+
+LANGUAGES = ("da", "en")
+CITIZEN_ROLES = ("co-design", "co-implementation", "co-evaluation")
+CHOICE_KINDS = ("single", "multiple", "district", "yesno", "scale")
+TYPED_KINDS = ("number", "postcode", "text", "idea")
+KINDS = CHOICE_KINDS + TYPED_KINDS
+YESNO_OPTIONS = ("yes", "no")
+SCALE_OPTIONS = ("1", "2", "3", "4", "5")
+SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+KEY_PATTERN = re.compile(r"^[a-z0-9_]{1,24}$")
+# Longest label that fits an inline button comfortably on a phone.
+MAX_OPTION_LABEL = 40
+MAX_OPTIONS = 12
+MAX_TEXT_ANSWER = 2000
+DEFAULT_TEXT_ANSWER = 500
+DEFAULT_IDEA_LENGTH = 280
+TIME_FORMAT = "%Y-%m-%d %H:%M"
+
+Texts = dict[str, str]
+
+
+@dataclass(frozen=True)
+class FileError:
+    """One mistake in a consultation file."""
+
+    line: int | None
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" if self.line is not None else "file"
+        return f"{where}: {self.field}: {self.reason}"
+
+
+class DefinitionError(Exception):
+    """A consultation file has mistakes; all of them are listed."""
+
+    def __init__(self, errors: list[FileError]) -> None:
+        super().__init__(f"{len(errors)} mistakes")
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class OptionDefinition:
+    key: str
+    label: Texts
+
+
+@dataclass(frozen=True)
+class QuestionDefinition:
+    key: str
+    kind: str
+    text: Texts
+    options: list[OptionDefinition] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    optional: bool = False
+    condition: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RoundDefinition:
+    name: Texts
+    opens_at: datetime
+    closes_at: datetime
+
+
+@dataclass(frozen=True)
+class ConsultationDefinition:
+    slug: str
+    languages: list[str]
+    title: Texts
+    purpose: Texts
+    basis: dict[str, Texts]
+    target_group: dict[str, Any]
+    citizen_role: str
+    organiser: dict[str, str]
+    results: Texts
+    rounds: list[RoundDefinition]
+    questions: list[QuestionDefinition]
+
+
+class _Reader:
+    """Turn YAML nodes into values while remembering the line of every field."""
+
+    def __init__(self) -> None:
+        self.lines: dict[str, int] = {}
+        self.errors: list[FileError] = []
+
+    def value(self, node: yaml.Node, path: str) -> Any:
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            result: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                result[key] = self.value(value_node, f"{path}.{key}" if path else key)
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.value(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+        return yaml.safe_load(yaml.serialize(node))
+
+    def error(self, path: str, reason: str) -> None:
+        line = self.lines.get(path)
+        probe = path
+        while line is None and probe:
+            probe = re.sub(r"(\.[^.\[\]]+|\[\d+\])$", "", probe)
+            line = self.lines.get(probe)
+        self.errors.append(FileError(line, path or "(top)", reason))
+
+
+def _texts(reader: _Reader, data: Any, path: str, languages: list[str], *,
+           required: bool = True, limit: int = 4000) -> Texts:
+    """A text is a plain string (Danish) or a mapping with one entry per language."""
+    if data is None:
+        if required:
+            reader.error(path, "is missing")
+        return {}
+    if isinstance(data, str):
+        data = {"da": data}
+    if not isinstance(data, dict):
+        reader.error(path, "must be a text or a mapping of language to text")
+        return {}
+    texts: Texts = {}
+    for language, text in data.items():
+        if language not in LANGUAGES:
+            reader.error(f"{path}.{language}", f"unknown language; use {', '.join(LANGUAGES)}")
+        elif not isinstance(text, str) or not text.strip():
+            reader.error(f"{path}.{language}", "must be a non-empty text")
+        elif len(text) > limit:
+            reader.error(f"{path}.{language}", f"is {len(text)} characters; {limit} allowed")
+        else:
+            texts[language] = text.strip()
+    for language in languages:
+        if language not in data and (required or data):
+            reader.error(f"{path}.{language}", "is missing")
+    return texts
+
+
+def _time(reader: _Reader, data: Any, path: str, zone: ZoneInfo) -> datetime | None:
+    if isinstance(data, datetime):
+        moment = data
+    elif isinstance(data, str):
+        try:
+            moment = datetime.strptime(data.strip(), TIME_FORMAT)
+        except ValueError:
+            reader.error(path, f"must be a time like 2027-01-31 23:59 (got {data!r})")
+            return None
+    else:
+        reader.error(path, "must be a time like 2027-01-31 23:59" if data is not None
+                     else "is missing")
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment.astimezone(UTC)
+
+
+def _options(reader: _Reader, data: Any, path: str, languages: list[str]) -> list[OptionDefinition]:
+    if not isinstance(data, list) or not data:
+        reader.error(path, "must list at least two options" if data is None or data == []
+                     else "must be a list of options")
+        return []
+    if len(data) > MAX_OPTIONS:
+        reader.error(path, f"has {len(data)} options; {MAX_OPTIONS} allowed")
+    options: list[OptionDefinition] = []
+    seen: set[str] = set()
+    for index, item in enumerate(data):
+        item_path = f"{path}[{index}]"
+        if not isinstance(item, dict):
+            reader.error(item_path, "must be a mapping with id and label")
+            continue
+        key = str(item.get("id", ""))
+        if not KEY_PATTERN.match(key):
+            reader.error(f"{item_path}.id", "must be 1-24 lower-case letters, digits or _")
+        elif key in seen:
+            reader.error(f"{item_path}.id", f"repeats the option id {key!r}")
+        seen.add(key)
+        label = _texts(reader, item.get("label"), f"{item_path}.label", languages,
+                       limit=MAX_OPTION_LABEL)
+        options.append(OptionDefinition(key, label))
+    if len(options) == 1:
+        reader.error(path, "must list at least two options")
+    return options
+
+
+def _question(
+    reader: _Reader, data: Any, path: str, languages: list[str],
+    earlier: dict[str, QuestionDefinition],
+) -> QuestionDefinition | None:
+    if not isinstance(data, dict):
+        reader.error(path, "must be a mapping")
+        return None
+    key = str(data.get("id", ""))
+    if not KEY_PATTERN.match(key):
+        reader.error(f"{path}.id", "must be 1-24 lower-case letters, digits or _")
+    elif key in earlier:
+        reader.error(f"{path}.id", f"repeats the question id {key!r}")
+    kind = data.get("kind")
+    if kind not in KINDS:
+        reader.error(f"{path}.kind", f"must be one of {', '.join(KINDS)} (got {kind!r})")
+        return None
+    text = _texts(reader, data.get("text"), f"{path}.text", languages, limit=1000)
+    optional = data.get("optional", False)
+    if not isinstance(optional, bool):
+        reader.error(f"{path}.optional", "must be true or false")
+        optional = False
+    options: list[OptionDefinition] = []
+    settings: dict[str, Any] = {}
+    if kind in ("single", "multiple", "district"):
+        options = _options(reader, data.get("options"), f"{path}.options", languages)
+    elif "options" in data:
+        reader.error(f"{path}.options", f"a {kind} question has no options")
+    if kind == "yesno":
+        options = [OptionDefinition(k, {}) for k in YESNO_OPTIONS]
+    if kind == "scale":
+        options = [OptionDefinition(k, {}) for k in SCALE_OPTIONS]
+        labels = data.get("labels") or {}
+        if not isinstance(labels, dict):
+            reader.error(f"{path}.labels", "must be a mapping with low and high")
+            labels = {}
+        settings["low"] = _texts(reader, labels.get("low"), f"{path}.labels.low", languages,
+                                 limit=MAX_OPTION_LABEL)
+        settings["high"] = _texts(reader, labels.get("high"), f"{path}.labels.high", languages,
+                                  limit=MAX_OPTION_LABEL)
+    if kind == "number":
+        low, high = data.get("min"), data.get("max")
+        for name, bound in (("min", low), ("max", high)):
+            if not isinstance(bound, int) or isinstance(bound, bool):
+                reader.error(f"{path}.{name}", "must be a whole number")
+        if isinstance(low, int) and isinstance(high, int) and low >= high:
+            reader.error(f"{path}.max", f"must be above min ({low})")
+        settings.update(min=low, max=high)
+    if kind in ("text", "idea"):
+        default = DEFAULT_TEXT_ANSWER if kind == "text" else DEFAULT_IDEA_LENGTH
+        length = data.get("max_length", default)
+        if not isinstance(length, int) or not 10 <= length <= MAX_TEXT_ANSWER:
+            reader.error(f"{path}.max_length", f"must be a whole number from 10 to "
+                                              f"{MAX_TEXT_ANSWER}")
+            length = default
+        settings["max_length"] = length
+    condition = _condition(reader, data.get("when"), f"{path}.when", earlier)
+    return QuestionDefinition(key, kind, text, options, settings, optional, condition)
+
+
+def _condition(
+    reader: _Reader, data: Any, path: str, earlier: dict[str, QuestionDefinition]
+) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict) or "question" not in data:
+        reader.error(path, "must name an earlier question and the answers: "
+                           "{question: id, in: [option ids]}")
+        return None
+    target = earlier.get(str(data["question"]))
+    if target is None:
+        reader.error(f"{path}.question", f"{data['question']!r} is not an earlier question")
+        return None
+    if target.kind not in CHOICE_KINDS:
+        reader.error(f"{path}.question", f"a {target.kind} question cannot be a condition")
+        return None
+    wanted = data.get("in", [data["equals"]] if "equals" in data else None)
+    if not isinstance(wanted, list) or not wanted:
+        reader.error(f"{path}.in", "must list the answers that make this question apply")
+        return None
+    known = {option.key for option in target.options}
+    for value in wanted:
+        if str(value) not in known:
+            reader.error(f"{path}.in", f"{value!r} is not an answer of {target.key!r} "
+                                       f"({', '.join(sorted(known))})")
+    return {"question": target.key, "in": [str(value) for value in wanted]}
+
+
+def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
+    """Parse a consultation file; raise DefinitionError listing every mistake."""
+    reader = _Reader()
+    try:
+        node = yaml.compose(source, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise DefinitionError([FileError(line, "(file)", f"is not valid YAML: "
+                                                         f"{getattr(exc, 'problem', exc)}")])
+        from None
+    if not isinstance(node, yaml.MappingNode):
+        raise DefinitionError([FileError(1, "(file)", "must be a mapping of fields")])
+    data = reader.value(node, "")
+
+    known = {"slug", "languages", "title", "purpose", "basis", "target_group", "citizen_role",
+             "organiser", "results", "rounds", "questions"}
+    for unknown in sorted(set(data) - known):
+        reader.error(unknown, "is not a known field")
+    slug = str(data.get("slug", ""))
+    if not SLUG_PATTERN.match(slug):
+        reader.error("slug", "must be 2-40 lower-case letters, digits or hyphens (it goes in links)")
+    languages = data.get("languages", ["da"])
+    if not isinstance(languages, list) or "da" not in languages or \
+            any(language not in LANGUAGES for language in languages):
+        reader.error("languages", "must be [da] or [da, en]")
+        languages = ["da"]
+    title = _texts(reader, data.get("title"), "title", languages, limit=100)
+    purpose = _texts(reader, data.get("purpose"), "purpose", languages, limit=1000)
+    basis_data = data.get("basis") or {}
+    if not isinstance(basis_data, dict):
+        reader.error("basis", "must be a mapping with decided, influence and decides")
+        basis_data = {}
+    basis = {part: _texts(reader, basis_data.get(part), f"basis.{part}", languages, limit=800)
+             for part in ("decided", "influence", "decides")}
+    target = data.get("target_group") or {}
+    if not isinstance(target, dict):
+        reader.error("target_group", "must be a mapping with description and quotas")
+        target = {}
+    target_group = {
+        "description": _texts(reader, target.get("description"), "target_group.description",
+                              languages),
+        "quotas": target.get("quotas") or [],
+    }
+    role = data.get("citizen_role")
+    if role not in CITIZEN_ROLES:
+        reader.error("citizen_role", f"must be one of {', '.join(CITIZEN_ROLES)} (got {role!r})")
+    organiser = data.get("organiser") or {}
+    if not isinstance(organiser, dict) or not organiser.get("name") or not organiser.get(
+        "contact"
+    ):
+        reader.error("organiser", "must give the organiser's name and contact")
+        organiser = {}
+    results = _texts(reader, data.get("results"), "results", languages, limit=800)
+
+    rounds: list[RoundDefinition] = []
+    rounds_data = data.get("rounds")
+    if not isinstance(rounds_data, list) or not rounds_data:
+        reader.error("rounds", "must list at least one round with opens and closes")
+        rounds_data = []
+    zone_name = zone
+    for index, item in enumerate(rounds_data):
+        path = f"rounds[{index}]"
+        if not isinstance(item, dict):
+            reader.error(path, "must be a mapping with opens and closes")
+            continue
+        opens = _time(reader, item.get("opens"), f"{path}.opens", zone_name)
+        closes = _time(reader, item.get("closes"), f"{path}.closes", zone_name)
+        name = _texts(reader, item.get("name"), f"{path}.name", languages, required=False,
+                      limit=100)
+        if opens and closes:
+            if closes <= opens:
+                reader.error(f"{path}.closes", "must be after opens")
+            elif rounds and opens < rounds[-1].closes_at:
+                reader.error(f"{path}.opens", "must not be before the previous round closes")
+            else:
+                rounds.append(RoundDefinition(name, opens, closes))
+
+    questions: list[QuestionDefinition] = []
+    questions_data = data.get("questions")
+    if not isinstance(questions_data, list) or not questions_data:
+        reader.error("questions", "must list at least one question")
+        questions_data = []
+    earlier: dict[str, QuestionDefinition] = {}
+    for index, item in enumerate(questions_data):
+        question = _question(reader, item, f"questions[{index}]", languages, earlier)
+        if question is not None:
+            questions.append(question)
+            earlier.setdefault(question.key, question)
+    for index, quota in enumerate(target_group["quotas"]):
+        path = f"target_group.quotas[{index}]"
+        if not isinstance(quota, dict) or str(quota.get("question")) not in earlier:
+            reader.error(path, "must name a question of this file ({question, option, minimum})")
+        elif str(quota.get("option")) not in {o.key for o in earlier[quota["question"]].options}:
+            reader.error(f"{path}.option", f"{quota.get('option')!r} is not an option of "
+                                           f"{quota['question']!r}")
+        elif not isinstance(quota.get("minimum"), int) or quota["minimum"] < 1:
+            reader.error(f"{path}.minimum", "must be a whole number of at least 1")
+
+    if reader.errors:
+        raise DefinitionError(sorted(reader.errors, key=lambda e: (e.line or 0, e.field)))
+    return ConsultationDefinition(
+        slug=slug, languages=list(languages), title=title, purpose=purpose, basis=basis,
+        target_group=target_group, citizen_role=str(role), organiser=dict(organiser),
+        results=results, rounds=rounds, questions=questions,
+    )
+
+
+def read_definition(path: Path, zone: ZoneInfo) -> ConsultationDefinition:
+    """Read a consultation file from disk."""
+    try:
+        source = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DefinitionError([FileError(None, "(file)", f"cannot be read: {exc}")]) from None
+    return parse_definition(source, zone)
