@@ -35,7 +35,8 @@ def _config(connection: Connection | None = None) -> Config:
     return config
 
 
-def _head() -> str:
+def head_revision() -> str:
+    """Return the newest migration this code ships."""
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None, "the migrations folder has no revision"
     return head
@@ -49,7 +50,7 @@ async def schema_status(engine: AsyncEngine) -> SchemaStatus:
     """Compare the database's revision with the newest migration."""
     async with engine.connect() as connection:
         current = await connection.run_sync(_current)
-    return SchemaStatus(current=current, head=_head())
+    return SchemaStatus(current=current, head=head_revision())
 
 
 async def upgrade(engine: AsyncEngine) -> SchemaStatus:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from storage.migrate import head_revision
 from tests.fake_telegram import FakeTelegram
 from tests.postgres import free_port
 
@@ -96,10 +97,12 @@ def test_settings_can_come_from_a_dotenv_file(tmp_path: Path) -> None:
 def test_migrate_is_idempotent_on_the_default_sqlite(tmp_path: Path) -> None:
     first = borgerdialog("migrate", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip() == "Migrated the database schema from empty to 0001."
+    assert first.stdout.strip() == f"Migrated the database schema from empty to {head_revision()}."
     assert (tmp_path / "data" / "borgerdialog.sqlite3").exists()
     second = borgerdialog("migrate", cwd=tmp_path)
-    assert second.stdout.strip() == "The database schema is up to date (revision 0001)."
+    assert second.stdout.strip() == (
+        f"The database schema is up to date (revision {head_revision()})."
+    )
 
 
 def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:

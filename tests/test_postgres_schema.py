@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from storage.migrate import head_revision
 from tests.conftest import PostgresProvider
 from tests.postgres import free_port
 from tests.test_cli import borgerdialog
@@ -17,9 +18,10 @@ def test_run_refuses_an_unmigrated_postgresql_and_migrate_fixes_it(
     refused = borgerdialog("run", cwd=tmp_path, env=env)
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines()[-1] == (
-        "borgerdialog: the database schema is at revision none, this version needs 0001: "
+        f"borgerdialog: the database schema is at revision none, this version needs "
+        f"{head_revision()}: "
         "run 'borgerdialog migrate' first"
     )
     migrated = borgerdialog("migrate", cwd=tmp_path, env=env)
     assert migrated.returncode == 0, migrated.stderr
-    assert "from empty to 0001" in migrated.stdout
+    assert f"from empty to {head_revision()}" in migrated.stdout
