@@ -99,6 +99,7 @@ class BorgerDialog:
             ),
             clock=self.clock,
             delivery=delivery,
+            zone=settings.zone,
         )
         self._web = WebServer(make_web_app(self.health), settings.http_host, settings.http_port)
         await self._web.start()

@@ -8,7 +8,9 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -18,6 +20,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot import __version__
 from bot.config import Settings, SettingsError, load_settings
+from storage.uow import UnitOfWorkFactory
 
 logger = logging.getLogger("bot")
 
@@ -158,3 +161,273 @@ def migrate() -> None:
             )
 
     run_async(apply(), settings)
+
+
+def with_database(settings: Settings, work: Callable[[UnitOfWorkFactory], Awaitable[None]]) -> None:
+    """Open the database (bringing SQLite up to date, as run does), do the work, close it."""
+
+    async def main() -> None:
+        from bot.app import prepare_schema
+        from storage.database import create_engine, create_session_factory
+
+        engine = create_engine(settings.database_url)
+        try:
+            await prepare_schema(engine, settings.database_url)
+            await work(UnitOfWorkFactory(create_session_factory(engine)))
+        finally:
+            await engine.dispose()
+
+    run_async(main(), settings)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _local(moment: datetime, settings: Settings) -> str:
+    return moment.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M")
+
+
+@main.group()
+def consultation() -> None:
+    """Define consultations from YAML files, list them, show them and link to them."""
+
+
+@consultation.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Archive removed questions even if they have answers.")
+def consultation_import(file: Path, force: bool) -> None:
+    """Validate a consultation file and import it; nothing is imported if anything is wrong."""
+    from bot.consultations.definition import DefinitionError, read_definition
+    from bot.consultations.importer import QuestionsWithAnswers, import_definition
+
+    settings = settings_or_exit()
+    configure_logging(settings)
+    try:
+        definition = read_definition(file, settings.zone)
+    except DefinitionError as error:
+        for mistake in error.errors:
+            click.echo(f"{file}: {mistake}", err=True)
+        fail(f"{len(error.errors)} mistakes; nothing was imported", EXIT_BAD_INPUT)
+
+    async def work(uow_factory: UnitOfWorkFactory) -> None:
+        async with uow_factory() as uow:
+            try:
+                report = await import_definition(uow, definition, _utc_now(), force=force)
+            except QuestionsWithAnswers as refusal:
+                fail(
+                    f"removing questions that have answers needs --force: {refusal}; "
+                    "nothing was imported",
+                    EXIT_BAD_INPUT,
+                )
+            await uow.commit()
+        verb = "Created" if report.created else "Updated"
+        click.echo(
+            f"{verb} consultation '{definition.slug}': {len(definition.questions)} "
+            f"questions, {len(definition.rounds)} round(s)."
+        )
+        if report.added:
+            click.echo(f"  new questions: {', '.join(report.added)}")
+        for key, count in report.archived.items():
+            click.echo(f"  archived question {key} with its {count} answers (kept in exports)")
+        if report.removed:
+            click.echo(f"  removed questions without answers: {', '.join(report.removed)}")
+
+    with_database(settings, work)
+
+
+@consultation.command("list")
+def consultation_list() -> None:
+    """List every consultation with its state and how many took part."""
+    from handlers.questionnaire import pick, round_state
+
+    settings = settings_or_exit()
+    configure_logging(settings)
+
+    async def work(uow_factory: UnitOfWorkFactory) -> None:
+        async with uow_factory() as uow:
+            consultations = await uow.consultations.all()
+            if not consultations:
+                click.echo(
+                    "No consultations yet: import one with 'borgerdialog consultation import FILE'."
+                )
+                return
+            click.echo(f"{'slug':<24} {'state':<9} {'answering':>9} {'completed':>9}  title")
+            for item in consultations:
+                state = round_state(await uow.consultations.rounds(item.id), _utc_now())
+                participations = await uow.participations.of_consultation(item.id)
+                answering = sum(p.status == "answering" for p in participations)
+                completed = sum(p.status == "completed" for p in participations)
+                click.echo(
+                    f"{item.slug:<24} {state.status:<9} {answering:>9} {completed:>9}  "
+                    f"{pick(item.title, 'da')}"
+                )
+
+    with_database(settings, work)
+
+
+@consultation.command("show")
+@click.argument("slug")
+def consultation_show(slug: str) -> None:
+    """Show a consultation: texts, rounds, questions and participation."""
+    from handlers.questionnaire import pick
+
+    settings = settings_or_exit()
+    configure_logging(settings)
+
+    async def work(uow_factory: UnitOfWorkFactory) -> None:
+        async with uow_factory() as uow:
+            item = await uow.consultations.by_slug(slug)
+            if item is None:
+                fail(
+                    f"no consultation '{slug}' (see 'borgerdialog consultation list')",
+                    EXIT_BAD_INPUT,
+                )
+            click.echo(
+                f"{pick(item.title, 'da')} [{item.slug}], languages: "
+                f"{', '.join(item.languages)}, role: {item.citizen_role}"
+            )
+            click.echo(f"Purpose: {pick(item.purpose, 'da')}")
+            click.echo(f"Organiser: {item.organiser.get('name')} <{item.organiser.get('contact')}>")
+            for index, round_ in enumerate(await uow.consultations.rounds(item.id), 1):
+                click.echo(
+                    f"Round {index}: {_local(round_.opens_at, settings)} – "
+                    f"{_local(round_.closes_at, settings)} ({settings.timezone})"
+                )
+            counts = await uow.consultations.answer_counts(item.id)
+            for index, question in enumerate(
+                await uow.consultations.questions(item.id, include_archived=True), 1
+            ):
+                flags = [question.kind]
+                if question.optional:
+                    flags.append("optional")
+                if question.condition:
+                    flags.append(
+                        f"when {question.condition['question']} in "
+                        f"{'/'.join(question.condition['in'])}"
+                    )
+                if question.archived_at:
+                    flags.append("archived")
+                click.echo(
+                    f"  {index:>2}. {question.key} ({', '.join(flags)}; "
+                    f"{counts.get(question.id, 0)} answers): {pick(question.text, 'da')}"
+                )
+            participations = await uow.participations.of_consultation(item.id)
+            by_status: dict[str, int] = {}
+            for participation in participations:
+                by_status[participation.status] = by_status.get(participation.status, 0) + 1
+            click.echo(
+                "Participants: "
+                + (", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "none yet")
+            )
+
+    with_database(settings, work)
+
+
+@consultation.command("link")
+@click.argument("slug")
+@click.option("--bot", "bot_username", help="The bot's username (asked from Telegram if unset).")
+@click.option(
+    "--qr",
+    "qr_path",
+    type=click.Path(path_type=Path),
+    help="Where to write the QR code PNG [default: SLUG-qr.png].",
+)
+def consultation_link(slug: str, bot_username: str | None, qr_path: Path | None) -> None:
+    """Print the deep link that opens a consultation, and write a QR code of it."""
+    import segno
+
+    settings = settings_or_exit()
+    configure_logging(settings)
+
+    async def work(uow_factory: UnitOfWorkFactory) -> None:
+        async with uow_factory() as uow:
+            if await uow.consultations.by_slug(slug) is None:
+                fail(
+                    f"no consultation '{slug}' (see 'borgerdialog consultation list')",
+                    EXIT_BAD_INPUT,
+                )
+        username = bot_username or await _bot_username(settings)
+        link = f"https://t.me/{username.lstrip('@')}?start={slug}"
+        target = qr_path or Path(f"{slug}-qr.png")
+        segno.make(link, error="m").save(str(target), scale=10, border=4)
+        click.echo(link)
+        click.echo(f"QR code written to {target}", err=True)
+
+    with_database(settings, work)
+
+
+async def _bot_username(settings: Settings) -> str:
+    if settings.telegram_token is None:
+        fail(
+            "give --bot USERNAME, or set BORGERDIALOG_TELEGRAM_TOKEN to ask Telegram",
+            EXIT_BAD_INPUT,
+        )
+    from telegram import Bot
+
+    from bot.channels.telegram.transport import AiohttpRequest
+
+    request = AiohttpRequest(1)
+    try:
+        bot = Bot(
+            settings.telegram_token.get_secret_value(),
+            base_url=settings.telegram_api_url,
+            request=request,
+        )
+        me = await bot.get_me()
+    finally:
+        await request.shutdown()
+    assert me.username is not None
+    return me.username
+
+
+@main.command()
+@click.argument("slug")
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["csv", "xlsx", "json"]),
+    default="csv",
+    show_default=True,
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    help="The file to write [default: SLUG.FORMAT]; '-' for standard output.",
+)
+def export(slug: str, file_format: str, output: Path | None) -> None:
+    """Export a consultation's answers: one row per participant, pseudonymous ids only."""
+    from bot.consultations.export import RENDERERS, build_table
+
+    settings = settings_or_exit()
+    configure_logging(settings)
+    if file_format == "xlsx" and output == Path("-"):
+        fail("an xlsx export needs a file (--output FILE)", EXIT_BAD_INPUT)
+
+    async def work(uow_factory: UnitOfWorkFactory) -> None:
+        async with uow_factory() as uow:
+            with click.progressbar(length=1, label="Exporting", file=sys.stderr) as bar:
+
+                def progress(items: Iterable[Any]) -> Iterable[Any]:
+                    items = list(items)
+                    bar.length = max(1, len(items))
+                    for item in items:
+                        yield item
+                        bar.update(1)
+
+                table = await build_table(uow, slug, progress)
+            if table is None:
+                fail(
+                    f"no consultation '{slug}' (see 'borgerdialog consultation list')",
+                    EXIT_BAD_INPUT,
+                )
+        content = RENDERERS[file_format](table)
+        if output == Path("-"):
+            sys.stdout.buffer.write(content)
+            return
+        target = output or Path(f"{slug}.{file_format}")
+        target.write_bytes(content)
+        click.echo(f"Wrote {len(table.rows)} rows to {target}", err=True)
+
+    with_database(settings, work)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.i18n import Catalogs, resolve_language
 from bot.outbox import OutboxDelivery
@@ -36,12 +37,14 @@ class DialogueCore:
         organisation: OrganisationInfo,
         clock: Callable[[], datetime],
         delivery: OutboxDelivery,
+        zone: ZoneInfo,
     ) -> None:
         self._uow = uow
         self._catalogs = catalogs
         self._detect_language = detect_language
         self._organisation = organisation
         self._clock = clock
+        self._zone = zone
         self.delivery = delivery
 
     async def accept(
@@ -90,6 +93,8 @@ class DialogueCore:
             participant = await uow.participants.get_or_create(channel, event.chat_id, now)
             participant.last_seen_at = now
             participant.unreachable_at = None
+            # /stop holds only until the participant writes again (the /stop flow sets it anew).
+            participant.stopped_at = None
             participant.events_applied += 1
             language = resolve_language(
                 stored=participant.language,
@@ -105,12 +110,16 @@ class DialogueCore:
                 t=self._catalogs.texts(language),
                 now=now,
                 organisation=self._organisation,
+                zone=self._zone,
+                detect_language=self._detect_language,
             )
             outcome = await route(context)
             for message in outcome.messages:
-                await uow.outbox.add(
+                queued = await uow.outbox.add(
                     channel, event.chat_id, message.to_payload(), now, inbox_event_id=stored.id
                 )
+                if isinstance(message, Reply) and message.on_queued is not None:
+                    message.on_queued(queued.id)
             await uow.inbox.mark_done(stored, now, applied_sequence=participant.events_applied)
             await uow.commit()
         return True

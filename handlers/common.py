@@ -13,11 +13,6 @@ def _organisation(ctx: FlowContext) -> str:
     return ctx.organisation.name or ctx.t("organisation.unnamed")
 
 
-def start(ctx: FlowContext, outcome: Outcome) -> None:
-    """Greet the participant in their language and say what the bot is for."""
-    outcome.say(ctx.t("start.greeting", organisation=_organisation(ctx)))
-
-
 def help_(ctx: FlowContext, outcome: Outcome) -> None:
     """List what the participant can do."""
     outcome.say(ctx.t("help.body"))
@@ -79,6 +74,16 @@ def stale_button(ctx: FlowContext, outcome: Outcome) -> None:
 def fallback(ctx: FlowContext, outcome: Outcome) -> None:
     """Answer text the bot has no flow for with what the participant can do instead."""
     outcome.say(ctx.t("fallback.text"))
+
+
+def unknown_command(ctx: FlowContext, outcome: Outcome) -> None:
+    """Answer a command the bot does not know with the ones it does."""
+    outcome.say(ctx.t("command.unknown"))
+
+
+def unsupported_content(ctx: FlowContext, outcome: Outcome) -> None:
+    """Answer a photo, sticker, voice message or similar: only text and buttons are read."""
+    outcome.say(ctx.t("input.unsupported"))
 
 
 def group_chat(ctx: FlowContext, outcome: Outcome) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from handlers.events import InboundEvent
 from storage.models import Participant
@@ -43,3 +45,6 @@ class FlowContext:
     t: Texts
     now: datetime
     organisation: OrganisationInfo
+    zone: ZoneInfo
+    # The language of a free text (langdetect, seeded); None when too short to tell.
+    detect_language: Callable[[str], str | None]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +29,8 @@ class InboundEvent:
     button_ack_ref: str | None = None
     language_hint: str | None = None
     is_private_chat: bool = True
+    # A photo, sticker, voice message, location, file or poll: content the bot cannot read.
+    unsupported_content: bool = False
 
     @property
     def is_command(self) -> bool:
@@ -70,6 +74,8 @@ class Reply:
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
     edit_ref: str | None = None
+    # Called with the outbox id once queued, so a flow can find the sent message later.
+    on_queued: Callable[[int], None] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.text.strip():
@@ -100,7 +106,25 @@ class ButtonAck:
         return {"type": "ack", "ack_ref": self.ack_ref, "text": self.text, "alert": self.alert}
 
 
-Outbound = Reply | ButtonAck
+@dataclass(frozen=True)
+class Document:
+    """A file for the participant, such as their data as JSON."""
+
+    filename: str
+    content: bytes
+    caption: str | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        """Serialise for the outbox."""
+        return {
+            "type": "document",
+            "filename": self.filename,
+            "content": base64.b64encode(self.content).decode("ascii"),
+            "caption": self.caption,
+        }
+
+
+Outbound = Reply | ButtonAck | Document
 
 
 @dataclass
@@ -109,9 +133,18 @@ class Outcome:
 
     messages: list[Outbound] = field(default_factory=list)
 
-    def say(self, text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> None:
+    def say(
+        self,
+        text: str,
+        buttons: tuple[tuple[Button, ...], ...] = (),
+        on_queued: Callable[[int], None] | None = None,
+    ) -> None:
         """Send a new message."""
-        self.messages.append(Reply(text=text, buttons=buttons))
+        self.messages.append(Reply(text=text, buttons=buttons, on_queued=on_queued))
+
+    def send_file(self, filename: str, content: bytes, caption: str | None = None) -> None:
+        """Send a file."""
+        self.messages.append(Document(filename, content, caption))
 
     def edit(
         self, message_ref: str, text: str, buttons: tuple[tuple[Button, ...], ...] = ()

@@ -2,47 +2,91 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from handlers import common
+from handlers import common, consultation, mydata
 from handlers.context import FlowContext
 from handlers.events import Outcome
 
-Flow = Callable[[FlowContext, Outcome], None]
+Flow = Callable[[FlowContext, Outcome], Awaitable[None] | None]
 
 # Danish aliases, so a citizen may type the command in the language they read.
 COMMANDS: dict[str, Flow] = {
-    "start": common.start,
+    "start": consultation.start,
     "help": common.help_,
     "hjaelp": common.help_,
     "privacy": common.privacy,
     "privatliv": common.privacy,
+    "mydata": mydata.mydata,
+    "minedata": mydata.mydata,
+    "forget": mydata.forget,
+    "glem": mydata.forget,
     "language": common.choose_language,
     "sprog": common.choose_language,
+    "stop": mydata.stop,
 }
 # Commands that are safe to answer in a group: they reveal nothing about anyone.
 GROUP_COMMANDS = {"help", "hjaelp", "privacy", "privatliv"}
+QUESTION_ACTIONS = {"a", "t", "d", "s", "b"}
+
+
+async def _run(flow: Flow, ctx: FlowContext, outcome: Outcome) -> None:
+    result = flow(ctx, outcome)
+    if result is not None:
+        await result
 
 
 async def route(ctx: FlowContext) -> Outcome:
     """Decide what to do with an event and return the messages to send."""
     outcome = Outcome()
     event = ctx.event
-    if event.is_button:
-        assert event.button is not None
-        language = common.parse_language_payload(event.button)
-        if language is not None:
-            common.set_language(ctx, outcome, language)
-        else:
-            common.stale_button(ctx, outcome)
-        return outcome
     if not event.is_private_chat:
-        if event.command in GROUP_COMMANDS:
-            COMMANDS[event.command](ctx, outcome)
+        if event.is_button:
+            common.stale_button(ctx, outcome)
+        elif event.command in GROUP_COMMANDS:
+            await _run(COMMANDS[event.command], ctx, outcome)
         elif event.is_command:
             common.group_chat(ctx, outcome)
         # Plain talk in a group is not addressed to the bot; staying quiet is the polite answer.
         return outcome
-    flow = COMMANDS.get(event.command or "") if event.is_command else None
-    (flow or common.fallback)(ctx, outcome)
+    if event.is_button:
+        assert event.button is not None
+        await press(ctx, outcome, event.button)
+    elif event.is_command:
+        await _run(COMMANDS.get(event.command or "", common.unknown_command), ctx, outcome)
+    elif event.unsupported_content:
+        common.unsupported_content(ctx, outcome)
+    elif not await consultation.typed(ctx, outcome):
+        common.fallback(ctx, outcome)
     return outcome
+
+
+async def press(ctx: FlowContext, outcome: Outcome, payload: str) -> None:
+    """Dispatch a button by its namespace; anything unknown, old or forged gets a polite no."""
+    namespace, _, rest = payload.partition(":")
+    parts = rest.split(":") if rest else []
+    language = common.parse_language_payload(payload)
+    if language is not None:
+        common.set_language(ctx, outcome, language)
+    elif namespace == "c" and len(parts) == 1:
+        await consultation.choose(ctx, outcome, parts[0])
+    elif namespace in QUESTION_ACTIONS:
+        await consultation.press(ctx, outcome, namespace, parts)
+    elif namespace == "f" and parts in (["y"], ["n"]):
+        await mydata.forget_confirmed(ctx, outcome, parts == ["y"])
+    elif namespace in ("ok", "h", "r", "e") and parts:
+        participation = await consultation.own_participation(ctx, parts[0])
+        if participation is None:
+            common.stale_button(ctx, outcome)
+        elif namespace == "ok" and parts[1:] in (["y"], ["n"]):
+            await consultation.consent(ctx, outcome, participation, parts[1] == "y")
+        elif namespace == "h" and parts[1:] in (["y"], ["n"]):
+            await consultation.hear_back(ctx, outcome, participation, parts[1] == "y")
+        elif namespace == "r" and len(parts) == 1:
+            await consultation.review(ctx, outcome, participation)
+        elif namespace == "e" and len(parts) == 2:
+            await consultation.edit_answer(ctx, outcome, participation, parts[1])
+        else:
+            common.stale_button(ctx, outcome)
+    else:
+        common.stale_button(ctx, outcome)

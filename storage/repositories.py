@@ -12,12 +12,17 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
+    Answer,
+    Consultation,
     InboxEvent,
     InboxStatus,
     Lane,
     OutboxMessage,
     OutboxStatus,
     Participant,
+    Participation,
+    Question,
+    Round,
 )
 
 
@@ -34,6 +39,10 @@ class ParticipantRepository:
         )
         return (await self._session.execute(statement)).scalar_one_or_none()
 
+    async def by_id(self, participant_id: int) -> Participant | None:
+        """Return a participant by id."""
+        return await self._session.get(Participant, participant_id)
+
     async def get_or_create(self, channel: str, chat_id: str, now: datetime) -> Participant:
         """Return the participant of a chat, creating it on first contact."""
         participant = await self.get(channel, chat_id)
@@ -49,6 +58,20 @@ class ParticipantRepository:
             self._session.add(participant)
             await self._session.flush()
         return participant
+
+    async def delete(self, participant: Participant) -> None:
+        """Delete a participant, and unlink their chat from the inbox records already handled."""
+        await self._session.execute(
+            update(InboxEvent)
+            .where(
+                InboxEvent.channel == participant.channel,
+                InboxEvent.chat_id == participant.chat_id,
+                InboxEvent.status != InboxStatus.PENDING,
+            )
+            .values(chat_id=None)
+        )
+        await self._session.delete(participant)
+        await self._session.flush()
 
     async def mark_unreachable(self, channel: str, chat_id: str, now: datetime) -> None:
         """Remember that a chat refuses messages (the citizen blocked the bot)."""
@@ -223,11 +246,17 @@ class OutboxRepository:
         external_message_id: str | None = None,
         error: str | None = None,
     ) -> None:
-        """Record the outcome of one delivery attempt that will not be repeated."""
+        """Record the outcome of one delivery attempt that will not be repeated.
+
+        A delivered message's content is dropped: it may repeat a citizen's answers, and the
+        outbox is a delivery queue, not an archive of conversations.
+        """
+        cleared = {"payload": {"cleared": True}} if status != OutboxStatus.FAILED else {}
         await self._session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == message_id)
             .values(
+                **cleared,
                 status=status,
                 sent_at=now,
                 external_message_id=external_message_id,
@@ -235,6 +264,10 @@ class OutboxRepository:
                 attempts=OutboxMessage.attempts + 1,
             )
         )
+
+    async def get(self, message_id: int) -> OutboxMessage | None:
+        """Return one message by id."""
+        return await self._session.get(OutboxMessage, message_id)
 
     async def count_by_status(self) -> dict[str, int]:
         """Count messages per status."""
@@ -250,3 +283,167 @@ class OutboxRepository:
             )
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+
+class ConsultationRepository:
+    """Consultations with their rounds and questions."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def by_slug(self, slug: str) -> Consultation | None:
+        """Return a consultation by its slug."""
+        statement = select(Consultation).where(Consultation.slug == slug)
+        return (await self._session.execute(statement)).scalar_one_or_none()
+
+    async def get(self, consultation_id: int) -> Consultation | None:
+        """Return a consultation by id."""
+        return await self._session.get(Consultation, consultation_id)
+
+    async def all(self) -> list[Consultation]:
+        """Return every consultation, by slug."""
+        statement = select(Consultation).order_by(Consultation.slug)
+        return list((await self._session.execute(statement)).scalars().all())
+
+    async def add(self, consultation: Consultation) -> Consultation:
+        """Add a new consultation."""
+        self._session.add(consultation)
+        await self._session.flush()
+        return consultation
+
+    async def rounds(self, consultation_id: int) -> list[Round]:
+        """Return a consultation's rounds in order."""
+        statement = (
+            select(Round).where(Round.consultation_id == consultation_id).order_by(Round.position)
+        )
+        return list((await self._session.execute(statement)).scalars().all())
+
+    async def all_rounds(self) -> list[Round]:
+        """Return the rounds of every consultation."""
+        statement = select(Round).order_by(Round.opens_at)
+        return list((await self._session.execute(statement)).scalars().all())
+
+    async def replace_rounds(self, consultation_id: int, rounds: list[Round]) -> None:
+        """Replace a consultation's rounds."""
+        await self._session.execute(delete(Round).where(Round.consultation_id == consultation_id))
+        self._session.add_all(rounds)
+        await self._session.flush()
+
+    async def questions(
+        self, consultation_id: int, *, include_archived: bool = False
+    ) -> list[Question]:
+        """Return a consultation's questions in order."""
+        statement = select(Question).where(Question.consultation_id == consultation_id)
+        if not include_archived:
+            statement = statement.where(Question.archived_at.is_(None))
+        statement = statement.order_by(Question.archived_at.is_not(None), Question.position)
+        return list((await self._session.execute(statement)).scalars().all())
+
+    async def add_question(self, question: Question) -> None:
+        """Add a question."""
+        self._session.add(question)
+        await self._session.flush()
+
+    async def answer_counts(self, consultation_id: int) -> dict[int, int]:
+        """Count the answers each question of a consultation has."""
+        statement = (
+            select(Answer.question_id, func.count())
+            .join(Question, Question.id == Answer.question_id)
+            .where(Question.consultation_id == consultation_id)
+            .group_by(Answer.question_id)
+        )
+        return {
+            question_id: count
+            for question_id, count in (await self._session.execute(statement)).all()
+        }
+
+
+class ParticipationRepository:
+    """Participations and their answers."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, participation_id: int) -> Participation | None:
+        """Return a participation by id."""
+        return await self._session.get(Participation, participation_id)
+
+    async def find(self, consultation_id: int, participant_id: int) -> Participation | None:
+        """Return a participant's participation in a consultation."""
+        statement = select(Participation).where(
+            Participation.consultation_id == consultation_id,
+            Participation.participant_id == participant_id,
+        )
+        return (await self._session.execute(statement)).scalar_one_or_none()
+
+    async def add(self, participation: Participation) -> Participation:
+        """Add a participation."""
+        self._session.add(participation)
+        await self._session.flush()
+        return participation
+
+    async def of_participant(self, participant_id: int) -> list[Participation]:
+        """Return every participation of a participant."""
+        statement = (
+            select(Participation)
+            .where(Participation.participant_id == participant_id)
+            .order_by(Participation.id)
+        )
+        return list((await self._session.execute(statement)).scalars().all())
+
+    async def of_consultation(self, consultation_id: int) -> list[Participation]:
+        """Return every participation in a consultation, oldest first."""
+        statement = (
+            select(Participation)
+            .where(Participation.consultation_id == consultation_id)
+            .order_by(Participation.id)
+        )
+        return list((await self._session.execute(statement)).scalars().all())
+
+    async def answers(self, participation_id: int) -> list[Answer]:
+        """Return a participation's answers."""
+        statement = select(Answer).where(Answer.participation_id == participation_id)
+        return list((await self._session.execute(statement)).scalars().all())
+
+    async def answers_of_consultation(self, consultation_id: int) -> list[Answer]:
+        """Return every answer given in a consultation (anonymised ones included)."""
+        statement = (
+            select(Answer)
+            .join(Question, Question.id == Answer.question_id)
+            .where(Question.consultation_id == consultation_id)
+        )
+        return list((await self._session.execute(statement)).scalars().all())
+
+    async def save_answer(self, answer: Answer) -> None:
+        """Store a new answer."""
+        self._session.add(answer)
+        await self._session.flush()
+
+    async def delete_answer(self, answer: Answer) -> None:
+        """Delete an answer."""
+        await self._session.delete(answer)
+        await self._session.flush()
+
+    async def erase_participant(self, participant_id: int, keep_question_kinds: set[str]) -> int:
+        """Erase a participant's participations and answers; keep some answers anonymised.
+
+        Answers to questions of the kinds kept (published ideas) lose their link to the
+        participant instead of being deleted. Return how many answers were anonymised.
+        """
+        participation_ids = select(Participation.id).where(
+            Participation.participant_id == participant_id
+        )
+        kept_questions = select(Question.id).where(Question.kind.in_(keep_question_kinds))
+        anonymised = await self._session.execute(
+            update(Answer)
+            .where(Answer.participation_id.in_(participation_ids))
+            .where(Answer.question_id.in_(kept_questions), Answer.skipped.is_(False))
+            .values(participation_id=None)
+        )
+        await self._session.execute(
+            delete(Answer).where(Answer.participation_id.in_(participation_ids))
+        )
+        await self._session.execute(
+            delete(Participation).where(Participation.participant_id == participant_id)
+        )
+        return int(getattr(anonymised, "rowcount", 0) or 0)

@@ -6,7 +6,13 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.repositories import InboxRepository, OutboxRepository, ParticipantRepository
+from storage.repositories import (
+    ConsultationRepository,
+    InboxRepository,
+    OutboxRepository,
+    ParticipantRepository,
+    ParticipationRepository,
+)
 
 
 class UnitOfWork:
@@ -19,6 +25,8 @@ class UnitOfWork:
     participants: ParticipantRepository
     inbox: InboxRepository
     outbox: OutboxRepository
+    consultations: ConsultationRepository
+    participations: ParticipationRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
@@ -29,6 +37,8 @@ class UnitOfWork:
         self.participants = ParticipantRepository(self._session)
         self.inbox = InboxRepository(self._session)
         self.outbox = OutboxRepository(self._session)
+        self.consultations = ConsultationRepository(self._session)
+        self.participations = ParticipationRepository(self._session)
         return self
 
     async def __aexit__(

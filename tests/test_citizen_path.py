@@ -111,7 +111,15 @@ async def test_commands_are_published_in_both_languages(
 ):
     danish = fake_bot.call_commands("default", "")
     english = fake_bot.call_commands("default", "en")
-    assert [c["command"] for c in danish] == ["start", "help", "privacy", "language"]
+    assert [c["command"] for c in danish] == [
+        "start",
+        "help",
+        "privacy",
+        "mydata",
+        "forget",
+        "language",
+        "stop",
+    ]
     assert danish[2]["description"] == "Hvad gemmer vi om dig?"
     assert english[2]["description"] == "What do we store about you?"
 

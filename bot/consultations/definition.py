@@ -119,8 +119,15 @@ class _Reader:
         self.errors.append(FileError(line, path or "(top)", reason))
 
 
-def _texts(reader: _Reader, data: Any, path: str, languages: list[str], *,
-           required: bool = True, limit: int = 4000) -> Texts:
+def _texts(
+    reader: _Reader,
+    data: Any,
+    path: str,
+    languages: list[str],
+    *,
+    required: bool = True,
+    limit: int = 4000,
+) -> Texts:
     """A text is a plain string (Danish) or a mapping with one entry per language."""
     if data is None:
         if required:
@@ -157,8 +164,9 @@ def _time(reader: _Reader, data: Any, path: str, zone: ZoneInfo) -> datetime | N
             reader.error(path, f"must be a time like 2027-01-31 23:59 (got {data!r})")
             return None
     else:
-        reader.error(path, "must be a time like 2027-01-31 23:59" if data is not None
-                     else "is missing")
+        reader.error(
+            path, "must be a time like 2027-01-31 23:59" if data is not None else "is missing"
+        )
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
@@ -167,8 +175,12 @@ def _time(reader: _Reader, data: Any, path: str, zone: ZoneInfo) -> datetime | N
 
 def _options(reader: _Reader, data: Any, path: str, languages: list[str]) -> list[OptionDefinition]:
     if not isinstance(data, list) or not data:
-        reader.error(path, "must list at least two options" if data is None or data == []
-                     else "must be a list of options")
+        reader.error(
+            path,
+            "must list at least two options"
+            if data is None or data == []
+            else "must be a list of options",
+        )
         return []
     if len(data) > MAX_OPTIONS:
         reader.error(path, f"has {len(data)} options; {MAX_OPTIONS} allowed")
@@ -185,8 +197,9 @@ def _options(reader: _Reader, data: Any, path: str, languages: list[str]) -> lis
         elif key in seen:
             reader.error(f"{item_path}.id", f"repeats the option id {key!r}")
         seen.add(key)
-        label = _texts(reader, item.get("label"), f"{item_path}.label", languages,
-                       limit=MAX_OPTION_LABEL)
+        label = _texts(
+            reader, item.get("label"), f"{item_path}.label", languages, limit=MAX_OPTION_LABEL
+        )
         options.append(OptionDefinition(key, label))
     if len(options) == 1:
         reader.error(path, "must list at least two options")
@@ -194,7 +207,10 @@ def _options(reader: _Reader, data: Any, path: str, languages: list[str]) -> lis
 
 
 def _question(
-    reader: _Reader, data: Any, path: str, languages: list[str],
+    reader: _Reader,
+    data: Any,
+    path: str,
+    languages: list[str],
     earlier: dict[str, QuestionDefinition],
 ) -> QuestionDefinition | None:
     if not isinstance(data, dict):
@@ -228,10 +244,12 @@ def _question(
         if not isinstance(labels, dict):
             reader.error(f"{path}.labels", "must be a mapping with low and high")
             labels = {}
-        settings["low"] = _texts(reader, labels.get("low"), f"{path}.labels.low", languages,
-                                 limit=MAX_OPTION_LABEL)
-        settings["high"] = _texts(reader, labels.get("high"), f"{path}.labels.high", languages,
-                                  limit=MAX_OPTION_LABEL)
+        settings["low"] = _texts(
+            reader, labels.get("low"), f"{path}.labels.low", languages, limit=MAX_OPTION_LABEL
+        )
+        settings["high"] = _texts(
+            reader, labels.get("high"), f"{path}.labels.high", languages, limit=MAX_OPTION_LABEL
+        )
     if kind == "number":
         low, high = data.get("min"), data.get("max")
         for name, bound in (("min", low), ("max", high)):
@@ -244,8 +262,9 @@ def _question(
         default = DEFAULT_TEXT_ANSWER if kind == "text" else DEFAULT_IDEA_LENGTH
         length = data.get("max_length", default)
         if not isinstance(length, int) or not 10 <= length <= MAX_TEXT_ANSWER:
-            reader.error(f"{path}.max_length", f"must be a whole number from 10 to "
-                                              f"{MAX_TEXT_ANSWER}")
+            reader.error(
+                f"{path}.max_length", f"must be a whole number from 10 to {MAX_TEXT_ANSWER}"
+            )
             length = default
         settings["max_length"] = length
     condition = _condition(reader, data.get("when"), f"{path}.when", earlier)
@@ -258,8 +277,9 @@ def _condition(
     if data is None:
         return None
     if not isinstance(data, dict) or "question" not in data:
-        reader.error(path, "must name an earlier question and the answers: "
-                           "{question: id, in: [option ids]}")
+        reader.error(
+            path, "must name an earlier question and the answers: {question: id, in: [option ids]}"
+        )
         return None
     target = earlier.get(str(data["question"]))
     if target is None:
@@ -275,8 +295,10 @@ def _condition(
     known = {option.key for option in target.options}
     for value in wanted:
         if str(value) not in known:
-            reader.error(f"{path}.in", f"{value!r} is not an answer of {target.key!r} "
-                                       f"({', '.join(sorted(known))})")
+            reader.error(
+                f"{path}.in",
+                f"{value!r} is not an answer of {target.key!r} ({', '.join(sorted(known))})",
+            )
     return {"question": target.key, "in": [str(value) for value in wanted]}
 
 
@@ -288,52 +310,70 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise DefinitionError([FileError(line, "(file)", f"is not valid YAML: "
-                                                         f"{getattr(exc, 'problem', exc)}")])
-        from None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise DefinitionError(
+            [FileError(line, "(file)", f"is not valid YAML: {problem}")]
+        ) from None
     if not isinstance(node, yaml.MappingNode):
         raise DefinitionError([FileError(1, "(file)", "must be a mapping of fields")])
     data = reader.value(node, "")
 
-    known = {"slug", "languages", "title", "purpose", "basis", "target_group", "citizen_role",
-             "organiser", "results", "rounds", "questions"}
+    known = {
+        "slug",
+        "languages",
+        "title",
+        "purpose",
+        "basis",
+        "target_group",
+        "citizen_role",
+        "organiser",
+        "results",
+        "rounds",
+        "questions",
+    }
     for unknown in sorted(set(data) - known):
         reader.error(unknown, "is not a known field")
     slug = str(data.get("slug", ""))
     if not SLUG_PATTERN.match(slug):
-        reader.error("slug", "must be 2-40 lower-case letters, digits or hyphens (it goes in links)")
+        reader.error(
+            "slug", "must be 2-40 lower-case letters, digits or hyphens (it goes in links)"
+        )
     languages = data.get("languages", ["da"])
-    if not isinstance(languages, list) or "da" not in languages or \
-            any(language not in LANGUAGES for language in languages):
+    if (
+        not isinstance(languages, list)
+        or "da" not in languages
+        or any(language not in LANGUAGES for language in languages)
+    ):
         reader.error("languages", "must be [da] or [da, en]")
         languages = ["da"]
     title = _texts(reader, data.get("title"), "title", languages, limit=100)
-    purpose = _texts(reader, data.get("purpose"), "purpose", languages, limit=1000)
+    purpose = _texts(reader, data.get("purpose"), "purpose", languages, limit=600)
     basis_data = data.get("basis") or {}
     if not isinstance(basis_data, dict):
         reader.error("basis", "must be a mapping with decided, influence and decides")
         basis_data = {}
-    basis = {part: _texts(reader, basis_data.get(part), f"basis.{part}", languages, limit=800)
-             for part in ("decided", "influence", "decides")}
+    basis = {
+        part: _texts(reader, basis_data.get(part), f"basis.{part}", languages, limit=800)
+        for part in ("decided", "influence", "decides")
+    }
     target = data.get("target_group") or {}
     if not isinstance(target, dict):
         reader.error("target_group", "must be a mapping with description and quotas")
         target = {}
     target_group = {
-        "description": _texts(reader, target.get("description"), "target_group.description",
-                              languages),
+        "description": _texts(
+            reader, target.get("description"), "target_group.description", languages
+        ),
         "quotas": target.get("quotas") or [],
     }
     role = data.get("citizen_role")
     if role not in CITIZEN_ROLES:
         reader.error("citizen_role", f"must be one of {', '.join(CITIZEN_ROLES)} (got {role!r})")
     organiser = data.get("organiser") or {}
-    if not isinstance(organiser, dict) or not organiser.get("name") or not organiser.get(
-        "contact"
-    ):
+    if not isinstance(organiser, dict) or not organiser.get("name") or not organiser.get("contact"):
         reader.error("organiser", "must give the organiser's name and contact")
         organiser = {}
-    results = _texts(reader, data.get("results"), "results", languages, limit=800)
+    results = _texts(reader, data.get("results"), "results", languages, limit=500)
 
     rounds: list[RoundDefinition] = []
     rounds_data = data.get("rounds")
@@ -348,8 +388,9 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
             continue
         opens = _time(reader, item.get("opens"), f"{path}.opens", zone_name)
         closes = _time(reader, item.get("closes"), f"{path}.closes", zone_name)
-        name = _texts(reader, item.get("name"), f"{path}.name", languages, required=False,
-                      limit=100)
+        name = _texts(
+            reader, item.get("name"), f"{path}.name", languages, required=False, limit=100
+        )
         if opens and closes:
             if closes <= opens:
                 reader.error(f"{path}.closes", "must be after opens")
@@ -374,17 +415,27 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
         if not isinstance(quota, dict) or str(quota.get("question")) not in earlier:
             reader.error(path, "must name a question of this file ({question, option, minimum})")
         elif str(quota.get("option")) not in {o.key for o in earlier[quota["question"]].options}:
-            reader.error(f"{path}.option", f"{quota.get('option')!r} is not an option of "
-                                           f"{quota['question']!r}")
+            reader.error(
+                f"{path}.option",
+                f"{quota.get('option')!r} is not an option of {quota['question']!r}",
+            )
         elif not isinstance(quota.get("minimum"), int) or quota["minimum"] < 1:
             reader.error(f"{path}.minimum", "must be a whole number of at least 1")
 
     if reader.errors:
         raise DefinitionError(sorted(reader.errors, key=lambda e: (e.line or 0, e.field)))
     return ConsultationDefinition(
-        slug=slug, languages=list(languages), title=title, purpose=purpose, basis=basis,
-        target_group=target_group, citizen_role=str(role), organiser=dict(organiser),
-        results=results, rounds=rounds, questions=questions,
+        slug=slug,
+        languages=list(languages),
+        title=title,
+        purpose=purpose,
+        basis=basis,
+        target_group=target_group,
+        citizen_role=str(role),
+        organiser=dict(organiser),
+        results=results,
+        rounds=rounds,
+        questions=questions,
     )
 
 

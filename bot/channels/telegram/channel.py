@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import warnings
 from datetime import timedelta
@@ -13,6 +14,7 @@ from telegram import (
     BotCommandScopeDefault,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     Message,
     Update,
 )
@@ -39,7 +41,7 @@ from handlers.events import InboundEvent
 CHANNEL = "telegram"
 # Telegram hands out at most 100 updates per getUpdates call.
 UPDATES_PER_POLL = 100
-COMMANDS = ("start", "help", "privacy", "language")
+COMMANDS = ("start", "help", "privacy", "mydata", "forget", "language", "stop")
 MAX_BACKOFF_SECONDS = 30.0
 
 logger = logging.getLogger(__name__)
@@ -80,7 +82,7 @@ def update_to_event(update: Update, bot_username: str | None) -> InboundEvent | 
     message = update.message
     if message is None:
         return None
-    text = message.text or message.caption or ""
+    text = message.text or ""
     command: str | None = None
     argument = ""
     if message.text and message.text.startswith("/"):
@@ -97,6 +99,7 @@ def update_to_event(update: Update, bot_username: str | None) -> InboundEvent | 
         argument=argument,
         language_hint=user.language_code if user is not None else None,
         is_private_chat=message.chat.type == ChatType.PRIVATE,
+        unsupported_content=message.text is None,
     )
 
 
@@ -269,6 +272,13 @@ class TelegramChannel:
             if payload["type"] == "ack":
                 await self._answer_button(payload)
                 return None
+            if payload["type"] == "document":
+                sent = await self.application.bot.send_document(
+                    int(chat_id),
+                    InputFile(base64.b64decode(payload["content"]), filename=payload["filename"]),
+                    caption=payload.get("caption"),
+                )
+                return str(sent.message_id)
             return await self._send_or_edit(int(chat_id), payload)
         except RetryAfter as error:
             raise RetryLater(_retry_seconds(error)) from error

@@ -1,0 +1,116 @@
+"""Import a validated consultation definition: create it, or update it without losing answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.consultations.definition import ConsultationDefinition, QuestionDefinition
+from storage.models import Consultation, Question, Round
+from storage.uow import UnitOfWork
+
+
+@dataclass
+class ImportReport:
+    """What an import did."""
+
+    created: bool
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    archived: dict[str, int] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+
+
+class QuestionsWithAnswers(Exception):
+    """Removing these questions would hide answers; needs --force."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        super().__init__(", ".join(f"{key} ({count} answers)" for key, count in counts.items()))
+        self.counts = counts
+
+
+def _apply_question(question: Question, definition: QuestionDefinition, position: int) -> None:
+    question.position = position
+    question.kind = definition.kind
+    question.text = definition.text
+    question.options = [{"key": o.key, "label": o.label} for o in definition.options]
+    question.settings = definition.settings
+    question.optional = definition.optional
+    question.condition = definition.condition
+    question.archived_at = None
+
+
+async def import_definition(
+    uow: UnitOfWork, definition: ConsultationDefinition, now: datetime, *, force: bool = False
+) -> ImportReport:
+    """Create or update a consultation from its definition (the caller commits)."""
+    consultation = await uow.consultations.by_slug(definition.slug)
+    report = ImportReport(created=consultation is None)
+    if consultation is None:
+        consultation = await uow.consultations.add(
+            Consultation(
+                slug=definition.slug,
+                created_at=now,
+                updated_at=now,
+                languages=[],
+                title={},
+                purpose={},
+                basis={},
+                target_group={},
+                citizen_role="",
+                organiser={},
+                results={},
+            )
+        )
+    consultation.languages = definition.languages
+    consultation.title = definition.title
+    consultation.purpose = definition.purpose
+    consultation.basis = definition.basis
+    consultation.target_group = definition.target_group
+    consultation.citizen_role = definition.citizen_role
+    consultation.organiser = definition.organiser
+    consultation.results = definition.results
+    consultation.updated_at = now
+
+    await uow.consultations.replace_rounds(
+        consultation.id,
+        [
+            Round(
+                consultation_id=consultation.id,
+                position=index,
+                name=r.name,
+                opens_at=r.opens_at,
+                closes_at=r.closes_at,
+            )
+            for index, r in enumerate(definition.rounds)
+        ],
+    )
+
+    existing = {
+        q.key: q for q in await uow.consultations.questions(consultation.id, include_archived=True)
+    }
+    wanted = {q.key for q in definition.questions}
+    counts = await uow.consultations.answer_counts(consultation.id)
+    dropped = {key: q for key, q in existing.items() if key not in wanted and q.archived_at is None}
+    with_answers = {key: counts[q.id] for key, q in dropped.items() if counts.get(q.id)}
+    if with_answers and not force:
+        raise QuestionsWithAnswers(with_answers)
+    for key, question in dropped.items():
+        # Archived, not deleted: the answers stay in the export, the question is not asked.
+        question.archived_at = now
+        if key in with_answers:
+            report.archived[key] = with_answers[key]
+        else:
+            report.removed.append(key)
+    for position, definition_question in enumerate(definition.questions):
+        stored = existing.get(definition_question.key)
+        if stored is None:
+            added = Question(consultation_id=consultation.id, key=definition_question.key)
+            _apply_question(added, definition_question, position)
+            await uow.consultations.add_question(added)
+            if not report.created:
+                report.added.append(definition_question.key)
+        else:
+            _apply_question(stored, definition_question, position)
+            report.updated.append(definition_question.key)
+    return report

@@ -1,0 +1,125 @@
+"""The participant's own data: /mydata, /forget and /stop."""
+
+from __future__ import annotations
+
+import json
+
+from handlers import questionnaire as rules
+from handlers.consultation import active_participation, show_answer
+from handlers.context import FlowContext
+from handlers.events import Button, Outcome
+
+# Ideas are published statements: after /forget they stay, without any link to the author.
+PUBLISHED_KINDS = {"idea"}
+
+
+async def mydata(ctx: FlowContext, outcome: Outcome) -> None:
+    """Show everything stored about the participant, as a message and as a JSON file."""
+    participant = ctx.participant
+    record: dict[str, object] = {
+        "channel": participant.channel,
+        "chat": participant.chat_id,
+        "language": participant.language,
+        "first_contact": participant.created_at.isoformat(),
+        "last_contact": participant.last_seen_at.isoformat(),
+        "messages_handled": participant.events_applied,
+        "consultations": [],
+    }
+    lines: list[str] = []
+    consultations: list[dict[str, object]] = []
+    for participation in await ctx.uow.participations.of_participant(participant.id):
+        consultation = await ctx.uow.consultations.get(participation.consultation_id)
+        assert consultation is not None
+        questions = await ctx.uow.consultations.questions(consultation.id, include_archived=True)
+        answers = rules.answers_by_question(await ctx.uow.participations.answers(participation.id))
+        title = rules.pick(consultation.title, ctx.t.language)
+        status = ctx.t(f"status.{participation.status}")
+        lines.append(f"\n{title} – {status}")
+        answered = []
+        for question in questions:
+            answer = answers.get(question.id)
+            if answer is None:
+                continue
+            shown = show_answer(ctx, question, answer)
+            lines.append(
+                f"• {rules.shorten(rules.pick(question.text, ctx.t.language), 60)}: {shown}"
+            )
+            answered.append(
+                {
+                    "question": rules.pick(question.text, ctx.t.language),
+                    "answer": answer.value,
+                    "skipped": answer.skipped,
+                    "language": answer.language,
+                    "answered_at": answer.answered_at.isoformat(),
+                }
+            )
+        consultations.append(
+            {
+                "consultation": consultation.slug,
+                "title": title,
+                "status": participation.status,
+                "consent_given_at": participation.consent_at.isoformat()
+                if participation.consent_at
+                else None,
+                "declined_at": participation.declined_at.isoformat()
+                if participation.declined_at
+                else None,
+                "completed_at": participation.completed_at.isoformat()
+                if participation.completed_at
+                else None,
+                "wants_to_hear_back": participation.hear_back,
+                "answers": answered,
+            }
+        )
+    record["consultations"] = consultations
+    language = (
+        ctx.t(f"language.name.{participant.language}")
+        if participant.language
+        else ctx.t("mydata.language_automatic")
+    )
+    body = ctx.t("mydata.summary", language=language, count=participant.events_applied)
+    body += "".join(f"\n{line}" for line in lines) if lines else "\n\n" + ctx.t("mydata.none")
+    outcome.say(rules.shorten(body + "\n\n" + ctx.t("mydata.footer"), 4000))
+    outcome.send_file(
+        "mine-data.json" if ctx.t.language == "da" else "my-data.json",
+        json.dumps(record, ensure_ascii=False, indent=2).encode("utf-8"),
+        caption=ctx.t("mydata.file_caption"),
+    )
+
+
+def forget(ctx: FlowContext, outcome: Outcome) -> None:
+    """Explain what /forget erases and ask for confirmation."""
+    outcome.say(
+        ctx.t("forget.confirm"),
+        buttons=(
+            (
+                Button(ctx.t("forget.yes"), payload="f:y"),
+                Button(ctx.t("forget.no"), payload="f:n"),
+            ),
+        ),
+    )
+
+
+async def forget_confirmed(ctx: FlowContext, outcome: Outcome, confirmed: bool) -> None:
+    """Erase the participant's data (ideas stay, anonymised), or leave everything as it was."""
+    outcome.ack(ctx.event.button_ack_ref)
+    if not confirmed:
+        if ctx.event.button_message_ref is not None:
+            outcome.edit(ctx.event.button_message_ref, ctx.t("forget.kept"))
+        return
+    anonymised = await ctx.uow.participations.erase_participant(ctx.participant.id, PUBLISHED_KINDS)
+    await ctx.uow.participants.delete(ctx.participant)
+    done = ctx.t("forget.done")
+    if anonymised:
+        done += "\n\n" + ctx.t("forget.ideas_anonymised", count=anonymised)
+    if ctx.event.button_message_ref is not None:
+        outcome.edit(ctx.event.button_message_ref, done)
+    else:
+        outcome.say(done)
+
+
+async def stop(ctx: FlowContext, outcome: Outcome) -> None:
+    """No more messages the participant did not ask for, until they write again."""
+    ctx.participant.stopped_at = ctx.now
+    participation = await active_participation(ctx)
+    outcome.say(ctx.t("stop.done") + ("\n\n" + ctx.t("stop.resume") if participation else ""))
