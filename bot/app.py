@@ -7,7 +7,6 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,7 +17,7 @@ from bot.i18n import Catalogs, make_language_detector
 from bot.outbox import OutboxDelivery
 from bot.web import WebServer, make_web_app
 from handlers.context import OrganisationInfo
-from scheduler.jobs import build_scheduler
+from scheduler.jobs import Housekeeping
 from storage.database import create_engine, create_session_factory, is_sqlite, ping
 from storage.migrate import schema_status, upgrade
 from storage.uow import UnitOfWorkFactory
@@ -70,7 +69,7 @@ class BorgerDialog:
         self.engine: AsyncEngine | None = None
         self.core: DialogueCore | None = None
         self.telegram: TelegramChannel | None = None
-        self._scheduler: AsyncIOScheduler | None = None
+        self._housekeeping: Housekeeping | None = None
         self._web: WebServer | None = None
 
     async def start(self) -> None:
@@ -106,19 +105,20 @@ class BorgerDialog:
         if settings.telegram_enabled:
             self.telegram = TelegramChannel(settings, self.core, catalogs)
             await self.telegram.start()
-        self._scheduler = build_scheduler(
+        self._housekeeping = Housekeeping(
             uow=uow,
             clock=self.clock,
             delivery=delivery,
             channels=[self.telegram.channel] if self.telegram else [],
             retention_days=settings.inbox_retention_days,
         )
-        self._scheduler.start()
+        self._housekeeping.start()
 
     async def stop(self) -> None:
         """Stop in reverse order: no new input first, in-flight work finished, then storage."""
-        if self._scheduler is not None and self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+        if self._housekeeping is not None:
+            await self._housekeeping.stop()
+            self._housekeeping = None
         if self.telegram is not None:
             await self.telegram.stop()
         if self._web is not None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -16,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 REDELIVERY_INTERVAL_SECONDS = 60
 RETENTION_INTERVAL_MINUTES = 60
+JOB_STOP_TIMEOUT_SECONDS = 30.0
 
 
 async def redeliver_pending(delivery: OutboxDelivery, channels: list[str]) -> int:
@@ -40,33 +43,69 @@ async def purge_expired(
     return inbox, outbox
 
 
-def build_scheduler(
-    *,
-    uow: UnitOfWorkFactory,
-    clock: Callable[[], datetime],
-    delivery: OutboxDelivery,
-    channels: list[str],
-    retention_days: int,
-) -> AsyncIOScheduler:
-    """Create the scheduler with the housekeeping jobs; the caller starts and stops it."""
-    scheduler = AsyncIOScheduler(timezone="UTC")
-    scheduler.add_job(
-        redeliver_pending,
-        "interval",
-        seconds=REDELIVERY_INTERVAL_SECONDS,
-        args=[delivery, channels],
-        id="redeliver-pending",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        purge_expired,
-        "interval",
-        minutes=RETENTION_INTERVAL_MINUTES,
-        args=[uow, clock, retention_days],
-        id="purge-expired",
-        max_instances=1,
-        coalesce=True,
-        next_run_time=clock(),
-    )
-    return scheduler
+class Housekeeping:
+    """The scheduler with the housekeeping jobs; stopping it lets running jobs finish.
+
+    APScheduler's asyncio executor cancels running jobs on shutdown; a job cancelled halfway
+    through a query, with the engine disposed under it, can leave a connection that never closes.
+    So stopping pauses the scheduler, waits for the jobs already running, and only then shuts down.
+    """
+
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        clock: Callable[[], datetime],
+        delivery: OutboxDelivery,
+        channels: list[str],
+        retention_days: int,
+    ) -> None:
+        self._running: set[asyncio.Task[object]] = set()
+        self._scheduler = AsyncIOScheduler(timezone="UTC")
+        self._scheduler.add_job(
+            self._tracked(redeliver_pending),
+            "interval",
+            seconds=REDELIVERY_INTERVAL_SECONDS,
+            args=[delivery, channels],
+            id="redeliver-pending",
+            max_instances=1,
+            coalesce=True,
+        )
+        self._scheduler.add_job(
+            self._tracked(purge_expired),
+            "interval",
+            minutes=RETENTION_INTERVAL_MINUTES,
+            args=[uow, clock, retention_days],
+            id="purge-expired",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=clock(),
+        )
+
+    def _tracked(
+        self, job: Callable[..., Coroutine[Any, Any, object]]
+    ) -> Callable[..., Coroutine[Any, Any, None]]:
+        async def run(*args: Any) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.add(task)
+            try:
+                await job(*args)
+            finally:
+                self._running.discard(task)
+
+        run.__name__ = job.__name__
+        return run
+
+    def start(self) -> None:
+        """Start waking jobs up (needs a running event loop)."""
+        self._scheduler.start()
+
+    async def stop(self) -> None:
+        """Start no new job runs, let running ones finish (up to a timeout), then shut down."""
+        if not self._scheduler.running:
+            return
+        self._scheduler.pause()
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=JOB_STOP_TIMEOUT_SECONDS)
+        self._scheduler.shutdown(wait=False)

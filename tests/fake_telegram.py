@@ -203,6 +203,28 @@ class FakeBot:
             lambda: [self._add_message(u, t, None, language_code, "private") for u, t in messages]
         )
 
+    def send_media(self, user_id: int, kind: str = "sticker") -> int:
+        """A citizen sends something that is not text: sticker, photo, voice or location."""
+        samples: dict[str, Any] = {
+            "sticker": {
+                "file_id": "s1",
+                "file_unique_id": "s1",
+                "type": "regular",
+                "width": 1,
+                "height": 1,
+                "is_animated": False,
+                "is_video": False,
+            },
+            "photo": [{"file_id": "p1", "file_unique_id": "p1", "width": 1, "height": 1}],
+            "voice": {"file_id": "v1", "file_unique_id": "v1", "duration": 2},
+            "location": {"latitude": 56.15, "longitude": 10.2},
+        }
+        return self._server.call(
+            lambda: self._add_message(
+                user_id, "", None, "da", "private", extra={kind: samples[kind]}
+            )
+        )
+
     def press_button(
         self,
         user_id: int,
@@ -304,6 +326,7 @@ class FakeBot:
         chat_id: int | None,
         language_code: str | None,
         chat_type: str,
+        extra: dict[str, Any] | None = None,
     ) -> int:
         chat_id = user_id if chat_id is None else chat_id
         user = self._user(user_id, language_code)
@@ -314,8 +337,11 @@ class FakeBot:
             "from": user,
             "chat": chat,
             "date": int(time.time()),
-            "text": text,
         }
+        if extra:
+            message.update(extra)
+        else:
+            message["text"] = text
         if text.startswith("/"):
             command = text.split()[0]
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]

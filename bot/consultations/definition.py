@@ -104,7 +104,10 @@ class _Reader:
             result: dict[str, Any] = {}
             for key_node, value_node in node.value:
                 key = str(key_node.value)
-                result[key] = self.value(value_node, f"{path}.{key}" if path else key)
+                child = f"{path}.{key}" if path else key
+                result[key] = self.value(value_node, child)
+                # A field's line is where its name stands, not where its value starts.
+                self.lines[child] = key_node.start_mark.line + 1
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.value(item, f"{path}[{i}]") for i, item in enumerate(node.value)]

@@ -1,0 +1,114 @@
+"""Drive the bot as a citizen would: write, tap buttons by their label, read what came back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.app import BorgerDialog
+from bot.consultations.definition import parse_definition
+from bot.consultations.importer import import_definition
+from storage.database import create_session_factory
+from storage.uow import UnitOfWorkFactory
+from tests.conftest import eventually
+from tests.fake_telegram import FakeBot, SentMessage
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "friluftsliv.yaml"
+LOCAL = "%Y-%m-%d %H:%M"
+
+
+def example_with_round(opens: datetime, closes: datetime, slug: str = "friluftsliv") -> str:
+    """The example consultation, with its round moved to the given (UTC) times."""
+    source = EXAMPLE.read_text(encoding="utf-8")
+    source = source.replace("slug: friluftsliv", f"slug: {slug}")
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("Europe/Copenhagen")
+    source = source.replace(
+        "    opens: 2026-11-01 09:00", f"    opens: {opens.astimezone(zone).strftime(LOCAL)}"
+    )
+    return source.replace(
+        "    closes: 2027-01-31 23:59", f"    closes: {closes.astimezone(zone).strftime(LOCAL)}"
+    )
+
+
+def open_now(slug: str = "friluftsliv") -> str:
+    now = datetime.now(UTC)
+    return example_with_round(now - timedelta(days=1), now + timedelta(days=30), slug)
+
+
+async def import_consultation(app: BorgerDialog, source: str) -> None:
+    """Import a consultation into the running app's database, as the CLI would."""
+    assert app.engine is not None
+    uow = UnitOfWorkFactory(create_session_factory(app.engine))
+    async with uow() as unit:
+        await import_definition(
+            unit, parse_definition(source, app.settings.zone), datetime.now(UTC)
+        )
+        await unit.commit()
+
+
+class Citizen:
+    """One citizen in a private chat with the bot."""
+
+    def __init__(self, fake_bot: FakeBot, user_id: int, language: str | None = "da") -> None:
+        self.fake = fake_bot
+        self.id = user_id
+        self.language = language
+
+    def messages(self) -> list[SentMessage]:
+        return self.fake.sent(self.id)
+
+    def texts(self) -> list[str]:
+        return self.fake.texts(self.id)
+
+    def last(self) -> SentMessage:
+        return self.messages()[-1]
+
+    async def _wait_for(self, before: int, new: int) -> list[SentMessage]:
+        await eventually(
+            lambda: len(self.messages()) >= before + new,
+            what=f"{new} new message(s) for citizen {self.id}",
+        )
+        return self.messages()[before:]
+
+    async def write(self, text: str, new: int = 1) -> list[SentMessage]:
+        """Send text; wait for that many new bot messages and return them."""
+        before = len(self.messages())
+        self.fake.send_message(self.id, text, language_code=self.language)
+        return await self._wait_for(before, new)
+
+    async def send_media(self, kind: str) -> list[SentMessage]:
+        before = len(self.messages())
+        self.fake.send_media(self.id, kind)
+        return await self._wait_for(before, 1)
+
+    def button(self, label: str) -> tuple[SentMessage, str]:
+        """Find a button by its visible label, newest message first."""
+        for message in reversed(self.messages()):
+            for button in message.buttons:
+                if button["text"] == label:
+                    return message, button["callback_data"]
+        shown = [b["text"] for m in self.messages() for b in m.buttons]
+        raise AssertionError(f"no button {label!r}; buttons shown: {shown}")
+
+    async def tap(self, label: str, new: int = 1) -> list[SentMessage]:
+        """Tap a visible button; wait for that many new bot messages and the acknowledgement."""
+        message, data = self.button(label)
+        before = len(self.messages())
+        answers = len(self.fake.callback_answers)
+        self.fake.press_button(self.id, message.message_id, data, language_code=self.language)
+        await eventually(
+            lambda: len(self.fake.callback_answers) > answers,
+            what=f"the tap on {label!r} acknowledged",
+        )
+        return await self._wait_for(before, new)
+
+    async def forge(self, message_id: int, data: str) -> dict:
+        """Send button data no message shows (an old or forged payload)."""
+        answers = len(self.fake.callback_answers)
+        self.fake.press_button(self.id, message_id, data, forge=True, language_code=self.language)
+        return await eventually(
+            lambda: len(self.fake.callback_answers) > answers and self.fake.callback_answers[-1],
+            what="the forged tap answered",
+        )

@@ -1,0 +1,181 @@
+"""Staff define, inspect, link and export consultations from the command line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import textwrap
+from pathlib import Path
+
+from openpyxl import load_workbook
+
+from tests.citizens import open_now
+from tests.test_cli import borgerdialog
+
+BROKEN = textwrap.dedent("""\
+    slug: Friluftsliv!
+    languages: [da, en]
+    title:
+      da: Ny friluftspolitik
+    purpose: Kommunen vil høre fra dig.
+    basis:
+      decided: {da: Budgettet, en: The budget}
+      influence: {da: Prioriteringen, en: Priorities}
+      decides: {da: Udvalget, en: The committee}
+    target_group:
+      description: {da: Alle, en: Everyone}
+    citizen_role: co-creation
+    organiser: {name: Teknik og Miljø, contact: tm@kommune.example}
+    results: {da: I marts, en: In March}
+    rounds:
+      - opens: 2027-02-01 09:00
+        closes: 2027-01-01 09:00
+    questions:
+      - id: age
+        kind: number
+        text: {da: Alder, en: Age}
+        min: 120
+        max: 15
+      - id: age
+        kind: single
+        text: {da: Område, en: Area}
+        options:
+          - {id: nord, label: {da: Nord, en: North}}
+      - id: why
+        kind: essay
+        text: {da: Hvorfor, en: Why}
+      - id: where
+        kind: text
+        text: {da: Hvor, en: Where}
+        when: {question: later, in: [x]}
+    """)
+
+
+def environment(tmp_path: Path) -> dict[str, str]:
+    return {"BORGERDIALOG_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}"}
+
+
+def test_a_file_with_ten_mistakes_reports_all_ten_and_imports_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(BROKEN, encoding="utf-8")
+    result = borgerdialog(
+        "consultation", "import", str(path), cwd=tmp_path, env=environment(tmp_path)
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == "borgerdialog: 10 mistakes; nothing was imported"
+    assert lines[:-1] == [
+        f"{path}: line 1: slug: must be 2-40 lower-case letters, digits or hyphens "
+        "(it goes in links)",
+        f"{path}: line 3: title.en: is missing",
+        f"{path}: line 5: purpose.en: is missing",
+        f"{path}: line 12: citizen_role: must be one of co-design, co-implementation, "
+        "co-evaluation (got 'co-creation')",
+        f"{path}: line 17: rounds[0].closes: must be after opens",
+        f"{path}: line 23: questions[0].max: must be above min (120)",
+        f"{path}: line 24: questions[1].id: repeats the question id 'age'",
+        f"{path}: line 27: questions[1].options: must list at least two options",
+        f"{path}: line 30: questions[2].kind: must be one of single, multiple, district, "
+        "yesno, scale, number, postcode, text, idea (got 'essay')",
+        f"{path}: line 35: questions[3].when.question: 'later' is not an earlier question",
+    ]
+    listing = borgerdialog("consultation", "list", cwd=tmp_path, env=environment(tmp_path))
+    assert "No consultations yet" in listing.stdout
+
+
+def test_not_yaml_at_all_is_one_clear_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("slug: [unclosed\n", encoding="utf-8")
+    result = borgerdialog(
+        "consultation", "import", str(path), cwd=tmp_path, env=environment(tmp_path)
+    )
+    assert result.returncode == 2
+    assert "is not valid YAML" in result.stderr
+    missing = borgerdialog(
+        "consultation",
+        "import",
+        str(tmp_path / "nope.yaml"),
+        cwd=tmp_path,
+        env=environment(tmp_path),
+    )
+    assert missing.returncode == 2
+    assert "cannot be read" in missing.stderr
+
+
+def test_import_list_show_link_and_reimport(tmp_path: Path) -> None:
+    env = environment(tmp_path)
+    path = tmp_path / "friluftsliv.yaml"
+    path.write_text(open_now(), encoding="utf-8")
+    created = borgerdialog("consultation", "import", str(path), cwd=tmp_path, env=env)
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.startswith("Created consultation 'friluftsliv': 9 questions, 1 round")
+
+    listing = borgerdialog("consultation", "list", cwd=tmp_path, env=env)
+    assert "friluftsliv" in listing.stdout
+    assert " open " in listing.stdout
+    shown = borgerdialog("consultation", "show", "friluftsliv", cwd=tmp_path, env=env)
+    assert "dog_zones_where (text, optional, when dog_zones in yes; 0 answers)" in shown.stdout
+
+    link = borgerdialog(
+        "consultation",
+        "link",
+        "friluftsliv",
+        "--bot",
+        "@kommune_bot",
+        "--qr",
+        str(tmp_path / "qr.png"),
+        cwd=tmp_path,
+        env=env,
+    )
+    assert link.stdout.strip() == "https://t.me/kommune_bot?start=friluftsliv"
+    assert (tmp_path / "qr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    unknown = borgerdialog("consultation", "show", "nope", cwd=tmp_path, env=env)
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == (
+        "borgerdialog: no consultation 'nope' (see 'borgerdialog consultation list')"
+    )
+
+    # Re-importing with a changed text and a removed question updates in place.
+    changed = path.read_text(encoding="utf-8").replace(
+        "Hvor gammel er du?", "Hvilken aldersgruppe er du i?"
+    )
+    cut = changed.index("  # postcode:")
+    end = changed.index("  # idea:")
+    path.write_text(changed[:cut] + changed[end:], encoding="utf-8")
+    updated = borgerdialog("consultation", "import", str(path), cwd=tmp_path, env=env)
+    assert updated.returncode == 0, updated.stderr
+    assert "removed questions without answers: postcode" in updated.stdout
+    shown = borgerdialog("consultation", "show", "friluftsliv", cwd=tmp_path, env=env)
+    assert "Hvilken aldersgruppe er du i?" in shown.stdout
+    assert "postcode (postcode, optional, archived; 0 answers)" in shown.stdout
+
+
+def test_exports_in_every_format_agree(tmp_path: Path) -> None:
+    env = environment(tmp_path)
+    path = tmp_path / "friluftsliv.yaml"
+    path.write_text(open_now(), encoding="utf-8")
+    borgerdialog("consultation", "import", str(path), cwd=tmp_path, env=env)
+    for file_format in ("csv", "xlsx", "json"):
+        result = borgerdialog(
+            "export", "friluftsliv", "--format", file_format, cwd=tmp_path, env=env
+        )
+        assert result.returncode == 0, result.stderr
+    header = next(csv.reader(io.StringIO((tmp_path / "friluftsliv.csv").read_text("utf-8-sig"))))
+    workbook = load_workbook(tmp_path / "friluftsliv.xlsx")
+    assert [cell.value for cell in workbook.active[1]] == header
+    document = json.loads((tmp_path / "friluftsliv.json").read_text("utf-8"))
+    assert [q["id"] for q in document["questions"]][:2] == ["age_band", "district"]
+    assert header[:7] == [
+        "participant",
+        "channel",
+        "status",
+        "consent_at",
+        "completed_at",
+        "hear_back",
+        "age_band",
+    ]
+    refused = borgerdialog(
+        "export", "friluftsliv", "--format", "xlsx", "-o", "-", cwd=tmp_path, env=env
+    )
+    assert refused.returncode == 2

@@ -1,0 +1,330 @@
+"""Citizens take part in a consultation on Telegram, end to end, through the fake Bot API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from bot.app import BorgerDialog
+from bot.config import Settings
+from bot.consultations.export import build_table
+from storage.database import create_session_factory
+from storage.models import Answer, Participation
+from storage.uow import UnitOfWorkFactory
+from tests.citizens import Citizen, example_with_round, import_consultation, open_now
+from tests.conftest import eventually
+from tests.fake_telegram import FakeBot, FakeTelegram
+
+
+async def export_rows(app: BorgerDialog, slug: str = "friluftsliv") -> list[dict]:
+    assert app.engine is not None
+    async with UnitOfWorkFactory(create_session_factory(app.engine))() as uow:
+        table = await build_table(uow, slug)
+    assert table is not None
+    return table.rows
+
+
+async def rows_of(app: BorgerDialog, model: type) -> list:
+    assert app.engine is not None
+    async with app.engine.connect() as connection:
+        return list((await connection.execute(select(model))).all())
+
+
+async def test_a_danish_citizen_answers_every_kind_of_question(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(telegram_app, open_now())
+    anna = Citizen(fake_bot, 101)
+
+    intro, consent = await anna.write("/start friluftsliv", new=2)
+    assert intro.text is not None
+    assert intro.text.startswith("Ny friluftspolitik")
+    for fact in (
+        "Formål:",
+        "Det er allerede besluttet: Budgettet",
+        "Hvem beslutter:",
+        "Der er 8 spørgsmål",
+        "Teknik og Miljø",
+    ):
+        assert fact in intro.text
+    assert "udtrykkelige samtykke" in (consent.text or "")
+    assert "/privacy" in (consent.text or "")
+    # Nothing is stored about her answers before consent.
+    assert await rows_of(telegram_app, Answer) == []
+
+    (question,) = await anna.tap("Ja, jeg giver samtykke")
+    assert anna.messages()[1].buttons == [], "the consent buttons are gone once answered"
+    assert question.text is not None
+    assert question.text.startswith("1/8 · Hvor gammel er du?")
+
+    (district,) = await anna.tap("Under 25")
+    answered = anna.messages()[2]
+    assert answered.buttons == []
+    assert answered.text is not None
+    assert answered.text.endswith("✅ Under 25")
+    assert (district.text or "").startswith("2/8 · Hvor i kommunen bor du?")
+
+    (activities,) = await anna.tap("Nord")
+    # Tick two activities, then press done.
+    assert (activities.text or "").startswith("3/8 · Hvad laver du i naturen?")
+    await anna.tap("☐ Går tur", new=0)
+    await anna.tap("☐ Cykler", new=0)
+    ticked = ["☑ Går tur", "☑ Cykler", "☐ Løber", "☐ Overnatter i shelter"]
+    await eventually(
+        lambda: [b["text"] for b in anna.last().buttons][:4] == ticked,
+        what="both activities ticked",
+    )
+    (scale,) = await anna.tap("Færdig")
+    assert "1 = Meget utilfreds, 5 = Meget tilfreds" in (scale.text or "")
+
+    await anna.tap("4")
+    (conditional,) = await anna.tap("Ja")
+    # "Yes" to more dog forests makes the conditional question apply: 9 questions now.
+    assert (conditional.text or "").startswith("6/9 · Hvor skal den nye hundeskov ligge?")
+    (number,) = await anna.write("Ved skoven bag idrætshallen")
+    assert (number.text or "").startswith("7/9")
+
+    (error,) = await anna.write("mange")
+    assert error.text == "Det kunne jeg ikke læse som et tal fra 0 til 100. Prøv igen, fx 12."
+    (error,) = await anna.write("500")
+    assert "fra 0 til 100" in (error.text or "")
+    (postcode,) = await anna.write("12")
+    assert (postcode.text or "").startswith("8/9 · Hvad er dit postnummer?")
+    (idea,) = await anna.tap("Spring over")
+    assert "højst 280 tegn" in (idea.text or "")
+
+    (too_long,) = await anna.write("x" * 281)
+    assert too_long.text == (
+        "Dit svar er 281 tegn, men der er plads til 280. Prøv at gøre det kortere."
+    )
+    (empty,) = await anna.write("   ")
+    assert empty.text == "Dit svar er tomt. Skriv gerne et par ord."
+    summary, hear_back = await anna.write(
+        "Flere bænke langs åen og bedre skiltning af stierne", new=2
+    )
+    assert (summary.text or "").startswith("Tak for dine svar til »Ny friluftspolitik«!")
+    assert "Går tur; Cykler" in (summary.text or "")
+    assert "(sprunget over)" in (summary.text or "")
+    assert "Resultater: Resultaterne offentliggøres" in (summary.text or "")
+    assert hear_back.text == (
+        "Vil du have besked her, når der er nyt om resultatet og beslutningen?"
+    )
+    await anna.tap("Ja", new=0)
+    await eventually(lambda: anna.last().buttons == [], what="the hear-back buttons removed")
+    assert (anna.last().text or "").endswith("✅ Vi giver dig besked her.")
+
+    (row,) = await export_rows(telegram_app)
+    assert row["participant"].startswith("p-")
+    assert str(anna.id) not in json.dumps(row)
+    assert {
+        k: v for k, v in row.items() if k not in ("participant", "consent_at", "completed_at")
+    } == {
+        "channel": "telegram",
+        "status": "completed",
+        "hear_back": "yes",
+        "age_band": "Under 25",
+        "district": "Nord",
+        "activities": "Går tur; Cykler",
+        "satisfaction": "4",
+        "dog_zones": "ja",
+        "dog_zones_where": "Ved skoven bag idrætshallen",
+        "dog_zones_where_language": "da",
+        "visits": "12",
+        "postcode": "(skipped)",
+        "idea": "Flere bænke langs åen og bedre skiltning af stierne",
+        "idea_language": "da",
+    }
+
+
+async def test_an_english_citizen_gets_english_texts(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(telegram_app, open_now())
+    john = Citizen(fake_bot, 102, language="en")
+    intro, _consent = await john.write("/start friluftsliv", new=2)
+    assert (intro.text or "").startswith("A new outdoor-recreation policy")
+    assert "There are 8 questions" in (intro.text or "")
+    (question,) = await john.tap("Yes, I consent")
+    assert (question.text or "").startswith("1/8 · How old are you?")
+    await john.tap("65 or over")
+    (district,) = (john.last(),)
+    assert [b["text"] for b in district.buttons] == ["North", "Town centre", "South", "◀ Back"]
+
+
+async def test_back_changes_the_previous_answer_and_conditions_follow(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(telegram_app, open_now())
+    bo = Citizen(fake_bot, 103)
+    await bo.write("/start friluftsliv", new=2)
+    await bo.tap("Ja, jeg giver samtykke")
+    await bo.tap("25-64")
+    (again,) = await bo.tap("◀ Tilbage")
+    assert (again.text or "").startswith("1/8 · Hvor gammel er du?")
+    assert "Dit svar nu: 25-64" in (again.text or "")
+    await bo.tap("65 eller derover")
+    await bo.tap("Syd")
+    await bo.tap("☐ Løber", new=0)
+    await bo.tap("Færdig")
+    await bo.tap("2")
+    (visits,) = await bo.tap("Nej")
+    # "No" to dog forests: the conditional question is not asked.
+    assert (visits.text or "").startswith("6/8 · Hvor mange gange")
+    (back,) = await bo.tap("◀ Tilbage")
+    assert (back.text or "").startswith("5/8 · Skal der være flere hundeskove?")
+    (conditional,) = await bo.tap("Ja")
+    assert (conditional.text or "").startswith("6/9 · Hvor skal den nye hundeskov ligge?")
+    (_number,) = await bo.tap("Spring over")
+    rows = await export_rows(telegram_app)
+    assert rows[0]["age_band"] == "65 eller derover"
+    assert rows[0]["dog_zones_where"] == "(skipped)"
+
+
+async def test_typing_when_a_button_is_expected_and_non_text_input(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(telegram_app, open_now())
+    eva = Citizen(fake_bot, 104)
+    await eva.write("/start friluftsliv", new=2)
+    await eva.tap("Ja, jeg giver samtykke")
+    (hint,) = await eva.write("jeg er 40")
+    assert hint.text == "Brug knapperne under spørgsmålet til at svare."
+    for kind in ("sticker", "photo", "voice", "location"):
+        (reply,) = await eva.send_media(kind)
+        assert reply.text == (
+            "Jeg kan kun læse tekst og knaptryk her – ikke billeder, lyd, "
+            "filer, steder eller afstemninger."
+        )
+    assert await rows_of(telegram_app, Answer) == []
+
+
+async def test_stale_and_forged_buttons_change_nothing(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(telegram_app, open_now())
+    ole = Citizen(fake_bot, 105)
+    await ole.write("/start friluftsliv", new=2)
+    await ole.tap("Ja, jeg giver samtykke")
+    first_question = ole.last()
+    _, data = ole.button("Under 25")
+    await ole.tap("Under 25")
+    # The first question's buttons are gone; an old client sending its data again is refused.
+    answer = await ole.forge(first_question.message_id, data)
+    assert answer["text"] == "Den knap virker ikke længere. Skriv /start for at komme videre."
+    # Someone else's participation id in a payload is refused too.
+    stranger = Citizen(fake_bot, 106)
+    await stranger.write("/hjaelp")
+    answer = await stranger.forge(stranger.last().message_id, data.replace("a:", "a:9", 1))
+    assert answer["text"].startswith("Den knap virker ikke længere")
+    rows = await rows_of(telegram_app, Answer)
+    assert len(rows) == 1
+
+
+async def test_consent_refused_stores_only_the_refusal(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(telegram_app, open_now())
+    kim = Citizen(fake_bot, 107)
+    await kim.write("/start friluftsliv", new=2)
+    (goodbye,) = await kim.tap("Nej tak")
+    assert (goodbye.text or "").startswith("Helt i orden – vi gemmer ingen svar fra dig.")
+    (participation,) = await rows_of(telegram_app, Participation)
+    assert participation.status == "declined"
+    assert participation.consent_at is None
+    assert await rows_of(telegram_app, Answer) == []
+    (row,) = await export_rows(telegram_app)
+    assert row["status"] == "declined"
+
+
+async def test_a_restart_mid_conversation_continues_where_the_citizen_was(
+    fake_telegram: FakeTelegram, fake_bot: FakeBot, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(telegram_token=fake_bot.token, telegram_api_url=fake_telegram.api_url)
+    first = BorgerDialog(settings)
+    await first.start()
+    try:
+        await import_consultation(first, open_now())
+        liv = Citizen(fake_bot, 108)
+        await liv.write("/start friluftsliv", new=2)
+        await liv.tap("Ja, jeg giver samtykke")
+        await liv.tap("25-64")
+    finally:
+        await first.stop()
+    second = BorgerDialog(settings)
+    await second.start()
+    try:
+        await liv.tap("Midtby")
+        assert (liv.last().text or "").startswith("3/8")
+        welcome, question = await liv.write("/start friluftsliv", new=2)
+        assert (
+            welcome.text
+            == "Velkommen tilbage til »Ny friluftspolitik«. Vi fortsætter, hvor du slap."
+        )
+        assert (question.text or "").startswith("3/8 · Hvad laver du i naturen?")
+    finally:
+        await second.stop()
+
+
+async def test_closed_and_not_yet_open_rounds(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    now = datetime.now(UTC)
+    await import_consultation(
+        telegram_app,
+        example_with_round(now - timedelta(days=30), now - timedelta(days=1), slug="lukket"),
+    )
+    await import_consultation(
+        telegram_app,
+        example_with_round(now + timedelta(days=3), now + timedelta(days=30), slug="snart"),
+    )
+    mia = Citizen(fake_bot, 109)
+    (closed,) = await mia.write("/start lukket")
+    assert (closed.text or "").startswith("»Ny friluftspolitik« er lukket")
+    assert "Resultaterne offentliggøres" in (closed.text or "")
+    (upcoming,) = await mia.write("/start snart")
+    assert (upcoming.text or "").startswith("»Ny friluftspolitik« er ikke åben endnu. Den åbner ")
+    (listing,) = await mia.write("/start")
+    assert "Der er ingen åben borgerdialog lige nu. Den næste åbner" in (listing.text or "")
+    assert await rows_of(telegram_app, Participation) == []
+
+
+async def test_start_lists_open_consultations_as_buttons(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(telegram_app, open_now())
+    per = Citizen(fake_bot, 110)
+    (listing,) = await per.write("/start")
+    assert "Vælg den borgerdialog, du vil være med i:" in (listing.text or "")
+    intro, _consent = await per.tap("Ny friluftspolitik", new=2)
+    assert (intro.text or "").startswith("Ny friluftspolitik")
+
+
+async def test_the_round_closing_mid_conversation_stops_answers(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(telegram_app, open_now())
+    sif = Citizen(fake_bot, 111)
+    await sif.write("/start friluftsliv", new=2)
+    await sif.tap("Ja, jeg giver samtykke")
+    now = datetime.now(UTC)
+    await import_consultation(
+        telegram_app, example_with_round(now - timedelta(days=30), now - timedelta(minutes=1))
+    )
+    (closed,) = await sif.tap("Under 25")
+    assert (closed.text or "").startswith("»Ny friluftspolitik« er lukket")
+    assert await rows_of(telegram_app, Answer) == []
+
+
+async def test_group_chats_never_run_a_consultation(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(telegram_app, open_now())
+    fake_bot.send_message(112, "/start friluftsliv", chat_id=-500, chat_type="group")
+    texts = await eventually(lambda: fake_bot.texts(-500), what="the group reply")
+    assert texts == [
+        "Skriv til mig i en privat chat, så dine svar ikke bliver delt med hele gruppen."
+    ]
+    assert await rows_of(telegram_app, Participation) == []

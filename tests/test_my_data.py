@@ -1,0 +1,147 @@
+"""A citizen sees, erases and pauses what the bot holds about them; answers can be changed."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from sqlalchemy import select
+
+from bot.app import BorgerDialog
+from storage.models import Answer, OutboxMessage, Participant, Participation
+from tests.citizens import Citizen, import_consultation, open_now
+from tests.conftest import eventually
+from tests.fake_telegram import FakeBot
+
+
+async def rows_of(app: BorgerDialog, model: type) -> list:
+    assert app.engine is not None
+    async with app.engine.connect() as connection:
+        return list((await connection.execute(select(model))).all())
+
+
+async def answer_all(citizen: Citizen, idea: str = "En sti hele vejen rundt om søen") -> None:
+    await citizen.write("/start friluftsliv", new=2)
+    await citizen.tap("Ja, jeg giver samtykke")
+    await citizen.tap("Under 25")
+    await citizen.tap("Nord")
+    await citizen.tap("☐ Løber", new=0)
+    await citizen.tap("Færdig")
+    await citizen.tap("5")
+    await citizen.tap("Nej")
+    await citizen.write("3")
+    await citizen.write("8000")
+    await citizen.write(idea, new=2)
+
+
+async def test_mydata_shows_everything_as_text_and_json(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(telegram_app, open_now())
+    ida = Citizen(fake_bot, 201)
+    await answer_all(ida)
+    summary, document = await ida.write("/mydata", new=2)
+    assert (summary.text or "").startswith("Det har vi gemt om dig")
+    assert "Ny friluftspolitik – besvaret" in (summary.text or "")
+    assert "Hvad er dit postnummer?: 8000" in (summary.text or "")
+    assert document.kind == "document"
+    assert document.caption == "Dine data som JSON"
+    sent = [r for r in fake_bot.requests("sendDocument") if r[3] == 200]
+    assert sent[0][2]["document"]["filename"] == "mine-data.json"
+    # The fake keeps only the size of uploads; the outbox held the JSON until it was sent.
+    assert sent[0][2]["document"]["size"] > 500
+
+
+async def test_mydata_json_content(telegram_app: BorgerDialog, fake_bot: FakeBot) -> None:
+    await import_consultation(telegram_app, open_now())
+    ida = Citizen(fake_bot, 202)
+    await answer_all(ida)
+    # Hold the document in the outbox (network down) to read exactly what would be sent.
+    fake_bot.inject(500, "Internal Server Error", method="sendDocument", chat_id=202, times=4)
+    ida.fake.send_message(202, "/mydata")
+    payload = await eventually(lambda: _pending_document(telegram_app), what="the JSON queued")
+    record = json.loads(base64.b64decode(payload["content"]))
+    (consultation,) = record["consultations"]
+    assert consultation["status"] == "completed"
+    assert consultation["consent_given_at"] is not None
+    answers = {a["question"]: a["answer"] for a in consultation["answers"]}
+    assert answers["Hvor gammel er du?"] == "under_25"
+    assert answers["Hvad laver du i naturen?"] == ["running"]
+    assert answers["Hvad er dit postnummer?"] == "8000"
+
+
+async def _pending_document(app: BorgerDialog) -> dict | None:
+    for message in await rows_of(app, OutboxMessage):
+        if message.payload.get("type") == "document" and message.status == "pending":
+            return message.payload
+    return None
+
+
+async def test_forget_erases_answers_and_anonymises_ideas(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(telegram_app, open_now())
+    ulla = Citizen(fake_bot, 203)
+    await answer_all(ulla, idea="Hundeskov i Nordparken")
+    (question,) = await ulla.write("/forget")
+    assert "anonymiseret" in (question.text or "")
+    await ulla.tap("Nej, behold", new=0)
+    await eventually(lambda: ulla.last().text == "Intet er slettet.", what="nothing erased")
+    assert len(await rows_of(telegram_app, Answer)) == 8
+
+    await ulla.write("/forget")
+    await ulla.tap("Ja, slet", new=0)
+    await eventually(
+        lambda: (ulla.last().text or "").startswith("Dine oplysninger og svar er slettet."),
+        what="erased",
+    )
+    assert "1 idé(er) står tilbage uden forbindelse til dig." in (ulla.last().text or "")
+    assert await rows_of(telegram_app, Participant) == []
+    assert await rows_of(telegram_app, Participation) == []
+    (idea,) = await rows_of(telegram_app, Answer)
+    assert idea.value == "Hundeskov i Nordparken"
+    assert idea.participation_id is None
+
+    # Writing again starts afresh, as a new participant.
+    (greeting,) = await ulla.write("/start")
+    assert (greeting.text or "").startswith("Hej og velkommen")
+
+
+async def test_stop_pauses_until_the_citizen_writes_again(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(telegram_app, open_now())
+    tor = Citizen(fake_bot, 204)
+    await tor.write("/start friluftsliv", new=2)
+    await tor.tap("Ja, jeg giver samtykke")
+    (reply,) = await tor.write("/stop")
+    assert reply.text == (
+        "Du får ingen beskeder fra mig, før du selv skriver igen.\n\n"
+        "Dine svar er gemt. Skriv /start, når du vil fortsætte."
+    )
+    (participant,) = await rows_of(telegram_app, Participant)
+    assert participant.stopped_at is not None
+    await tor.write("/hjaelp")
+    (participant,) = await rows_of(telegram_app, Participant)
+    assert participant.stopped_at is None
+
+
+async def test_a_finished_citizen_can_change_an_answer_without_counting_twice(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(telegram_app, open_now())
+    eja = Citizen(fake_bot, 205)
+    await answer_all(eja)
+    (summary,) = await eja.write("/start friluftsliv")
+    assert (summary.text or "").startswith("Du har allerede svaret på »Ny friluftspolitik«.")
+    (which,) = await eja.tap("Ret et svar")
+    assert which.text == "Hvilket svar vil du rette?"
+    (question,) = await eja.tap("Hvor tilfreds er du med stierne i dag?")
+    assert "Dit svar nu: 5" in (question.text or "")
+    (updated,) = await eja.tap("2")
+    assert (updated.text or "").startswith("Dine svar til »Ny friluftspolitik« er opdateret:")
+    (participation,) = await rows_of(telegram_app, Participation)
+    assert participation.status == "completed"
+    answers = {a.question_id: a.value for a in await rows_of(telegram_app, Answer)}
+    assert "2" in answers.values()
+    assert "5" not in answers.values()
