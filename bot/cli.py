@@ -313,6 +313,27 @@ def consultation_show(slug: str) -> None:
                     f"{counts.get(question.id, 0)} answers): {pick(question.text, 'da')}"
                 )
             participations = await uow.participations.of_consultation(item.id)
+            questions = {
+                q.key: q for q in await uow.consultations.questions(item.id, include_archived=True)
+            }
+            answers = await uow.participations.answers_of_consultation(item.id)
+            for quota in item.target_group.get("quotas", []):
+                quota_question = questions.get(str(quota["question"]))
+                reached = sum(
+                    1
+                    for answer in answers
+                    if quota_question is not None
+                    and answer.question_id == quota_question.id
+                    and answer.participation_id is not None
+                    and not answer.skipped
+                    and str(quota["option"])
+                    in (answer.value if isinstance(answer.value, list) else [str(answer.value)])
+                )
+                mark = "reached" if reached >= quota["minimum"] else "not yet"
+                click.echo(
+                    f"Quota {quota['question']} = {quota['option']}: {reached} of at "
+                    f"least {quota['minimum']} ({mark})"
+                )
             by_status: dict[str, int] = {}
             for participation in participations:
                 by_status[participation.status] = by_status.get(participation.status, 0) + 1

@@ -526,7 +526,8 @@ async def _store(
         question_id=question.id,
         value=value,
         skipped=value is None,
-        language=ctx.detect_language(str(value))
+        # Too short to tell: the language of the conversation, rather than a wild guess.
+        language=(ctx.detect_language(str(value)) or ctx.t.language)
         if question.kind in ("text", "idea") and value is not None
         else None,
         answered_at=ctx.now,

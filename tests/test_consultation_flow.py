@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from bot.app import BorgerDialog
@@ -328,3 +329,112 @@ async def test_group_chats_never_run_a_consultation(
         "Skriv til mig i en privat chat, så dine svar ikke bliver delt med hele gruppen."
     ]
     assert await rows_of(telegram_app, Participation) == []
+
+
+async def test_the_export_equals_what_several_citizens_answered(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(telegram_app, open_now())
+    # A Danish citizen who finishes, an English one who stops halfway, one who declines.
+    ane = Citizen(fake_bot, 301)
+    await ane.write("/start friluftsliv", new=2)
+    await ane.tap("Ja, jeg giver samtykke")
+    await ane.tap("65 eller derover")
+    await ane.tap("Syd")
+    await ane.tap("☐ Overnatter i shelter", new=0)
+    await ane.tap("Færdig")
+    await ane.tap("1")
+    await ane.tap("Nej")
+    await ane.write("30")
+    await ane.write("5000")
+    await ane.tap("Spring over", new=2)
+    await ane.tap("Nej", new=0)
+    tom = Citizen(fake_bot, 302, language="en")
+    await tom.write("/start friluftsliv", new=2)
+    await tom.tap("Yes, I consent")
+    await tom.tap("25-64")
+    await tom.tap("Town centre")
+    await tom.tap("☐ Cycling", new=0)
+    await tom.tap("☐ Running", new=0)
+    await tom.tap("Done")
+    await tom.tap("3")
+    await tom.tap("Yes")
+    await tom.write("Near the old railway line, where the path ends")
+    nis = Citizen(fake_bot, 303)
+    await nis.write("/start friluftsliv", new=2)
+    await nis.tap("Nej tak")
+
+    rows = await export_rows(telegram_app)
+    blank = {"consent_at", "completed_at", "participant"}
+    seen = [{k: v for k, v in row.items() if k not in blank} for row in rows]
+    assert seen == [
+        {
+            "channel": "telegram",
+            "status": "completed",
+            "hear_back": "no",
+            "age_band": "65 eller derover",
+            "district": "Syd",
+            "activities": "Overnatter i shelter",
+            "satisfaction": "1",
+            "dog_zones": "nej",
+            "visits": "30",
+            "postcode": "5000",
+            "idea": "(skipped)",
+            "idea_language": "",
+        },
+        {
+            "channel": "telegram",
+            "status": "answering",
+            "hear_back": "",
+            "age_band": "25-64",
+            "district": "Midtby",
+            "activities": "Cykler; Løber",
+            "satisfaction": "3",
+            "dog_zones": "ja",
+            "dog_zones_where": "Near the old railway line, where the path ends",
+            "dog_zones_where_language": "en",
+        },
+        {"channel": "telegram", "status": "declined", "hear_back": ""},
+    ]
+    assert len({row["participant"] for row in rows}) == 3
+    assert rows[0]["completed_at"]
+    assert not rows[1]["completed_at"]
+
+
+async def test_removing_an_answered_question_needs_force_and_archives_it(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    from bot.consultations.definition import parse_definition
+    from bot.consultations.importer import QuestionsWithAnswers, import_definition
+
+    await import_consultation(telegram_app, open_now())
+    liv = Citizen(fake_bot, 304)
+    await liv.write("/start friluftsliv", new=2)
+    await liv.tap("Ja, jeg giver samtykke")
+    await liv.tap("Under 25")
+    source = open_now()
+    without_age = source[: source.index("  # single:")] + source[source.index("  # district:") :]
+    definition = parse_definition(
+        without_age.replace(
+            "  quotas:\n    - {question: age_band, option: under_25, minimum: 50}\n", ""
+        ),
+        telegram_app.settings.zone,
+    )
+    assert telegram_app.engine is not None
+    uow = UnitOfWorkFactory(create_session_factory(telegram_app.engine))
+    async with uow() as unit:
+        with pytest.raises(QuestionsWithAnswers) as refusal:
+            await import_definition(unit, definition, datetime.now(UTC))
+    assert refusal.value.counts == {"age_band": 1}
+    async with uow() as unit:
+        report = await import_definition(unit, definition, datetime.now(UTC), force=True)
+        await unit.commit()
+    assert report.archived == {"age_band": 1}
+    # The answer is kept in the export; the question is no longer asked.
+    (row,) = await export_rows(telegram_app)
+    assert row["age_band"] == "Under 25"
+    welcome, question = await liv.write("/start friluftsliv", new=2)
+    assert (
+        welcome.text == "Velkommen tilbage til »Ny friluftspolitik«. Vi fortsætter, hvor du slap."
+    )
+    assert (question.text or "").startswith("1/7 · Hvor i kommunen bor du?")

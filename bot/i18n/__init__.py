@@ -74,16 +74,28 @@ def supported_language(tag: str | None) -> str | None:
 
 
 def make_language_detector() -> Callable[[str], str | None]:
-    """Build a detector over langdetect, seeded so the same text always gets the same answer."""
-    from langdetect import DetectorFactory, LangDetectException, detect
+    """Build a detector that only chooses between the supported languages, deterministically.
+
+    Left free, langdetect often calls short Danish text Norwegian; a prior of zero for every
+    language we do not support keeps it to plausible answers. The fixed seed makes the same text
+    always get the same answer.
+    """
+    from langdetect import DetectorFactory, LangDetectException, detector_factory
 
     DetectorFactory.seed = 0
+    detector_factory.init_factory()
+    factory = detector_factory._factory
+    assert factory is not None
+    prior = {language: 1.0 / len(SUPPORTED_LANGUAGES) for language in SUPPORTED_LANGUAGES}
 
     def detect_language(text: str) -> str | None:
         if len(text.strip()) < MIN_TEXT_FOR_DETECTION:
             return None
+        detector = factory.create()
+        detector.set_prior_map(prior)
+        detector.append(text)
         try:
-            return supported_language(detect(text))
+            return supported_language(detector.detect())
         except LangDetectException:
             return None
 
