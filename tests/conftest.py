@@ -125,6 +125,15 @@ async def telegram_app(
         await app.stop()
 
 
+async def table_rows(app: BorgerDialog, model: type) -> list[Any]:
+    """Every row of a model's table in the running app's database."""
+    from sqlalchemy import select
+
+    assert app.engine is not None
+    async with app.engine.connect() as connection:
+        return list((await connection.execute(select(model))).all())
+
+
 async def eventually(
     check: Callable[[], Any] | Callable[[], Awaitable[Any]],
     timeout: float = 15.0,

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
 
 from bot.app import BorgerDialog
 from bot.config import Settings
@@ -16,7 +15,7 @@ from storage.database import create_session_factory
 from storage.models import Answer, Participation
 from storage.uow import UnitOfWorkFactory
 from tests.citizens import Citizen, example_with_round, import_consultation, open_now
-from tests.conftest import eventually
+from tests.conftest import eventually, table_rows
 from tests.fake_telegram import FakeBot, FakeTelegram
 
 
@@ -26,12 +25,6 @@ async def export_rows(app: BorgerDialog, slug: str = "friluftsliv") -> list[dict
         table = await build_table(uow, slug)
     assert table is not None
     return table.rows
-
-
-async def rows_of(app: BorgerDialog, model: type) -> list:
-    assert app.engine is not None
-    async with app.engine.connect() as connection:
-        return list((await connection.execute(select(model))).all())
 
 
 async def test_a_danish_citizen_answers_every_kind_of_question(
@@ -54,7 +47,7 @@ async def test_a_danish_citizen_answers_every_kind_of_question(
     assert "udtrykkelige samtykke" in (consent.text or "")
     assert "/privacy" in (consent.text or "")
     # Nothing is stored about her answers before consent.
-    assert await rows_of(telegram_app, Answer) == []
+    assert await table_rows(telegram_app, Answer) == []
 
     (question,) = await anna.tap("Ja, jeg giver samtykke")
     assert anna.messages()[1].buttons == [], "the consent buttons are gone once answered"
@@ -199,7 +192,7 @@ async def test_typing_when_a_button_is_expected_and_non_text_input(
             "Jeg kan kun læse tekst og knaptryk her – ikke billeder, lyd, "
             "filer, steder eller afstemninger."
         )
-    assert await rows_of(telegram_app, Answer) == []
+    assert await table_rows(telegram_app, Answer) == []
 
 
 async def test_stale_and_forged_buttons_change_nothing(
@@ -220,7 +213,7 @@ async def test_stale_and_forged_buttons_change_nothing(
     await stranger.write("/hjaelp")
     answer = await stranger.forge(stranger.last().message_id, data.replace("a:", "a:9", 1))
     assert answer["text"].startswith("Den knap virker ikke længere")
-    rows = await rows_of(telegram_app, Answer)
+    rows = await table_rows(telegram_app, Answer)
     assert len(rows) == 1
 
 
@@ -232,10 +225,10 @@ async def test_consent_refused_stores_only_the_refusal(
     await kim.write("/start friluftsliv", new=2)
     (goodbye,) = await kim.tap("Nej tak")
     assert (goodbye.text or "").startswith("Helt i orden – vi gemmer ingen svar fra dig.")
-    (participation,) = await rows_of(telegram_app, Participation)
+    (participation,) = await table_rows(telegram_app, Participation)
     assert participation.status == "declined"
     assert participation.consent_at is None
-    assert await rows_of(telegram_app, Answer) == []
+    assert await table_rows(telegram_app, Answer) == []
     (row,) = await export_rows(telegram_app)
     assert row["status"] == "declined"
 
@@ -289,7 +282,7 @@ async def test_closed_and_not_yet_open_rounds(
     assert (upcoming.text or "").startswith("»Ny friluftspolitik« er ikke åben endnu. Den åbner ")
     (listing,) = await mia.write("/start")
     assert "Der er ingen åben borgerdialog lige nu. Den næste åbner" in (listing.text or "")
-    assert await rows_of(telegram_app, Participation) == []
+    assert await table_rows(telegram_app, Participation) == []
 
 
 async def test_start_lists_open_consultations_as_buttons(
@@ -316,7 +309,7 @@ async def test_the_round_closing_mid_conversation_stops_answers(
     )
     (closed,) = await sif.tap("Under 25")
     assert (closed.text or "").startswith("»Ny friluftspolitik« er lukket")
-    assert await rows_of(telegram_app, Answer) == []
+    assert await table_rows(telegram_app, Answer) == []
 
 
 async def test_group_chats_never_run_a_consultation(
@@ -328,7 +321,7 @@ async def test_group_chats_never_run_a_consultation(
     assert texts == [
         "Skriv til mig i en privat chat, så dine svar ikke bliver delt med hele gruppen."
     ]
-    assert await rows_of(telegram_app, Participation) == []
+    assert await table_rows(telegram_app, Participation) == []
 
 
 async def test_the_export_equals_what_several_citizens_answered(

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
 
 from bot.app import BorgerDialog
 from storage.models import InboxEvent, InboxStatus, OutboxMessage, OutboxStatus, Participant
-from tests.conftest import eventually
+from tests.conftest import eventually, table_rows
 from tests.fake_telegram import FakeBot
 
 CITIZEN = 777
-
-
-async def rows(app: BorgerDialog, model: type) -> list:
-    assert app.engine is not None
-    async with app.engine.connect() as connection:
-        return list((await connection.execute(select(model))).all())
 
 
 async def test_a_429_is_waited_out_and_the_same_reply_sent(
@@ -57,7 +50,7 @@ async def test_a_citizen_who_blocked_the_bot_is_marked_unreachable_and_kept(
         lambda: _unreachable(telegram_app), what="the participant marked unreachable"
     )
     assert participants[0].events_applied == 2, "the citizen's data is kept"
-    outbox = await rows(telegram_app, OutboxMessage)
+    outbox = await table_rows(telegram_app, OutboxMessage)
     assert sorted(m.status for m in outbox) == [OutboxStatus.SENT, OutboxStatus.UNREACHABLE]
     # Other citizens are not affected.
     fake_bot.send_message(CITIZEN + 1, "/start")
@@ -65,7 +58,7 @@ async def test_a_citizen_who_blocked_the_bot_is_marked_unreachable_and_kept(
 
 
 async def _unreachable(app: BorgerDialog) -> list:
-    return [p for p in await rows(app, Participant) if p.unreachable_at is not None]
+    return [p for p in await table_rows(app, Participant) if p.unreachable_at is not None]
 
 
 async def test_a_failing_flow_keeps_the_message_and_apologises(
@@ -81,7 +74,7 @@ async def test_a_failing_flow_keeps_the_message_and_apologises(
         "Beklager, der gik noget galt hos os. Din besked er gemt, og vi kigger på "
         "det. Prøv gerne igen om lidt."
     ]
-    (event,) = await rows(telegram_app, InboxEvent)
+    (event,) = await table_rows(telegram_app, InboxEvent)
     assert event.status == InboxStatus.FAILED
     assert event.error == "RuntimeError"
     assert event.payload["message"]["text"] == "Mit forslag til stien ved åen"
@@ -109,4 +102,4 @@ async def test_network_errors_leave_replies_pending_for_the_next_round(
 
 
 async def _pending(app: BorgerDialog) -> list:
-    return [m for m in await rows(app, OutboxMessage) if m.status == OutboxStatus.PENDING]
+    return [m for m in await table_rows(app, OutboxMessage) if m.status == OutboxStatus.PENDING]

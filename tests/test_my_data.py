@@ -5,19 +5,11 @@ from __future__ import annotations
 import base64
 import json
 
-from sqlalchemy import select
-
 from bot.app import BorgerDialog
 from storage.models import Answer, OutboxMessage, Participant, Participation
 from tests.citizens import Citizen, import_consultation, open_now
-from tests.conftest import eventually
+from tests.conftest import eventually, table_rows
 from tests.fake_telegram import FakeBot
-
-
-async def rows_of(app: BorgerDialog, model: type) -> list:
-    assert app.engine is not None
-    async with app.engine.connect() as connection:
-        return list((await connection.execute(select(model))).all())
 
 
 async def answer_all(citizen: Citizen, idea: str = "En sti hele vejen rundt om søen") -> None:
@@ -71,7 +63,7 @@ async def test_mydata_json_content(telegram_app: BorgerDialog, fake_bot: FakeBot
 
 
 async def _pending_document(app: BorgerDialog) -> dict | None:
-    for message in await rows_of(app, OutboxMessage):
+    for message in await table_rows(app, OutboxMessage):
         if message.payload.get("type") == "document" and message.status == "pending":
             return message.payload
     return None
@@ -87,7 +79,7 @@ async def test_forget_erases_answers_and_anonymises_ideas(
     assert "anonymiseret" in (question.text or "")
     await ulla.tap("Nej, behold", new=0)
     await eventually(lambda: ulla.last().text == "Intet er slettet.", what="nothing erased")
-    assert len(await rows_of(telegram_app, Answer)) == 8
+    assert len(await table_rows(telegram_app, Answer)) == 8
 
     await ulla.write("/forget")
     await ulla.tap("Ja, slet", new=0)
@@ -96,9 +88,9 @@ async def test_forget_erases_answers_and_anonymises_ideas(
         what="erased",
     )
     assert "1 idé(er) står tilbage uden forbindelse til dig." in (ulla.last().text or "")
-    assert await rows_of(telegram_app, Participant) == []
-    assert await rows_of(telegram_app, Participation) == []
-    (idea,) = await rows_of(telegram_app, Answer)
+    assert await table_rows(telegram_app, Participant) == []
+    assert await table_rows(telegram_app, Participation) == []
+    (idea,) = await table_rows(telegram_app, Answer)
     assert idea.value == "Hundeskov i Nordparken"
     assert idea.participation_id is None
 
@@ -119,10 +111,10 @@ async def test_stop_pauses_until_the_citizen_writes_again(
         "Du får ingen beskeder fra mig, før du selv skriver igen.\n\n"
         "Dine svar er gemt. Skriv /start, når du vil fortsætte."
     )
-    (participant,) = await rows_of(telegram_app, Participant)
+    (participant,) = await table_rows(telegram_app, Participant)
     assert participant.stopped_at is not None
     await tor.write("/hjaelp")
-    (participant,) = await rows_of(telegram_app, Participant)
+    (participant,) = await table_rows(telegram_app, Participant)
     assert participant.stopped_at is None
 
 
@@ -140,8 +132,8 @@ async def test_a_finished_citizen_can_change_an_answer_without_counting_twice(
     assert "Dit svar nu: 5" in (question.text or "")
     (updated,) = await eja.tap("2")
     assert (updated.text or "").startswith("Dine svar til »Ny friluftspolitik« er opdateret:")
-    (participation,) = await rows_of(telegram_app, Participation)
+    (participation,) = await table_rows(telegram_app, Participation)
     assert participation.status == "completed"
-    answers = {a.question_id: a.value for a in await rows_of(telegram_app, Answer)}
+    answers = {a.question_id: a.value for a in await table_rows(telegram_app, Answer)}
     assert "2" in answers.values()
     assert "5" not in answers.values()

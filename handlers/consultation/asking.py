@@ -1,0 +1,293 @@
+"""Asking: one question per message, its buttons, and what a tap or a typed answer does."""
+
+from __future__ import annotations
+
+from handlers import questionnaire as rules
+from handlers.consultation.sheet import (
+    CHOICE_KINDS,
+    TYPED_KINDS,
+    Sheet,
+    active_participation,
+    load_sheet,
+    own_participation,
+    round_is_open,
+    set_active,
+    show_answer,
+    stale,
+)
+from handlers.consultation.summary import finish
+from handlers.context import FlowContext
+from handlers.events import Button, Outcome
+from storage.models import Answer, Participation, ParticipationStatus, Question
+
+Buttons = tuple[tuple[Button, ...], ...]
+ANSWERING = (ParticipationStatus.ANSWERING, ParticipationStatus.COMPLETED)
+
+
+async def ask_next(ctx: FlowContext, outcome: Outcome, participation: Participation) -> None:
+    """Ask the next unanswered question, or finish."""
+    sheet = await load_sheet(ctx, participation)
+    question = rules.next_unanswered(sheet.questions, sheet.answers)
+    if question is None:
+        await finish(ctx, outcome, sheet)
+        return
+    ask(ctx, outcome, sheet, question)
+
+
+def question_text(ctx: FlowContext, sheet: Sheet, question: Question) -> str:
+    """The question with its progress mark (3/7) and a hint on how to answer."""
+    position, total = rules.progress(sheet.questions, sheet.answers, question)
+    text = f"{position}/{total} · {rules.pick(question.text, ctx.t.language)}"
+    settings = question.settings
+    hint = {
+        "multiple": lambda: ctx.t("question.hint_multiple"),
+        "scale": lambda: ctx.t(
+            "question.hint_scale",
+            low=rules.pick(settings["low"], ctx.t.language),
+            high=rules.pick(settings["high"], ctx.t.language),
+        ),
+        "number": lambda: ctx.t("question.hint_number", min=settings["min"], max=settings["max"]),
+        "postcode": lambda: ctx.t("question.hint_postcode"),
+        "text": lambda: ctx.t("question.hint_text", max=settings["max_length"]),
+        "idea": lambda: ctx.t("question.hint_idea", max=settings["max_length"]),
+    }.get(question.kind)
+    return f"{text}\n\n{hint()}" if hint else text
+
+
+def ask(ctx: FlowContext, outcome: Outcome, sheet: Sheet, question: Question) -> None:
+    """Send one question with its buttons; remember which message asked it."""
+    participation, answers = sheet.participation, sheet.answers
+    participation.current_question_id = question.id
+    earlier = answers.get(question.id)
+    participation.pending_selection = (
+        list(earlier.value)
+        if question.kind == "multiple" and earlier is not None and not earlier.skipped
+        else []
+    )
+    text = question_text(ctx, sheet, question)
+    if earlier is not None:
+        text += "\n\n" + ctx.t(
+            "question.current_answer", answer=show_answer(ctx, question, earlier)
+        )
+
+    def remember(outbox_id: int) -> None:
+        participation.question_message_id = outbox_id
+
+    outcome.say(text, buttons=question_buttons(ctx, sheet, question), on_queued=remember)
+
+
+def question_buttons(ctx: FlowContext, sheet: Sheet, question: Question) -> Buttons:
+    """Options (ticked ones marked for multiple choice), then Back and Skip where they apply."""
+    participation = sheet.participation
+    prefix = f"{participation.id}:{question.id}"
+    keys = rules.option_keys(question)
+    yes, no = ctx.t("answer.yes"), ctx.t("answer.no")
+
+    def label(key: str) -> str:
+        return rules.option_label(question, key, ctx.t.language, yes, no)
+
+    rows: list[tuple[Button, ...]] = []
+    if question.kind in ("single", "district"):
+        rows = [(Button(label(k), payload=f"a:{prefix}:{i}"),) for i, k in enumerate(keys)]
+    elif question.kind in ("yesno", "scale"):
+        rows = [tuple(Button(label(k), payload=f"a:{prefix}:{i}") for i, k in enumerate(keys))]
+    elif question.kind == "multiple":
+        ticked = participation.pending_selection
+        rows = [
+            (Button(("☑ " if k in ticked else "☐ ") + label(k), payload=f"t:{prefix}:{i}"),)
+            for i, k in enumerate(keys)
+        ]
+        rows.append((Button(ctx.t("question.done"), payload=f"d:{prefix}"),))
+    navigation: list[Button] = []
+    if rules.previous(sheet.questions, sheet.answers, question) is not None:
+        navigation.append(Button(ctx.t("question.back"), payload=f"b:{prefix}"))
+    if question.optional:
+        navigation.append(Button(ctx.t("question.skip"), payload=f"s:{prefix}"))
+    if navigation:
+        rows.append(tuple(navigation))
+    return tuple(rows)
+
+
+async def _pressed(
+    ctx: FlowContext, outcome: Outcome, participation_id: str, question_id: str
+) -> tuple[Sheet, Question] | None:
+    """Resolve a question button; None (after a polite answer) if it is stale or foreign."""
+    participation = await own_participation(ctx, participation_id)
+    if (
+        participation is None
+        or participation.status not in ANSWERING
+        or str(participation.current_question_id) != question_id
+    ):
+        stale(ctx, outcome)
+        return None
+    sheet = await load_sheet(ctx, participation)
+    question = sheet.question(participation.current_question_id)
+    if question is None:
+        stale(ctx, outcome)
+        return None
+    if not await round_is_open(ctx, outcome, sheet.consultation):
+        outcome.ack(ctx.event.button_ack_ref)
+        return None
+    set_active(ctx, participation)
+    return sheet, question
+
+
+async def press(ctx: FlowContext, outcome: Outcome, action: str, parts: list[str]) -> None:
+    """Handle a question button: a: answer, t: tick, d: done, s: skip, b: back."""
+    if len(parts) != (3 if action in ("a", "t") else 2):
+        stale(ctx, outcome)
+        return
+    pressed = await _pressed(ctx, outcome, parts[0], parts[1])
+    if pressed is None:
+        return
+    sheet, question = pressed
+    participation = sheet.participation
+    keys = rules.option_keys(question)
+    key: str | None = None
+    if action in ("a", "t"):
+        if not parts[2].isdigit() or int(parts[2]) >= len(keys):
+            stale(ctx, outcome)
+            return
+        key = keys[int(parts[2])]
+    if action == "a" and key is not None and question.kind in CHOICE_KINDS:
+        outcome.ack(ctx.event.button_ack_ref)
+        await store(ctx, outcome, sheet, question, key)
+    elif action == "t" and key is not None and question.kind == "multiple":
+        selection = participation.pending_selection
+        selection = [k for k in selection if k != key] if key in selection else [*selection, key]
+        participation.pending_selection = [k for k in keys if k in selection]
+        outcome.ack(ctx.event.button_ack_ref)
+        if ctx.event.button_message_ref is not None:
+            outcome.edit(
+                ctx.event.button_message_ref,
+                question_text(ctx, sheet, question),
+                question_buttons(ctx, sheet, question),
+            )
+    elif action == "d" and question.kind == "multiple":
+        if not participation.pending_selection and not question.optional:
+            outcome.ack(ctx.event.button_ack_ref, ctx.t("answer.choose_one"), alert=True)
+            return
+        outcome.ack(ctx.event.button_ack_ref)
+        await store(ctx, outcome, sheet, question, list(participation.pending_selection) or None)
+    elif action == "s" and question.optional:
+        outcome.ack(ctx.event.button_ack_ref)
+        await store(ctx, outcome, sheet, question, None)
+    elif action == "b" and (target := rules.previous(sheet.questions, sheet.answers, question)):
+        outcome.ack(ctx.event.button_ack_ref)
+        await close_question_message(ctx, outcome, sheet, question, ctx.t("question.went_back"))
+        ask(ctx, outcome, sheet, target)
+    else:
+        stale(ctx, outcome)
+
+
+async def typed(ctx: FlowContext, outcome: Outcome) -> bool:
+    """Treat typed text as the answer to the current question; False if no question waits."""
+    participation = await active_participation(ctx)
+    if (
+        participation is None
+        or participation.status not in ANSWERING
+        or participation.current_question_id is None
+    ):
+        return False
+    sheet = await load_sheet(ctx, participation)
+    question = sheet.question(participation.current_question_id)
+    if question is None:
+        return False
+    if question.kind not in TYPED_KINDS:
+        outcome.say(ctx.t("answer.use_buttons"))
+        return True
+    if not await round_is_open(ctx, outcome, sheet.consultation):
+        return True
+    reading = rules.read_typed(question, ctx.event.text)
+    if reading.error is not None:
+        outcome.say(ctx.t(reading.error, **(reading.params or {})))
+        return True
+    await store(ctx, outcome, sheet, question, reading.value)
+    return True
+
+
+async def close_question_message(
+    ctx: FlowContext, outcome: Outcome, sheet: Sheet, question: Question, footer: str
+) -> None:
+    """Replace the question's message with the question and a footer, without buttons.
+
+    An old message can then never answer twice.
+    """
+    reference = ctx.event.button_message_ref
+    asked_by = sheet.participation.question_message_id
+    if reference is None and asked_by is not None:
+        asked = await ctx.uow.outbox.get(asked_by)
+        reference = asked.external_message_id if asked is not None else None
+    if reference is not None:
+        outcome.edit(reference, f"{question_text(ctx, sheet, question)}\n\n{footer}")
+
+
+async def store(
+    ctx: FlowContext, outcome: Outcome, sheet: Sheet, question: Question, value: object
+) -> None:
+    """Store (or change) an answer, show it on the question's message, and move on."""
+    participation = sheet.participation
+    earlier = sheet.answers.get(question.id)
+    if earlier is not None:
+        await ctx.uow.participations.delete_answer(earlier)
+    free_text = question.kind in ("text", "idea") and value is not None
+    answer = Answer(
+        participation_id=participation.id,
+        question_id=question.id,
+        value=value,
+        skipped=value is None,
+        # Too short to tell: the language of the conversation, rather than a wild guess.
+        language=(ctx.detect_language(str(value)) or ctx.t.language) if free_text else None,
+        answered_at=ctx.now,
+    )
+    await ctx.uow.participations.save_answer(answer)
+    sheet = sheet.with_answer(answer)
+    await close_question_message(
+        ctx, outcome, sheet, question, "✅ " + show_answer(ctx, question, answer)
+    )
+    # A changed answer can make later conditional questions irrelevant; drop their answers.
+    for irrelevant in rules.no_longer_applicable(sheet.questions, sheet.answers):
+        await ctx.uow.participations.delete_answer(irrelevant)
+    participation.pending_selection = []
+    participation.current_question_id = None
+    participation.updated_at = ctx.now
+    await ask_next(ctx, outcome, participation)
+
+
+async def review(ctx: FlowContext, outcome: Outcome, participation: Participation) -> None:
+    """Offer each answered question as a button, to change it."""
+    sheet = await load_sheet(ctx, participation)
+    outcome.ack(ctx.event.button_ack_ref)
+    if not await round_is_open(ctx, outcome, sheet.consultation):
+        return
+    buttons = tuple(
+        (
+            Button(
+                rules.shorten(rules.pick(q.text, ctx.t.language), 40),
+                payload=f"e:{participation.id}:{q.id}",
+            ),
+        )
+        for q in rules.applicable(sheet.questions, sheet.answers)
+    )
+    outcome.say(ctx.t("summary.which"), buttons=buttons)
+
+
+async def edit_answer(
+    ctx: FlowContext, outcome: Outcome, participation: Participation, question_id: str
+) -> None:
+    """Ask one question again so its answer can be changed."""
+    sheet = await load_sheet(ctx, participation)
+    question = next(
+        (q for q in rules.applicable(sheet.questions, sheet.answers) if str(q.id) == question_id),
+        None,
+    )
+    if question is None or participation.status != ParticipationStatus.COMPLETED:
+        stale(ctx, outcome)
+        return
+    outcome.ack(ctx.event.button_ack_ref)
+    if not await round_is_open(ctx, outcome, sheet.consultation):
+        return
+    set_active(ctx, participation)
+    if ctx.event.button_message_ref is not None:
+        outcome.edit(ctx.event.button_message_ref, ctx.t("summary.which"))
+    ask(ctx, outcome, sheet, question)

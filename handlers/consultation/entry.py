@@ -1,0 +1,157 @@
+"""Entering a consultation: /start, the list of open ones, the intro, and consent."""
+
+from __future__ import annotations
+
+import math
+import secrets
+
+from handlers import questionnaire as rules
+from handlers.consultation.asking import ask_next
+from handlers.consultation.sheet import (
+    load_sheet,
+    round_is_open,
+    say_not_open,
+    set_active,
+    stale,
+    title,
+    when,
+)
+from handlers.consultation.summary import show_summary
+from handlers.context import FlowContext
+from handlers.events import Button, Outcome
+from storage.models import Consultation, Participation, ParticipationStatus
+
+# Roughly how long one question takes, for the "about N minutes" in the intro.
+SECONDS_PER_QUESTION = 20
+
+
+async def start(ctx: FlowContext, outcome: Outcome) -> None:
+    """/start: open the consultation a deep link names, or list the open ones."""
+    slug = ctx.event.argument.strip().lower()
+    if slug:
+        consultation = await ctx.uow.consultations.by_slug(slug)
+        if consultation is not None:
+            await open_consultation(ctx, outcome, consultation)
+            return
+        outcome.say(ctx.t("consultation.unknown_link"))
+    await list_open(ctx, outcome)
+
+
+async def list_open(ctx: FlowContext, outcome: Outcome) -> None:
+    """Greet, and offer the open consultations as buttons (or say when the next one opens)."""
+    organisation = ctx.organisation.name or ctx.t("organisation.unnamed")
+    open_now: list[Consultation] = []
+    next_opening = None
+    for consultation in await ctx.uow.consultations.all():
+        state = rules.round_state(await ctx.uow.consultations.rounds(consultation.id), ctx.now)
+        if state.status == "open":
+            open_now.append(consultation)
+        elif (
+            state.status == "upcoming"
+            and state.round is not None
+            and (next_opening is None or state.round.opens_at < next_opening)
+        ):
+            next_opening = state.round.opens_at
+    greeting = ctx.t("start.greeting", organisation=organisation)
+    if open_now:
+        buttons = tuple((Button(title(ctx, c), payload=f"c:{c.slug}"),) for c in open_now)
+        outcome.say(f"{greeting}\n\n{ctx.t('start.choose')}", buttons=buttons)
+    elif next_opening is not None:
+        opens = when(ctx, next_opening)
+        outcome.say(f"{greeting}\n\n{ctx.t('start.none_open_next', opens=opens)}")
+    else:
+        outcome.say(f"{greeting}\n\n{ctx.t('start.none_open')}")
+
+
+async def choose(ctx: FlowContext, outcome: Outcome, slug: str) -> None:
+    """A consultation button from the /start list."""
+    consultation = await ctx.uow.consultations.by_slug(slug)
+    if consultation is None:
+        stale(ctx, outcome)
+        return
+    outcome.ack(ctx.event.button_ack_ref)
+    await open_consultation(ctx, outcome, consultation)
+
+
+async def open_consultation(ctx: FlowContext, outcome: Outcome, consultation: Consultation) -> None:
+    """Show the intro and ask for consent, resume, or show the answers of a finished one."""
+    state = rules.round_state(await ctx.uow.consultations.rounds(consultation.id), ctx.now)
+    if state.status != "open" or state.round is None:
+        say_not_open(ctx, outcome, consultation, state)
+        return
+    participation = await ctx.uow.participations.find(consultation.id, ctx.participant.id)
+    if participation is None:
+        participation = await ctx.uow.participations.add(
+            Participation(
+                consultation_id=consultation.id,
+                participant_id=ctx.participant.id,
+                pseudonym=f"p-{secrets.token_hex(5)}",
+                status=ParticipationStatus.INVITED,
+                pending_selection=[],
+                started_at=ctx.now,
+                updated_at=ctx.now,
+            )
+        )
+    set_active(ctx, participation)
+    if participation.status == ParticipationStatus.ANSWERING:
+        outcome.say(ctx.t("consultation.welcome_back", title=title(ctx, consultation)))
+        await ask_next(ctx, outcome, participation)
+        return
+    if participation.status == ParticipationStatus.COMPLETED:
+        sheet = await load_sheet(ctx, participation)
+        await show_summary(ctx, outcome, sheet, heading="summary.already_answered")
+        return
+    questions = await ctx.uow.consultations.questions(consultation.id)
+    count = len(rules.applicable(questions, {}))
+    language = ctx.t.language
+    outcome.say(
+        ctx.t(
+            "consultation.intro",
+            title=title(ctx, consultation),
+            purpose=rules.pick(consultation.purpose, language),
+            decided=rules.pick(consultation.basis["decided"], language),
+            influence=rules.pick(consultation.basis["influence"], language),
+            decides=rules.pick(consultation.basis["decides"], language),
+            deadline=when(ctx, state.round.closes_at),
+            count=count,
+            minutes=max(1, math.ceil(count * SECONDS_PER_QUESTION / 60)),
+            results=rules.pick(consultation.results, language),
+            organiser=consultation.organiser.get("name", ""),
+            contact=consultation.organiser.get("contact", ""),
+        )
+    )
+    outcome.say(
+        ctx.t("consultation.consent"),
+        buttons=(
+            (Button(ctx.t("consent.yes"), payload=f"ok:{participation.id}:y"),),
+            (Button(ctx.t("consent.no"), payload=f"ok:{participation.id}:n"),),
+        ),
+    )
+
+
+async def consent(
+    ctx: FlowContext, outcome: Outcome, participation: Participation, given: bool
+) -> None:
+    """Record explicit consent (then ask the first question) or a refusal (then stop)."""
+    if participation.status not in (ParticipationStatus.INVITED, ParticipationStatus.DECLINED):
+        stale(ctx, outcome)
+        return
+    outcome.ack(ctx.event.button_ack_ref)
+    consultation = await ctx.uow.consultations.get(participation.consultation_id)
+    assert consultation is not None
+    if not await round_is_open(ctx, outcome, consultation):
+        return
+    participation.updated_at = ctx.now
+    choice = ctx.t("consent.given") if given else ctx.t("consent.refused")
+    if ctx.event.button_message_ref is not None:
+        outcome.edit(ctx.event.button_message_ref, f"{ctx.t('consultation.consent')}\n\n{choice}")
+    if not given:
+        participation.status = ParticipationStatus.DECLINED
+        participation.declined_at = ctx.now
+        set_active(ctx, None)
+        outcome.say(ctx.t("consultation.declined"))
+        return
+    participation.status = ParticipationStatus.ANSWERING
+    participation.consent_at = ctx.now
+    participation.declined_at = None
+    await ask_next(ctx, outcome, participation)
