@@ -11,6 +11,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.channels.telegram.channel import TelegramChannel
+from bot.channels.webchat.channel import WebChatChannel
+from bot.channels.webchat.identity import CookieSigner, load_or_create_secret
 from bot.config import Settings
 from bot.core import DialogueCore
 from bot.i18n import Catalogs, make_language_detector
@@ -69,6 +71,7 @@ class BorgerDialog:
         self.engine: AsyncEngine | None = None
         self.core: DialogueCore | None = None
         self.telegram: TelegramChannel | None = None
+        self.webchat: WebChatChannel | None = None
         self._housekeeping: Housekeeping | None = None
         self._web: WebServer | None = None
 
@@ -100,8 +103,19 @@ class BorgerDialog:
             delivery=delivery,
             zone=settings.zone,
         )
-        self._web = WebServer(make_web_app(self.health), settings.http_host, settings.http_port)
+        secret = (
+            settings.web_secret.get_secret_value().encode()
+            if settings.web_secret is not None
+            else load_or_create_secret(settings.data_dir)
+        )
+        self.webchat = WebChatChannel(
+            settings, self.core, uow, catalogs, CookieSigner(secret), self.clock
+        )
+        web_app = make_web_app(self.health)
+        self.webchat.add_routes(web_app)
+        self._web = WebServer(web_app, settings.http_host, settings.http_port)
         await self._web.start()
+        await self.webchat.start()
         if settings.telegram_enabled:
             self.telegram = TelegramChannel(settings, self.core, catalogs)
             await self.telegram.start()
@@ -109,7 +123,7 @@ class BorgerDialog:
             uow=uow,
             clock=self.clock,
             delivery=delivery,
-            channels=[self.telegram.channel] if self.telegram else [],
+            channels=[self.webchat.channel] + ([self.telegram.channel] if self.telegram else []),
             retention_days=settings.inbox_retention_days,
         )
         self._housekeeping.start()
@@ -121,6 +135,8 @@ class BorgerDialog:
             self._housekeeping = None
         if self.telegram is not None:
             await self.telegram.stop()
+        if self.webchat is not None:
+            await self.webchat.stop()
         if self._web is not None:
             await self._web.stop()
             self._web = None
@@ -136,7 +152,10 @@ class BorgerDialog:
             await asyncio.wait_for(ping(self.engine), HEALTH_DB_TIMEOUT_SECONDS)
         except Exception as exc:
             database = f"unreachable: {type(exc).__name__}"
-        channels = {"telegram": self.telegram.state if self.telegram else "disabled"}
+        channels = {
+            "telegram": self.telegram.state if self.telegram else "disabled",
+            "web": self.webchat.state if self.webchat else "disabled",
+        }
         healthy = database == "ok" and not any(s.startswith("error") for s in channels.values())
         return healthy, {
             "status": "ok" if healthy else "unhealthy",
@@ -157,9 +176,9 @@ class BorgerDialog:
     def _announce(self) -> None:
         settings = self.settings
         logger.info(
-            "borgerdialog is running; health at http://%s:%d/healthz; database %s",
-            settings.http_host,
-            settings.http_port,
+            "borgerdialog is running; web chat at %s/chat; health at %s/healthz; database %s",
+            settings.public_base_url,
+            settings.public_base_url,
             redacted_database_url(settings.database_url),
         )
         if not settings.telegram_enabled:

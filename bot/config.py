@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     moderator_chat_id: int | None = None
     timezone: str = "Europe/Copenhagen"
     default_language: str = "da"
+    # Signs the web chat's participant cookie; generated into the data folder when unset.
+    web_secret: SecretStr | None = None
+    # The address citizens reach the web server at (for links and the WebSocket origin check).
+    public_url: str = ""
+    # Other sites that may embed the web chat, comma-separated (https://www.kommune.dk).
+    web_allowed_origins: str = ""
     organisation_name: str = ""
     privacy_contact: str = ""
     log_level: str = "INFO"
@@ -85,6 +91,13 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
 
     @field_validator("database_url")
     @classmethod
@@ -133,6 +146,23 @@ class Settings(BaseSettings):
     def telegram_enabled(self) -> bool:
         """Whether a bot token is configured."""
         return self.telegram_token is not None
+
+    @property
+    def public_base_url(self) -> str:
+        """Where citizens reach the web server."""
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
+
+    @property
+    def allowed_origins(self) -> set[str]:
+        """Origins that may open the web chat's WebSocket."""
+        extra = {o.strip().rstrip("/") for o in self.web_allowed_origins.split(",") if o.strip()}
+        base = self.public_base_url
+        local = {
+            base,
+            base.replace("127.0.0.1", "localhost"),
+            base.replace("localhost", "127.0.0.1"),
+        }
+        return extra | local
 
     @property
     def zone(self) -> ZoneInfo:

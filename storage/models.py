@@ -270,3 +270,28 @@ class Answer(Base):
     # The detected language of a free-text answer.
     language: Mapped[str | None] = mapped_column(String(8))
     answered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WebMessage(Base):
+    """A bot message in a web-chat conversation, kept so reconnects and other tabs can show it.
+
+    Telegram keeps the chat history for its users; in the web chat this table does.
+    """
+
+    __tablename__ = "web_messages"
+    # Ids never come back after /forget deletes rows: a tab updates messages by id.
+    __table_args__ = (
+        Index("ix_web_messages_chat", "chat_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(64))
+    # "bot" for the bot's messages, "citizen" for what the participant wrote.
+    author: Mapped[str] = mapped_column(String(8))
+    text: Mapped[str] = mapped_column(String(4096))
+    buttons: Mapped[list[list[dict[str, str]]]] = mapped_column(JsonDocument, default=list)
+    # A file for the participant (their data as JSON): {"filename", "content"} in base64.
+    attachment: Mapped[dict[str, str] | None] = mapped_column(JsonDocument)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

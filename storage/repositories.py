@@ -23,6 +23,7 @@ from storage.models import (
     Participation,
     Question,
     Round,
+    WebMessage,
 )
 
 
@@ -70,6 +71,11 @@ class ParticipantRepository:
             )
             .values(chat_id=None)
         )
+        if participant.channel == "web":
+            # The web-chat transcript is the conversation itself; it goes with the participant.
+            await self._session.execute(
+                delete(WebMessage).where(WebMessage.chat_id == participant.chat_id)
+            )
         await self._session.delete(participant)
         await self._session.flush()
 
@@ -447,3 +453,49 @@ class ParticipationRepository:
             delete(Participation).where(Participation.participant_id == participant_id)
         )
         return int(getattr(anonymised, "rowcount", 0) or 0)
+
+
+class WebMessageRepository:
+    """The web chat's transcript: what each web participant and the bot said."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(
+        self,
+        chat_id: str,
+        author: str,
+        text: str,
+        now: datetime,
+        *,
+        buttons: list[list[dict[str, str]]] | None = None,
+        attachment: dict[str, str] | None = None,
+    ) -> WebMessage:
+        """Add a message to a chat's transcript."""
+        message = WebMessage(
+            chat_id=chat_id,
+            author=author,
+            text=text,
+            buttons=buttons or [],
+            attachment=attachment,
+            created_at=now,
+            updated_at=now,
+        )
+        self._session.add(message)
+        await self._session.flush()
+        return message
+
+    async def get(self, chat_id: str, message_id: int) -> WebMessage | None:
+        """Return one message of a chat."""
+        message = await self._session.get(WebMessage, message_id)
+        return message if message is not None and message.chat_id == chat_id else None
+
+    async def history(self, chat_id: str, limit: int) -> list[WebMessage]:
+        """Return the newest messages of a chat, oldest first."""
+        statement = (
+            select(WebMessage)
+            .where(WebMessage.chat_id == chat_id)
+            .order_by(WebMessage.id.desc())
+            .limit(limit)
+        )
+        return list(reversed((await self._session.execute(statement)).scalars().all()))

@@ -12,6 +12,7 @@ from storage.repositories import (
     OutboxRepository,
     ParticipantRepository,
     ParticipationRepository,
+    WebMessageRepository,
 )
 
 
@@ -27,6 +28,7 @@ class UnitOfWork:
     outbox: OutboxRepository
     consultations: ConsultationRepository
     participations: ParticipationRepository
+    web_messages: WebMessageRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
@@ -39,6 +41,7 @@ class UnitOfWork:
         self.outbox = OutboxRepository(self._session)
         self.consultations = ConsultationRepository(self._session)
         self.participations = ParticipationRepository(self._session)
+        self.web_messages = WebMessageRepository(self._session)
         return self
 
     async def __aexit__(

@@ -25,13 +25,17 @@ async def test_healthy_without_telegram(make_settings: Callable[..., Settings]) 
     finally:
         await app.stop()
     assert status == 200
-    assert report == {"status": "ok", "database": "ok", "channels": {"telegram": "disabled"}}
+    assert report == {
+        "status": "ok",
+        "database": "ok",
+        "channels": {"telegram": "disabled", "web": "running"},
+    }
 
 
 async def test_healthy_with_telegram(telegram_app: BorgerDialog) -> None:
     status, report = await fetch_health(telegram_app)
     assert status == 200
-    assert report["channels"] == {"telegram": "running"}
+    assert report["channels"] == {"telegram": "running", "web": "running"}
 
 
 async def test_unreachable_database_is_503(

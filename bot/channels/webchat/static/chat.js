@@ -1,0 +1,165 @@
+// The borgerdialog web chat: a WebSocket per tab; every text it shows comes from the server's
+// catalogs (da, en), handed over in the page.
+(function () {
+  "use strict";
+  var texts = JSON.parse(document.body.getAttribute("data-texts"));
+  var language = document.documentElement.lang;
+  var log = document.getElementById("log");
+  var input = document.getElementById("input");
+  var form = document.getElementById("composer");
+  var status = document.getElementById("status");
+  var params = new URLSearchParams(location.search);
+  var pendingKey = "borgerdialog-pending";
+  var pending = JSON.parse(sessionStorage.getItem(pendingKey) || "[]");
+  var socket = null;
+  var retries = 0;
+  var historyLoaded = false;
+
+  function t(key) { return (texts[language] || texts.da)[key] || key; }
+
+  function applyTexts() {
+    document.documentElement.lang = language;
+    document.title = t("web.title");
+    document.querySelectorAll("[data-text]").forEach(function (el) {
+      el.textContent = t(el.getAttribute("data-text"));
+    });
+    document.querySelectorAll("[data-label]").forEach(function (el) {
+      el.setAttribute("aria-label", t(el.getAttribute("data-label")));
+    });
+  }
+
+  function newId() {
+    if (window.crypto && crypto.randomUUID) { return crypto.randomUUID(); }
+    return Date.now().toString(36) + Math.random().toString(36).slice(2);
+  }
+
+  function savePending() { sessionStorage.setItem(pendingKey, JSON.stringify(pending)); }
+
+  function send(message) {
+    message.id = newId();
+    pending.push(message);
+    savePending();
+    if (socket && socket.readyState === WebSocket.OPEN) { socket.send(JSON.stringify(message)); }
+    else { status.textContent = t("web.sending"); }
+  }
+
+  function render(message) {
+    var element = document.getElementById("m-" + message.id);
+    if (!element) {
+      element = document.createElement("article");
+      element.id = "m-" + message.id;
+      log.appendChild(element);
+    }
+    element.className = "message " + (message.author === "bot" ? "bot" : "citizen");
+    element.textContent = "";
+    var sender = document.createElement("span");
+    sender.className = "sender";
+    sender.textContent = (message.author === "bot" ? t("web.bot") : t("web.you")) + ": ";
+    element.appendChild(sender);
+    element.appendChild(document.createTextNode(message.text));
+    if (message.attachment) {
+      var link = document.createElement("a");
+      link.href = "data:application/json;base64," + message.attachment.content;
+      link.download = message.attachment.filename;
+      link.textContent = t("web.download") + " " + message.attachment.filename;
+      element.appendChild(document.createElement("br"));
+      element.appendChild(link);
+    }
+    (message.buttons || []).forEach(function (row) {
+      var group = document.createElement("div");
+      group.className = "buttons";
+      group.setAttribute("role", "group");
+      row.forEach(function (button) {
+        var control;
+        if (button.url) {
+          control = document.createElement("a");
+          control.href = button.url;
+          control.rel = "noopener";
+          control.target = "_blank";
+        } else {
+          control = document.createElement("button");
+          control.type = "button";
+          control.addEventListener("click", function () {
+            element.querySelectorAll(".buttons button").forEach(function (b) { b.disabled = true; });
+            send({ type: "button", payload: button.payload, message: String(message.id) });
+          });
+        }
+        control.textContent = button.label;
+        group.appendChild(control);
+      });
+      element.appendChild(group);
+    });
+    return element;
+  }
+
+  // After each bot message, focus goes where the citizen acts next: its first button, or the
+  // text field.
+  function focusNext(element) {
+    var first = element && element.querySelector(".buttons button:not(:disabled)");
+    (first || input).focus();
+    element && element.scrollIntoView({ block: "nearest" });
+  }
+
+  function handle(event) {
+    if (event.type === "history") {
+      log.textContent = "";
+      event.messages.forEach(render);
+      if (event.language && event.language !== language) { language = event.language; applyTexts(); }
+      historyLoaded = true;
+      var bots = log.querySelectorAll(".message.bot");
+      focusNext(bots.length ? bots[bots.length - 1] : null);
+      startIfAsked(event.messages.length === 0);
+    } else if (event.type === "message") {
+      var element = render(event.message);
+      if (event.language && event.language !== language) { language = event.language; applyTexts(); }
+      if (event.message.author === "bot") { focusNext(element); }
+    } else if (event.type === "received" || event.type === "error") {
+      pending = pending.filter(function (m) { return m.id !== event.id; });
+      savePending();
+      status.textContent = event.type === "error" ? event.text : "";
+    } else if (event.type === "notice") {
+      status.textContent = event.text;
+    }
+  }
+
+  function startIfAsked(empty) {
+    var slug = params.get("c");
+    var flag = "borgerdialog-started-" + (slug || "");
+    if (sessionStorage.getItem(flag)) { return; }
+    if (slug || empty) {
+      sessionStorage.setItem(flag, "1");
+      send({ type: "text", text: slug ? "/start " + slug : "/start" });
+    }
+  }
+
+  function connect() {
+    status.textContent = t("web.connecting");
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + location.host + "/chat/ws");
+    socket.onopen = function () {
+      status.textContent = "";
+      retries = 0;
+      pending.forEach(function (m) { socket.send(JSON.stringify(m)); });
+    };
+    socket.onmessage = function (frame) { handle(JSON.parse(frame.data)); };
+    socket.onclose = function () {
+      status.textContent = t("web.offline");
+      setTimeout(connect, Math.min(10000, 500 * Math.pow(2, retries++)));
+    };
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = input.value.trim();
+    if (!text) { return; }
+    input.value = "";
+    send({ type: "text", text: text });
+  });
+  document.querySelectorAll("[data-command]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      send({ type: "text", text: button.getAttribute("data-command") });
+    });
+  });
+  applyTexts();
+  connect();
+})();
