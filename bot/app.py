@@ -72,6 +72,7 @@ class BorgerDialog:
         self.core: DialogueCore | None = None
         self.telegram: TelegramChannel | None = None
         self.webchat: WebChatChannel | None = None
+        self.uow: UnitOfWorkFactory | None = None
         self._housekeeping: Housekeeping | None = None
         self._web: WebServer | None = None
 
@@ -87,7 +88,7 @@ class BorgerDialog:
         settings = self.settings
         self.engine = create_engine(settings.database_url)
         await prepare_schema(self.engine, settings.database_url)
-        uow = UnitOfWorkFactory(create_session_factory(self.engine))
+        uow = self.uow = UnitOfWorkFactory(create_session_factory(self.engine))
         catalogs = Catalogs(settings.default_language)
         delivery = OutboxDelivery(uow, self.clock)
         self.core = DialogueCore(

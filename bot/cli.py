@@ -121,21 +121,61 @@ def run() -> None:
     async def serve() -> None:
         from bot.app import BorgerDialog
 
-        stop = asyncio.Event()
-
-        def on_signal() -> None:
-            if stop.is_set():
-                # Safe: every update and reply is in the database, and resumes at the next start.
-                logger.warning("second signal: exiting at once; unfinished work resumes at start")
-                os._exit(EXIT_INTERRUPTED)
-            stop.set()
-
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, on_signal)
-        await BorgerDialog(settings).run(stop)
+        await BorgerDialog(settings).run(_stop_on_signals())
 
     run_async(serve(), settings)
+
+
+@main.command()
+def demo() -> None:
+    """Try borgerdialog: a Danish demo consultation in the web chat (and on Telegram if set)."""
+    settings = settings_or_exit()
+    configure_logging(settings)
+
+    async def serve() -> None:
+        from bot.app import BorgerDialog
+        from bot.consultations.demo import DEMO_SLUG, ensure_demo
+
+        stop = _stop_on_signals()
+        app = BorgerDialog(settings)
+        await app.start()
+        try:
+            assert app.uow is not None
+            async with app.uow() as uow:
+                await ensure_demo(uow, _utc_now(), settings.zone)
+                await uow.commit()
+            url = f"{settings.public_base_url}/chat?c={DEMO_SLUG}"
+            click.echo(f"\nThe demo consultation is open in the web chat:\n\n    {url}\n")
+            if app.telegram is not None:
+                click.echo(f"On Telegram: https://t.me/{app.telegram.username}?start={DEMO_SLUG}\n")
+            else:
+                click.echo(
+                    "To try it on Telegram too, create a bot with @BotFather and start again with\n"
+                    "    BORGERDIALOG_TELEGRAM_TOKEN=<the token> borgerdialog demo\n"
+                )
+            click.echo("Stop with Ctrl-C.")
+            await stop.wait()
+        finally:
+            await app.stop()
+
+    run_async(serve(), settings)
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM; a second signal exits at once."""
+    stop = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            # Safe: every update and reply is in the database, and resumes at the next start.
+            logger.warning("second signal: exiting at once; unfinished work resumes at start")
+            os._exit(EXIT_INTERRUPTED)
+        stop.set()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal)
+    return stop
 
 
 @main.command()

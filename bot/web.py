@@ -21,11 +21,17 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(report, status=200 if healthy else 503)
 
 
+async def _no_content() -> web.Response:
+    return web.Response(status=204)
+
+
 def make_web_app(health: HealthCheck) -> web.Application:
     """Build the web application."""
     app = web.Application(client_max_size=64 * 1024)
     app[HEALTH_KEY] = health
     app.router.add_get("/healthz", healthz)
+    # Browsers ask for an icon on every page; an empty answer keeps their consoles clean.
+    app.router.add_get("/favicon.ico", lambda _request: _no_content())
     return app
 
 

@@ -74,6 +74,8 @@ class Reply:
     text: str
     buttons: tuple[tuple[Button, ...], ...] = ()
     edit_ref: str | None = None
+    # The participant answers by typing (a text question): channels can put focus on input.
+    expects_text: bool = False
     # Called with the outbox id once queued, so a flow can find the sent message later.
     on_queued: Callable[[int], None] | None = field(default=None, compare=False, repr=False)
 
@@ -90,6 +92,7 @@ class Reply:
             "text": self.text,
             "buttons": [[button.to_dict() for button in row] for row in self.buttons],
             "edit_ref": self.edit_ref,
+            "expects_text": self.expects_text,
         }
 
 
@@ -138,9 +141,12 @@ class Outcome:
         text: str,
         buttons: tuple[tuple[Button, ...], ...] = (),
         on_queued: Callable[[int], None] | None = None,
+        expects_text: bool = False,
     ) -> None:
         """Send a new message."""
-        self.messages.append(Reply(text=text, buttons=buttons, on_queued=on_queued))
+        self.messages.append(
+            Reply(text=text, buttons=buttons, on_queued=on_queued, expects_text=expects_text)
+        )
 
     def send_file(self, filename: str, content: bytes, caption: str | None = None) -> None:
         """Send a file."""

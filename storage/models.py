@@ -291,6 +291,8 @@ class WebMessage(Base):
     author: Mapped[str] = mapped_column(String(8))
     text: Mapped[str] = mapped_column(String(4096))
     buttons: Mapped[list[list[dict[str, str]]]] = mapped_column(JsonDocument, default=list)
+    # The participant answers this one by typing, so the page focuses the text field.
+    expects_text: Mapped[bool] = mapped_column(default=False)
     # A file for the participant (their data as JSON): {"filename", "content"} in base64.
     attachment: Mapped[dict[str, str] | None] = mapped_column(JsonDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -470,6 +470,7 @@ class WebMessageRepository:
         *,
         buttons: list[list[dict[str, str]]] | None = None,
         attachment: dict[str, str] | None = None,
+        expects_text: bool = False,
     ) -> WebMessage:
         """Add a message to a chat's transcript."""
         message = WebMessage(
@@ -478,6 +479,7 @@ class WebMessageRepository:
             text=text,
             buttons=buttons or [],
             attachment=attachment,
+            expects_text=expects_text,
             created_at=now,
             updated_at=now,
         )

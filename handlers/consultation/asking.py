@@ -73,7 +73,12 @@ def ask(ctx: FlowContext, outcome: Outcome, sheet: Sheet, question: Question) ->
     def remember(outbox_id: int) -> None:
         participation.question_message_id = outbox_id
 
-    outcome.say(text, buttons=question_buttons(ctx, sheet, question), on_queued=remember)
+    outcome.say(
+        text,
+        buttons=question_buttons(ctx, sheet, question),
+        on_queued=remember,
+        expects_text=question.kind in TYPED_KINDS,
+    )
 
 
 def question_buttons(ctx: FlowContext, sheet: Sheet, question: Question) -> Buttons:

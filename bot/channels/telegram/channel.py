@@ -174,6 +174,11 @@ class TelegramChannel:
         self.state = "running"
         logger.info("Telegram channel running as @%s", bot.username)
 
+    @property
+    def username(self) -> str | None:
+        """The bot's username, known once connected."""
+        return self.application.bot.username if self.state == "running" else None
+
     async def stop(self) -> None:
         """Stop polling, finish the updates already taken in, and close connections."""
         self._stopping.set()

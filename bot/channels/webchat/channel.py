@@ -36,9 +36,10 @@ from storage.uow import UnitOfWorkFactory
 CHANNEL = "web"
 HISTORY_LIMIT = 200
 MAX_TEXT = 2000
-# A participant may send this many messages at once, then one per second.
-RATE_BURST = 10.0
-RATE_PER_SECOND = 1.0
+# A participant may send this many messages (taps included) at once, then two per second:
+# more than a quick human taps and types, far less than a script.
+RATE_BURST = 30.0
+RATE_PER_SECOND = 2.0
 COOKIE_MAX_AGE = 365 * 24 * 3600
 PAGE_TEXT_KEYS = (
     "web.title",
@@ -79,6 +80,7 @@ def _message_json(message: WebMessage) -> dict[str, Any]:
         "author": message.author,
         "text": message.text,
         "buttons": message.buttons,
+        "expects_text": message.expects_text,
     }
     if message.attachment:
         body["attachment"] = message.attachment
@@ -388,10 +390,16 @@ class WebChatChannel:
                 if message is not None:
                     message.text = payload["text"]
                     message.buttons = payload.get("buttons") or []
+                    message.expects_text = bool(payload.get("expects_text"))
                     message.updated_at = now
                 else:
                     message = await uow.web_messages.add(
-                        chat_id, "bot", payload["text"], now, buttons=payload.get("buttons")
+                        chat_id,
+                        "bot",
+                        payload["text"],
+                        now,
+                        buttons=payload.get("buttons"),
+                        expects_text=bool(payload.get("expects_text")),
                     )
             language = participant.language if participant else None
             await uow.commit()

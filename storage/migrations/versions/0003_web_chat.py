@@ -24,6 +24,7 @@ def upgrade() -> None:
     sa.Column('author', sa.String(length=8), nullable=False),
     sa.Column('text', sa.String(length=4096), nullable=False),
     sa.Column('buttons', JSON_DOCUMENT, nullable=False),
+    sa.Column('expects_text', sa.Boolean(), nullable=False),
     sa.Column('attachment', JSON_DOCUMENT, nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),

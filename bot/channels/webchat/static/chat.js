@@ -51,6 +51,7 @@
       log.appendChild(element);
     }
     element.className = "message " + (message.author === "bot" ? "bot" : "citizen");
+    element.setAttribute("data-expects-text", message.expects_text ? "true" : "false");
     element.textContent = "";
     var sender = document.createElement("span");
     sender.className = "sender";
@@ -95,7 +96,8 @@
   // After each bot message, focus goes where the citizen acts next: its first button, or the
   // text field.
   function focusNext(element) {
-    var first = element && element.querySelector(".buttons button:not(:disabled)");
+    var typed = element && element.getAttribute("data-expects-text") === "true";
+    var first = !typed && element && element.querySelector(".buttons button:not(:disabled)");
     (first || input).focus();
     element && element.scrollIntoView({ block: "nearest" });
   }
@@ -114,7 +116,12 @@
       if (event.language && event.language !== language) { language = event.language; applyTexts(); }
       if (event.message.author === "bot") { focusNext(element); }
     } else if (event.type === "received" || event.type === "error") {
+      var refused = pending.filter(function (m) { return m.id === event.id; })[0];
       pending = pending.filter(function (m) { return m.id !== event.id; });
+      // A refused text goes back into the field, so nothing the citizen wrote is lost.
+      if (event.type === "error" && refused && refused.type === "text" && !input.value) {
+        input.value = refused.text;
+      }
       savePending();
       status.textContent = event.type === "error" ? event.text : "";
     } else if (event.type === "notice") {

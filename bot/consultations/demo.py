@@ -1,0 +1,47 @@
+"""The demo: a realistic Danish consultation with every question kind, open from today."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from importlib import resources
+from zoneinfo import ZoneInfo
+
+from bot.consultations.definition import RoundDefinition, parse_definition
+from bot.consultations.importer import import_definition
+from handlers.questionnaire import round_state
+from storage.uow import UnitOfWork
+
+DEMO_SLUG = "friluftsliv"
+DEMO_OPEN_DAYS = 60
+
+
+def demo_source() -> str:
+    """The annotated example file, shipped with the package (examples/ links to it)."""
+    return (
+        resources.files("bot.consultations")
+        .joinpath("demo/friluftsliv.yaml")
+        .read_text(encoding="utf-8")
+    )
+
+
+async def ensure_demo(uow: UnitOfWork, now: datetime, zone: ZoneInfo) -> bool:
+    """Create the demo consultation, or reopen it if its round is over; True if it changed.
+
+    Running the demo again leaves an open demo and its answers alone.
+    """
+    existing = await uow.consultations.by_slug(DEMO_SLUG)
+    if existing is not None:
+        state = round_state(await uow.consultations.rounds(existing.id), now)
+        if state.status == "open":
+            return False
+    definition = parse_definition(demo_source(), zone)
+    opens = now - timedelta(days=1)
+    definition = replace(
+        definition,
+        rounds=[
+            RoundDefinition(definition.rounds[0].name, opens, now + timedelta(days=DEMO_OPEN_DAYS))
+        ],
+    )
+    await import_definition(uow, definition, now)
+    return True

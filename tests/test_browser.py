@@ -1,0 +1,144 @@
+"""A citizen in a real browser (Debian's Chromium, driven by Playwright): keyboard only."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from bot.app import BorgerDialog
+from bot.config import Settings
+from bot.consultations.demo import ensure_demo
+from tests.test_consultation_flow import export_rows
+
+CHROMIUM = os.environ.get("BORGERDIALOG_TEST_CHROMIUM", "/usr/bin/chromium")
+# Without the background-networking flags Chromium keeps dialling Google on a closed network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        async_playwright = None
+    if async_playwright is None or not shutil.which(CHROMIUM):
+        if os.environ.get("BORGERDIALOG_TEST_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"browser tests need Playwright and Chromium at {CHROMIUM}")
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    async with async_playwright() as playwright:
+        instance = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        await instance.close()
+
+
+@pytest.fixture
+async def demo_app(make_settings: Callable[..., Settings]) -> AsyncIterator[BorgerDialog]:
+    app = BorgerDialog(make_settings())
+    await app.start()
+    assert app.uow is not None
+    async with app.uow() as uow:
+        await ensure_demo(uow, datetime.now(UTC), app.settings.zone)
+        await uow.commit()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+async def open_page(browser: Any, app: BorgerDialog) -> Any:
+    # bypass_csp lets the test's own probes run; the page keeps its policy for citizens.
+    context = await browser.new_context(
+        viewport={"width": 320, "height": 700}, locale="da-DK", bypass_csp=True
+    )
+    page = await context.new_page()
+    await page.goto(f"{app.settings.public_base_url}/chat?c=friluftsliv")
+    return page
+
+
+async def focused(page: Any) -> str:
+    return str(
+        await page.evaluate("document.activeElement.textContent || document.activeElement.id")
+    )
+
+
+async def enter_when_focused(page: Any, label: str) -> None:
+    """Wait until keyboard focus is on the control with this label, then press Enter."""
+    await page.wait_for_function(
+        "label => document.activeElement && document.activeElement.textContent === label", arg=label
+    )
+    await page.keyboard.press("Enter")
+
+
+async def type_answer(page: Any, text: str) -> None:
+    await page.wait_for_function("document.activeElement && document.activeElement.id === 'input'")
+    await page.keyboard.type(text)
+    await page.keyboard.press("Enter")
+
+
+async def test_a_citizen_completes_the_demo_with_the_keyboard_only(
+    browser: Any, demo_app: BorgerDialog
+) -> None:
+    page = await open_page(browser, demo_app)
+    assert await page.evaluate("document.documentElement.lang") == "da"
+    await enter_when_focused(page, "Ja, jeg giver samtykke")
+    await enter_when_focused(page, "Under 25")
+    await enter_when_focused(page, "Nord")
+    await enter_when_focused(page, "☐ Går tur")
+    await page.get_by_role("button", name="☑ Går tur").wait_for()
+    await page.wait_for_function("document.activeElement.textContent === '☑ Går tur'")
+    for _ in range(4):
+        await page.keyboard.press("Tab")
+    await enter_when_focused(page, "Færdig")
+    await enter_when_focused(page, "1")
+    await enter_when_focused(page, "Ja")
+    await type_answer(page, "Ved skoven bag hallen")
+    await type_answer(page, "12")
+    await type_answer(page, "8000")
+    await type_answer(page, "Flere bænke langs åen")
+    await page.get_by_text("Tak for dine svar til »Ny friluftspolitik«!").wait_for()
+    await enter_when_focused(page, "Ja")
+    await page.get_by_text("✅ Vi giver dig besked her.").wait_for()
+    (row,) = await export_rows(demo_app)
+    assert row["channel"] == "web"
+    assert row["status"] == "completed"
+    assert row["activities"] == "Går tur"
+    assert row["idea"] == "Flere bænke langs åen"
+
+
+async def test_a_reload_resumes_and_mydata_shows_the_answers(
+    browser: Any, demo_app: BorgerDialog
+) -> None:
+    page = await open_page(browser, demo_app)
+    await enter_when_focused(page, "Ja, jeg giver samtykke")
+    await page.wait_for_function("document.activeElement.textContent === 'Under 25'")
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Tab")
+    await enter_when_focused(page, "65 eller derover")
+    await page.get_by_text("2/8 · Hvor i kommunen bor du?").wait_for()
+    await page.reload()
+    # The conversation is back, and focus is where the citizen left off.
+    await page.get_by_text("✅ 65 eller derover").wait_for()
+    await page.wait_for_function("document.activeElement.textContent === 'Nord'")
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Tab")
+    await enter_when_focused(page, "Syd")
+    await page.get_by_text("3/8 · Hvad laver du i naturen?").wait_for()
+    await page.get_by_role("button", name="Mine data", exact=True).click()
+    await page.get_by_text("Det har vi gemt om dig").wait_for()
+    text = await page.locator("#log").inner_text()
+    assert "Hvor gammel er du?: 65 eller derover" in text
+    assert "Hvor i kommunen bor du?: Syd" in text
+    await page.get_by_role("link", name="Hent mine-data.json").wait_for()
