@@ -21,7 +21,8 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(report, status=200 if healthy else 503)
 
 
-async def _no_content() -> web.Response:
+async def no_content(_request: web.Request) -> web.Response:
+    """An empty answer."""
     return web.Response(status=204)
 
 
@@ -31,7 +32,7 @@ def make_web_app(health: HealthCheck) -> web.Application:
     app[HEALTH_KEY] = health
     app.router.add_get("/healthz", healthz)
     # Browsers ask for an icon on every page; an empty answer keeps their consoles clean.
-    app.router.add_get("/favicon.ico", lambda _request: _no_content())
+    app.router.add_get("/favicon.ico", no_content)
     return app
 
 

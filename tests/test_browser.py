@@ -142,3 +142,37 @@ async def test_a_reload_resumes_and_mydata_shows_the_answers(
     assert "Hvor gammel er du?: 65 eller derover" in text
     assert "Hvor i kommunen bor du?: Syd" in text
     await page.get_by_role("link", name="Hent mine-data.json").wait_for()
+
+
+async def test_a_telegram_citizen_and_a_browser_citizen_share_one_export(
+    browser: Any,
+    fake_telegram: Any,
+    fake_bot: Any,
+    make_settings: Callable[..., Settings],
+) -> None:
+    from tests.citizens import Citizen
+
+    app = BorgerDialog(
+        make_settings(telegram_token=fake_bot.token, telegram_api_url=fake_telegram.api_url)
+    )
+    await app.start()
+    try:
+        assert app.uow is not None
+        async with app.uow() as uow:
+            await ensure_demo(uow, datetime.now(UTC), app.settings.zone)
+            await uow.commit()
+        on_telegram = Citizen(fake_bot, 501)
+        await on_telegram.write("/start friluftsliv", new=2)
+        await on_telegram.tap("Ja, jeg giver samtykke")
+        await on_telegram.tap("25-64")
+        page = await open_page(browser, app)
+        await enter_when_focused(page, "Ja, jeg giver samtykke")
+        await enter_when_focused(page, "Under 25")
+        await page.get_by_text("2/8 · Hvor i kommunen bor du?").wait_for()
+        rows = await export_rows(app)
+    finally:
+        await app.stop()
+    assert sorted((row["channel"], row["age_band"]) for row in rows) == [
+        ("telegram", "25-64"),
+        ("web", "Under 25"),
+    ]
