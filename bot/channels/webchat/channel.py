@@ -185,14 +185,20 @@ class WebChatChannel:
             "frame-ancestors " + " ".join(sorted(self._settings.allowed_origins))
         )
         if cookie is not None:
+            secure = self._settings.public_base_url.startswith("https://")
+            # Inside a municipality's page (an iframe from another site) a Lax cookie is never
+            # sent; there it must be SameSite=None, which browsers allow only on HTTPS, and is
+            # kept per embedding site (partitioned).
+            embedded = bool(request.query.get("embed")) and secure
             response.set_cookie(
                 COOKIE,
                 cookie,
                 max_age=COOKIE_MAX_AGE,
                 httponly=True,
-                samesite="Lax",
-                secure=self._settings.public_base_url.startswith("https://"),
+                samesite="None" if embedded else "Lax",
+                secure=secure,
                 path="/",
+                partitioned=True if embedded else None,
             )
         return response
 
