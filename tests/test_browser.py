@@ -176,3 +176,52 @@ async def test_a_telegram_citizen_and_a_browser_citizen_share_one_export(
         ("telegram", "25-64"),
         ("web", "Under 25"),
     ]
+
+
+CONTRAST_PROBE = """
+() => {
+  const channels = (color) => color.match(/[\\d.]+/g).slice(0, 4).map(Number);
+  const luminance = ([r, g, b]) => {
+    const [R, G, B] = [r, g, b].map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * R + 0.7152 * G + 0.0722 * B;
+  };
+  const background = (element) => {
+    for (let e = element; e; e = e.parentElement) {
+      const c = channels(getComputedStyle(e).backgroundColor);
+      if (c.length < 4 || c[3] > 0) return c;
+    }
+    return [255, 255, 255];
+  };
+  const selectors = ["h1", ".menu button", ".message.bot", ".message.citizen",
+                     ".buttons button", ".composer label", ".composer input",
+                     ".composer button", ".status"];
+  const results = [];
+  for (const selector of selectors) {
+    for (const element of document.querySelectorAll(selector)) {
+      const fg = luminance(channels(getComputedStyle(element).color));
+      const bg = luminance(background(element));
+      const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+      results.push([selector, Math.round(ratio * 100) / 100]);
+    }
+  }
+  return results;
+}
+"""
+
+
+async def test_text_contrast_meets_wcag_aa_as_rendered(
+    browser: Any, demo_app: BorgerDialog
+) -> None:
+    page = await open_page(browser, demo_app)
+    await enter_when_focused(page, "Ja, jeg giver samtykke")
+    await page.get_by_role("button", name="Under 25").wait_for()
+    await page.keyboard.type("hej")  # a citizen message on screen too
+    await page.keyboard.press("Tab")
+    results = await page.evaluate(CONTRAST_PROBE)
+    measured = {selector for selector, _ratio in results}
+    assert {"h1", ".message.bot", ".buttons button", ".composer input"} <= measured
+    too_low = [(selector, ratio) for selector, ratio in results if ratio < 4.5]
+    assert too_low == []
