@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.i18n import Catalogs, resolve_language
+from bot.i18n import BoundTexts, Catalogs, resolve_language
 from bot.outbox import OutboxDelivery
 from handlers.context import FlowContext, OrganisationInfo
 from handlers.events import InboundEvent, Reply
@@ -96,18 +96,12 @@ class DialogueCore:
             # /stop holds only until the participant writes again (the /stop flow sets it anew).
             participant.stopped_at = None
             participant.events_applied += 1
-            language = resolve_language(
-                stored=participant.language,
-                platform_hint=event.language_hint,
-                text=event.text if not event.is_command else "",
-                default=self._catalogs.default_language,
-                detect=self._detect_language,
-            )
+            texts = self._texts_for(participant.language, event)
             context = FlowContext(
                 event=event,
                 participant=participant,
                 uow=uow,
-                t=self._catalogs.texts(language),
+                t=texts,
                 now=now,
                 organisation=self._organisation,
                 zone=self._zone,
@@ -124,6 +118,17 @@ class DialogueCore:
             await uow.commit()
         return True
 
+    def _texts_for(self, stored_language: str | None, event: InboundEvent) -> BoundTexts:
+        """The texts in the event's language: stored choice, platform, the text's, default."""
+        language = resolve_language(
+            stored=stored_language,
+            platform_hint=event.language_hint,
+            text=event.text if not event.is_command else "",
+            default=self._catalogs.default_language,
+            detect=self._detect_language,
+        )
+        return self._catalogs.texts(language)
+
     async def _record_failure(
         self, channel: str, external_id: str, event: InboundEvent | None, exc: Exception
     ) -> bool:
@@ -136,14 +141,8 @@ class DialogueCore:
             await uow.inbox.mark_failed(stored.id, now, type(exc).__name__)
             if event is not None:
                 participant = await uow.participants.get(channel, event.chat_id)
-                language = resolve_language(
-                    stored=participant.language if participant else None,
-                    platform_hint=event.language_hint,
-                    text="",
-                    default=self._catalogs.default_language,
-                    detect=self._detect_language,
-                )
-                apology = Reply(self._catalogs.texts(language)("error.generic"))
+                texts = self._texts_for(participant.language if participant else None, event)
+                apology = Reply(texts("error.generic"))
                 await uow.outbox.add(
                     channel, event.chat_id, apology.to_payload(), now, inbox_event_id=stored.id
                 )

@@ -14,6 +14,25 @@ MAX_TEXT_LENGTH = 4096
 
 
 @dataclass(frozen=True)
+class Command:
+    """A slash command as typed: '/start@bot friluftsliv'."""
+
+    name: str
+    argument: str
+    # The bot it is addressed to in a group ('bot' in '/start@bot'); '' when not addressed.
+    addressee: str
+
+
+def parse_command(text: str) -> Command | None:
+    """Read a slash command from typed text, in any channel; None if the text is no command."""
+    if not text.startswith("/") or len(text) < 2:
+        return None
+    head, _, argument = text.partition(" ")
+    name, _, addressee = head[1:].partition("@")
+    return Command(name.lower(), argument.strip(), addressee)
+
+
+@dataclass(frozen=True)
 class InboundEvent:
     """Something a participant did: wrote text, sent a command or pressed a button."""
 

@@ -36,7 +36,7 @@ from bot.config import Settings
 from bot.core import DialogueCore
 from bot.i18n import Catalogs
 from bot.outbox import RecipientGone, Rejected, RetryLater, TransientFailure
-from handlers.events import InboundEvent
+from handlers.events import InboundEvent, parse_command
 
 CHANNEL = "telegram"
 # Telegram hands out at most 100 updates per getUpdates call.
@@ -53,15 +53,6 @@ def _retry_seconds(error: RetryAfter) -> float:
         warnings.simplefilter("ignore")
         value = error.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def _parse_command(text: str, bot_username: str | None) -> tuple[str, str] | None:
-    """Split '/start@bot payload' into ('start', 'payload'); None if it is not for this bot."""
-    head, _, argument = text.partition(" ")
-    name, _, addressee = head[1:].partition("@")
-    if addressee and bot_username and addressee.lower() != bot_username.lower():
-        return None
-    return name.lower(), argument.strip()
 
 
 def update_to_event(update: Update, bot_username: str | None) -> InboundEvent | None:
@@ -83,20 +74,18 @@ def update_to_event(update: Update, bot_username: str | None) -> InboundEvent | 
     if message is None:
         return None
     text = message.text or ""
-    command: str | None = None
-    argument = ""
-    if message.text and message.text.startswith("/"):
-        parsed = _parse_command(message.text, bot_username)
-        if parsed is None:
-            return None
-        command, argument = parsed
+    parsed = parse_command(text)
+    addressee = parsed.addressee.lower() if parsed else ""
+    if addressee and bot_username and addressee != bot_username.lower():
+        # '/start@another_bot' in a group is meant for that bot, not for us.
+        return None
     user = message.from_user
     return InboundEvent(
         channel=CHANNEL,
         chat_id=str(message.chat.id),
         text=text,
-        command=command,
-        argument=argument,
+        command=parsed.name if parsed else None,
+        argument=parsed.argument if parsed else "",
         language_hint=user.language_code if user is not None else None,
         is_private_chat=message.chat.type == ChatType.PRIVATE,
         unsupported_content=message.text is None,

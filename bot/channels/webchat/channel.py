@@ -29,7 +29,7 @@ from bot.core import DialogueCore
 from bot.i18n import Catalogs, supported_language
 from bot.locks import KeyedLocks
 from bot.outbox import RecipientGone
-from handlers.events import InboundEvent
+from handlers.events import InboundEvent, parse_command
 from storage.models import WebMessage
 from storage.uow import UnitOfWorkFactory
 
@@ -43,7 +43,6 @@ RATE_PER_SECOND = 2.0
 COOKIE_MAX_AGE = 365 * 24 * 3600
 PAGE_TEXT_KEYS = (
     "web.title",
-    "web.intro",
     "web.input_label",
     "web.send",
     "web.menu_label",
@@ -64,14 +63,6 @@ PAGE_TEXT_KEYS = (
 STATIC_FILES = {"chat.js": "application/javascript", "chat.css": "text/css"}
 
 logger = logging.getLogger(__name__)
-
-
-def split_command(text: str) -> tuple[str, str] | None:
-    """Split '/start friluftsliv' into ('start', 'friluftsliv'); None if it is no command."""
-    if not text.startswith("/") or len(text) < 2:
-        return None
-    head, _, argument = text.partition(" ")
-    return head[1:].lower(), argument.strip()
 
 
 def _message_json(message: WebMessage) -> dict[str, Any]:
@@ -349,13 +340,13 @@ class WebChatChannel:
                 language_hint=hint,
             )
         text = payload["text"]
-        command = split_command(text)
+        command = parse_command(text)
         return InboundEvent(
             channel=CHANNEL,
             chat_id=chat_id,
             text=text,
-            command=command[0] if command else None,
-            argument=command[1] if command else "",
+            command=command.name if command else None,
+            argument=command.argument if command else "",
             language_hint=hint,
         )
 
