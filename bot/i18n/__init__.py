@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,42 @@ def make_language_detector() -> Callable[[str], str | None]:
             return None
 
     return detect_language
+
+
+# Below this many letters, or under this certainty, a text's language is not called foreign.
+MIN_LETTERS_TO_IDENTIFY = 30
+MIN_CERTAINTY = 0.9
+# langdetect calls most short Danish texts Norwegian (Bokmål): written the two are too close for
+# it to tell apart, so a Norwegian reading counts as Danish.
+READ_AS = {"no": "da"}
+# Addresses and links are no language; left in, they make langdetect guess wildly.
+NOT_LANGUAGE = re.compile(r"\S+@\S+|https?://\S+|www\.\S+|\S+\.(?:dk|com|org|net)\S*")
+
+
+def make_language_identifier() -> Callable[[str], str | None]:
+    """Build a detector for any language, for screening; None unless it is quite sure."""
+    from langdetect import DetectorFactory, LangDetectException, detector_factory
+
+    DetectorFactory.seed = 0
+    detector_factory.init_factory()
+    factory = detector_factory._factory
+    assert factory is not None
+
+    def identify(text: str) -> str | None:
+        words = NOT_LANGUAGE.sub(" ", text)
+        if sum(ch.isalpha() for ch in words) < MIN_LETTERS_TO_IDENTIFY:
+            return None
+        detector = factory.create()
+        detector.append(words)
+        try:
+            best = detector.get_probabilities()[0]
+        except (LangDetectException, IndexError):
+            return None
+        if best.prob < MIN_CERTAINTY:
+            return None
+        return READ_AS.get(best.lang, str(best.lang))
+
+    return identify
 
 
 def resolve_language(

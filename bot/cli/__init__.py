@@ -3,104 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 import sys
-import warnings
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from datetime import UTC, datetime
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
-from sqlalchemy.exc import DBAPIError, OperationalError
-from telegram.error import InvalidToken
-from telegram.warnings import PTBDeprecationWarning
 
 from bot import __version__
-from bot.config import Settings, SettingsError, load_settings
+from bot.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    configure_logging,
+    fail,
+    local_time,
+    logger,
+    run_async,
+    settings_or_exit,
+    utc_now,
+    with_database,
+)
+from bot.config import Settings
 from storage.uow import UnitOfWorkFactory
-
-logger = logging.getLogger("bot")
-
-EXIT_FAILURE = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
-
-
-def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
-    """Print one line to stderr and exit."""
-    click.echo(f"borgerdialog: {message}", err=True)
-    sys.exit(code)
-
-
-class RedactSecrets(logging.Filter):
-    """Replace secrets in every log record, whichever library wrote it."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self._secrets = [secret for secret in secrets if secret]
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
-        message = record.getMessage()
-        if any(secret in message for secret in self._secrets):
-            for secret in self._secrets:
-                message = message.replace(secret, "[redacted]")
-            record.msg, record.args = message, None
-        return True
-
-
-def configure_logging(settings: Settings) -> None:
-    """Log to stderr at the configured level, with the bot token never shown."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    token = settings.telegram_token.get_secret_value() if settings.telegram_token else ""
-    handler.addFilter(RedactSecrets([token]))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(settings.log_level)
-    # Third-party chatter at INFO tells an operator nothing they need.
-    # PTB warns on every flood-control error that retry_after will change type; we handle both.
-    warnings.filterwarnings("ignore", message=".*retry_after.*", category=PTBDeprecationWarning)
-    for noisy in ("alembic", "apscheduler", "telegram.ext", "aiohttp.access", "httpx"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
-
-
-def settings_or_exit() -> Settings:
-    """Load settings; on a bad value print one line per variable and exit with code 2."""
-    try:
-        return load_settings()
-    except SettingsError as error:
-        for line in error.lines:
-            click.echo(f"borgerdialog: {line}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
-
-
-def run_async(coroutine: Coroutine[Any, Any, None], settings: Settings) -> None:
-    """Run a coroutine, turning the failures an operator can fix into one clear line."""
-    from bot.app import SchemaOutdated, redacted_database_url
-
-    try:
-        asyncio.run(coroutine)
-    except SchemaOutdated as error:
-        fail(str(error))
-    except InvalidToken:
-        fail(
-            "BORGERDIALOG_TELEGRAM_TOKEN: Telegram refused this token (check it with @BotFather)",
-            EXIT_BAD_INPUT,
-        )
-    except (OperationalError, DBAPIError, OSError) as error:
-        in_use = isinstance(error, OSError) and error.errno in (98, 48)  # EADDRINUSE
-        if in_use:
-            fail(
-                f"cannot listen on {settings.http_host}:{settings.http_port}: the address is "
-                "in use (set BORGERDIALOG_HTTP_PORT)"
-            )
-        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
-        fail(f"cannot reach the database {redacted_database_url(settings.database_url)}: {reason}")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -142,7 +68,7 @@ def demo() -> None:
         try:
             assert app.uow is not None
             async with app.uow() as uow:
-                await ensure_demo(uow, _utc_now(), settings.zone)
+                await ensure_demo(uow, utc_now(), settings.zone)
                 await uow.commit()
             url = f"{settings.public_base_url}/chat?c={DEMO_SLUG}"
             click.echo(f"\nThe demo consultation is open in the web chat:\n\n    {url}\n")
@@ -203,31 +129,6 @@ def migrate() -> None:
     run_async(apply(), settings)
 
 
-def with_database(settings: Settings, work: Callable[[UnitOfWorkFactory], Awaitable[None]]) -> None:
-    """Open the database (bringing SQLite up to date, as run does), do the work, close it."""
-
-    async def main() -> None:
-        from bot.app import prepare_schema
-        from storage.database import create_engine, create_session_factory
-
-        engine = create_engine(settings.database_url)
-        try:
-            await prepare_schema(engine, settings.database_url)
-            await work(UnitOfWorkFactory(create_session_factory(engine)))
-        finally:
-            await engine.dispose()
-
-    run_async(main(), settings)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _local(moment: datetime, settings: Settings) -> str:
-    return moment.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M")
-
-
 @main.group()
 def consultation() -> None:
     """Define consultations from YAML files, list them, show them and link to them."""
@@ -253,7 +154,7 @@ def consultation_import(file: Path, force: bool) -> None:
     async def work(uow_factory: UnitOfWorkFactory) -> None:
         async with uow_factory() as uow:
             try:
-                report = await import_definition(uow, definition, _utc_now(), force=force)
+                report = await import_definition(uow, definition, utc_now(), force=force)
             except QuestionsWithAnswers as refusal:
                 fail(
                     f"removing questions that have answers needs --force: {refusal}; "
@@ -294,7 +195,7 @@ def consultation_list() -> None:
                 return
             click.echo(f"{'slug':<24} {'state':<9} {'answering':>9} {'completed':>9}  title")
             for item in consultations:
-                state = round_state(await uow.consultations.rounds(item.id), _utc_now())
+                state = round_state(await uow.consultations.rounds(item.id), utc_now())
                 participations = await uow.participations.of_consultation(item.id)
                 answering = sum(p.status == "answering" for p in participations)
                 completed = sum(p.status == "completed" for p in participations)
@@ -331,8 +232,8 @@ def consultation_show(slug: str) -> None:
             click.echo(f"Organiser: {item.organiser.get('name')} <{item.organiser.get('contact')}>")
             for index, round_ in enumerate(await uow.consultations.rounds(item.id), 1):
                 click.echo(
-                    f"Round {index}: {_local(round_.opens_at, settings)} – "
-                    f"{_local(round_.closes_at, settings)} ({settings.timezone})"
+                    f"Round {index}: {local_time(round_.opens_at, settings)} – "
+                    f"{local_time(round_.closes_at, settings)} ({settings.timezone})"
                 )
             counts = await uow.consultations.answer_counts(item.id)
             for index, question in enumerate(

@@ -1,0 +1,124 @@
+"""What every command shares: settings, one-line failures, logging, the database."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import warnings
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import click
+from sqlalchemy.exc import DBAPIError, OperationalError
+from telegram.error import InvalidToken
+from telegram.warnings import PTBDeprecationWarning
+
+from bot.config import Settings, SettingsError, load_settings
+from storage.uow import UnitOfWorkFactory
+
+logger = logging.getLogger("bot")
+
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
+    """Print one line to stderr and exit."""
+    click.echo(f"borgerdialog: {message}", err=True)
+    sys.exit(code)
+
+
+class RedactSecrets(logging.Filter):
+    """Replace secrets in every log record, whichever library wrote it."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self._secrets = [secret for secret in secrets if secret]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        message = record.getMessage()
+        if any(secret in message for secret in self._secrets):
+            for secret in self._secrets:
+                message = message.replace(secret, "[redacted]")
+            record.msg, record.args = message, None
+        return True
+
+
+def configure_logging(settings: Settings) -> None:
+    """Log to stderr at the configured level, with the bot token never shown."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    token = settings.telegram_token.get_secret_value() if settings.telegram_token else ""
+    handler.addFilter(RedactSecrets([token]))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    # Third-party chatter at INFO tells an operator nothing they need.
+    # PTB warns on every flood-control error that retry_after will change type; we handle both.
+    warnings.filterwarnings("ignore", message=".*retry_after.*", category=PTBDeprecationWarning)
+    for noisy in ("alembic", "apscheduler", "telegram.ext", "aiohttp.access", "httpx"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def settings_or_exit() -> Settings:
+    """Load settings; on a bad value print one line per variable and exit with code 2."""
+    try:
+        return load_settings()
+    except SettingsError as error:
+        for line in error.lines:
+            click.echo(f"borgerdialog: {line}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def run_async(coroutine: Coroutine[Any, Any, None], settings: Settings) -> None:
+    """Run a coroutine, turning the failures an operator can fix into one clear line."""
+    from bot.app import SchemaOutdated, redacted_database_url
+
+    try:
+        asyncio.run(coroutine)
+    except SchemaOutdated as error:
+        fail(str(error))
+    except InvalidToken:
+        fail(
+            "BORGERDIALOG_TELEGRAM_TOKEN: Telegram refused this token (check it with @BotFather)",
+            EXIT_BAD_INPUT,
+        )
+    except (OperationalError, DBAPIError, OSError) as error:
+        in_use = isinstance(error, OSError) and error.errno in (98, 48)  # EADDRINUSE
+        if in_use:
+            fail(
+                f"cannot listen on {settings.http_host}:{settings.http_port}: the address is "
+                "in use (set BORGERDIALOG_HTTP_PORT)"
+            )
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        fail(f"cannot reach the database {redacted_database_url(settings.database_url)}: {reason}")
+
+
+def with_database(settings: Settings, work: Callable[[UnitOfWorkFactory], Awaitable[None]]) -> None:
+    """Open the database (bringing SQLite up to date, as run does), do the work, close it."""
+
+    async def main() -> None:
+        from bot.app import prepare_schema
+        from storage.database import create_engine, create_session_factory
+
+        engine = create_engine(settings.database_url)
+        try:
+            await prepare_schema(engine, settings.database_url)
+            await work(UnitOfWorkFactory(create_session_factory(engine)))
+        finally:
+            await engine.dispose()
+
+    run_async(main(), settings)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def local_time(moment: datetime, settings: Settings) -> str:
+    return moment.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M")

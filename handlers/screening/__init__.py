@@ -1,0 +1,1 @@
+"""Screening of citizens' texts: personal data, offensive language, spam and off-language."""
