@@ -15,10 +15,12 @@ from bot.channels.webchat.channel import WebChatChannel
 from bot.channels.webchat.identity import CookieSigner, load_or_create_secret
 from bot.config import Settings
 from bot.core import DialogueCore
-from bot.i18n import Catalogs, make_language_detector
+from bot.i18n import Catalogs, make_language_detector, make_language_identifier
 from bot.outbox import OutboxDelivery
 from bot.web import WebServer, make_web_app
-from handlers.context import OrganisationInfo
+from handlers.context import ModerationDesk, OrganisationInfo
+from handlers.events import ChatAddress
+from handlers.screening.rules import Screener, WordLists
 from scheduler.jobs import Housekeeping
 from storage.database import create_engine, create_session_factory, is_sqlite, ping
 from storage.migrate import schema_status, upgrade
@@ -32,6 +34,14 @@ HEALTH_DB_TIMEOUT_SECONDS = 3.0
 def utc_now() -> datetime:
     """Return the current time, timezone-aware UTC."""
     return datetime.now(UTC)
+
+
+def moderation_desk(settings: Settings) -> ModerationDesk:
+    """Where moderators work: the Telegram moderator chat, when one is configured."""
+    chat = None
+    if settings.telegram_enabled and settings.moderator_chat_id is not None:
+        chat = ChatAddress(TelegramChannel.channel, str(settings.moderator_chat_id))
+    return ModerationDesk(chat, settings.moderation_digest_minutes)
 
 
 def redacted_database_url(url: str) -> str:
@@ -103,6 +113,8 @@ class BorgerDialog:
             clock=self.clock,
             delivery=delivery,
             zone=settings.zone,
+            screener=Screener(WordLists.load(settings.screening_dir), make_language_identifier()),
+            moderation=moderation_desk(settings),
         )
         secret = (
             settings.web_secret.get_secret_value().encode()
@@ -126,6 +138,8 @@ class BorgerDialog:
             delivery=delivery,
             channels=[self.webchat.channel] + ([self.telegram.channel] if self.telegram else []),
             retention_days=settings.inbox_retention_days,
+            moderation=self.core.moderation,
+            texts=self.core.texts,
         )
         self._housekeeping.start()
 

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     telegram_connections: Annotated[int, Field(ge=1, le=4096)] = 256
     polling_timeout: Annotated[int, Field(ge=0, le=50)] = 30
     inbox_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    # A folder of word lists that extend the shipped screening lists (same file names).
+    screening_dir: Path | None = None
+    # Items waiting longer than this get a digest in the moderator chat.
+    moderation_digest_minutes: Annotated[int, Field(ge=1, le=10080)] = 60
 
     @field_validator("telegram_token", mode="before")
     @classmethod
@@ -125,6 +129,13 @@ class Settings(BaseSettings):
     def _language(cls, value: str) -> str:
         if value not in SUPPORTED_LANGUAGES:
             raise ValueError(f"must be one of: {', '.join(SUPPORTED_LANGUAGES)}")
+        return value
+
+    @field_validator("screening_dir")
+    @classmethod
+    def _screening_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError("is not a folder (it should hold word lists such as offensive.txt)")
         return value
 
     @field_validator("log_level")

@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo
 
 from bot.i18n import BoundTexts, Catalogs, resolve_language
 from bot.outbox import OutboxDelivery
-from handlers.context import FlowContext, OrganisationInfo
-from handlers.events import InboundEvent, Reply
+from handlers.context import LAST_LANGUAGE, FlowContext, ModerationDesk, OrganisationInfo
+from handlers.events import ChatAddress, InboundEvent, Reply
 from handlers.router import route
+from handlers.screening.rules import Screener
 from storage.models import InboxStatus
 from storage.uow import UnitOfWorkFactory
 
@@ -38,8 +39,12 @@ class DialogueCore:
         clock: Callable[[], datetime],
         delivery: OutboxDelivery,
         zone: ZoneInfo,
+        screener: Screener,
+        moderation: ModerationDesk,
     ) -> None:
         self._uow = uow
+        self._screener = screener
+        self.moderation = moderation
         self._catalogs = catalogs
         self._detect_language = detect_language
         self._organisation = organisation
@@ -68,8 +73,9 @@ class DialogueCore:
         ``event`` is None for platform events that carry nothing for a flow; they are only
         marked done.
         """
+        others: set[ChatAddress] = set()
         try:
-            applied = await self._apply(channel, external_id, event)
+            applied, others = await self._apply(channel, external_id, event)
         except Exception as exc:
             # Log the type only: the exception text may quote what the citizen wrote.
             logger.exception(
@@ -78,18 +84,26 @@ class DialogueCore:
             applied = await self._record_failure(channel, external_id, event, exc)
         if applied and event is not None:
             await self.delivery.deliver_chat(channel, event.chat_id)
+        for address in others:
+            await self.delivery.deliver_chat(address.channel, address.chat_id)
 
-    async def _apply(self, channel: str, external_id: str, event: InboundEvent | None) -> bool:
+    def texts(self, language: str | None) -> BoundTexts:
+        """The texts of a language (None: the default language)."""
+        return self._catalogs.texts(language or self._catalogs.default_language)
+
+    async def _apply(
+        self, channel: str, external_id: str, event: InboundEvent | None
+    ) -> tuple[bool, set[ChatAddress]]:
         now = self._clock()
         async with self._uow() as uow:
             stored = await uow.inbox.find(channel, external_id)
             if stored is None or stored.status != InboxStatus.PENDING:
                 # Already applied (a redelivery, or recovery racing a live event): do nothing.
-                return False
+                return False, set()
             if event is None:
                 await uow.inbox.mark_done(stored, now, applied_sequence=0)
                 await uow.commit()
-                return False
+                return False, set()
             participant = await uow.participants.get_or_create(channel, event.chat_id, now)
             participant.last_seen_at = now
             participant.unreachable_at = None
@@ -97,6 +111,9 @@ class DialogueCore:
             participant.stopped_at = None
             participant.events_applied += 1
             texts = self._texts_for(participant.language, event)
+            if participant.state.get(LAST_LANGUAGE) != texts.language:
+                # Remembered for messages they did not ask for (a moderator's decision).
+                participant.state = {**participant.state, LAST_LANGUAGE: texts.language}
             context = FlowContext(
                 event=event,
                 participant=participant,
@@ -106,17 +123,26 @@ class DialogueCore:
                 organisation=self._organisation,
                 zone=self._zone,
                 detect_language=self._detect_language,
+                screener=self._screener,
+                moderation=self.moderation,
+                texts_in=self.texts,
             )
             outcome = await route(context)
-            for message in outcome.messages:
+            here = ChatAddress(channel, event.chat_id)
+            addressed = [(here, message) for message in outcome.messages] + outcome.elsewhere
+            for address, message in addressed:
                 queued = await uow.outbox.add(
-                    channel, event.chat_id, message.to_payload(), now, inbox_event_id=stored.id
+                    address.channel,
+                    address.chat_id,
+                    message.to_payload(),
+                    now,
+                    inbox_event_id=stored.id,
                 )
                 if isinstance(message, Reply) and message.on_queued is not None:
                     message.on_queued(queued.id)
             await uow.inbox.mark_done(stored, now, applied_sequence=participant.events_applied)
             await uow.commit()
-        return True
+        return True, {address for address, _ in outcome.elsewhere} - {here}
 
     def _texts_for(self, stored_language: str | None, event: InboundEvent) -> BoundTexts:
         """The texts in the event's language: stored choice, platform, the text's, default."""

@@ -8,9 +8,18 @@ from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from handlers.events import InboundEvent
+from handlers.events import ChatAddress, InboundEvent
+from handlers.screening.rules import Screener
 from storage.models import Participant
 from storage.uow import UnitOfWork
+
+# The participant state key for the language they were last answered in.
+LAST_LANGUAGE = "last_language"
+
+
+def language_of(participant: Participant) -> str | None:
+    """The language to write to a participant in when they did not just write: chosen, or last."""
+    return participant.language or participant.state.get(LAST_LANGUAGE)
 
 
 class Texts(Protocol):
@@ -48,3 +57,15 @@ class FlowContext:
     zone: ZoneInfo
     # The language of a free text (langdetect, seeded); None when too short to tell.
     detect_language: Callable[[str], str | None]
+    screener: Screener
+    moderation: ModerationDesk
+    # Texts in another language (for a message to someone else); None: the default language.
+    texts_in: Callable[[str | None], Texts]
+
+
+@dataclass(frozen=True)
+class ModerationDesk:
+    """Where moderators work, and how long an item may wait before a digest reminds them."""
+
+    chat: ChatAddress | None
+    digest_after_minutes: int = 60

@@ -50,6 +50,11 @@ class InboundEvent:
     is_private_chat: bool = True
     # A photo, sticker, voice message, location, file or poll: content the bot cannot read.
     unsupported_content: bool = False
+    # Who acted, when that differs from the chat (a member of a group): id and display name.
+    sender_id: str | None = None
+    sender_name: str | None = None
+    # Whether the channel confirmed the sender belongs to the chat (moderators); None: unchecked.
+    sender_verified: bool | None = None
 
     @property
     def is_command(self) -> bool:
@@ -149,11 +154,25 @@ class Document:
 Outbound = Reply | ButtonAck | Document
 
 
+@dataclass(frozen=True)
+class ChatAddress:
+    """A chat on a channel, for messages to someone other than who caused the event."""
+
+    channel: str
+    chat_id: str
+
+
 @dataclass
 class Outcome:
     """What a flow decided: the messages to send, in order."""
 
     messages: list[Outbound] = field(default_factory=list)
+    # Messages to other chats (the moderator chat, a contribution's author), in order.
+    elsewhere: list[tuple[ChatAddress, Reply]] = field(default_factory=list)
+
+    def send_to(self, address: ChatAddress, reply: Reply) -> None:
+        """Send a message to another chat."""
+        self.elsewhere.append((address, reply))
 
     def say(
         self,

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from handlers import common, consultation, mydata
 from handlers.context import FlowContext
 from handlers.events import Outcome
+from handlers.moderation import author, desk
 
 Flow = Callable[[FlowContext, Outcome], Awaitable[None] | None]
 
@@ -40,6 +41,9 @@ async def route(ctx: FlowContext) -> Outcome:
     """Decide what to do with an event and return the messages to send."""
     outcome = Outcome()
     event = ctx.event
+    if desk.is_moderator_chat(ctx):
+        await desk.handle(ctx, outcome)
+        return outcome
     if not event.is_private_chat:
         if event.is_button:
             common.stale_button(ctx, outcome)
@@ -72,6 +76,8 @@ async def press(ctx: FlowContext, outcome: Outcome, payload: str) -> None:
         await consultation.choose(ctx, outcome, parts[0])
     elif namespace in QUESTION_ACTIONS:
         await consultation.press(ctx, outcome, namespace, parts)
+    elif namespace == "rw" and len(parts) == 1:
+        await author.rewrite(ctx, outcome, parts[0])
     elif namespace == "f" and parts in (["y"], ["n"]):
         await mydata.forget_confirmed(ctx, outcome, parts == ["y"])
     elif namespace in ("ok", "h", "r", "e") and parts:

@@ -11,12 +11,15 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.outbox import OutboxDelivery
+from handlers.context import ModerationDesk, Texts
+from handlers.moderation.desk import digest
 from storage.models import Lane
 from storage.uow import UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
 
 REDELIVERY_INTERVAL_SECONDS = 60
+DIGEST_CHECK_INTERVAL_SECONDS = 60
 RETENTION_INTERVAL_MINUTES = 60
 JOB_STOP_TIMEOUT_SECONDS = 30.0
 
@@ -43,6 +46,27 @@ async def purge_expired(
     return inbox, outbox
 
 
+async def send_moderation_digest(
+    uow: UnitOfWorkFactory,
+    clock: Callable[[], datetime],
+    delivery: OutboxDelivery,
+    desk: ModerationDesk,
+    texts: Callable[[str | None], Texts],
+) -> bool:
+    """Remind the moderator chat of items waiting too long; True if a digest went out."""
+    if desk.chat is None:
+        return False
+    now = clock()
+    async with uow() as unit:
+        reminder = await digest(unit, texts(None), desk, now)
+        if reminder is None:
+            return False
+        await unit.outbox.add(desk.chat.channel, desk.chat.chat_id, reminder.to_payload(), now)
+        await unit.commit()
+    await delivery.deliver_chat(desk.chat.channel, desk.chat.chat_id)
+    return True
+
+
 class Housekeeping:
     """The scheduler with the housekeeping jobs; stopping it lets running jobs finish.
 
@@ -59,6 +83,8 @@ class Housekeeping:
         delivery: OutboxDelivery,
         channels: list[str],
         retention_days: int,
+        moderation: ModerationDesk,
+        texts: Callable[[str | None], Texts],
     ) -> None:
         self._running: set[asyncio.Task[object]] = set()
         self._scheduler = AsyncIOScheduler(timezone="UTC")
@@ -80,6 +106,16 @@ class Housekeeping:
             max_instances=1,
             coalesce=True,
             next_run_time=clock(),
+        )
+
+        self._scheduler.add_job(
+            self._tracked(send_moderation_digest),
+            "interval",
+            seconds=DIGEST_CHECK_INTERVAL_SECONDS,
+            args=[uow, clock, delivery, moderation, texts],
+            id="moderation-digest",
+            max_instances=1,
+            coalesce=True,
         )
 
     def _tracked(

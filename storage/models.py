@@ -177,6 +177,8 @@ class Consultation(Base):
     citizen_role: Mapped[str] = mapped_column(String(32))
     organiser: Mapped[dict[str, str]] = mapped_column(JsonDocument)
     results: Mapped[dict[str, str]] = mapped_column(JsonDocument)
+    # {"personal_data": "hold", ..., "reports_to_hold": 3}: how screening findings are acted on.
+    moderation: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -248,15 +250,28 @@ class Participation(Base):
     consent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     declined_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set by a moderator: the participant can no longer contribute to this consultation.
+    blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Visibility:
+    """Whether a free-text answer may be used and shown, as screening and moderators decide."""
+
+    VISIBLE = "visible"
+    HELD = "held"  # waits for a moderator
+    HIDDEN = "hidden"
 
 
 class Answer(Base):
     """An answer; a skipped optional question is an answer with no value."""
 
     __tablename__ = "answers"
-    __table_args__ = (UniqueConstraint("participation_id", "question_id"),)
+    __table_args__ = (
+        UniqueConstraint("participation_id", "question_id"),
+        Index("ix_answers_fingerprint", "fingerprint"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # None once the author used /forget: an idea stays, anonymised, as the forget text says.
@@ -269,7 +284,72 @@ class Answer(Base):
     skipped: Mapped[bool] = mapped_column(default=False)
     # The detected language of a free-text answer.
     language: Mapped[str | None] = mapped_column(String(8))
+    visibility: Mapped[str] = mapped_column(String(8), default=Visibility.VISIBLE)
+    # A hash of a free text's letters, to find copies (handlers.screening.rules.fingerprint).
+    fingerprint: Mapped[str | None] = mapped_column(String(32))
     answered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ItemStatus:
+    """Where a contribution stands in moderation."""
+
+    WAITING = "waiting"
+    APPROVED = "approved"
+    HIDDEN = "hidden"
+    REPHRASE = "rephrase"  # the author was asked to rephrase
+    BLOCKED = "blocked"  # hidden, and its author blocked
+    RESUBMITTED = "resubmitted"  # the author wrote a new text; a new item may follow
+
+
+class ModerationItem(Base):
+    """A contribution screening flagged (or citizens reported), for a moderator to decide."""
+
+    __tablename__ = "moderation_items"
+    __table_args__ = (Index("ix_moderation_items_status_created", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id", ondelete="CASCADE"))
+    answer_id: Mapped[int | None] = mapped_column(ForeignKey("answers.id", ondelete="SET NULL"))
+    participation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("participations.id", ondelete="SET NULL")
+    )
+    # The author's pseudonym, kept for the audit trail after /forget removes the participation.
+    pseudonym: Mapped[str] = mapped_column(String(16))
+    # [{"kind", "start", "end", "detail"}] as screening found them.
+    flags: Mapped[list[dict[str, Any]]] = mapped_column(JsonDocument, default=list)
+    # What screening did: review (shown), hold or hide.
+    action: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default=ItemStatus.WAITING)
+    reports: Mapped[int] = mapped_column(Integer, default=0)
+    # The outbox message that showed the item in the moderator chat, to edit it on decision.
+    card_message_id: Mapped[int | None] = mapped_column(Integer)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reason: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When a digest last mentioned the item, so a long wait is reminded of, not repeated.
+    digested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ModerationLogEntry(Base):
+    """The audit trail: every screening result and decision; pseudonyms only, never text."""
+
+    __tablename__ = "moderation_log"
+    __table_args__ = (Index("ix_moderation_log_at", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    # No foreign keys: the trail outlives the items and consultations it tells about.
+    item_id: Mapped[int | None] = mapped_column(Integer)
+    consultation: Mapped[str] = mapped_column(String(40))
+    event: Mapped[str] = mapped_column(String(24))
+    # "screening", "citizen <pseudonym>" or "moderator <pseudonym>".
+    actor: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str] = mapped_column(String(16))
+    before: Mapped[str | None] = mapped_column(String(16))
+    after: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    flags: Mapped[list[str]] = mapped_column(JsonDocument, default=list)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class WebMessage(Base):

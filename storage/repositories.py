@@ -406,6 +406,10 @@ class ParticipationRepository:
         )
         return list((await self._session.execute(statement)).scalars().all())
 
+    async def answer(self, answer_id: int) -> Answer | None:
+        """Return one answer by id."""
+        return await self._session.get(Answer, answer_id)
+
     async def answers(self, participation_id: int) -> list[Answer]:
         """Return a participation's answers."""
         statement = select(Answer).where(Answer.participation_id == participation_id)

@@ -6,6 +6,7 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.moderation import ModerationRepository
 from storage.repositories import (
     ConsultationRepository,
     InboxRepository,
@@ -29,6 +30,7 @@ class UnitOfWork:
     consultations: ConsultationRepository
     participations: ParticipationRepository
     web_messages: WebMessageRepository
+    moderation: ModerationRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
@@ -42,6 +44,7 @@ class UnitOfWork:
         self.consultations = ConsultationRepository(self._session)
         self.participations = ParticipationRepository(self._session)
         self.web_messages = WebMessageRepository(self._session)
+        self.moderation = ModerationRepository(self._session)
         return self
 
     async def __aexit__(

@@ -10,6 +10,10 @@ from pathlib import Path
 from babel.messages.extract import extract_from_dir
 
 from bot.i18n import Catalogs, load_catalog, make_language_detector, resolve_language
+from handlers.moderation.cards import REASONS
+from handlers.screening.rules import CATEGORIES, KINDS
+
+DECIDED = ("approved", "hidden", "rephrase", "blocked", "resubmitted")
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = re.compile(r"^[a-z_]+(\.[a-z_]+)+$")
@@ -21,6 +25,12 @@ DYNAMIC_KEYS = (
         for name in ("start", "help", "privacy", "mydata", "forget", "language", "stop")
     }
     | {f"status.{s}" for s in ("invited", "declined", "answering", "completed")}
+    | {f"flag.{kind}" for kind in KINDS}
+    | {f"moderation.why.{category}" for category in CATEGORIES}
+    | {f"moderation.action.{action}" for action in ("review", "hold", "hide")}
+    | {f"moderation.{part}.{reason}" for part in ("reason", "reason_button") for reason in REASONS}
+    | {f"moderation.decided.{status}" for status in DECIDED}
+    | {f"moderation.done.{status}" for status in DECIDED if status != "resubmitted"}
 )
 
 

@@ -393,3 +393,10 @@ def export(slug: str, file_format: str, output: Path | None) -> None:
         click.echo(f"Wrote {len(table.rows)} rows to {target}", err=True)
 
     with_database(settings, work)
+
+
+# Registered last: these modules import helpers from this package.
+from bot.cli.moderation import moderation, screen  # noqa: E402
+
+main.add_command(screen)
+main.add_command(moderation)

@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from handlers.screening.rules import ACTIONS, CATEGORIES
+
 LANGUAGES = ("da", "en")
 CITIZEN_ROLES = ("co-design", "co-implementation", "co-evaluation")
 CHOICE_KINDS = ("single", "multiple", "district", "yesno", "scale")
@@ -89,6 +91,8 @@ class ConsultationDefinition:
     results: Texts
     rounds: list[RoundDefinition]
     questions: list[QuestionDefinition]
+    # {category: action, "reports_to_hold": n}; categories left out use the defaults.
+    moderation: dict[str, Any] = field(default_factory=dict)
 
 
 class _Reader:
@@ -333,6 +337,7 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
         "results",
         "rounds",
         "questions",
+        "moderation",
     }
     for unknown in sorted(set(data) - known):
         reader.error(unknown, "is not a known field")
@@ -425,6 +430,8 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
         elif not isinstance(quota.get("minimum"), int) or quota["minimum"] < 1:
             reader.error(f"{path}.minimum", "must be a whole number of at least 1")
 
+    moderation = _moderation(reader, data.get("moderation"))
+
     if reader.errors:
         raise DefinitionError(sorted(reader.errors, key=lambda e: (e.line or 0, e.field)))
     return ConsultationDefinition(
@@ -439,7 +446,33 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
         results=results,
         rounds=rounds,
         questions=questions,
+        moderation=moderation,
     )
+
+
+def _moderation(reader: _Reader, data: Any) -> dict[str, Any]:
+    """How screening findings are acted on: an action per category, and the report limit."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        reader.error("moderation", "must be a mapping such as {offensive: hold, spam: review}")
+        return {}
+    settings: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"moderation.{key}"
+        if key == "reports_to_hold":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                reader.error(path, "must be a whole number of at least 1")
+            else:
+                settings[key] = value
+        elif key in CATEGORIES:
+            if value not in ACTIONS:
+                reader.error(path, f"must be one of {', '.join(ACTIONS)} (got {value!r})")
+            else:
+                settings[key] = value
+        else:
+            reader.error(path, f"is not known; use {', '.join(CATEGORIES)} or reports_to_hold")
+    return settings
 
 
 def read_definition(path: Path, zone: ZoneInfo) -> ConsultationDefinition:

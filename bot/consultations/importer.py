@@ -70,6 +70,7 @@ async def import_definition(
     consultation.citizen_role = definition.citizen_role
     consultation.organiser = definition.organiser
     consultation.results = definition.results
+    consultation.moderation = definition.moderation
     consultation.updated_at = now
 
     await uow.consultations.replace_rounds(

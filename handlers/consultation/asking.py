@@ -8,6 +8,7 @@ from handlers.consultation.sheet import (
     TYPED_KINDS,
     Sheet,
     active_participation,
+    blocked,
     load_sheet,
     own_participation,
     round_is_open,
@@ -18,6 +19,8 @@ from handlers.consultation.sheet import (
 from handlers.consultation.summary import finish
 from handlers.context import FlowContext
 from handlers.events import Button, Outcome
+from handlers.moderation.intake import queue_for_review, screen_answer, withdraw
+from handlers.screening.rules import ALLOW
 from storage.models import Answer, Participation, ParticipationStatus, Question
 
 Buttons = tuple[tuple[Button, ...], ...]
@@ -125,6 +128,8 @@ async def _pressed(
     ):
         stale(ctx, outcome)
         return None
+    if blocked(ctx, outcome, participation):
+        return None
     sheet = await load_sheet(ctx, participation)
     question = sheet.question(participation.current_question_id)
     if question is None:
@@ -194,6 +199,8 @@ async def typed(ctx: FlowContext, outcome: Outcome) -> bool:
         or participation.current_question_id is None
     ):
         return False
+    if blocked(ctx, outcome, participation):
+        return True
     sheet = await load_sheet(ctx, participation)
     question = sheet.question(participation.current_question_id)
     if question is None:
@@ -234,6 +241,7 @@ async def store(
     participation = sheet.participation
     earlier = sheet.answers.get(question.id)
     if earlier is not None:
+        await withdraw(ctx, outcome, earlier)
         await ctx.uow.participations.delete_answer(earlier)
     free_text = question.kind in ("text", "idea") and value is not None
     answer = Answer(
@@ -245,11 +253,16 @@ async def store(
         language=(ctx.detect_language(str(value)) or ctx.t.language) if free_text else None,
         answered_at=ctx.now,
     )
+    screening = (
+        await screen_answer(ctx, sheet.consultation, participation, answer) if free_text else None
+    )
     await ctx.uow.participations.save_answer(answer)
     sheet = sheet.with_answer(answer)
     await close_question_message(
         ctx, outcome, sheet, question, "✅ " + show_answer(ctx, question, answer)
     )
+    if screening is not None and screening.action != ALLOW:
+        await queue_for_review(ctx, outcome, sheet.consultation, participation, answer, screening)
     # A changed answer can make later conditional questions irrelevant; drop their answers.
     for irrelevant in rules.no_longer_applicable(sheet.questions, sheet.answers):
         await ctx.uow.participations.delete_answer(irrelevant)

@@ -8,6 +8,7 @@ import secrets
 from handlers import questionnaire as rules
 from handlers.consultation.asking import ask_next
 from handlers.consultation.sheet import (
+    blocked,
     load_sheet,
     round_is_open,
     say_not_open,
@@ -92,6 +93,8 @@ async def open_consultation(ctx: FlowContext, outcome: Outcome, consultation: Co
                 updated_at=ctx.now,
             )
         )
+    if blocked(ctx, outcome, participation):
+        return
     set_active(ctx, participation)
     if participation.status == ParticipationStatus.ANSWERING:
         outcome.say(ctx.t("consultation.welcome_back", title=title(ctx, consultation)))

@@ -129,6 +129,15 @@ def say_not_open(
         )
 
 
+def blocked(ctx: FlowContext, outcome: Outcome, participation: Participation) -> bool:
+    """Say so and return True when a moderator blocked the participant from contributing."""
+    if participation.blocked_at is None:
+        return False
+    outcome.ack(ctx.event.button_ack_ref)
+    outcome.say(ctx.t("moderation.blocked_here"))
+    return True
+
+
 def stale(ctx: FlowContext, outcome: Outcome) -> None:
     """Answer a button that is old, forged or someone else's, and do nothing else."""
     outcome.ack(ctx.event.button_ack_ref, ctx.t("button.stale"), alert=True)

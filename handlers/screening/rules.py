@@ -86,24 +86,32 @@ class Screening:
         """The distinct flag kinds, in the order first found."""
         return list(dict.fromkeys(flag.kind for flag in self.flags))
 
-    def masked(self, mask: str = "▒▒▒") -> str:
+    def masked(self) -> str:
         """The text with every personal-data span replaced by a mask."""
-        spans = sorted(
-            (f.start, f.end) for f in self.flags if f.category == PERSONAL_DATA and f.end > f.start
-        )
-        pieces, position = [], 0
-        for start, end in spans:
-            if end <= position:
-                continue
-            pieces.append(self.text[position : max(start, position)])
-            pieces.append(mask)
-            position = end
-        pieces.append(self.text[position:])
-        return "".join(pieces)
+        return mask(self.text, self.flags)
 
     def personal_data(self) -> list[str]:
         """The personal-data stretches of the text, as written."""
         return [self.text[f.start : f.end] for f in self.flags if f.category == PERSONAL_DATA]
+
+
+MASK = "▒▒▒"
+
+
+def mask(text: str, flags: Iterable[Flag]) -> str:
+    """The text with every personal-data span replaced by a mask, for eyes that need not see it."""
+    spans = sorted(
+        (f.start, f.end) for f in flags if f.category == PERSONAL_DATA and f.end > f.start
+    )
+    pieces, position = [], 0
+    for start, end in spans:
+        if end <= position:
+            continue
+        pieces.append(text[position : max(start, position)])
+        pieces.append(MASK)
+        position = end
+    pieces.append(text[position:])
+    return "".join(pieces)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import time
 import warnings
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -39,6 +41,8 @@ from bot.outbox import RecipientGone, Rejected, RetryLater, TransientFailure
 from handlers.events import InboundEvent, parse_command
 
 CHANNEL = "telegram"
+MEMBERSHIP_CACHE_SECONDS = 60.0
+MEMBER_STATUSES = {"creator", "administrator", "member"}
 # Telegram hands out at most 100 updates per getUpdates call.
 UPDATES_PER_POLL = 100
 COMMANDS = ("start", "help", "privacy", "mydata", "forget", "language", "stop")
@@ -69,6 +73,8 @@ def update_to_event(update: Update, bot_username: str | None) -> InboundEvent | 
             button_ack_ref=query.id,
             language_hint=query.from_user.language_code,
             is_private_chat=chat is None or chat.type == ChatType.PRIVATE,
+            sender_id=str(query.from_user.id),
+            sender_name=query.from_user.first_name,
         )
     message = update.message
     if message is None:
@@ -89,6 +95,8 @@ def update_to_event(update: Update, bot_username: str | None) -> InboundEvent | 
         language_hint=user.language_code if user is not None else None,
         is_private_chat=message.chat.type == ChatType.PRIVATE,
         unsupported_content=message.text is None,
+        sender_id=str(user.id) if user is not None else None,
+        sender_name=user.first_name if user is not None else None,
     )
 
 
@@ -135,6 +143,7 @@ class TelegramChannel:
             .concurrent_updates(ChatOrderedUpdateProcessor(settings.max_concurrent_updates))
             .build()
         )
+        self._members = MembershipCache(self.application.bot)
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self.application.add_error_handler(self._on_error)
 
@@ -248,6 +257,16 @@ class TelegramChannel:
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         event = update_to_event(update, self.application.bot.username)
+        if (
+            event is not None
+            and self._settings.moderator_chat_id is not None
+            and event.chat_id == str(self._settings.moderator_chat_id)
+            and (event.is_button or event.is_command)
+            and event.sender_id is not None
+        ):
+            # Only members of the moderator chat may decide; asked before the unit of work opens.
+            member = await self._members.check(int(event.chat_id), int(event.sender_id))
+            event = replace(event, sender_verified=member)
         await self._core.handle(CHANNEL, str(update.update_id), event)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -315,6 +334,38 @@ class TelegramChannel:
             # Telegram only accepts an answer within a short time; a late one is harmless.
             if "query is too old" not in error.message.lower():
                 raise
+
+
+class MembershipCache:
+    """Whether someone belongs to a chat, asked of Telegram and remembered briefly.
+
+    Brief, so that someone removed from the moderator chat loses their say within a minute.
+    """
+
+    def __init__(self, bot: Any, seconds: float = MEMBERSHIP_CACHE_SECONDS) -> None:
+        self._bot = bot
+        self._seconds = seconds
+        self._known: dict[tuple[int, int], tuple[bool, float]] = {}
+
+    async def check(self, chat_id: int, user_id: int) -> bool | None:
+        """True for a member, False for anyone else, None when Telegram could not say."""
+        now = time.monotonic()
+        known = self._known.get((chat_id, user_id))
+        if known is not None and known[1] > now:
+            return known[0]
+        try:
+            member = await self._bot.get_chat_member(chat_id, user_id)
+        except BadRequest:
+            is_member = False  # Telegram does not know them in this chat
+        except TelegramError as error:
+            logger.warning("could not check a moderator's membership: %s", type(error).__name__)
+            return None
+        else:
+            is_member = member.status in MEMBER_STATUSES or bool(
+                getattr(member, "is_member", False)
+            )
+        self._known[(chat_id, user_id)] = (is_member, now + self._seconds)
+        return is_member
 
 
 def _chat_id(update: Update) -> str | None:

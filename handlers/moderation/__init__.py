@@ -1,0 +1,1 @@
+"""Moderation: screening what citizens write, the moderator chat, and telling authors."""

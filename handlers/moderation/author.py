@@ -1,0 +1,89 @@
+"""What the author of a moderated contribution hears, and how they write it anew."""
+
+from __future__ import annotations
+
+from handlers import questionnaire as rules
+from handlers.consultation.asking import ask
+from handlers.consultation.sheet import (
+    load_sheet,
+    own_participation,
+    round_is_open,
+    set_active,
+    stale,
+)
+from handlers.context import FlowContext, language_of
+from handlers.events import Button, ChatAddress, Outcome, Reply
+from handlers.moderation.cards import ItemView
+from handlers.screening.rules import HIDE, HOLD
+from storage.models import ItemStatus
+
+
+async def tell(ctx: FlowContext, outcome: Outcome, view: ItemView, status: str) -> None:
+    """Tell the author what a moderator decided, in their language, where they took part."""
+    item = view.item
+    if item.participation_id is None:
+        return  # the author used /forget
+    participation = await ctx.uow.participations.get(item.participation_id)
+    if participation is None:
+        return
+    participant = await ctx.uow.participants.by_id(participation.participant_id)
+    if participant is None or participant.unreachable_at is not None:
+        return
+    if status == ItemStatus.APPROVED and item.action not in (HOLD, HIDE):
+        # The contribution was in use all along; nobody told the author it waited.
+        return
+    t = ctx.texts_in(language_of(participant))
+    question = rules.pick(view.question.text, t.language) if view.question else ""
+    title = rules.pick(view.consultation.title, t.language)
+    params = {"question": rules.shorten(question, 80), "title": title}
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    if status == ItemStatus.APPROVED:
+        text = t("moderation.author.approved", **params)
+    elif status == ItemStatus.HIDDEN:
+        reason = (
+            t(f"moderation.reason.{item.reason}")
+            if item.reason
+            else t("moderation.reason.guidelines")
+        )
+        text = t("moderation.author.hidden", reason=reason, **params)
+        buttons = ((Button(t("moderation.author.rewrite"), payload=f"rw:{item.id}"),),)
+    elif status == ItemStatus.REPHRASE:
+        text = t("moderation.author.rephrase", **params)
+        buttons = ((Button(t("moderation.author.rewrite"), payload=f"rw:{item.id}"),),)
+    else:
+        text = t("moderation.author.blocked", **params)
+    outcome.send_to(
+        ChatAddress(participant.channel, participant.chat_id), Reply(text, buttons=buttons)
+    )
+
+
+async def rewrite(ctx: FlowContext, outcome: Outcome, item_id: str) -> None:
+    """The author asked to write a hidden or returned contribution anew: ask its question again."""
+    item = await ctx.uow.moderation.get(int(item_id)) if item_id.isdigit() else None
+    participation = (
+        await own_participation(ctx, str(item.participation_id))
+        if item is not None and item.participation_id is not None
+        else None
+    )
+    if (
+        item is None
+        or participation is None
+        or item.status not in (ItemStatus.HIDDEN, ItemStatus.REPHRASE)
+        or item.answer_id is None
+    ):
+        stale(ctx, outcome)
+        return
+    outcome.ack(ctx.event.button_ack_ref)
+    if participation.blocked_at is not None:
+        outcome.say(ctx.t("moderation.blocked_here"))
+        return
+    sheet = await load_sheet(ctx, participation)
+    if not await round_is_open(ctx, outcome, sheet.consultation):
+        return
+    answer = await ctx.uow.participations.answer(item.answer_id)
+    question = sheet.question(answer.question_id) if answer is not None else None
+    if question is None:
+        stale(ctx, outcome)
+        return
+    set_active(ctx, participation)
+    ask(ctx, outcome, sheet, question)

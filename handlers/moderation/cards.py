@@ -1,0 +1,165 @@
+"""How an item looks in the moderator chat: the card, its buttons, and the decided state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+
+from handlers import questionnaire as rules
+from handlers.context import Texts
+from handlers.events import Button
+from handlers.screening.rules import PERSONAL_DATA, Flag, mask
+from storage.models import Answer, Consultation, ModerationItem, Question
+from storage.uow import UnitOfWork
+
+Buttons = tuple[tuple[Button, ...], ...]
+# Reasons a moderator can give the author when hiding a contribution.
+REASONS = ("personal_data", "offensive", "threat", "spam", "off_topic", "off_language")
+# Room for the contribution in a card; the rest of the card is short.
+CARD_TEXT_LIMIT = 3000
+
+
+@dataclass(frozen=True)
+class ItemView:
+    """Everything a card shows about an item, loaded in one place."""
+
+    item: ModerationItem
+    consultation: Consultation
+    question: Question | None
+    answer: Answer | None
+    # The author's free-text contributions, and how many of them went to moderation before.
+    contributions: int
+    moderated_before: int
+
+    @property
+    def flags(self) -> list[Flag]:
+        """The item's flags as screening found them."""
+        return [Flag(**flag) for flag in self.item.flags]
+
+    @property
+    def text(self) -> str | None:
+        """The contribution as written; None once its author withdrew or erased it."""
+        if self.answer is None or self.answer.value is None:
+            return None
+        return str(self.answer.value)
+
+    def personal_data(self) -> list[str]:
+        """The personal-data stretches of the text, as written."""
+        text = self.text or ""
+        return [text[f.start : f.end] for f in self.flags if f.category == PERSONAL_DATA]
+
+
+async def load_view(uow: UnitOfWork, item: ModerationItem) -> ItemView:
+    """Load what a card shows about an item."""
+    consultation = await uow.consultations.get(item.consultation_id)
+    assert consultation is not None
+    answer = await uow.participations.answer(item.answer_id) if item.answer_id else None
+    question = None
+    if answer is not None:
+        questions = await uow.consultations.questions(consultation.id, include_archived=True)
+        question = next((q for q in questions if q.id == answer.question_id), None)
+    contributions = moderated = 0
+    if item.participation_id is not None:
+        contributions = await uow.moderation.contributions(item.participation_id)
+        history = await uow.moderation.of_participation(item.participation_id)
+        moderated = sum(1 for other in history if other.id < item.id)
+    return ItemView(item, consultation, question, answer, contributions, moderated)
+
+
+def moment_text(t: Texts, moment: datetime, zone: ZoneInfo) -> str:
+    """A moment as moderators read it, in local time."""
+    return str(format_datetime(moment, t("format.datetime"), tzinfo=zone, locale=t.language))
+
+
+def card_text(t: Texts, view: ItemView) -> str:
+    """The card: consultation, question, author, what screening found, the masked text."""
+    item = view.item
+    lines = [
+        t(
+            "moderation.card.heading",
+            id=item.id,
+            title=rules.pick(view.consultation.title, t.language),
+        ),
+    ]
+    if view.question is not None:
+        question = rules.shorten(rules.pick(view.question.text, t.language), 120)
+        lines.append(t("moderation.card.question", question=question))
+    lines.append(
+        t(
+            "moderation.card.author",
+            pseudonym=item.pseudonym,
+            contributions=view.contributions,
+            moderated=view.moderated_before,
+        )
+    )
+    lines.append(t("moderation.card.action", action=t(f"moderation.action.{item.action}")))
+    if item.reports:
+        lines.append(t("moderation.card.reports", reports=item.reports))
+    text = view.text
+    shown = (
+        t("moderation.card.withdrawn")
+        if text is None
+        else "«" + rules.shorten(mask(text, view.flags), CARD_TEXT_LIMIT) + "»"
+    )
+    lines += ["", shown, ""]
+    lines += [f"• {describe(t, flag)}" for flag in view.flags]
+    return "\n".join(lines)
+
+
+def describe(t: Texts, flag: Flag) -> str:
+    """One flag as a reason a moderator understands."""
+    return t(f"flag.{flag.kind}", detail=flag.detail)
+
+
+def decision_buttons(t: Texts, view: ItemView) -> Buttons:
+    """The one-tap decisions on a waiting item."""
+    item_id = view.item.id
+    rows: list[tuple[Button, ...]] = [
+        (
+            Button(t("moderation.button.approve"), payload=f"m:a:{item_id}"),
+            Button(t("moderation.button.hide"), payload=f"m:h:{item_id}"),
+        ),
+        (
+            Button(t("moderation.button.hide_why"), payload=f"m:r:{item_id}"),
+            Button(t("moderation.button.rephrase"), payload=f"m:p:{item_id}"),
+        ),
+    ]
+    last = [Button(t("moderation.button.block"), payload=f"m:b:{item_id}")]
+    if view.personal_data():
+        last.insert(0, Button(t("moderation.button.show"), payload=f"m:s:{item_id}"))
+    rows.append(tuple(last))
+    return tuple(rows)
+
+
+def reason_buttons(t: Texts, item_id: int) -> Buttons:
+    """The reason templates to hide with, and a way back."""
+    rows = [
+        (Button(t(f"moderation.reason_button.{reason}"), payload=f"m:w:{item_id}:{reason}"),)
+        for reason in REASONS
+    ]
+    rows.append((Button(t("moderation.button.back"), payload=f"m:x:{item_id}"),))
+    return tuple(rows)
+
+
+def block_buttons(t: Texts, item_id: int) -> Buttons:
+    """Confirm or cancel blocking the author."""
+    return (
+        (
+            Button(t("moderation.button.block_confirm"), payload=f"m:B:{item_id}"),
+            Button(t("moderation.button.back"), payload=f"m:x:{item_id}"),
+        ),
+    )
+
+
+def decided_line(t: Texts, item: ModerationItem, moment: str) -> str:
+    """Who decided what, and when, for the card's last line."""
+    reason = f" ({t(f'moderation.reason_button.{item.reason}')})" if item.reason else ""
+    return t(
+        f"moderation.decided.{item.status}",
+        who=item.decided_by or "?",
+        when=moment,
+        reason=reason,
+    )

@@ -1,0 +1,231 @@
+"""The moderator chat: one-tap decisions, the queue, and the digest of items that wait too long."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from handlers import questionnaire as rules
+from handlers.context import FlowContext, ModerationDesk, Texts
+from handlers.events import Button, ChatAddress, Outcome, Reply
+from handlers.moderation import author
+from handlers.moderation.cards import (
+    REASONS,
+    ItemView,
+    block_buttons,
+    card_text,
+    decided_line,
+    decision_buttons,
+    load_view,
+    moment_text,
+    reason_buttons,
+)
+from handlers.moderation.intake import moderator_pseudonym, post_card
+from storage.models import ItemStatus, ModerationItem, Visibility
+from storage.uow import UnitOfWork
+
+# Telegram shows at most 200 characters in an alert.
+ALERT_LIMIT = 200
+# Cards /queue shows at once; the rest follow when these are decided.
+QUEUE_PAGE = 10
+QUEUE_COMMANDS = {"queue", "koe", "kø"}
+# What a decision does to the contribution's visibility.
+DECISIONS = {
+    "a": (ItemStatus.APPROVED, Visibility.VISIBLE),
+    "h": (ItemStatus.HIDDEN, Visibility.HIDDEN),
+    "w": (ItemStatus.HIDDEN, Visibility.HIDDEN),
+    "p": (ItemStatus.REPHRASE, Visibility.HELD),
+    "B": (ItemStatus.BLOCKED, Visibility.HIDDEN),
+}
+
+
+def is_moderator_chat(ctx: FlowContext) -> bool:
+    """Whether the event comes from the moderator chat."""
+    chat = ctx.moderation.chat
+    return chat is not None and ChatAddress(ctx.event.channel, ctx.event.chat_id) == chat
+
+
+async def handle(ctx: FlowContext, outcome: Outcome) -> None:
+    """Handle a command or a button press in the moderator chat; other talk is not for us."""
+    event = ctx.event
+    if not (event.is_command or event.is_button):
+        return
+    if event.sender_verified is not True:
+        key = "moderation.unverified" if event.sender_verified is None else "moderation.refused"
+        if event.is_button:
+            outcome.ack(event.button_ack_ref, ctx.t(key), alert=True)
+        else:
+            outcome.say(ctx.t(key))
+        return
+    if event.is_command:
+        if event.command in QUEUE_COMMANDS:
+            await show_queue(ctx, outcome)
+        else:
+            outcome.say(ctx.t("moderation.help"))
+        return
+    assert event.button is not None
+    await press(ctx, outcome, event.button.split(":"))
+
+
+async def show_queue(ctx: FlowContext, outcome: Outcome) -> None:
+    """List what waits, oldest first, each as a card to decide on."""
+    waiting = await ctx.uow.moderation.waiting(limit=1000)
+    if not waiting:
+        outcome.say(ctx.t("moderation.queue_empty"))
+        return
+    oldest = _age(ctx.t, ctx.now - waiting[0].created_at)
+    outcome.say(ctx.t("moderation.queue_head", count=len(waiting), oldest=oldest))
+    for item in waiting[:QUEUE_PAGE]:
+        # A card posted here: the moderator chat is this chat.
+        await post_card(ctx, outcome, item)
+
+
+async def press(ctx: FlowContext, outcome: Outcome, parts: list[str]) -> None:
+    """m:<action>:<item>[:<reason>]; anything else, stale or forged, gets a polite no."""
+    event = ctx.event
+    valid = (
+        len(parts) in (3, 4)
+        and parts[0] == "m"
+        and parts[2].isdigit()
+        and (len(parts) == 4) == (parts[1] == "w")
+        and (parts[1] != "w" or parts[3] in REASONS)
+    )
+    item = await ctx.uow.moderation.get(int(parts[2])) if valid else None
+    if item is None:
+        outcome.ack(event.button_ack_ref, ctx.t("button.stale"), alert=True)
+        return
+    view = await load_view(ctx.uow, item)
+    action = parts[1]
+    if item.status != ItemStatus.WAITING:
+        # Someone decided first: say who, and show the card as decided. Nothing happens twice.
+        outcome.ack(event.button_ack_ref, _decided(ctx, item), alert=True)
+        _show(ctx, outcome, view, footer=_decided(ctx, item))
+        return
+    if view.text is None and action in DECISIONS:
+        await ctx.uow.moderation.decide(item.id, ItemStatus.RESUBMITTED, by=_name(ctx), at=ctx.now)
+        outcome.ack(event.button_ack_ref, ctx.t("moderation.card.withdrawn"), alert=True)
+        _show(ctx, outcome, view, footer=ctx.t("moderation.card.withdrawn"))
+        return
+    if action == "s":
+        await _reveal(ctx, outcome, view)
+    elif action == "r":
+        outcome.ack(event.button_ack_ref)
+        _show(ctx, outcome, view, buttons=reason_buttons(ctx.t, item.id))
+    elif action == "b":
+        outcome.ack(event.button_ack_ref)
+        _show(
+            ctx, outcome, view, buttons=block_buttons(ctx.t, item.id), footer=_block_question(ctx)
+        )
+    elif action == "x":
+        outcome.ack(event.button_ack_ref)
+        _show(ctx, outcome, view, buttons=decision_buttons(ctx.t, view))
+    elif action in DECISIONS:
+        await decide(ctx, outcome, view, action, parts[3] if action == "w" else None)
+    else:
+        outcome.ack(event.button_ack_ref, ctx.t("button.stale"), alert=True)
+
+
+async def decide(
+    ctx: FlowContext, outcome: Outcome, view: ItemView, action: str, reason: str | None
+) -> None:
+    """Apply a decision once: the first moderator wins, the card and the author are told."""
+    item, event = view.item, ctx.event
+    status, visibility = DECISIONS[action]
+    before = view.answer.visibility if view.answer is not None else None
+    if not await ctx.uow.moderation.decide(
+        item.id, status, by=_name(ctx), at=ctx.now, reason=reason
+    ):
+        # Another process decided between our read and our update.
+        await ctx.uow.moderation.reload(item)
+        outcome.ack(event.button_ack_ref, _decided(ctx, item), alert=True)
+        _show(ctx, outcome, view, footer=_decided(ctx, item))
+        return
+    if view.answer is not None:
+        await ctx.uow.moderation.set_visibility(view.answer.id, visibility)
+    if status == ItemStatus.BLOCKED and item.participation_id is not None:
+        await ctx.uow.moderation.block(item.participation_id, ctx.now)
+    await ctx.uow.moderation.log(
+        item_id=item.id,
+        consultation=view.consultation.slug,
+        event=status,
+        actor=moderator_pseudonym(ChatAddress(event.channel, event.chat_id), event.sender_id or ""),
+        author=item.pseudonym,
+        before=before,
+        after=visibility,
+        reason=reason,
+        flags=[],
+        at=ctx.now,
+    )
+    outcome.ack(event.button_ack_ref, ctx.t(f"moderation.done.{status}"))
+    _show(ctx, outcome, view, footer=_decided(ctx, item))
+    await author.tell(ctx, outcome, view, status)
+
+
+async def _reveal(ctx: FlowContext, outcome: Outcome, view: ItemView) -> None:
+    """Show the masked personal data to the moderator who asked, and to nobody else."""
+    event = ctx.event
+    shown = " · ".join(view.personal_data())
+    outcome.ack(event.button_ack_ref, rules.shorten(shown, ALERT_LIMIT), alert=True)
+    await ctx.uow.moderation.log(
+        item_id=view.item.id,
+        consultation=view.consultation.slug,
+        event="revealed",
+        actor=moderator_pseudonym(ChatAddress(event.channel, event.chat_id), event.sender_id or ""),
+        author=view.item.pseudonym,
+        before=None,
+        after=None,
+        reason=None,
+        flags=[],
+        at=ctx.now,
+    )
+
+
+def _show(
+    ctx: FlowContext,
+    outcome: Outcome,
+    view: ItemView,
+    buttons: tuple[tuple[Button, ...], ...] = (),
+    footer: str | None = None,
+) -> None:
+    """Redraw the pressed card with other buttons or a last line."""
+    reference = ctx.event.button_message_ref
+    if reference is None:
+        return
+    text = card_text(ctx.t, view) + (f"\n\n{footer}" if footer else "")
+    outcome.edit(reference, text, buttons)
+
+
+def _name(ctx: FlowContext) -> str:
+    return (ctx.event.sender_name or "?")[:64]
+
+
+def _decided(ctx: FlowContext, item: ModerationItem) -> str:
+    moment = moment_text(ctx.t, item.decided_at, ctx.zone) if item.decided_at else "?"
+    return decided_line(ctx.t, item, moment)
+
+
+def _block_question(ctx: FlowContext) -> str:
+    return ctx.t("moderation.block_question")
+
+
+def _age(t: Texts, waited: timedelta) -> str:
+    minutes = max(0, int(waited.total_seconds() // 60))
+    if minutes < 60:
+        return t("moderation.age_minutes", minutes=minutes)
+    hours, minutes = divmod(minutes, 60)
+    return t("moderation.age_hours", hours=hours, minutes=minutes)
+
+
+async def digest(uow: UnitOfWork, t: Texts, desk: ModerationDesk, now: datetime) -> Reply | None:
+    """A reminder for the moderator chat when items wait longer than the desk allows."""
+    if desk.chat is None:
+        return None
+    overdue = await uow.moderation.due_for_digest(
+        now - timedelta(minutes=desk.digest_after_minutes)
+    )
+    if not overdue:
+        return None
+    waiting = await uow.moderation.waiting(limit=1000)
+    for item in overdue:
+        item.digested_at = now
+    oldest = _age(t, now - waiting[0].created_at) if waiting else _age(t, timedelta())
+    return Reply(t("moderation.digest", count=len(waiting), overdue=len(overdue), oldest=oldest))

@@ -1,0 +1,155 @@
+"""Screening a contribution as it arrives, and queueing it for moderators when it needs them."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict
+from datetime import timedelta
+
+from handlers.context import FlowContext
+from handlers.events import ChatAddress, Outcome, Reply
+from handlers.moderation.cards import card_text, decision_buttons, load_view
+from handlers.screening.rules import ALLOW, HIDE, HOLD, History, Screening, fingerprint
+from storage.models import (
+    Answer,
+    Consultation,
+    ItemStatus,
+    ModerationItem,
+    Participation,
+    Visibility,
+)
+
+VISIBILITY = {ALLOW: Visibility.VISIBLE, "review": Visibility.VISIBLE, HOLD: Visibility.HELD}
+
+
+async def screen_answer(
+    ctx: FlowContext, consultation: Consultation, participation: Participation, answer: Answer
+) -> Screening:
+    """Screen a free-text answer before it is stored; set its fingerprint and visibility."""
+    text = str(answer.value)
+    key = fingerprint(text)
+    window = timedelta(minutes=ctx.screener.limits.flood_minutes)
+    history = History(
+        same_text_before=await ctx.uow.moderation.count_copies(consultation.id, key),
+        author_recent=await ctx.uow.moderation.count_recent(participation.id, ctx.now - window),
+    )
+    result = ctx.screener.screen(
+        text, languages=consultation.languages, history=history, policy=consultation.moderation
+    )
+    answer.fingerprint = key
+    answer.visibility = VISIBILITY.get(result.action, Visibility.HIDDEN)
+    return result
+
+
+async def queue_for_review(
+    ctx: FlowContext,
+    outcome: Outcome,
+    consultation: Consultation,
+    participation: Participation,
+    answer: Answer,
+    result: Screening,
+) -> None:
+    """Record a flagged answer, show it to moderators, and tell the author when it waits."""
+    item = await ctx.uow.moderation.add(
+        ModerationItem(
+            consultation_id=consultation.id,
+            answer_id=answer.id,
+            participation_id=participation.id,
+            pseudonym=participation.pseudonym,
+            flags=[asdict(flag) for flag in result.flags],
+            action=result.action,
+            status=ItemStatus.WAITING,
+            reports=0,
+            created_at=ctx.now,
+        )
+    )
+    await ctx.uow.moderation.log(
+        item_id=item.id,
+        consultation=consultation.slug,
+        event="screened",
+        actor="screening",
+        author=participation.pseudonym,
+        before=None,
+        after=answer.visibility,
+        reason=result.action,
+        flags=result.kinds,
+        at=ctx.now,
+    )
+    await post_card(ctx, outcome, item)
+    if result.action in (HOLD, HIDE):
+        category = result.flags[0].category if result.flags else "spam"
+        outcome.say(ctx.t("moderation.held", why=ctx.t(f"moderation.why.{category}")))
+
+
+async def post_card(ctx: FlowContext, outcome: Outcome, item: ModerationItem) -> None:
+    """Send an item's card to the moderator chat (if there is one) and remember the message."""
+    chat = ctx.moderation.chat
+    if chat is None:
+        return
+    t = ctx.texts_in(None)
+    view = await load_view(ctx.uow, item)
+
+    def remember(outbox_id: int) -> None:
+        item.card_message_id = outbox_id
+
+    outcome.send_to(
+        chat,
+        Reply(card_text(t, view), buttons=decision_buttons(t, view), on_queued=remember),
+    )
+
+
+async def withdraw(ctx: FlowContext, outcome: Outcome, answer: Answer) -> None:
+    """The author replaces an answer: close what waits on it, note a rewrite of what was decided.
+
+    The card in the moderator chat says which, so nobody decides on a text that is gone.
+    """
+    t = ctx.texts_in(None)
+    for item in await ctx.uow.moderation.of_answer(answer.id):
+        if item.status == ItemStatus.WAITING:
+            await ctx.uow.moderation.decide(
+                item.id, ItemStatus.RESUBMITTED, by=item.pseudonym, at=ctx.now
+            )
+            event, footer = "withdrawn", t("moderation.card.replaced")
+        elif item.status in (ItemStatus.HIDDEN, ItemStatus.REPHRASE):
+            event, footer = "resubmitted", t("moderation.card.rewritten")
+        else:
+            continue
+        await ctx.uow.moderation.log(
+            item_id=item.id,
+            consultation=await _slug(ctx, item.consultation_id),
+            event=event,
+            actor=f"citizen {item.pseudonym}",
+            author=item.pseudonym,
+            before=answer.visibility,
+            after=None,
+            reason=None,
+            flags=[],
+            at=ctx.now,
+        )
+        await edit_card(ctx, outcome, item, footer)
+
+
+async def edit_card(ctx: FlowContext, outcome: Outcome, item: ModerationItem, footer: str) -> None:
+    """Replace an item's card with its text and a last line, without buttons."""
+    chat = ctx.moderation.chat
+    if chat is None or item.card_message_id is None:
+        return
+    card = await ctx.uow.outbox.get(item.card_message_id)
+    if card is None or card.external_message_id is None:
+        return
+    view = await load_view(ctx.uow, item)
+    t = ctx.texts_in(None)
+    outcome.send_to(
+        chat, Reply(f"{card_text(t, view)}\n\n{footer}", edit_ref=card.external_message_id)
+    )
+
+
+async def _slug(ctx: FlowContext, consultation_id: int) -> str:
+    consultation = await ctx.uow.consultations.get(consultation_id)
+    return consultation.slug if consultation is not None else "?"
+
+
+def moderator_pseudonym(address: ChatAddress, sender_id: str) -> str:
+    """A stable pseudonym for a moderator in the audit trail."""
+    digest = hashlib.sha256(f"{address.channel}:{sender_id}".encode()).hexdigest()
+    return f"moderator {digest[:8]}"

@@ -1,0 +1,172 @@
+"""The moderation queue and its audit trail. Like every repository, it never commits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    Answer,
+    ItemStatus,
+    ModerationItem,
+    ModerationLogEntry,
+    Participation,
+    Question,
+    Visibility,
+)
+
+
+class ModerationRepository:
+    """Moderation items, decisions on them, and the log of both."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, item: ModerationItem) -> ModerationItem:
+        """Queue an item."""
+        self._session.add(item)
+        await self._session.flush()
+        return item
+
+    async def get(self, item_id: int) -> ModerationItem | None:
+        """Return an item by id."""
+        return await self._session.get(ModerationItem, item_id)
+
+    async def decide(
+        self, item_id: int, status: str, *, by: str, at: datetime, reason: str | None = None
+    ) -> bool:
+        """Record a decision if the item still waits; False if someone decided first.
+
+        The check and the change are one UPDATE, so two moderators (or two processes) racing
+        cannot both win.
+        """
+        result = await self._session.execute(
+            update(ModerationItem)
+            .where(ModerationItem.id == item_id, ModerationItem.status == ItemStatus.WAITING)
+            .values(status=status, decided_by=by, decided_at=at, reason=reason)
+            .execution_options(synchronize_session="fetch")
+        )
+        return int(getattr(result, "rowcount", 0) or 0) == 1
+
+    async def reload(self, item: ModerationItem) -> None:
+        """Read an item again (another process may have decided it)."""
+        await self._session.refresh(item)
+
+    async def waiting(self, limit: int = 100) -> list[ModerationItem]:
+        """Items that wait for a decision, oldest first."""
+        statement = (
+            select(ModerationItem)
+            .where(ModerationItem.status == ItemStatus.WAITING)
+            .order_by(ModerationItem.created_at, ModerationItem.id)
+            .limit(limit)
+        )
+        return list((await self._session.execute(statement)).scalars().all())
+
+    async def due_for_digest(self, waited_since: datetime) -> list[ModerationItem]:
+        """Waiting items older than a moment and not put in a digest since then."""
+        statement = (
+            select(ModerationItem)
+            .where(
+                ModerationItem.status == ItemStatus.WAITING,
+                ModerationItem.created_at <= waited_since,
+                or_(
+                    ModerationItem.digested_at.is_(None),
+                    ModerationItem.digested_at <= waited_since,
+                ),
+            )
+            .order_by(ModerationItem.created_at)
+        )
+        return list((await self._session.execute(statement)).scalars().all())
+
+    async def of_answer(self, answer_id: int) -> list[ModerationItem]:
+        """The items about an answer, oldest first."""
+        statement = (
+            select(ModerationItem)
+            .where(ModerationItem.answer_id == answer_id)
+            .order_by(ModerationItem.id)
+        )
+        return list((await self._session.execute(statement)).scalars().all())
+
+    async def of_participation(self, participation_id: int) -> list[ModerationItem]:
+        """A participation's items, oldest first (the author's moderation history)."""
+        statement = (
+            select(ModerationItem)
+            .where(ModerationItem.participation_id == participation_id)
+            .order_by(ModerationItem.id)
+        )
+        return list((await self._session.execute(statement)).scalars().all())
+
+    async def count_copies(self, consultation_id: int, fingerprint: str) -> int:
+        """How many free-text answers in a consultation have this fingerprint."""
+        statement = (
+            select(func.count())
+            .select_from(Answer)
+            .join(Question, Question.id == Answer.question_id)
+            .where(Question.consultation_id == consultation_id, Answer.fingerprint == fingerprint)
+        )
+        return int((await self._session.execute(statement)).scalar_one())
+
+    async def count_recent(self, participation_id: int, since: datetime) -> int:
+        """How many free-text answers a participation gave since a moment."""
+        statement = (
+            select(func.count())
+            .select_from(Answer)
+            .where(
+                Answer.participation_id == participation_id,
+                Answer.fingerprint.is_not(None),
+                Answer.answered_at >= since,
+            )
+        )
+        return int((await self._session.execute(statement)).scalar_one())
+
+    async def contributions(self, participation_id: int) -> int:
+        """How many free-text answers a participation has."""
+        statement = (
+            select(func.count())
+            .select_from(Answer)
+            .where(Answer.participation_id == participation_id, Answer.fingerprint.is_not(None))
+        )
+        return int((await self._session.execute(statement)).scalar_one())
+
+    async def set_visibility(self, answer_id: int, visibility: str) -> None:
+        """Show, hold or hide an answer."""
+        await self._session.execute(
+            update(Answer)
+            .where(Answer.id == answer_id)
+            .values(visibility=visibility)
+            .execution_options(synchronize_session="fetch")
+        )
+
+    async def block(self, participation_id: int, at: datetime) -> None:
+        """Stop a participation from contributing, and hide what still waits."""
+        await self._session.execute(
+            update(Participation)
+            .where(Participation.id == participation_id)
+            .values(blocked_at=at)
+            .execution_options(synchronize_session="fetch")
+        )
+        waiting = select(ModerationItem.answer_id).where(
+            ModerationItem.participation_id == participation_id,
+            ModerationItem.status == ItemStatus.WAITING,
+        )
+        await self._session.execute(
+            update(Answer)
+            .where(Answer.id.in_(waiting))
+            .values(visibility=Visibility.HIDDEN)
+            .execution_options(synchronize_session="fetch")
+        )
+
+    async def log(self, **entry: Any) -> None:
+        """Add an entry to the audit trail."""
+        self._session.add(ModerationLogEntry(**entry))
+        await self._session.flush()
+
+    async def log_entries(self, since: datetime | None = None) -> list[ModerationLogEntry]:
+        """The audit trail, oldest first."""
+        statement = select(ModerationLogEntry).order_by(ModerationLogEntry.id)
+        if since is not None:
+            statement = statement.where(ModerationLogEntry.at >= since)
+        return list((await self._session.execute(statement)).scalars().all())

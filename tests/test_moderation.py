@@ -1,0 +1,479 @@
+"""Moderation end to end: screening on arrival, the moderator chat, the author hearing back."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.app import BorgerDialog
+from bot.config import Settings
+from handlers.screening.rules import HOLD
+from scheduler.jobs import send_moderation_digest
+from storage.database import create_session_factory
+from storage.models import Answer, ItemStatus, ModerationItem, ModerationLogEntry, Visibility
+from storage.uow import UnitOfWorkFactory
+from tests.citizens import Citizen, import_consultation
+from tests.conftest import eventually
+from tests.fake_telegram import FakeBot, FakeTelegram, SentMessage
+
+MODERATORS = -100500
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def consultation_source(moderation: str = "") -> str:
+    now = datetime.now(UTC)
+    opens = (now - timedelta(days=1)).strftime("%Y-%m-%d %H:%M")
+    closes = (now + timedelta(days=30)).strftime("%Y-%m-%d %H:%M")
+    return f"""
+slug: trafik
+languages: [da, en]
+title: {{da: Trafik ved skolen, en: Traffic by the school}}
+purpose: {{da: Vi vil gøre skolevejen tryggere., en: We want a safer way to school.}}
+basis:
+  decided: {{da: Der kommer en ny cykelsti., en: A new cycle path is coming.}}
+  influence: {{da: Hvor den skal gå., en: Where it goes.}}
+  decides: {{da: Teknisk udvalg., en: The technical committee.}}
+target_group: {{description: {{da: Forældre og elever, en: Parents and pupils}}}}
+citizen_role: co-design
+organiser: {{name: Teknik og Miljø, contact: trafik@kommune.example}}
+results: {{da: Resultaterne kommer i marts., en: Results come in March.}}
+rounds:
+  - {{opens: "{opens}", closes: "{closes}"}}
+questions:
+  - id: idea
+    kind: idea
+    text: {{da: "Hvad er din bedste idé?", en: "What is your best idea?"}}
+    max_length: 280
+  - id: why
+    kind: text
+    text: {{da: "Hvorfor?", en: "Why?"}}
+    max_length: 500
+{moderation}
+"""
+
+
+class Moderator:
+    """A member of the moderator group, pressing buttons on cards."""
+
+    def __init__(self, fake_bot: FakeBot, user_id: int) -> None:
+        self.fake = fake_bot
+        self.id = user_id
+
+    def cards(self) -> list[SentMessage]:
+        return [m for m in self.fake.sent(MODERATORS) if (m.text or "").startswith("🛡")]
+
+    async def press(self, card: SentMessage, label: str) -> dict:
+        """Press a button on a card as it looks now; return Telegram's answer to the press."""
+        current = next(m for m in self.fake.sent(MODERATORS) if m.message_id == card.message_id)
+        data = next(b["callback_data"] for b in current.buttons if b["text"] == label)
+        return await self.press_data(card, data)
+
+    async def press_data(self, card: SentMessage, data: str, forge: bool = False) -> dict:
+        answers = len(self.fake.callback_answers)
+        self.fake.press_button(self.id, card.message_id, data, chat_id=MODERATORS, forge=forge)
+        return await eventually(
+            lambda: len(self.fake.callback_answers) > answers and self.fake.callback_answers[-1],
+            what=f"the press on {data!r} answered",
+        )
+
+    def card_now(self, card: SentMessage) -> SentMessage:
+        return next(m for m in self.fake.sent(MODERATORS) if m.message_id == card.message_id)
+
+
+@pytest.fixture
+async def app(
+    fake_bot: FakeBot, fake_telegram: FakeTelegram, make_settings: Callable[..., Settings]
+) -> AsyncIterator[BorgerDialog]:
+    settings = make_settings(
+        telegram_token=fake_bot.token,
+        telegram_api_url=fake_telegram.api_url,
+        moderator_chat_id=MODERATORS,
+    )
+    application = BorgerDialog(settings)
+    await application.start()
+    for member in (901, 902):
+        # The fake knows users once they wrote; moderators said hello in their group.
+        fake_bot.send_message(member, "hej", chat_id=MODERATORS, chat_type="supergroup")
+        fake_bot.set_member(MODERATORS, member, "member")
+    try:
+        yield application
+    finally:
+        await application.stop()
+
+
+async def join(fake_bot: FakeBot, user_id: int, language: str = "da") -> Citizen:
+    citizen = Citizen(fake_bot, user_id, language)
+    await citizen.write("/start trafik", new=2)
+    await citizen.tap("Ja, jeg giver samtykke" if language == "da" else "Yes, I consent")
+    return citizen
+
+
+async def new_card(moderator: Moderator, before: int) -> SentMessage:
+    await eventually(lambda: len(moderator.cards()) > before, what="a card in the moderator chat")
+    return moderator.cards()[-1]
+
+
+async def stored_answers(app: BorgerDialog) -> list[Answer]:
+    return [row[0] for row in await _rows(app, Answer)]
+
+
+async def _rows(app: BorgerDialog, model: type) -> list:
+    """Every row of a model's table, as model objects, oldest first."""
+    from sqlalchemy import select
+
+    assert app.engine is not None
+    async with create_session_factory(app.engine)() as session:
+        return list((await session.execute(select(model).order_by(model.id))).all())
+
+
+async def test_personal_data_is_held_masked_and_the_first_moderator_decides(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(app, consultation_source())
+    anna = await join(fake_bot, 301)
+    anne, bo = Moderator(fake_bot, 901), Moderator(fake_bot, 902)
+
+    held, _next_question = await anna.write(
+        "Lars Nielsen på 22 33 44 55 ved, hvor der mangler en fodgængerovergang", new=2
+    )
+    assert "En moderator læser dit svar" in (held.text or "")
+    assert "personoplysninger" in (held.text or "")
+    (answer,) = await stored_answers(app)
+    assert answer.visibility == Visibility.HELD
+
+    card = await new_card(anne, 0)
+    text = card.text or ""
+    assert "Trafik ved skolen" in text
+    assert "Spørgsmål: Hvad er din bedste idé?" in text
+    # Personal data never reaches the group unmasked; the pseudonym, not the citizen, is shown.
+    assert "22 33 44 55" not in text
+    assert "Lars Nielsen" not in text
+    assert "«▒▒▒ på ▒▒▒ ved, hvor der mangler en fodgængerovergang»" in text
+    assert "• Telefonnummer" in text
+    assert "• Navn på en person" in text
+    assert "holdt tilbage til godkendelse" in text
+    assert "301" not in text
+    labels = [b["text"] for b in card.buttons]
+    assert labels == [
+        "✅ Godkend",
+        "🙈 Skjul",
+        "💬 Skjul og forklar",
+        "✏️ Bed om omformulering",
+        "👁 Vis skjulte oplysninger",
+        "⛔ Bloker deltager",
+    ]
+
+    # "Show" reveals the masked data to the moderator who asked, in an alert, and is logged.
+    shown = await anne.press(card, "👁 Vis skjulte oplysninger")
+    assert shown["text"] == "Lars Nielsen · 22 33 44 55"
+    assert shown["show_alert"] is True
+
+    # Two moderators press Approve at the same moment: the first decides, the second is told.
+    approve = next(b["callback_data"] for b in card.buttons if b["text"] == "✅ Godkend")
+    answers = len(fake_bot.callback_answers)
+    fake_bot.press_button(anne.id, card.message_id, approve, chat_id=MODERATORS)
+    fake_bot.press_button(bo.id, card.message_id, approve, chat_id=MODERATORS)
+    await eventually(lambda: len(fake_bot.callback_answers) >= answers + 2, what="both presses")
+    first, second = fake_bot.callback_answers[answers : answers + 2]
+    assert first["text"] == "Godkendt"
+    assert second["show_alert"] is True
+    assert second["text"].startswith("✅ Godkendt af Borger 901")
+
+    decided = anne.card_now(card)
+    assert decided.buttons == []
+    assert "✅ Godkendt af Borger 901" in (decided.text or "")
+    (approved,) = await eventually(
+        lambda: [t for t in anna.texts() if t.startswith("✅ Dit svar")], what="the author told"
+    )
+    assert "»Hvad er din bedste idé?«" in approved
+    (answer,) = await stored_answers(app)
+    assert answer.visibility == Visibility.VISIBLE
+
+    log = [row[0] for row in await _rows(app, ModerationLogEntry)]
+    assert [entry.event for entry in log] == ["screened", "revealed", "approved"]
+    assert log[0].flags == ["name", "phone"]
+    assert log[0].actor == "screening"
+    assert log[2].actor.startswith("moderator ")
+    assert {entry.author for entry in log} == {log[0].author}
+    assert log[0].author.startswith("p-")
+
+
+async def test_someone_outside_the_moderator_chat_cannot_decide(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(app, consultation_source())
+    anna = await join(fake_bot, 302)
+    await anna.write("I er nogle idioter på rådhuset", new=2)
+    outsider = Moderator(fake_bot, 903)
+    card = await new_card(outsider, 0)
+    # 903 was in the group once (an old member) but has left.
+    fake_bot.set_member(MODERATORS, 903, "left")
+    refused = await outsider.press(card, "✅ Godkend")
+    assert refused["text"] == "Kun medlemmer af moderatorgruppen kan træffe afgørelser her."
+    assert outsider.card_now(card).buttons == card.buttons
+    (item,) = [row[0] for row in await _rows(app, ModerationItem)]
+    assert item.status == ItemStatus.WAITING
+    # A forged payload from a member about an item that does not exist changes nothing either.
+    stale = await Moderator(fake_bot, 901).press_data(card, "m:a:999", forge=True)
+    assert stale["show_alert"] is True
+
+
+async def test_hidden_with_a_reason_and_the_author_writes_it_anew(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(app, consultation_source())
+    anna = await join(fake_bot, 303)
+    anne = Moderator(fake_bot, 901)
+    await anna.write("Lortekommune, byg nu bare den sti", new=2)
+    card = await new_card(anne, 0)
+
+    await anne.press(card, "💬 Skjul og forklar")
+    await eventually(
+        lambda: "Krænkende sprog" in [b["text"] for b in anne.card_now(card).buttons],
+        what="the reason templates",
+    )
+    await anne.press(card, "Krænkende sprog")
+    await eventually(lambda: anne.card_now(card).buttons == [], what="the card decided")
+    assert "🙈 Skjult af Borger 901" in (anne.card_now(card).text or "")
+    assert "(Krænkende sprog)" in (anne.card_now(card).text or "")
+
+    await eventually(lambda: "bliver ikke brugt" in (anna.last().text or ""), what="author told")
+    hidden = anna.last()
+    assert "sproget kan krænke andre" in (hidden.text or "")
+    (answer,) = await stored_answers(app)
+    assert answer.visibility == Visibility.HIDDEN
+
+    (question,) = await anna.tap("✏️ Skriv et nyt svar")
+    assert "Hvad er din bedste idé?" in (question.text or "")
+    await anna.write("Byg stien langs åen, så børnene slipper for den store vej")
+    answers = await stored_answers(app)
+    idea = next(a for a in answers if str(a.value).startswith("Byg stien"))
+    assert idea.visibility == Visibility.VISIBLE
+    await eventually(
+        lambda: "Forfatteren har skrevet en ny tekst" in (anne.card_now(card).text or ""),
+        what="the card tells of the rewrite",
+    )
+    events = [row[0].event for row in await _rows(app, ModerationLogEntry)]
+    assert events == ["screened", "hidden", "resubmitted"]
+
+
+async def test_a_rephrase_request_reaches_the_author_in_english(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(app, consultation_source())
+    john = await join(fake_bot, 304, language="en")
+    anne = Moderator(fake_bot, 901)
+    (held, _) = await john.write("Call me on +44 7911 123456 about the crossing", new=2)
+    assert "A moderator reads your answer" in (held.text or "")
+    card = await new_card(anne, 0)
+    # Moderators read Danish (the default language) whatever the author writes in.
+    assert "Spørgsmål: Hvad er din bedste idé?" in (card.text or "")
+    await anne.press(card, "✏️ Bed om omformulering")
+    await eventually(lambda: "in other words" in (john.last().text or ""), what="author asked")
+    assert [b["text"] for b in john.last().buttons] == ["✏️ Write a new answer"]
+    (answer,) = await stored_answers(app)
+    assert answer.visibility == Visibility.HELD
+
+
+async def test_a_blocked_participant_can_no_longer_contribute_but_keeps_their_data_rights(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(app, consultation_source())
+    anna = await join(fake_bot, 305)
+    anne = Moderator(fake_bot, 901)
+    # A threat is hidden at once, before any moderator sees it.
+    await anna.write("Jeg ved hvor du bor, borgmester", new=2)
+    (answer,) = await stored_answers(app)
+    assert answer.visibility == Visibility.HIDDEN
+    card = await new_card(anne, 0)
+    assert "skjult med det samme" in (card.text or "")
+    assert "• Trussel om vold eller skade" in (card.text or "")
+
+    await anne.press(card, "⛔ Bloker deltager")
+    await eventually(
+        lambda: "⛔ Ja, bloker" in [b["text"] for b in anne.card_now(card).buttons],
+        what="the block confirmation",
+    )
+    await anne.press(card, "⛔ Ja, bloker")
+    await eventually(lambda: "blokeret dig" in (anna.last().text or ""), what="author told")
+    assert "/mydata" in (anna.last().text or "")
+
+    (refusal,) = await anna.write("Flere cykelstier")
+    assert (refusal.text or "").startswith("Du er blokeret i denne dialog")
+    (refusal,) = await anna.write("/start trafik")
+    assert (refusal.text or "").startswith("Du er blokeret i denne dialog")
+    mydata = await anna.write("/mydata", new=2)
+    assert [m.kind for m in mydata] == ["text", "document"]
+    assert len(await stored_answers(app)) == 1, "the refused texts were not stored"
+
+
+async def test_the_queue_and_the_digest_of_items_waiting_too_long(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(app, consultation_source("moderation: {spam: hold}"))
+    anne = Moderator(fake_bot, 901)
+    for user_id, text in ((306, "Køb billigt på www.cheap-shades.ru"), (307, "Ring 22 11 33 44")):
+        citizen = await join(fake_bot, user_id)
+        await citizen.write(text, new=2)
+    await eventually(lambda: len(anne.cards()) == 2, what="two cards")
+
+    before = len(fake_bot.sent(MODERATORS))
+    fake_bot.send_message(anne.id, "/queue", chat_id=MODERATORS, chat_type="supergroup")
+    await eventually(lambda: len(fake_bot.sent(MODERATORS)) == before + 3, what="the queue")
+    head, first, second = fake_bot.sent(MODERATORS)[before:]
+    assert (head.text or "").startswith("2 bidrag venter")
+    assert "cheap-shades" in (first.text or "")
+    assert "▒▒▒" in (second.text or "")
+
+    assert app.uow is not None
+    assert app.core is not None
+    later = datetime.now(UTC) + timedelta(hours=2)
+    sent = await send_moderation_digest(
+        app.uow, lambda: later, app.core.delivery, app.core.moderation, app.core.texts
+    )
+    assert sent
+    await eventually(
+        lambda: (fake_bot.sent(MODERATORS)[-1].text or "").startswith("⏰ 2 bidrag venter"),
+        what="the digest",
+    )
+    again = await send_moderation_digest(
+        app.uow, lambda: later, app.core.delivery, app.core.moderation, app.core.texts
+    )
+    assert not again, "a digest is not repeated before the items have waited that long again"
+
+
+async def test_consultation_policy_decides_what_is_shown_at_once(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(
+        app, consultation_source("moderation: {offensive: review, personal_data: allow}")
+    )
+    anna = await join(fake_bot, 308)
+    anne = Moderator(fake_bot, 901)
+    # Reviewed afterwards: in use at once, and the citizen is not told it waits.
+    (next_question,) = await anna.write("Det er noget lort med den vej")
+    assert (next_question.text or "").startswith("2/2")
+    card = await new_card(anne, 0)
+    assert "vist med det samme, gennemses bagefter" in (card.text or "")
+    # Personal data is held even when the consultation says allow.
+    held, _summary, _hear_back = await anna.write("Ring til mig på 22 33 44 55", new=3)
+    assert "En moderator læser dit svar" in (held.text or "")
+    visibility = {str(a.value)[:5]: a.visibility for a in await stored_answers(app)}
+    assert visibility == {"Det e": Visibility.VISIBLE, "Ring ": Visibility.HELD}
+
+
+async def test_two_processes_deciding_at_once_decide_once(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(app, consultation_source())
+    anna = await join(fake_bot, 309)
+    await anna.write("I er nogle idioter", new=2)
+    (item,) = [row[0] for row in await _rows(app, ModerationItem)]
+    assert app.engine is not None
+    factory = UnitOfWorkFactory(create_session_factory(app.engine))
+
+    async def decide(status: str) -> bool:
+        async with factory() as uow:
+            won = await uow.moderation.decide(item.id, status, by=status, at=datetime.now(UTC))
+            await uow.commit()
+            return won
+
+    results = await asyncio.gather(decide(ItemStatus.APPROVED), decide(ItemStatus.HIDDEN))
+    assert sorted(results) == [False, True]
+
+
+def run_cli(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_screen_reads_a_csv_column_and_writes_json_lines(tmp_path: Path) -> None:
+    comments = tmp_path / "facebook.csv"
+    comments.write_text(
+        "author;comment\n"
+        "a;Super idé med cykelstien\n"
+        "b;Ring til mig på 22 33 44 55\n"
+        "c;I er nogle idioter\n"
+        "d;Køb billige solbriller på www.cheap-shades.ru\n"
+        "e;Køb billige solbriller på www.cheap-shades.ru\n",
+        encoding="utf-8",
+    )
+    env = {"PATH": "/usr/bin:/bin", "BORGERDIALOG_DATA_DIR": str(tmp_path)}
+    done = run_cli("screen", str(comments), "--column", "comment", env=env)
+    assert done.returncode == 0, done.stderr
+    results = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["text"] for r in results][:2] == [
+        "Super idé med cykelstien",
+        "Ring til mig på 22 33 44 55",
+    ]
+    assert results[0]["flags"] == []
+    assert results[0]["action"] == "allow"
+    assert results[1]["flags"] == [
+        {"kind": "phone", "reason": "Telefonnummer", "start": 16, "end": 27}
+    ]
+    assert results[1]["action"] == HOLD
+    assert [f["kind"] for f in results[2]["flags"]] == ["offensive"]
+    assert [f["kind"] for f in results[3]["flags"]] == ["link"]
+    assert sorted(f["kind"] for f in results[4]["flags"]) == ["link", "repeated"]
+    assert set(results[0]) == {"text", "language", "flags", "action"}
+
+    english = run_cli("screen", "--language", "en", stdin='{"text": "Call 22 33 44 55"}\n', env=env)
+    assert json.loads(english.stdout)["flags"][0]["reason"] == "Phone number"
+
+    missing = run_cli("screen", str(comments), "--column", "tekst", env=env)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == (
+        "borgerdialog: the CSV has no column 'tekst' (columns: author, comment)"
+    )
+    bad = run_cli("screen", stdin='{"body": "x"}\n', env=env)
+    assert bad.returncode == 2
+    assert "line 1" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+async def test_the_audit_log_exports_decisions_without_text_or_identities(
+    app: BorgerDialog, fake_bot: FakeBot, tmp_path: Path
+) -> None:
+    await import_consultation(app, consultation_source())
+    anna = await join(fake_bot, 310)
+    anne = Moderator(fake_bot, 901)
+    await anna.write("Ring til mig på 22 33 44 55", new=2)
+    card = await new_card(anne, 0)
+    await anne.press(card, "🙈 Skjul")
+    await eventually(lambda: "bliver ikke brugt" in (anna.last().text or ""), what="author told")
+
+    env = {"PATH": "/usr/bin:/bin", "BORGERDIALOG_DATABASE_URL": app.settings.database_url}
+    done = run_cli("moderation", "log", env=env)
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert [row["event"] for row in rows] == ["screened", "hidden"]
+    assert rows[0]["flags"] == "phone"
+    assert rows[1]["before"] == "held"
+    assert rows[1]["after"] == "hidden"
+    assert rows[1]["actor"].startswith("moderator ")
+    assert rows[0]["author"].startswith("p-")
+    for secret in ("22 33 44 55", "Ring til", "Borger"):
+        assert secret not in done.stdout
+    since = run_cli("moderation", "log", "--since", "2999-01-01", "--format", "jsonl", env=env)
+    assert since.returncode == 0
+    assert since.stdout == ""
+    bad = run_cli("moderation", "log", "--since", "yesterday", env=env)
+    assert bad.returncode == 2
