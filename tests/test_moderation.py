@@ -16,6 +16,7 @@ import pytest
 
 from bot.app import BorgerDialog
 from bot.config import Settings
+from bot.consultations.export import build_table
 from handlers.screening.rules import HOLD
 from scheduler.jobs import send_moderation_digest
 from storage.database import create_session_factory
@@ -122,6 +123,15 @@ async def new_card(moderator: Moderator, before: int) -> SentMessage:
     return moderator.cards()[-1]
 
 
+async def exported_idea(app: BorgerDialog) -> str:
+    assert app.engine is not None
+    async with UnitOfWorkFactory(create_session_factory(app.engine))() as uow:
+        table = await build_table(uow, "trafik")
+    assert table is not None
+    (row,) = table.rows
+    return str(row["idea"])
+
+
 async def stored_answers(app: BorgerDialog) -> list[Answer]:
     return [row[0] for row in await _rows(app, Answer)]
 
@@ -149,6 +159,9 @@ async def test_personal_data_is_held_masked_and_the_first_moderator_decides(
     assert "personoplysninger" in (held.text or "")
     (answer,) = await stored_answers(app)
     assert answer.visibility == Visibility.HELD
+
+    # Until a moderator approves, the text stays out of exports too.
+    assert await exported_idea(app) == "(held for moderation)"
 
     card = await new_card(anne, 0)
     text = card.text or ""
@@ -197,6 +210,7 @@ async def test_personal_data_is_held_masked_and_the_first_moderator_decides(
     assert "»Hvad er din bedste idé?«" in approved
     (answer,) = await stored_answers(app)
     assert answer.visibility == Visibility.VISIBLE
+    assert (await exported_idea(app)).startswith("Lars Nielsen på 22 33 44 55")
 
     log = [row[0] for row in await _rows(app, ModerationLogEntry)]
     assert [entry.event for entry in log] == ["screened", "revealed", "approved"]

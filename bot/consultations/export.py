@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from handlers.questionnaire import option_label, pick
-from storage.models import Answer, Participant, Participation, Question
+from storage.models import Answer, Participant, Participation, Question, Visibility
 from storage.uow import UnitOfWork
 
 FORMATS = ("csv", "xlsx", "json")
 SKIPPED = "(skipped)"
+# A free text a moderator has not approved, or has hidden, stays out of exports: it may hold
+# personal data or abuse that must not travel further.
+WITHHELD = {Visibility.HELD: "(held for moderation)", Visibility.HIDDEN: "(hidden by moderation)"}
 ANONYMISED = "anonymised"
 FIXED_COLUMNS = ["participant", "channel", "status", "consent_at", "completed_at", "hear_back"]
 
@@ -32,6 +35,8 @@ class ExportTable:
 def _readable(question: Question, answer: Answer) -> str:
     if answer.skipped:
         return SKIPPED
+    if answer.visibility in WITHHELD:
+        return WITHHELD[answer.visibility]
     if question.kind == "multiple":
         return "; ".join(option_label(question, key, "da", "ja", "nej") for key in answer.value)
     if question.kind in ("single", "district", "yesno", "scale"):
