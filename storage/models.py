@@ -331,6 +331,22 @@ class ModerationItem(Base):
     digested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class ModerationReport(Base):
+    """A citizen's report of someone else's contribution; one per reporter and contribution."""
+
+    __tablename__ = "moderation_reports"
+    __table_args__ = (UniqueConstraint("answer_id", "participation_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    answer_id: Mapped[int] = mapped_column(ForeignKey("answers.id", ondelete="CASCADE"))
+    # The reporter.
+    participation_id: Mapped[int] = mapped_column(
+        ForeignKey("participations.id", ondelete="CASCADE")
+    )
+    reason: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class ModerationLogEntry(Base):
     """The audit trail: every screening result and decision; pseudonyms only, never text."""
 

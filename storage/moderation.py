@@ -13,6 +13,7 @@ from storage.models import (
     ItemStatus,
     ModerationItem,
     ModerationLogEntry,
+    ModerationReport,
     Participation,
     Question,
     Visibility,
@@ -158,6 +159,33 @@ class ModerationRepository:
             .values(visibility=Visibility.HIDDEN)
             .execution_options(synchronize_session="fetch")
         )
+
+    async def add_report(self, answer_id: int, reporter_id: int, reason: str, at: datetime) -> bool:
+        """Record a report; False if this participant already reported this contribution."""
+        existing = await self._session.execute(
+            select(ModerationReport.id).where(
+                ModerationReport.answer_id == answer_id,
+                ModerationReport.participation_id == reporter_id,
+            )
+        )
+        if existing.first() is not None:
+            return False
+        self._session.add(
+            ModerationReport(
+                answer_id=answer_id, participation_id=reporter_id, reason=reason, created_at=at
+            )
+        )
+        await self._session.flush()
+        return True
+
+    async def count_reports(self, answer_id: int) -> int:
+        """How many participants reported a contribution."""
+        statement = (
+            select(func.count())
+            .select_from(ModerationReport)
+            .where(ModerationReport.answer_id == answer_id)
+        )
+        return int((await self._session.execute(statement)).scalar_one())
 
     async def log(self, **entry: Any) -> None:
         """Add an entry to the audit trail."""

@@ -27,7 +27,7 @@ DYNAMIC_KEYS = (
     | {f"status.{s}" for s in ("invited", "declined", "answering", "completed")}
     | {f"flag.{kind}" for kind in KINDS}
     | {f"moderation.why.{category}" for category in CATEGORIES}
-    | {f"moderation.action.{action}" for action in ("review", "hold", "hide")}
+    | {f"moderation.action.{action}" for action in ("review", "hold", "hide", "reported")}
     | {f"moderation.{part}.{reason}" for part in ("reason", "reason_button") for reason in REASONS}
     | {f"moderation.decided.{status}" for status in DECIDED}
     | {f"moderation.done.{status}" for status in DECIDED if status != "resubmitted"}

@@ -17,7 +17,10 @@ import pytest
 from bot.app import BorgerDialog
 from bot.config import Settings
 from bot.consultations.export import build_table
-from handlers.screening.rules import HOLD
+from handlers.context import FlowContext, OrganisationInfo
+from handlers.events import InboundEvent, Outcome
+from handlers.moderation.intake import report
+from handlers.screening.rules import HOLD, Screener, WordLists
 from scheduler.jobs import send_moderation_digest
 from storage.database import create_session_factory
 from storage.models import Answer, ItemStatus, ModerationItem, ModerationLogEntry, Visibility
@@ -491,3 +494,64 @@ async def test_the_audit_log_exports_decisions_without_text_or_identities(
     assert since.stdout == ""
     bad = run_cli("moderation", "log", "--since", "yesterday", env=env)
     assert bad.returncode == 2
+
+
+async def test_enough_citizens_reporting_a_statement_hold_it_for_review(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    """Reports come from the voting cards (ideas issue); here the moderation side of them."""
+    await import_consultation(app, consultation_source())
+    citizens = [await join(fake_bot, user_id) for user_id in (311, 312, 313, 314)]
+    await citizens[0].write("Lad os plante frugttræer langs den nye cykelsti")
+    assert app.core is not None
+    assert app.engine is not None
+    factory = UnitOfWorkFactory(create_session_factory(app.engine))
+    outcomes: list[tuple[str, Outcome]] = []
+
+    async def report_as(user_id: int, reason: str = "offensive") -> str:
+        async with factory() as uow:
+            participant = await uow.participants.get("telegram", str(user_id))
+            assert participant is not None
+            consultation = await uow.consultations.by_slug("trafik")
+            assert consultation is not None
+            reporter = await uow.participations.find(consultation.id, participant.id)
+            (answer,) = [
+                a for a in await uow.participations.answers_of_consultation(consultation.id)
+            ]
+            assert reporter is not None
+            ctx = FlowContext(
+                event=InboundEvent(channel="telegram", chat_id=str(user_id)),
+                participant=participant,
+                uow=uow,
+                t=app.core.texts("da"),
+                now=datetime.now(UTC),
+                organisation=OrganisationInfo("Kommunen", "dpo@kommune.example", 30),
+                zone=app.settings.zone,
+                detect_language=lambda _text: None,
+                screener=Screener(WordLists.load(), lambda _text: None),
+                moderation=app.core.moderation,
+                texts_in=app.core.texts,
+            )
+            outcome = Outcome()
+            result = await report(ctx, outcome, consultation, reporter, answer, reason)
+            await uow.commit()
+        outcomes.append((result, outcome))
+        return result
+
+    assert await report_as(311) == "own"
+    assert await report_as(312) == "counted"
+    assert await report_as(312, "spam") == "again"
+    assert await report_as(313) == "counted"
+    (answer,) = await stored_answers(app)
+    assert answer.visibility == Visibility.VISIBLE, "two reports of three hold nothing"
+    assert await report_as(314, "spam") == "held"
+    (answer,) = await stored_answers(app)
+    assert answer.visibility == Visibility.HELD
+    (item,) = [row[0] for row in await _rows(app, ModerationItem)]
+    assert (item.status, item.action, item.reports) == (ItemStatus.WAITING, "reported", 3)
+    ((address, card),) = outcomes[-1][1].elsewhere
+    assert address.chat_id == str(MODERATORS)
+    assert "Anmeldt af 3 borgere" in card.text
+    assert "holdt tilbage, fordi borgere har anmeldt det" in card.text
+    events = [row[0].event for row in await _rows(app, ModerationLogEntry)]
+    assert events == ["reported", "reported", "reported", "held_by_reports"]

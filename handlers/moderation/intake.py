@@ -153,3 +153,82 @@ def moderator_pseudonym(address: ChatAddress, sender_id: str) -> str:
     """A stable pseudonym for a moderator in the audit trail."""
     digest = hashlib.sha256(f"{address.channel}:{sender_id}".encode()).hexdigest()
     return f"moderator {digest[:8]}"
+
+
+REPORT_REASONS = ("offensive", "personal_data", "spam", "off_topic")
+DEFAULT_REPORTS_TO_HOLD = 3
+# The action recorded for an item that citizens' reports, not screening, put on hold.
+REPORTED = "reported"
+
+
+async def report(
+    ctx: FlowContext,
+    outcome: Outcome,
+    consultation: Consultation,
+    reporter: Participation,
+    answer: Answer,
+    reason: str,
+) -> str:
+    """A citizen reports someone else's contribution; enough reports hold it for a moderator.
+
+    Returns what happened: "own" (nobody reports themselves), "again" (one report per citizen
+    and contribution), "counted", or "held" (this report reached the consultation's limit).
+    """
+    if answer.participation_id == reporter.id:
+        return "own"
+    if not await ctx.uow.moderation.add_report(answer.id, reporter.id, reason, ctx.now):
+        return "again"
+    count = await ctx.uow.moderation.count_reports(answer.id)
+    author = (
+        await ctx.uow.participations.get(answer.participation_id)
+        if answer.participation_id is not None
+        else None
+    )
+    pseudonym = author.pseudonym if author is not None else "anonymised"
+    entry = {
+        "consultation": consultation.slug,
+        "actor": f"citizen {reporter.pseudonym}",
+        "author": pseudonym,
+        "flags": [],
+        "at": ctx.now,
+    }
+    items = await ctx.uow.moderation.of_answer(answer.id)
+    waiting = next((item for item in items if item.status == ItemStatus.WAITING), None)
+    if waiting is not None:
+        waiting.reports = count
+    await ctx.uow.moderation.log(
+        item_id=waiting.id if waiting else None,
+        event="reported",
+        before=answer.visibility,
+        after=answer.visibility,
+        reason=reason,
+        **entry,
+    )
+    limit = int(consultation.moderation.get("reports_to_hold", DEFAULT_REPORTS_TO_HOLD))
+    # Held once, when the limit is reached: a moderator who then approves it has the last word.
+    if waiting is not None or count != limit or answer.visibility != Visibility.VISIBLE:
+        return "counted"
+    answer.visibility = Visibility.HELD
+    item = await ctx.uow.moderation.add(
+        ModerationItem(
+            consultation_id=consultation.id,
+            answer_id=answer.id,
+            participation_id=answer.participation_id,
+            pseudonym=pseudonym,
+            flags=[],
+            action=REPORTED,
+            status=ItemStatus.WAITING,
+            reports=count,
+            created_at=ctx.now,
+        )
+    )
+    await ctx.uow.moderation.log(
+        item_id=item.id,
+        event="held_by_reports",
+        before=Visibility.VISIBLE,
+        after=Visibility.HELD,
+        reason=f"{count} reports",
+        **entry,
+    )
+    await post_card(ctx, outcome, item)
+    return "held"

@@ -59,6 +59,17 @@ def upgrade() -> None:
     with op.batch_alter_table('moderation_items', schema=None) as batch_op:
         batch_op.create_index('ix_moderation_items_status_created', ['status', 'created_at'], unique=False)
 
+    op.create_table('moderation_reports',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('answer_id', sa.Integer(), nullable=False),
+    sa.Column('participation_id', sa.Integer(), nullable=False),
+    sa.Column('reason', sa.String(length=16), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['answer_id'], ['answers.id'], name=op.f('fk_moderation_reports_answer_id_answers'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['participation_id'], ['participations.id'], name=op.f('fk_moderation_reports_participation_id_participations'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_moderation_reports')),
+    sa.UniqueConstraint('answer_id', 'participation_id', name=op.f('uq_moderation_reports_answer_id_participation_id'))
+    )
     with op.batch_alter_table('answers', schema=None) as batch_op:
         # Existing answers were all taken as they came.
         batch_op.add_column(sa.Column('visibility', sa.String(length=8), nullable=False, server_default='visible'))
@@ -88,6 +99,7 @@ def downgrade() -> None:
     with op.batch_alter_table('moderation_items', schema=None) as batch_op:
         batch_op.drop_index('ix_moderation_items_status_created')
 
+    op.drop_table('moderation_reports')
     op.drop_table('moderation_items')
     with op.batch_alter_table('moderation_log', schema=None) as batch_op:
         batch_op.drop_index('ix_moderation_log_at')
