@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -187,9 +187,35 @@ class ModerationRepository:
         )
         return int((await self._session.execute(statement)).scalar_one())
 
-    async def log(self, **entry: Any) -> None:
+    async def log(
+        self,
+        *,
+        item_id: int | None,
+        consultation: str,
+        event: str,
+        actor: str,
+        author: str,
+        at: datetime,
+        before: str | None = None,
+        after: str | None = None,
+        reason: str | None = None,
+        flags: Sequence[str] = (),
+    ) -> None:
         """Add an entry to the audit trail."""
-        self._session.add(ModerationLogEntry(**entry))
+        self._session.add(
+            ModerationLogEntry(
+                item_id=item_id,
+                consultation=consultation,
+                event=event,
+                actor=actor,
+                author=author,
+                before=before,
+                after=after,
+                reason=reason,
+                flags=list(flags),
+                at=at,
+            )
+        )
         await self._session.flush()
 
     async def log_entries(self, since: datetime | None = None) -> list[ModerationLogEntry]:

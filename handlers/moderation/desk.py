@@ -113,7 +113,11 @@ async def press(ctx: FlowContext, outcome: Outcome, parts: list[str]) -> None:
     elif action == "b":
         outcome.ack(event.button_ack_ref)
         _show(
-            ctx, outcome, view, buttons=block_buttons(ctx.t, item.id), footer=_block_question(ctx)
+            ctx,
+            outcome,
+            view,
+            buttons=block_buttons(ctx.t, item.id),
+            footer=ctx.t("moderation.block_question"),
         )
     elif action == "x":
         outcome.ack(event.button_ack_ref)
@@ -147,12 +151,11 @@ async def decide(
         item_id=item.id,
         consultation=view.consultation.slug,
         event=status,
-        actor=moderator_pseudonym(ChatAddress(event.channel, event.chat_id), event.sender_id or ""),
+        actor=_moderator(ctx),
         author=item.pseudonym,
         before=before,
         after=visibility,
         reason=reason,
-        flags=[],
         at=ctx.now,
     )
     outcome.ack(event.button_ack_ref, ctx.t(f"moderation.done.{status}"))
@@ -169,12 +172,8 @@ async def _reveal(ctx: FlowContext, outcome: Outcome, view: ItemView) -> None:
         item_id=view.item.id,
         consultation=view.consultation.slug,
         event="revealed",
-        actor=moderator_pseudonym(ChatAddress(event.channel, event.chat_id), event.sender_id or ""),
+        actor=_moderator(ctx),
         author=view.item.pseudonym,
-        before=None,
-        after=None,
-        reason=None,
-        flags=[],
         at=ctx.now,
     )
 
@@ -203,8 +202,10 @@ def _decided(ctx: FlowContext, item: ModerationItem) -> str:
     return decided_line(ctx.t, item, moment)
 
 
-def _block_question(ctx: FlowContext) -> str:
-    return ctx.t("moderation.block_question")
+def _moderator(ctx: FlowContext) -> str:
+    """The deciding moderator as the audit trail names them: a pseudonym."""
+    event = ctx.event
+    return moderator_pseudonym(ChatAddress(event.channel, event.chat_id), event.sender_id or "")
 
 
 def _age(t: Texts, waited: timedelta) -> str:

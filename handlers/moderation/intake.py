@@ -69,7 +69,6 @@ async def queue_for_review(
         event="screened",
         actor="screening",
         author=participation.pseudonym,
-        before=None,
         after=answer.visibility,
         reason=result.action,
         flags=result.kinds,
@@ -121,9 +120,6 @@ async def withdraw(ctx: FlowContext, outcome: Outcome, answer: Answer) -> None:
             actor=f"citizen {item.pseudonym}",
             author=item.pseudonym,
             before=answer.visibility,
-            after=None,
-            reason=None,
-            flags=[],
             at=ctx.now,
         )
         await edit_card(ctx, outcome, item, footer)
@@ -185,13 +181,7 @@ async def report(
         else None
     )
     pseudonym = author.pseudonym if author is not None else "anonymised"
-    entry = {
-        "consultation": consultation.slug,
-        "actor": f"citizen {reporter.pseudonym}",
-        "author": pseudonym,
-        "flags": [],
-        "at": ctx.now,
-    }
+    actor = f"citizen {reporter.pseudonym}"
     items = await ctx.uow.moderation.of_answer(answer.id)
     waiting = next((item for item in items if item.status == ItemStatus.WAITING), None)
     if waiting is not None:
@@ -202,7 +192,10 @@ async def report(
         before=answer.visibility,
         after=answer.visibility,
         reason=reason,
-        **entry,
+        consultation=consultation.slug,
+        actor=actor,
+        author=pseudonym,
+        at=ctx.now,
     )
     limit = int(consultation.moderation.get("reports_to_hold", DEFAULT_REPORTS_TO_HOLD))
     # Held once, when the limit is reached: a moderator who then approves it has the last word.
@@ -215,7 +208,6 @@ async def report(
             answer_id=answer.id,
             participation_id=answer.participation_id,
             pseudonym=pseudonym,
-            flags=[],
             action=REPORTED,
             status=ItemStatus.WAITING,
             reports=count,
@@ -228,7 +220,10 @@ async def report(
         before=Visibility.VISIBLE,
         after=Visibility.HELD,
         reason=f"{count} reports",
-        **entry,
+        consultation=consultation.slug,
+        actor=actor,
+        author=pseudonym,
+        at=ctx.now,
     )
     await post_card(ctx, outcome, item)
     return "held"
