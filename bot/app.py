@@ -140,6 +140,7 @@ class BorgerDialog:
             retention_days=settings.inbox_retention_days,
             moderation=self.core.moderation,
             texts=self.core.texts,
+            groups_minutes=settings.opinion_groups_minutes,
         )
         self._housekeeping.start()
 

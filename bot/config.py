@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     screening_dir: Path | None = None
     # Items waiting longer than this get a digest in the moderator chat.
     moderation_digest_minutes: Annotated[int, Field(ge=1, le=10080)] = 60
+    # How often opinion groups are recomputed from new votes (only when there are new votes).
+    opinion_groups_minutes: Annotated[int, Field(ge=1, le=1440)] = 5
 
     @field_validator("telegram_token", mode="before")
     @classmethod

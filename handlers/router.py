@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from handlers import common, consultation, mydata
 from handlers.context import FlowContext
 from handlers.events import Outcome
+from handlers.ideas import entry as ideas
+from handlers.ideas import standing, voting, writing
 from handlers.moderation import author, desk
 
 Flow = Callable[[FlowContext, Outcome], Awaitable[None] | None]
@@ -25,6 +27,10 @@ COMMANDS: dict[str, Flow] = {
     "language": common.choose_language,
     "sprog": common.choose_language,
     "stop": mydata.stop,
+    "ideas": ideas.ideas_command,
+    "ideer": ideas.ideas_command,
+    "vote": voting.vote_command,
+    "stem": voting.vote_command,
 }
 # Commands that are safe to answer in a group: they reveal nothing about anyone.
 GROUP_COMMANDS = {"help", "hjaelp", "privacy", "privatliv"}
@@ -60,7 +66,7 @@ async def route(ctx: FlowContext) -> Outcome:
         await _run(COMMANDS.get(event.command or "", common.unknown_command), ctx, outcome)
     elif event.unsupported_content:
         common.unsupported_content(ctx, outcome)
-    elif not await consultation.typed(ctx, outcome):
+    elif not await writing.typed(ctx, outcome) and not await consultation.typed(ctx, outcome):
         common.fallback(ctx, outcome)
     return outcome
 
@@ -76,6 +82,10 @@ async def press(ctx: FlowContext, outcome: Outcome, payload: str) -> None:
         await consultation.choose(ctx, outcome, parts[0])
     elif namespace in QUESTION_ACTIONS:
         await consultation.press(ctx, outcome, namespace, parts)
+    elif namespace == "i" and len(parts) == 2:
+        await ideas_button(ctx, outcome, parts[0], parts[1])
+    elif namespace in ("v", "V"):
+        await voting.press(ctx, outcome, namespace, parts)
     elif namespace == "rw" and len(parts) == 1:
         await author.rewrite(ctx, outcome, parts[0])
     elif namespace == "f" and parts in (["y"], ["n"]):
@@ -94,5 +104,25 @@ async def press(ctx: FlowContext, outcome: Outcome, payload: str) -> None:
             await consultation.edit_answer(ctx, outcome, participation, parts[1])
         else:
             common.stale_button(ctx, outcome)
+    else:
+        common.stale_button(ctx, outcome)
+
+
+async def ideas_button(ctx: FlowContext, outcome: Outcome, action: str, participation: str) -> None:
+    """i:<action>:<participation>: the ideas menu and its actions."""
+    if action == "m":
+        await ideas.menu(ctx, outcome, participation)
+    elif action == "w":
+        await writing.write(ctx, outcome, participation)
+    elif action in ("x", "e", "c"):
+        await writing.draft_action(ctx, outcome, action, participation)
+    elif action == "v":
+        await voting.start_voting(ctx, outcome, participation)
+    elif action == "h":
+        await voting.history(ctx, outcome, participation)
+    elif action == "n":
+        await voting.notify_me(ctx, outcome, participation)
+    elif action == "s":
+        await standing.standing(ctx, outcome, participation)
     else:
         common.stale_button(ctx, outcome)

@@ -11,8 +11,11 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.outbox import OutboxDelivery
-from handlers.context import ModerationDesk, Texts
+from handlers.context import ModerationDesk, Texts, language_of
+from handlers.ideas.groups import compute_groups
+from handlers.ideas.voting import new_statements_notice
 from handlers.moderation.desk import digest
+from handlers.questionnaire import pick
 from storage.models import Lane
 from storage.uow import UnitOfWorkFactory
 
@@ -20,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 REDELIVERY_INTERVAL_SECONDS = 60
 DIGEST_CHECK_INTERVAL_SECONDS = 60
+NOTICE_INTERVAL_SECONDS = 60
 RETENTION_INTERVAL_MINUTES = 60
 JOB_STOP_TIMEOUT_SECONDS = 30.0
 
@@ -67,6 +71,66 @@ async def send_moderation_digest(
     return True
 
 
+async def send_statement_notices(
+    uow: UnitOfWorkFactory,
+    clock: Callable[[], datetime],
+    delivery: OutboxDelivery,
+    texts: Callable[[str | None], Texts],
+) -> int:
+    """Tell citizens who asked that there are new statements to vote on; once per request."""
+    now = clock()
+    chats: set[tuple[str, str]] = set()
+    async with uow() as unit:
+        for participation, participant, count in await unit.ideas.to_notify(now):
+            # One message per request: asking again is one tap on the "no more" message.
+            participation.notify_statements_at = None
+            if participant.unreachable_at is not None or participant.stopped_at is not None:
+                continue
+            consultation = await unit.consultations.get(participation.consultation_id)
+            assert consultation is not None
+            t = texts(language_of(participant))
+            notice = new_statements_notice(
+                t, participation.id, pick(consultation.title, t.language), count
+            )
+            await unit.outbox.add(
+                participant.channel, participant.chat_id, notice.to_payload(), now
+            )
+            chats.add((participant.channel, participant.chat_id))
+        await unit.commit()
+    for channel, chat_id in chats:
+        await delivery.deliver_chat(channel, chat_id)
+    if chats:
+        logger.info("told %d citizens of new statements", len(chats))
+    return len(chats)
+
+
+async def refresh_opinion_groups(
+    uow: UnitOfWorkFactory, clock: Callable[[], datetime], *, force: bool = False
+) -> list[str]:
+    """Recompute the opinion groups of consultations with new votes; return their slugs.
+
+    The computation runs in a worker thread, so replies to citizens never wait for it.
+    """
+    refreshed: list[str] = []
+    async with uow() as unit:
+        consultations = [c for c in await unit.consultations.all() if c.ideas_opens_at]
+    for consultation in consultations:
+        async with uow() as unit:
+            events = await unit.ideas.count_vote_events(consultation.id)
+            stored = await unit.ideas.groups(consultation.id)
+            if not force and stored is not None and stored.vote_events_seen == events:
+                continue
+            votes = await unit.ideas.current_votes(consultation.id)
+        model = await asyncio.to_thread(compute_groups, votes)
+        async with uow() as unit:
+            await unit.ideas.save_groups(
+                consultation.id, model.to_document() if model else {}, events, clock()
+            )
+            await unit.commit()
+        refreshed.append(consultation.slug)
+    return refreshed
+
+
 class Housekeeping:
     """The scheduler with the housekeeping jobs; stopping it lets running jobs finish.
 
@@ -85,6 +149,7 @@ class Housekeeping:
         retention_days: int,
         moderation: ModerationDesk,
         texts: Callable[[str | None], Texts],
+        groups_minutes: int = 5,
     ) -> None:
         self._running: set[asyncio.Task[object]] = set()
         self._scheduler = AsyncIOScheduler(timezone="UTC")
@@ -116,6 +181,25 @@ class Housekeeping:
             id="moderation-digest",
             max_instances=1,
             coalesce=True,
+        )
+        self._scheduler.add_job(
+            self._tracked(send_statement_notices),
+            "interval",
+            seconds=NOTICE_INTERVAL_SECONDS,
+            args=[uow, clock, delivery, texts],
+            id="statement-notices",
+            max_instances=1,
+            coalesce=True,
+        )
+        self._scheduler.add_job(
+            self._tracked(refresh_opinion_groups),
+            "interval",
+            minutes=groups_minutes,
+            args=[uow, clock],
+            id="opinion-groups",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=clock(),
         )
 
     def _tracked(

@@ -179,6 +179,15 @@ class Consultation(Base):
     results: Mapped[dict[str, str]] = mapped_column(JsonDocument)
     # {"personal_data": "hold", ..., "reports_to_hold": 3}: how screening findings are acted on.
     moderation: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    # The ideas phase, when there is one: citizens write statements and vote on each other's.
+    ideas_opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ideas_closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # {"prompt": {...}, "max_length": 280, "premoderation": false}
+    ideas: Mapped[dict[str, Any]] = mapped_column(JsonDocument, default=dict)
+    # The last participant and statement numbers handed out: the small, stable, pseudonymous
+    # ids of the Pol.is format, counted per consultation.
+    participant_counter: Mapped[int] = mapped_column(Integer, default=0)
+    statement_counter: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -232,12 +241,17 @@ class Participation(Base):
     """One participant's part in one consultation; the export's pseudonymous row."""
 
     __tablename__ = "participations"
-    __table_args__ = (UniqueConstraint("consultation_id", "participant_id"),)
+    __table_args__ = (
+        UniqueConstraint("consultation_id", "participant_id"),
+        UniqueConstraint("consultation_id", "number"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id", ondelete="CASCADE"))
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"))
     pseudonym: Mapped[str] = mapped_column(String(16), unique=True)
+    # The participant's number within the consultation (Pol.is's voter-id and author-id).
+    number: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
     current_question_id: Mapped[int | None] = mapped_column(
         ForeignKey("questions.id", ondelete="SET NULL")
@@ -252,6 +266,8 @@ class Participation(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Set by a moderator: the participant can no longer contribute to this consultation.
     blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The participant asked to be told when statements they have not voted on arrive.
+    notify_statements_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -309,7 +325,11 @@ class ModerationItem(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id", ondelete="CASCADE"))
+    # The contribution: a free-text answer or a statement.
     answer_id: Mapped[int | None] = mapped_column(ForeignKey("answers.id", ondelete="SET NULL"))
+    statement_id: Mapped[int | None] = mapped_column(
+        ForeignKey("statements.id", ondelete="SET NULL")
+    )
     participation_id: Mapped[int | None] = mapped_column(
         ForeignKey("participations.id", ondelete="SET NULL")
     )
@@ -335,16 +355,147 @@ class ModerationReport(Base):
     """A citizen's report of someone else's contribution; one per reporter and contribution."""
 
     __tablename__ = "moderation_reports"
-    __table_args__ = (UniqueConstraint("answer_id", "participation_id"),)
+    __table_args__ = (
+        UniqueConstraint("answer_id", "participation_id"),
+        UniqueConstraint("statement_id", "participation_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    answer_id: Mapped[int] = mapped_column(ForeignKey("answers.id", ondelete="CASCADE"))
+    # The reported contribution: an answer or a statement.
+    answer_id: Mapped[int | None] = mapped_column(ForeignKey("answers.id", ondelete="CASCADE"))
+    statement_id: Mapped[int | None] = mapped_column(
+        ForeignKey("statements.id", ondelete="CASCADE")
+    )
     # The reporter.
     participation_id: Mapped[int] = mapped_column(
         ForeignKey("participations.id", ondelete="CASCADE")
     )
     reason: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StatementOrigin:
+    """Who wrote a statement."""
+
+    CITIZEN = "citizen"
+    STAFF = "staff"  # seeded from the consultation file
+    IMPORTED = "imported"  # from a Pol.is conversation
+
+
+class Decision:
+    """What staff decided about a statement, told to its author and the voters who asked."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    CONSIDERING = "considering"
+    MERGED = "merged"
+    ALL = (ACCEPTED, REJECTED, CONSIDERING, MERGED)
+
+
+class Statement(Base):
+    """A short statement in a consultation's ideas phase, for others to vote on."""
+
+    __tablename__ = "statements"
+    __table_args__ = (
+        UniqueConstraint("consultation_id", "number"),
+        Index("ix_statements_consultation_visibility", "consultation_id", "visibility"),
+        Index("ix_statements_fingerprint", "fingerprint"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id", ondelete="CASCADE"))
+    # The statement's number within the consultation (Pol.is's comment-id).
+    number: Mapped[int] = mapped_column(Integer)
+    # None for staff statements, and once the author used /forget (the statement stays).
+    participation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("participations.id", ondelete="SET NULL")
+    )
+    origin: Mapped[str] = mapped_column(String(16))
+    # {language: text}: a citizen's statement has one language, staff may give both.
+    text: Mapped[dict[str, str]] = mapped_column(JsonDocument)
+    language: Mapped[str] = mapped_column(String(8))
+    fingerprint: Mapped[str | None] = mapped_column(String(32))
+    visibility: Mapped[str] = mapped_column(String(8), default=Visibility.VISIBLE)
+    # Staff look for citizens to help carry this out (co-implementation).
+    wants_volunteers: Mapped[bool] = mapped_column(default=False)
+    decision: Mapped[str | None] = mapped_column(String(16))
+    decision_reason: Mapped[str | None] = mapped_column(String(500))
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("statements.id", ondelete="SET NULL")
+    )
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class VoteValue:
+    """Votes as Pol.is writes them."""
+
+    AGREE = 1
+    DISAGREE = -1
+    PASS = 0
+
+
+class Vote(Base):
+    """A participant's current vote on a statement."""
+
+    __tablename__ = "votes"
+    __table_args__ = (
+        UniqueConstraint("statement_id", "participation_id"),
+        Index("ix_votes_participation", "participation_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    statement_id: Mapped[int] = mapped_column(ForeignKey("statements.id", ondelete="CASCADE"))
+    participation_id: Mapped[int] = mapped_column(
+        ForeignKey("participations.id", ondelete="CASCADE")
+    )
+    value: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class VoteEvent(Base):
+    """Every vote as cast, changes included: the history Pol.is's votes.csv holds."""
+
+    __tablename__ = "vote_events"
+    __table_args__ = (Index("ix_vote_events_statement", "statement_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    statement_id: Mapped[int] = mapped_column(ForeignKey("statements.id", ondelete="CASCADE"))
+    participation_id: Mapped[int] = mapped_column(
+        ForeignKey("participations.id", ondelete="CASCADE")
+    )
+    value: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Volunteer(Base):
+    """A citizen who wants to help carry out a statement and agreed to be contacted."""
+
+    __tablename__ = "volunteers"
+    __table_args__ = (UniqueConstraint("statement_id", "participation_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    statement_id: Mapped[int] = mapped_column(ForeignKey("statements.id", ondelete="CASCADE"))
+    participation_id: Mapped[int] = mapped_column(
+        ForeignKey("participations.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OpinionGroups(Base):
+    """The latest opinion groups of a consultation, computed from its votes."""
+
+    __tablename__ = "opinion_groups"
+
+    consultation_id: Mapped[int] = mapped_column(
+        ForeignKey("consultations.id", ondelete="CASCADE"), primary_key=True
+    )
+    # How many vote events there were when computed: nothing new, nothing to compute.
+    vote_events_seen: Mapped[int] = mapped_column(Integer)
+    # handlers.ideas.groups.GroupModel as a document.
+    model: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ModerationLogEntry(Base):

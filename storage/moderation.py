@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
@@ -16,8 +16,15 @@ from storage.models import (
     ModerationReport,
     Participation,
     Question,
+    Statement,
     Visibility,
 )
+
+
+def _report_target(contribution: Answer | Statement) -> ColumnElement[bool]:
+    if isinstance(contribution, Answer):
+        return ModerationReport.answer_id == contribution.id
+    return ModerationReport.statement_id == contribution.id
 
 
 class ModerationRepository:
@@ -91,6 +98,15 @@ class ModerationRepository:
         )
         return list((await self._session.execute(statement)).scalars().all())
 
+    async def of_statement(self, statement_id: int) -> list[ModerationItem]:
+        """The items about a statement, oldest first."""
+        statement = (
+            select(ModerationItem)
+            .where(ModerationItem.statement_id == statement_id)
+            .order_by(ModerationItem.id)
+        )
+        return list((await self._session.execute(statement)).scalars().all())
+
     async def of_participation(self, participation_id: int) -> list[ModerationItem]:
         """A participation's items, oldest first (the author's moderation history)."""
         statement = (
@@ -124,13 +140,20 @@ class ModerationRepository:
         return int((await self._session.execute(statement)).scalar_one())
 
     async def contributions(self, participation_id: int) -> int:
-        """How many free-text answers a participation has."""
-        statement = (
+        """How many free-text answers and statements a participation has."""
+        answers = (
             select(func.count())
             .select_from(Answer)
             .where(Answer.participation_id == participation_id, Answer.fingerprint.is_not(None))
         )
-        return int((await self._session.execute(statement)).scalar_one())
+        statements = (
+            select(func.count())
+            .select_from(Statement)
+            .where(Statement.participation_id == participation_id)
+        )
+        return int((await self._session.execute(answers)).scalar_one()) + int(
+            (await self._session.execute(statements)).scalar_one()
+        )
 
     async def set_visibility(self, answer_id: int, visibility: str) -> None:
         """Show, hold or hide an answer."""
@@ -159,31 +182,45 @@ class ModerationRepository:
             .values(visibility=Visibility.HIDDEN)
             .execution_options(synchronize_session="fetch")
         )
+        waiting_statements = select(ModerationItem.statement_id).where(
+            ModerationItem.participation_id == participation_id,
+            ModerationItem.status == ItemStatus.WAITING,
+        )
+        await self._session.execute(
+            update(Statement)
+            .where(Statement.id.in_(waiting_statements))
+            .values(visibility=Visibility.HIDDEN)
+            .execution_options(synchronize_session="fetch")
+        )
 
-    async def add_report(self, answer_id: int, reporter_id: int, reason: str, at: datetime) -> bool:
+    async def add_report(
+        self, contribution: Answer | Statement, reporter_id: int, reason: str, at: datetime
+    ) -> bool:
         """Record a report; False if this participant already reported this contribution."""
+        about = _report_target(contribution)
         existing = await self._session.execute(
             select(ModerationReport.id).where(
-                ModerationReport.answer_id == answer_id,
-                ModerationReport.participation_id == reporter_id,
+                about, ModerationReport.participation_id == reporter_id
             )
         )
         if existing.first() is not None:
             return False
         self._session.add(
             ModerationReport(
-                answer_id=answer_id, participation_id=reporter_id, reason=reason, created_at=at
+                answer_id=contribution.id if isinstance(contribution, Answer) else None,
+                statement_id=contribution.id if isinstance(contribution, Statement) else None,
+                participation_id=reporter_id,
+                reason=reason,
+                created_at=at,
             )
         )
         await self._session.flush()
         return True
 
-    async def count_reports(self, answer_id: int) -> int:
+    async def count_reports(self, contribution: Answer | Statement) -> int:
         """How many participants reported a contribution."""
         statement = (
-            select(func.count())
-            .select_from(ModerationReport)
-            .where(ModerationReport.answer_id == answer_id)
+            select(func.count()).select_from(ModerationReport).where(_report_target(contribution))
         )
         return int((await self._session.execute(statement)).scalar_one())
 

@@ -6,6 +6,7 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.ideas import IdeasRepository
 from storage.moderation import ModerationRepository
 from storage.repositories import (
     ConsultationRepository,
@@ -31,6 +32,7 @@ class UnitOfWork:
     participations: ParticipationRepository
     web_messages: WebMessageRepository
     moderation: ModerationRepository
+    ideas: IdeasRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
@@ -45,6 +47,7 @@ class UnitOfWork:
         self.participations = ParticipationRepository(self._session)
         self.web_messages = WebMessageRepository(self._session)
         self.moderation = ModerationRepository(self._session)
+        self.ideas = IdeasRepository(self._session)
         return self
 
     async def __aexit__(

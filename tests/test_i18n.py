@@ -11,7 +11,9 @@ from babel.messages.extract import extract_from_dir
 
 from bot.i18n import Catalogs, load_catalog, make_language_detector, resolve_language
 from handlers.moderation.cards import REASONS
+from handlers.moderation.intake import REPORT_REASONS
 from handlers.screening.rules import CATEGORIES, KINDS
+from storage.models import Decision
 
 DECIDED = ("approved", "hidden", "rephrase", "blocked", "resubmitted")
 
@@ -27,7 +29,16 @@ DYNAMIC_KEYS = (
     | {f"status.{s}" for s in ("invited", "declined", "answering", "completed")}
     | {f"flag.{kind}" for kind in KINDS}
     | {f"moderation.why.{category}" for category in CATEGORIES}
-    | {f"moderation.action.{action}" for action in ("review", "hold", "hide", "reported")}
+    | {f"moderation.action.{action}" for action in ("review", "hold", "hide", "reported", "pre")}
+    | {
+        f"moderation.author.{kind}.{what}"
+        for what in ("approved", "hidden", "rephrase", "rewrite")
+        for kind in ("answer", "statement")
+    }
+    | {f"ideas.vote.{name}" for name in ("agree", "disagree", "pass")}
+    | {f"ideas.report_reason.{reason}" for reason in REPORT_REASONS}
+    | {f"ideas.reported.{result}" for result in ("own", "again", "counted", "held")}
+    | {f"ideas.decision.{decision}" for decision in Decision.ALL}
     | {f"moderation.{part}.{reason}" for part in ("reason", "reason_button") for reason in REASONS}
     | {f"moderation.decided.{status}" for status in DECIDED}
     | {f"moderation.done.{status}" for status in DECIDED if status != "resubmitted"}

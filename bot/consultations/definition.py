@@ -29,6 +29,11 @@ MAX_TEXT_ANSWER = 2000
 DEFAULT_TEXT_ANSWER = 500
 DEFAULT_IDEA_LENGTH = 280
 TIME_FORMAT = "%Y-%m-%d %H:%M"
+MIN_STATEMENT_LENGTH = 20
+MAX_STATEMENT_LENGTH = 1000
+IDEAS_MODERATION = ("post", "pre")
+# The ideas section's name, for the field paths of its mistakes.
+IDEAS = "ideas"
 
 Texts = dict[str, str]
 
@@ -79,6 +84,20 @@ class RoundDefinition:
 
 
 @dataclass(frozen=True)
+class IdeasDefinition:
+    """The ideas phase: when citizens write statements and vote on each other's."""
+
+    opens_at: datetime
+    closes_at: datetime
+    prompt: Texts
+    max_length: int = DEFAULT_IDEA_LENGTH
+    # Pre-moderation shows a statement to others only after a moderator approved it.
+    premoderation: bool = False
+    # Statements staff seed, so the first citizens have something to vote on.
+    statements: list[Texts] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class ConsultationDefinition:
     slug: str
     languages: list[str]
@@ -93,6 +112,7 @@ class ConsultationDefinition:
     questions: list[QuestionDefinition]
     # {category: action, "reports_to_hold": n}; categories left out use the defaults.
     moderation: dict[str, Any] = field(default_factory=dict)
+    ideas: IdeasDefinition | None = None
 
 
 class _Reader:
@@ -338,6 +358,7 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
         "rounds",
         "questions",
         "moderation",
+        "ideas",
     }
     for unknown in sorted(set(data) - known):
         reader.error(unknown, "is not a known field")
@@ -431,6 +452,7 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
             reader.error(f"{path}.minimum", "must be a whole number of at least 1")
 
     moderation = _moderation(reader, data.get("moderation"))
+    ideas = _ideas(reader, data.get("ideas"), languages, zone)
 
     if reader.errors:
         raise DefinitionError(sorted(reader.errors, key=lambda e: (e.line or 0, e.field)))
@@ -447,7 +469,60 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
         rounds=rounds,
         questions=questions,
         moderation=moderation,
+        ideas=ideas,
     )
+
+
+def _ideas(
+    reader: _Reader, data: Any, languages: list[str], zone: ZoneInfo
+) -> IdeasDefinition | None:
+    """The ideas phase: its dates, what to write about, the length limit, seeded statements."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        reader.error(IDEAS, "must be a mapping with opens, closes and prompt")
+        return None
+    for unknown in sorted(
+        set(data) - {"opens", "closes", "prompt", "max_length", "moderation", "statements"}
+    ):
+        reader.error(f"{IDEAS}.{unknown}", "is not a known field")
+    opens = _time(reader, data.get("opens"), f"{IDEAS}.opens", zone)
+    closes = _time(reader, data.get("closes"), f"{IDEAS}.closes", zone)
+    if opens and closes and closes <= opens:
+        reader.error(f"{IDEAS}.closes", "must be after opens")
+    prompt = _texts(reader, data.get("prompt"), f"{IDEAS}.prompt", languages, limit=500)
+    length = data.get("max_length", DEFAULT_IDEA_LENGTH)
+    if (
+        isinstance(length, bool)
+        or not isinstance(length, int)
+        or not MIN_STATEMENT_LENGTH <= length <= MAX_STATEMENT_LENGTH
+    ):
+        reader.error(
+            f"{IDEAS}.max_length",
+            f"must be a whole number from {MIN_STATEMENT_LENGTH} to {MAX_STATEMENT_LENGTH}",
+        )
+        length = DEFAULT_IDEA_LENGTH
+    mode = data.get("moderation", "post")
+    if mode not in IDEAS_MODERATION:
+        reader.error(
+            f"{IDEAS}.moderation",
+            f"must be post (shown at once, moderated after) or pre (shown after approval); "
+            f"got {mode!r}",
+        )
+    seeded: list[Texts] = []
+    items = data.get("statements") or []
+    if not isinstance(items, list):
+        reader.error(f"{IDEAS}.statements", "must be a list of statements")
+        items = []
+    for index, item in enumerate(items):
+        path = f"{IDEAS}.statements[{index}]"
+        # A seeded statement needs Danish; English is welcome but not required.
+        text = _texts(reader, item, path, ["da"], limit=length)
+        if text:
+            seeded.append(text)
+    if opens is None or closes is None or closes <= opens:
+        return None
+    return IdeasDefinition(opens, closes, prompt, length, mode == "pre", seeded)
 
 
 def _moderation(reader: _Reader, data: Any) -> dict[str, Any]:

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.consultations.definition import ConsultationDefinition, QuestionDefinition
-from storage.models import Consultation, Question, Round
+from handlers.screening.rules import fingerprint
+from storage.models import Consultation, Question, Round, Statement, StatementOrigin, Visibility
 from storage.uow import UnitOfWork
 
 
@@ -19,6 +20,7 @@ class ImportReport:
     updated: list[str] = field(default_factory=list)
     archived: dict[str, int] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
+    seeded: int = 0
 
 
 class QuestionsWithAnswers(Exception):
@@ -72,6 +74,20 @@ async def import_definition(
     consultation.results = definition.results
     consultation.moderation = definition.moderation
     consultation.updated_at = now
+    ideas = definition.ideas
+    consultation.ideas_opens_at = ideas.opens_at if ideas else None
+    consultation.ideas_closes_at = ideas.closes_at if ideas else None
+    consultation.ideas = (
+        {
+            "prompt": ideas.prompt,
+            "max_length": ideas.max_length,
+            "premoderation": ideas.premoderation,
+        }
+        if ideas
+        else {}
+    )
+    if ideas:
+        report.seeded = await _seed_statements(uow, consultation, ideas.statements, now)
 
     await uow.consultations.replace_rounds(
         consultation.id,
@@ -115,3 +131,39 @@ async def import_definition(
             _apply_question(stored, definition_question, position)
             report.updated.append(definition_question.key)
     return report
+
+
+async def _seed_statements(
+    uow: UnitOfWork, consultation: Consultation, seeds: list[dict[str, str]], now: datetime
+) -> int:
+    """Add staff statements not there yet; a re-import never repeats or removes one.
+
+    A seed is recognised by its Danish text, so fixing an English translation updates it.
+    """
+    existing = {
+        s.text.get("da"): s
+        for s in await uow.ideas.statements(consultation.id)
+        if s.origin == StatementOrigin.STAFF
+    }
+    added = 0
+    for seed in seeds:
+        stored = existing.get(seed["da"])
+        if stored is not None:
+            stored.text = dict(seed)
+            continue
+        await uow.ideas.add_statement(
+            Statement(
+                consultation_id=consultation.id,
+                number=await uow.ideas.next_number(consultation.id, "statement"),
+                participation_id=None,
+                origin=StatementOrigin.STAFF,
+                text=dict(seed),
+                language="da",
+                fingerprint=fingerprint(seed["da"]),
+                visibility=Visibility.VISIBLE,
+                wants_volunteers=False,
+                created_at=now,
+            )
+        )
+        added += 1
+    return added

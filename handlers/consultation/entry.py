@@ -20,6 +20,8 @@ from handlers.consultation.sheet import (
 from handlers.consultation.summary import show_summary
 from handlers.context import FlowContext
 from handlers.events import Button, Outcome
+from handlers.ideas.entry import offer_if_open
+from handlers.ideas.rules import ideas_state
 from storage.models import Consultation, Participation, ParticipationStatus
 
 # Roughly how long one question takes, for the "about N minutes" in the intro.
@@ -77,7 +79,9 @@ async def choose(ctx: FlowContext, outcome: Outcome, slug: str) -> None:
 async def open_consultation(ctx: FlowContext, outcome: Outcome, consultation: Consultation) -> None:
     """Show the intro and ask for consent, resume, or show the answers of a finished one."""
     state = rules.round_state(await ctx.uow.consultations.rounds(consultation.id), ctx.now)
-    if state.status != "open" or state.round is None:
+    round_open = state.status == "open" and state.round is not None
+    ideas_open = ideas_state(consultation, ctx.now) == "open"
+    if not round_open and not ideas_open:
         say_not_open(ctx, outcome, consultation, state)
         return
     participation = await ctx.uow.participations.find(consultation.id, ctx.participant.id)
@@ -87,6 +91,7 @@ async def open_consultation(ctx: FlowContext, outcome: Outcome, consultation: Co
                 consultation_id=consultation.id,
                 participant_id=ctx.participant.id,
                 pseudonym=f"p-{secrets.token_hex(5)}",
+                number=await ctx.uow.ideas.next_number(consultation.id, "participant"),
                 status=ParticipationStatus.INVITED,
                 pending_selection=[],
                 started_at=ctx.now,
@@ -96,17 +101,27 @@ async def open_consultation(ctx: FlowContext, outcome: Outcome, consultation: Co
     if blocked(ctx, outcome, participation):
         return
     set_active(ctx, participation)
-    if participation.status == ParticipationStatus.ANSWERING:
+    if participation.status == ParticipationStatus.ANSWERING and round_open:
         outcome.say(ctx.t("consultation.welcome_back", title=title(ctx, consultation)))
         await ask_next(ctx, outcome, participation)
         return
-    if participation.status == ParticipationStatus.COMPLETED:
+    if participation.status == ParticipationStatus.COMPLETED and round_open:
         sheet = await load_sheet(ctx, participation)
         await show_summary(ctx, outcome, sheet, heading="summary.already_answered")
+        await offer_if_open(ctx, outcome, participation, consultation)
+        return
+    if participation.status in (ParticipationStatus.ANSWERING, ParticipationStatus.COMPLETED):
+        # The questions are closed, the ideas phase is open.
+        await offer_if_open(ctx, outcome, participation, consultation)
         return
     questions = await ctx.uow.consultations.questions(consultation.id)
     count = len(rules.applicable(questions, {}))
     language = ctx.t.language
+    deadline = (
+        state.round.closes_at
+        if round_open and state.round is not None
+        else consultation.ideas_closes_at or ctx.now
+    )
     outcome.say(
         ctx.t(
             "consultation.intro",
@@ -115,7 +130,7 @@ async def open_consultation(ctx: FlowContext, outcome: Outcome, consultation: Co
             decided=rules.pick(consultation.basis["decided"], language),
             influence=rules.pick(consultation.basis["influence"], language),
             decides=rules.pick(consultation.basis["decides"], language),
-            deadline=when(ctx, state.round.closes_at),
+            deadline=when(ctx, deadline),
             count=count,
             minutes=max(1, math.ceil(count * SECONDS_PER_QUESTION / 60)),
             results=rules.pick(consultation.results, language),
@@ -142,7 +157,8 @@ async def consent(
     outcome.ack(ctx.event.button_ack_ref)
     consultation = await ctx.uow.consultations.get(participation.consultation_id)
     assert consultation is not None
-    if not await round_is_open(ctx, outcome, consultation):
+    ideas_open = ideas_state(consultation, ctx.now) == "open"
+    if not ideas_open and not await round_is_open(ctx, outcome, consultation):
         return
     participation.updated_at = ctx.now
     choice = ctx.t("consent.given") if given else ctx.t("consent.refused")
@@ -157,4 +173,8 @@ async def consent(
     participation.status = ParticipationStatus.ANSWERING
     participation.consent_at = ctx.now
     participation.declined_at = None
-    await ask_next(ctx, outcome, participation)
+    state = rules.round_state(await ctx.uow.consultations.rounds(consultation.id), ctx.now)
+    if state.status == "open":
+        await ask_next(ctx, outcome, participation)
+    else:
+        await offer_if_open(ctx, outcome, participation, consultation)

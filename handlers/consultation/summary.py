@@ -6,6 +6,7 @@ from handlers import questionnaire as rules
 from handlers.consultation.sheet import Sheet, show_answer, title
 from handlers.context import FlowContext
 from handlers.events import Button, Outcome
+from handlers.ideas.entry import offer_if_open
 from storage.models import Participation, ParticipationStatus
 
 # Room left in a message for the summary's closing lines.
@@ -65,3 +66,6 @@ async def hear_back(
         outcome.edit(ctx.event.button_message_ref, f"{ctx.t('summary.hear_back')}\n\n✅ {answer}")
     else:
         outcome.say(answer)
+    consultation = await ctx.uow.consultations.get(participation.consultation_id)
+    assert consultation is not None
+    await offer_if_open(ctx, outcome, participation, consultation)

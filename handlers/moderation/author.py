@@ -13,7 +13,9 @@ from handlers.consultation.sheet import (
 )
 from handlers.context import FlowContext, language_of
 from handlers.events import Button, ChatAddress, Outcome, Reply
+from handlers.ideas.writing import start_writing
 from handlers.moderation.cards import ItemView
+from handlers.moderation.intake import PREMODERATION
 from handlers.screening.rules import HIDE, HOLD
 from storage.models import ItemStatus
 
@@ -29,27 +31,33 @@ async def tell(ctx: FlowContext, outcome: Outcome, view: ItemView, status: str) 
     participant = await ctx.uow.participants.by_id(participation.participant_id)
     if participant is None or participant.unreachable_at is not None:
         return
-    if status == ItemStatus.APPROVED and item.action not in (HOLD, HIDE):
+    if status == ItemStatus.APPROVED and item.action not in (HOLD, HIDE, PREMODERATION):
         # The contribution was in use all along; nobody told the author it waited.
         return
     t = ctx.texts_in(language_of(participant))
     question = rules.pick(view.question.text, t.language) if view.question else ""
     title = rules.pick(view.consultation.title, t.language)
     params = {"question": rules.shorten(question, 80), "title": title}
+    # A statement is named by its own words; an answer by the question it answers.
+    kind = "answer"
+    if view.statement is not None:
+        kind = "statement"
+        params["statement"] = rules.shorten(view.text or "", 80)
+    rewrite = ((Button(t(f"moderation.author.{kind}.rewrite"), payload=f"rw:{item.id}"),),)
     buttons: tuple[tuple[Button, ...], ...] = ()
     if status == ItemStatus.APPROVED:
-        text = t("moderation.author.approved", **params)
+        text = t(f"moderation.author.{kind}.approved", **params)
     elif status == ItemStatus.HIDDEN:
         reason = (
             t(f"moderation.reason.{item.reason}")
             if item.reason
             else t("moderation.reason.guidelines")
         )
-        text = t("moderation.author.hidden", reason=reason, **params)
-        buttons = ((Button(t("moderation.author.rewrite"), payload=f"rw:{item.id}"),),)
+        text = t(f"moderation.author.{kind}.hidden", reason=reason, **params)
+        buttons = rewrite
     elif status == ItemStatus.REPHRASE:
-        text = t("moderation.author.rephrase", **params)
-        buttons = ((Button(t("moderation.author.rewrite"), payload=f"rw:{item.id}"),),)
+        text = t(f"moderation.author.{kind}.rephrase", **params)
+        buttons = rewrite
     else:
         text = t("moderation.author.blocked", **params)
     outcome.send_to(
@@ -69,7 +77,7 @@ async def rewrite(ctx: FlowContext, outcome: Outcome, item_id: str) -> None:
         item is None
         or participation is None
         or item.status not in (ItemStatus.HIDDEN, ItemStatus.REPHRASE)
-        or item.answer_id is None
+        or (item.answer_id is None and item.statement_id is None)
     ):
         stale(ctx, outcome)
         return
@@ -77,6 +85,10 @@ async def rewrite(ctx: FlowContext, outcome: Outcome, item_id: str) -> None:
     if participation.blocked_at is not None:
         outcome.say(ctx.t("moderation.blocked_here"))
         return
+    if item.statement_id is not None:
+        await start_writing(ctx, outcome, participation)
+        return
+    assert item.answer_id is not None
     sheet = await load_sheet(ctx, participation)
     if not await round_is_open(ctx, outcome, sheet.consultation):
         return

@@ -12,7 +12,7 @@ from handlers import questionnaire as rules
 from handlers.context import Texts
 from handlers.events import Button
 from handlers.screening.rules import PERSONAL_DATA, Flag, mask
-from storage.models import Answer, Consultation, ModerationItem, Question
+from storage.models import Answer, Consultation, ModerationItem, Question, Statement
 from storage.uow import UnitOfWork
 
 Buttons = tuple[tuple[Button, ...], ...]
@@ -30,6 +30,8 @@ class ItemView:
     consultation: Consultation
     question: Question | None
     answer: Answer | None
+    # Set instead of the answer when the contribution is a statement of the ideas phase.
+    statement: Statement | None
     # The author's free-text contributions, and how many of them went to moderation before.
     contributions: int
     moderated_before: int
@@ -42,9 +44,18 @@ class ItemView:
     @property
     def text(self) -> str | None:
         """The contribution as written; None once its author withdrew or erased it."""
+        if self.statement is not None:
+            return self.statement.text.get(self.statement.language) or next(
+                iter(self.statement.text.values()), None
+            )
         if self.answer is None or self.answer.value is None:
             return None
         return str(self.answer.value)
+
+    @property
+    def contribution(self) -> Answer | Statement | None:
+        """The answer or statement the item is about, if it still exists."""
+        return self.statement if self.statement is not None else self.answer
 
     def personal_data(self) -> list[str]:
         """The personal-data stretches of the text, as written."""
@@ -57,6 +68,7 @@ async def load_view(uow: UnitOfWork, item: ModerationItem) -> ItemView:
     consultation = await uow.consultations.get(item.consultation_id)
     assert consultation is not None
     answer = await uow.participations.answer(item.answer_id) if item.answer_id else None
+    statement = await uow.ideas.statement(item.statement_id) if item.statement_id else None
     question = None
     if answer is not None:
         questions = await uow.consultations.questions(consultation.id, include_archived=True)
@@ -66,7 +78,7 @@ async def load_view(uow: UnitOfWork, item: ModerationItem) -> ItemView:
         contributions = await uow.moderation.contributions(item.participation_id)
         history = await uow.moderation.of_participation(item.participation_id)
         moderated = sum(1 for other in history if other.id < item.id)
-    return ItemView(item, consultation, question, answer, contributions, moderated)
+    return ItemView(item, consultation, question, answer, statement, contributions, moderated)
 
 
 def moment_text(t: Texts, moment: datetime, zone: ZoneInfo) -> str:
@@ -87,6 +99,8 @@ def card_text(t: Texts, view: ItemView) -> str:
     if view.question is not None:
         question = rules.shorten(rules.pick(view.question.text, t.language), 120)
         lines.append(t("moderation.card.question", question=question))
+    if view.statement is not None:
+        lines.append(t("moderation.card.statement", number=view.statement.number))
     lines.append(
         t(
             "moderation.card.author",

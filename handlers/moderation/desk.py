@@ -134,7 +134,8 @@ async def decide(
     """Apply a decision once: the first moderator wins, the card and the author are told."""
     item, event = view.item, ctx.event
     status, visibility = DECISIONS[action]
-    before = view.answer.visibility if view.answer is not None else None
+    contribution = view.contribution
+    before = contribution.visibility if contribution is not None else None
     if not await ctx.uow.moderation.decide(
         item.id, status, by=_name(ctx), at=ctx.now, reason=reason
     ):
@@ -145,6 +146,8 @@ async def decide(
         return
     if view.answer is not None:
         await ctx.uow.moderation.set_visibility(view.answer.id, visibility)
+    if view.statement is not None:
+        view.statement.visibility = visibility
     if status == ItemStatus.BLOCKED and item.participation_id is not None:
         await ctx.uow.moderation.block(item.participation_id, ctx.now)
     await ctx.uow.moderation.log(

@@ -16,10 +16,15 @@ from storage.models import (
     ItemStatus,
     ModerationItem,
     Participation,
+    Statement,
     Visibility,
 )
 
 VISIBILITY = {ALLOW: Visibility.VISIBLE, "review": Visibility.VISIBLE, HOLD: Visibility.HELD}
+# The action of an item that waits only because the consultation pre-moderates statements.
+PREMODERATION = "pre"
+
+Contribution = Answer | Statement
 
 
 async def screen_answer(
@@ -41,23 +46,46 @@ async def screen_answer(
     return result
 
 
+async def screen_statement(
+    ctx: FlowContext, consultation: Consultation, participation: Participation, text: str
+) -> tuple[Screening, str]:
+    """Screen a statement before it is stored; return the result and the text's fingerprint."""
+    key = fingerprint(text)
+    window = timedelta(minutes=ctx.screener.limits.flood_minutes)
+    since = ctx.now - window
+    history = History(
+        same_text_before=await ctx.uow.ideas.count_copies(consultation.id, key),
+        author_recent=await ctx.uow.moderation.count_recent(participation.id, since)
+        + await ctx.uow.ideas.count_recent(participation.id, since),
+    )
+    result = ctx.screener.screen(
+        text, languages=consultation.languages, history=history, policy=consultation.moderation
+    )
+    return result, key
+
+
 async def queue_for_review(
     ctx: FlowContext,
     outcome: Outcome,
     consultation: Consultation,
     participation: Participation,
-    answer: Answer,
+    contribution: Contribution,
     result: Screening,
+    action: str | None = None,
 ) -> None:
-    """Record a flagged answer, show it to moderators, and tell the author when it waits."""
+    """Record a flagged (or pre-moderated) contribution, show it to moderators, tell the author.
+
+    ``action`` overrides screening's action: a pre-moderated statement waits even when clean.
+    """
     item = await ctx.uow.moderation.add(
         ModerationItem(
             consultation_id=consultation.id,
-            answer_id=answer.id,
+            answer_id=contribution.id if isinstance(contribution, Answer) else None,
+            statement_id=contribution.id if isinstance(contribution, Statement) else None,
             participation_id=participation.id,
             pseudonym=participation.pseudonym,
             flags=[asdict(flag) for flag in result.flags],
-            action=result.action,
+            action=action or result.action,
             status=ItemStatus.WAITING,
             reports=0,
             created_at=ctx.now,
@@ -69,8 +97,8 @@ async def queue_for_review(
         event="screened",
         actor="screening",
         author=participation.pseudonym,
-        after=answer.visibility,
-        reason=result.action,
+        after=contribution.visibility,
+        reason=item.action,
         flags=result.kinds,
         at=ctx.now,
     )
@@ -162,7 +190,7 @@ async def report(
     outcome: Outcome,
     consultation: Consultation,
     reporter: Participation,
-    answer: Answer,
+    contribution: Contribution,
     reason: str,
 ) -> str:
     """A citizen reports someone else's contribution; enough reports hold it for a moderator.
@@ -170,27 +198,31 @@ async def report(
     Returns what happened: "own" (nobody reports themselves), "again" (one report per citizen
     and contribution), "counted", or "held" (this report reached the consultation's limit).
     """
-    if answer.participation_id == reporter.id:
+    if contribution.participation_id == reporter.id:
         return "own"
-    if not await ctx.uow.moderation.add_report(answer.id, reporter.id, reason, ctx.now):
+    if not await ctx.uow.moderation.add_report(contribution, reporter.id, reason, ctx.now):
         return "again"
-    count = await ctx.uow.moderation.count_reports(answer.id)
+    count = await ctx.uow.moderation.count_reports(contribution)
     author = (
-        await ctx.uow.participations.get(answer.participation_id)
-        if answer.participation_id is not None
+        await ctx.uow.participations.get(contribution.participation_id)
+        if contribution.participation_id is not None
         else None
     )
     pseudonym = author.pseudonym if author is not None else "anonymised"
     actor = f"citizen {reporter.pseudonym}"
-    items = await ctx.uow.moderation.of_answer(answer.id)
+    items = (
+        await ctx.uow.moderation.of_answer(contribution.id)
+        if isinstance(contribution, Answer)
+        else await ctx.uow.moderation.of_statement(contribution.id)
+    )
     waiting = next((item for item in items if item.status == ItemStatus.WAITING), None)
     if waiting is not None:
         waiting.reports = count
     await ctx.uow.moderation.log(
         item_id=waiting.id if waiting else None,
         event="reported",
-        before=answer.visibility,
-        after=answer.visibility,
+        before=contribution.visibility,
+        after=contribution.visibility,
         reason=reason,
         consultation=consultation.slug,
         actor=actor,
@@ -199,14 +231,15 @@ async def report(
     )
     limit = int(consultation.moderation.get("reports_to_hold", DEFAULT_REPORTS_TO_HOLD))
     # Held once, when the limit is reached: a moderator who then approves it has the last word.
-    if waiting is not None or count != limit or answer.visibility != Visibility.VISIBLE:
+    if waiting is not None or count != limit or contribution.visibility != Visibility.VISIBLE:
         return "counted"
-    answer.visibility = Visibility.HELD
+    contribution.visibility = Visibility.HELD
     item = await ctx.uow.moderation.add(
         ModerationItem(
             consultation_id=consultation.id,
-            answer_id=answer.id,
-            participation_id=answer.participation_id,
+            answer_id=contribution.id if isinstance(contribution, Answer) else None,
+            statement_id=contribution.id if isinstance(contribution, Statement) else None,
+            participation_id=contribution.participation_id,
             pseudonym=pseudonym,
             action=REPORTED,
             status=ItemStatus.WAITING,

@@ -1,0 +1,113 @@
+"""What the ideas flows share: the checks before any of them, statement texts, and the menu."""
+
+from __future__ import annotations
+
+from handlers import questionnaire
+from handlers.consultation.sheet import blocked, own_participation, stale, title, when
+from handlers.context import FlowContext
+from handlers.events import Button, Outcome
+from handlers.ideas.rules import ideas_state
+from storage.models import Consultation, Participation, ParticipationStatus, Statement
+
+# The participant-state keys of the statement being written: its participation and draft.
+COMPOSING = "composing"
+DRAFT = "draft"
+CONSENTED = (ParticipationStatus.ANSWERING, ParticipationStatus.COMPLETED)
+
+
+def statement_text(statement: Statement, language: str) -> str:
+    """A statement in the reader's language when staff gave one, else as written."""
+    return (
+        statement.text.get(language)
+        or statement.text.get(statement.language)
+        or next(iter(statement.text.values()), "")
+    )
+
+
+def short(text: str, limit: int = 38) -> str:
+    """A statement shortened for a button."""
+    return questionnaire.shorten(text, limit)
+
+
+async def ideas_participation(
+    ctx: FlowContext, outcome: Outcome, participation_id: str, *, must_be_open: bool = True
+) -> tuple[Participation, Consultation] | None:
+    """Resolve a button's participation for an ideas action; None after saying why not.
+
+    It must be the presser's, with consent given, not blocked, and (unless reading results)
+    in a consultation whose ideas phase is open.
+    """
+    participation = await own_participation(ctx, participation_id)
+    if participation is None or participation.status not in CONSENTED:
+        stale(ctx, outcome)
+        return None
+    consultation = await ctx.uow.consultations.get(participation.consultation_id)
+    assert consultation is not None
+    if must_be_open and blocked(ctx, outcome, participation):
+        return None
+    if must_be_open and not say_unless_open(ctx, outcome, consultation):
+        outcome.ack(ctx.event.button_ack_ref)
+        return None
+    return participation, consultation
+
+
+def say_unless_open(ctx: FlowContext, outcome: Outcome, consultation: Consultation) -> bool:
+    """True when the ideas phase is open; otherwise say when it opens or that it closed."""
+    state = ideas_state(consultation, ctx.now)
+    if state == "open":
+        return True
+    name = title(ctx, consultation)
+    if state == "upcoming" and consultation.ideas_opens_at is not None:
+        outcome.say(
+            ctx.t("ideas.upcoming", title=name, opens=when(ctx, consultation.ideas_opens_at))
+        )
+    elif state == "closed" and consultation.ideas_closes_at is not None:
+        outcome.say(
+            ctx.t("ideas.closed", title=name, closes=when(ctx, consultation.ideas_closes_at))
+        )
+    else:
+        outcome.say(ctx.t("ideas.none", title=name))
+    return False
+
+
+def stop_writing(ctx: FlowContext) -> None:
+    """Forget a statement being written (sent, cancelled, or the citizen moved on)."""
+    state = {k: v for k, v in ctx.participant.state.items() if k not in (COMPOSING, DRAFT)}
+    ctx.participant.state = state
+
+
+async def show_menu(
+    ctx: FlowContext, outcome: Outcome, participation: Participation, consultation: Consultation
+) -> None:
+    """The ideas phase in one message: what to write about, how far it is, what one can do."""
+    statements = await ctx.uow.ideas.statements(consultation.id, visible_only=True)
+    voted = len(await ctx.uow.ideas.votes_of(participation.id))
+    assert consultation.ideas_closes_at is not None
+    prompt = questionnaire.pick(consultation.ideas.get("prompt", {}), ctx.t.language)
+    outcome.say(
+        ctx.t(
+            "ideas.menu",
+            title=title(ctx, consultation),
+            prompt=prompt,
+            count=len(statements),
+            voted=voted,
+            max=consultation.ideas.get("max_length", 280),
+            closes=when(ctx, consultation.ideas_closes_at),
+        ),
+        buttons=menu_buttons(ctx, participation),
+    )
+
+
+def menu_buttons(ctx: FlowContext, participation: Participation) -> tuple[tuple[Button, ...], ...]:
+    """Write, vote, where I stand, my votes."""
+    pid = participation.id
+    return (
+        (
+            Button(ctx.t("ideas.button.write"), payload=f"i:w:{pid}"),
+            Button(ctx.t("ideas.button.vote"), payload=f"i:v:{pid}"),
+        ),
+        (
+            Button(ctx.t("ideas.button.standing"), payload=f"i:s:{pid}"),
+            Button(ctx.t("ideas.button.history"), payload=f"i:h:{pid}"),
+        ),
+    )

@@ -1,0 +1,360 @@
+"""Statements, votes, volunteers and opinion groups. Like every repository, it never commits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    Consultation,
+    OpinionGroups,
+    Participant,
+    Participation,
+    Statement,
+    Visibility,
+    Volunteer,
+    Vote,
+    VoteEvent,
+    VoteValue,
+)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """The current votes on one statement."""
+
+    agree: int = 0
+    disagree: int = 0
+    passed: int = 0
+
+    @property
+    def total(self) -> int:
+        """Everyone who voted, passes included."""
+        return self.agree + self.disagree + self.passed
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A statement a participant has not voted on yet, with how many have."""
+
+    statement: Statement
+    votes: int
+
+
+class IdeasRepository:
+    """The ideas phase's statements and votes."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def next_number(self, consultation_id: int, counter: str) -> int:
+        """Hand out the next participant or statement number of a consultation.
+
+        One UPDATE takes the row lock, so two processes never hand out the same number.
+        """
+        column = {
+            "participant": Consultation.participant_counter,
+            "statement": Consultation.statement_counter,
+        }[counter]
+        result = await self._session.execute(
+            update(Consultation)
+            .where(Consultation.id == consultation_id)
+            .values({column: column + 1})
+            .returning(column)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.scalar_one())
+
+    async def raise_counter(self, consultation_id: int, counter: str, at_least: int) -> None:
+        """Make sure numbers handed out later are above those taken (an import)."""
+        column = {
+            "participant": Consultation.participant_counter,
+            "statement": Consultation.statement_counter,
+        }[counter]
+        await self._session.execute(
+            update(Consultation)
+            .where(Consultation.id == consultation_id, column < at_least)
+            .values({column: at_least})
+            .execution_options(synchronize_session=False)
+        )
+
+    async def add_statement(self, statement: Statement) -> Statement:
+        """Store a new statement."""
+        self._session.add(statement)
+        await self._session.flush()
+        return statement
+
+    async def statement(self, statement_id: int) -> Statement | None:
+        """Return a statement by id."""
+        return await self._session.get(Statement, statement_id)
+
+    async def by_number(self, consultation_id: int, number: int) -> Statement | None:
+        """Return a consultation's statement by its number."""
+        query = select(Statement).where(
+            Statement.consultation_id == consultation_id, Statement.number == number
+        )
+        return (await self._session.execute(query)).scalar_one_or_none()
+
+    async def statements(
+        self, consultation_id: int, *, visible_only: bool = False
+    ) -> list[Statement]:
+        """A consultation's statements by number."""
+        query = select(Statement).where(Statement.consultation_id == consultation_id)
+        if visible_only:
+            query = query.where(Statement.visibility == Visibility.VISIBLE)
+        return list((await self._session.execute(query.order_by(Statement.number))).scalars())
+
+    async def of_participation(self, participation_id: int) -> list[Statement]:
+        """The statements a participation wrote, oldest first."""
+        query = (
+            select(Statement)
+            .where(Statement.participation_id == participation_id)
+            .order_by(Statement.id)
+        )
+        return list((await self._session.execute(query)).scalars())
+
+    async def count_copies(self, consultation_id: int, fingerprint: str) -> int:
+        """How many statements of a consultation have this fingerprint."""
+        query = (
+            select(func.count())
+            .select_from(Statement)
+            .where(
+                Statement.consultation_id == consultation_id, Statement.fingerprint == fingerprint
+            )
+        )
+        return int((await self._session.execute(query)).scalar_one())
+
+    async def count_recent(self, participation_id: int, since: datetime) -> int:
+        """How many statements a participation wrote since a moment."""
+        query = (
+            select(func.count())
+            .select_from(Statement)
+            .where(Statement.participation_id == participation_id, Statement.created_at >= since)
+        )
+        return int((await self._session.execute(query)).scalar_one())
+
+    async def candidates(self, consultation_id: int, participation_id: int) -> list[Candidate]:
+        """Visible statements by others that the participation has not voted on."""
+        voted = exists().where(
+            Vote.statement_id == Statement.id, Vote.participation_id == participation_id
+        )
+        counts = (
+            select(Vote.statement_id, func.count().label("votes"))
+            .group_by(Vote.statement_id)
+            .subquery()
+        )
+        query = (
+            select(Statement, func.coalesce(counts.c.votes, 0))
+            .outerjoin(counts, counts.c.statement_id == Statement.id)
+            .where(
+                Statement.consultation_id == consultation_id,
+                Statement.visibility == Visibility.VISIBLE,
+                Statement.participation_id.is_distinct_from(participation_id),
+                ~voted,
+            )
+            .order_by(Statement.id)
+        )
+        rows = (await self._session.execute(query)).all()
+        return [Candidate(statement, int(votes)) for statement, votes in rows]
+
+    async def vote(
+        self, statement_id: int, participation_id: int, value: int, at: datetime
+    ) -> int | None:
+        """Cast or change a vote and record the event; return the earlier vote, if any."""
+        current = await self.vote_of(statement_id, participation_id)
+        earlier = current.value if current is not None else None
+        if current is None:
+            self._session.add(
+                Vote(
+                    statement_id=statement_id,
+                    participation_id=participation_id,
+                    value=value,
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
+        else:
+            current.value = value
+            current.updated_at = at
+        self._session.add(
+            VoteEvent(
+                statement_id=statement_id, participation_id=participation_id, value=value, at=at
+            )
+        )
+        await self._session.flush()
+        return earlier
+
+    async def vote_of(self, statement_id: int, participation_id: int) -> Vote | None:
+        """A participation's current vote on a statement."""
+        query = select(Vote).where(
+            Vote.statement_id == statement_id, Vote.participation_id == participation_id
+        )
+        return (await self._session.execute(query)).scalar_one_or_none()
+
+    async def votes_of(self, participation_id: int) -> list[tuple[Vote, Statement]]:
+        """A participation's current votes with their statements, most recent first."""
+        query = (
+            select(Vote, Statement)
+            .join(Statement, Statement.id == Vote.statement_id)
+            .where(Vote.participation_id == participation_id)
+            .order_by(Vote.updated_at.desc(), Vote.id.desc())
+        )
+        return [(vote, statement) for vote, statement in (await self._session.execute(query)).all()]
+
+    async def tallies(self, consultation_id: int) -> dict[int, Tally]:
+        """The current votes on each statement of a consultation."""
+        query = (
+            select(Vote.statement_id, Vote.value, func.count())
+            .join(Statement, Statement.id == Vote.statement_id)
+            .where(Statement.consultation_id == consultation_id)
+            .group_by(Vote.statement_id, Vote.value)
+        )
+        counts: dict[int, dict[int, int]] = {}
+        for statement_id, value, count in (await self._session.execute(query)).all():
+            counts.setdefault(statement_id, {})[value] = int(count)
+        return {
+            statement_id: Tally(
+                agree=by_value.get(VoteValue.AGREE, 0),
+                disagree=by_value.get(VoteValue.DISAGREE, 0),
+                passed=by_value.get(VoteValue.PASS, 0),
+            )
+            for statement_id, by_value in counts.items()
+        }
+
+    async def current_votes(self, consultation_id: int) -> list[tuple[int, int, int]]:
+        """Every current vote of a consultation: (participation id, statement id, value)."""
+        query = (
+            select(Vote.participation_id, Vote.statement_id, Vote.value)
+            .join(Statement, Statement.id == Vote.statement_id)
+            .where(Statement.consultation_id == consultation_id)
+            .order_by(Vote.participation_id, Vote.statement_id)
+        )
+        return [(int(p), int(s), int(v)) for p, s, v in (await self._session.execute(query)).all()]
+
+    async def vote_events(self, consultation_id: int) -> list[VoteEvent]:
+        """Every vote as cast in a consultation, in order."""
+        query = (
+            select(VoteEvent)
+            .join(Statement, Statement.id == VoteEvent.statement_id)
+            .where(Statement.consultation_id == consultation_id)
+            .order_by(VoteEvent.at, VoteEvent.id)
+        )
+        return list((await self._session.execute(query)).scalars())
+
+    async def count_vote_events(self, consultation_id: int) -> int:
+        """How many votes were ever cast in a consultation (a cheap "anything new?")."""
+        query = (
+            select(func.count())
+            .select_from(VoteEvent)
+            .join(Statement, Statement.id == VoteEvent.statement_id)
+            .where(Statement.consultation_id == consultation_id)
+        )
+        return int((await self._session.execute(query)).scalar_one())
+
+    async def add_event(self, event: VoteEvent) -> None:
+        """Store a vote event as it was (an import)."""
+        self._session.add(event)
+
+    async def add_vote(self, vote: Vote) -> None:
+        """Store a current vote as it was (an import)."""
+        self._session.add(vote)
+
+    async def voters(self, statement_id: int) -> list[Participation]:
+        """The participations that voted on a statement."""
+        query = (
+            select(Participation)
+            .join(Vote, Vote.participation_id == Participation.id)
+            .where(Vote.statement_id == statement_id)
+            .order_by(Participation.id)
+        )
+        return list((await self._session.execute(query)).scalars())
+
+    async def add_volunteer(self, statement_id: int, participation_id: int, at: datetime) -> bool:
+        """Record a volunteer; False if they had already offered to help."""
+        query = select(Volunteer.id).where(
+            Volunteer.statement_id == statement_id, Volunteer.participation_id == participation_id
+        )
+        if (await self._session.execute(query)).first() is not None:
+            return False
+        self._session.add(
+            Volunteer(statement_id=statement_id, participation_id=participation_id, created_at=at)
+        )
+        await self._session.flush()
+        return True
+
+    async def volunteers(
+        self, consultation_id: int
+    ) -> list[tuple[Volunteer, Statement, Participation, Participant]]:
+        """Everyone who offered to help, with the statement and where to reach them."""
+        query = (
+            select(Volunteer, Statement, Participation, Participant)
+            .join(Statement, Statement.id == Volunteer.statement_id)
+            .join(Participation, Participation.id == Volunteer.participation_id)
+            .join(Participant, Participant.id == Participation.participant_id)
+            .where(Statement.consultation_id == consultation_id)
+            .order_by(Statement.number, Volunteer.id)
+        )
+        return [tuple(row) for row in (await self._session.execute(query)).all()]  # type: ignore[misc]
+
+    async def groups(self, consultation_id: int) -> OpinionGroups | None:
+        """The latest opinion groups of a consultation."""
+        return await self._session.get(OpinionGroups, consultation_id)
+
+    async def save_groups(
+        self, consultation_id: int, model: dict[str, Any], events_seen: int, at: datetime
+    ) -> None:
+        """Store newly computed opinion groups."""
+        stored = await self.groups(consultation_id)
+        if stored is None:
+            self._session.add(
+                OpinionGroups(
+                    consultation_id=consultation_id,
+                    model=model,
+                    vote_events_seen=events_seen,
+                    computed_at=at,
+                )
+            )
+        else:
+            stored.model = model
+            stored.vote_events_seen = events_seen
+            stored.computed_at = at
+        await self._session.flush()
+
+    async def to_notify(self, now: datetime) -> list[tuple[Participation, Participant, int]]:
+        """Who asked to hear of new statements and has some now: with how many are new.
+
+        Only consultations whose ideas phase is open; never the participant's own statements.
+        """
+        newer = (
+            select(func.count())
+            .select_from(Statement)
+            .where(
+                Statement.consultation_id == Participation.consultation_id,
+                Statement.visibility == Visibility.VISIBLE,
+                Statement.created_at > Participation.notify_statements_at,
+                Statement.participation_id.is_distinct_from(Participation.id),
+                ~exists().where(
+                    Vote.statement_id == Statement.id, Vote.participation_id == Participation.id
+                ),
+            )
+            .scalar_subquery()
+        )
+        query = (
+            select(Participation, Participant, newer)
+            .join(Participant, Participant.id == Participation.participant_id)
+            .join(Consultation, Consultation.id == Participation.consultation_id)
+            .where(
+                Participation.notify_statements_at.is_not(None),
+                and_(Consultation.ideas_opens_at <= now, Consultation.ideas_closes_at > now),
+                newer > 0,
+            )
+            .order_by(Participation.id)
+        )
+        return [
+            (participation, participant, int(count))
+            for participation, participant, count in (await self._session.execute(query)).all()
+        ]
