@@ -105,7 +105,7 @@ async def send_statement_notices(
 
 
 async def refresh_opinion_groups(
-    uow: UnitOfWorkFactory, clock: Callable[[], datetime], *, force: bool = False
+    uow: UnitOfWorkFactory, clock: Callable[[], datetime], *, only: str | None = None
 ) -> list[str]:
     """Recompute the opinion groups of consultations with new votes; return their slugs.
 
@@ -113,12 +113,17 @@ async def refresh_opinion_groups(
     """
     refreshed: list[str] = []
     async with uow() as unit:
-        consultations = [c for c in await unit.consultations.all() if c.ideas_opens_at]
+        consultations = [
+            c
+            for c in await unit.consultations.all()
+            if (c.ideas_opens_at or await unit.ideas.count_vote_events(c.id))
+            and only in (None, c.slug)
+        ]
     for consultation in consultations:
         async with uow() as unit:
             events = await unit.ideas.count_vote_events(consultation.id)
             stored = await unit.ideas.groups(consultation.id)
-            if not force and stored is not None and stored.vote_events_seen == events:
+            if stored is not None and stored.vote_events_seen == events:
                 continue
             votes = await unit.ideas.current_votes(consultation.id)
         model = await asyncio.to_thread(compute_groups, votes)

@@ -345,12 +345,14 @@ async def _bot_username(settings: Settings) -> str:
 
 @main.command()
 @click.argument("slug")
+@click.argument("target", required=False, type=click.Path(path_type=Path))
 @click.option(
     "--format",
     "file_format",
-    type=click.Choice(["csv", "xlsx", "json"]),
+    type=click.Choice(["csv", "xlsx", "json", "polis"]),
     default="csv",
     show_default=True,
+    help="polis: the statements and votes as Pol.is's open-data folder (TARGET is the folder).",
 )
 @click.option(
     "--output",
@@ -358,12 +360,21 @@ async def _bot_username(settings: Settings) -> str:
     type=click.Path(path_type=Path),
     help="The file to write [default: SLUG.FORMAT]; '-' for standard output.",
 )
-def export(slug: str, file_format: str, output: Path | None) -> None:
-    """Export a consultation's answers: one row per participant, pseudonymous ids only."""
+def export(slug: str, target: Path | None, file_format: str, output: Path | None) -> None:
+    """Export a consultation: answers (one row per participant) or statements and votes.
+
+    Ids are pseudonymous only. TARGET is the file (or, for polis, the folder) to write.
+    """
     from bot.consultations.export import RENDERERS, build_table
 
     settings = settings_or_exit()
     configure_logging(settings)
+    if target is not None and output is not None:
+        fail("give the file either as TARGET or with --output, not both", EXIT_BAD_INPUT)
+    output = output or target
+    if file_format == "polis":
+        _export_polis(settings, slug, output or Path(f"{slug}-polis"))
+        return
     if file_format == "xlsx" and output == Path("-"):
         fail("an xlsx export needs a file (--output FILE)", EXIT_BAD_INPUT)
 
@@ -395,8 +406,38 @@ def export(slug: str, file_format: str, output: Path | None) -> None:
     with_database(settings, work)
 
 
+def _export_polis(settings: Settings, slug: str, directory: Path) -> None:
+    """Write the Pol.is open-data files of a consultation into a folder."""
+    from bot.consultations.polis import export_polis, write_folder
+
+    if directory.exists() and not directory.is_dir():
+        fail(f"{directory} is a file; a Pol.is export is a folder", EXIT_BAD_INPUT)
+
+    async def work(uow_factory: UnitOfWorkFactory) -> None:
+        async with uow_factory() as uow:
+            consultation = await uow.consultations.by_slug(slug)
+            if consultation is None:
+                fail(
+                    f"no consultation '{slug}' (see 'borgerdialog consultation list')",
+                    EXIT_BAD_INPUT,
+                )
+            url = f"{settings.public_base_url}/chat?c={slug}"
+            files, report = await export_polis(uow, consultation, url)
+        write_folder(directory, files)
+        click.echo(
+            f"Wrote {', '.join(files)} to {directory}: {report.comments} statements, "
+            f"{report.votes} votes, {report.participants} participants, {report.groups} groups",
+            err=True,
+        )
+
+    with_database(settings, work)
+
+
 # Registered last: these modules import helpers from this package.
+from bot.cli.ideas import ideas, import_  # noqa: E402
 from bot.cli.moderation import moderation, screen  # noqa: E402
 
 main.add_command(screen)
 main.add_command(moderation)
+main.add_command(ideas)
+main.add_command(import_)

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.consultations.definition import ConsultationDefinition, QuestionDefinition
-from handlers.screening.rules import fingerprint
-from storage.models import Consultation, Question, Round, Statement, StatementOrigin, Visibility
+from handlers.ideas.staff import add_staff_statement
+from storage.models import Consultation, Question, Round, StatementOrigin
 from storage.uow import UnitOfWork
 
 
@@ -151,19 +151,6 @@ async def _seed_statements(
         if stored is not None:
             stored.text = dict(seed)
             continue
-        await uow.ideas.add_statement(
-            Statement(
-                consultation_id=consultation.id,
-                number=await uow.ideas.next_number(consultation.id, "statement"),
-                participation_id=None,
-                origin=StatementOrigin.STAFF,
-                text=dict(seed),
-                language="da",
-                fingerprint=fingerprint(seed["da"]),
-                visibility=Visibility.VISIBLE,
-                wants_volunteers=False,
-                created_at=now,
-            )
-        )
+        await add_staff_statement(uow, consultation, seed, now)
         added += 1
     return added

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from handlers import questionnaire as rules
 from handlers.consultation.asking import ask
 from handlers.consultation.sheet import (
@@ -11,30 +13,40 @@ from handlers.consultation.sheet import (
     set_active,
     stale,
 )
-from handlers.context import FlowContext, language_of
+from handlers.context import FlowContext, Texts, language_of
 from handlers.events import Button, ChatAddress, Outcome, Reply
 from handlers.ideas.writing import start_writing
 from handlers.moderation.cards import ItemView
 from handlers.moderation.intake import PREMODERATION
 from handlers.screening.rules import HIDE, HOLD
 from storage.models import ItemStatus
+from storage.uow import UnitOfWork
 
 
 async def tell(ctx: FlowContext, outcome: Outcome, view: ItemView, status: str) -> None:
     """Tell the author what a moderator decided, in their language, where they took part."""
+    message = await message_for_author(ctx.uow, ctx.texts_in, view, status)
+    if message is not None:
+        outcome.send_to(*message)
+
+
+async def message_for_author(
+    uow: UnitOfWork, texts_in: Callable[[str | None], Texts], view: ItemView, status: str
+) -> tuple[ChatAddress, Reply] | None:
+    """The message telling an author a decision on their contribution; None if none is due."""
     item = view.item
     if item.participation_id is None:
-        return  # the author used /forget
-    participation = await ctx.uow.participations.get(item.participation_id)
+        return None  # the author used /forget
+    participation = await uow.participations.get(item.participation_id)
     if participation is None:
-        return
-    participant = await ctx.uow.participants.by_id(participation.participant_id)
+        return None
+    participant = await uow.participants.by_id(participation.participant_id)
     if participant is None or participant.unreachable_at is not None:
-        return
+        return None
     if status == ItemStatus.APPROVED and item.action not in (HOLD, HIDE, PREMODERATION):
         # The contribution was in use all along; nobody told the author it waited.
-        return
-    t = ctx.texts_in(language_of(participant))
+        return None
+    t = texts_in(language_of(participant))
     question = rules.pick(view.question.text, t.language) if view.question else ""
     title = rules.pick(view.consultation.title, t.language)
     params = {"question": rules.shorten(question, 80), "title": title}
@@ -60,9 +72,7 @@ async def tell(ctx: FlowContext, outcome: Outcome, view: ItemView, status: str) 
         buttons = rewrite
     else:
         text = t("moderation.author.blocked", **params)
-    outcome.send_to(
-        ChatAddress(participant.channel, participant.chat_id), Reply(text, buttons=buttons)
-    )
+    return ChatAddress(participant.channel, participant.chat_id), Reply(text, buttons=buttons)
 
 
 async def rewrite(ctx: FlowContext, outcome: Outcome, item_id: str) -> None:

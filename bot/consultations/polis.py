@@ -1,0 +1,455 @@
+"""Pol.is's open-data format, both ways: export a consultation's statements and votes, import a
+conversation. Pol.is ids are small integers; ours are the per-consultation numbers of
+participations and statements, so they are pseudonymous and stable within one consultation.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from handlers.ideas.groups import GroupModel
+from handlers.questionnaire import pick
+from handlers.screening.rules import fingerprint
+from storage.models import (
+    Consultation,
+    Participation,
+    ParticipationStatus,
+    Statement,
+    StatementOrigin,
+    Visibility,
+    Vote,
+    VoteEvent,
+)
+from storage.uow import UnitOfWork
+
+COMMENTS = "comments.csv"
+VOTES = "votes.csv"
+PARTICIPANTS = "participants-votes.csv"
+SUMMARY = "summary.csv"
+COMMENT_COLUMNS = [
+    "timestamp",
+    "datetime",
+    "comment-id",
+    "author-id",
+    "agrees",
+    "disagrees",
+    "moderated",
+    "comment-body",
+]
+VOTE_COLUMNS = ["timestamp", "datetime", "comment-id", "voter-id", "vote"]
+PARTICIPANT_COLUMNS = ["participant", "group-id", "n-comments", "n-votes", "n-agree", "n-disagree"]
+MODERATED = {Visibility.VISIBLE: 1, Visibility.HELD: 0, Visibility.HIDDEN: -1}
+VISIBILITY = {value: key for key, value in MODERATED.items()}
+# A citizen's statement that moderation held or hid is not published here either: it may hold
+# personal data or abuse. (An imported one was published by Pol.is already.)
+WITHHELD = {Visibility.HELD: "(held for moderation)", Visibility.HIDDEN: "(hidden by moderation)"}
+# Imported people cannot be written to: they took part on Pol.is, not in a chat.
+IMPORTED_CHANNEL = "polis"
+# Epoch times above this are milliseconds (Pol.is has written both).
+MILLISECONDS_FROM = 10**11
+
+
+def js_datetime(moment: datetime) -> str:
+    """A time as Pol.is writes it (JavaScript's Date.toString in UTC)."""
+    return moment.astimezone(UTC).strftime(
+        "%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)"
+    )
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Milliseconds since 1970."""
+    return round(moment.timestamp() * 1000)
+
+
+@dataclass
+class PolisExport:
+    """What an export wrote."""
+
+    comments: int = 0
+    votes: int = 0
+    participants: int = 0
+    groups: int = 0
+
+
+def _csv(rows: list[list[object]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+async def export_polis(
+    uow: UnitOfWork, consultation: Consultation, url: str
+) -> tuple[dict[str, str], PolisExport]:
+    """The four files of a consultation (comments, votes, participants-votes, summary)."""
+    statements = await uow.ideas.statements(consultation.id)
+    participations = {p.id: p for p in await uow.participations.of_consultation(consultation.id)}
+    events = await uow.ideas.vote_events(consultation.id)
+    stored = await uow.ideas.groups(consultation.id)
+    model = GroupModel.from_document(stored.model) if stored and stored.model else None
+    by_id = {s.id: s for s in statements}
+
+    def number(participation_id: int | None) -> int | str:
+        participation = participations.get(participation_id) if participation_id else None
+        return participation.number if participation and participation.number is not None else ""
+
+    counted: Counter[tuple[int, int]] = Counter((e.statement_id, e.value) for e in events)
+    comment_rows: list[list[object]] = [list(COMMENT_COLUMNS)]
+    for statement in statements:
+        body = statement.text.get(statement.language) or next(iter(statement.text.values()), "")
+        if statement.origin == StatementOrigin.CITIZEN and statement.visibility in WITHHELD:
+            body = WITHHELD[statement.visibility]
+        comment_rows.append(
+            [
+                epoch_ms(statement.created_at),
+                js_datetime(statement.created_at),
+                statement.number,
+                number(statement.participation_id),
+                counted[(statement.id, 1)],
+                counted[(statement.id, -1)],
+                MODERATED.get(statement.visibility, 0),
+                body,
+            ]
+        )
+    vote_rows: list[list[object]] = [list(VOTE_COLUMNS)]
+    for event in events:
+        vote_rows.append(
+            [
+                epoch_ms(event.at),
+                js_datetime(event.at),
+                by_id[event.statement_id].number,
+                number(event.participation_id),
+                event.value,
+            ]
+        )
+    # The last vote of each participant on each statement, as the matrix Pol.is publishes.
+    last: dict[int, dict[int, int]] = {}
+    for participation_id, statement_id, value in await uow.ideas.current_votes(consultation.id):
+        last.setdefault(participation_id, {})[by_id[statement_id].number] = value
+    authors = Counter(s.participation_id for s in statements if s.participation_id is not None)
+    people = sorted(
+        (participations[p] for p in set(last) | set(authors) if p in participations),
+        key=lambda p: p.number or 0,
+    )
+    numbers = [s.number for s in statements]
+    participant_rows: list[list[object]] = [[*PARTICIPANT_COLUMNS, *(str(n) for n in numbers)]]
+    for participation in people:
+        votes = last.get(participation.id, {})
+        group = model.members.get(participation.id) if model else None
+        participant_rows.append(
+            [
+                participation.number,
+                "" if group is None else group,
+                authors.get(participation.id, 0),
+                len(votes),
+                sum(1 for v in votes.values() if v == 1),
+                sum(1 for v in votes.values() if v == -1),
+                *[votes.get(n, "") for n in numbers],
+            ]
+        )
+    voters = {e.participation_id for e in events}
+    groups = len(model.centers) if model else 0
+    description = pick(consultation.ideas.get("prompt", {}), "da") or pick(
+        consultation.purpose, "da"
+    )
+    summary_rows: list[list[object]] = [
+        ["topic", pick(consultation.title, "da")],
+        ["url", url],
+        ["views", len(participations)],
+        ["voters", len(voters)],
+        ["voters-in-conv", len(model.members) if model else 0],
+        ["commenters", len(authors)],
+        ["comments", len(statements)],
+        ["groups", groups],
+        ["conversation-description", description],
+    ]
+    files = {
+        COMMENTS: _csv(comment_rows),
+        VOTES: _csv(vote_rows),
+        PARTICIPANTS: _csv(participant_rows),
+        SUMMARY: _csv(summary_rows),
+    }
+    return files, PolisExport(len(statements), len(events), len(people), groups)
+
+
+def write_folder(directory: Path, files: dict[str, str]) -> None:
+    """Write exported files into a folder, creating it if needed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        (directory / name).write_text(content, encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class PolisProblem:
+    """One mistake in a Pol.is folder."""
+
+    file: str
+    row: int | None
+    column: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = self.file + (f", row {self.row}" if self.row is not None else "")
+        where += f", column {self.column}" if self.column else ""
+        return f"{where}: {self.reason}"
+
+
+class PolisFolderError(Exception):
+    """A Pol.is folder that cannot be imported; every mistake is listed."""
+
+    def __init__(self, problems: list[PolisProblem]) -> None:
+        super().__init__(f"{len(problems)} mistakes")
+        self.problems = problems
+
+
+@dataclass
+class PolisImport:
+    """What an import did."""
+
+    created: bool
+    comments: int = 0
+    votes: int = 0
+    participants: int = 0
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Comment:
+    at: datetime
+    number: int
+    author: int | None
+    moderated: int
+    body: str
+
+
+@dataclass(frozen=True)
+class _VoteRow:
+    at: datetime
+    statement: int
+    voter: int
+    value: int
+
+
+def _read(
+    directory: Path, name: str, columns: list[str], problems: list[PolisProblem]
+) -> list[dict[str, str]] | None:
+    path = directory / name
+    if not path.exists():
+        return None
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(PolisProblem(name, None, None, f"cannot be read: {exc}"))
+        return []
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in columns if c not in (reader.fieldnames or [])]
+    if missing:
+        problems.append(PolisProblem(name, 1, None, f"lacks the columns {', '.join(missing)}"))
+        return []
+    return list(reader)
+
+
+def _int(
+    value: str | None,
+    name: str,
+    row: int,
+    column: str,
+    problems: list[PolisProblem],
+    *,
+    empty_ok: bool = False,
+) -> int | None:
+    text = (value or "").strip()
+    if not text and empty_ok:
+        return None
+    try:
+        return int(float(text)) if "." in text else int(text)
+    except ValueError:
+        problems.append(PolisProblem(name, row, column, f"must be a whole number (got {text!r})"))
+        return None
+
+
+def _moment(
+    value: str | None, name: str, row: int, problems: list[PolisProblem]
+) -> datetime | None:
+    stamp = _int(value, name, row, "timestamp", problems)
+    if stamp is None:
+        return None
+    seconds = stamp / 1000 if stamp >= MILLISECONDS_FROM else stamp
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+@dataclass(frozen=True)
+class PolisFolder:
+    """A Pol.is folder as read and checked."""
+
+    comments: list[_Comment]
+    votes: list[_VoteRow]
+    summary: dict[str, str]
+    files: list[str]
+
+
+def read_folder(directory: Path) -> PolisFolder:
+    """Read and check a Pol.is folder; raise PolisFolderError listing every mistake."""
+    problems: list[PolisProblem] = []
+    if not directory.is_dir():
+        raise PolisFolderError([PolisProblem(str(directory), None, None, "is not a folder")])
+    comment_rows = _read(directory, COMMENTS, COMMENT_COLUMNS, problems)
+    vote_rows = _read(directory, VOTES, VOTE_COLUMNS, problems)
+    for name, rows in ((COMMENTS, comment_rows), (VOTES, vote_rows)):
+        if rows is None:
+            problems.append(
+                PolisProblem(name, None, None, "is missing (comments.csv and votes.csv are needed)")
+            )
+    files = [n for n in (COMMENTS, VOTES, PARTICIPANTS, SUMMARY) if (directory / n).exists()]
+    comments: list[_Comment] = []
+    seen: set[int] = set()
+    for index, row in enumerate(comment_rows or [], start=2):
+        at = _moment(row["timestamp"], COMMENTS, index, problems)
+        number = _int(row["comment-id"], COMMENTS, index, "comment-id", problems)
+        author = _int(row["author-id"], COMMENTS, index, "author-id", problems, empty_ok=True)
+        moderated = _int(row["moderated"], COMMENTS, index, "moderated", problems)
+        body = (row["comment-body"] or "").strip()
+        if moderated is not None and moderated not in VISIBILITY:
+            problems.append(
+                PolisProblem(COMMENTS, index, "moderated", f"must be 1, 0 or -1 (got {moderated})")
+            )
+        if not body:
+            problems.append(PolisProblem(COMMENTS, index, "comment-body", "is empty"))
+        if number is not None and number in seen:
+            problems.append(PolisProblem(COMMENTS, index, "comment-id", f"repeats {number}"))
+        if number is not None:
+            seen.add(number)
+        if at and number is not None and moderated in VISIBILITY and body:
+            comments.append(_Comment(at, number, author, moderated, body))
+    votes: list[_VoteRow] = []
+    for index, row in enumerate(vote_rows or [], start=2):
+        at = _moment(row["timestamp"], VOTES, index, problems)
+        statement = _int(row["comment-id"], VOTES, index, "comment-id", problems)
+        voter = _int(row["voter-id"], VOTES, index, "voter-id", problems)
+        value = _int(row["vote"], VOTES, index, "vote", problems)
+        if value is not None and value not in (1, -1, 0):
+            problems.append(PolisProblem(VOTES, index, "vote", f"must be 1, -1 or 0 (got {value})"))
+            continue
+        if statement is not None and statement not in seen:
+            problems.append(
+                PolisProblem(VOTES, index, "comment-id", f"{statement} is not in comments.csv")
+            )
+            continue
+        if at and statement is not None and voter is not None and value is not None:
+            votes.append(_VoteRow(at, statement, voter, value))
+    summary: dict[str, str] = {}
+    summary_path = directory / SUMMARY
+    if summary_path.exists():
+        for pair in csv.reader(io.StringIO(summary_path.read_text(encoding="utf-8-sig"))):
+            if len(pair) >= 2:
+                summary[pair[0].strip()] = pair[1].strip()
+    if problems:
+        raise PolisFolderError(problems)
+    return PolisFolder(comments, votes, summary, files)
+
+
+async def import_polis(
+    uow: UnitOfWork, folder: PolisFolder, slug: str, now: datetime
+) -> PolisImport:
+    """Import a Pol.is conversation into a consultation (made if there is none); caller commits.
+
+    A consultation that already has statements is refused: merging two conversations' numbers
+    would make neither reproducible.
+    """
+    comments, votes, summary = folder.comments, folder.votes, folder.summary
+    consultation = await uow.consultations.by_slug(slug)
+    report = PolisImport(created=consultation is None, files=folder.files)
+    if consultation is None:
+        topic = summary.get("topic") or slug
+        consultation = await uow.consultations.add(
+            Consultation(
+                slug=slug,
+                languages=["da"],
+                title={"da": topic},
+                purpose={"da": summary.get("conversation-description") or topic},
+                basis={"decided": {}, "influence": {}, "decides": {}},
+                target_group={"description": {}, "quotas": []},
+                citizen_role="co-design",
+                organiser={},
+                results={},
+                moderation={},
+                ideas={"prompt": {"da": summary.get("conversation-description") or topic}},
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    elif await uow.ideas.statements(consultation.id):
+        raise PolisFolderError(
+            [PolisProblem(slug, None, None, "already has statements; import into a new slug")]
+        )
+    people: dict[int, Participation] = {}
+
+    async def person(number: int) -> Participation:
+        if number not in people:
+            participant = await uow.participants.get_or_create(
+                IMPORTED_CHANNEL, f"{slug}:{number}", now
+            )
+            participant.unreachable_at = now
+            people[number] = await uow.participations.add(
+                Participation(
+                    consultation_id=consultation.id,
+                    participant_id=participant.id,
+                    pseudonym=f"x-{secrets.token_hex(5)}",
+                    number=number,
+                    status=ParticipationStatus.COMPLETED,
+                    pending_selection=[],
+                    started_at=now,
+                    updated_at=now,
+                )
+            )
+        return people[number]
+
+    statements: dict[int, Statement] = {}
+    for comment in sorted(comments, key=lambda c: c.number):
+        author = await person(comment.author) if comment.author is not None else None
+        statements[comment.number] = await uow.ideas.add_statement(
+            Statement(
+                consultation_id=consultation.id,
+                number=comment.number,
+                participation_id=author.id if author else None,
+                origin=StatementOrigin.IMPORTED,
+                text={"da": comment.body},
+                language="da",
+                fingerprint=fingerprint(comment.body),
+                visibility=VISIBILITY[comment.moderated],
+                wants_volunteers=False,
+                created_at=comment.at,
+            )
+        )
+    current: dict[tuple[int, int], Vote] = {}
+    # Stable: votes cast in the same millisecond keep the file's order.
+    for row in sorted(votes, key=lambda v: v.at):
+        voter = await person(row.voter)
+        statement = statements[row.statement]
+        await uow.ideas.add_event(
+            VoteEvent(
+                statement_id=statement.id, participation_id=voter.id, value=row.value, at=row.at
+            )
+        )
+        key = (statement.id, voter.id)
+        if key in current:
+            current[key].value = row.value
+            current[key].updated_at = row.at
+        else:
+            current[key] = Vote(
+                statement_id=statement.id,
+                participation_id=voter.id,
+                value=row.value,
+                created_at=row.at,
+                updated_at=row.at,
+            )
+            await uow.ideas.add_vote(current[key])
+    await uow.ideas.raise_counter(consultation.id, "statement", max(statements, default=0))
+    await uow.ideas.raise_counter(consultation.id, "participant", max(people, default=0))
+    report.comments, report.votes, report.participants = len(statements), len(votes), len(people)
+    return report
