@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
     Consultation,
+    ModerationReport,
     OpinionGroups,
     Participant,
     Participation,
@@ -138,9 +139,13 @@ class IdeasRepository:
         return int((await self._session.execute(query)).scalar_one())
 
     async def candidates(self, consultation_id: int, participation_id: int) -> list[Candidate]:
-        """Visible statements by others that the participation has not voted on."""
+        """Visible statements by others that the participation has not voted on or reported."""
         voted = exists().where(
             Vote.statement_id == Statement.id, Vote.participation_id == participation_id
+        )
+        reported = exists().where(
+            ModerationReport.statement_id == Statement.id,
+            ModerationReport.participation_id == participation_id,
         )
         counts = (
             select(Vote.statement_id, func.count().label("votes"))
@@ -155,6 +160,7 @@ class IdeasRepository:
                 Statement.visibility == Visibility.VISIBLE,
                 Statement.participation_id.is_distinct_from(participation_id),
                 ~voted,
+                ~reported,
             )
             .order_by(Statement.id)
         )

@@ -20,6 +20,8 @@ from tests.fake_telegram import FakeBot, FakeTelegram
 from tests.postgres import ThrowawayPostgres, create_database, find_bindir, free_port
 
 BACKENDS = ["sqlite", "postgresql"]
+# The moderators' group chat in tests that have one.
+MODERATORS = -100500
 _database_names = itertools.count(1)
 
 
@@ -150,3 +152,24 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def app(
+    fake_bot: FakeBot, fake_telegram: FakeTelegram, make_settings: Callable[..., Settings]
+) -> AsyncIterator[BorgerDialog]:
+    settings = make_settings(
+        telegram_token=fake_bot.token,
+        telegram_api_url=fake_telegram.api_url,
+        moderator_chat_id=MODERATORS,
+    )
+    application = BorgerDialog(settings)
+    await application.start()
+    for member in (901, 902):
+        # The fake knows users once they wrote; moderators said hello in their group.
+        fake_bot.send_message(member, "hej", chat_id=MODERATORS, chat_type="supergroup")
+        fake_bot.set_member(MODERATORS, member, "member")
+    try:
+        yield application
+    finally:
+        await application.stop()

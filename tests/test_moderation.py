@@ -8,14 +8,10 @@ import io
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from bot.app import BorgerDialog
-from bot.config import Settings
 from bot.consultations.export import build_table
 from handlers.context import FlowContext, OrganisationInfo
 from handlers.events import InboundEvent, Outcome
@@ -26,10 +22,9 @@ from storage.database import create_session_factory
 from storage.models import Answer, ItemStatus, ModerationItem, ModerationLogEntry, Visibility
 from storage.uow import UnitOfWorkFactory
 from tests.citizens import Citizen, import_consultation
-from tests.conftest import eventually
-from tests.fake_telegram import FakeBot, FakeTelegram, SentMessage
+from tests.conftest import MODERATORS, eventually
+from tests.fake_telegram import FakeBot, SentMessage
 
-MODERATORS = -100500
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -91,27 +86,6 @@ class Moderator:
 
     def card_now(self, card: SentMessage) -> SentMessage:
         return next(m for m in self.fake.sent(MODERATORS) if m.message_id == card.message_id)
-
-
-@pytest.fixture
-async def app(
-    fake_bot: FakeBot, fake_telegram: FakeTelegram, make_settings: Callable[..., Settings]
-) -> AsyncIterator[BorgerDialog]:
-    settings = make_settings(
-        telegram_token=fake_bot.token,
-        telegram_api_url=fake_telegram.api_url,
-        moderator_chat_id=MODERATORS,
-    )
-    application = BorgerDialog(settings)
-    await application.start()
-    for member in (901, 902):
-        # The fake knows users once they wrote; moderators said hello in their group.
-        fake_bot.send_message(member, "hej", chat_id=MODERATORS, chat_type="supergroup")
-        fake_bot.set_member(MODERATORS, member, "member")
-    try:
-        yield application
-    finally:
-        await application.stop()
 
 
 async def join(fake_bot: FakeBot, user_id: int, language: str = "da") -> Citizen:

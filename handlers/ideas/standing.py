@@ -58,7 +58,7 @@ async def standing_text(
         vote.statement_id: vote.value for vote, _ in await ctx.uow.ideas.votes_of(participation.id)
     }
     stored = await ctx.uow.ideas.groups(consultation.id)
-    model = GroupModel.from_document(stored.model) if stored is not None else None
+    model = GroupModel.from_document(stored.model) if stored is not None and stored.model else None
     parts = [
         ctx.t(
             "ideas.standing.head",
