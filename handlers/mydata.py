@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from handlers import questionnaire as rules
-from handlers.consultation import active_participation, show_answer
+from handlers.consultation.sheet import active_participation, show_answer
 from handlers.context import FlowContext
 from handlers.events import Button, Outcome
 

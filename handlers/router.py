@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from handlers import common, consultation, mydata
+from handlers import common, mydata
+from handlers.consultation import asking, entry, sheet, summary
 from handlers.context import FlowContext
 from handlers.events import Outcome
 from handlers.ideas import entry as ideas
@@ -15,7 +16,7 @@ Flow = Callable[[FlowContext, Outcome], Awaitable[None] | None]
 
 # Danish aliases, so a citizen may type the command in the language they read.
 COMMANDS: dict[str, Flow] = {
-    "start": consultation.start,
+    "start": entry.start,
     "help": common.help_,
     "hjaelp": common.help_,
     "privacy": common.privacy,
@@ -66,7 +67,7 @@ async def route(ctx: FlowContext) -> Outcome:
         await _run(COMMANDS.get(event.command or "", common.unknown_command), ctx, outcome)
     elif event.unsupported_content:
         common.unsupported_content(ctx, outcome)
-    elif not await writing.typed(ctx, outcome) and not await consultation.typed(ctx, outcome):
+    elif not await writing.typed(ctx, outcome) and not await asking.typed(ctx, outcome):
         common.fallback(ctx, outcome)
     return outcome
 
@@ -79,9 +80,9 @@ async def press(ctx: FlowContext, outcome: Outcome, payload: str) -> None:
     if language is not None:
         common.set_language(ctx, outcome, language)
     elif namespace == "c" and len(parts) == 1:
-        await consultation.choose(ctx, outcome, parts[0])
+        await entry.choose(ctx, outcome, parts[0])
     elif namespace in QUESTION_ACTIONS:
-        await consultation.press(ctx, outcome, namespace, parts)
+        await asking.press(ctx, outcome, namespace, parts)
     elif namespace == "i" and len(parts) == 2:
         await ideas_button(ctx, outcome, parts[0], parts[1])
     elif namespace in ("v", "V"):
@@ -91,17 +92,17 @@ async def press(ctx: FlowContext, outcome: Outcome, payload: str) -> None:
     elif namespace == "f" and parts in (["y"], ["n"]):
         await mydata.forget_confirmed(ctx, outcome, parts == ["y"])
     elif namespace in ("ok", "h", "r", "e") and parts:
-        participation = await consultation.own_participation(ctx, parts[0])
+        participation = await sheet.own_participation(ctx, parts[0])
         if participation is None:
             common.stale_button(ctx, outcome)
         elif namespace == "ok" and parts[1:] in (["y"], ["n"]):
-            await consultation.consent(ctx, outcome, participation, parts[1] == "y")
+            await entry.consent(ctx, outcome, participation, parts[1] == "y")
         elif namespace == "h" and parts[1:] in (["y"], ["n"]):
-            await consultation.hear_back(ctx, outcome, participation, parts[1] == "y")
+            await summary.hear_back(ctx, outcome, participation, parts[1] == "y")
         elif namespace == "r" and len(parts) == 1:
-            await consultation.review(ctx, outcome, participation)
+            await asking.review(ctx, outcome, participation)
         elif namespace == "e" and len(parts) == 2:
-            await consultation.edit_answer(ctx, outcome, participation, parts[1])
+            await asking.edit_answer(ctx, outcome, participation, parts[1])
         else:
             common.stale_button(ctx, outcome)
     else:

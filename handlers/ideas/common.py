@@ -7,26 +7,12 @@ from handlers.consultation.sheet import blocked, own_participation, stale, title
 from handlers.context import FlowContext
 from handlers.events import Button, Outcome
 from handlers.ideas.rules import ideas_state
-from storage.models import Consultation, Participation, ParticipationStatus, Statement
+from storage.models import Consultation, Participation, ParticipationStatus
 
 # The participant-state keys of the statement being written: its participation and draft.
 COMPOSING = "composing"
 DRAFT = "draft"
 CONSENTED = (ParticipationStatus.ANSWERING, ParticipationStatus.COMPLETED)
-
-
-def statement_text(statement: Statement, language: str) -> str:
-    """A statement in the reader's language when staff gave one, else as written."""
-    return (
-        statement.text.get(language)
-        or statement.text.get(statement.language)
-        or next(iter(statement.text.values()), "")
-    )
-
-
-def short(text: str, limit: int = 38) -> str:
-    """A statement shortened for a button."""
-    return questionnaire.shorten(text, limit)
 
 
 async def ideas_participation(

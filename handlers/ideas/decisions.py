@@ -7,7 +7,7 @@ from collections.abc import Callable
 from handlers import questionnaire
 from handlers.context import Texts, language_of
 from handlers.events import Button, ChatAddress, Reply
-from handlers.ideas.common import short, statement_text
+from handlers.ideas.rules import short, statement_text
 from storage.models import Decision, Participation, Statement
 from storage.uow import UnitOfWork
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-from storage.models import Consultation
+from handlers.questionnaire import shorten
+from storage.models import Consultation, Statement
 
 # Trigram overlap from which two statements say "the same" (measured on reworded Danish pairs:
 # rewordings score 0.5-0.8, different ideas on the same topic below 0.35).
@@ -117,3 +118,17 @@ def compare_with_majority(own: dict[int, int], tallies: dict[int, tuple[int, int
 def group_letter(index: int) -> str:
     """Groups are called A, B, C… in texts."""
     return chr(ord("A") + index)
+
+
+def statement_text(statement: Statement, language: str) -> str:
+    """A statement in the reader's language when staff gave one, else as written."""
+    return (
+        statement.text.get(language)
+        or statement.text.get(statement.language)
+        or next(iter(statement.text.values()), "")
+    )
+
+
+def short(text: str, limit: int = 38) -> str:
+    """A statement shortened for a button."""
+    return shorten(text, limit)

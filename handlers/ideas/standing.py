@@ -8,9 +8,9 @@ from handlers import questionnaire
 from handlers.consultation.sheet import title
 from handlers.context import FlowContext
 from handlers.events import Button, Outcome
-from handlers.ideas.common import ideas_participation, short, statement_text
+from handlers.ideas.common import ideas_participation
 from handlers.ideas.groups import GroupModel
-from handlers.ideas.rules import compare_with_majority, group_letter
+from handlers.ideas.rules import compare_with_majority, group_letter, short, statement_text
 from storage.ideas import Tally
 from storage.models import Consultation, Participation, Statement
 

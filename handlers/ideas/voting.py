@@ -11,10 +11,14 @@ from handlers.ideas.common import (
     CONSENTED,
     ideas_participation,
     say_unless_open,
+)
+from handlers.ideas.rules import (
+    STANDING_AFTER_VOTES,
+    CardChoice,
+    choose_next,
     short,
     statement_text,
 )
-from handlers.ideas.rules import STANDING_AFTER_VOTES, CardChoice, choose_next
 from handlers.moderation.intake import REPORT_REASONS, report
 from storage.models import Consultation, Participation, Statement, Visibility, VoteValue
 

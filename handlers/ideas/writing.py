@@ -11,11 +11,9 @@ from handlers.ideas.common import (
     DRAFT,
     ideas_participation,
     say_unless_open,
-    short,
-    statement_text,
     stop_writing,
 )
-from handlers.ideas.rules import near_duplicates
+from handlers.ideas.rules import near_duplicates, short, statement_text
 from handlers.moderation.intake import PREMODERATION, queue_for_review, screen_statement
 from handlers.screening.rules import ALLOW, HIDE, HOLD
 from storage.models import (
