@@ -8,6 +8,7 @@ from handlers import questionnaire as rules
 from handlers.consultation.sheet import active_participation, show_answer
 from handlers.context import FlowContext
 from handlers.events import Button, Outcome
+from handlers.ideas.rules import statement_text
 
 # Ideas are published statements: after /forget they stay, without any link to the author.
 PUBLISHED_KINDS = {"idea"}
@@ -53,6 +54,10 @@ async def mydata(ctx: FlowContext, outcome: Outcome) -> None:
                     "answered_at": answer.answered_at.isoformat(),
                 }
             )
+        written = await ctx.uow.ideas.of_participation(participation.id)
+        votes = await ctx.uow.ideas.votes_of(participation.id)
+        if written or votes:
+            lines.append(ctx.t("mydata.ideas", statements=len(written), votes=len(votes)))
         consultations.append(
             {
                 "consultation": consultation.slug,
@@ -69,6 +74,25 @@ async def mydata(ctx: FlowContext, outcome: Outcome) -> None:
                 else None,
                 "wants_to_hear_back": participation.hear_back,
                 "answers": answered,
+                "statements": [
+                    {
+                        "number": statement.number,
+                        "text": statement_text(statement, statement.language),
+                        "shown": statement.visibility,
+                        "written_at": statement.created_at.isoformat(),
+                    }
+                    for statement in written
+                ],
+                "votes": [
+                    {
+                        "statement": statement.number,
+                        "text": statement_text(statement, ctx.t.language),
+                        "vote": {1: "agree", -1: "disagree", 0: "pass"}[vote.value],
+                        "voted_at": vote.updated_at.isoformat(),
+                    }
+                    for vote, statement in votes
+                ],
+                "wants_new_statements": participation.notify_statements_at is not None,
             }
         )
     record["consultations"] = consultations
@@ -107,7 +131,13 @@ async def forget_confirmed(ctx: FlowContext, outcome: Outcome, confirmed: bool) 
         if ctx.event.button_message_ref is not None:
             outcome.edit(ctx.event.button_message_ref, ctx.t("forget.kept"))
         return
-    anonymised = await ctx.uow.participations.erase_participant(ctx.participant.id, PUBLISHED_KINDS)
+    # Statements stay, like ideas, without their author; votes and volunteer offers go.
+    statements = 0
+    for participation in await ctx.uow.participations.of_participant(ctx.participant.id):
+        statements += len(await ctx.uow.ideas.of_participation(participation.id))
+    anonymised = statements + await ctx.uow.participations.erase_participant(
+        ctx.participant.id, PUBLISHED_KINDS
+    )
     await ctx.uow.participants.delete(ctx.participant)
     done = ctx.t("forget.done")
     if anonymised:

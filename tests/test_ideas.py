@@ -289,3 +289,25 @@ async def test_pre_moderated_statements_wait_for_approval_before_anyone_votes_on
         await uow.commit()
     await app.core.delivery.deliver_chat("telegram", str(anna.id))
     assert "»Cykelparkering ved hallen skal være overdækket«" in (anna.last().text or "")
+
+
+async def test_my_data_shows_statements_and_votes_and_forget_keeps_statements_anonymised(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(app, ideas_source())
+    anna = await join(fake_bot, 421)
+    await write_statement(anna, "Lys på stien gennem parken om vinteren")
+    await anna.tap("✅ Send")
+    await anna.tap("🗳 Stem om udsagn")
+    await vote(anna, "👎 Uenig")
+    summary, _file = await anna.write("/mydata", new=2)
+    assert "• Idédelen: 1 udsagn skrevet, 1 stemmer" in (summary.text or "")
+
+    await anna.write("/forget")
+    await anna.tap("Ja, slet", new=0)
+    await eventually(lambda: "1 idé" in (anna.last().text or ""), what="the erasure confirmed")
+    (kept,) = [s for s in await statements(app) if s.origin == "citizen"]
+    assert kept.participation_id is None
+    assert kept.text == {"da": "Lys på stien gennem parken om vinteren"}
+    assert await _rows(app, Vote) == []
+    assert await _rows(app, VoteEvent) == []
