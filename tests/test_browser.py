@@ -111,6 +111,15 @@ async def test_a_citizen_completes_the_demo_with_the_keyboard_only(
     await page.get_by_text("Tak for dine svar til »Ny friluftspolitik«!").wait_for()
     await enter_when_focused(page, "Ja")
     await page.get_by_text("✅ Vi giver dig besked her.").wait_for()
+    # The demo has an ideas phase: write a statement and vote, still with the keyboard alone.
+    await enter_when_focused(page, "✍️ Skriv et udsagn")
+    await type_answer(page, "Skraldespandene ved søen skal tømmes oftere")
+    await enter_when_focused(page, "✅ Send")
+    await page.get_by_text("Tak! Dit udsagn er nu med blandt dem, andre stemmer om.").wait_for()
+    await page.keyboard.press("Tab")
+    await enter_when_focused(page, "🗳 Stem om udsagn")
+    await enter_when_focused(page, "👍 Enig")
+    await page.get_by_text("✅ Din stemme: enig").wait_for()
     (row,) = await export_rows(demo_app)
     assert row["channel"] == "web"
     assert row["status"] == "completed"

@@ -36,12 +36,13 @@ async def ensure_demo(uow: UnitOfWork, now: datetime, zone: ZoneInfo) -> bool:
         if state.status == "open":
             return False
     definition = parse_definition(demo_source(), zone)
-    opens = now - timedelta(days=1)
+    opens, closes = now - timedelta(days=1), now + timedelta(days=DEMO_OPEN_DAYS)
     definition = replace(
         definition,
-        rounds=[
-            RoundDefinition(definition.rounds[0].name, opens, now + timedelta(days=DEMO_OPEN_DAYS))
-        ],
+        rounds=[RoundDefinition(definition.rounds[0].name, opens, closes)],
+        ideas=replace(definition.ideas, opens_at=opens, closes_at=closes)
+        if definition.ideas
+        else None,
     )
     await import_definition(uow, definition, now)
     return True

@@ -233,7 +233,13 @@ class WebChatChannel:
         if participant is None:
             raise web.HTTPForbidden(text="open /chat first")
         chat_id = f"w-{participant}"
-        language_hint = request.headers.get("Accept-Language", "").split(",")[0] or None
+        # The page says which language the browser prefers; the handshake's own header is a
+        # fallback, since some browsers send none (or their interface language) with it.
+        language_hint = (
+            request.query.get("lang", "")[:35]
+            or request.headers.get("Accept-Language", "").split(",")[0]
+            or None
+        )
         socket = web.WebSocketResponse(heartbeat=30, max_msg_size=16 * 1024)
         await socket.prepare(request)
         self._sockets.setdefault(chat_id, set()).add(socket)

@@ -142,7 +142,10 @@
   function connect() {
     status.textContent = t("web.connecting");
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(scheme + location.host + "/chat/ws");
+    // The browser's preferred language travels in the address: some browsers send no
+    // Accept-Language (or their own interface language) with the WebSocket handshake.
+    var preferred = encodeURIComponent(navigator.language || "");
+    socket = new WebSocket(scheme + location.host + "/chat/ws?lang=" + preferred);
     socket.onopen = function () {
       status.textContent = "";
       retries = 0;
