@@ -19,6 +19,7 @@ DECIDED = ("approved", "hidden", "rephrase", "blocked", "resubmitted")
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = re.compile(r"^[a-z_]+(\.[a-z_]+)+$")
+FILE_SUFFIXES = (".csv", ".json", ".jsonl", ".txt", ".yaml", ".png")
 # Keys built at run time from a fixed set of names.
 DYNAMIC_KEYS = (
     {f"language.{kind}.{lang}" for kind in ("set", "name") for lang in ("da", "en")}
@@ -74,7 +75,9 @@ def key_literals_in_code() -> set[str]:
         for path in (ROOT / package).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
                 is_text = isinstance(node, ast.Constant) and isinstance(node.value, str)
-                if is_text and KEY.match(node.value):
+                # A file name such as "summary.csv" is shaped like a key but is none.
+                is_file_name = is_text and node.value.endswith(FILE_SUFFIXES)
+                if is_text and KEY.match(node.value) and not is_file_name:
                     found.add(node.value)
     return found
 

@@ -311,3 +311,44 @@ async def test_my_data_shows_statements_and_votes_and_forget_keeps_statements_an
     assert kept.text == {"da": "Lys på stien gennem parken om vinteren"}
     assert await _rows(app, Vote) == []
     assert await _rows(app, VoteEvent) == []
+
+
+async def test_citizens_volunteer_for_a_statement_staff_look_for_help_on(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(app, ideas_source())
+    async with uow_of(app)() as uow:
+        consultation = await uow.consultations.by_slug("skolevej")
+        assert consultation is not None
+        for statement in await uow.ideas.statements(consultation.id):
+            statement.wants_volunteers = True
+        await uow.commit()
+    anna = await join(fake_bot, 431)
+    await anna.tap("🗳 Stem om udsagn")
+    card = anna.last()
+    assert "🙋 Kommunen søger borgere" in (card.text or "")
+    words = card_statement(card.text or "")
+    await anna.tap("🙋 Jeg vil gerne hjælpe")
+    assert "må kommunen skrive til dig her i chatten" in (anna.last().text or "")
+    await anna.tap("Ja, skriv til mig", new=0)
+    await eventually(
+        lambda: anna.last().text == "Tak! Kommunen skriver til dig her i chatten.",
+        what="the offer confirmed",
+    )
+    async with uow_of(app)() as uow:
+        assert consultation is not None
+        (offer,) = await uow.ideas.volunteers(consultation.id)
+        _, statement, participation, participant = offer
+        assert statement_text_of(statement) == words
+        assert participant.chat_id == "431"
+        assert participation.pseudonym.startswith("p-")
+    # Offering twice is counted once.
+    await anna.tap("🙋 Jeg vil gerne hjælpe")
+    await anna.tap("Ja, skriv til mig", new=0)
+    await eventually(
+        lambda: anna.last().text == "Du har allerede meldt dig – tak!", what="counted once"
+    )
+
+
+def statement_text_of(statement: Statement) -> str:
+    return statement.text["da"]
