@@ -201,6 +201,13 @@ class IdeasRepository:
         )
         return (await self._session.execute(query)).scalar_one_or_none()
 
+    async def count_votes(self, participation_id: int) -> int:
+        """How many statements a participation has voted on."""
+        query = (
+            select(func.count()).select_from(Vote).where(Vote.participation_id == participation_id)
+        )
+        return int((await self._session.execute(query)).scalar_one())
+
     async def votes_of(self, participation_id: int) -> list[tuple[Vote, Statement]]:
         """A participation's current votes with their statements, most recent first."""
         query = (

@@ -67,7 +67,7 @@ async def show_menu(
 ) -> None:
     """The ideas phase in one message: what to write about, how far it is, what one can do."""
     statements = await ctx.uow.ideas.statements(consultation.id, visible_only=True)
-    voted = len(await ctx.uow.ideas.votes_of(participation.id))
+    voted = await ctx.uow.ideas.count_votes(participation.id)
     assert consultation.ideas_closes_at is not None
     prompt = questionnaire.pick(consultation.ideas.get("prompt", {}), ctx.t.language)
     outcome.say(

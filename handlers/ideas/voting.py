@@ -182,7 +182,7 @@ async def vote(
     if namespace == "V":
         return
     if earlier is None:
-        votes = len(await ctx.uow.ideas.votes_of(participation.id))
+        votes = await ctx.uow.ideas.count_votes(participation.id)
         if votes == STANDING_AFTER_VOTES:
             outcome.say(
                 ctx.t("ideas.standing_offer", count=votes),
