@@ -208,6 +208,11 @@ async def test_citizens_write_vote_change_report_see_where_they_stand_and_hear_d
     second = next(s for s in await statements(app) if s.number == 6)
     assert second.visibility == Visibility.HELD
     await moderator.press(card, "💬 Skjul og forklar")
+    # The press is answered before the card is redrawn with the reasons.
+    await eventually(
+        lambda: "Uden for emnet" in [b["text"] for b in moderator.card_now(card).buttons],
+        what="the reasons on the card",
+    )
     await moderator.press(card, "Uden for emnet")
     told = await eventually(
         lambda: [t for t in anna.texts() if t.startswith("Dit udsagn »Lys på stien")],
