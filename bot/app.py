@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import make_url
@@ -21,7 +22,9 @@ from bot.web import WebServer, make_web_app
 from handlers.context import ModerationDesk, OrganisationInfo
 from handlers.events import ChatAddress
 from handlers.screening.rules import Screener, WordLists
+from scheduler.broadcast import BulkSender
 from scheduler.jobs import Housekeeping
+from scheduler.publishing import Publisher, PublishingSettings
 from storage.database import create_engine, create_session_factory, is_sqlite, ping
 from storage.migrate import schema_status, upgrade
 from storage.uow import UnitOfWorkFactory
@@ -42,6 +45,13 @@ def moderation_desk(settings: Settings) -> ModerationDesk:
     if settings.telegram_enabled and settings.moderator_chat_id is not None:
         chat = ChatAddress(TelegramChannel.channel, str(settings.moderator_chat_id))
     return ModerationDesk(chat, settings.moderation_digest_minutes)
+
+
+def telegram_chat(settings: Settings, chat_id: int | None) -> ChatAddress | None:
+    """A configured Telegram chat (staff, public channel), when Telegram is on."""
+    if not settings.telegram_enabled or chat_id is None:
+        return None
+    return ChatAddress(TelegramChannel.channel, str(chat_id))
 
 
 def redacted_database_url(url: str) -> str:
@@ -75,15 +85,18 @@ async def prepare_schema(engine: AsyncEngine, url: str) -> None:
 class BorgerDialog:
     """The running application: storage, dialogue core, channels, scheduler and web server."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> None:
         self.settings = settings
-        self.clock = utc_now
+        # Tests hand in a clock they control; everything that reads the time reads this one.
+        self.clock = clock
         self.engine: AsyncEngine | None = None
         self.core: DialogueCore | None = None
         self.telegram: TelegramChannel | None = None
         self.webchat: WebChatChannel | None = None
         self.uow: UnitOfWorkFactory | None = None
         self._housekeeping: Housekeeping | None = None
+        self.publisher: Publisher | None = None
+        self.bulk: BulkSender | None = None
         self._web: WebServer | None = None
 
     async def start(self) -> None:
@@ -115,6 +128,7 @@ class BorgerDialog:
             zone=settings.zone,
             screener=Screener(WordLists.load(settings.screening_dir), make_language_identifier()),
             moderation=moderation_desk(settings),
+            staff_chat=telegram_chat(settings, settings.staff_chat_id),
         )
         secret = (
             settings.web_secret.get_secret_value().encode()
@@ -132,11 +146,41 @@ class BorgerDialog:
         if settings.telegram_enabled:
             self.telegram = TelegramChannel(settings, self.core, catalogs)
             await self.telegram.start()
+        channels = [self.webchat.channel] + ([self.telegram.channel] if self.telegram else [])
+        self.publisher = Publisher(
+            uow=uow,
+            clock=self.clock,
+            texts_in=self.core.texts,
+            settings=PublishingSettings(
+                zone=settings.zone,
+                late_window=timedelta(minutes=settings.late_window_minutes),
+                public_chat=telegram_chat(settings, settings.public_channel_id),
+                staff_chat=telegram_chat(settings, settings.staff_chat_id),
+                paid_broadcast=settings.paid_broadcast,
+            ),
+            link=self.consultation_link,
+            channels=lambda: channels,
+            deliver_chat=delivery.deliver_chat,
+        )
+        self.bulk = BulkSender(
+            uow=uow,
+            clock=self.clock,
+            sender=delivery.sender,
+            channels=lambda: channels,
+            per_second=settings.bulk_messages_per_second,
+            group_per_minute=settings.group_messages_per_minute,
+            lease=timedelta(seconds=settings.bulk_lease_seconds),
+            on_settled=self.publisher.report_progress,
+        )
+        self.publisher.wake_sender = self.bulk.wake
+        self.bulk.start()
         self._housekeeping = Housekeeping(
             uow=uow,
             clock=self.clock,
             delivery=delivery,
-            channels=[self.webchat.channel] + ([self.telegram.channel] if self.telegram else []),
+            publisher=self.publisher,
+            plan_check_seconds=settings.plan_check_seconds,
+            channels=channels,
             retention_days=settings.inbox_retention_days,
             moderation=self.core.moderation,
             texts=self.core.texts,
@@ -149,6 +193,9 @@ class BorgerDialog:
         if self._housekeeping is not None:
             await self._housekeeping.stop()
             self._housekeeping = None
+        if self.bulk is not None:
+            await self.bulk.stop()
+            self.bulk = None
         if self.telegram is not None:
             await self.telegram.stop()
         if self.webchat is not None:
@@ -159,6 +206,13 @@ class BorgerDialog:
         if self.engine is not None:
             await self.engine.dispose()
             self.engine = None
+
+    def consultation_link(self, channel: str, slug: str) -> str:
+        """The link that opens a consultation: in Telegram when connected, else the web chat."""
+        username = self.telegram.username if self.telegram is not None else None
+        if channel == TelegramChannel.channel and username:
+            return f"https://t.me/{username}?start={slug}"
+        return f"{self.settings.public_base_url}/chat?c={slug}"
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """Report database reachability and channel states."""

@@ -71,6 +71,21 @@ class Settings(BaseSettings):
     moderation_digest_minutes: Annotated[int, Field(ge=1, le=10080)] = 60
     # How often opinion groups are recomputed from new votes (only when there are new votes).
     opinion_groups_minutes: Annotated[int, Field(ge=1, le=1440)] = 5
+    # The municipality's public Telegram channel (or group): where "channel" posts go.
+    public_channel_id: int | None = None
+    # How often the content plan is checked for due posts.
+    plan_check_seconds: Annotated[int, Field(ge=1, le=300)] = 10
+    # A post missed while the bot was down still goes out this long after its time (reported
+    # as late); later than that it is skipped and reported, never sent by surprise days later.
+    late_window_minutes: Annotated[int, Field(ge=0, le=10080)] = 60
+    # Bulk sending: Telegram allows about 30 messages a second to chats that did not just
+    # write; more needs paid broadcast (Telegram Stars), up to 1000 a second.
+    bulk_messages_per_second: Annotated[float, Field(gt=0, le=1000)] = 29.0
+    paid_broadcast: bool = False
+    group_messages_per_minute: Annotated[int, Field(ge=1, le=20)] = 20
+    # How long a sender holds the bulk messages it took; after a crash they are sent again
+    # once this runs out.
+    bulk_lease_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
 
     @field_validator("telegram_token", mode="before")
     @classmethod
@@ -149,6 +164,15 @@ class Settings(BaseSettings):
         return level
 
     @model_validator(mode="after")
+    def _bulk_rate(self) -> Settings:
+        if self.bulk_messages_per_second > 30 and not self.paid_broadcast:
+            raise ValueError(
+                "BORGERDIALOG_BULK_MESSAGES_PER_SECOND above 30 needs "
+                "BORGERDIALOG_PAID_BROADCAST=true (Telegram's paid broadcast)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _default_database(self) -> Settings:
         if not self.database_url:
             path = (self.data_dir / "borgerdialog.sqlite3").resolve()
@@ -184,8 +208,11 @@ class Settings(BaseSettings):
 
 
 def _describe(error: Any) -> str:
-    name = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
     message = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:
+        # A rule across several settings names them itself.
+        return message
+    name = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
     shown = error.get("input")
     secret = "token" in name.lower()
     if isinstance(shown, str) and not secret and error["type"] != "missing":

@@ -41,10 +41,12 @@ class DialogueCore:
         zone: ZoneInfo,
         screener: Screener,
         moderation: ModerationDesk,
+        staff_chat: ChatAddress | None = None,
     ) -> None:
         self._uow = uow
         self._screener = screener
         self.moderation = moderation
+        self.staff_chat = staff_chat
         self._catalogs = catalogs
         self._detect_language = detect_language
         self._organisation = organisation
@@ -126,6 +128,7 @@ class DialogueCore:
                 screener=self._screener,
                 moderation=self.moderation,
                 texts_in=self.texts,
+                staff_chat=self.staff_chat,
             )
             outcome = await route(context)
             here = ChatAddress(channel, event.chat_id)

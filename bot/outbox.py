@@ -74,6 +74,10 @@ class OutboxDelivery:
         """Let messages of a channel be delivered through this sender."""
         self._senders[sender.channel] = sender
 
+    def sender(self, channel: str) -> ChannelSender | None:
+        """The sender of a channel, while its transport is running."""
+        return self._senders.get(channel)
+
     def unregister(self, channel: str) -> None:
         """Stop delivering a channel's messages (its transport is shutting down)."""
         self._senders.pop(channel, None)

@@ -61,6 +61,8 @@ class FlowContext:
     moderation: ModerationDesk
     # Texts in another language (for a message to someone else); None: the default language.
     texts_in: Callable[[str | None], Texts]
+    # Where communications staff manage the content plan, when a staff chat is configured.
+    staff_chat: ChatAddress | None = None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from handlers.events import Outcome
 from handlers.ideas import entry as ideas
 from handlers.ideas import standing, voting, writing
 from handlers.moderation import author, desk
+from handlers.plan import staff
 
 Flow = Callable[[FlowContext, Outcome], Awaitable[None] | None]
 
@@ -48,6 +49,9 @@ async def route(ctx: FlowContext) -> Outcome:
     """Decide what to do with an event and return the messages to send."""
     outcome = Outcome()
     event = ctx.event
+    if staff.is_staff_chat(ctx) and (not desk.is_moderator_chat(ctx) or staff.claims(ctx)):
+        await staff.handle(ctx, outcome)
+        return outcome
     if desk.is_moderator_chat(ctx):
         await desk.handle(ctx, outcome)
         return outcome

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -16,6 +16,7 @@ from handlers.ideas.groups import compute_groups
 from handlers.ideas.voting import new_statements_notice
 from handlers.moderation.desk import digest
 from handlers.questionnaire import pick
+from scheduler.publishing import Publisher
 from storage.models import Lane
 from storage.uow import UnitOfWorkFactory
 
@@ -154,10 +155,26 @@ class Housekeeping:
         retention_days: int,
         moderation: ModerationDesk,
         texts: Callable[[str | None], Texts],
+        publisher: Publisher | None = None,
+        plan_check_seconds: int = 10,
         groups_minutes: int = 5,
     ) -> None:
         self._running: set[asyncio.Task[object]] = set()
         self._scheduler = AsyncIOScheduler(timezone="UTC")
+        # APScheduler only wakes the jobs, on the machine's clock; what is due, and how late is
+        # too late, the jobs decide from the database and the application's clock.
+        wall_now = datetime.now(UTC)
+        if publisher is not None:
+            self._scheduler.add_job(
+                self._tracked(publisher.publish_due),
+                "interval",
+                seconds=plan_check_seconds,
+                id="publish-plan",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                next_run_time=wall_now,
+            )
         self._scheduler.add_job(
             self._tracked(redeliver_pending),
             "interval",
@@ -175,7 +192,7 @@ class Housekeeping:
             id="purge-expired",
             max_instances=1,
             coalesce=True,
-            next_run_time=clock(),
+            next_run_time=wall_now,
         )
 
         self._scheduler.add_job(
@@ -204,7 +221,7 @@ class Housekeeping:
             id="opinion-groups",
             max_instances=1,
             coalesce=True,
-            next_run_time=clock(),
+            next_run_time=wall_now,
         )
 
     def _tracked(

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     TypeDecorator,
@@ -142,6 +143,7 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_messages_status_lane", "status", "lane"),
         Index("ix_outbox_messages_chat", "channel", "chat_id", "id"),
+        Index("ix_outbox_messages_post", "post_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -158,6 +160,12 @@ class OutboxMessage(Base):
     external_message_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The planned post a bulk message belongs to (one row per recipient of a broadcast).
+    post_id: Mapped[int | None] = mapped_column(ForeignKey("planned_posts.id", ondelete="SET NULL"))
+    # A bulk sender holds the message until then; a sender killed mid-send lets it go again.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # After a failed attempt the message waits until then (backoff).
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Consultation(Base):
@@ -496,6 +504,76 @@ class OpinionGroups(Base):
     # handlers.ideas.groups.GroupModel as a document.
     model: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PostState:
+    """Where a planned post stands."""
+
+    PLANNED = "planned"
+    SENDING = "sending"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    # Missed by more than the late window (the bot was down): reported, never sent.
+    SKIPPED = "skipped"
+    OPEN = (PLANNED, SENDING)
+
+
+class PostKind:
+    """What a planned post is; the automatic kinds write their text when they go out."""
+
+    MESSAGE = "message"  # staff wrote the text
+    ANNOUNCEMENT = "announcement"  # a round opens
+    REMINDER = "reminder"  # a round closes soon: to those who started and did not finish
+    RESULTS = "results"  # a round closed: thanks, numbers and a chart
+    AUTOMATIC = (ANNOUNCEMENT, REMINDER, RESULTS)
+
+
+class PlannedPost(Base):
+    """One entry of the content plan: what goes out, to whom, when; and how it went."""
+
+    __tablename__ = "planned_posts"
+    __table_args__ = (Index("ix_planned_posts_state_due", "state", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The sheet's own id for the row (or "auto:…" for automatic posts), so importing the sheet
+    # again updates a post instead of adding it twice.
+    key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    consultation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("consultations.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(String(16), default=PostKind.MESSAGE)
+    # {language: text}; automatic posts fill it in when they go out.
+    texts: Mapped[dict[str, str]] = mapped_column(JsonDocument, default=dict)
+    image: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Telegram's id of the uploaded image, so 5,000 recipients do not mean 5,000 uploads.
+    image_file_id: Mapped[str | None] = mapped_column(String(200))
+    # {"label": {language: text}, "url": "https://…"} or {"label": …, "consultation": slug}.
+    button: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    # {"chats": [chat ids], "subscribers": "all"|"hear_back"|"unfinished"|"segment"|"decision",
+    #  "segment": {"question": key, "options": [keys]}, "statement": number}
+    audience: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    # Tied to a phase instead of a clock time: {"event": "opens"|"closes"|"ideas_opens"|
+    # "ideas_closes", "round": n, "offset_minutes": m}; moving the phase moves the post.
+    anchor: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    # {"every_days": n, "times": n}: repeats at the same local time of day.
+    repeat: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    occurrence: Mapped[int] = mapped_column(Integer, default=1)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(16), default=PostState.PLANNED)
+    # How late it went out (the bot was down at its time), in seconds.
+    late_seconds: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(300))
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    # The staff chat's progress message (an outbox message), edited while the post goes out.
+    progress_message_id: Mapped[int | None] = mapped_column(Integer)
+    progress_shown_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # "sheet", "staff <pseudonym>", "auto", "cli".
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ModerationLogEntry(Base):

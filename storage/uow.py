@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.ideas import IdeasRepository
 from storage.moderation import ModerationRepository
+from storage.plan import PlanRepository
 from storage.repositories import (
     ConsultationRepository,
     InboxRepository,
@@ -33,6 +34,7 @@ class UnitOfWork:
     web_messages: WebMessageRepository
     moderation: ModerationRepository
     ideas: IdeasRepository
+    plan: PlanRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
@@ -48,6 +50,7 @@ class UnitOfWork:
         self.web_messages = WebMessageRepository(self._session)
         self.moderation = ModerationRepository(self._session)
         self.ideas = IdeasRepository(self._session)
+        self.plan = PlanRepository(self._session)
         return self
 
     async def __aexit__(

@@ -108,6 +108,8 @@ class SentMessage:
     kind: str = "text"
     caption: str | None = None
     edits: int = 0
+    # A photo's file id: the one Telegram gave the upload, or the one the bot sent again.
+    file_id: str = ""
     deleted: bool = False
     sent_at: float = field(default_factory=time.monotonic)
 
@@ -131,7 +133,7 @@ class SentMessage:
         if self.kind == "photo":
             message["photo"] = [
                 {
-                    "file_id": f"photo{self.message_id}",
+                    "file_id": self.file_id,
                     "file_unique_id": "u",
                     "width": 1,
                     "height": 1,
@@ -177,6 +179,12 @@ class FakeBot:
         self.last_contact: dict[int, float] = {}
         self.chat_buckets: dict[int, TokenBucket] = {}
         self.bulk_bucket = TokenBucket(capacity=30, per_second=30)
+        # Paid broadcast (allow_paid_broadcast): up to 1000 messages a second, paid in Stars.
+        self.paid_bucket = TokenBucket(capacity=1000, per_second=1000)
+        self.paid_messages = 0
+        # Photos uploaded, and the file ids Telegram handed out for them.
+        self.uploads = 0
+        self.files: set[str] = set()
         self.new_updates = asyncio.Event()
         self.active_poll: asyncio.Future[None] | None = None
         self.confirmed_up_to = 0
@@ -243,6 +251,20 @@ class FakeBot:
         return self._server.call(
             lambda: self._add_callback(user_id, message_id, data, chat_id, forge, language_code)
         )
+
+    def open_chats(self, user_ids: list[int], language_code: str = "da") -> None:
+        """Citizens who wrote to the bot long ago: the bot may write to them, as bulk sends."""
+
+        def open_all() -> None:
+            for user_id in user_ids:
+                user = self._user(user_id, language_code)
+                self.chats.setdefault(user_id, self._chat(user_id, "private", user))
+
+        self._server.call(open_all)
+
+    def open_channel(self, chat_id: int, chat_type: str = "channel") -> None:
+        """A channel (or group) the bot was added to and may post in."""
+        self._server.call(lambda: self._chat(chat_id, chat_type, {}))
 
     def block(self, chat_id: int) -> None:
         """The citizen blocks the bot: further sends to them get 403."""
@@ -589,7 +611,7 @@ def _check_markup(markup: Any) -> dict[str, Any] | None:
     return markup
 
 
-def _flood_control(bot: FakeBot, chat_id: int) -> None:
+def _flood_control(bot: FakeBot, chat_id: int, params: dict[str, Any] | None = None) -> None:
     if chat_id in bot.blocked:
         raise ApiError(403, "Forbidden: bot was blocked by the user")
     now = time.monotonic()
@@ -606,8 +628,11 @@ def _flood_control(bot: FakeBot, chat_id: int) -> None:
         bot._server.auto_chats
         or now - bot.last_contact.get(chat_id, -1e9) <= RECENT_CONTACT_SECONDS
     )
+    paid = bool((params or {}).get("allow_paid_broadcast"))
     if not wait and not recent:
-        wait = bot.bulk_bucket.take(now)
+        wait = (bot.paid_bucket if paid else bot.bulk_bucket).take(now)
+    if paid and not wait:
+        bot.paid_messages += 1
     if wait:
         raise ApiError(429, f"Too Many Requests: retry after {int(wait) + 1}", int(wait) + 1)
 
@@ -681,7 +706,7 @@ def send_message(bot: FakeBot, params: dict[str, Any]) -> dict[str, Any]:
     markup = _check_markup(params.get("reply_markup"))
     if params.get("parse_mode") not in (None, "", "HTML", "MarkdownV2", "Markdown"):
         raise bad_request("unsupported parse_mode")
-    _flood_control(bot, chat_id)
+    _flood_control(bot, chat_id, params)
     message = SentMessage(chat_id, bot._next_message_id(chat_id), text, markup)
     return _record(bot, chat_id, message)
 
@@ -695,9 +720,19 @@ def _send_media(kind: str) -> Handler:
         if caption is not None and len(caption) > MAX_CAPTION:
             raise bad_request("message caption is too long")
         markup = _check_markup(params.get("reply_markup"))
-        _flood_control(bot, chat_id)
+        sent = params[kind]
+        if isinstance(sent, str) and sent not in bot.files:
+            raise bad_request("wrong file identifier/HTTP URL specified")
+        _flood_control(bot, chat_id, params)
+        message_id = bot._next_message_id(chat_id)
+        if isinstance(sent, str):
+            file_id = sent
+        else:
+            bot.uploads += 1
+            file_id = f"{kind}-{chat_id}-{message_id}"
+            bot.files.add(file_id)
         message = SentMessage(
-            chat_id, bot._next_message_id(chat_id), None, markup, kind=kind, caption=caption
+            chat_id, message_id, None, markup, kind=kind, caption=caption, file_id=file_id
         )
         return _record(bot, chat_id, message)
 

@@ -13,7 +13,7 @@ from bot.i18n import Catalogs, load_catalog, make_language_detector, resolve_lan
 from handlers.moderation.cards import REASONS
 from handlers.moderation.intake import REPORT_REASONS
 from handlers.screening.rules import CATEGORIES, KINDS
-from storage.models import Decision
+from storage.models import Decision, PostKind
 
 DECIDED = ("approved", "hidden", "rephrase", "blocked", "resubmitted")
 
@@ -43,6 +43,12 @@ DYNAMIC_KEYS = (
     | {f"moderation.{part}.{reason}" for part in ("reason", "reason_button") for reason in REASONS}
     | {f"moderation.decided.{status}" for status in DECIDED}
     | {f"moderation.done.{status}" for status in DECIDED if status != "resubmitted"}
+    | {f"plan.kind.{kind}" for kind in ("message", *PostKind.AUTOMATIC)}
+    | {
+        f"plan.state.{state}"
+        for state in ("planned", "sending", "sent", "cancelled", "failed", "skipped")
+    }
+    | {f"plan.audience.{name}" for name in ("channel", "everyone", "participants", "unfinished")}
 )
 
 

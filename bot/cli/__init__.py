@@ -173,6 +173,13 @@ def consultation_import(file: Path, force: bool) -> None:
             click.echo(f"  archived question {key} with its {count} answers (kept in exports)")
         if report.removed:
             click.echo(f"  removed questions without answers: {', '.join(report.removed)}")
+        for change in report.plan_changes:
+            click.echo(f"  content plan: {change}")
+        if report.automatic_posts:
+            click.echo(
+                f"  content plan: {report.automatic_posts} automatic post(s) added "
+                "(announcement, reminder, results; see 'borgerdialog plan list')"
+            )
 
     with_database(settings, work)
 
@@ -436,8 +443,11 @@ def _export_polis(settings: Settings, slug: str, directory: Path) -> None:
 # Registered last: these modules import helpers from this package.
 from bot.cli.ideas import ideas, import_  # noqa: E402
 from bot.cli.moderation import moderation, screen  # noqa: E402
+from bot.cli.plan import broadcast, plan  # noqa: E402
 
 main.add_command(screen)
 main.add_command(moderation)
 main.add_command(ideas)
 main.add_command(import_)
+main.add_command(plan)
+main.add_command(broadcast)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from bot.consultations.definition import ConsultationDefinition, QuestionDefinition
 from handlers.ideas.staff import add_staff_statement
+from handlers.plan.planning import follow_phases, plan_automatic_posts
 from storage.models import Consultation, Question, Round, StatementOrigin
 from storage.uow import UnitOfWork
 
@@ -21,6 +22,9 @@ class ImportReport:
     archived: dict[str, int] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
     seeded: int = 0
+    # Planned posts tied to the rounds that moved or were cancelled, and automatic posts added.
+    plan_changes: list[str] = field(default_factory=list)
+    automatic_posts: int = 0
 
 
 class QuestionsWithAnswers(Exception):
@@ -130,6 +134,9 @@ async def import_definition(
         else:
             _apply_question(stored, definition_question, position)
             report.updated.append(definition_question.key)
+    # Posts tied to the rounds follow them; new rounds get their own automatic posts.
+    report.plan_changes = await follow_phases(uow, consultation, now)
+    report.automatic_posts = await plan_automatic_posts(uow, consultation, now)
     return report
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
 import time
 import warnings
@@ -144,6 +145,14 @@ class TelegramChannel:
             .build()
         )
         self._members = MembershipCache(self.application.bot)
+        # Telegram's file id of each image uploaded, by content: a broadcast uploads once.
+        self._uploaded: dict[str, str] = {}
+        # Chats where only members may act: the moderators' and the staff's.
+        self._verified_chats = {
+            str(chat)
+            for chat in (settings.moderator_chat_id, settings.staff_chat_id)
+            if chat is not None
+        }
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self.application.add_error_handler(self._on_error)
 
@@ -259,12 +268,11 @@ class TelegramChannel:
         event = update_to_event(update, self.application.bot.username)
         if (
             event is not None
-            and self._settings.moderator_chat_id is not None
-            and event.chat_id == str(self._settings.moderator_chat_id)
-            and (event.is_button or event.is_command)
+            and event.chat_id in self._verified_chats
             and event.sender_id is not None
         ):
-            # Only members of the moderator chat may decide; asked before the unit of work opens.
+            # Only members of the moderator or staff chat may act there; asked before the unit of
+            # work opens.
             member = await self._members.check(int(event.chat_id), int(event.sender_id))
             event = replace(event, sender_verified=member)
         await self._core.handle(CHANNEL, str(update.update_id), event)
@@ -292,6 +300,8 @@ class TelegramChannel:
                     caption=payload.get("caption"),
                 )
                 return str(sent.message_id)
+            if payload.get("image"):
+                return await self._send_photo(int(chat_id), payload)
             return await self._send_or_edit(int(chat_id), payload)
         except RetryAfter as error:
             raise RetryLater(_retry_seconds(error)) from error
@@ -322,7 +332,28 @@ class TelegramChannel:
                 if "not found" not in reason and "can't be edited" not in reason:
                     raise
                 # The message is gone or too old to edit: say it anew instead.
-        sent = await bot.send_message(chat_id, payload["text"], reply_markup=markup)
+        sent = await bot.send_message(
+            chat_id,
+            payload["text"],
+            reply_markup=markup,
+            allow_paid_broadcast=True if payload.get("paid") else None,
+        )
+        return str(sent.message_id)
+
+    async def _send_photo(self, chat_id: int, payload: dict[str, Any]) -> str:
+        """Send a post's image with its text as caption; upload it once, then reuse its id."""
+        image: bytes = payload["image"]
+        fingerprint = hashlib.sha256(image).hexdigest()
+        known = self._uploaded.get(fingerprint)
+        sent = await self.application.bot.send_photo(
+            chat_id,
+            known or InputFile(image, filename="image.png"),
+            caption=payload["text"],
+            reply_markup=_markup(payload.get("buttons") or []),
+            allow_paid_broadcast=True if payload.get("paid") else None,
+        )
+        if known is None and sent.photo:
+            self._uploaded[fingerprint] = sent.photo[-1].file_id
         return str(sent.message_id)
 
     async def _answer_button(self, payload: dict[str, Any]) -> None:

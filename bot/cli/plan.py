@@ -1,0 +1,252 @@
+"""``borgerdialog plan`` (import, list, cancel the content plan) and ``broadcast status``."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from bot.cli.common import (
+    EXIT_BAD_INPUT,
+    configure_logging,
+    fail,
+    local_time,
+    settings_or_exit,
+    utc_now,
+    with_database,
+)
+from bot.config import Settings
+from handlers.plan import rules
+from handlers.plan.planning import FieldError, plan_post
+from handlers.plan.sheet import COLUMNS, SheetError, column_letter, read_sheet
+from storage.models import OutboxStatus, PlannedPost, PostState
+from storage.uow import UnitOfWork, UnitOfWorkFactory
+
+
+def read_rows(path: Path) -> list[list[str]]:
+    """The cells of a CSV (comma or semicolon) or XLSX sheet as text; exit 2 if unreadable."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".xlsx":
+            return _xlsx_rows(path)
+        if suffix == ".csv":
+            text = path.read_bytes().decode("utf-8-sig")
+            first = text.splitlines()[0] if text.strip() else ""
+            # Danish spreadsheets save CSV with semicolons; others use commas.
+            delimiter = ";" if first.count(";") > first.count(",") else ","
+            return [list(row) for row in csv.reader(io.StringIO(text), delimiter=delimiter)]
+    except FileNotFoundError:
+        fail(f"{path}: no such file", EXIT_BAD_INPUT)
+    except UnicodeDecodeError:
+        fail(f"{path}: not UTF-8 text (save the CSV as UTF-8)", EXIT_BAD_INPUT)
+    except (OSError, ValueError, KeyError) as error:
+        fail(f"{path}: cannot read the sheet ({error})", EXIT_BAD_INPUT)
+    fail(f"{path}: the content plan is a .csv or .xlsx file", EXIT_BAD_INPUT)
+
+
+def _xlsx_rows(path: Path) -> list[list[str]]:
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(path, read_only=True, data_only=True)
+    try:
+        sheet = workbook.worksheets[0]
+        rows: list[list[str]] = []
+        for row in sheet.iter_rows(values_only=True):
+            rows.append([_cell_text(value) for value in row])
+        return rows
+    finally:
+        workbook.close()
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        # A date cell is a local time, as staff typed it.
+        return value.strftime(rules.TIME_FORMAT)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def describe(post: PlannedPost, settings: Settings, counts: dict[str, int] | None = None) -> str:
+    """One line per post for the command line."""
+    when = local_time(post.due_at, settings)
+    anchor = f" ({rules.describe_anchor(post.anchor)})" if post.anchor else ""
+    repeat = (
+        f" [{post.occurrence}/{post.repeat['times']} every {post.repeat['every_days']} d]"
+        if post.repeat
+        else ""
+    )
+    text = (
+        next(iter(post.texts.values()), "") if post.texts else f"({post.kind}, written when sent)"
+    )
+    text = text.replace("\n", " ")
+    line = (
+        f"#{post.id:<4} {post.state:<9} {when}{anchor}{repeat}  "
+        f"to {rules.describe_audience(post.audience)}  {post.kind}: {text[:50]}"
+    )
+    if counts is not None and post.recipients:
+        line += "\n      " + delivery_line(post, counts)
+    if post.error:
+        line += f"\n      note: {post.error}"
+    return line
+
+
+def delivery_line(post: PlannedPost, counts: dict[str, int]) -> str:
+    """How a post's broadcast stands."""
+    done = post.recipients - counts.get(OutboxStatus.PENDING, 0)
+    late = f", {post.late_seconds // 60} min late" if post.late_seconds else ""
+    return (
+        f"{done}/{post.recipients} done: {counts.get(OutboxStatus.SENT, 0)} delivered, "
+        f"{counts.get(OutboxStatus.UNREACHABLE, 0)} unreachable, "
+        f"{counts.get(OutboxStatus.FAILED, 0)} failed, "
+        f"{counts.get(OutboxStatus.PENDING, 0)} waiting{late}"
+    )
+
+
+@click.group()
+def plan() -> None:
+    """The content plan: what is posted, to whom, when."""
+
+
+@plan.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check the sheet and show the posts; store nothing.")
+def plan_import(path: Path, dry_run: bool) -> None:
+    """Add (or update) posts from a content-plan sheet, CSV or XLSX.
+
+    Every mistake is reported with its row and column, and nothing is imported while there is
+    one. Rows with an id update the post of that id as long as it has not gone out.
+    """
+    settings = settings_or_exit()
+    configure_logging(settings)
+    rows = read_rows(path)
+    folder = path.parent
+
+    def load_image(name: str) -> bytes:
+        return (folder / name).read_bytes()
+
+    drafts, errors = read_sheet(rows, load_image)
+
+    async def work(uow_factory: UnitOfWorkFactory) -> None:
+        now = utc_now()
+        problems: list[SheetError] = list(errors)
+        stored: list[tuple[PlannedPost, bool]] = []
+        header = rows[0] if rows else []
+        async with uow_factory() as uow:
+            for number, draft in drafts:
+                try:
+                    stored.append(await plan_post(uow, draft, now, settings.zone, "sheet"))
+                except FieldError as error:
+                    problems.append(SheetError(number, _column(header, error.field), str(error)))
+            if problems:
+                for problem in sorted(problems, key=lambda p: p.row):
+                    click.echo(f"borgerdialog: {path.name}: {problem}", err=True)
+                fail(f"{len(problems)} mistake(s); nothing was imported", EXIT_BAD_INPUT)
+            if not dry_run:
+                await uow.commit()
+            for post, created in stored:
+                click.echo(("added    " if created else "updated  ") + describe(post, settings))
+        verb = "Would import" if dry_run else "Imported"
+        click.echo(f"{verb} {len(stored)} post(s) from {path.name} (times in {settings.timezone}).")
+
+    with_database(settings, work)
+
+
+def _column(header: list[str], field: str) -> str:
+    aliases = COLUMNS.get(field, (field,))
+    for index, name in enumerate(header):
+        if name.strip().lower().replace(" ", "_") in aliases:
+            return f"{column_letter(index)} ({field})"
+    return f"- ({field})"
+
+
+@plan.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Also posts that went out or were cancelled.")
+def plan_list(show_all: bool) -> None:
+    """List the plan by time: planned and sending posts (all with --all)."""
+    settings = settings_or_exit()
+    configure_logging(settings)
+
+    async def work(uow_factory: UnitOfWorkFactory) -> None:
+        async with uow_factory() as uow:
+            states = None if show_all else PostState.OPEN
+            posts = await uow.plan.listing(states=states, limit=10_000)
+            if not posts:
+                click.echo("The content plan is empty." if show_all else "Nothing is planned.")
+                return
+            for post in posts:
+                counts = await uow.plan.delivery_counts(post.id) if post.recipients else None
+                click.echo(describe(post, settings, counts))
+        click.echo(f"Times in {settings.timezone}.")
+
+    with_database(settings, work)
+
+
+@plan.command("cancel")
+@click.argument("post_id", type=int)
+def plan_cancel(post_id: int) -> None:
+    """Cancel a post that has not gone out."""
+    settings = settings_or_exit()
+    configure_logging(settings)
+
+    async def work(uow_factory: UnitOfWorkFactory) -> None:
+        async with uow_factory() as uow:
+            post = await uow.plan.get(post_id)
+            if post is None:
+                fail(f"there is no post {post_id} (see 'borgerdialog plan list')", EXIT_BAD_INPUT)
+            if not await uow.plan.cancel(post_id, utc_now()):
+                fail(
+                    f"post {post_id} is {post.state}; only planned posts can be cancelled",
+                    EXIT_BAD_INPUT,
+                )
+            await uow.commit()
+        click.echo(f"Cancelled post {post_id}.")
+
+    with_database(settings, work)
+
+
+@click.group()
+def broadcast() -> None:
+    """Broadcasts: posts going out to many recipients."""
+
+
+@broadcast.command("status")
+@click.argument("post_id", type=int, required=False)
+def broadcast_status(post_id: int | None) -> None:
+    """Show how the posts going out (or one post) are doing."""
+    settings = settings_or_exit()
+    configure_logging(settings)
+
+    async def work(uow_factory: UnitOfWorkFactory) -> None:
+        async with uow_factory() as uow:
+            await _status(uow, settings, post_id)
+
+    with_database(settings, work)
+
+
+async def _status(uow: UnitOfWork, settings: Settings, post_id: int | None) -> None:
+    if post_id is not None:
+        post = await uow.plan.get(post_id)
+        if post is None:
+            fail(f"there is no post {post_id} (see 'borgerdialog plan list --all')", EXIT_BAD_INPUT)
+        posts = [post]
+    else:
+        posts = await uow.plan.sending()
+        recent = [
+            p
+            for p in await uow.plan.listing(
+                states=[PostState.SENT, PostState.FAILED, PostState.SKIPPED], limit=10_000
+            )
+        ]
+        posts += sorted(recent, key=lambda p: p.finished_at or p.due_at)[-5:]
+    if not posts:
+        click.echo("No broadcasts yet.")
+        return
+    for post in posts:
+        counts = await uow.plan.delivery_counts(post.id)
+        click.echo(describe(post, settings, counts if post.recipients else None))

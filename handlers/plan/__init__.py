@@ -1,0 +1,1 @@
+"""The content plan: planned posts, phases that run themselves, results."""

@@ -1,0 +1,114 @@
+"""What a post says, per language and audience: staff's own text, or the automatic posts' texts
+written when they go out (so a results post has the results of the moment the round closed)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime
+
+from handlers import questionnaire
+from handlers.context import Texts
+from handlers.plan.results import chart_png, gather_results, results_text
+from handlers.plan.rules import MAX_CAPTION, MAX_TEXT
+from storage.models import Consultation, PlannedPost, PostKind
+from storage.uow import UnitOfWork
+
+LANGUAGES = ("da", "en")
+# Texts of the public version (channels and groups) are stored under "public:<language>".
+PUBLIC = "public:"
+
+# Build a link that opens a consultation in a channel: (channel, slug) → URL.
+ConsultationLink = Callable[[str, str], str]
+
+
+def _when(t: Texts, moment: datetime, zone: ZoneInfo) -> str:
+    return str(format_datetime(moment, t("format.datetime"), tzinfo=zone, locale=t.language))
+
+
+async def write_automatic(
+    uow: UnitOfWork,
+    post: PlannedPost,
+    texts_in: Callable[[str | None], Texts],
+    zone: ZoneInfo,
+) -> None:
+    """Fill in an automatic post's texts (and chart) from the consultation as it is now."""
+    if post.kind not in PostKind.AUTOMATIC or post.consultation_id is None:
+        return
+    consultation = await uow.consultations.get(post.consultation_id)
+    assert consultation is not None
+    rounds = {r.position + 1: r for r in await uow.consultations.rounds(consultation.id)}
+    round_ = rounds.get(int((post.anchor or {}).get("round") or 1))
+    written: dict[str, str] = {}
+    button_key = None
+    if post.kind == PostKind.RESULTS:
+        results = await gather_results(uow, consultation)
+        post.image = chart_png(results, "da")
+        limit = MAX_CAPTION if post.image else MAX_TEXT
+        for language in LANGUAGES:
+            t = texts_in(language)
+            written[language] = results_text(results, t, public=False, limit=limit)
+            written[PUBLIC + language] = results_text(results, t, public=True, limit=limit)
+    else:
+        key = (
+            "plan.auto.announcement" if post.kind == PostKind.ANNOUNCEMENT else "plan.auto.reminder"
+        )
+        button_key = (
+            "plan.button.take_part"
+            if post.kind == PostKind.ANNOUNCEMENT
+            else "plan.button.continue"
+        )
+        for language in LANGUAGES:
+            t = texts_in(language)
+            written[language] = t(
+                key,
+                title=questionnaire.pick(consultation.title, language),
+                purpose=questionnaire.shorten(
+                    questionnaire.pick(consultation.purpose, language), 600
+                ),
+                closes=_when(t, round_.closes_at, zone) if round_ else "",
+            )
+    post.texts = written
+    if button_key is not None:
+        post.button = {
+            "label": {language: texts_in(language)(button_key) for language in LANGUAGES},
+            "consultation": consultation.slug,
+        }
+
+
+def payload_for(
+    post: PlannedPost,
+    language: str | None,
+    channel: str,
+    *,
+    public: bool,
+    link: ConsultationLink,
+    paid: bool,
+) -> dict[str, Any]:
+    """The outbox payload of a post for one recipient's language and channel."""
+    language = language if language in LANGUAGES else "da"
+    texts = post.texts
+    if public and any(key.startswith(PUBLIC) for key in texts):
+        texts = {k[len(PUBLIC) :]: v for k, v in texts.items() if k.startswith(PUBLIC)}
+    else:
+        texts = {k: v for k, v in texts.items() if not k.startswith(PUBLIC)}
+    text = questionnaire.pick(texts, language)
+    buttons: list[list[dict[str, str]]] = []
+    if post.button:
+        label = questionnaire.pick(post.button["label"], language)
+        url = post.button.get("url") or link(channel, post.button["consultation"])
+        buttons = [[{"label": label, "url": url}]]
+    payload: dict[str, Any] = {"type": "message", "text": text, "buttons": buttons}
+    if post.image is not None:
+        payload["image_post"] = post.id
+    if paid:
+        payload["paid"] = True
+    return payload
+
+
+def consultation_title(consultation: Consultation | None, language: str) -> str:
+    """A consultation's title, or a dash for posts not tied to one."""
+    return questionnaire.pick(consultation.title, language) if consultation else "–"

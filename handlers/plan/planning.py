@@ -1,0 +1,236 @@
+"""Put a post into the content plan, checked against the stored consultations; keep anchored
+posts in step with their phases; and plan the posts every round gets by itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from handlers.plan import rules
+from handlers.plan.rules import Phases, PlanError
+from storage.models import Consultation, PlannedPost, PostKind, PostState
+from storage.uow import UnitOfWork
+
+# Reminders go this long before a round closes, when the round is long enough to need one.
+REMINDER_BEFORE = timedelta(days=1)
+REMINDER_MIN_ROUND = timedelta(days=2)
+
+
+class FieldError(PlanError):
+    """A planning mistake in one field (a sheet column, a step of /plan add)."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+
+
+@dataclass
+class PostDraft:
+    """A post as staff described it, each part already read by the rules."""
+
+    texts: dict[str, str]
+    audience: dict[str, Any]
+    when: str = ""
+    consultation: str | None = None
+    key: str | None = None
+    repeat: dict[str, Any] | None = None
+    image: bytes | None = None
+    button: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def phases_of(uow: UnitOfWork, consultation: Consultation) -> Phases:
+    """A consultation's round and ideas-phase times."""
+    rounds = await uow.consultations.rounds(consultation.id)
+    ideas = (
+        (consultation.ideas_opens_at, consultation.ideas_closes_at)
+        if consultation.ideas_opens_at and consultation.ideas_closes_at
+        else None
+    )
+    # Staff count rounds from 1, as the consultation file lists them.
+    return Phases({r.position + 1: (r.opens_at, r.closes_at) for r in rounds}, ideas)
+
+
+async def plan_post(
+    uow: UnitOfWork, draft: PostDraft, now: datetime, zone: ZoneInfo, created_by: str
+) -> tuple[PlannedPost, bool]:
+    """Check a draft against the database and store it; return the post and whether it is new.
+
+    A draft with the key of a post still planned replaces that post; one whose post already went
+    out (or was cancelled) is refused, so re-importing a sheet never sends anything twice.
+    """
+    consultation = None
+    if draft.consultation:
+        consultation = await uow.consultations.by_slug(draft.consultation)
+        if consultation is None:
+            raise FieldError("consultation", f"no consultation {draft.consultation!r}")
+    if rules.needs_consultation(draft.audience) and consultation is None:
+        raise FieldError("audience", "this audience needs a consultation in its row")
+    await _check_audience(uow, draft.audience, consultation)
+    if draft.button and "consultation" in draft.button:
+        slug = draft.button["consultation"] or (consultation.slug if consultation else "")
+        if not slug or await uow.consultations.by_slug(slug) is None:
+            raise FieldError("button", f"the button links to no consultation ({slug or 'none'})")
+        draft.button = {**draft.button, "consultation": slug}
+    anchor = None
+    if draft.when.strip().lower() in ("now", "nu"):
+        due_at = now
+    else:
+        try:
+            anchor = rules.parse_anchor(draft.when)
+        except PlanError as error:
+            raise FieldError("when", str(error)) from None
+        try:
+            if anchor is not None:
+                if consultation is None:
+                    raise PlanError("a time tied to a phase needs a consultation in its row")
+                due_at = rules.anchored_time(anchor, await phases_of(uow, consultation))
+            else:
+                due_at = rules.parse_time(draft.when, zone)
+        except PlanError as error:
+            raise FieldError("when", str(error)) from None
+        if due_at < now - timedelta(minutes=1):
+            local = due_at.astimezone(zone)
+            raise FieldError("when", f"{local:%Y-%m-%d %H:%M} has passed")
+    post = await uow.plan.by_key(draft.key) if draft.key else None
+    if post is not None and post.state != PostState.PLANNED:
+        raise FieldError("id", f"post {draft.key!r} is already {post.state}; give a new id")
+    created = post is None
+    if post is None:
+        post = PlannedPost(key=draft.key, created_by=created_by, created_at=now)
+    post.consultation_id = consultation.id if consultation else None
+    post.kind = PostKind.MESSAGE
+    post.texts = draft.texts
+    post.image = draft.image
+    post.image_file_id = None
+    post.button = draft.button
+    post.audience = draft.audience
+    post.anchor = anchor
+    post.repeat = draft.repeat
+    post.occurrence = 1
+    post.due_at = due_at
+    post.state = PostState.PLANNED
+    post.recipients = 0
+    post.updated_at = now
+    if created:
+        await uow.plan.add(post)
+    return post, created
+
+
+async def _check_audience(
+    uow: UnitOfWork, audience: dict[str, Any], consultation: Consultation | None
+) -> None:
+    kind = audience.get("subscribers")
+    if consultation is None:
+        return
+    if kind == "segment":
+        segment = audience["segment"]
+        questions = {q.key: q for q in await uow.consultations.questions(consultation.id)}
+        question = questions.get(segment["question"])
+        if question is None:
+            raise FieldError(
+                "audience", f"{consultation.slug} has no question {segment['question']!r}"
+            )
+        known = {str(option["key"]) for option in question.options}
+        unknown = [o for o in segment["options"] if o not in known]
+        if unknown:
+            raise FieldError(
+                "audience",
+                f"question {question.key!r} has no option {unknown[0]!r} "
+                f"(it has {', '.join(sorted(known)) or 'none'})",
+            )
+    elif kind == "decision":
+        statement = await uow.ideas.by_number(consultation.id, int(audience["statement"]))
+        if statement is None:
+            raise FieldError(
+                "audience", f"{consultation.slug} has no statement {audience['statement']}"
+            )
+
+
+async def follow_phases(uow: UnitOfWork, consultation: Consultation, now: datetime) -> list[str]:
+    """Move the planned posts tied to a consultation's phases after its times changed.
+
+    A post whose phase no longer exists is cancelled with the reason; one whose new time has
+    passed goes out at the next check (late, within the late window). Return what changed.
+    """
+    changes: list[str] = []
+    phases = await phases_of(uow, consultation)
+    for post in await uow.plan.of_consultation(consultation.id, [PostState.PLANNED]):
+        if post.anchor is None:
+            continue
+        try:
+            due_at = rules.anchored_time(post.anchor, phases)
+        except PlanError as error:
+            post.state, post.error, post.updated_at = PostState.CANCELLED, str(error), now
+            changes.append(f"post {post.id} cancelled: {error}")
+            continue
+        if post.repeat and post.occurrence > 1:
+            continue
+        if due_at != post.due_at:
+            post.due_at, post.updated_at = due_at, now
+            changes.append(f"post {post.id} moved")
+    return changes
+
+
+async def plan_automatic_posts(uow: UnitOfWork, consultation: Consultation, now: datetime) -> int:
+    """Give every round its announcement, reminder and results post, tied to its times.
+
+    Staff see them in the plan like any other post and may cancel them. Return how many were
+    added.
+    """
+    added = 0
+    for round_ in await uow.consultations.rounds(consultation.id):
+        wanted = [
+            (
+                PostKind.ANNOUNCEMENT,
+                "opens",
+                0,
+                {"channel": True, "chats": [], "subscribers": None},
+            ),
+            (
+                PostKind.RESULTS,
+                "closes",
+                0,
+                {"channel": True, "chats": [], "subscribers": "hear_back"},
+            ),
+        ]
+        if round_.closes_at - round_.opens_at >= REMINDER_MIN_ROUND:
+            minutes = -int(REMINDER_BEFORE.total_seconds() // 60)
+            wanted.append(
+                (
+                    PostKind.REMINDER,
+                    "closes",
+                    minutes,
+                    {"chats": [], "channel": False, "subscribers": "unfinished"},
+                )
+            )
+        for kind, event, offset, audience in wanted:
+            number = round_.position + 1
+            key = f"auto:{consultation.slug}:{number}:{kind}"
+            if await uow.plan.by_key(key) is not None:
+                continue
+            anchor = {"event": event, "round": number, "offset_minutes": offset}
+            due_at = rules.anchored_time(anchor, await phases_of(uow, consultation))
+            if due_at < now:
+                continue
+            await uow.plan.add(
+                PlannedPost(
+                    key=key,
+                    consultation_id=consultation.id,
+                    kind=kind,
+                    texts={},
+                    audience=audience,
+                    anchor=anchor,
+                    occurrence=1,
+                    due_at=due_at,
+                    state=PostState.PLANNED,
+                    recipients=0,
+                    created_by="auto",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            added += 1
+    return added

@@ -1,0 +1,306 @@
+"""Pure rules of the content plan: times (with daylight saving), phases, repeats and audiences.
+
+The same rules serve the content-plan sheet and the staff chat, so a post planned either way is
+checked the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+TIME_FORMAT = "%Y-%m-%d %H:%M"
+# Telegram's limits: a message, and the caption under an image.
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+MAX_BUTTON_LABEL = 64
+# Telegram accepts photos up to 10 MB.
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+MAX_REPEATS = 52
+
+PHASE_EVENTS = ("opens", "closes", "ideas_opens", "ideas_closes")
+# "round 1 closes - 2d", "runde 1 lukker -2 dage", "ideas opens + 3h"
+_PHASE = re.compile(
+    r"^\s*(?:(?:round|runde)\s*(?P<round>\d+)\s+(?P<round_event>opens|closes|åbner|lukker)"
+    r"|(?:ideas|idéer|ideer)\s+(?P<ideas_event>opens|closes|åbner|lukker))"
+    r"\s*(?:(?P<sign>[+-])\s*(?P<amount>\d+)\s*(?P<unit>[a-zæøå]+))?\s*$",
+    re.IGNORECASE,
+)
+_UNITS = {
+    "m": 1,
+    "min": 1,
+    "minut": 1,
+    "minutter": 1,
+    "minutes": 1,
+    "h": 60,
+    "t": 60,
+    "hour": 60,
+    "hours": 60,
+    "time": 60,
+    "timer": 60,
+    "d": 1440,
+    "day": 1440,
+    "days": 1440,
+    "dag": 1440,
+    "dage": 1440,
+}
+_REPEAT = re.compile(
+    r"^\s*(?P<every>daily|dagligt|weekly|ugentligt|every\s+(?P<days>\d+)\s+days?|"
+    r"hver\s+(?P<dage>\d+)\.?\s+dag)\s*(?:x|×|\*)?\s*(?P<times>\d+)\s*$",
+    re.IGNORECASE,
+)
+SUBSCRIBER_AUDIENCES = {
+    "everyone": "all",
+    "alle": "all",
+    "participants": "hear_back",
+    "deltagere": "hear_back",
+    "unfinished": "unfinished",
+    "ufaerdige": "unfinished",
+    "ufærdige": "unfinished",
+}
+CHANNEL_WORDS = {"channel", "kanal"}
+
+
+class PlanError(ValueError):
+    """A planning mistake, with a message for the person who planned."""
+
+
+def local_to_utc(moment: datetime, zone: ZoneInfo) -> datetime:
+    """Place a local wall-clock time in UTC, refusing a time that does not exist that day.
+
+    When clocks go forward (last Sunday of March in Denmark) the hour 02:00–02:59 does not exist:
+    such a time is refused. When clocks go back (last Sunday of October) 02:00–02:59 happens twice:
+    the first one (summer time) is meant.
+    """
+    naive = moment.replace(tzinfo=None)
+    placed = naive.replace(tzinfo=zone, fold=0)
+    if placed.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != naive:
+        raise PlanError(
+            f"{naive:%Y-%m-%d %H:%M} does not exist in {zone.key}: the clocks go forward "
+            "that night; choose a time outside that hour"
+        )
+    return placed.astimezone(UTC)
+
+
+def parse_time(text: str, zone: ZoneInfo) -> datetime:
+    """Read a local time like 2027-01-31 09:00 and return it in UTC."""
+    try:
+        moment = datetime.strptime(text.strip(), TIME_FORMAT)
+    except ValueError:
+        raise PlanError(f"must be a time like 2027-01-31 09:00 (got {text.strip()!r})") from None
+    return local_to_utc(moment, zone)
+
+
+def parse_anchor(text: str) -> dict[str, Any] | None:
+    """Read a phase like "round 1 closes - 2d"; None if the text is no phase."""
+    match = _PHASE.match(text)
+    if match is None:
+        return None
+    word = (match["round_event"] or match["ideas_event"]).lower()
+    opens = word in ("opens", "åbner")
+    if match["round"] is not None:
+        event, round_number = ("opens" if opens else "closes"), int(match["round"])
+    else:
+        event, round_number = ("ideas_opens" if opens else "ideas_closes"), None
+    offset = 0
+    if match["amount"] is not None:
+        unit = _UNITS.get(match["unit"].lower())
+        if unit is None:
+            raise PlanError(
+                f"unknown unit {match['unit']!r}: use m (minutes), h (hours) or d (days)"
+            )
+        offset = int(match["amount"]) * unit * (-1 if match["sign"] == "-" else 1)
+    return {"event": event, "round": round_number, "offset_minutes": offset}
+
+
+def describe_anchor(anchor: dict[str, Any]) -> str:
+    """Write an anchor back the way staff write it."""
+    event = anchor["event"]
+    head = (
+        f"round {anchor['round']} {event}"
+        if event in ("opens", "closes")
+        else f"ideas {event.split('_')[1]}"
+    )
+    minutes = int(anchor.get("offset_minutes") or 0)
+    if not minutes:
+        return head
+    sign = "-" if minutes < 0 else "+"
+    minutes = abs(minutes)
+    for unit, size in (("d", 1440), ("h", 60)):
+        if minutes % size == 0:
+            return f"{head} {sign} {minutes // size}{unit}"
+    return f"{head} {sign} {minutes}m"
+
+
+@dataclass(frozen=True)
+class Phases:
+    """A consultation's phase times, in UTC: rounds by position, and the ideas phase."""
+
+    rounds: dict[int, tuple[datetime, datetime]] = field(default_factory=dict)
+    ideas: tuple[datetime, datetime] | None = None
+
+
+def anchored_time(anchor: dict[str, Any], phases: Phases) -> datetime:
+    """The UTC time an anchor points at, given the consultation's current phases."""
+    event = anchor["event"]
+    if event in ("opens", "closes"):
+        window = phases.rounds.get(int(anchor["round"]))
+        if window is None:
+            raise PlanError(f"the consultation has no round {anchor['round']}")
+        moment = window[0] if event == "opens" else window[1]
+    else:
+        if phases.ideas is None:
+            raise PlanError("the consultation has no ideas phase")
+        moment = phases.ideas[0] if event == "ideas_opens" else phases.ideas[1]
+    return moment + timedelta(minutes=int(anchor.get("offset_minutes") or 0))
+
+
+def parse_repeat(text: str) -> dict[str, Any] | None:
+    """Read "daily 3", "weekly 4" or "every 2 days 5"; None for an empty cell."""
+    if not text.strip():
+        return None
+    match = _REPEAT.match(text)
+    if match is None:
+        raise PlanError(
+            f"must be like 'daily 3', 'weekly 4' or 'every 2 days 5' (got {text.strip()!r})"
+        )
+    every = match["every"].lower()
+    days = (
+        1
+        if every in ("daily", "dagligt")
+        else 7
+        if every in ("weekly", "ugentligt")
+        else int(match["days"] or match["dage"])
+    )
+    times = int(match["times"])
+    if not 1 <= days <= 365:
+        raise PlanError("can repeat every 1 to 365 days")
+    if not 2 <= times <= MAX_REPEATS:
+        raise PlanError(f"can repeat 2 to {MAX_REPEATS} times in all")
+    return {"every_days": days, "times": times}
+
+
+def next_occurrence(due_at: datetime, repeat: dict[str, Any], zone: ZoneInfo) -> datetime:
+    """The next time of a repeating post: the same local time of day, ``every_days`` later.
+
+    A repeat that lands in the hour skipped when clocks go forward goes out an hour later.
+    """
+    local = due_at.astimezone(zone)
+    day: date = local.date() + timedelta(days=int(repeat["every_days"]))
+    wall = datetime.combine(day, time(local.hour, local.minute))
+    try:
+        return local_to_utc(wall, zone)
+    except PlanError:
+        return local_to_utc(wall + timedelta(hours=1), zone)
+
+
+def parse_audience(text: str) -> dict[str, Any]:
+    """Read an audience: "channel", chat ids, "everyone", "participants", "unfinished",
+    "segment:QUESTION=OPTION|OPTION", "decision:N" — several separated by commas."""
+    audience: dict[str, Any] = {"chats": [], "channel": False, "subscribers": None}
+    for raw in (part.strip() for part in text.split(",")):
+        if not raw:
+            continue
+        word = raw.lower()
+        if word in CHANNEL_WORDS:
+            audience["channel"] = True
+        elif re.fullmatch(r"-?\d{1,20}", word):
+            audience["chats"].append(int(word))
+        elif word in SUBSCRIBER_AUDIENCES:
+            _set_subscribers(audience, SUBSCRIBER_AUDIENCES[word])
+        elif word.startswith("segment:"):
+            question, _, options = raw[len("segment:") :].partition("=")
+            keys = [o.strip() for o in options.split("|") if o.strip()]
+            if not question.strip() or not keys:
+                raise PlanError(f"a segment is written segment:QUESTION=OPTION (got {raw!r})")
+            _set_subscribers(audience, "segment")
+            audience["segment"] = {"question": question.strip(), "options": keys}
+        elif word.startswith(("decision:", "beslutning:")):
+            number = raw.partition(":")[2].strip()
+            if not number.isdigit():
+                raise PlanError(f"write decision:N with a statement number (got {raw!r})")
+            _set_subscribers(audience, "decision")
+            audience["statement"] = int(number)
+        else:
+            raise PlanError(
+                f"unknown audience {raw!r}: use channel, a chat id, everyone, participants, "
+                "unfinished, segment:QUESTION=OPTION or decision:N"
+            )
+    if not audience["chats"] and not audience["channel"] and audience["subscribers"] is None:
+        raise PlanError("is missing: say who gets the post")
+    return audience
+
+
+def _set_subscribers(audience: dict[str, Any], kind: str) -> None:
+    if audience["subscribers"] not in (None, kind):
+        raise PlanError("name one group of subscribers per post (plan two posts for two)")
+    audience["subscribers"] = kind
+
+
+def describe_audience(audience: dict[str, Any]) -> str:
+    """Write an audience back the way staff write it."""
+    parts: list[str] = []
+    if audience.get("channel"):
+        parts.append("channel")
+    parts.extend(str(chat) for chat in audience.get("chats") or [])
+    kind = audience.get("subscribers")
+    if kind == "all":
+        parts.append("everyone")
+    elif kind == "hear_back":
+        parts.append("participants")
+    elif kind == "unfinished":
+        parts.append("unfinished")
+    elif kind == "segment":
+        segment = audience["segment"]
+        parts.append(f"segment:{segment['question']}={'|'.join(segment['options'])}")
+    elif kind == "decision":
+        parts.append(f"decision:{audience['statement']}")
+    return ", ".join(parts)
+
+
+def needs_consultation(audience: dict[str, Any]) -> bool:
+    """Whether the audience only makes sense within one consultation."""
+    return audience.get("subscribers") in ("hear_back", "unfinished", "segment", "decision")
+
+
+def check_text(text: str, *, with_image: bool, what: str) -> str:
+    """A post text as Telegram will take it: not empty, within the message or caption limit."""
+    text = text.strip()
+    if not text:
+        raise PlanError(f"{what} is empty")
+    limit = MAX_CAPTION if with_image else MAX_TEXT
+    if len(text) > limit:
+        kind = "under an image" if with_image else "in a message"
+        raise PlanError(f"{what} has {len(text)} characters; Telegram takes {limit} {kind}")
+    return text
+
+
+def check_image(content: bytes, name: str) -> bytes:
+    """Accept a PNG or JPEG Telegram will take as a photo."""
+    if len(content) > MAX_IMAGE_BYTES:
+        raise PlanError(f"{name} is larger than Telegram's 10 MB for a photo")
+    if not (content.startswith(b"\x89PNG\r\n\x1a\n") or content.startswith(b"\xff\xd8\xff")):
+        raise PlanError(f"{name} is not a PNG or JPEG image")
+    return content
+
+
+def check_link(link: str) -> dict[str, str]:
+    """A button's target: an https link, or "consultation[:slug]" for a deep link into one."""
+    link = link.strip()
+    if link.startswith("https://") and " " not in link and len(link) > len("https://"):
+        return {"url": link}
+    word, _, slug = link.partition(":")
+    if word.lower() in ("consultation", "høring", "hoering"):
+        return {"consultation": slug.strip()}
+    raise PlanError(f"a button links to https://… or to 'consultation' (got {link!r})")
+
+
+def late_decision(due_at: datetime, now: datetime, late_window: timedelta) -> tuple[str, int]:
+    """Whether a due post goes out on time, late, or is skipped; and by how many seconds."""
+    late = max(0, int((now - due_at).total_seconds()))
+    if late > late_window.total_seconds():
+        return "skip", late
+    return ("late" if late >= 60 else "on_time"), late

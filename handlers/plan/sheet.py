@@ -1,0 +1,194 @@
+"""Read a content-plan sheet (its rows as text) into post drafts; each mistake with row, column."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from handlers.plan import rules
+from handlers.plan.planning import PostDraft
+from handlers.plan.rules import PlanError
+
+# Each column by its English and Danish header; headers are matched without case or spaces.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "id": ("id", "nr"),
+    "consultation": ("consultation", "høring", "hoering"),
+    "when": ("when", "tidspunkt", "hvornår"),
+    "repeat": ("repeat", "gentag"),
+    "audience": ("audience", "målgruppe", "modtagere"),
+    "text_da": ("text_da", "tekst_da"),
+    "text_en": ("text_en", "tekst_en"),
+    "image": ("image", "billede"),
+    "button_da": ("button_da", "knap_da"),
+    "button_en": ("button_en", "knap_en"),
+    "button_link": ("button_link", "knap_link"),
+}
+REQUIRED = ("when", "audience", "text_da")
+MAX_KEY = 60
+
+
+@dataclass(frozen=True)
+class SheetError:
+    """One mistake: the sheet row (1 is the header) and column, and what is wrong."""
+
+    row: int
+    column: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"row {self.row}, column {self.column}: {self.message}"
+
+
+def column_letter(index: int) -> str:
+    """A spreadsheet's name for a 0-based column: A, B, … Z, AA."""
+    name = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        name = chr(ord("A") + rest) + name
+    return name
+
+
+def _normalise(header: str) -> str:
+    return header.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def read_sheet(
+    rows: list[list[str]], load_image: Callable[[str], bytes]
+) -> tuple[list[tuple[int, PostDraft]], list[SheetError]]:
+    """Read the header and each row; return the drafts with their row numbers, and the mistakes.
+
+    Columns the plan does not know (notes, owner, status) are left alone, so a team can keep its
+    own columns in the same sheet.
+    """
+    if not rows:
+        return [], [SheetError(1, "A", "the sheet is empty")]
+    where: dict[str, int] = {}
+    aliases = {alias: name for name, names in COLUMNS.items() for alias in names}
+    for index, header in enumerate(rows[0]):
+        name = aliases.get(_normalise(header))
+        if name is not None:
+            where.setdefault(name, index)
+    missing = [name for name in REQUIRED if name not in where]
+    if missing:
+        return [], [
+            SheetError(1, "-", f"there is no '{name}' column (headers: {', '.join(rows[0])})")
+            for name in missing
+        ]
+    drafts: list[tuple[int, PostDraft]] = []
+    errors: list[SheetError] = []
+    keys: dict[str, int] = {}
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+
+        def cell(name: str, row: list[str] = row) -> str:
+            index = where.get(name)
+            return row[index].strip() if index is not None and index < len(row) else ""
+
+        def fail(name: str, message: str, number: int = number) -> None:
+            index = where.get(name)
+            letter = column_letter(index) if index is not None else "-"
+            errors.append(SheetError(number, f"{letter} ({name})", message))
+
+        draft = _draft(cell, fail, load_image)
+        if draft is None:
+            continue
+        key = cell("id")
+        if key:
+            if len(key) > MAX_KEY or key.startswith("auto:"):
+                fail("id", f"must be at most {MAX_KEY} characters and not start with 'auto:'")
+                continue
+            if key in keys:
+                fail("id", f"{key!r} is also the id of row {keys[key]}")
+                continue
+            keys[key] = number
+            draft.key = f"sheet:{key}"
+        drafts.append((number, draft))
+    return drafts, errors
+
+
+def _draft(
+    cell: Callable[[str], str],
+    fail: Callable[[str, str], None],
+    load_image: Callable[[str], bytes],
+) -> PostDraft | None:
+    before = _Counter(fail)
+    image = None
+    if cell("image"):
+        try:
+            image = rules.check_image(load_image(cell("image")), cell("image"))
+        except (PlanError, OSError) as error:
+            before.fail("image", _reason(error, cell("image")))
+    texts: dict[str, str] = {}
+    for language in ("da", "en"):
+        raw = cell(f"text_{language}")
+        if not raw and language == "en":
+            continue
+        try:
+            texts[language] = rules.check_text(
+                raw, with_image=image is not None, what=f"the {language} text"
+            )
+        except PlanError as error:
+            before.fail(f"text_{language}", str(error))
+    audience: dict[str, object] = {}
+    try:
+        audience = rules.parse_audience(cell("audience"))
+    except PlanError as error:
+        before.fail("audience", str(error))
+    repeat = None
+    try:
+        repeat = rules.parse_repeat(cell("repeat"))
+    except PlanError as error:
+        before.fail("repeat", str(error))
+    if not cell("when"):
+        before.fail("when", "is missing: a time like 2027-01-31 09:00 or 'round 1 closes - 2d'")
+    button = None
+    if cell("button_link") or cell("button_da"):
+        try:
+            button = _button(cell)
+        except PlanError as error:
+            before.fail("button_link" if cell("button_da") else "button_da", str(error))
+    if before.count:
+        return None
+    return PostDraft(
+        texts=texts,
+        audience=dict(audience),
+        when=cell("when"),
+        consultation=cell("consultation") or None,
+        repeat=repeat,
+        image=image,
+        button=button,
+    )
+
+
+def _button(cell: Callable[[str], str]) -> dict[str, object]:
+    if not cell("button_da"):
+        raise PlanError("a button needs a Danish label (button_da)")
+    if not cell("button_link"):
+        raise PlanError("a button needs a link (https://… or 'consultation')")
+    labels = {lang: cell(f"button_{lang}") for lang in ("da", "en") if cell(f"button_{lang}")}
+    for label in labels.values():
+        if len(label) > rules.MAX_BUTTON_LABEL:
+            raise PlanError(f"a button label has at most {rules.MAX_BUTTON_LABEL} characters")
+    return {"label": labels, **rules.check_link(cell("button_link"))}
+
+
+def _reason(error: Exception, name: str) -> str:
+    if isinstance(error, FileNotFoundError):
+        return f"no image file {name!r} next to the sheet"
+    if isinstance(error, OSError):
+        return f"cannot read {name!r}: {error.strerror or error}"
+    return str(error)
+
+
+class _Counter:
+    """Pass mistakes on and count them."""
+
+    def __init__(self, fail: Callable[[str, str], None]) -> None:
+        self._fail = fail
+        self.count = 0
+
+    def fail(self, name: str, message: str) -> None:
+        self.count += 1
+        self._fail(name, message)

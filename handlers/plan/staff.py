@@ -1,0 +1,401 @@
+"""The staff chat: see the plan, add a post step by step, cancel one, send one now.
+
+Each staff member has their own draft, kept in the staff chat's stored state under their id, so a
+restart (or a second process) continues the conversation. Every draft goes through the same rules
+as the content-plan sheet.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from handlers import questionnaire
+from handlers.context import FlowContext, Texts
+from handlers.events import Button, ChatAddress, Outcome
+from handlers.plan import rules
+from handlers.plan.planning import FieldError, PostDraft, plan_post
+from handlers.plan.rules import PlanError
+from storage.models import Consultation, OutboxStatus, PlannedPost, PostState
+
+DRAFTS = "plan_drafts"
+LISTED = 15
+PLAN_COMMANDS = {"plan", "planlæg"}
+POST_COMMANDS = {"post", "send"}
+# The steps of a draft, in order; "when" is left out when sending now.
+STEPS = ("consultation", "when", "audience", "text_da", "text_en", "preview")
+
+
+def is_staff_chat(ctx: FlowContext) -> bool:
+    """Whether the event comes from the staff chat."""
+    chat = ctx.staff_chat
+    return chat is not None and ChatAddress(ctx.event.channel, ctx.event.chat_id) == chat
+
+
+def when_text(moment: datetime, zone: ZoneInfo) -> str:
+    """A time as staff plan it: local, to the minute."""
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def post_title(post: PlannedPost, consultation: Consultation | None, t: Texts) -> str:
+    """How staff recognise a post: its number, kind and consultation."""
+    kind = t(f"plan.kind.{post.kind}")
+    if consultation is None:
+        return f"#{post.id} {kind}"
+    return f"#{post.id} {kind} · {questionnaire.pick(consultation.title, t.language)}"
+
+
+def progress_text(
+    t: Texts, post: PlannedPost, title: str, counts: dict[str, int], zone: ZoneInfo
+) -> str:
+    """The staff chat's report of a post going out, edited as it goes."""
+    if post.state == PostState.SKIPPED:
+        return t("plan.progress.skipped", post=title, reason=post.error or "")
+    done = post.recipients - counts.get(OutboxStatus.PENDING, 0)
+    head = "plan.progress.sent" if post.state == PostState.SENT else "plan.progress.sending"
+    lines = [
+        t(
+            head,
+            post=title,
+            done=done,
+            total=post.recipients,
+        ),
+        t(
+            "plan.progress.counts",
+            sent=counts.get(OutboxStatus.SENT, 0),
+            unreachable=counts.get(OutboxStatus.UNREACHABLE, 0),
+            failed=counts.get(OutboxStatus.FAILED, 0),
+        ),
+    ]
+    if post.late_seconds:
+        lines.append(
+            t(
+                "plan.progress.late",
+                minutes=max(1, post.late_seconds // 60),
+                planned=when_text(post.due_at, zone),
+            )
+        )
+    if post.state == PostState.FAILED or (post.error and post.state == PostState.SENT):
+        lines.append(t("plan.progress.failed", reason=post.error or ""))
+    return "\n".join(lines)
+
+
+def claims(ctx: FlowContext) -> bool:
+    """Whether an event in a chat shared with the moderators is for the content plan."""
+    event = ctx.event
+    if event.is_command:
+        return event.command in PLAN_COMMANDS | POST_COMMANDS
+    if event.is_button:
+        return (event.button or "").startswith(("pa:", "pc:"))
+    return _draft(ctx) is not None
+
+
+async def handle(ctx: FlowContext, outcome: Outcome) -> None:
+    """Handle a command, a button or a draft's typed answer in the staff chat."""
+    event = ctx.event
+    if event.sender_verified is not True:
+        if event.is_command or event.is_button:
+            key = "plan.staff.unverified" if event.sender_verified is None else "plan.staff.refused"
+            if event.is_button:
+                outcome.ack(event.button_ack_ref, ctx.t(key), alert=True)
+            else:
+                outcome.say(ctx.t(key))
+        return
+    if event.is_command:
+        await _command(ctx, outcome)
+    elif event.is_button:
+        assert event.button is not None
+        await _press(ctx, outcome, event.button.split(":"))
+    elif event.text.strip() and _draft(ctx) is not None:
+        await _typed(ctx, outcome, event.text.strip())
+
+
+async def _command(ctx: FlowContext, outcome: Outcome) -> None:
+    command, argument = ctx.event.command, ctx.event.argument.strip()
+    words = argument.split()
+    if command in POST_COMMANDS:
+        await _start_draft(ctx, outcome, now=True)
+    elif command in PLAN_COMMANDS and not words:
+        await show_plan(ctx, outcome)
+    elif command in PLAN_COMMANDS and words[0].lower() in ("add", "ny", "tilføj"):
+        await _start_draft(ctx, outcome, now=False)
+    elif command in PLAN_COMMANDS and words[0].lower() in ("cancel", "aflys"):
+        if len(words) > 1 and words[1].lstrip("#").isdigit():
+            await _ask_cancel(ctx, outcome, int(words[1].lstrip("#")))
+        else:
+            await show_plan(ctx, outcome, cancelling=True)
+    else:
+        outcome.say(ctx.t("plan.staff.help"))
+
+
+async def show_plan(ctx: FlowContext, outcome: Outcome, *, cancelling: bool = False) -> None:
+    """List the posts that have not gone out yet, soonest first."""
+    posts = await ctx.uow.plan.listing(states=PostState.OPEN, limit=LISTED + 1)
+    if not posts:
+        outcome.say(ctx.t("plan.staff.empty"))
+        return
+    lines = [ctx.t("plan.staff.upcoming", count=len(posts[:LISTED]))]
+    buttons: list[tuple[Button, ...]] = []
+    for post in posts[:LISTED]:
+        consultation = (
+            await ctx.uow.consultations.get(post.consultation_id) if post.consultation_id else None
+        )
+        lines.append(await _line(ctx, post, consultation))
+        if cancelling and post.state == PostState.PLANNED:
+            label = ctx.t("plan.staff.cancel_button", post=post.id)
+            buttons.append((Button(label, payload=f"pc:{post.id}:ask"),))
+    if len(posts) > LISTED:
+        lines.append(ctx.t("plan.staff.more"))
+    outcome.say("\n".join(lines), buttons=tuple(buttons))
+
+
+async def _line(ctx: FlowContext, post: PlannedPost, consultation: Consultation | None) -> str:
+    anchor = f" ({rules.describe_anchor(post.anchor)})" if post.anchor else ""
+    state = ctx.t(f"plan.state.{post.state}")
+    return (
+        f"{post_title(post, consultation, ctx.t)} · {when_text(post.due_at, ctx.zone)}{anchor}"
+        f" · {rules.describe_audience(post.audience)} · {state}"
+    )
+
+
+async def _ask_cancel(ctx: FlowContext, outcome: Outcome, post_id: int) -> None:
+    post = await ctx.uow.plan.get(post_id)
+    if post is None:
+        outcome.say(ctx.t("plan.staff.no_post", post=post_id))
+        return
+    if post.state != PostState.PLANNED:
+        outcome.say(
+            ctx.t("plan.staff.cannot_cancel", post=post_id, state=ctx.t(f"plan.state.{post.state}"))
+        )
+        return
+    consultation = (
+        await ctx.uow.consultations.get(post.consultation_id) if post.consultation_id else None
+    )
+    text = ctx.t("plan.staff.confirm_cancel", post=await _line(ctx, post, consultation))
+    preview = questionnaire.pick(post.texts, ctx.t.language) if post.texts else ""
+    if preview:
+        text += "\n\n" + questionnaire.shorten(preview, 600)
+    outcome.say(
+        text,
+        buttons=(
+            (
+                Button(ctx.t("plan.staff.cancel_yes"), payload=f"pc:{post_id}:y"),
+                Button(ctx.t("plan.staff.cancel_no"), payload=f"pc:{post_id}:n"),
+            ),
+        ),
+    )
+
+
+async def _press(ctx: FlowContext, outcome: Outcome, parts: list[str]) -> None:
+    namespace = parts[0]
+    if namespace == "pc" and len(parts) == 3 and parts[1].isdigit():
+        post_id, answer = int(parts[1]), parts[2]
+        if answer == "ask":
+            outcome.ack(ctx.event.button_ack_ref)
+            await _ask_cancel(ctx, outcome, post_id)
+        elif answer == "y":
+            cancelled = await ctx.uow.plan.cancel(post_id, ctx.now)
+            key = "plan.staff.cancelled" if cancelled else "plan.staff.not_cancelled"
+            outcome.ack(ctx.event.button_ack_ref)
+            _finish_message(ctx, outcome, ctx.t(key, post=post_id))
+        elif answer == "n":
+            outcome.ack(ctx.event.button_ack_ref)
+            _finish_message(ctx, outcome, ctx.t("plan.staff.kept", post=post_id))
+        else:
+            outcome.ack(ctx.event.button_ack_ref, ctx.t("button.stale"), alert=True)
+        return
+    draft = _draft(ctx)
+    if namespace != "pa" or len(parts) < 2 or draft is None:
+        outcome.ack(ctx.event.button_ack_ref, ctx.t("plan.staff.no_draft"), alert=True)
+        return
+    outcome.ack(ctx.event.button_ack_ref)
+    action, value = parts[1], ":".join(parts[2:])
+    if action == "x":
+        _save_draft(ctx, None)
+        _finish_message(ctx, outcome, ctx.t("plan.staff.draft_dropped"))
+    elif action == "c" and draft["step"] == "consultation":
+        draft["consultation"] = None if value == "-" else value
+        await _advance(ctx, outcome, draft)
+    elif (
+        action == "a"
+        and draft["step"] == "audience"
+        and value in ("channel", "everyone", "participants", "unfinished")
+    ):
+        await _take_answer(ctx, outcome, draft, value)
+    elif action == "s" and draft["step"] == "text_en":
+        draft.pop("text_en", None)
+        await _advance(ctx, outcome, draft)
+    elif action == "ok" and draft["step"] == "preview":
+        await _confirm(ctx, outcome, draft)
+    else:
+        outcome.say(ctx.t("plan.staff.no_draft"))
+
+
+def _finish_message(ctx: FlowContext, outcome: Outcome, text: str) -> None:
+    """Replace the message with the buttons by the result, so nobody presses them again."""
+    ref = ctx.event.button_message_ref
+    if ref is not None:
+        outcome.edit(ref, text)
+    else:
+        outcome.say(text)
+
+
+def _drafts(ctx: FlowContext) -> dict[str, Any]:
+    return dict(ctx.participant.state.get(DRAFTS) or {})
+
+
+def _draft(ctx: FlowContext) -> dict[str, Any] | None:
+    draft = _drafts(ctx).get(ctx.event.sender_id or "")
+    return dict(draft) if draft else None
+
+
+def _save_draft(ctx: FlowContext, draft: dict[str, Any] | None) -> None:
+    drafts = _drafts(ctx)
+    sender = ctx.event.sender_id or ""
+    if draft is None:
+        drafts.pop(sender, None)
+    else:
+        drafts[sender] = draft
+    ctx.participant.state = {**ctx.participant.state, DRAFTS: drafts}
+
+
+async def _start_draft(ctx: FlowContext, outcome: Outcome, *, now: bool) -> None:
+    draft: dict[str, Any] = {"step": "consultation", "now": now}
+    await _ask(ctx, outcome, draft)
+
+
+async def _advance(ctx: FlowContext, outcome: Outcome, draft: dict[str, Any]) -> None:
+    index = STEPS.index(draft["step"]) + 1
+    if STEPS[index] == "when" and draft["now"]:
+        index += 1
+    draft["step"] = STEPS[index]
+    await _ask(ctx, outcome, draft)
+
+
+async def _ask(ctx: FlowContext, outcome: Outcome, draft: dict[str, Any]) -> None:
+    """Ask the draft's current step, and remember where the draft is."""
+    _save_draft(ctx, draft)
+    step = draft["step"]
+    name = ctx.event.sender_name or ""
+    cancel = Button(ctx.t("plan.staff.drop"), payload="pa:x")
+    if step == "consultation":
+        consultations = [
+            c for c in await ctx.uow.consultations.all() if len(f"pa:c:{c.slug}".encode()) <= 64
+        ]
+        rows = [
+            (Button(questionnaire.pick(c.title, ctx.t.language)[:60], payload=f"pa:c:{c.slug}"),)
+            for c in consultations
+        ]
+        rows.append((Button(ctx.t("plan.staff.no_consultation"), payload="pa:c:-"),))
+        rows.append((cancel,))
+        key = "plan.staff.ask_consultation_now" if draft["now"] else "plan.staff.ask_consultation"
+        outcome.say(ctx.t(key, name=name), buttons=tuple(rows))
+    elif step == "when":
+        outcome.say(ctx.t("plan.staff.ask_when", name=name), buttons=((cancel,),))
+    elif step == "audience":
+        choices = ["channel", "everyone"]
+        if draft.get("consultation"):
+            choices += ["participants", "unfinished"]
+        rows = [
+            (Button(ctx.t(f"plan.audience.{choice}"), payload=f"pa:a:{choice}"),)
+            for choice in choices
+        ]
+        outcome.say(ctx.t("plan.staff.ask_audience", name=name), buttons=(*rows, (cancel,)))
+    elif step == "text_da":
+        outcome.say(ctx.t("plan.staff.ask_text_da", name=name), buttons=((cancel,),))
+    elif step == "text_en":
+        skip = Button(ctx.t("plan.staff.skip_english"), payload="pa:s")
+        outcome.say(ctx.t("plan.staff.ask_text_en", name=name), buttons=((skip, cancel),))
+    else:
+        await _preview(ctx, outcome, draft, cancel)
+
+
+async def _typed(ctx: FlowContext, outcome: Outcome, text: str) -> None:
+    draft = _draft(ctx)
+    assert draft is not None
+    await _take_answer(ctx, outcome, draft, text)
+
+
+async def _take_answer(
+    ctx: FlowContext, outcome: Outcome, draft: dict[str, Any], text: str
+) -> None:
+    """Check a typed (or tapped) answer with the plan's rules; ask again if it does not pass."""
+    step = draft["step"]
+    try:
+        if step == "when":
+            if rules.parse_anchor(text) is None:
+                rules.parse_time(text, ctx.zone)
+            draft["when"] = text
+        elif step == "audience":
+            draft["audience"] = rules.parse_audience(text)
+        elif step in ("text_da", "text_en"):
+            draft[step] = rules.check_text(
+                text, with_image=False, what=ctx.t("plan.staff.the_text")
+            )
+        else:
+            outcome.say(ctx.t("plan.staff.use_buttons"))
+            return
+    except PlanError as error:
+        outcome.say(ctx.t("plan.staff.try_again", reason=str(error)))
+        return
+    await _advance(ctx, outcome, draft)
+
+
+def _to_draft(draft: dict[str, Any]) -> PostDraft:
+    texts = {"da": draft["text_da"]}
+    if draft.get("text_en"):
+        texts["en"] = draft["text_en"]
+    return PostDraft(
+        texts=texts,
+        audience=draft["audience"],
+        when="now" if draft["now"] else draft["when"],
+        consultation=draft.get("consultation"),
+    )
+
+
+async def _preview(
+    ctx: FlowContext, outcome: Outcome, draft: dict[str, Any], cancel: Button
+) -> None:
+    when = ctx.t("plan.staff.right_away") if draft["now"] else draft["when"]
+    lines = [
+        ctx.t(
+            "plan.staff.preview",
+            when=when,
+            audience=rules.describe_audience(draft["audience"]),
+            consultation=draft.get("consultation") or "–",
+        ),
+        "",
+        draft["text_da"],
+    ]
+    if draft.get("text_en"):
+        lines += ["", "🇬🇧 " + draft["text_en"]]
+    confirm_key = "plan.staff.send_now" if draft["now"] else "plan.staff.plan_it"
+    confirm = ctx.t(confirm_key)
+    outcome.say(
+        questionnaire.shorten("\n".join(lines), 4000),
+        buttons=((Button(confirm, payload="pa:ok"), cancel),),
+    )
+
+
+async def _confirm(ctx: FlowContext, outcome: Outcome, draft: dict[str, Any]) -> None:
+    sender = f"staff {ctx.event.sender_id or '?'}"
+    try:
+        post, _ = await plan_post(ctx.uow, _to_draft(draft), ctx.now, ctx.zone, sender)
+    except FieldError as error:
+        step = {"consultation": "consultation", "audience": "audience"}.get(error.field, "when")
+        if step == "when" and draft["now"]:
+            step = "audience"
+        draft["step"] = step
+        outcome.say(ctx.t("plan.staff.try_again", reason=str(error)))
+        await _ask(ctx, outcome, draft)
+        return
+    _save_draft(ctx, None)
+    if draft["now"]:
+        _finish_message(ctx, outcome, ctx.t("plan.staff.sending_now", post=post.id))
+    else:
+        _finish_message(
+            ctx,
+            outcome,
+            ctx.t("plan.staff.planned", post=post.id, when=when_text(post.due_at, ctx.zone)),
+        )

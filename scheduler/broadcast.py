@@ -1,0 +1,229 @@
+"""The bulk lane: broadcasts go out at a steady rate, apart from replies to citizens who just wrote.
+
+Replies are delivered chat by chat as soon as an event is handled (``bot.outbox``); nothing here
+can hold them up. Bulk messages are claimed from the outbox in small batches with a lease, sent
+under the bulk rate (and a group's 20 per minute), and settled in short batches. A 429 pauses
+this lane only. A sender killed mid-batch leaves its claimed messages to be taken again when the
+lease runs out; only the few sent but not yet settled at that instant can arrive twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.outbox import ChannelSender, RecipientGone, Rejected, RetryLater, TransientFailure
+from storage.models import OutboxMessage, OutboxStatus
+from storage.plan import BulkResult
+from storage.uow import UnitOfWorkFactory
+
+logger = logging.getLogger(__name__)
+
+# The only channel with published limits; others (the web chat) are not paced.
+PACED_CHANNEL = "telegram"
+MAX_ATTEMPTS = 5
+MAX_BACKOFF_SECONDS = 300.0
+SETTLE_EVERY_SECONDS = 0.25
+IDLE_POLL_SECONDS = 2.0
+# Claim about this many seconds of sending at a time: small batches keep the lease honest.
+BATCH_SECONDS = 2.0
+IN_FLIGHT = 32
+
+
+class Pacer:
+    """Hand out send slots at a steady rate; a pause (429) holds every slot back until it ends."""
+
+    def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = 1.0 / per_second
+        self._clock = clock
+        self._next = 0.0
+        self.paused_until = 0.0
+
+    def pause(self, seconds: float) -> None:
+        """Stop handing out slots for a while (Telegram said: retry after)."""
+        self.paused_until = max(self.paused_until, self._clock() + seconds)
+        self._next = max(self._next, self.paused_until)
+
+    def reserve(self) -> float:
+        """Take the next slot; return how long to wait for it."""
+        now = self._clock()
+        slot = max(now, self._next, self.paused_until)
+        self._next = slot + self._interval
+        return slot - now
+
+
+class BulkSender:
+    """Send the bulk lane's messages until stopped."""
+
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        clock: Callable[[], datetime],
+        sender: Callable[[str], ChannelSender | None],
+        channels: Callable[[], list[str]],
+        per_second: float,
+        group_per_minute: int,
+        lease: timedelta,
+        on_settled: Callable[[set[int]], Awaitable[None]],
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._sender = sender
+        self._channels = channels
+        self.per_second = per_second
+        self._pacer = Pacer(per_second)
+        self._group_interval = 60.0 / group_per_minute
+        self._group_next: dict[str, float] = {}
+        self._lease = lease
+        self._on_settled = on_settled
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._results: list[BulkResult] = []
+        self._result_posts: set[int] = set()
+        self._gone: set[tuple[str, str]] = set()
+        self._images: dict[int, bytes | None] = {}
+        self.sent = 0
+
+    def start(self) -> None:
+        """Start sending in the background (needs a running event loop)."""
+        self._task = asyncio.create_task(self._run(), name="bulk-sender")
+
+    def wake(self) -> None:
+        """New bulk messages were queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Finish the messages in flight, settle them, and stop."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                handled = await self.send_batch()
+            except Exception:
+                logger.exception("bulk sending failed; trying again shortly")
+                handled = 0
+            if handled == 0 and not self._stopping:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
+
+    async def send_batch(self) -> int:
+        """Claim a batch of bulk messages and send them; return how many were claimed."""
+        channels = [c for c in self._channels() if self._sender(c) is not None]
+        if not channels:
+            return 0
+        limit = max(10, min(500, int(self.per_second * BATCH_SECONDS)))
+        async with self._uow() as unit:
+            batch = await unit.plan.claim_bulk(channels, self._clock(), self._lease, limit)
+            await unit.commit()
+        if not batch:
+            return 0
+        await self._load_images(batch)
+        in_flight = asyncio.Semaphore(IN_FLIGHT)
+        flusher = asyncio.create_task(self._flush_periodically())
+        try:
+            await asyncio.gather(*(self._send(message, in_flight) for message in batch))
+        finally:
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+            await self._flush()
+        return len(batch)
+
+    async def _load_images(self, batch: list[OutboxMessage]) -> None:
+        wanted = {int(m.payload["image_post"]) for m in batch if "image_post" in m.payload}
+        for post_id in wanted - set(self._images):
+            async with self._uow() as unit:
+                post = await unit.plan.get(post_id)
+                self._images[post_id] = post.image if post is not None else None
+
+    async def _send(self, message: OutboxMessage, in_flight: asyncio.Semaphore) -> None:
+        sender = self._sender(message.channel)
+        assert sender is not None
+        payload: dict[str, Any] = dict(message.payload)
+        if "image_post" in payload:
+            payload["image"] = self._images.get(int(payload["image_post"]))
+        async with in_flight:
+            result = await self._attempt(sender, message, payload)
+        self._results.append(result)
+        if message.post_id is not None:
+            self._result_posts.add(message.post_id)
+
+    async def _attempt(
+        self, sender: ChannelSender, message: OutboxMessage, payload: dict[str, Any]
+    ) -> BulkResult:
+        while True:
+            if (message.channel, message.chat_id) in self._gone:
+                return BulkResult(message.id, OutboxStatus.UNREACHABLE, "recipient unreachable")
+            await asyncio.sleep(self._wait_for_slot(message))
+            if self._pacer.paused_until > time.monotonic():
+                continue
+            try:
+                external_id = await sender.deliver(message.chat_id, payload)
+            except RetryLater as wait:
+                # Only this lane waits; replies to citizens go on meanwhile.
+                logger.warning("bulk lane paused %.0f s by flood control", wait.seconds)
+                self._pacer.pause(wait.seconds)
+                continue
+            except RecipientGone:
+                self._gone.add((message.channel, message.chat_id))
+                return BulkResult(message.id, OutboxStatus.UNREACHABLE, "recipient unreachable")
+            except Rejected as refusal:
+                return BulkResult(message.id, OutboxStatus.FAILED, str(refusal))
+            except TransientFailure as failure:
+                attempts = message.attempts + 1
+                if attempts >= MAX_ATTEMPTS:
+                    reason = f"network errors on {attempts} attempts ({failure})"
+                    return BulkResult(message.id, OutboxStatus.FAILED, reason)
+                backoff = min(MAX_BACKOFF_SECONDS, 2.0**attempts)
+                retry_at = self._clock() + timedelta(seconds=backoff)
+                return BulkResult(
+                    message.id, OutboxStatus.PENDING, str(failure), next_attempt_at=retry_at
+                )
+            else:
+                self.sent += 1
+                return BulkResult(message.id, OutboxStatus.SENT, external_id=external_id)
+
+    def _wait_for_slot(self, message: OutboxMessage) -> float:
+        if message.channel != PACED_CHANNEL:
+            return 0.0
+        wait = self._pacer.reserve()
+        if message.chat_id.startswith("-"):
+            # A group or channel takes 20 messages a minute, whatever the bulk rate.
+            now = time.monotonic()
+            slot = max(now + wait, self._group_next.get(message.chat_id, 0.0))
+            self._group_next[message.chat_id] = slot + self._group_interval
+            wait = slot - now
+        return wait
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(SETTLE_EVERY_SECONDS)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._results:
+            return
+        results, self._results = self._results, []
+        posts, self._result_posts = self._result_posts, set()
+        gone, self._gone = self._gone, set()
+        now = self._clock()
+        async with self._uow() as unit:
+            await unit.plan.settle_bulk(results, now)
+            for channel, chat_id in gone:
+                # Nothing more until they write again (the dialogue core clears the mark).
+                await unit.participants.mark_unreachable(channel, chat_id, now)
+                await unit.plan.give_up_chat(channel, chat_id, now)
+            await unit.commit()
+        await self._on_settled(posts)

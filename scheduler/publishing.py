@@ -1,0 +1,267 @@
+"""Publish due posts exactly once: claim in the database, queue one bulk message per recipient,
+and keep the staff chat's progress message up to date."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from handlers.context import Texts
+from handlers.events import ChatAddress, Reply
+from handlers.plan import content, rules
+from handlers.plan.content import ConsultationLink
+from handlers.plan.staff import post_title, progress_text
+from storage.models import OutboxStatus, PlannedPost, PostKind, PostState
+from storage.plan import Recipient
+from storage.uow import UnitOfWork, UnitOfWorkFactory
+
+logger = logging.getLogger(__name__)
+
+# The progress message is edited at most this often (edits count against a group's 20/minute).
+PROGRESS_EVERY = timedelta(seconds=6)
+POSTS_PER_CHECK = 20
+
+
+@dataclass(frozen=True)
+class PublishingSettings:
+    """Where posts and reports go, and how late a post may still go out."""
+
+    zone: ZoneInfo
+    late_window: timedelta
+    public_chat: ChatAddress | None = None
+    staff_chat: ChatAddress | None = None
+    paid_broadcast: bool = False
+
+
+class Publisher:
+    """Turn due posts into bulk messages; tell staff how it goes."""
+
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        clock: Callable[[], datetime],
+        texts_in: Callable[[str | None], Texts],
+        settings: PublishingSettings,
+        link: ConsultationLink,
+        channels: Callable[[], list[str]],
+        deliver_chat: Callable[[str, str], Any],
+        wake_sender: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._texts_in = texts_in
+        self.settings = settings
+        self._link = link
+        self._channels = channels
+        self._deliver_chat = deliver_chat
+        self.wake_sender = wake_sender
+
+    async def publish_due(self) -> list[int]:
+        """Publish every post whose time has come; return the ids this process published.
+
+        Only the database decides who publishes a post, so a restart, a clock that jumps or a
+        second process never sends one twice.
+        """
+        published: list[int] = []
+        while True:
+            async with self._uow() as unit:
+                due = await unit.plan.due(self._clock(), POSTS_PER_CHECK)
+            if not due:
+                return published
+            for post_id in due:
+                if await self.publish(post_id):
+                    published.append(post_id)
+            if len(due) < POSTS_PER_CHECK:
+                return published
+
+    async def publish(self, post_id: int) -> bool:
+        """Claim one due post and queue its messages in the same transaction; False if lost."""
+        now = self._clock()
+        async with self._uow() as unit:
+            if not await unit.plan.claim(post_id, now):
+                return False
+            post = await unit.plan.get(post_id)
+            assert post is not None
+            verdict, late = rules.late_decision(post.due_at, now, self.settings.late_window)
+            if verdict == "skip":
+                self._skip(post, late, now)
+            else:
+                post.late_seconds = late if verdict == "late" else None
+                await content.write_automatic(unit, post, self._texts_in, self.settings.zone)
+                await self._queue(unit, post, now)
+            await self._plan_next(unit, post, now)
+            await self._add_report(unit, post, now)
+            await unit.commit()
+        if self.settings.staff_chat is not None:
+            await self._deliver_chat(
+                self.settings.staff_chat.channel, self.settings.staff_chat.chat_id
+            )
+        self.wake_sender()
+        return True
+
+    def _skip(self, post: PlannedPost, late: int, now: datetime) -> None:
+        window = int(self.settings.late_window.total_seconds() // 60)
+        post.state = PostState.SKIPPED
+        post.late_seconds = late
+        post.error = (
+            f"missed by {late // 60} min while the bot was not running; "
+            f"later than the late window of {window} min, so it was not sent"
+        )
+        post.finished_at = now
+        logger.warning("post %s skipped: %s", post.id, post.error)
+
+    async def _queue(self, unit: UnitOfWork, post: PlannedPost, now: datetime) -> None:
+        recipients = await self._recipients(unit, post)
+        available = set(self._channels())
+        messages: list[tuple[str, str, dict[str, Any]]] = []
+        missing = 0
+        for recipient, public in recipients:
+            if recipient.channel not in available:
+                missing += 1
+                continue
+            payload = content.payload_for(
+                post,
+                recipient.language,
+                recipient.channel,
+                public=public,
+                link=self._link,
+                paid=self.settings.paid_broadcast,
+            )
+            messages.append((recipient.channel, recipient.chat_id, payload))
+        await unit.plan.queue_bulk(post.id, messages, now)
+        post.recipients = len(messages)
+        if missing:
+            post.error = f"{missing} recipient(s) on a channel that is not running"
+        if not messages:
+            post.state = PostState.SENT if not missing else PostState.FAILED
+            post.finished_at = now
+        logger.info("post %s queued for %d recipients", post.id, len(messages))
+
+    async def _recipients(
+        self, unit: UnitOfWork, post: PlannedPost
+    ) -> list[tuple[Recipient, bool]]:
+        """Who gets the post, each once; True for chats that get the public version."""
+        audience = post.audience
+        chosen: dict[tuple[str, str], tuple[Recipient, bool]] = {}
+        public_chats = [int(chat) for chat in audience.get("chats") or []]
+        if audience.get("channel") and self.settings.public_chat is not None:
+            public_chats.insert(0, int(self.settings.public_chat.chat_id))
+        for chat in public_chats:
+            recipient = Recipient("telegram", str(chat), None)
+            chosen.setdefault((recipient.channel, recipient.chat_id), (recipient, True))
+        kind = audience.get("subscribers")
+        subscribers: list[Recipient] = []
+        consultation_id = post.consultation_id
+        if kind == "all":
+            subscribers = await unit.plan.subscribers()
+        elif consultation_id is not None and kind == "hear_back":
+            subscribers = await unit.plan.subscribers(consultation_id)
+        elif consultation_id is not None and kind == "unfinished":
+            subscribers = await unit.plan.unfinished(consultation_id)
+        elif consultation_id is not None and kind == "segment":
+            segment = audience["segment"]
+            questions = await unit.consultations.questions(consultation_id)
+            question = next((q for q in questions if q.key == segment["question"]), None)
+            if question is not None:
+                subscribers = await unit.plan.segment(
+                    consultation_id, question.id, set(segment["options"])
+                )
+        elif consultation_id is not None and kind == "decision":
+            statement = await unit.ideas.by_number(consultation_id, int(audience["statement"]))
+            if statement is not None:
+                subscribers = await unit.plan.concerned_by(statement)
+        for recipient in subscribers:
+            chosen.setdefault((recipient.channel, recipient.chat_id), (recipient, False))
+        return list(chosen.values())
+
+    async def _plan_next(self, unit: UnitOfWork, post: PlannedPost, now: datetime) -> None:
+        """A repeating post plans its next time as it goes out (or is skipped)."""
+        repeat = post.repeat
+        if not repeat or post.occurrence >= int(repeat["times"]):
+            return
+        due_at = rules.next_occurrence(post.due_at, repeat, self.settings.zone)
+        await unit.plan.add(
+            PlannedPost(
+                key=f"{post.key}#{post.occurrence + 1}" if post.key else None,
+                consultation_id=post.consultation_id,
+                kind=post.kind,
+                texts={} if post.kind in PostKind.AUTOMATIC else post.texts,
+                image=None if post.kind in PostKind.AUTOMATIC else post.image,
+                image_file_id=post.image_file_id,
+                button=post.button,
+                audience=post.audience,
+                anchor=None,
+                repeat=repeat,
+                occurrence=post.occurrence + 1,
+                due_at=due_at,
+                state=PostState.PLANNED,
+                recipients=0,
+                created_by=post.created_by,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    async def _add_report(self, unit: UnitOfWork, post: PlannedPost, now: datetime) -> None:
+        """Start the staff chat's progress message for the post."""
+        staff = self.settings.staff_chat
+        if staff is None:
+            return
+        consultation = (
+            await unit.consultations.get(post.consultation_id) if post.consultation_id else None
+        )
+        t = self._texts_in(None)
+        counts = await unit.plan.delivery_counts(post.id)
+        text = progress_text(t, post, post_title(post, consultation, t), counts, self.settings.zone)
+        queued = await unit.outbox.add(staff.channel, staff.chat_id, Reply(text).to_payload(), now)
+        post.progress_message_id = queued.id
+        post.progress_shown_at = now
+
+    async def report_progress(self, post_ids: set[int], *, force: bool = False) -> None:
+        """Finish posts with nothing left to send, and edit their progress messages."""
+        staff = self.settings.staff_chat
+        changed = False
+        for post_id in sorted(post_ids):
+            now = self._clock()
+            async with self._uow() as unit:
+                post = await unit.plan.get(post_id)
+                if post is None or post.state != PostState.SENDING:
+                    continue
+                counts = await unit.plan.delivery_counts(post_id)
+                finished = not counts.get(OutboxStatus.PENDING)
+                if finished:
+                    delivered = counts.get(OutboxStatus.SENT, 0)
+                    failed = counts.get(OutboxStatus.FAILED, 0)
+                    post.state = PostState.FAILED if failed and not delivered else PostState.SENT
+                    post.finished_at = now
+                    if failed:
+                        reasons = await unit.plan.failure_reasons(post_id)
+                        post.error = "; ".join(f"{n}× {reason}" for reason, n in reasons)[:300]
+                    logger.info("post %s finished: %s", post_id, counts)
+                due = (
+                    post.progress_shown_at is None or now - post.progress_shown_at >= PROGRESS_EVERY
+                )
+                if staff is not None and post.progress_message_id and (finished or force or due):
+                    shown = await unit.outbox.get(post.progress_message_id)
+                    if shown is not None and shown.external_message_id is not None:
+                        consultation = (
+                            await unit.consultations.get(post.consultation_id)
+                            if post.consultation_id
+                            else None
+                        )
+                        t = self._texts_in(None)
+                        text = progress_text(
+                            t, post, post_title(post, consultation, t), counts, self.settings.zone
+                        )
+                        edit = Reply(text, edit_ref=shown.external_message_id)
+                        await unit.outbox.add(staff.channel, staff.chat_id, edit.to_payload(), now)
+                        post.progress_shown_at = now
+                        changed = True
+                await unit.commit()
+        if changed and staff is not None:
+            await self._deliver_chat(staff.channel, staff.chat_id)
