@@ -39,13 +39,13 @@ def open_now(slug: str = "friluftsliv") -> str:
     return example_with_round(now - timedelta(days=1), now + timedelta(days=30), slug)
 
 
-async def import_consultation(app: BorgerDialog, source: str) -> None:
+async def import_consultation(app: BorgerDialog, source: str, now: datetime | None = None) -> None:
     """Import a consultation into the running app's database, as the CLI would."""
     assert app.engine is not None
     uow = UnitOfWorkFactory(create_session_factory(app.engine))
     async with uow() as unit:
         await import_definition(
-            unit, parse_definition(source, app.settings.zone), datetime.now(UTC)
+            unit, parse_definition(source, app.settings.zone), now or datetime.now(UTC)
         )
         await unit.commit()
 

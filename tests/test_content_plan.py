@@ -1,0 +1,350 @@
+"""The content plan over a controllable clock: a 20-post plan for two consultations, run through a
+restart, a moved deadline, a cancellation, a daylight-saving change and a round closing while a
+citizen is mid-answer."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from PIL import Image
+
+from bot.app import BorgerDialog
+from bot.cli.plan import read_rows
+from bot.config import Settings
+from handlers.plan.planning import plan_post
+from handlers.plan.sheet import read_sheet
+from storage.models import Answer, OutboxMessage, OutboxStatus, PlannedPost, PostState
+from tests.citizens import Citizen, example_with_round, import_consultation
+from tests.conftest import eventually, table_rows
+from tests.fake_telegram import FakeBot, FakeTelegram, SentMessage
+
+ZONE = ZoneInfo("Europe/Copenhagen")
+CHANNEL = -100777
+STAFF = -100888
+STAFF_MEMBER = 931
+
+
+def local(text: str) -> datetime:
+    """A Copenhagen wall-clock time in UTC."""
+    return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=ZONE).astimezone(UTC)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+SHEET = """id;consultation;when;repeat;audience;text_da;text_en;image;button_da;button_link;notes
+a1;friluftsliv;2027-03-20 10:30;;channel;Snart kan du give dit besyv om naturen;;;;;intern note
+a2;friluftsliv;round 1 opens + 1h;;everyone;Friluftshøringen er åben;The outdoor consultation is open;;;;
+a3;friluftsliv;round 1 closes - 2d;;participants;To dage tilbage af friluftshøringen;;;;;
+b1;skoler;round 1 closes - 1d;;participants;Skolehøringen lukker i morgen;;;;;
+b2;skoler;round 1 closes - 2h;;channel;Sidste chance i skolehøringen;;;;;
+r1;;2027-03-26 09:00;daily 3;channel;Godmorgen fra kommunen;;;;;
+c1;friluftsliv;2027-03-22 09:00;;segment:district=north;Til jer i Nord: kom til borgermøde;;;;;
+x1;;2027-03-22 12:00;;channel;Dette opslag bliver aflyst;;;;;
+d1;skoler;2027-03-21 08:00;;channel;Skolehøringen åbner om en time;;;;;
+s1;;2027-03-21 14:00;;channel;Dette opslag når botten ikke;;;;;
+l1;;2027-03-21 20:00;;channel;Dette opslag kommer for sent;;;;;
+e1;;2027-03-23 10:00;;everyone;Nyt fra kommunen;News from the municipality;;;;
+i1;friluftsliv;2027-03-23 11:00;;channel;Se kortet over stierne;;kort.png;Vær med;consultation;
+u1;friluftsliv;2027-03-29 10:00;;unfinished;Husk at gøre dine svar færdige;;;;;
+"""
+
+
+def write_sheet(folder: Path) -> Path:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 20), "green").save(buffer, format="PNG")
+    (folder / "kort.png").write_bytes(buffer.getvalue())
+    path = folder / "plan.csv"
+    path.write_text(SHEET, encoding="utf-8")
+    return path
+
+
+async def import_sheet(app: BorgerDialog, path: Path) -> int:
+    """Import the sheet as 'borgerdialog plan import' does, at the app's (test) time."""
+    drafts, errors = read_sheet(read_rows(path), lambda name: (path.parent / name).read_bytes())
+    assert errors == []
+    assert app.uow is not None
+    async with app.uow() as uow:
+        for _row, draft in drafts:
+            await plan_post(uow, draft, app.clock(), ZONE, "sheet")
+        await uow.commit()
+    return len(drafts)
+
+
+async def posts(app: BorgerDialog) -> dict[str, PlannedPost]:
+    """Every post by its sheet id (or automatic key)."""
+    assert app.uow is not None
+    async with app.uow() as uow:
+        rows = await uow.plan.listing(limit=1000)
+    return {(p.key or f"#{p.id}").removeprefix("sheet:"): p for p in rows}
+
+
+async def run_until(app: BorgerDialog, clock: Clock, when: datetime) -> None:
+    """Move the clock to each due time up to ``when`` in turn, as the scheduler's checks would,
+    publishing what is due and waiting until it has gone out."""
+    assert app.publisher is not None and app.uow is not None
+    while True:
+        async with app.uow() as uow:
+            planned = await uow.plan.listing(states=[PostState.PLANNED], limit=1)
+        step = planned[0].due_at if planned and planned[0].due_at <= when else when
+        clock.now = max(clock.now, step)
+        await app.publisher.publish_due()
+        await _drain(app)
+        if step == when:
+            return
+
+
+async def _drain(app: BorgerDialog) -> None:
+
+    async def drained() -> bool:
+        rows = await table_rows(app, OutboxMessage)
+        return not any(r.status == OutboxStatus.PENDING for r in rows)
+
+    await eventually(drained, what="every queued message delivered")
+
+
+def channel_texts(fake_bot: FakeBot) -> list[str]:
+    return fake_bot.texts(CHANNEL)
+
+
+def staff_texts(fake_bot: FakeBot) -> list[str]:
+    return fake_bot.texts(STAFF)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(local("2027-03-20 10:00"))
+
+
+@pytest.fixture
+def plan_settings(
+    fake_bot: FakeBot, fake_telegram: FakeTelegram, make_settings: Callable[..., Settings]
+) -> Settings:
+    fake_bot.open_channel(CHANNEL)
+    fake_bot.send_message(STAFF_MEMBER, "hej", chat_id=STAFF, chat_type="supergroup")
+    fake_bot.set_member(STAFF, STAFF_MEMBER, "member")
+    return make_settings(
+        telegram_token=fake_bot.token,
+        telegram_api_url=fake_telegram.api_url,
+        staff_chat_id=STAFF,
+        public_channel_id=CHANNEL,
+        # The test publishes by hand at each step; the scheduler's own check stays out of it.
+        plan_check_seconds=300,
+    )
+
+
+@pytest.fixture
+async def planned_app(plan_settings: Settings, clock: Clock) -> AsyncIterator[BorgerDialog]:
+    app = BorgerDialog(plan_settings, clock=clock)
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+async def complete(citizen: Citizen) -> None:
+    """Answer the friluftsliv questionnaire to the end and ask to hear back."""
+    await citizen.write("/start friluftsliv", new=2)
+    await citizen.tap("Ja, jeg giver samtykke")
+    await citizen.tap("Under 25")
+    await citizen.tap("Nord")
+    await citizen.tap("☐ Går tur", new=0)
+    await eventually(lambda: "☑ Går tur" in [b["text"] for b in citizen.last().buttons])
+    await citizen.tap("Færdig")
+    await citizen.tap("4")
+    await citizen.tap("Nej")
+    await citizen.write("12")
+    await citizen.tap("Spring over")
+    await citizen.tap("Spring over", new=2)
+    await citizen.tap("Ja", new=0)
+    await eventually(lambda: (citizen.last().text or "").endswith("✅ Vi giver dig besked her."))
+
+
+def photos(fake_bot: FakeBot, chat: int) -> list[SentMessage]:
+    return [m for m in fake_bot.sent(chat) if m.kind == "photo"]
+
+
+async def test_a_plan_runs_through_restart_moved_deadline_cancellation_dst_and_closing(
+    planned_app: BorgerDialog,
+    plan_settings: Settings,
+    clock: Clock,
+    fake_bot: FakeBot,
+    tmp_path: Path,
+) -> None:
+    app = planned_app
+    await import_consultation(
+        app,
+        example_with_round(local("2027-03-20 12:00"), local("2027-03-31 12:00")),
+        now=clock.now,
+    )
+    await import_consultation(
+        app,
+        example_with_round(local("2027-03-21 09:00"), local("2027-03-25 18:00"), slug="skoler"),
+        now=clock.now,
+    )
+    assert await import_sheet(app, write_sheet(tmp_path)) == 14
+    plan = await posts(app)
+    # 14 rows of the sheet and 3 automatic posts per consultation (opening, reminder, results).
+    assert len(plan) == 20
+    assert sorted(k for k in plan if k.startswith("auto:")) == [
+        f"auto:{slug}:1:{kind}"
+        for slug in ("friluftsliv", "skoler")
+        for kind in ("announcement", "reminder", "results")
+    ]
+    assert plan["a3"].due_at == local("2027-03-29 12:00")
+
+    # 10:30: the first post reaches the channel, and staff see its progress.
+    await run_until(app, clock, local("2027-03-20 10:30"))
+    assert channel_texts(fake_bot) == ["Snart kan du give dit besyv om naturen"]
+    await eventually(lambda: any("færdig – 1 af 1" in t for t in staff_texts(fake_bot)))
+
+    # 12:00 the round opens by itself: the announcement with a button into the consultation.
+    await run_until(app, clock, local("2027-03-20 12:00"))
+    announcement = fake_bot.sent(CHANNEL)[-1]
+    assert (announcement.text or "").startswith("📣 Ny friluftspolitik er åben for input nu")
+    assert announcement.buttons[0]["url"].endswith("?start=friluftsliv")
+
+    # Two citizens: Anna finishes and wants to hear back, Sif stops halfway.
+    anna, sif = Citizen(fake_bot, 301), Citizen(fake_bot, 302)
+    clock.now = local("2027-03-20 12:30")
+    await complete(anna)
+    await sif.write("/start friluftsliv", new=2)
+    await sif.tap("Ja, jeg giver samtykke")
+    await sif.tap("Under 25")
+    before = len(anna.messages())
+    await run_until(app, clock, local("2027-03-20 13:00"))
+    assert anna.texts()[before:] == ["Friluftshøringen er åben"]
+    assert "Friluftshøringen er åben" not in sif.texts(), "she did not ask to hear back"
+
+    # A restart in the middle: the bot is down from 12:00 to 20:30 on the 21st.
+    await run_until(app, clock, local("2027-03-21 12:00"))
+    assert channel_texts(fake_bot)[-2] == "Skolehøringen åbner om en time"
+    assert fake_bot.sent(CHANNEL)[-1].buttons[0]["url"].endswith("?start=skoler")
+    await app.stop()
+    clock.now = local("2027-03-21 20:30")
+    app = BorgerDialog(plan_settings, clock=clock)
+    await app.start()
+    try:
+        await run_until(app, clock, clock.now)
+        assert channel_texts(fake_bot)[-1] == "Dette opslag kommer for sent"
+        assert "Dette opslag når botten ikke" not in channel_texts(fake_bot)
+        plan = await posts(app)
+        assert plan["l1"].state == PostState.SENT
+        assert plan["l1"].late_seconds == 30 * 60
+        assert plan["s1"].state == PostState.SKIPPED
+        assert "late window of 60 min" in (plan["s1"].error or "")
+        await eventually(
+            lambda: any("⛔" in t and "ikke sendt" in t for t in staff_texts(fake_bot))
+        )
+        await eventually(lambda: any("30 min. for sent" in t for t in staff_texts(fake_bot)))
+
+        # A moved deadline: the school consultation closes two days later; its posts follow.
+        clock.now = local("2027-03-22 08:00")
+        await import_consultation(
+            app,
+            example_with_round(local("2027-03-21 09:00"), local("2027-03-27 18:00"), slug="skoler"),
+            now=clock.now,
+        )
+        plan = await posts(app)
+        assert plan["b2"].due_at == local("2027-03-27 16:00")
+        assert plan["b1"].due_at == local("2027-03-26 18:00")
+        assert plan["auto:skoler:1:results"].due_at == local("2027-03-27 18:00")
+
+        # 09:00 the segment post reaches Anna in the north (and nobody else).
+        before = len(anna.messages())
+        await run_until(app, clock, local("2027-03-22 09:00"))
+        assert anna.texts()[before:] == ["Til jer i Nord: kom til borgermøde"]
+
+        # Staff cancel x1 in the staff chat, with a confirmation.
+        await cancel_in_staff_chat(fake_bot, plan["x1"].id)
+        await run_until(app, clock, local("2027-03-22 12:05"))
+        assert "Dette opslag bliver aflyst" not in channel_texts(fake_bot)
+        assert (await posts(app))["x1"].state == PostState.CANCELLED
+
+        # English for who reads English; the image goes as a photo with the text as caption.
+        await run_until(app, clock, local("2027-03-23 11:00"))
+        assert anna.texts()[-1] == "Nyt fra kommunen"
+        (photo,) = photos(fake_bot, CHANNEL)
+        assert photo.caption == "Se kortet over stierne"
+        assert photo.buttons[0]["text"] == "Vær med"
+
+        # Daylight saving begins on the 28th at 02:00: the daily post stays at 09:00 local.
+        for day in ("26", "27", "28", "29"):
+            await run_until(app, clock, local(f"2027-03-{day} 09:00"))
+        repeated = sorted(
+            (p for p in (await posts(app)).values() if p.key and p.key.startswith("sheet:r1")),
+            key=lambda p: p.occurrence,
+        )
+        assert [p.due_at.astimezone(ZONE).strftime("%d %H:%M") for p in repeated] == [
+            "26 09:00",
+            "27 09:00",
+            "28 09:00",
+        ]
+        assert [p.due_at.hour for p in repeated] == [8, 8, 7], "UTC moves with the clocks"
+        assert channel_texts(fake_bot).count("Godmorgen fra kommunen") == 3
+
+        # Meanwhile the school round closed on its new date (the 27th), with the last call two
+        # hours before and the results to the channel.
+        texts = channel_texts(fake_bot)
+        last_call = texts.index("Sidste chance i skolehøringen")
+        assert texts[last_call + 1].startswith("📊 Ny friluftspolitik er nu lukket.")
+        assert texts[last_call - 1] == "Godmorgen fra kommunen"
+
+        # The reminders reach Sif, who started and did not finish, and not Anna.
+        await run_until(app, clock, local("2027-03-29 10:00"))
+        await run_until(app, clock, local("2027-03-30 12:00"))
+        assert "Husk at gøre dine svar færdige" in sif.texts()
+        assert any(t.startswith("⏰ Ny friluftspolitik lukker") for t in sif.texts())
+        assert not any(t.startswith("⏰") for t in anna.texts())
+        assert "To dage tilbage af friluftshøringen" in anna.texts()
+
+        # The round closes while Sif is mid-answer: her answer is refused, not stored.
+        answers_before = len(await table_rows(app, Answer))
+        await run_until(app, clock, local("2027-03-31 12:00"))
+        (closed,) = await sif.tap("Nord")
+        assert (closed.text or "").startswith("»Ny friluftspolitik« er lukket")
+        assert len(await table_rows(app, Answer)) == answers_before
+        # Anna hears the results with a chart; the channel gets the public version.
+        (thanks,) = photos(fake_bot, anna.id)
+        assert (thanks.caption or "").startswith("🙏 Tak fordi du var med i Ny friluftspolitik!")
+        assert "2 deltog, og 1 svarede på alle spørgsmål." in (thanks.caption or "")
+        public = photos(fake_bot, CHANNEL)[-1]
+        assert (public.caption or "").startswith("📊 Ny friluftspolitik er nu lukket.")
+        assert fake_bot.uploads == 2, "each image uploaded once, then sent by its file id"
+        final = await posts(app)
+        assert {p.state for p in final.values()} == {
+            PostState.SENT,
+            PostState.SKIPPED,
+            PostState.CANCELLED,
+        }
+    finally:
+        await app.stop()
+
+
+async def cancel_in_staff_chat(fake_bot: FakeBot, post_id: int) -> None:
+    sent = len(fake_bot.sent(STAFF))
+    fake_bot.send_message(
+        STAFF_MEMBER, f"/plan cancel {post_id}", chat_id=STAFF, chat_type="supergroup"
+    )
+    await eventually(lambda: len(fake_bot.sent(STAFF)) > sent, what="the confirmation")
+    question = fake_bot.sent(STAFF)[-1]
+    assert "Vil du aflyse dette opslag?" in (question.text or "")
+    data = next(b["callback_data"] for b in question.buttons if b["text"] == "Ja, aflys")
+    fake_bot.press_button(STAFF_MEMBER, question.message_id, data, chat_id=STAFF)
+    await eventually(
+        lambda: any(f"Opslag #{post_id} er aflyst" in (m.text or "") for m in fake_bot.sent(STAFF)),
+        what="the cancellation confirmed",
+    )
