@@ -46,7 +46,7 @@ class Clock:
 
 SHEET = """id;consultation;when;repeat;audience;text_da;text_en;image;button_da;button_link;notes
 a1;friluftsliv;2027-03-20 10:30;;channel;Snart kan du give dit besyv om naturen;;;;;intern note
-a2;friluftsliv;round 1 opens + 1h;;everyone;Friluftshøringen er åben;The outdoor consultation is open;;;;
+a2;friluftsliv;round 1 opens + 1h;;everyone;Friluftshøringen er åben;The consultation is open;;;;
 a3;friluftsliv;round 1 closes - 2d;;participants;To dage tilbage af friluftshøringen;;;;;
 b1;skoler;round 1 closes - 1d;;participants;Skolehøringen lukker i morgen;;;;;
 b2;skoler;round 1 closes - 2h;;channel;Sidste chance i skolehøringen;;;;;
@@ -94,7 +94,8 @@ async def posts(app: BorgerDialog) -> dict[str, PlannedPost]:
 async def run_until(app: BorgerDialog, clock: Clock, when: datetime) -> None:
     """Move the clock to each due time up to ``when`` in turn, as the scheduler's checks would,
     publishing what is due and waiting until it has gone out."""
-    assert app.publisher is not None and app.uow is not None
+    assert app.publisher is not None
+    assert app.uow is not None
     while True:
         async with app.uow() as uow:
             planned = await uow.plan.listing(states=[PostState.PLANNED], limit=1)
