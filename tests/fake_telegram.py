@@ -298,6 +298,19 @@ class FakeBot:
         """The texts (or captions) of the bot's visible messages in a chat."""
         return [m.text or m.caption or "" for m in self.sent(chat_id) if not m.deleted]
 
+    def chats_with(self, text: str) -> dict[int, int]:
+        """How many messages (text or caption) equal to ``text`` each chat got."""
+
+        def count() -> dict[int, int]:
+            found: dict[int, int] = {}
+            for chat_id, messages in self.transcript.items():
+                n = sum(1 for m in messages if text in (m.text, m.caption))
+                if n:
+                    found[chat_id] = n
+            return found
+
+        return self._server.call(count)
+
     def requests(self, method: str | None = None) -> list[tuple[float, str, dict[str, Any], int]]:
         """Every request the bot made (time, method, parameters, HTTP status)."""
         return self._server.call(

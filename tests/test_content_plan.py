@@ -349,3 +349,83 @@ async def cancel_in_staff_chat(fake_bot: FakeBot, post_id: int) -> None:
         lambda: any(f"Opslag #{post_id} er aflyst" in (m.text or "") for m in fake_bot.sent(STAFF)),
         what="the cancellation confirmed",
     )
+
+
+class StaffMember:
+    """A member of the staff group, talking to the bot there."""
+
+    def __init__(self, fake_bot: FakeBot, user_id: int = STAFF_MEMBER) -> None:
+        self.fake = fake_bot
+        self.id = user_id
+
+    def last(self) -> SentMessage:
+        return self.fake.sent(STAFF)[-1]
+
+    async def write(self, text: str) -> SentMessage:
+        before = len(self.fake.sent(STAFF))
+        self.fake.send_message(self.id, text, chat_id=STAFF, chat_type="supergroup")
+        await eventually(lambda: len(self.fake.sent(STAFF)) > before, what=f"answer to {text!r}")
+        return self.last()
+
+    async def tap(self, label: str) -> SentMessage:
+        message = next(
+            m for m in reversed(self.fake.sent(STAFF)) if any(b["text"] == label for b in m.buttons)
+        )
+        data = next(b["callback_data"] for b in message.buttons if b["text"] == label)
+        before = len(self.fake.sent(STAFF))
+        edits = message.edits
+        self.fake.press_button(self.id, message.message_id, data, chat_id=STAFF)
+        await eventually(
+            lambda: len(self.fake.sent(STAFF)) > before or message.edits > edits,
+            what=f"answer to the tap on {label!r}",
+        )
+        return self.last()
+
+
+async def test_staff_plan_and_send_posts_step_by_step_in_the_staff_chat(
+    planned_app: BorgerDialog, clock: Clock, fake_bot: FakeBot
+) -> None:
+    app = planned_app
+    await import_consultation(
+        app,
+        example_with_round(local("2027-03-20 12:00"), local("2027-03-31 12:00")),
+        now=clock.now,
+    )
+    staff = StaffMember(fake_bot)
+
+    # /plan add: consultation, a time in the hour daylight saving skips (refused), a good time.
+    asked = await staff.write("/plan add")
+    assert "hvilken høring" in (asked.text or "")
+    assert "hvornår" in ((await staff.tap("Ny friluftspolitik")).text or "")
+    refused = await staff.write("2027-03-28 02:30")
+    assert "2027-03-28 02:30 does not exist in Europe/Copenhagen" in (refused.text or "")
+    await staff.write("round 1 closes - 3d")
+    assert "hvem skal have det" in (staff.last().text or "")
+    await staff.tap("Deltagere der vil høre tilbage")
+    await staff.write("Tre dage tilbage – husk at svare!")
+    preview = await staff.write("Three days left – remember to answer!")
+    assert "Til: participants" in (preview.text or "")
+    assert "Tre dage tilbage – husk at svare!" in (preview.text or "")
+    done = await staff.tap("Planlæg")
+    assert (done.text or "").startswith("🗓 Opslag #")
+    assert "2027-03-28 12:00" in (done.text or "")
+    listing = await staff.write("/plan")
+    assert "Opslag · Ny friluftspolitik · 2027-03-28 12:00 (round 1 closes - 3d)" in (
+        listing.text or ""
+    )
+
+    # /post: sent now to the channel, after the preview.
+    await staff.write("/post")
+    await staff.tap("Ingen bestemt høring")
+    await staff.tap("Kanalen")
+    await staff.write("Rådhuset har åbent til kl. 20 i aften")
+    await staff.tap("Spring over")
+    sending = await staff.tap("Send nu")
+    assert "sendes nu" in (sending.text or "")
+    await run_until(app, clock, clock.now)
+    assert channel_texts(fake_bot)[-1] == "Rådhuset har åbent til kl. 20 i aften"
+
+    # Someone who left the staff group cannot plan.
+    fake_bot.set_member(STAFF, 932, "left")
+    refused = await StaffMember(fake_bot, 932).write("/plan add")
+    assert "Kun medlemmer af redaktionsgruppen" in (refused.text or "")

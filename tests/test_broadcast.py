@@ -1,0 +1,219 @@
+"""A broadcast to 5,000 subscribers within Telegram's limits, through a kill -9 and a restart,
+while citizens who are chatting get their replies; and the content-plan sheet from the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, select
+
+from bot.config import Settings
+from storage.database import create_engine
+from storage.models import (
+    Consultation,
+    OutboxMessage,
+    OutboxStatus,
+    Participant,
+    Participation,
+    ParticipationStatus,
+    PlannedPost,
+    PostState,
+)
+from tests.citizens import open_now
+from tests.conftest import eventually
+from tests.fake_telegram import FakeBot, FakeTelegram
+from tests.test_cli import borgerdialog
+from tests.test_crash_safety import BotProcess
+
+SUBSCRIBERS = 5000
+FIRST = 700_000
+BLOCKED = [FIRST + 17, FIRST + 2500, FIRST + 4999]
+CHATTING = [800_001, 800_002, 800_003, 800_004, 800_005]
+KILL_AFTER = 1500
+POST = "Borgermøde om den nye friluftspolitik torsdag kl. 19 på rådhuset"
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    return {"BORGERDIALOG_DATABASE_URL": settings.database_url}
+
+
+async def seed_subscribers(settings: Settings, workdir: Path) -> None:
+    """5,000 citizens who took part and asked to hear back (written straight to the database)."""
+    consultation = workdir / "friluftsliv.yaml"
+    consultation.write_text(open_now(), encoding="utf-8")
+    result = await asyncio.to_thread(
+        borgerdialog,
+        "consultation",
+        "import",
+        str(consultation),
+        cwd=workdir,
+        env=cli_env(settings),
+    )
+    assert result.returncode == 0, result.stderr
+    now = datetime.now(UTC) - timedelta(days=3)
+    engine = create_engine(settings.database_url)
+    try:
+        async with engine.begin() as connection:
+            consultation_id = (
+                await connection.execute(
+                    select(Consultation.id).where(Consultation.slug == "friluftsliv")
+                )
+            ).scalar_one()
+            await connection.execute(
+                insert(Participant),
+                [
+                    {
+                        "channel": "telegram",
+                        "chat_id": str(FIRST + n),
+                        "language": None,
+                        "state": {"last_language": "da"},
+                        "events_applied": 3,
+                        "created_at": now,
+                        "last_seen_at": now,
+                    }
+                    for n in range(SUBSCRIBERS)
+                ],
+            )
+            ids = dict(
+                (await connection.execute(select(Participant.chat_id, Participant.id))).all()
+            )
+            await connection.execute(
+                insert(Participation),
+                [
+                    {
+                        "consultation_id": consultation_id,
+                        "participant_id": ids[str(FIRST + n)],
+                        "pseudonym": f"p-{n:08d}",
+                        "number": n + 1,
+                        "status": ParticipationStatus.COMPLETED,
+                        "pending_selection": [],
+                        "hear_back": True,
+                        "consent_at": now,
+                        "completed_at": now,
+                        "started_at": now,
+                        "updated_at": now,
+                    }
+                    for n in range(SUBSCRIBERS)
+                ],
+            )
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_5000_subscribers_once_each_within_limits_through_a_kill_while_replies_flow(
+    fake_telegram: FakeTelegram,
+    fake_bot: FakeBot,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(telegram_token=fake_bot.token, telegram_api_url=fake_telegram.api_url)
+    await seed_subscribers(settings, tmp_path)
+    subscribers = [FIRST + n for n in range(SUBSCRIBERS)]
+    fake_bot.open_chats(subscribers)
+    for chat in BLOCKED:
+        fake_bot.block(chat)
+    sheet = tmp_path / "plan.csv"
+    sheet.write_text(f"id,when,audience,text_da\nmoede,now,everyone,{POST}\n", encoding="utf-8")
+
+    bot = BotProcess(settings, tmp_path)
+    bot.env.update(
+        {
+            "BORGERDIALOG_PLAN_CHECK_SECONDS": "1",
+            # A killed sender's messages are taken again after 5 s instead of a minute.
+            "BORGERDIALOG_BULK_LEASE_SECONDS": "5",
+        }
+    )
+    bot.start()
+    try:
+        await bot.wait_healthy()
+        imported = await asyncio.to_thread(
+            borgerdialog, "plan", "import", str(sheet), cwd=tmp_path, env=cli_env(settings)
+        )
+        assert imported.returncode == 0, imported.stderr
+
+        def delivered() -> int:
+            return len(fake_bot.chats_with(POST))
+
+        await eventually(lambda: delivered() >= 200, timeout=60, what="the broadcast under way")
+        # Citizens who write now are answered now, not after 5,000 bulk messages.
+        for citizen in CHATTING:
+            fake_bot.send_message(citizen, "/help")
+        await eventually(
+            lambda: all(fake_bot.texts(c) for c in CHATTING), timeout=20, what="replies"
+        )
+        assert delivered() < SUBSCRIBERS / 2, "replies waited for the broadcast"
+
+        await eventually(
+            lambda: delivered() >= KILL_AFTER, timeout=120, what=f"{KILL_AFTER} delivered"
+        )
+        bot.kill()
+        killed_at = time.monotonic()
+        assert delivered() < SUBSCRIBERS - len(BLOCKED), "the kill must land mid-broadcast"
+        bot.start()
+        await bot.wait_healthy()
+        await eventually(
+            lambda: delivered() == SUBSCRIBERS - len(BLOCKED),
+            timeout=400,
+            what="every subscriber reached after the restart",
+        )
+        status = await asyncio.to_thread(
+            borgerdialog, "broadcast", "status", cwd=tmp_path, env=cli_env(settings)
+        )
+        assert status.returncode == 0, status.stderr
+        assert bot.terminate() == 0, bot.logs()
+    finally:
+        if bot.process is not None and bot.process.poll() is None:
+            bot.kill()
+
+    # Everyone once; a repeat only for a message in flight at the kill (sent just before it).
+    repeats = 0
+    for chat in subscribers:
+        got = [m for m in fake_bot.sent(chat) if m.text == POST]
+        if chat in BLOCKED:
+            assert got == []
+            continue
+        assert got, f"chat {chat} got nothing"
+        if len(got) > 1:
+            assert len(got) == 2
+            assert got[0].sent_at < killed_at < got[1].sent_at, f"chat {chat} got it twice"
+            repeats += 1
+    assert repeats <= 64, f"{repeats} repeats: more than were in flight"
+    # Never over Telegram's limits: not one 429, for the broadcast or for the replies.
+    refused = [entry for entry in fake_bot.requests() if entry[3] == 429]
+    assert refused == []
+    assert "5000/5000 done: 4997 delivered, 3 unreachable, 0 failed, 0 waiting" in status.stdout
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with engine.connect() as connection:
+            (post,) = (await connection.execute(select(PlannedPost))).scalars().all()
+            unreachable = (
+                (
+                    await connection.execute(
+                        select(Participant.chat_id).where(Participant.unreachable_at.is_not(None))
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            statuses = (
+                (
+                    await connection.execute(
+                        select(OutboxMessage.status).where(OutboxMessage.post_id == post.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+    finally:
+        await engine.dispose()
+    assert post.state == PostState.SENT
+    assert post.recipients == SUBSCRIBERS
+    assert sorted(unreachable) == sorted(str(chat) for chat in BLOCKED)
+    assert statuses.count(OutboxStatus.SENT) == SUBSCRIBERS - len(BLOCKED)
