@@ -182,6 +182,8 @@ class BulkSender:
             except Rejected as refusal:
                 return BulkResult(message.id, OutboxStatus.FAILED, str(refusal))
             except TransientFailure as failure:
+                # The message may or may not have arrived; sending it again may repeat it.
+                logger.warning("bulk message %s: network error (%s)", message.id, failure)
                 attempts = message.attempts + 1
                 if attempts >= MAX_ATTEMPTS:
                     reason = f"network errors on {attempts} attempts ({failure})"

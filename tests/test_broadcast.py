@@ -140,7 +140,15 @@ async def test_5000_subscribers_once_each_within_limits_through_a_kill_while_rep
         def delivered() -> int:
             return len(fake_bot.chats_with(POST))
 
-        await eventually(lambda: delivered() >= 200, timeout=60, what="the broadcast under way")
+        async def wait_delivered(count: int, timeout: float) -> None:
+            # Counting scans every transcript on the fake's loop: look twice a second, not fifty
+            # times, so the test does not slow the fake down for the bot.
+            deadline = time.monotonic() + timeout
+            while delivered() < count:
+                assert time.monotonic() < deadline, f"only {delivered()} of {count} delivered"
+                await asyncio.sleep(0.5)
+
+        await wait_delivered(200, timeout=60)
         # Citizens who write now are answered now, not after 5,000 bulk messages.
         for citizen in CHATTING:
             fake_bot.send_message(citizen, "/help")
@@ -149,19 +157,13 @@ async def test_5000_subscribers_once_each_within_limits_through_a_kill_while_rep
         )
         assert delivered() < SUBSCRIBERS / 2, "replies waited for the broadcast"
 
-        await eventually(
-            lambda: delivered() >= KILL_AFTER, timeout=120, what=f"{KILL_AFTER} delivered"
-        )
+        await wait_delivered(KILL_AFTER, timeout=120)
         bot.kill()
         killed_at = time.monotonic()
         assert delivered() < SUBSCRIBERS - len(BLOCKED), "the kill must land mid-broadcast"
         bot.start()
         await bot.wait_healthy()
-        await eventually(
-            lambda: delivered() == SUBSCRIBERS - len(BLOCKED),
-            timeout=400,
-            what="every subscriber reached after the restart",
-        )
+        await wait_delivered(SUBSCRIBERS - len(BLOCKED), timeout=400)
         status = await asyncio.to_thread(
             borgerdialog, "broadcast", "status", cwd=tmp_path, env=cli_env(settings)
         )
@@ -217,3 +219,75 @@ async def test_5000_subscribers_once_each_within_limits_through_a_kill_while_rep
     assert post.recipients == SUBSCRIBERS
     assert sorted(unreachable) == sorted(str(chat) for chat in BLOCKED)
     assert statuses.count(OutboxStatus.SENT) == SUBSCRIBERS - len(BLOCKED)
+
+
+def test_plan_import_reports_every_mistake_with_row_and_column_and_imports_nothing(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings()
+    env = cli_env(settings)
+    (tmp_path / "friluftsliv.yaml").write_text(open_now(), encoding="utf-8")
+    assert (
+        borgerdialog("consultation", "import", "friluftsliv.yaml", cwd=tmp_path, env=env).returncode
+        == 0
+    )
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).astimezone(settings.zone)
+    when = tomorrow.strftime("%Y-%m-%d 09:00")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "id;høring;tidspunkt;målgruppe;tekst_da;billede\n"
+        f"1;friluftsliv;{when};participants;Godt nyt;\n"
+        "2;friluftsliv;2030-03-31 02:30;channel;Om natten;\n"
+        f"3;;{when};participants;Uden høring;\n"
+        f"4;friluftsliv;{when};segment:district=west;Til vest;\n"
+        f"5;friluftsliv;round 7 closes - 1d;channel;Ingen runde 7;\n"
+        f"6;friluftsliv;{when};channel;;\n"
+        f"7;friluftsliv;{when};channel;Med billede;mangler.png\n"
+        "8;friluftsliv;2020-01-01 10:00;channel;For sent;\n",
+        encoding="utf-8",
+    )
+    result = borgerdialog("plan", "import", str(bad), cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    for expected in (
+        "bad.csv: row 3, column C (when): 2030-03-31 02:30 does not exist in Europe/Copenhagen",
+        "bad.csv: row 4, column D (audience): this audience needs a consultation in its row",
+        "bad.csv: row 5, column D (audience): question 'district' has no option 'west' "
+        "(it has centre, north, south)",
+        "bad.csv: row 6, column C (when): the consultation has no round 7",
+        "bad.csv: row 7, column E (text_da): the da text is empty",
+        "bad.csv: row 8, column F (image): no image file 'mangler.png' next to the sheet",
+        "bad.csv: row 9, column C (when): 2020-01-01 10:00 has passed",
+        "borgerdialog: 7 mistake(s); nothing was imported",
+    ):
+        assert any(expected in line for line in lines), f"{expected!r} not in {lines}"
+    planned = borgerdialog("plan", "list", cwd=tmp_path, env=env).stdout
+    assert "Godt nyt" not in planned
+    # The round's own posts are there from the consultation import.
+    assert "(round 1 closes)  to channel, participants  results" in planned
+
+    good = tmp_path / "good.csv"
+    good.write_text(
+        "id,consultation,when,audience,text_da,text_en\n"
+        f"1,friluftsliv,{when},participants,Godt nyt,Good news\n"
+        "2,friluftsliv,round 1 closes - 1d,channel,Sidste dag i morgen,\n",
+        encoding="utf-8",
+    )
+    dry = borgerdialog("plan", "import", str(good), "--dry-run", cwd=tmp_path, env=env)
+    assert "Would import 2 post(s)" in dry.stdout
+    assert "Godt nyt" not in borgerdialog("plan", "list", cwd=tmp_path, env=env).stdout
+    imported = borgerdialog("plan", "import", str(good), cwd=tmp_path, env=env)
+    assert imported.returncode == 0, imported.stderr
+    again = borgerdialog("plan", "import", str(good), cwd=tmp_path, env=env)
+    assert again.stdout.count("updated") == 2, "importing the same sheet updates, never doubles"
+    listing = borgerdialog("plan", "list", cwd=tmp_path, env=env).stdout
+    assert f"{when}  to participants  message: Godt nyt" in listing
+    assert "(round 1 closes - 1d)  to channel  message: Sidste dag i morgen" in listing
+    line = next(line for line in listing.splitlines() if "Godt nyt" in line)
+    post_id = line.split()[0].lstrip("#")
+    cancelled = borgerdialog("plan", "cancel", post_id, cwd=tmp_path, env=env)
+    assert cancelled.stdout.strip() == f"Cancelled post {post_id}."
+    twice = borgerdialog("plan", "cancel", post_id, cwd=tmp_path, env=env)
+    assert twice.returncode == 2
+    assert "only planned posts can be cancelled" in twice.stderr
+    assert "cancelled" in borgerdialog("plan", "list", "--all", cwd=tmp_path, env=env).stdout
