@@ -132,12 +132,15 @@ class BulkSender:
             return 0
         await self._load_images(batch)
         in_flight = asyncio.Semaphore(IN_FLIGHT)
-        flusher = asyncio.create_task(self._flush_periodically())
+        batch_done = asyncio.Event()
+        flusher = asyncio.create_task(self._flush_periodically(batch_done))
         try:
             await asyncio.gather(*(self._send(message, in_flight) for message in batch))
         finally:
-            flusher.cancel()
-            await asyncio.gather(flusher, return_exceptions=True)
+            # Never cancel a flush halfway: results taken out but not committed would be lost,
+            # and their messages sent again when the lease runs out.
+            batch_done.set()
+            await flusher
             await self._flush()
         return len(batch)
 
@@ -209,9 +212,10 @@ class BulkSender:
             wait = slot - now
         return wait
 
-    async def _flush_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(SETTLE_EVERY_SECONDS)
+    async def _flush_periodically(self, batch_done: asyncio.Event) -> None:
+        while not batch_done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(batch_done.wait(), SETTLE_EVERY_SECONDS)
             await self._flush()
 
     async def _flush(self) -> None:

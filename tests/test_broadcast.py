@@ -194,7 +194,13 @@ async def test_5000_subscribers_once_each_within_limits_through_a_kill_while_rep
     engine = create_engine(settings.database_url)
     try:
         async with engine.connect() as connection:
-            (post,) = (await connection.execute(select(PlannedPost))).scalars().all()
+            post = (
+                await connection.execute(
+                    select(PlannedPost.id, PlannedPost.state, PlannedPost.recipients).where(
+                        PlannedPost.key == "sheet:moede"
+                    )
+                )
+            ).one()
             unreachable = (
                 (
                     await connection.execute(
