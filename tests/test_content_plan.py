@@ -4,9 +4,10 @@ citizen is mid-answer."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -429,3 +430,63 @@ async def test_staff_plan_and_send_posts_step_by_step_in_the_staff_chat(
     fake_bot.set_member(STAFF, 932, "left")
     refused = await StaffMember(fake_bot, 932).write("/plan add")
     assert "Kun medlemmer af redaktionsgruppen" in (refused.text or "")
+
+
+async def test_two_processes_racing_publish_each_post_once(
+    planned_app: BorgerDialog, plan_settings: Settings, clock: Clock
+) -> None:
+    """Two publishers with their own database connections (as two processes would have) check
+    the same due posts at the same moment: each post is claimed and queued exactly once."""
+    from scheduler.publishing import Publisher
+    from storage.database import create_engine, create_session_factory
+    from storage.uow import UnitOfWorkFactory
+
+    app = planned_app
+    assert app.publisher is not None
+    assert app.uow is not None
+    async with app.uow() as uow:
+        for n in range(12):
+            await uow.plan.add(
+                PlannedPost(
+                    kind="message",
+                    texts={"da": f"Opslag {n}"},
+                    # A chat of its own per post, so the 20-a-minute pacing per chat does not
+                    # make the test wait.
+                    audience={"channel": False, "chats": [-100900 - n], "subscribers": None},
+                    occurrence=1,
+                    due_at=clock.now - timedelta(seconds=n),
+                    state=PostState.PLANNED,
+                    recipients=0,
+                    created_by="test",
+                    created_at=clock.now,
+                    updated_at=clock.now,
+                )
+            )
+        await uow.commit()
+    assert app.core is not None
+    texts_in = app.core.texts
+    engines = [create_engine(plan_settings.database_url) for _ in range(2)]
+    try:
+        publishers = [
+            Publisher(
+                uow=UnitOfWorkFactory(create_session_factory(engine)),
+                clock=clock,
+                texts_in=texts_in,
+                settings=app.publisher.settings,
+                link=app.consultation_link,
+                channels=lambda: ["telegram"],
+                deliver_chat=lambda _c, _i: asyncio.sleep(0),
+            )
+            for engine in engines
+        ]
+        first, second = await asyncio.gather(*(p.publish_due() for p in publishers))
+    finally:
+        for engine in engines:
+            await engine.dispose()
+    # The running app's own check may take some too; nobody takes one twice.
+    assert len(first + second) == len(set(first + second))
+    rows = [r for r in await table_rows(app, OutboxMessage) if r.post_id is not None]
+    per_post: dict[int, int] = {}
+    for row in rows:
+        per_post[row.post_id] = per_post.get(row.post_id, 0) + 1
+    assert sorted(per_post.values()) == [1] * 12, "every post queued once, by one publisher"
