@@ -237,13 +237,10 @@ async def _status(uow: UnitOfWork, settings: Settings, post_id: int | None) -> N
         posts = [post]
     else:
         posts = await uow.plan.sending()
-        recent = [
-            p
-            for p in await uow.plan.listing(
-                states=[PostState.SENT, PostState.FAILED, PostState.SKIPPED], limit=10_000
-            )
-        ]
-        posts += sorted(recent, key=lambda p: p.finished_at or p.due_at)[-5:]
+        finished = await uow.plan.listing(
+            states=[PostState.SENT, PostState.FAILED, PostState.SKIPPED], limit=10_000
+        )
+        posts += sorted(finished, key=lambda p: p.finished_at or p.due_at)[-5:]
     if not posts:
         click.echo("No broadcasts yet.")
         return
