@@ -89,3 +89,19 @@ def unsupported_content(ctx: FlowContext, outcome: Outcome) -> None:
 def group_chat(ctx: FlowContext, outcome: Outcome) -> None:
     """Point someone who writes in a group to a private chat, where answers stay private."""
     outcome.say(ctx.t("group.private_only"))
+
+
+def refuse_unverified(ctx: FlowContext, outcome: Outcome, unverified: str, refused: str) -> bool:
+    """In a members-only chat, answer someone Telegram did not confirm as a member; True if so.
+
+    ``unverified`` is said when Telegram could not be asked, ``refused`` when it said no.
+    """
+    event = ctx.event
+    if event.sender_verified is True:
+        return False
+    key = unverified if event.sender_verified is None else refused
+    if event.is_button:
+        outcome.ack(event.button_ack_ref, ctx.t(key), alert=True)
+    else:
+        outcome.say(ctx.t(key))
+    return True

@@ -212,17 +212,20 @@ class Publisher:
         staff = self.settings.staff_chat
         if staff is None:
             return
-        consultation = (
-            await unit.consultations.get(post.consultation_id) if post.consultation_id else None
-        )
-        t = self._texts_in(None)
-        counts = await unit.plan.delivery_counts(post.id)
-        text = progress_text(t, post, post_title(post, consultation, t), counts, self.settings.zone)
+        text = await self._progress(unit, post, await unit.plan.delivery_counts(post.id))
         queued = await unit.outbox.add(staff.channel, staff.chat_id, Reply(text).to_payload(), now)
         post.progress_message_id = queued.id
         post.progress_shown_at = now
 
-    async def report_progress(self, post_ids: set[int], *, force: bool = False) -> None:
+    async def _progress(self, unit: UnitOfWork, post: PlannedPost, counts: dict[str, int]) -> str:
+        """The progress message's text, in the default language (staff's)."""
+        consultation = (
+            await unit.consultations.get(post.consultation_id) if post.consultation_id else None
+        )
+        t = self._texts_in(None)
+        return progress_text(t, post, post_title(post, consultation, t), counts, self.settings.zone)
+
+    async def report_progress(self, post_ids: set[int]) -> None:
         """Finish posts with nothing left to send, and edit their progress messages."""
         staff = self.settings.staff_chat
         changed = False
@@ -246,18 +249,10 @@ class Publisher:
                 due = (
                     post.progress_shown_at is None or now - post.progress_shown_at >= PROGRESS_EVERY
                 )
-                if staff is not None and post.progress_message_id and (finished or force or due):
+                if staff is not None and post.progress_message_id and (finished or due):
                     shown = await unit.outbox.get(post.progress_message_id)
                     if shown is not None and shown.external_message_id is not None:
-                        consultation = (
-                            await unit.consultations.get(post.consultation_id)
-                            if post.consultation_id
-                            else None
-                        )
-                        t = self._texts_in(None)
-                        text = progress_text(
-                            t, post, post_title(post, consultation, t), counts, self.settings.zone
-                        )
+                        text = await self._progress(unit, post, counts)
                         edit = Reply(text, edit_ref=shown.external_message_id)
                         await unit.outbox.add(staff.channel, staff.chat_id, edit.to_payload(), now)
                         post.progress_shown_at = now

@@ -21,7 +21,7 @@ from bot.cli.common import (
 from bot.config import Settings
 from handlers.plan import rules
 from handlers.plan.planning import FieldError, plan_post
-from handlers.plan.sheet import COLUMNS, SheetError, column_letter, read_sheet
+from handlers.plan.sheet import SheetError, column_label, header_columns, read_sheet
 from storage.models import OutboxStatus, PlannedPost, PostState
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
@@ -136,13 +136,15 @@ def plan_import(path: Path, dry_run: bool) -> None:
         now = utc_now()
         problems: list[SheetError] = list(errors)
         stored: list[tuple[PlannedPost, bool]] = []
-        header = rows[0] if rows else []
+        where = header_columns(rows[0] if rows else [])
         async with uow_factory() as uow:
             for number, draft in drafts:
                 try:
                     stored.append(await plan_post(uow, draft, now, settings.zone, "sheet"))
                 except FieldError as error:
-                    problems.append(SheetError(number, _column(header, error.field), str(error)))
+                    problems.append(
+                        SheetError(number, column_label(where, error.field), str(error))
+                    )
             if problems:
                 for problem in sorted(problems, key=lambda p: p.row):
                     click.echo(f"borgerdialog: {path.name}: {problem}", err=True)
@@ -155,14 +157,6 @@ def plan_import(path: Path, dry_run: bool) -> None:
         click.echo(f"{verb} {len(stored)} post(s) from {path.name} (times in {settings.timezone}).")
 
     with_database(settings, work)
-
-
-def _column(header: list[str], field: str) -> str:
-    aliases = COLUMNS.get(field, (field,))
-    for index, name in enumerate(header):
-        if name.strip().lower().replace(" ", "_") in aliases:
-            return f"{column_letter(index)} ({field})"
-    return f"- ({field})"
 
 
 @plan.command("list")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from handlers import common
 from handlers import questionnaire as rules
 from handlers.context import FlowContext, ModerationDesk, Texts
 from handlers.events import Button, ChatAddress, Outcome, Reply
@@ -49,12 +50,7 @@ async def handle(ctx: FlowContext, outcome: Outcome) -> None:
     event = ctx.event
     if not (event.is_command or event.is_button):
         return
-    if event.sender_verified is not True:
-        key = "moderation.unverified" if event.sender_verified is None else "moderation.refused"
-        if event.is_button:
-            outcome.ack(event.button_ack_ref, ctx.t(key), alert=True)
-        else:
-            outcome.say(ctx.t(key))
+    if common.refuse_unverified(ctx, outcome, "moderation.unverified", "moderation.refused"):
         return
     if event.is_command:
         if event.command in QUEUE_COMMANDS:

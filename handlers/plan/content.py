@@ -14,7 +14,7 @@ from handlers import questionnaire
 from handlers.context import Texts
 from handlers.plan.results import chart_png, gather_results, results_text
 from handlers.plan.rules import MAX_CAPTION, MAX_TEXT
-from storage.models import Consultation, PlannedPost, PostKind
+from storage.models import PlannedPost, PostKind
 from storage.uow import UnitOfWork
 
 LANGUAGES = ("da", "en")
@@ -107,8 +107,3 @@ def payload_for(
     if paid:
         payload["paid"] = True
     return payload
-
-
-def consultation_title(consultation: Consultation | None, language: str) -> str:
-    """A consultation's title, or a dash for posts not tied to one."""
-    return questionnaire.pick(consultation.title, language) if consultation else "–"

@@ -3,7 +3,7 @@ posts in step with their phases; and plan the posts every round gets by itself."
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,7 +38,6 @@ class PostDraft:
     repeat: dict[str, Any] | None = None
     image: bytes | None = None
     button: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 async def phases_of(uow: UnitOfWork, consultation: Consultation) -> Phases:
@@ -181,6 +180,7 @@ async def plan_automatic_posts(uow: UnitOfWork, consultation: Consultation, now:
     added.
     """
     added = 0
+    phases = await phases_of(uow, consultation)
     for round_ in await uow.consultations.rounds(consultation.id):
         wanted = [
             (
@@ -212,7 +212,7 @@ async def plan_automatic_posts(uow: UnitOfWork, consultation: Consultation, now:
             if await uow.plan.by_key(key) is not None:
                 continue
             anchor = {"event": event, "round": number, "offset_minutes": offset}
-            due_at = rules.anchored_time(anchor, await phases_of(uow, consultation))
+            due_at = rules.anchored_time(anchor, phases)
             if due_at < now:
                 continue
             await uow.plan.add(

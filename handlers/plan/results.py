@@ -125,17 +125,15 @@ def results_text(results: Results, t: Texts, *, public: bool, limit: int) -> str
     if results.statements:
         lines.append(t("plan.results.ideas", statements=results.statements, votes=results.votes))
         for statement, share in results.top:
-            lines.append(f"👍 {share} % · {short(_pick(statement, language), 140)}")
+            lines.append(f"👍 {share} % · {short(questionnaire.pick(statement, language), 140)}")
         if results.consensus:
             lines.append(t("plan.results.consensus"))
-            lines.extend(f"🤝 {short(_pick(s, language), 140)}" for s in results.consensus)
+            lines.extend(
+                f"🤝 {short(questionnaire.pick(s, language), 140)}" for s in results.consensus
+            )
     lines.append(t("plan.results.next"))
     written = "\n\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:])
     return written if len(written) <= limit else written[: limit - 1].rstrip() + "…"
-
-
-def _pick(texts: dict[str, str], language: str) -> str:
-    return questionnaire.pick(texts, language)
 
 
 def chart_png(results: Results, language: str) -> bytes | None:

@@ -49,8 +49,21 @@ def column_letter(index: int) -> str:
     return name
 
 
-def _normalise(header: str) -> str:
-    return header.strip().lower().replace(" ", "_").replace("-", "_")
+def header_columns(header: list[str]) -> dict[str, int]:
+    """Where each known column is in the header row (the first, when a name repeats)."""
+    aliases = {alias: name for name, names in COLUMNS.items() for alias in names}
+    where: dict[str, int] = {}
+    for index, cell in enumerate(header):
+        name = aliases.get(cell.strip().lower().replace(" ", "_").replace("-", "_"))
+        if name is not None:
+            where.setdefault(name, index)
+    return where
+
+
+def column_label(where: dict[str, int], name: str) -> str:
+    """How a mistake names a column: its letter and its name, "C (when)"."""
+    index = where.get(name)
+    return f"{column_letter(index) if index is not None else '-'} ({name})"
 
 
 def read_sheet(
@@ -63,12 +76,7 @@ def read_sheet(
     """
     if not rows:
         return [], [SheetError(1, "A", "the sheet is empty")]
-    where: dict[str, int] = {}
-    aliases = {alias: name for name, names in COLUMNS.items() for alias in names}
-    for index, header in enumerate(rows[0]):
-        name = aliases.get(_normalise(header))
-        if name is not None:
-            where.setdefault(name, index)
+    where = header_columns(rows[0])
     missing = [name for name in REQUIRED if name not in where]
     if missing:
         return [], [
@@ -87,9 +95,7 @@ def read_sheet(
             return row[index].strip() if index is not None and index < len(row) else ""
 
         def fail(name: str, message: str, number: int = number) -> None:
-            index = where.get(name)
-            letter = column_letter(index) if index is not None else "-"
-            errors.append(SheetError(number, f"{letter} ({name})", message))
+            errors.append(SheetError(number, column_label(where, name), message))
 
         draft = _draft(cell, fail, load_image)
         if draft is None:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from handlers import questionnaire
+from handlers import common, questionnaire
 from handlers.context import FlowContext, Texts
 from handlers.events import Button, ChatAddress, Outcome
 from handlers.plan import rules
@@ -95,12 +95,9 @@ async def handle(ctx: FlowContext, outcome: Outcome) -> None:
     """Handle a command, a button or a draft's typed answer in the staff chat."""
     event = ctx.event
     if event.sender_verified is not True:
+        # Typed text from someone unconfirmed is not answered: it may be talk between members.
         if event.is_command or event.is_button:
-            key = "plan.staff.unverified" if event.sender_verified is None else "plan.staff.refused"
-            if event.is_button:
-                outcome.ack(event.button_ack_ref, ctx.t(key), alert=True)
-            else:
-                outcome.say(ctx.t(key))
+            common.refuse_unverified(ctx, outcome, "plan.staff.unverified", "plan.staff.refused")
         return
     if event.is_command:
         await _command(ctx, outcome)
