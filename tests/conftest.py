@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import itertools
 import os
 import threading
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.requirements import Requirement
 
 from bot.app import BorgerDialog
 from bot.config import Settings, load_settings
@@ -23,6 +25,32 @@ BACKENDS = ["sqlite", "postgresql"]
 # The moderators' group chat in tests that have one.
 MODERATORS = -100500
 _database_names = itertools.count(1)
+LOCK_FILE = Path(__file__).resolve().parent.parent / "constraints.txt"
+
+
+def pytest_report_header() -> list[str]:
+    """Name every locked package's installed version, so a break from a new release names it."""
+    installed, differing = [], []
+    for line in LOCK_FILE.read_text().splitlines():
+        if not line or line.startswith((" ", "#")):
+            continue
+        pinned = Requirement(line)
+        if pinned.marker is not None and not pinned.marker.evaluate():
+            continue
+        wanted = next(iter(pinned.specifier)).version
+        try:
+            found = importlib.metadata.version(pinned.name)
+        except importlib.metadata.PackageNotFoundError:
+            found = "missing"
+        installed.append(f"{pinned.name} {found}")
+        if found != wanted:
+            differing.append(f"{pinned.name} {found} (locked {wanted})")
+    lines = ["installed: " + ", ".join(installed)]
+    if differing:
+        lines.append(f"NOT AS LOCKED in {LOCK_FILE.name}: " + ", ".join(differing))
+    else:
+        lines.append(f"every package as locked in {LOCK_FILE.name}")
+    return lines
 
 
 @pytest.fixture(scope="session")

@@ -340,11 +340,11 @@ async def _take_answer(
 
 
 def _to_draft(draft: dict[str, Any]) -> PostDraft:
-    texts = {"da": draft["text_da"]}
+    texts_by_language = {"da": draft["text_da"]}
     if draft.get("text_en"):
-        texts["en"] = draft["text_en"]
+        texts_by_language["en"] = draft["text_en"]
     return PostDraft(
-        texts=texts,
+        texts=texts_by_language,
         audience=draft["audience"],
         when="now" if draft["now"] else draft["when"],
         consultation=draft.get("consultation"),
