@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +12,54 @@ from typing import Any
 MAX_BUTTON_PAYLOAD_BYTES = 64
 # Telegram's limit for one message; longer replies are a bug in a flow, not something to split.
 MAX_TEXT_LENGTH = 4096
+
+
+# The longest text a citizen may send in one message, in every channel (Telegram's own cap).
+MAX_INBOUND_TEXT = 4096
+# Line breaks and tabs are part of what people write; every other control character is not.
+_KEPT_CONTROLS = frozenset("\n\t")
+
+
+class UnreadableText(ValueError):
+    """Text that cannot be stored as written: a lone surrogate (broken UTF-16 from a client)."""
+
+
+def clean_text(text: str) -> str:
+    """Return text as it enters the system: NFC, no control characters, CR LF as LF.
+
+    Every channel passes what a person wrote through here before it is stored or shown, so
+    U+0000 (refused by PostgreSQL), terminal escapes and other control characters never reach
+    the database, an export or a staff terminal. Raise UnreadableText for a lone surrogate.
+    """
+    if any("\ud800" <= char <= "\udfff" for char in text):
+        raise UnreadableText("lone surrogate")
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return "".join(
+        char
+        for char in text
+        if char in _KEPT_CONTROLS or unicodedata.category(char) not in ("Cc", "Cs")
+    )
+
+
+def storable(value: Any) -> Any:
+    """Return a JSON value with every string safe to store (raw platform payloads).
+
+    Raw copies keep what the platform sent as far as the database allows: U+0000 is dropped
+    (PostgreSQL's JSONB refuses it) and a lone surrogate becomes U+FFFD (it cannot be encoded).
+    """
+    if isinstance(value, str):
+        if "\x00" in value or any("\ud800" <= char <= "\udfff" for char in value):
+            return "".join(
+                "\ufffd" if "\ud800" <= char <= "\udfff" else char
+                for char in value
+                if char != "\x00"
+            )
+        return value
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item) for item in value]
+    return value
 
 
 @dataclass(frozen=True)
