@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +61,27 @@ def storable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [storable(item) for item in value]
     return value
+
+
+# Every payload the bot itself makes: namespace and parts, ASCII letters, digits and _ . : -.
+_PAYLOAD_SHAPE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+# Record ids in payloads are database integers: ASCII digits only (str.isdigit() also accepts
+# "²" and other digits int() refuses), and no larger than the columns hold.
+_RECORD_ID = re.compile(r"[0-9]{1,10}")
+MAX_RECORD_ID = 2**31 - 1
+
+
+def well_formed_payload(payload: str) -> bool:
+    """Tell whether a button payload has the shape of one the bot makes (forgeries may not)."""
+    return _PAYLOAD_SHAPE.fullmatch(payload) is not None
+
+
+def record_id(text: str) -> int | None:
+    """Read a record id from a payload part or typed number; None unless it can name a row."""
+    if _RECORD_ID.fullmatch(text) is None:
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_RECORD_ID else None
 
 
 @dataclass(frozen=True)

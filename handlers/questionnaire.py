@@ -9,7 +9,7 @@ from typing import Any
 
 from storage.models import Answer, Question, Round
 
-POSTCODE = re.compile(r"^\d{4}$")
+POSTCODE = re.compile(r"^[0-9]{4}$")
 # Danish postcodes run from 1000 (Copenhagen) to 9990 (Skagen).
 POSTCODE_RANGE = (1000, 9990)
 SUMMARY_ANSWER_LENGTH = 120
@@ -110,7 +110,7 @@ def read_typed(question: Question, text: str) -> TypedAnswer:
     if question.kind == "number":
         low, high = question.settings["min"], question.settings["max"]
         candidate = cleaned.replace(" ", "")
-        if not re.fullmatch(r"-?\d+", candidate) or not low <= int(candidate) <= high:
+        if not re.fullmatch(r"-?[0-9]{1,15}", candidate) or not low <= int(candidate) <= high:
             return TypedAnswer(error="answer.number_invalid", params={"min": low, "max": high})
         return TypedAnswer(int(candidate))
     if question.kind == "postcode":

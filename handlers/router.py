@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from handlers import common, mydata
 from handlers.consultation import asking, entry, sheet, summary
 from handlers.context import FlowContext
-from handlers.events import Outcome
+from handlers.events import Outcome, well_formed_payload
 from handlers.ideas import entry as ideas
 from handlers.ideas import standing, voting, writing
 from handlers.moderation import author, desk
@@ -78,6 +78,10 @@ async def route(ctx: FlowContext) -> Outcome:
 
 async def press(ctx: FlowContext, outcome: Outcome, payload: str) -> None:
     """Dispatch a button by its namespace; anything unknown, old or forged gets a polite no."""
+    if not well_formed_payload(payload):
+        # Not made by the bot: a forgery or a client's mistake. Nothing below has to guess.
+        common.stale_button(ctx, outcome)
+        return
     namespace, _, rest = payload.partition(":")
     parts = rest.split(":") if rest else []
     language = common.parse_language_payload(payload)

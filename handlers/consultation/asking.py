@@ -155,10 +155,11 @@ async def press(ctx: FlowContext, outcome: Outcome, action: str, parts: list[str
     keys = rules.option_keys(question)
     key: str | None = None
     if action in ("a", "t"):
-        if not parts[2].isdigit() or int(parts[2]) >= len(keys):
+        index = parts[2] if parts[2] in {str(i) for i in range(len(keys))} else None
+        if index is None:
             stale(ctx, outcome)
             return
-        key = keys[int(parts[2])]
+        key = keys[int(index)]
     if action == "a" and key is not None and question.kind in CHOICE_KINDS:
         outcome.ack(ctx.event.button_ack_ref)
         await store(ctx, outcome, sheet, question, key)

@@ -9,7 +9,7 @@ from babel.dates import format_datetime
 
 from handlers import questionnaire as rules
 from handlers.context import FlowContext
-from handlers.events import Outcome
+from handlers.events import Outcome, record_id
 from storage.models import Answer, Consultation, Participation, Question
 
 CHOICE_KINDS = ("single", "district", "yesno", "scale")
@@ -71,9 +71,10 @@ def show_answer(ctx: FlowContext, question: Question, answer: Answer) -> str:
 
 async def own_participation(ctx: FlowContext, participation_id: str) -> Participation | None:
     """Return a participation named by a button, if it belongs to whoever pressed it."""
-    if not participation_id.isdigit():
+    number = record_id(participation_id)
+    if number is None:
         return None
-    participation = await ctx.uow.participations.get(int(participation_id))
+    participation = await ctx.uow.participations.get(number)
     if participation is None or participation.participant_id != ctx.participant.id:
         return None
     return participation

@@ -6,7 +6,7 @@ import random
 
 from handlers.consultation.sheet import stale, title
 from handlers.context import FlowContext, Texts
-from handlers.events import Button, Outcome, Reply
+from handlers.events import Button, Outcome, Reply, record_id
 from handlers.ideas.common import (
     CONSENTED,
     ideas_participation,
@@ -101,7 +101,8 @@ async def _card_statement(
     ctx: FlowContext, outcome: Outcome, statement_id: str, *, must_be_open: bool = True
 ) -> tuple[Statement, Participation, Consultation] | None:
     """Resolve a card's statement and the presser's participation in its consultation."""
-    statement = await ctx.uow.ideas.statement(int(statement_id)) if statement_id.isdigit() else None
+    number = record_id(statement_id)
+    statement = await ctx.uow.ideas.statement(number) if number is not None else None
     if statement is None:
         stale(ctx, outcome)
         return None

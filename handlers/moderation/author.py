@@ -14,7 +14,7 @@ from handlers.consultation.sheet import (
     stale,
 )
 from handlers.context import FlowContext, Texts, language_of
-from handlers.events import Button, ChatAddress, Outcome, Reply
+from handlers.events import Button, ChatAddress, Outcome, Reply, record_id
 from handlers.ideas.writing import start_writing
 from handlers.moderation.cards import ItemView
 from handlers.moderation.intake import PREMODERATION
@@ -77,7 +77,8 @@ async def message_for_author(
 
 async def rewrite(ctx: FlowContext, outcome: Outcome, item_id: str) -> None:
     """The author asked to write a hidden or returned contribution anew: ask its question again."""
-    item = await ctx.uow.moderation.get(int(item_id)) if item_id.isdigit() else None
+    number = record_id(item_id)
+    item = await ctx.uow.moderation.get(number) if number is not None else None
     participation = (
         await own_participation(ctx, str(item.participation_id))
         if item is not None and item.participation_id is not None

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from handlers import common
 from handlers import questionnaire as rules
 from handlers.context import FlowContext, ModerationDesk, Texts
-from handlers.events import Button, ChatAddress, Outcome, Reply
+from handlers.events import Button, ChatAddress, Outcome, Reply, record_id
 from handlers.moderation import author
 from handlers.moderation.cards import (
     REASONS,
@@ -81,11 +81,12 @@ async def press(ctx: FlowContext, outcome: Outcome, parts: list[str]) -> None:
     valid = (
         len(parts) in (3, 4)
         and parts[0] == "m"
-        and parts[2].isdigit()
+        and record_id(parts[2]) is not None
         and (len(parts) == 4) == (parts[1] == "w")
         and (parts[1] != "w" or parts[3] in REASONS)
     )
-    item = await ctx.uow.moderation.get(int(parts[2])) if valid else None
+    item_id = record_id(parts[2]) if valid else None
+    item = await ctx.uow.moderation.get(item_id) if item_id is not None else None
     if item is None:
         outcome.ack(event.button_ack_ref, ctx.t("button.stale"), alert=True)
         return

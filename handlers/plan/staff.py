@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from handlers import common, questionnaire
 from handlers.context import FlowContext, Texts
-from handlers.events import Button, ChatAddress, Outcome
+from handlers.events import Button, ChatAddress, Outcome, record_id
 from handlers.plan import rules
 from handlers.plan.planning import FieldError, PostDraft, plan_post
 from handlers.plan.rules import PlanError
@@ -118,8 +118,9 @@ async def _command(ctx: FlowContext, outcome: Outcome) -> None:
     elif command in PLAN_COMMANDS and words[0].lower() in ("add", "ny", "tilføj"):
         await _start_draft(ctx, outcome, now=False)
     elif command in PLAN_COMMANDS and words[0].lower() in ("cancel", "aflys"):
-        if len(words) > 1 and words[1].lstrip("#").isdigit():
-            await _ask_cancel(ctx, outcome, int(words[1].lstrip("#")))
+        post_id = record_id(words[1].lstrip("#")) if len(words) > 1 else None
+        if post_id is not None:
+            await _ask_cancel(ctx, outcome, post_id)
         else:
             await show_plan(ctx, outcome, cancelling=True)
     else:
@@ -186,8 +187,9 @@ async def _ask_cancel(ctx: FlowContext, outcome: Outcome, post_id: int) -> None:
 
 async def _press(ctx: FlowContext, outcome: Outcome, parts: list[str]) -> None:
     namespace = parts[0]
-    if namespace == "pc" and len(parts) == 3 and parts[1].isdigit():
-        post_id, answer = int(parts[1]), parts[2]
+    post_id = record_id(parts[1]) if namespace == "pc" and len(parts) == 3 else None
+    if post_id is not None:
+        answer = parts[2]
         if answer == "ask":
             outcome.ack(ctx.event.button_ack_ref)
             await _ask_cancel(ctx, outcome, post_id)
