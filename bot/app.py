@@ -19,6 +19,7 @@ from bot.core import DialogueCore
 from bot.i18n import Catalogs, make_language_detector, make_language_identifier
 from bot.outbox import OutboxDelivery
 from bot.web import WebServer, make_web_app
+from bot.web_security import security_headers
 from handlers.context import ModerationDesk, OrganisationInfo
 from handlers.events import ChatAddress
 from handlers.screening.rules import Screener, WordLists
@@ -139,6 +140,7 @@ class BorgerDialog:
             settings, self.core, uow, catalogs, CookieSigner(secret), self.clock
         )
         web_app = make_web_app(self.health)
+        web_app.middlewares.append(security_headers(settings))
         self.webchat.add_routes(web_app)
         self._web = WebServer(web_app, settings.http_host, settings.http_port)
         await self._web.start()

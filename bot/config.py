@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     default_language: str = "da"
     # Signs the web chat's participant cookie; generated into the data folder when unset.
     web_secret: SecretStr | None = None
+    # The secret used before a rotation: its cookies stay valid until re-signed on a page load.
+    web_previous_secret: SecretStr | None = None
+    # Behind a reverse proxy that sets X-Forwarded-For: the web chat's per-address limits then
+    # count the address the proxy saw (never trust that header from anyone else).
+    trusted_proxy: bool = False
     # The address citizens reach the web server at (for links and the WebSocket origin check).
     public_url: str = ""
     # Other sites that may embed the web chat, comma-separated (https://www.kommune.dk).

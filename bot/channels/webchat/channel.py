@@ -12,35 +12,55 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import html
 import json
 import logging
-import time
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from bot.channels.webchat.identity import COOKIE, CookieSigner
+from bot.channels.webchat.identity import COOKIE, MAX_AGE_SECONDS, CookieSigner
+from bot.channels.webchat.limits import OpenCounts, TokenBuckets, client_address
 from bot.config import Settings
 from bot.core import DialogueCore
 from bot.i18n import Catalogs, supported_language
 from bot.locks import KeyedLocks
 from bot.outbox import RecipientGone
-from handlers.events import InboundEvent, parse_command
+from handlers.events import (
+    MAX_BUTTON_PAYLOAD_BYTES,
+    InboundEvent,
+    UnreadableText,
+    clean_text,
+    parse_command,
+    storable,
+)
 from storage.models import WebMessage
 from storage.uow import UnitOfWorkFactory
 
 CHANNEL = "web"
 HISTORY_LIMIT = 200
 MAX_TEXT = 2000
+# The page never sends a bigger frame; a bigger one gets a polite refusal. Beyond the hard cap
+# aiohttp closes the socket unread (1009), which only a script can provoke.
+MAX_FRAME_BYTES = 16 * 1024
+HARD_FRAME_BYTES = 64 * 1024
 # A participant may send this many messages (taps included) at once, then two per second:
 # more than a quick human taps and types, far less than a script.
 RATE_BURST = 30.0
 RATE_PER_SECOND = 2.0
-COOKIE_MAX_AGE = 365 * 24 * 3600
+# Cookies are free, so one address gets its own, larger bucket: room for a school class or an
+# office behind one address, not for a script with a pile of cookies.
+ADDRESS_BURST = 60.0
+ADDRESS_PER_SECOND = 6.0
+NEW_COOKIES_PER_MINUTE = 20.0
+SOCKETS_PER_ADDRESS = 20
+SOCKETS_PER_PARTICIPANT = 8
 PAGE_TEXT_KEYS = (
     "web.title",
     "web.input_label",
@@ -50,6 +70,7 @@ PAGE_TEXT_KEYS = (
     "web.offline",
     "web.rate_limited",
     "web.too_long",
+    "web.not_sent",
     "web.you",
     "web.bot",
     "web.download",
@@ -61,8 +82,110 @@ PAGE_TEXT_KEYS = (
     "web.cmd_privacy",
 )
 STATIC_FILES = {"chat.js": "application/javascript", "chat.css": "text/css"}
+# The page makes ids with crypto.randomUUID (or a base-36 stand-in).
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
+# A transcript message id as the page echoes it; 18 digits fit any database's big integer.
+_MESSAGE_REF = re.compile(r"[0-9]{1,18}")
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8}){0,3}")
+# An unreadable client id is still echoed, when it is a string, so a (broken) page can drop it.
+_ECHOED_ID_LENGTH = 200
 
 logger = logging.getLogger(__name__)
+
+
+class Refused(Exception):
+    """A frame the channel will not take, with the text key that tells the participant why."""
+
+    def __init__(self, key: str, client_id: str | None = None) -> None:
+        super().__init__(key)
+        self.key = key
+        self.client_id = client_id
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One well-formed message from a tab: typed text or a pressed button."""
+
+    client_id: str
+    kind: str
+    text: str = ""
+    payload: str = ""
+    message_ref: str = ""
+
+
+def read_frame(data: str) -> Inbound:
+    """Read one text frame from a tab; raise Refused for anything the page would not send."""
+    try:
+        message = json.loads(data)
+    except (ValueError, RecursionError):
+        # Deep nesting makes the parser recurse until Python stops it: unreadable, not a crash.
+        raise Refused("web.unreadable") from None
+    if not isinstance(message, dict):
+        raise Refused("web.unreadable")
+    raw_id = message.get("id")
+    echo = raw_id if isinstance(raw_id, str) and len(raw_id) <= _ECHOED_ID_LENGTH else None
+    if len(data.encode("utf-8")) > MAX_FRAME_BYTES:
+        raise Refused("web.too_long", echo)
+    if not isinstance(raw_id, str) or not _CLIENT_ID.fullmatch(raw_id):
+        raise Refused("web.unreadable", echo)
+    kind = message.get("type")
+    if kind == "text":
+        text = message.get("text")
+        if not isinstance(text, str):
+            raise Refused("web.unreadable", raw_id)
+        try:
+            text = clean_text(text).strip()
+        except UnreadableText:
+            raise Refused("web.unreadable", raw_id) from None
+        if not text:
+            raise Refused("answer.text_empty", raw_id)
+        if len(text) > MAX_TEXT:
+            raise Refused("web.too_long", raw_id)
+        return Inbound(raw_id, "text", text=text)
+    if kind == "button":
+        payload = message.get("payload")
+        ref = message.get("message", "")
+        if not isinstance(payload, str) or not isinstance(ref, str):
+            raise Refused("button.stale", raw_id)
+        try:
+            cleaned = clean_text(payload)
+        except UnreadableText:
+            raise Refused("button.stale", raw_id) from None
+        # Payloads the bot hands out are clean and short already; anything else was made up.
+        size = len(payload.encode("utf-8"))
+        if cleaned != payload or not 1 <= size <= MAX_BUTTON_PAYLOAD_BYTES:
+            raise Refused("button.stale", raw_id)
+        if ref and not _MESSAGE_REF.fullmatch(ref):
+            raise Refused("button.stale", raw_id)
+        return Inbound(raw_id, "button", payload=payload, message_ref=ref)
+    raise Refused("web.unreadable", raw_id)
+
+
+def language_tag(value: str | None) -> str | None:
+    """A language tag as a browser sends it (da-DK), or None for anything else."""
+    if not value:
+        return None
+    tag = value.split(",")[0].split(";")[0].strip()
+    return tag if _LANGUAGE_TAG.fullmatch(tag) else None
+
+
+def cookie_header(value: str, *, secure: bool, embedded: bool) -> str:
+    """The Set-Cookie value for a participant cookie.
+
+    Written by hand: Python before 3.14 refuses the Partitioned attribute in http.cookies,
+    which aiohttp's set_cookie goes through. The value is [A-Za-z0-9_.-] only, so it needs no
+    quoting.
+    """
+    parts = [f"{COOKIE}={value}", "Path=/", f"Max-Age={MAX_AGE_SECONDS}", "HttpOnly"]
+    if secure:
+        parts.append("Secure")
+    # Inside a municipality's page (an iframe from another site) a Lax cookie is never sent;
+    # there it must be SameSite=None, which browsers allow only on HTTPS, and is kept per
+    # embedding site (partitioned).
+    parts.append("SameSite=None" if embedded else "SameSite=Lax")
+    if embedded:
+        parts.append("Partitioned")
+    return "; ".join(parts)
 
 
 def _message_json(message: WebMessage) -> dict[str, Any]:
@@ -76,6 +199,16 @@ def _message_json(message: WebMessage) -> dict[str, Any]:
     if message.attachment:
         body["attachment"] = message.attachment
     return body
+
+
+@dataclass
+class _Tab:
+    """One open socket and what it was opened with."""
+
+    socket: web.WebSocketResponse
+    chat_id: str
+    address: str
+    language_hint: str | None
 
 
 class WebChatChannel:
@@ -96,12 +229,22 @@ class WebChatChannel:
         self._core = core
         self._uow = uow
         self._catalogs = catalogs
-        self._signer = signer
+        previous = settings.web_previous_secret
+        # After a rotation, cookies signed with the old secret stay valid until re-signed.
+        self._signer = (
+            signer.accepting([previous.get_secret_value().encode()]) if previous else signer
+        )
         self._clock = clock
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
+        # The stored language of participants with an open tab, for the channel's own texts.
+        self._languages: dict[str, str] = {}
         self._locks = KeyedLocks()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._participant_messages = TokenBuckets(RATE_BURST, RATE_PER_SECOND)
+        self._address_messages = TokenBuckets(ADDRESS_BURST, ADDRESS_PER_SECOND)
+        self._new_cookies = TokenBuckets(NEW_COOKIES_PER_MINUTE, NEW_COOKIES_PER_MINUTE / 60)
+        self._address_sockets = OpenCounts(SOCKETS_PER_ADDRESS)
+        self._participant_sockets = OpenCounts(SOCKETS_PER_PARTICIPANT)
         self.state = "starting"
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -133,13 +276,12 @@ class WebChatChannel:
 
     # -- the page ----------------------------------------------------------------------------
 
-    def _participant(self, request: web.Request) -> str | None:
-        return self._signer.verify(request.cookies.get(COOKIE))
+    def _address(self, request: web.Request) -> str:
+        return client_address(request, self._settings.trusted_proxy)
 
     def _page_language(self, request: web.Request, stored: str | None) -> str:
         wanted = request.query.get("lang")
-        header = request.headers.get("Accept-Language", "")
-        first = header.split(",")[0].split(";")[0].strip() if header else None
+        first = language_tag(request.headers.get("Accept-Language"))
         return (
             supported_language(wanted)
             or supported_language(stored)
@@ -147,13 +289,18 @@ class WebChatChannel:
             or self._catalogs.default_language
         )
 
+    def _too_many(self, request: web.Request, key: str) -> web.HTTPTooManyRequests:
+        text = self._catalogs.texts(self._page_language(request, None))(key)
+        return web.HTTPTooManyRequests(text=text, headers={"Retry-After": "60"})
+
     async def page(self, request: web.Request) -> web.Response:
-        """The chat page; sets the participant cookie on a first visit."""
-        participant = self._participant(request)
-        cookie = None
-        if participant is None:
-            cookie = self._signer.issue()
-            participant = cookie.rsplit(".", 1)[0]
+        """The chat page; sets the participant cookie, afresh on every visit (sliding)."""
+        now = self._clock()
+        participant = self._signer.verify(request.cookies.get(COOKIE), now, legacy=True)
+        if participant is None and not self._new_cookies.take(self._address(request)):
+            raise self._too_many(request, "web.too_many_visitors")
+        cookie = self._signer.issue(now, participant)
+        participant = cookie.split(".", 1)[0]
         async with self._uow() as uow:
             stored = await uow.participants.get(CHANNEL, f"w-{participant}")
             language = self._page_language(request, stored.language if stored else None)
@@ -171,26 +318,9 @@ class WebChatChannel:
         )
         response = web.Response(text=page, content_type="text/html")
         response.headers["Cache-Control"] = "no-store"
-        response.headers["Content-Security-Policy"] = (
-            "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
-            "frame-ancestors " + " ".join(sorted(self._settings.allowed_origins))
-        )
-        if cookie is not None:
-            secure = self._settings.public_base_url.startswith("https://")
-            # Inside a municipality's page (an iframe from another site) a Lax cookie is never
-            # sent; there it must be SameSite=None, which browsers allow only on HTTPS, and is
-            # kept per embedding site (partitioned).
-            embedded = bool(request.query.get("embed")) and secure
-            response.set_cookie(
-                COOKIE,
-                cookie,
-                max_age=COOKIE_MAX_AGE,
-                httponly=True,
-                samesite="None" if embedded else "Lax",
-                secure=secure,
-                path="/",
-                partitioned=True if embedded else None,
-            )
+        secure = self._settings.public_base_url.startswith("https://")
+        embedded = bool(request.query.get("embed")) and secure
+        response.headers.add("Set-Cookie", cookie_header(cookie, secure=secure, embedded=embedded))
         return response
 
     async def static(self, request: web.Request) -> web.Response:
@@ -229,94 +359,110 @@ class WebChatChannel:
         origin = request.headers.get("Origin")
         if origin is not None and origin.rstrip("/") not in self._settings.allowed_origins:
             raise web.HTTPForbidden(text="origin not allowed")
-        participant = self._participant(request)
+        participant = self._signer.verify(request.cookies.get(COOKIE), self._clock())
         if participant is None:
             raise web.HTTPForbidden(text="open /chat first")
         chat_id = f"w-{participant}"
+        address = self._address(request)
+        if not (
+            self._address_sockets.has_room(address) and self._participant_sockets.has_room(chat_id)
+        ):
+            raise self._too_many(request, "web.too_many_tabs")
         # The page says which language the browser prefers; the handshake's own header is a
         # fallback, since some browsers send none (or their interface language) with it.
-        language_hint = (
-            request.query.get("lang", "")[:35]
-            or request.headers.get("Accept-Language", "").split(",")[0]
-            or None
+        tab = _Tab(
+            web.WebSocketResponse(heartbeat=30, max_msg_size=HARD_FRAME_BYTES),
+            chat_id,
+            address,
+            language_tag(request.query.get("lang"))
+            or language_tag(request.headers.get("Accept-Language")),
         )
-        socket = web.WebSocketResponse(heartbeat=30, max_msg_size=16 * 1024)
-        await socket.prepare(request)
-        self._sockets.setdefault(chat_id, set()).add(socket)
+        socket = tab.socket
+        # Counted before the handshake, so a burst of connections cannot slip past the caps.
+        self._address_sockets.opened(address)
+        self._participant_sockets.opened(chat_id)
         try:
+            await socket.prepare(request)
+            self._sockets.setdefault(chat_id, set()).add(socket)
             async with self._uow() as uow:
                 history = await uow.web_messages.history(chat_id, HISTORY_LIMIT)
                 stored = await uow.participants.get(CHANNEL, chat_id)
-            await socket.send_json(
+            if stored is not None and stored.language:
+                self._languages[chat_id] = stored.language
+            await _send(
+                socket,
                 {
                     "type": "history",
                     "messages": [_message_json(m) for m in history],
                     "language": stored.language if stored and stored.language else None,
-                }
+                },
             )
             async for frame in socket:
-                if frame.type != WSMsgType.TEXT:
-                    continue
-                await self._receive(socket, chat_id, language_hint, frame.data)
+                if frame.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    await self._receive(tab, frame.data)
         finally:
+            self._address_sockets.closed(address)
+            self._participant_sockets.closed(chat_id)
             self._sockets.get(chat_id, set()).discard(socket)
             if not self._sockets.get(chat_id):
                 self._sockets.pop(chat_id, None)
+                self._languages.pop(chat_id, None)
         return socket
 
-    def _allowed(self, chat_id: str) -> bool:
-        now = time.monotonic()
-        tokens, stamp = self._buckets.get(chat_id, (RATE_BURST, now))
-        tokens = min(RATE_BURST, tokens + (now - stamp) * RATE_PER_SECOND)
-        if tokens < 1:
-            self._buckets[chat_id] = (tokens, now)
-            return False
-        self._buckets[chat_id] = (tokens - 1, now)
-        return True
+    def _language(self, tab: _Tab) -> str:
+        return (
+            supported_language(self._languages.get(tab.chat_id))
+            or supported_language(tab.language_hint)
+            or self._catalogs.default_language
+        )
 
-    async def _refuse(
-        self, socket: web.WebSocketResponse, client_id: str, key: str, language: str
-    ) -> None:
-        text = self._catalogs.texts(language)(key)
-        await socket.send_json({"type": "error", "id": client_id, "text": text})
+    async def _refuse(self, tab: _Tab, client_id: str | None, key: str) -> None:
+        text = self._catalogs.texts(self._language(tab))(key)
+        await _send(tab.socket, {"type": "error", "id": client_id, "text": text})
 
-    async def _receive(
-        self, socket: web.WebSocketResponse, chat_id: str, language_hint: str | None, data: str
-    ) -> None:
-        try:
-            message = json.loads(data)
-            client_id = str(message["id"])[:40]
-            kind = message["type"]
-        except (ValueError, KeyError, TypeError):
-            await socket.send_json({"type": "error", "text": "bad message"})
+    async def _receive(self, tab: _Tab, data: str | bytes) -> None:
+        refusal: Refused | None = None
+        inbound: Inbound | None = None
+        if isinstance(data, str):
+            try:
+                inbound = read_frame(data)
+            except Refused as refused:
+                refusal = refused
+        else:
+            # The page sends only text frames.
+            refusal = Refused("web.unreadable")
+        client_id = inbound.client_id if inbound else refusal.client_id if refusal else None
+        # Every frame counts, refused ones too: one bucket per participant, a larger one per
+        # address (cookies are free).
+        if not (
+            self._participant_messages.take(tab.chat_id)
+            and self._address_messages.take(tab.address)
+        ):
+            await self._refuse(tab, client_id, "web.rate_limited")
             return
-        language = supported_language(language_hint) or self._catalogs.default_language
-        text = str(message.get("text", "")).strip()
-        if kind == "text" and (not text or len(text) > MAX_TEXT):
-            await self._refuse(
-                socket, client_id, "web.too_long" if text else "answer.text_empty", language
-            )
+        if refusal is not None or inbound is None:
+            await self._refuse(tab, client_id, refusal.key if refusal else "web.unreadable")
             return
-        if not self._allowed(chat_id):
-            await self._refuse(socket, client_id, "web.rate_limited", language)
-            return
-        payload = {
-            "type": kind,
-            "text": text,
-            "payload": str(message.get("payload", ""))[:64],
-            "message": str(message.get("message", "")),
-            "language": language_hint,
-            "chat": chat_id,
-        }
-        external_id = f"{chat_id}:{client_id}"
+        chat_id = tab.chat_id
+        payload = storable(
+            {
+                "type": inbound.kind,
+                "text": inbound.text,
+                "payload": inbound.payload,
+                "message": inbound.message_ref,
+                "language": tab.language_hint,
+                "chat": chat_id,
+            }
+        )
+        external_id = f"{chat_id}:{inbound.client_id}"
         now = self._clock()
         async with self._uow() as uow:
             new = await uow.inbox.add_new(CHANNEL, [(external_id, chat_id, payload)], now)
             shown = None
-            if new and kind == "text":
-                shown = await uow.web_messages.add(chat_id, "citizen", text, now)
+            if new and inbound.kind == "text":
+                shown = await uow.web_messages.add(chat_id, "citizen", inbound.text, now)
             await uow.commit()
-        await socket.send_json({"type": "received", "id": client_id})
+        await _send(tab.socket, {"type": "received", "id": inbound.client_id})
         if shown is not None:
             await self._push(chat_id, {"type": "message", "message": _message_json(shown)})
         if new:
@@ -358,8 +504,7 @@ class WebChatChannel:
 
     async def _push(self, chat_id: str, body: dict[str, Any]) -> None:
         for socket in list(self._sockets.get(chat_id, ())):
-            if not socket.closed:
-                await socket.send_json(body)
+            await _send(socket, body)
 
     # -- outbound ----------------------------------------------------------------------------
 
@@ -388,7 +533,8 @@ class WebChatChannel:
                 )
             else:
                 edit_ref = payload.get("edit_ref")
-                if edit_ref is not None and str(edit_ref).isdigit():
+                # Only ASCII digits that fit a big integer: int("²") fails, 20 digits overflow.
+                if edit_ref is not None and _MESSAGE_REF.fullmatch(str(edit_ref)):
                     message = await uow.web_messages.get(chat_id, int(edit_ref))
                 if message is not None:
                     message.text = payload["text"]
@@ -406,7 +552,19 @@ class WebChatChannel:
                     )
             language = participant.language if participant else None
             await uow.commit()
+        if language and chat_id in self._sockets:
+            self._languages[chat_id] = language
         await self._push(
             chat_id, {"type": "message", "message": _message_json(message), "language": language}
         )
         return str(message.id)
+
+
+async def _send(socket: web.WebSocketResponse, body: dict[str, Any]) -> None:
+    """Send to a tab unless it has gone; a tab closing mid-send is not an error."""
+    if socket.closed:
+        return
+    # The tab may go away between the check and the write; it gets the transcript (and resends
+    # what was not acknowledged) when it reconnects.
+    with contextlib.suppress(ConnectionResetError):
+        await socket.send_json(body)
