@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from bot.consultations.files import MAX_DEFINITION_BYTES, FileProblem, decode_text, read_limited
 from handlers.screening.rules import ACTIONS, CATEGORIES
 
 LANGUAGES = ("da", "en")
@@ -34,6 +35,15 @@ MAX_STATEMENT_LENGTH = 1000
 IDEAS_MODERATION = ("post", "pre")
 # The ideas section's name, for the field paths of its mistakes.
 IDEAS = "ideas"
+# A consultation file is a page or two of YAML. Aliases (*name) and nesting are bounded because
+# a few lines of them can expand to billions of values ("billion laughs").
+MAX_ALIASES = 100
+MAX_DEPTH = 30
+MAX_VALUES = 100_000
+# Times far from now are typos, and near year 1 or 9999 they overflow when shifted.
+YEARS = (2000, 2999)
+# Answers to number questions have at most 15 digits (handlers.questionnaire).
+MAX_NUMBER = 10**15 - 1
 
 Texts = dict[str, str]
 
@@ -115,15 +125,52 @@ class ConsultationDefinition:
     ideas: IdeasDefinition | None = None
 
 
+class _Loader(yaml.SafeLoader):
+    """The safe loader, refusing many aliases and deep nesting while it builds the nodes."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.aliases = 0
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        line = event.start_mark.line + 1 if event.start_mark else None
+        if isinstance(event, yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise DefinitionError(
+                    [FileError(line, "(file)", f"uses more than {MAX_ALIASES} aliases (*name)")]
+                )
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise DefinitionError(
+                    [FileError(line, "(file)", f"nests more than {MAX_DEPTH} levels deep")]
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
 class _Reader:
     """Turn YAML nodes into values while remembering the line of every field."""
 
     def __init__(self) -> None:
         self.lines: dict[str, int] = {}
         self.errors: list[FileError] = []
+        self.values = 0
+        # Builds each plain value as yaml.safe_load would, without writing and parsing it again.
+        self._constructor = yaml.SafeLoader("")
 
     def value(self, node: yaml.Node, path: str) -> Any:
         self.lines[path] = node.start_mark.line + 1
+        # Aliases make one node appear many times: count what is read, not what is written.
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise DefinitionError(
+                [FileError(None, "(file)", f"expands to more than {MAX_VALUES} values")]
+            )
         if isinstance(node, yaml.MappingNode):
             result: dict[str, Any] = {}
             for key_node, value_node in node.value:
@@ -135,13 +182,21 @@ class _Reader:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.value(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
-        return yaml.safe_load(yaml.serialize(node))
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, OverflowError) as error:
+            # A number of 5,000 digits, a date like 2027-02-30 10:00:00.
+            self.error(path or "(file)", f"cannot be read: {error}")
+            return None
 
     def error(self, path: str, reason: str) -> None:
+        """Record a mistake at the line of the field, or of its nearest parent that is there."""
         line = self.lines.get(path)
         probe = path
         while line is None and probe:
-            probe = re.sub(r"(\.[^.\[\]]+|\[\d+\])$", "", probe)
+            # "a.b[2].c" -> "a.b[2]" -> "a.b" -> "a" -> "" (the whole file, line 1).
+            parent = re.sub(r"(\.[^.\[\]]+|\[\d+\]|^[^.\[\]]+)$", "", probe)
+            probe = parent if parent != probe else ""
             line = self.lines.get(probe)
         self.errors.append(FileError(line, path or "(top)", reason))
 
@@ -194,6 +249,9 @@ def _time(reader: _Reader, data: Any, path: str, zone: ZoneInfo) -> datetime | N
         reader.error(
             path, "must be a time like 2027-01-31 23:59" if data is not None else "is missing"
         )
+        return None
+    if not YEARS[0] <= moment.year <= YEARS[1]:
+        reader.error(path, f"must be in the years {YEARS[0]} to {YEARS[1]} (got {moment.year})")
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
@@ -282,6 +340,8 @@ def _question(
         for name, bound in (("min", low), ("max", high)):
             if not isinstance(bound, int) or isinstance(bound, bool):
                 reader.error(f"{path}.{name}", "must be a whole number")
+            elif abs(bound) > MAX_NUMBER:
+                reader.error(f"{path}.{name}", "must have at most 15 digits")
         if isinstance(low, int) and isinstance(high, int) and low >= high:
             reader.error(f"{path}.max", f"must be above min ({low})")
         settings.update(min=low, max=high)
@@ -333,7 +393,7 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
     """Parse a consultation file; raise DefinitionError listing every mistake."""
     reader = _Reader()
     try:
-        node = yaml.compose(source, Loader=yaml.SafeLoader)
+        node = yaml.compose(source, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -551,9 +611,9 @@ def _moderation(reader: _Reader, data: Any) -> dict[str, Any]:
 
 
 def read_definition(path: Path, zone: ZoneInfo) -> ConsultationDefinition:
-    """Read a consultation file from disk."""
+    """Read a consultation file from disk, refusing one too large to be a consultation."""
     try:
-        source = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DefinitionError([FileError(None, "(file)", f"cannot be read: {exc}")]) from None
+        source = decode_text(read_limited(path, MAX_DEFINITION_BYTES))
+    except FileProblem as problem:
+        raise DefinitionError([FileError(problem.row, "(file)", problem.reason)]) from None
     return parse_definition(source, zone)

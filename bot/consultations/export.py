@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.consultations.files import safe_cell
 from handlers.questionnaire import option_label, pick
 from storage.models import Answer, Participant, Participation, Question, Visibility
 from storage.uow import UnitOfWork
@@ -32,7 +33,7 @@ class ExportTable:
     questions: list[Question]
 
 
-def _readable(question: Question, answer: Answer) -> str:
+def _readable(question: Question, answer: Answer) -> str | int:
     if answer.skipped:
         return SKIPPED
     if answer.visibility in WITHHELD:
@@ -41,6 +42,9 @@ def _readable(question: Question, answer: Answer) -> str:
         return "; ".join(option_label(question, key, "da", "ja", "nej") for key in answer.value)
     if question.kind in ("single", "district", "yesno", "scale"):
         return option_label(question, str(answer.value), "da", "ja", "nej")
+    if question.kind == "number" and type(answer.value) is int:
+        # A number stays a number in the sheet, so staff can sum it; -3 is no formula.
+        return answer.value
     return str(answer.value)
 
 
@@ -106,12 +110,19 @@ def _fill(row: dict[str, Any], answers: list[Answer], questions: dict[int, Quest
             row[f"{question.key}_language"] = answer.language or ""
 
 
+def _cells(table: ExportTable) -> Iterable[list[object]]:
+    """The header and every row as the cells a spreadsheet file holds: inert, writable."""
+    yield [safe_cell(column) for column in table.columns]
+    for row in table.rows:
+        yield [safe_cell(row.get(column, "")) for column in table.columns]
+
+
 def to_csv(table: ExportTable) -> bytes:
     """CSV with a byte-order mark, so spreadsheet programs read the Danish letters right."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=table.columns, restval="")
-    writer.writeheader()
-    writer.writerows(table.rows)
+    writer = csv.writer(buffer)
+    for values in _cells(table):
+        writer.writerow(values)
     return buffer.getvalue().encode("utf-8-sig")
 
 
@@ -146,11 +157,15 @@ def to_xlsx(table: ExportTable) -> bytes:
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = table.slug[:31]
-    sheet.append(table.columns)
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    for row in table.rows:
-        sheet.append([row.get(column, "") for column in table.columns])
+    for number, values in enumerate(_cells(table), start=1):
+        for column, value in enumerate(values, start=1):
+            cell = sheet.cell(number, column, value)
+            if isinstance(value, str):
+                # Text is text: openpyxl would otherwise store a string starting with = as a
+                # formula. (safe_cell has quoted it already; this holds for any later change.)
+                cell.data_type = "s"
+            if number == 1:
+                cell.font = Font(bold=True)
     sheet.freeze_panes = "A2"
     buffer = io.BytesIO()
     workbook.save(buffer)

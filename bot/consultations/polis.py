@@ -7,12 +7,25 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.consultations.definition import MAX_STATEMENT_LENGTH
+from bot.consultations.files import (
+    MAX_POLIS_BYTES,
+    MAX_POLIS_ROWS,
+    FileProblem,
+    csv_rows,
+    decode_text,
+    read_limited,
+    restore_cell,
+    safe_cell,
+)
+from handlers.events import UnreadableText, clean_text
 from handlers.ideas.groups import GroupModel
 from handlers.questionnaire import pick
 from handlers.screening.rules import fingerprint
@@ -53,6 +66,11 @@ WITHHELD = {Visibility.HELD: "(held for moderation)", Visibility.HIDDEN: "(hidde
 IMPORTED_CHANNEL = "polis"
 # Epoch times above this are milliseconds (Pol.is has written both).
 MILLISECONDS_FROM = 10**11
+# Ids become statement and participant numbers (32-bit columns); times end by 9999-12-31.
+MAX_ID = 2**31 - 1
+MAX_TIMESTAMP = 253_402_300_799_999
+# Columns whose numbers may be negative: votes (-1 agrees in Pol.is) and moderation.
+SIGNED = ("vote", "moderated")
 
 
 def js_datetime(moment: datetime) -> str:
@@ -79,7 +97,7 @@ class PolisExport:
 
 def _csv(rows: list[list[object]]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    csv.writer(buffer, lineterminator="\n").writerows([safe_cell(v) for v in row] for row in rows)
     return buffer.getvalue()
 
 
@@ -242,16 +260,32 @@ def _read(
     if not path.exists():
         return None
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(PolisProblem(name, None, None, f"cannot be read: {exc}"))
+        rows = _rows(path)
+    except FileProblem as problem:
+        problems.append(PolisProblem(name, problem.row, problem.column, problem.reason))
         return []
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in columns if c not in (reader.fieldnames or [])]
+    header = rows[0] if rows else []
+    missing = [c for c in columns if c not in header]
     if missing:
         problems.append(PolisProblem(name, 1, None, f"lacks the columns {', '.join(missing)}"))
         return []
-    return list(reader)
+    # A short row has its missing cells empty, as csv.DictReader would give them.
+    return [{c: row[i] if i < len(row) else "" for i, c in enumerate(header)} for row in rows[1:]]
+
+
+def _rows(path: Path) -> list[list[str]]:
+    """A Pol.is CSV file's records, within the size and row limits."""
+    text = decode_text(read_limited(path, MAX_POLIS_BYTES))
+    # Plus the header row.
+    return csv_rows(text, MAX_POLIS_ROWS + 1)
+
+
+def _text(value: str | None) -> str:
+    """A text cell as it was meant: quoting against spreadsheets undone, control characters out."""
+    try:
+        return clean_text(restore_cell((value or "").strip())).strip()
+    except UnreadableText:
+        return ""
 
 
 def _int(
@@ -262,21 +296,40 @@ def _int(
     problems: list[PolisProblem],
     *,
     empty_ok: bool = False,
+    limit: int = MAX_ID,
 ) -> int | None:
     text = (value or "").strip()
     if not text and empty_ok:
         return None
-    try:
-        return int(float(text)) if "." in text else int(text)
-    except ValueError:
+    number = _whole(text)
+    if number is None:
         problems.append(PolisProblem(name, row, column, f"must be a whole number (got {text!r})"))
         return None
+    # Ids and times go into the database: a number beyond its columns must stop here.
+    low = -limit if column in SIGNED else 0
+    if not low <= number <= limit:
+        problems.append(PolisProblem(name, row, column, f"must be from {low} to {limit}"))
+        return None
+    return number
+
+
+def _whole(text: str) -> int | None:
+    """A whole number as Pol.is or a spreadsheet writes it: 12, or 12.0."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if math.isfinite(value) and value.is_integer() else None
 
 
 def _moment(
     value: str | None, name: str, row: int, problems: list[PolisProblem]
 ) -> datetime | None:
-    stamp = _int(value, name, row, "timestamp", problems)
+    stamp = _int(value, name, row, "timestamp", problems, limit=MAX_TIMESTAMP)
     if stamp is None:
         return None
     seconds = stamp / 1000 if stamp >= MILLISECONDS_FROM else stamp
@@ -313,13 +366,23 @@ def read_folder(directory: Path) -> PolisFolder:
         number = _int(row["comment-id"], COMMENTS, index, "comment-id", problems)
         author = _int(row["author-id"], COMMENTS, index, "author-id", problems, empty_ok=True)
         moderated = _int(row["moderated"], COMMENTS, index, "moderated", problems)
-        body = (row["comment-body"] or "").strip()
+        body = _text(row["comment-body"])
         if moderated is not None and moderated not in VISIBILITY:
             problems.append(
                 PolisProblem(COMMENTS, index, "moderated", f"must be 1, 0 or -1 (got {moderated})")
             )
         if not body:
             problems.append(PolisProblem(COMMENTS, index, "comment-body", "is empty"))
+        elif len(body) > MAX_STATEMENT_LENGTH:
+            problems.append(
+                PolisProblem(
+                    COMMENTS,
+                    index,
+                    "comment-body",
+                    f"has {len(body)} characters; a statement has at most {MAX_STATEMENT_LENGTH}",
+                )
+            )
+            body = ""
         if number is not None and number in seen:
             problems.append(PolisProblem(COMMENTS, index, "comment-id", f"repeats {number}"))
         if number is not None:
@@ -343,11 +406,15 @@ def read_folder(directory: Path) -> PolisFolder:
         if at and statement is not None and voter is not None and value is not None:
             votes.append(_VoteRow(at, statement, voter, value))
     summary: dict[str, str] = {}
-    summary_path = directory / SUMMARY
-    if summary_path.exists():
-        for pair in csv.reader(io.StringIO(summary_path.read_text(encoding="utf-8-sig"))):
+    if (directory / SUMMARY).exists():
+        try:
+            pairs = _rows(directory / SUMMARY)
+        except FileProblem as problem:
+            problems.append(PolisProblem(SUMMARY, problem.row, problem.column, problem.reason))
+            pairs = []
+        for pair in pairs:
             if len(pair) >= 2:
-                summary[pair[0].strip()] = pair[1].strip()
+                summary[_text(pair[0])] = _text(pair[1])
     if problems:
         raise PolisFolderError(problems)
     return PolisFolder(comments, votes, summary, files)
