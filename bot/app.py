@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import os
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +19,7 @@ from bot.channels.webchat.channel import WebChatChannel
 from bot.channels.webchat.identity import CookieSigner, load_or_create_secret
 from bot.config import Settings
 from bot.core import DialogueCore
+from bot.health import HealthBoard
 from bot.i18n import Catalogs, make_language_detector, make_language_identifier
 from bot.outbox import OutboxDelivery
 from bot.web import WebServer, make_web_app
@@ -26,13 +30,21 @@ from handlers.screening.rules import Screener, WordLists
 from scheduler.broadcast import BulkSender
 from scheduler.jobs import Housekeeping
 from scheduler.publishing import Publisher, PublishingSettings
-from storage.database import create_engine, create_session_factory, is_sqlite, ping
+from storage.database import (
+    create_engine,
+    create_session_factory,
+    is_sqlite,
+    ping,
+    write_probe,
+)
 from storage.migrate import schema_status, upgrade
 from storage.uow import UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
 
 HEALTH_DB_TIMEOUT_SECONDS = 3.0
+# This process's row in health_probes (one per process once several share a database).
+PROBE_NAME = f"{socket.gethostname()[:40]}:{os.getpid()}"
 
 
 def utc_now() -> datetime:
@@ -99,6 +111,8 @@ class BorgerDialog:
         self.publisher: Publisher | None = None
         self.bulk: BulkSender | None = None
         self._web: WebServer | None = None
+        self.health_board = HealthBoard()
+        self._write_probe: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Build and start every part; on failure, stop what was started and re-raise."""
@@ -112,9 +126,17 @@ class BorgerDialog:
         settings = self.settings
         self.engine = create_engine(settings.database_url)
         await prepare_schema(self.engine, settings.database_url)
-        uow = self.uow = UnitOfWorkFactory(create_session_factory(self.engine))
+        uow = self.uow = UnitOfWorkFactory(
+            create_session_factory(self.engine),
+            create_session_factory(self.engine, read_only=True),
+        )
         catalogs = Catalogs(settings.default_language)
         delivery = OutboxDelivery(uow, self.clock)
+        secret = (
+            settings.web_secret.get_secret_value().encode()
+            if settings.web_secret is not None
+            else load_or_create_secret(settings.data_dir)
+        )
         self.core = DialogueCore(
             uow=uow,
             catalogs=catalogs,
@@ -130,11 +152,8 @@ class BorgerDialog:
             screener=Screener(WordLists.load(settings.screening_dir), make_language_identifier()),
             moderation=moderation_desk(settings),
             staff_chat=telegram_chat(settings, settings.staff_chat_id),
-        )
-        secret = (
-            settings.web_secret.get_secret_value().encode()
-            if settings.web_secret is not None
-            else load_or_create_secret(settings.data_dir)
+            health=self.health_board,
+            pseudonym_key=hmac.digest(secret, b"staff and moderator pseudonyms", "sha256"),
         )
         self.webchat = WebChatChannel(
             settings, self.core, uow, catalogs, CookieSigner(secret), self.clock
@@ -192,6 +211,8 @@ class BorgerDialog:
 
     async def stop(self) -> None:
         """Stop in reverse order: no new input first, in-flight work finished, then storage."""
+        if self.core is not None:
+            self.core.close()
         if self._housekeeping is not None:
             await self._housekeeping.stop()
             self._housekeeping = None
@@ -205,6 +226,8 @@ class BorgerDialog:
         if self._web is not None:
             await self._web.stop()
             self._web = None
+        if self._write_probe is not None:
+            await asyncio.gather(self._write_probe, return_exceptions=True)
         if self.engine is not None:
             await self.engine.dispose()
             self.engine = None
@@ -217,23 +240,56 @@ class BorgerDialog:
         return f"{self.settings.public_base_url}/chat?c={slug}"
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
-        """Report database reachability and channel states."""
+        """Report whether the database reads and writes, channel states and parts' faults.
+
+        "ok" when all is well; "degraded" when the bot runs but something fails now (writes
+        time out or are refused, a loop is retrying); "unhealthy" when it cannot work at all
+        (the database is unreachable, a channel stopped). Only "ok" answers 200.
+        """
         database = "ok"
         try:
             assert self.engine is not None
             await asyncio.wait_for(ping(self.engine), HEALTH_DB_TIMEOUT_SECONDS)
         except Exception as exc:
             database = f"unreachable: {type(exc).__name__}"
+        writes = await self._probe_writes() if database == "ok" else "not tried"
         channels = {
             "telegram": self.telegram.state if self.telegram else "disabled",
             "web": self.webchat.state if self.webchat else "disabled",
         }
-        healthy = database == "ok" and not any(s.startswith("error") for s in channels.values())
-        return healthy, {
-            "status": "ok" if healthy else "unhealthy",
+        faults = self.health_board.faults()
+        if database != "ok" or any(s.startswith("error") for s in channels.values()):
+            status = "unhealthy"
+        elif writes != "ok" or faults:
+            status = "degraded"
+        else:
+            status = "ok"
+        report: dict[str, Any] = {
+            "status": status,
             "database": database,
+            "writes": writes,
             "channels": channels,
         }
+        if faults:
+            report["faults"] = faults
+        return status == "ok", report
+
+    async def _probe_writes(self) -> str:
+        """Commit a small write, waiting at most the health timeout for it.
+
+        The probe is never cancelled (a cancelled database call can strand its connection): a
+        probe still waiting for a lock is reported as such, and the next check waits for it.
+        """
+        assert self.engine is not None
+        if self._write_probe is None or self._write_probe.done():
+            self._write_probe = asyncio.create_task(
+                write_probe(self.engine, PROBE_NAME, self.clock()), name="health-write-probe"
+            )
+        done, _ = await asyncio.wait({self._write_probe}, timeout=HEALTH_DB_TIMEOUT_SECONDS)
+        if not done:
+            return f"waiting over {HEALTH_DB_TIMEOUT_SECONDS:.0f} s (locked or slow)"
+        error = self._write_probe.exception()
+        return "ok" if error is None else f"refused: {type(error).__name__}"
 
     async def run(self, stop: asyncio.Event) -> None:
         """Start, announce where things are, wait for the stop signal, then shut down cleanly."""

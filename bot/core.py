@@ -8,22 +8,35 @@ whole event; replies go out after the commit (``OutboxDelivery``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.health import HealthBoard
 from bot.i18n import BoundTexts, Catalogs, resolve_language
 from bot.outbox import OutboxDelivery
 from handlers.context import LAST_LANGUAGE, FlowContext, ModerationDesk, OrganisationInfo
-from handlers.events import ChatAddress, InboundEvent, Reply
+from handlers.events import ChatAddress, InboundEvent, Reply, storable
 from handlers.router import route
 from handlers.screening.rules import Screener
+from storage.database import is_transient
 from storage.models import InboxStatus
 from storage.uow import UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
+
+# Waits between attempts while the database is unavailable: short first, then every 30 s.
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+# The health board's name for the dialogue core.
+PART = "dialogue"
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait before attempt number ``attempt`` (1 = the first retry)."""
+    return RETRY_DELAYS[min(attempt, len(RETRY_DELAYS)) - 1]
 
 
 class DialogueCore:
@@ -42,8 +55,14 @@ class DialogueCore:
         screener: Screener,
         moderation: ModerationDesk,
         staff_chat: ChatAddress | None = None,
+        health: HealthBoard | None = None,
+        pseudonym_key: bytes = b"",
     ) -> None:
         self._uow = uow
+        self.health = health or HealthBoard()
+        self._pseudonym_key = pseudonym_key
+        # Set at shutdown: events waiting for the database stay pending for the next start.
+        self._closing = False
         self._screener = screener
         self.moderation = moderation
         self.staff_chat = staff_chat
@@ -57,17 +76,51 @@ class DialogueCore:
     async def accept(
         self, channel: str, events: Sequence[tuple[str, str | None, dict[str, Any]]]
     ) -> set[str]:
-        """Store raw events (external id, chat id, payload); return external ids of new ones."""
+        """Store raw events (external id, chat id, payload); return external ids of new ones.
+
+        Raises what the database raises; the channel decides whether to retry or set aside.
+        """
+        storable_events = [
+            (external, chat, storable(payload)) for external, chat, payload in events
+        ]
         async with self._uow() as uow:
-            new_ids = await uow.inbox.add_new(channel, events, self._clock())
+            new_ids = await uow.inbox.add_new(channel, storable_events, self._clock())
             await uow.commit()
         return new_ids
 
+    async def set_aside(
+        self, channel: str, external_id: str, chat_id: str | None, raw: str, reason: str
+    ) -> None:
+        """Keep an event that cannot be stored or read as failed, for an operator to look at.
+
+        ``raw`` is the event as ASCII-only JSON text (every character escaped), which any
+        database accepts; the row is purged with the other failed rows and by /forget.
+        """
+        async with self._uow() as uow:
+            await uow.inbox.add_failed(
+                channel, external_id, chat_id, {"unreadable": raw}, reason, self._clock()
+            )
+            await uow.commit()
+        logger.error("%s event %s set aside: %s", channel, external_id, reason)
+
+    async def mark_unreadable(self, channel: str, external_id: str, reason: str) -> None:
+        """Mark a stored event that no flow can read as failed; its raw copy stays for now."""
+        async with self._uow() as uow:
+            stored = await uow.inbox.find(channel, external_id)
+            if stored is not None and stored.status == InboxStatus.PENDING:
+                await uow.inbox.mark_failed(stored.id, self._clock(), reason)
+                await uow.commit()
+        logger.error("%s event %s cannot be read: %s", channel, external_id, reason)
+
     async def pending_payloads(self, channel: str) -> list[tuple[str, dict[str, Any]]]:
         """Return (external id, payload) of a channel's unhandled events, oldest first."""
-        async with self._uow() as uow:
+        async with self._uow.read() as uow:
             rows = await uow.inbox.pending(channel)
             return [(row.external_id, row.payload or {}) for row in rows]
+
+    def close(self) -> None:
+        """Stop waiting for an unavailable database: what is pending is taken up at next start."""
+        self._closing = True
 
     async def handle(self, channel: str, external_id: str, event: InboundEvent | None) -> None:
         """Apply one stored event exactly once, then deliver what it caused.
@@ -76,18 +129,37 @@ class DialogueCore:
         marked done.
         """
         others: set[ChatAddress] = set()
-        try:
-            applied, others = await self._apply(channel, external_id, event)
-        except Exception as exc:
-            # Log the type only: the exception text may quote what the citizen wrote.
-            logger.exception(
-                "handling %s event %s failed: %s", channel, external_id, type(exc).__name__
-            )
-            applied = await self._record_failure(channel, external_id, event, exc)
-        if applied and event is not None:
-            await self.delivery.deliver_chat(channel, event.chat_id)
-        for address in others:
-            await self.delivery.deliver_chat(address.channel, address.chat_id)
+        attempt = 0
+        while True:
+            try:
+                applied, others = await self._apply(channel, external_id, event)
+            except Exception as exc:
+                if is_transient(exc):
+                    attempt += 1
+                    self.health.fault(PART, f"database unavailable ({type(exc).__name__})")
+                    if self._closing:
+                        return  # still pending: the next start applies it
+                    # The event stays pending and this chat's later events wait behind it, so
+                    # order holds; nothing is answered "failed" for a fault that will pass.
+                    await asyncio.sleep(retry_delay(attempt))
+                    continue
+                # Log the type only: the exception text may quote what the citizen wrote.
+                logger.exception(
+                    "handling %s event %s failed: %s", channel, external_id, type(exc).__name__
+                )
+                applied = await self._record_failure_safely(channel, external_id, event, exc)
+            break
+        if attempt:
+            self.health.clear(PART)
+        chats = [ChatAddress(channel, event.chat_id)] if applied and event is not None else []
+        for address in [*chats, *others]:
+            try:
+                await self.delivery.deliver_chat(address.channel, address.chat_id)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                # Queued and committed: the redelivery job sends it once the database is back.
+                self.health.fault("delivery", f"database unavailable ({type(exc).__name__})")
 
     def texts(self, language: str | None) -> BoundTexts:
         """The texts of a language (None: the default language)."""
@@ -129,6 +201,7 @@ class DialogueCore:
                 moderation=self.moderation,
                 texts_in=self.texts,
                 staff_chat=self.staff_chat,
+                pseudonym_key=self._pseudonym_key,
             )
             outcome = await route(context)
             here = ChatAddress(channel, event.chat_id)
@@ -157,6 +230,21 @@ class DialogueCore:
             detect=self._detect_language,
         )
         return self._catalogs.texts(language)
+
+    async def _record_failure_safely(
+        self, channel: str, external_id: str, event: InboundEvent | None, exc: Exception
+    ) -> bool:
+        try:
+            return await self._record_failure(channel, external_id, event, exc)
+        except Exception as second:
+            # The event stays pending and is tried again at the next start.
+            logger.error(
+                "recording the failure of %s event %s failed too: %s",
+                channel,
+                external_id,
+                type(second).__name__,
+            )
+            return False
 
     async def _record_failure(
         self, channel: str, external_id: str, event: InboundEvent | None, exc: Exception

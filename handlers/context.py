@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,6 +64,17 @@ class FlowContext:
     texts_in: Callable[[str | None], Texts]
     # Where communications staff manage the content plan, when a staff chat is configured.
     staff_chat: ChatAddress | None = None
+    # The secret that makes staff and moderator pseudonyms irreversible (see staff_pseudonym).
+    pseudonym_key: bytes = b""
+
+    def staff_pseudonym(self) -> str:
+        """A stable pseudonym for the staff member or moderator who acted, for audit trails.
+
+        Keyed with a secret of this installation: a plain hash of a Telegram id is reversed by
+        trying every id, this one only by someone who holds the secret.
+        """
+        sender = f"{self.event.channel}:{self.event.sender_id or '?'}"
+        return hmac.new(self.pseudonym_key, sender.encode(), "sha256").hexdigest()[:10]
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -16,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
 
 # How long an SQLite writer waits for another writer before giving up, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# The execution option that marks a read-only unit of work (see _begin).
+READ_ONLY = "borgerdialog_read_only"
 
 
 def is_sqlite(url: str) -> bool:
@@ -50,21 +53,57 @@ def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
-    def _begin_immediate(connection: Any) -> None:
+    def _begin(connection: Any) -> None:
         # A deferred transaction that reads and then writes can fail at once with "database is
         # locked" when another writer got in between; taking the write lock up front makes it
-        # wait for busy_timeout instead.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # wait for busy_timeout instead. A unit that only reads needs no lock at all (WAL lets
+        # it read beside a writer), so it must not queue behind one: a health check or a page
+        # load would otherwise wait out busy_timeout whenever a writer holds on.
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def is_transient(error: BaseException) -> bool:
+    """Tell whether a failure is the database being unavailable, not the work being wrong.
+
+    Locks held too long, a full disk, a restarting server, a dropped connection: the same work
+    succeeds later, so it is retried rather than recorded as failed.
+    """
+    if isinstance(error, exc.DBAPIError):
+        return error.connection_invalidated or isinstance(
+            error, exc.OperationalError | exc.InterfaceError
+        )
+    return isinstance(error, exc.DisconnectionError | exc.TimeoutError | OSError | TimeoutError)
+
+
+def create_session_factory(
+    engine: AsyncEngine, *, read_only: bool = False
+) -> async_sessionmaker[AsyncSession]:
     """Create the factory that units of work take their sessions from."""
+    if read_only:
+        engine = engine.execution_options(**{READ_ONLY: True})
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
 
 
 async def ping(engine: AsyncEngine) -> None:
-    """Raise if the database cannot answer a trivial query."""
-    async with engine.connect() as connection:
+    """Raise if the database cannot answer a trivial query (without waiting for writers)."""
+    async with engine.execution_options(**{READ_ONLY: True}).connect() as connection:
         await connection.execute(text("SELECT 1"))
+
+
+async def write_probe(engine: AsyncEngine, name: str, at: datetime) -> None:
+    """Raise unless a small write can be committed now (lock free, disk not full)."""
+    async with engine.begin() as connection:
+        updated = await connection.execute(
+            text("UPDATE health_probes SET written_at = :at WHERE name = :name"),
+            {"at": at, "name": name},
+        )
+        if updated.rowcount == 0:
+            await connection.execute(
+                text("INSERT INTO health_probes (name, written_at) VALUES (:name, :at)"),
+                {"at": at, "name": name},
+            )

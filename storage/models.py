@@ -597,6 +597,15 @@ class ModerationLogEntry(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class HealthProbe(Base):
+    """One row per process, rewritten by each health check: proof that writes still commit."""
+
+    __tablename__ = "health_probes"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class WebMessage(Base):
     """A bot message in a web-chat conversation, kept so reconnects and other tabs can show it.
 

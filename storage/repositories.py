@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import String, cast, delete, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -61,15 +61,35 @@ class ParticipantRepository:
         return participant
 
     async def delete(self, participant: Participant) -> None:
-        """Delete a participant, and unlink their chat from the inbox records already handled."""
+        """Delete a participant and every record that still links to their chat.
+
+        Inbox records stay (so a redelivered event is still recognised) but lose the chat,
+        the raw copy and, in the web chat, the external id (it holds the participant's id);
+        messages sent to the chat go. The reply to /forget itself is queued after this and is
+        purged once sent (see OutboxRepository.purge_settled_before).
+        """
+        chat = (InboxEvent.channel == participant.channel) & (
+            InboxEvent.chat_id == participant.chat_id
+        )
+        handled = chat & (InboxEvent.status != InboxStatus.PENDING)
         await self._session.execute(
-            update(InboxEvent)
-            .where(
-                InboxEvent.channel == participant.channel,
-                InboxEvent.chat_id == participant.chat_id,
-                InboxEvent.status != InboxStatus.PENDING,
+            update(InboxEvent).where(handled).values(chat_id=None, payload=None)
+        )
+        if participant.channel == "web":
+            await self._session.execute(
+                update(InboxEvent)
+                .where(
+                    InboxEvent.channel == "web",
+                    InboxEvent.external_id.startswith(participant.chat_id + ":"),
+                )
+                .where(InboxEvent.status != InboxStatus.PENDING)
+                .values(external_id=literal("forgotten:") + cast(InboxEvent.id, String))
             )
-            .values(chat_id=None)
+        await self._session.execute(
+            delete(OutboxMessage).where(
+                OutboxMessage.channel == participant.channel,
+                OutboxMessage.chat_id == participant.chat_id,
+            )
         )
         if participant.channel == "web":
             # The web-chat transcript is the conversation itself; it goes with the participant.
@@ -175,13 +195,44 @@ class InboxRepository:
         return {status: count for status, count in rows}
 
     async def purge_handled_before(self, cutoff: datetime) -> int:
-        """Delete handled events older than the cutoff; return how many."""
+        """Delete handled and failed events older than the cutoff; return how many.
+
+        Failed events keep their raw copy for an operator to look at, but only this long.
+        """
         result = await self._session.execute(
             delete(InboxEvent).where(
-                InboxEvent.status == InboxStatus.DONE, InboxEvent.handled_at < cutoff
+                InboxEvent.status != InboxStatus.PENDING, InboxEvent.handled_at < cutoff
             )
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+    async def add_failed(
+        self,
+        channel: str,
+        external_id: str,
+        chat_id: str | None,
+        payload: dict[str, Any],
+        reason: str,
+        now: datetime,
+    ) -> None:
+        """Store an event as failed at once: set aside, never applied."""
+        dialect = self._session.get_bind().dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        await self._session.execute(
+            insert(InboxEvent)
+            .values(
+                channel=channel,
+                external_id=external_id[:64],
+                chat_id=chat_id,
+                payload=payload,
+                status=InboxStatus.FAILED,
+                attempts=1,
+                error=reason[:200],
+                received_at=now,
+                handled_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+        )
 
 
 class OutboxRepository:
@@ -282,10 +333,25 @@ class OutboxRepository:
         return {status: count for status, count in rows}
 
     async def purge_settled_before(self, cutoff: datetime) -> int:
-        """Delete delivered or given-up messages older than the cutoff; return how many."""
+        """Delete delivered or given-up messages older than the cutoff; return how many.
+
+        Messages to a private chat whose participant is gone (/forget) go as soon as they are
+        settled. Group and channel chats (negative Telegram ids: the moderators', the staff's,
+        the public channel) have no participant and keep their messages the full period, since
+        cards and progress messages there are edited later.
+        """
+        gone = ~(
+            select(Participant.id)
+            .where(
+                Participant.channel == OutboxMessage.channel,
+                Participant.chat_id == OutboxMessage.chat_id,
+            )
+            .exists()
+        )
         result = await self._session.execute(
             delete(OutboxMessage).where(
-                OutboxMessage.status != OutboxStatus.PENDING, OutboxMessage.sent_at < cutoff
+                OutboxMessage.status != OutboxStatus.PENDING,
+                (OutboxMessage.sent_at < cutoff) | (gone & ~OutboxMessage.chat_id.startswith("-")),
             )
         )
         return int(getattr(result, "rowcount", 0) or 0)

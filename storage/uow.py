@@ -75,8 +75,17 @@ class UnitOfWork:
 class UnitOfWorkFactory:
     """Hand out fresh units of work; the one object handlers and jobs get for storage."""
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        read_session_factory: async_sessionmaker[AsyncSession] | None = None,
+    ) -> None:
         self._session_factory = session_factory
+        self._read_session_factory = read_session_factory or session_factory
 
     def __call__(self) -> UnitOfWork:
         return UnitOfWork(self._session_factory)
+
+    def read(self) -> UnitOfWork:
+        """A unit that only reads: on SQLite it never waits for a writer's lock."""
+        return UnitOfWork(self._read_session_factory)

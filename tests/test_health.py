@@ -28,6 +28,7 @@ async def test_healthy_without_telegram(make_settings: Callable[..., Settings]) 
     assert report == {
         "status": "ok",
         "database": "ok",
+        "writes": "ok",
         "channels": {"telegram": "disabled", "web": "running"},
     }
 

@@ -20,7 +20,7 @@ from handlers.moderation.cards import (
     moment_text,
     reason_buttons,
 )
-from handlers.moderation.intake import moderator_pseudonym, post_card
+from handlers.moderation.intake import post_card
 from storage.models import ItemStatus, ModerationItem, Visibility
 from storage.uow import UnitOfWork
 
@@ -204,8 +204,7 @@ def _decided(ctx: FlowContext, item: ModerationItem) -> str:
 
 def _moderator(ctx: FlowContext) -> str:
     """The deciding moderator as the audit trail names them: a pseudonym."""
-    event = ctx.event
-    return moderator_pseudonym(ChatAddress(event.channel, event.chat_id), event.sender_id or "")
+    return f"moderator {ctx.staff_pseudonym()}"
 
 
 def _age(t: Texts, waited: timedelta) -> str:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict
 from datetime import timedelta
 
 from handlers.context import FlowContext
-from handlers.events import ChatAddress, Outcome, Reply
+from handlers.events import Outcome, Reply
 from handlers.moderation.cards import card_text, decision_buttons, load_view
 from handlers.screening.rules import ALLOW, HIDE, HOLD, History, Screening, fingerprint
 from storage.models import (
@@ -171,12 +170,6 @@ async def edit_card(ctx: FlowContext, outcome: Outcome, item: ModerationItem, fo
 async def _slug(ctx: FlowContext, consultation_id: int) -> str:
     consultation = await ctx.uow.consultations.get(consultation_id)
     return consultation.slug if consultation is not None else "?"
-
-
-def moderator_pseudonym(address: ChatAddress, sender_id: str) -> str:
-    """A stable pseudonym for a moderator in the audit trail."""
-    digest = hashlib.sha256(f"{address.channel}:{sender_id}".encode()).hexdigest()
-    return f"moderator {digest[:8]}"
 
 
 REPORT_REASONS = ("offensive", "personal_data", "spam", "off_topic")

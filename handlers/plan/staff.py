@@ -378,7 +378,7 @@ async def _preview(
 
 
 async def _confirm(ctx: FlowContext, outcome: Outcome, draft: dict[str, Any]) -> None:
-    sender = f"staff {ctx.event.sender_id or '?'}"
+    sender = f"staff {ctx.staff_pseudonym()}"
     try:
         post, _ = await plan_post(ctx.uow, _to_draft(draft), ctx.now, ctx.zone, sender)
     except FieldError as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import logging
 import time
 import warnings
@@ -36,10 +37,11 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 from bot.channels.telegram.processor import ChatOrderedUpdateProcessor
 from bot.channels.telegram.transport import AiohttpRequest
 from bot.config import Settings
-from bot.core import DialogueCore
+from bot.core import DialogueCore, retry_delay
 from bot.i18n import Catalogs
 from bot.outbox import RecipientGone, Rejected, RetryLater, TransientFailure
 from handlers.events import InboundEvent, parse_command
+from storage.database import is_transient
 
 CHANNEL = "telegram"
 MEMBERSHIP_CACHE_SECONDS = 60.0
@@ -48,6 +50,11 @@ MEMBER_STATUSES = {"creator", "administrator", "member"}
 UPDATES_PER_POLL = 100
 COMMANDS = ("start", "help", "privacy", "mydata", "forget", "language", "stop")
 MAX_BACKOFF_SECONDS = 30.0
+# The health board's name for taking in updates.
+INTAKE = "telegram intake"
+# Unexpected failures of getUpdates in a row before its answer is read raw, update by update,
+# so that one update python-telegram-bot cannot parse cannot hold back all that follow it.
+RAW_READ_AFTER = 3
 
 logger = logging.getLogger(__name__)
 
@@ -173,11 +180,17 @@ class TelegramChannel:
         await self._core.delivery.deliver_backlog(CHANNEL)
         await self.application.start()
         recovered = await self._core.pending_payloads(CHANNEL)
-        for _external_id, payload in recovered:
-            await self.application.update_queue.put(Update.de_json(payload, bot))
+        for external_id, payload in recovered:
+            try:
+                update = Update.de_json(payload, bot)
+            except Exception as error:
+                await self._core.mark_unreadable(CHANNEL, external_id, type(error).__name__)
+                continue
+            await self.application.update_queue.put(update)
         if recovered:
             logger.info("recovered %d unhandled Telegram updates", len(recovered))
         self._poll_task = asyncio.create_task(self._poll(), name="telegram-durable-poller")
+        self._poll_task.add_done_callback(self._poll_ended)
         self.state = "running"
         logger.info("Telegram channel running as @%s", bot.username)
 
@@ -212,24 +225,40 @@ class TelegramChannel:
 
     # -- inbound -----------------------------------------------------------------------------
 
+    def _poll_ended(self, task: asyncio.Task[None]) -> None:
+        """Say so when polling ends while the channel should be running: intake has stopped."""
+        if self._stopping.is_set() or task.cancelled():
+            return
+        error = task.exception()
+        if self.state.startswith("error"):
+            return  # the loop said why (a refused token)
+        self.state = f"error: polling stopped ({type(error).__name__ if error else 'ended'})"
+        logger.critical("Telegram polling stopped: %s", self.state, exc_info=error)
+
     async def _poll(self) -> None:
         """Long-poll Telegram; store each batch before the next call confirms it.
 
         getUpdates with offset N confirms every update below N, so the offset only moves past a
         batch once the batch is committed to the inbox. We never derive the offset from the
-        database: Telegram may restart its update ids after a quiet week.
+        database: Telegram may restart its update ids after a quiet week. No failure of the
+        database or of one odd update ends this loop: it waits, retries, and sets aside what can
+        never be stored or read.
         """
         bot = self.application.bot
         offset: int | None = None
         failures = 0
+        unexpected = 0
         while not self._stopping.is_set():
             try:
-                updates = await bot.get_updates(
-                    offset=offset,
-                    limit=UPDATES_PER_POLL,
-                    timeout=self._settings.polling_timeout,
-                    allowed_updates=Update.ALL_TYPES,
-                )
+                if unexpected >= RAW_READ_AFTER:
+                    updates = await self._get_updates_raw(offset)
+                else:
+                    updates = await bot.get_updates(
+                        offset=offset,
+                        limit=UPDATES_PER_POLL,
+                        timeout=self._settings.polling_timeout,
+                        allowed_updates=Update.ALL_TYPES,
+                    )
             except RetryAfter as error:
                 await asyncio.sleep(_retry_seconds(error))
                 continue
@@ -249,23 +278,110 @@ class TelegramChannel:
                 logger.warning("getUpdates failed (%s); retrying", type(error).__name__)
                 await asyncio.sleep(min(MAX_BACKOFF_SECONDS, 2.0 ** min(failures, 5) / 4))
                 continue
+            except Exception as error:
+                # Most likely an update python-telegram-bot cannot parse; read raw next time.
+                unexpected += 1
+                self.state = "reconnecting"
+                logger.error("getUpdates failed unexpectedly: %s", type(error).__name__)
+                await asyncio.sleep(retry_delay(unexpected))
+                continue
             failures = 0
+            unexpected = 0
             self.state = "running"
             if not updates:
                 continue
-            new = await self._core.accept(
-                CHANNEL,
-                [(str(update.update_id), _chat_id(update), update.to_dict()) for update in updates],
-            )
+            new = await self._store(updates)
+            if new is None:
+                return  # stopping while the database was away: nothing was confirmed
             for update in updates:
                 # An update stored before (Telegram redelivers what it had no confirmation for)
                 # is already queued or handled; queue only the new ones.
-                if str(update.update_id) in new:
+                external_id = str(_update_id(update))
+                if external_id not in new:
+                    continue
+                if isinstance(update, Update):
                     await self.application.update_queue.put(update)
-            offset = updates[-1].update_id + 1
+                else:
+                    await self._core.mark_unreadable(CHANNEL, external_id, "unreadable update")
+            offset = _update_id(updates[-1]) + 1
+
+    async def _store(self, updates: list[Update | dict[str, Any]]) -> set[str] | None:
+        """Commit a batch to the inbox, waiting out database faults; None if stopping first.
+
+        A batch the database refuses for what it holds (not for being unavailable) is stored
+        update by update, and an update refused on its own is set aside: kept as failed, with
+        its raw text, for an operator, and confirmed to Telegram so it cannot block the rest.
+        """
+        return await self._store_batch([_as_inbox_event(update) for update in updates])
+
+    async def _store_batch(
+        self, batch: list[tuple[str, str | None, dict[str, Any]]]
+    ) -> set[str] | None:
+        attempt = 0
+        while not self._stopping.is_set():
+            try:
+                new = await self._core.accept(CHANNEL, batch)
+            except Exception as error:
+                if not is_transient(error):
+                    return await self._store_one_by_one(batch)
+                attempt += 1
+                self._core.health.fault(INTAKE, f"cannot store updates ({type(error).__name__})")
+                await asyncio.sleep(retry_delay(attempt))
+                continue
+            if attempt:
+                self._core.health.clear(INTAKE)
+            return new
+        return None
+
+    async def _store_one_by_one(
+        self, batch: list[tuple[str, str | None, dict[str, Any]]]
+    ) -> set[str] | None:
+        new: set[str] = set()
+        for position, event in enumerate(batch):
+            external_id, chat_id, payload = event
+            try:
+                new |= await self._core.accept(CHANNEL, [event])
+            except Exception as error:
+                if is_transient(error):
+                    # The database went away meanwhile: wait for it with the rest of the batch.
+                    rest = await self._store_batch(batch[position:])
+                    return None if rest is None else new | rest
+                raw = json.dumps(payload, ensure_ascii=True, default=str)
+                await self._core.set_aside(CHANNEL, external_id, chat_id, raw, type(error).__name__)
+        return new
+
+    async def _get_updates_raw(self, offset: int | None) -> list[Update | dict[str, Any]]:
+        """getUpdates without python-telegram-bot's parsing: each update parsed on its own.
+
+        An update that does not parse is handed on as its raw dictionary; it is stored as
+        unreadable and confirmed like any other, instead of failing every poll after it.
+        """
+        bot = self.application.bot
+        raw = await bot.do_api_request(
+            "getUpdates",
+            api_kwargs={
+                "offset": offset,
+                "limit": UPDATES_PER_POLL,
+                "timeout": 0,
+                "allowed_updates": json.dumps(Update.ALL_TYPES),
+            },
+        )
+        parsed: list[Update | dict[str, Any]] = []
+        for item in raw if isinstance(raw, list) else []:
+            try:
+                parsed.append(Update.de_json(item, bot))
+            except Exception as error:
+                logger.error("an update could not be read: %s", type(error).__name__)
+                parsed.append(item if isinstance(item, dict) else {"update_id": -1})
+        return parsed
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        event = update_to_event(update, self.application.bot.username)
+        try:
+            event = update_to_event(update, self.application.bot.username)
+        except Exception as error:
+            # Well-formed JSON, but not an update as Telegram documents it: keep it aside.
+            await self._core.mark_unreadable(CHANNEL, str(update.update_id), type(error).__name__)
+            return
         if (
             event is not None
             and event.chat_id in self._verified_chats
@@ -397,6 +513,24 @@ class MembershipCache:
             )
         self._known[(chat_id, user_id)] = (is_member, now + self._seconds)
         return is_member
+
+
+def _update_id(update: Update | dict[str, Any]) -> int:
+    if isinstance(update, Update):
+        return update.update_id
+    value = update.get("update_id")
+    return value if isinstance(value, int) else -1
+
+
+def _as_inbox_event(update: Update | dict[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
+    """The inbox row of an update: external id, chat id, raw payload.
+
+    An update that could not be parsed is stored already marked unreadable, so it is never
+    queued for a flow but stays visible to an operator.
+    """
+    if isinstance(update, Update):
+        return str(update.update_id), _chat_id(update), update.to_dict()
+    return str(_update_id(update)), None, {"unreadable": json.dumps(update, ensure_ascii=True)}
 
 
 def _chat_id(update: Update) -> str | None:
