@@ -22,6 +22,7 @@ from bot.cli.common import (
     logger,
     run_async,
     settings_or_exit,
+    terminal_text,
     utc_now,
     with_database,
 )
@@ -148,7 +149,7 @@ def consultation_import(file: Path, force: bool) -> None:
         definition = read_definition(file, settings.zone)
     except DefinitionError as error:
         for mistake in error.errors:
-            click.echo(f"{file}: {mistake}", err=True)
+            click.echo(terminal_text(f"{file}: {mistake}"), err=True)
         fail(f"{len(error.errors)} mistakes; nothing was imported", EXIT_BAD_INPUT)
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
@@ -208,7 +209,7 @@ def consultation_list() -> None:
                 completed = sum(p.status == "completed" for p in participations)
                 click.echo(
                     f"{item.slug:<24} {state.status:<9} {answering:>9} {completed:>9}  "
-                    f"{pick(item.title, 'da')}"
+                    f"{terminal_text(pick(item.title, 'da'))}"
                 )
 
     with_database(settings, work)
@@ -231,12 +232,14 @@ def consultation_show(slug: str) -> None:
                     f"no consultation '{slug}' (see 'borgerdialog consultation list')",
                     EXIT_BAD_INPUT,
                 )
+            # A title or purpose may come from an imported Pol.is summary: shown as one line.
             click.echo(
-                f"{pick(item.title, 'da')} [{item.slug}], languages: "
+                f"{terminal_text(pick(item.title, 'da'))} [{item.slug}], languages: "
                 f"{', '.join(item.languages)}, role: {item.citizen_role}"
             )
-            click.echo(f"Purpose: {pick(item.purpose, 'da')}")
-            click.echo(f"Organiser: {item.organiser.get('name')} <{item.organiser.get('contact')}>")
+            click.echo(f"Purpose: {terminal_text(pick(item.purpose, 'da'))}")
+            organiser = f"{item.organiser.get('name')} <{item.organiser.get('contact')}>"
+            click.echo(f"Organiser: {terminal_text(organiser)}")
             for index, round_ in enumerate(await uow.consultations.rounds(item.id), 1):
                 click.echo(
                     f"Round {index}: {local_time(round_.opens_at, settings)} – "
@@ -258,7 +261,8 @@ def consultation_show(slug: str) -> None:
                     flags.append("archived")
                 click.echo(
                     f"  {index:>2}. {question.key} ({', '.join(flags)}; "
-                    f"{counts.get(question.id, 0)} answers): {pick(question.text, 'da')}"
+                    f"{counts.get(question.id, 0)} answers): "
+                    f"{terminal_text(pick(question.text, 'da'))}"
                 )
             participations = await uow.participations.of_consultation(item.id)
             questions = {

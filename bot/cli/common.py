@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine
@@ -16,6 +17,7 @@ from telegram.error import InvalidToken
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.config import Settings, SettingsError, load_settings
+from handlers.events import clean_text, storable
 from storage.uow import UnitOfWorkFactory
 
 logger = logging.getLogger("bot")
@@ -27,8 +29,28 @@ EXIT_INTERRUPTED = 130
 
 def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
     """Print one line to stderr and exit."""
-    click.echo(f"borgerdialog: {message}", err=True)
+    mistake(message)
     sys.exit(code)
+
+
+def mistake(message: str) -> None:
+    """Print one line to stderr: a mistake may quote what a file or a citizen wrote."""
+    click.echo(f"borgerdialog: {terminal_text(message)}", err=True)
+
+
+# Bidirectional embeddings, overrides and isolates reorder what follows them on screen.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_text(text: str) -> str:
+    """Text from outside as one terminal line: no escape sequences, line breaks shown as ⏎.
+
+    Citizens' statements, imported titles and quoted cells reach staff terminals; a control
+    character there can move the cursor, recolour or hide lines, or set the window title.
+    """
+    # storable() turns a lone surrogate into U+FFFD, so clean_text never refuses the text.
+    cleaned = _BIDI_CONTROLS.sub("", clean_text(storable(text)))
+    return cleaned.replace("\n", "⏎").replace("\t", " ")
 
 
 class RedactSecrets(logging.Filter):

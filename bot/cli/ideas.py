@@ -13,6 +13,7 @@ from bot.cli.common import (
     fail,
     local_time,
     settings_or_exit,
+    terminal_text,
     utc_now,
     with_database,
 )
@@ -103,7 +104,7 @@ def ideas_list(slug: str) -> None:
                 click.echo(
                     f"{s.number:>4} {s.visibility:<8} {tally.agree if tally else 0:>5} "
                     f"{tally.disagree if tally else 0:>6} {tally.passed if tally else 0:>4}  "
-                    f"{s.origin:<8} {shorten(pick(s.text, 'da'), 70)}"
+                    f"{s.origin:<8} {shorten(terminal_text(pick(s.text, 'da')), 70)}"
                     + (f"  [{'; '.join(extra)}]" if extra else "")
                 )
 
@@ -298,7 +299,8 @@ def ideas_groups(slug: str) -> None:
                     for g in range(len(sizes))
                 )
                 click.echo(
-                    f"  {statement.number:>4} [{shares}] {shorten(pick(statement.text, 'da'), 70)}"
+                    f"  {statement.number:>4} [{shares}] "
+                    f"{shorten(terminal_text(pick(statement.text, 'da')), 70)}"
                 )
             if not chosen:
                 click.echo("  (none)")
@@ -327,7 +329,7 @@ def import_polis_command(directory: Path, slug: str) -> None:
         folder = read_folder(directory)
     except PolisFolderError as error:
         for problem in error.problems:
-            click.echo(f"{directory}: {problem}", err=True)
+            click.echo(terminal_text(f"{directory}: {problem}"), err=True)
         fail(f"{len(error.problems)} mistakes; nothing was imported", EXIT_BAD_INPUT)
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:

@@ -14,6 +14,7 @@ from typing import TextIO
 import click
 
 from bot.cli.common import EXIT_BAD_INPUT, fail, local_time, settings_or_exit, with_database
+from bot.consultations.files import safe_cell
 from bot.i18n import Catalogs, make_language_identifier
 from handlers.moderation.cards import describe
 from handlers.screening.rules import Screener, WordLists, screen_in_order
@@ -182,7 +183,8 @@ def moderation_log(since: datetime | None, file_format: str) -> None:
                 "flags": " ".join(entry.flags),
             }
             if writer is not None:
-                writer.writerow(row[column] for column in LOG_COLUMNS)
+                # A spreadsheet file like the exports: reasons are free text and stay inert.
+                writer.writerow(safe_cell(row[column]) for column in LOG_COLUMNS)
             else:
                 click.echo(json.dumps(row, ensure_ascii=False))
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -14,13 +13,29 @@ from bot.cli.common import (
     configure_logging,
     fail,
     local_time,
+    mistake,
     settings_or_exit,
+    terminal_text,
     utc_now,
     with_database,
 )
 from bot.config import Settings
+from bot.consultations.files import (
+    MAX_SHEET_BYTES,
+    MAX_SHEET_IMAGE_BYTES,
+    MAX_SHEET_ROWS,
+    FileMissing,
+    FileProblem,
+    csv_rows,
+    decode_text,
+    read_inside,
+    read_limited,
+    size_text,
+    xlsx_rows,
+)
 from handlers.plan import rules
 from handlers.plan.planning import FieldError, plan_post
+from handlers.plan.rules import PlanError
 from handlers.plan.sheet import SheetError, column_label, header_columns, read_sheet
 from storage.models import OutboxStatus, PlannedPost, PostState
 from storage.uow import UnitOfWork, UnitOfWorkFactory
@@ -29,36 +44,19 @@ from storage.uow import UnitOfWork, UnitOfWorkFactory
 def read_rows(path: Path) -> list[list[str]]:
     """The cells of a CSV (comma or semicolon) or XLSX sheet as text; exit 2 if unreadable."""
     suffix = path.suffix.lower()
+    if suffix not in (".csv", ".xlsx"):
+        fail(f"{path}: the content plan is a .csv or .xlsx file", EXIT_BAD_INPUT)
     try:
         if suffix == ".xlsx":
-            return _xlsx_rows(path)
-        if suffix == ".csv":
-            text = path.read_bytes().decode("utf-8-sig")
-            first = text.splitlines()[0] if text.strip() else ""
-            # Danish spreadsheets save CSV with semicolons; others use commas.
-            delimiter = ";" if first.count(";") > first.count(",") else ","
-            return [list(row) for row in csv.reader(io.StringIO(text), delimiter=delimiter)]
-    except FileNotFoundError:
-        fail(f"{path}: no such file", EXIT_BAD_INPUT)
-    except UnicodeDecodeError:
-        fail(f"{path}: not UTF-8 text (save the CSV as UTF-8)", EXIT_BAD_INPUT)
-    except (OSError, ValueError, KeyError) as error:
-        fail(f"{path}: cannot read the sheet ({error})", EXIT_BAD_INPUT)
-    fail(f"{path}: the content plan is a .csv or .xlsx file", EXIT_BAD_INPUT)
-
-
-def _xlsx_rows(path: Path) -> list[list[str]]:
-    from openpyxl import load_workbook
-
-    workbook = load_workbook(path, read_only=True, data_only=True)
-    try:
-        sheet = workbook.worksheets[0]
-        rows: list[list[str]] = []
-        for row in sheet.iter_rows(values_only=True):
-            rows.append([_cell_text(value) for value in row])
-        return rows
-    finally:
-        workbook.close()
+            return list(xlsx_rows(path, MAX_SHEET_ROWS + 1, _cell_text))
+        text = decode_text(read_limited(path, MAX_SHEET_BYTES))
+        first = text.splitlines()[0] if text.strip() else ""
+        # Danish spreadsheets save CSV with semicolons; others use commas.
+        delimiter = ";" if first.count(";") > first.count(",") else ","
+        # Plus the header row.
+        return csv_rows(text, MAX_SHEET_ROWS + 1, delimiter)
+    except FileProblem as problem:
+        fail(f"{path}: {problem}", EXIT_BAD_INPUT)
 
 
 def _cell_text(value: object) -> str:
@@ -70,6 +68,31 @@ def _cell_text(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def image_loader(folder: Path) -> Callable[[str], bytes]:
+    """Read the images a sheet names: files next to it, each within Telegram's photo limit.
+
+    An image used in many rows is read once; all of them together stay within a limit, so a
+    sheet cannot fill the memory with thousands of photos.
+    """
+    loaded: dict[str, bytes] = {}
+
+    def load(name: str) -> bytes:
+        if name not in loaded:
+            try:
+                content = read_inside(folder, name, rules.MAX_IMAGE_BYTES)
+            except FileMissing:
+                raise PlanError(f"no image file {name!r} next to the sheet") from None
+            except FileProblem as problem:
+                raise PlanError(f"the image {name!r} {problem}") from None
+            if sum(map(len, loaded.values())) + len(content) > MAX_SHEET_IMAGE_BYTES:
+                limit = size_text(MAX_SHEET_IMAGE_BYTES)
+                raise PlanError(f"the sheet's images together are larger than {limit}")
+            loaded[name] = content
+        return loaded[name]
+
+    return load
 
 
 def describe(post: PlannedPost, settings: Settings, counts: dict[str, int] | None = None) -> str:
@@ -84,15 +107,17 @@ def describe(post: PlannedPost, settings: Settings, counts: dict[str, int] | Non
     text = (
         next(iter(post.texts.values()), "") if post.texts else f"({post.kind}, written when sent)"
     )
-    text = text.replace("\n", " ")
+    # A post's line breaks read as spaces here; its other control characters are dropped.
+    text = terminal_text(text.replace("\n", " "))
+    audience = terminal_text(rules.describe_audience(post.audience))
     line = (
         f"#{post.id:<4} {post.state:<9} {when}{anchor}{repeat}  "
-        f"to {rules.describe_audience(post.audience)}  {post.kind}: {text[:50]}"
+        f"to {audience}  {post.kind}: {text[:50]}"
     )
     if counts is not None and post.recipients:
         line += "\n      " + delivery_line(post, counts)
     if post.error:
-        line += f"\n      note: {post.error}"
+        line += f"\n      note: {terminal_text(post.error)}"
     return line
 
 
@@ -125,12 +150,7 @@ def plan_import(path: Path, dry_run: bool) -> None:
     settings = settings_or_exit()
     configure_logging(settings)
     rows = read_rows(path)
-    folder = path.parent
-
-    def load_image(name: str) -> bytes:
-        return (folder / name).read_bytes()
-
-    drafts, errors = read_sheet(rows, load_image)
+    drafts, errors = read_sheet(rows, image_loader(path.parent))
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
         now = utc_now()
@@ -147,7 +167,7 @@ def plan_import(path: Path, dry_run: bool) -> None:
                     )
             if problems:
                 for problem in sorted(problems, key=lambda p: p.row):
-                    click.echo(f"borgerdialog: {path.name}: {problem}", err=True)
+                    mistake(f"{path.name}: {problem}")
                 fail(f"{len(problems)} mistake(s); nothing was imported", EXIT_BAD_INPUT)
             if not dry_run:
                 await uow.commit()

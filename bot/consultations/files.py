@@ -24,6 +24,8 @@ MAX_SHEET_BYTES = 20 * 1024 * 1024
 # Unpacked, an XLSX is mostly XML; this bounds the work a small zip ("zip bomb") can cause.
 MAX_XLSX_UNPACKED_BYTES = 200 * 1024 * 1024
 MAX_SHEET_ROWS = 5000
+# Each image is within Telegram's photo limit (handlers.plan.rules); together they fit in memory.
+MAX_SHEET_IMAGE_BYTES = 200 * 1024 * 1024
 # Columns beyond this are not read: the plan knows eleven, a team's own notes fit in the rest.
 MAX_SHEET_COLUMNS = 64
 # A post is at most 4096 characters (Telegram), a statement 1000; a cell may hold a bit more.
@@ -57,6 +59,10 @@ class FileProblem(Exception):
         return f"{where}: {self.reason}" if where else self.reason
 
 
+class FileMissing(FileProblem):
+    """A file that is not there."""
+
+
 def size_text(limit: int) -> str:
     """A byte limit as people say it: 1 MiB, 500 KiB."""
     if limit >= 1024 * 1024 and limit % (1024 * 1024) == 0:
@@ -77,7 +83,7 @@ def read_limited(path: Path, limit: int) -> bytes:
         with path.open("rb") as handle:
             data = handle.read(limit + 1)
     except FileNotFoundError:
-        raise FileProblem("cannot be read: no such file") from None
+        raise FileMissing("cannot be read: no such file") from None
     except OSError as error:
         raise FileProblem(f"cannot be read: {error.strerror or error}") from None
     if len(data) > limit:

@@ -20,13 +20,18 @@ MAX_BUTTON_LABEL = 64
 # Telegram accepts photos up to 10 MB.
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 MAX_REPEATS = 52
+# A post may be planned up to a year before or after the phase it follows.
+MAX_OFFSET_MINUTES = 366 * 1440
+# Telegram's chat ids fit in 52 bits (channels and groups are negative); statement numbers in 31.
+MAX_CHAT_ID = 2**52
+MAX_STATEMENT_NUMBER = 2**31 - 1
 
 PHASE_EVENTS = ("opens", "closes", "ideas_opens", "ideas_closes")
 # "round 1 closes - 2d", "runde 1 lukker -2 dage", "ideas opens + 3h"
 _PHASE = re.compile(
-    r"^\s*(?:(?:round|runde)\s*(?P<round>\d+)\s+(?P<round_event>opens|closes|åbner|lukker)"
+    r"^\s*(?:(?:round|runde)\s*(?P<round>\d{1,4})\s+(?P<round_event>opens|closes|åbner|lukker)"
     r"|(?:ideas|idéer|ideer)\s+(?P<ideas_event>opens|closes|åbner|lukker))"
-    r"\s*(?:(?P<sign>[+-])\s*(?P<amount>\d+)\s*(?P<unit>[a-zæøå]+))?\s*$",
+    r"\s*(?:(?P<sign>[+-])\s*(?P<amount>\d{1,9})\s*(?P<unit>[a-zæøå]+))?\s*$",
     re.IGNORECASE,
 )
 _UNITS = {
@@ -48,8 +53,8 @@ _UNITS = {
     "dage": 1440,
 }
 _REPEAT = re.compile(
-    r"^\s*(?P<every>daily|dagligt|weekly|ugentligt|every\s+(?P<days>\d+)\s+days?|"
-    r"hver\s+(?P<dage>\d+)\.?\s+dag)\s*(?:x|×|\*)?\s*(?P<times>\d+)\s*$",
+    r"^\s*(?P<every>daily|dagligt|weekly|ugentligt|every\s+(?P<days>\d{1,9})\s+days?|"
+    r"hver\s+(?P<dage>\d{1,9})\.?\s+dag)\s*(?:x|×|\*)?\s*(?P<times>\d{1,9})\s*$",
     re.IGNORECASE,
 )
 SUBSCRIBER_AUDIENCES = {
@@ -91,6 +96,9 @@ def parse_time(text: str, zone: ZoneInfo) -> datetime:
         moment = datetime.strptime(text.strip(), TIME_FORMAT)
     except ValueError:
         raise PlanError(f"must be a time like 2027-01-31 09:00 (got {text.strip()!r})") from None
+    # Near year 1 or 9999 a time overflows when shifted by a zone or a repeat; it is a typo anyway.
+    if not 2000 <= moment.year <= 2999:
+        raise PlanError(f"must be in the years 2000 to 2999 (got {moment.year})")
     return local_to_utc(moment, zone)
 
 
@@ -113,6 +121,8 @@ def parse_anchor(text: str) -> dict[str, Any] | None:
                 f"unknown unit {match['unit']!r}: use m (minutes), h (hours) or d (days)"
             )
         offset = int(match["amount"]) * unit * (-1 if match["sign"] == "-" else 1)
+        if abs(offset) > MAX_OFFSET_MINUTES:
+            raise PlanError("can be at most 366 days before or after the phase")
     return {"event": event, "round": round_number, "offset_minutes": offset}
 
 
@@ -207,7 +217,10 @@ def parse_audience(text: str) -> dict[str, Any]:
         word = raw.lower()
         if word in CHANNEL_WORDS:
             audience["channel"] = True
-        elif re.fullmatch(r"-?\d{1,20}", word):
+        elif re.fullmatch(r"-?\d+", word, re.ASCII):
+            # Checked by length first: int() of thousands of digits is refused, and slow.
+            if len(word) > 17 or not 0 < abs(int(word)) < MAX_CHAT_ID:
+                raise PlanError(f"{raw!r} is not a Telegram chat id")
             audience["chats"].append(int(word))
         elif word in SUBSCRIBER_AUDIENCES:
             _set_subscribers(audience, SUBSCRIBER_AUDIENCES[word])
@@ -220,7 +233,10 @@ def parse_audience(text: str) -> dict[str, Any]:
             audience["segment"] = {"question": question.strip(), "options": keys}
         elif word.startswith(("decision:", "beslutning:")):
             number = raw.partition(":")[2].strip()
-            if not number.isdigit():
+            # ASCII digits only: "²" is a digit to str.isdigit() but no number to int().
+            if not re.fullmatch(r"\d{1,10}", number, re.ASCII) or not (
+                0 < int(number) <= MAX_STATEMENT_NUMBER
+            ):
                 raise PlanError(f"write decision:N with a statement number (got {raw!r})")
             _set_subscribers(audience, "decision")
             audience["statement"] = int(number)
