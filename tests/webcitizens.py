@@ -24,8 +24,8 @@ class WebTab:
         self.events: list[dict[str, Any]] = []
         self._reader: asyncio.Task[None] | None = None
 
-    async def open(self, origin: str | None = None) -> None:
-        headers = {"Origin": origin or self.base_url}
+    async def open(self, origin: str | None = None, headers: dict[str, str] | None = None) -> None:
+        headers = {"Origin": origin or self.base_url, **(headers or {})}
         self.socket = await self.session.ws_connect(f"{self.base_url}/chat/ws", headers=headers)
         self._reader = asyncio.create_task(self._read())
 
@@ -92,11 +92,13 @@ def web_session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
 
 
-async def open_tab(base_url: str, session: aiohttp.ClientSession) -> WebTab:
+async def open_tab(
+    base_url: str, session: aiohttp.ClientSession, headers: dict[str, str] | None = None
+) -> WebTab:
     """Load the chat page (which sets the participant cookie), then connect."""
-    async with session.get(f"{base_url}/chat") as response:
+    async with session.get(f"{base_url}/chat", headers=headers) as response:
         assert response.status == 200
     tab = WebTab(base_url, session)
-    await tab.open()
+    await tab.open(headers=headers)
     await eventually(lambda: any(e["type"] == "history" for e in tab.events), what="the history")
     return tab

@@ -82,8 +82,9 @@ PAGE_TEXT_KEYS = (
     "web.cmd_privacy",
 )
 STATIC_FILES = {"chat.js": "application/javascript", "chat.css": "text/css"}
-# The page makes ids with crypto.randomUUID (or a base-36 stand-in).
-_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
+# The page makes ids with crypto.randomUUID (36 characters) or a shorter base-36 stand-in; the
+# inbox key "w-<24-character participant>:<client id>" must fit its 64 characters.
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,36}")
 # A transcript message id as the page echoes it; 18 digits fit any database's big integer.
 _MESSAGE_REF = re.compile(r"[0-9]{1,18}")
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8}){0,3}")

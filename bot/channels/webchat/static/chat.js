@@ -10,9 +10,13 @@
   var status = document.getElementById("status");
   var params = new URLSearchParams(location.search);
   var pendingKey = "borgerdialog-pending";
-  var pending = JSON.parse(sessionStorage.getItem(pendingKey) || "[]");
+  // The server refuses bigger frames (and closes the socket on much bigger ones), so such a
+  // message is never queued: it would be resent on every reconnect.
+  var maxFrameBytes = 16 * 1024;
+  var pending = readPending();
   var socket = null;
   var retries = 0;
+  var steady = null;
   var historyLoaded = false;
 
   function t(key) { return (texts[language] || texts.da)[key] || key; }
@@ -33,10 +37,23 @@
     return Date.now().toString(36) + Math.random().toString(36).slice(2);
   }
 
+  function frameBytes(message) { return new TextEncoder().encode(JSON.stringify(message)).length; }
+
+  // What an earlier page left unsent; anything that could not be sent as it is, is dropped.
+  function readPending() {
+    var stored;
+    try { stored = JSON.parse(sessionStorage.getItem(pendingKey) || "[]"); } catch (e) { stored = []; }
+    if (!Array.isArray(stored)) { return []; }
+    return stored.filter(function (m) {
+      return m && typeof m === "object" && typeof m.id === "string" && frameBytes(m) <= maxFrameBytes;
+    });
+  }
+
   function savePending() { sessionStorage.setItem(pendingKey, JSON.stringify(pending)); }
 
   function send(message) {
     message.id = newId();
+    if (frameBytes(message) > maxFrameBytes) { showRefused(message, t("web.too_long")); return; }
     pending.push(message);
     savePending();
     if (socket && socket.readyState === WebSocket.OPEN) { socket.send(JSON.stringify(message)); }
@@ -93,6 +110,27 @@
     return element;
   }
 
+  // A refused message is shown with the reason next to it; a typed one goes back into the
+  // field (when it is empty), so nothing the citizen wrote is lost.
+  function showRefused(message, reason) {
+    var note = document.createElement("p");
+    note.className = "refused";
+    if (message.type === "button") {
+      var carrier = document.getElementById("m-" + message.message);
+      if (carrier) {
+        carrier.querySelectorAll(".buttons button").forEach(function (b) { b.disabled = false; });
+      }
+      note.textContent = t("web.not_sent") + ": " + reason;
+      (carrier || log).appendChild(note);
+    } else {
+      note.textContent = t("web.not_sent") + ": »" + message.text + "« – " + reason;
+      log.appendChild(note);
+      if (!input.value) { input.value = message.text; }
+    }
+    status.textContent = reason;
+    note.scrollIntoView({ block: "nearest" });
+  }
+
   // After each bot message, focus goes where the citizen acts next: its first button, or the
   // text field.
   function focusNext(element) {
@@ -116,14 +154,12 @@
       if (event.language && event.language !== language) { language = event.language; applyTexts(); }
       if (event.message.author === "bot") { focusNext(element); }
     } else if (event.type === "received" || event.type === "error") {
+      // A refusal is as final as a receipt: the message leaves the queue and is not resent.
       var refused = pending.filter(function (m) { return m.id === event.id; })[0];
       pending = pending.filter(function (m) { return m.id !== event.id; });
-      // A refused text goes back into the field, so nothing the citizen wrote is lost.
-      if (event.type === "error" && refused && refused.type === "text" && !input.value) {
-        input.value = refused.text;
-      }
       savePending();
-      status.textContent = event.type === "error" ? event.text : "";
+      if (event.type === "error" && refused) { showRefused(refused, event.text); }
+      else { status.textContent = event.type === "error" ? event.text : ""; }
     } else if (event.type === "notice") {
       status.textContent = event.text;
     }
@@ -148,11 +184,14 @@
     socket = new WebSocket(scheme + location.host + "/chat/ws?lang=" + preferred);
     socket.onopen = function () {
       status.textContent = "";
-      retries = 0;
+      // The back-off resets only once a connection has lasted: one that the server keeps
+      // closing must not be retried at full speed.
+      steady = setTimeout(function () { retries = 0; }, 5000);
       pending.forEach(function (m) { socket.send(JSON.stringify(m)); });
     };
     socket.onmessage = function (frame) { handle(JSON.parse(frame.data)); };
     socket.onclose = function () {
+      clearTimeout(steady);
       status.textContent = t("web.offline");
       setTimeout(connect, Math.min(10000, 500 * Math.pow(2, retries++)));
     };
