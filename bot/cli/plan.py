@@ -33,6 +33,7 @@ from bot.consultations.files import (
     size_text,
     xlsx_rows,
 )
+from handlers.events import clean_text
 from handlers.plan import rules
 from handlers.plan.planning import FieldError, plan_post
 from handlers.plan.rules import PlanError
@@ -48,15 +49,17 @@ def read_rows(path: Path) -> list[list[str]]:
         fail(f"{path}: the content plan is a .csv or .xlsx file", EXIT_BAD_INPUT)
     try:
         if suffix == ".xlsx":
-            return list(xlsx_rows(path, MAX_SHEET_ROWS + 1, _cell_text))
-        text = decode_text(read_limited(path, MAX_SHEET_BYTES))
-        first = text.splitlines()[0] if text.strip() else ""
-        # Danish spreadsheets save CSV with semicolons; others use commas.
-        delimiter = ";" if first.count(";") > first.count(",") else ","
-        # Plus the header row.
-        return csv_rows(text, MAX_SHEET_ROWS + 1, delimiter)
+            rows = list(xlsx_rows(path, MAX_SHEET_ROWS, _cell_text))
+        else:
+            text = decode_text(read_limited(path, MAX_SHEET_BYTES))
+            first = text.splitlines()[0] if text.strip() else ""
+            # Danish spreadsheets save CSV with semicolons; others use commas.
+            delimiter = ";" if first.count(";") > first.count(",") else ","
+            rows = csv_rows(text, MAX_SHEET_ROWS, delimiter)
     except FileProblem as problem:
         fail(f"{path}: {problem}", EXIT_BAD_INPUT)
+    # Cells become posts: they enter as a citizen's message does (no NUL, no terminal escapes).
+    return [[clean_text(cell) for cell in row] for row in rows]
 
 
 def _cell_text(value: object) -> str:

@@ -110,11 +110,11 @@ def decode_text(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
-        raise FileProblem("is not UTF-8 text; save it as UTF-8", row=line) from None
+        raise FileProblem("the text is not UTF-8 (save the file as UTF-8)", row=line) from None
 
 
 def csv_rows(text: str, max_rows: int, delimiter: str = ",") -> list[list[str]]:
-    """The records of a CSV text, with every cell and the row count within the limits."""
+    """The records of a CSV text: a header and at most ``max_rows`` rows, each cell in limits."""
     rows: list[list[str]] = []
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     while True:
@@ -129,8 +129,9 @@ def csv_rows(text: str, max_rows: int, delimiter: str = ",") -> list[list[str]]:
                 reason = f"a cell is longer than {MAX_CELL_CHARS} characters"
                 raise FileProblem(reason, number) from None
             raise FileProblem(f"is not a readable CSV file ({error})", number) from None
-        if number > max_rows:
-            raise FileProblem(f"has more than {max_rows} rows (the limit); split the file", number)
+        if number > max_rows + 1:
+            reason = f"has more than {max_rows} rows below the header (the limit); split the file"
+            raise FileProblem(reason, number)
         check_cells(row, number)
         rows.append(row)
 
@@ -147,7 +148,7 @@ def check_cells(row: list[str], number: int) -> None:
 
 
 def xlsx_rows(path: Path, max_rows: int, cell_text: Callable[[object], str]) -> Iterator[list[str]]:
-    """The rows of an XLSX workbook's first sheet as text, read lazily within the limits.
+    """The rows of an XLSX workbook's first sheet as text: a header and at most ``max_rows``.
 
     A broken workbook fails inside openpyxl in many ways (a bad zip, missing parts, broken XML,
     dates out of range); each becomes one FileProblem naming the row reached.
@@ -167,15 +168,14 @@ def xlsx_rows(path: Path, max_rows: int, cell_text: Callable[[object], str]) -> 
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
             sheet = workbook.worksheets[0]
-            # One row past the limit is read, to know that there is one.
+            # The header, the rows, and one more to know that there is one: no further.
             for values in sheet.iter_rows(
-                max_row=max_rows + 1, max_col=MAX_SHEET_COLUMNS, values_only=True
+                max_row=max_rows + 2, max_col=MAX_SHEET_COLUMNS, values_only=True
             ):
                 number += 1
-                if number > max_rows:
-                    raise FileProblem(
-                        f"has more than {max_rows} rows (the limit); split the sheet", number
-                    )
+                if number > max_rows + 1:
+                    reason = f"has more than {max_rows} rows below the header (the limit)"
+                    raise FileProblem(f"{reason}; split the sheet", number)
                 row = [cell_text(value) for value in values]
                 check_cells(row, number)
                 yield row

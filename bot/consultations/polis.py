@@ -96,9 +96,18 @@ class PolisExport:
 
 
 def _csv(rows: list[list[object]]) -> str:
+    """CSV as Pol.is writes it (lines end in LF), every cell inert."""
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows([safe_cell(v) for v in row] for row in rows)
-    return buffer.getvalue()
+    # The writer quotes a cell holding a character of its line end, and only those: with "\r\n"
+    # a cell with a lone CR is quoted too (with "\n" it broke the row), then the end is LF again.
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    lines: list[str] = []
+    for row in rows:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow([safe_cell(value) for value in row])
+        lines.append(buffer.getvalue().removesuffix("\r\n") + "\n")
+    return "".join(lines)
 
 
 async def export_polis(
@@ -276,8 +285,7 @@ def _read(
 def _rows(path: Path) -> list[list[str]]:
     """A Pol.is CSV file's records, within the size and row limits."""
     text = decode_text(read_limited(path, MAX_POLIS_BYTES))
-    # Plus the header row.
-    return csv_rows(text, MAX_POLIS_ROWS + 1)
+    return csv_rows(text, MAX_POLIS_ROWS)
 
 
 def _text(value: str | None) -> str:
