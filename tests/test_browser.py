@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from bot.app import BorgerDialog
 from bot.config import Settings
 from bot.consultations.demo import ensure_demo
+from tests.postgres import free_port
 from tests.test_consultation_flow import export_rows
 
 CHROMIUM = os.environ.get("BORGERDIALOG_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -234,3 +239,89 @@ async def test_text_contrast_meets_wcag_aa_as_rendered(
     assert {"h1", ".message.bot", ".buttons button", ".composer input"} <= measured
     too_low = [(selector, ratio) for selector, ratio in results if ratio < 4.5]
     assert too_low == []
+
+
+def throwaway_certificate(folder: Path) -> ssl.SSLContext:
+    """A self-signed certificate for 127.0.0.1, made with the openssl command line."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make a test certificate")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+async def test_the_chat_embedded_in_another_site_works_over_https(
+    browser: Any, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """A municipality's page (another site) embeds the chat, served over TLS, with embed.js.
+
+    Inside a cross-site iframe the participant cookie must be SameSite=None, Secure and
+    Partitioned; without it the socket is refused and the intro never appears.
+    """
+    tls_port, embedder_port = free_port(), free_port()
+    embedder = f"http://localhost:{embedder_port}"
+    app = BorgerDialog(
+        make_settings(public_url=f"https://127.0.0.1:{tls_port}", web_allowed_origins=embedder)
+    )
+    await app.start()
+    # The same application also on a TLS port: what a citizen reaches through the public URL.
+    assert app._web is not None
+    tls_site = web.TCPSite(
+        app._web._runner, "127.0.0.1", tls_port, ssl_context=throwaway_certificate(tmp_path)
+    )
+    await tls_site.start()
+    municipality = web.Application()
+
+    async def home(_request: web.Request) -> web.Response:
+        return web.Response(
+            content_type="text/html",
+            text=(
+                "<!doctype html><html lang=da><title>Kommunen</title><h1>Kommunen</h1>"
+                '<div id="borgerdialog"></div><script '
+                f'src="https://127.0.0.1:{tls_port}/chat/embed.js" data-c="friluftsliv">'
+                "</script>"
+            ),
+        )
+
+    municipality.router.add_get("/", home)
+    runner = web.AppRunner(municipality, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "localhost", embedder_port).start()
+    context = await browser.new_context(locale="da-DK", ignore_https_errors=True)
+    try:
+        assert app.uow is not None
+        async with app.uow() as uow:
+            await ensure_demo(uow, datetime.now(UTC), app.settings.zone)
+            await uow.commit()
+        page = await context.new_page()
+        await page.goto(f"{embedder}/")
+        chat = page.frame_locator("iframe")
+        await chat.get_by_text("Ny friluftspolitik").first.wait_for()
+        await chat.get_by_role("button", name="Ja, jeg giver samtykke").click()
+        await chat.get_by_role("button", name="Under 25").wait_for()
+        await chat.get_by_role("button", name="Under 25").click()
+        await chat.get_by_text("✅ Under 25").wait_for()
+        # A reload keeps the same participant: the partitioned cookie came back.
+        await page.reload()
+        await chat.get_by_text("✅ Under 25").wait_for()
+        cookies = [c for c in await context.cookies() if c["name"] == "borgerdialog_id"]
+        assert [(c["secure"], c["sameSite"], c["httpOnly"]) for c in cookies] == [
+            (True, "None", True)
+        ]
+        (row,) = await export_rows(app)
+        assert row["channel"] == "web"
+        assert row["age_band"] == "Under 25"
+    finally:
+        await context.close()
+        await runner.cleanup()
+        await app.stop()

@@ -9,6 +9,23 @@
   var form = document.getElementById("composer");
   var status = document.getElementById("status");
   var params = new URLSearchParams(location.search);
+  // Inside another site's page, a browser that blocks third-party storage throws on any use of
+  // sessionStorage; the chat then keeps its queue in memory (only a reload loses it).
+  var memoryOnly = false;
+  var store = (function () {
+    try {
+      window.sessionStorage.setItem("borgerdialog-probe", "1");
+      window.sessionStorage.removeItem("borgerdialog-probe");
+      return window.sessionStorage;
+    } catch (e) {
+      memoryOnly = true;
+      var memory = {};
+      return {
+        getItem: function (key) { return memory.hasOwnProperty(key) ? memory[key] : null; },
+        setItem: function (key, value) { memory[key] = String(value); }
+      };
+    }
+  })();
   var pendingKey = "borgerdialog-pending";
   // The server refuses bigger frames (and closes the socket on much bigger ones), so such a
   // message is never queued: it would be resent on every reconnect.
@@ -42,14 +59,16 @@
   // What an earlier page left unsent; anything that could not be sent as it is, is dropped.
   function readPending() {
     var stored;
-    try { stored = JSON.parse(sessionStorage.getItem(pendingKey) || "[]"); } catch (e) { stored = []; }
+    try { stored = JSON.parse(store.getItem(pendingKey) || "[]"); } catch (e) { stored = []; }
     if (!Array.isArray(stored)) { return []; }
     return stored.filter(function (m) {
       return m && typeof m === "object" && typeof m.id === "string" && frameBytes(m) <= maxFrameBytes;
     });
   }
 
-  function savePending() { sessionStorage.setItem(pendingKey, JSON.stringify(pending)); }
+  function savePending() {
+    try { store.setItem(pendingKey, JSON.stringify(pending)); } catch (e) { /* full: memory only */ }
+  }
 
   function send(message) {
     message.id = newId();
@@ -168,9 +187,10 @@
   function startIfAsked(empty) {
     var slug = params.get("c");
     var flag = "borgerdialog-started-" + (slug || "");
-    if (sessionStorage.getItem(flag)) { return; }
+    // Without storage a reload forgets the flag; a conversation already under way says enough.
+    if (store.getItem(flag) || (memoryOnly && !empty)) { return; }
     if (slug || empty) {
-      sessionStorage.setItem(flag, "1");
+      store.setItem(flag, "1");
       send({ type: "text", text: slug ? "/start " + slug : "/start" });
     }
   }
