@@ -242,9 +242,10 @@ class BorgerDialog:
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """Report whether the database reads and writes, channel states and parts' faults.
 
-        "ok" when all is well; "degraded" when the bot runs but something fails now (writes
-        time out or are refused, a loop is retrying); "unhealthy" when it cannot work at all
-        (the database is unreachable, a channel stopped). Only "ok" answers 200.
+        "ok" when all is well; "degraded" when something fails now that the bot waits out by
+        itself, losing nothing (the database is unreachable, writes time out or are refused, a
+        loop is retrying); "unhealthy" when it needs an operator (a channel stopped: a refused
+        token, polling ended). Only "ok" answers 200.
         """
         database = "ok"
         try:
@@ -258,9 +259,9 @@ class BorgerDialog:
             "web": self.webchat.state if self.webchat else "disabled",
         }
         faults = self.health_board.faults()
-        if database != "ok" or any(s.startswith("error") for s in channels.values()):
+        if any(s.startswith("error") for s in channels.values()):
             status = "unhealthy"
-        elif writes != "ok" or faults:
+        elif database != "ok" or writes != "ok" or faults:
             status = "degraded"
         else:
             status = "ok"

@@ -86,6 +86,11 @@ def unsupported_content(ctx: FlowContext, outcome: Outcome) -> None:
     outcome.say(ctx.t("input.unsupported"))
 
 
+def unreadable(ctx: FlowContext, outcome: Outcome) -> None:
+    """Answer text that arrived broken (characters no database can store): ask again."""
+    outcome.say(ctx.t("input.unreadable"), expects_text=True)
+
+
 def group_chat(ctx: FlowContext, outcome: Outcome) -> None:
     """Point someone who writes in a group to a private chat, where answers stay private."""
     outcome.say(ctx.t("group.private_only"))

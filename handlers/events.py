@@ -121,6 +121,8 @@ class InboundEvent:
     is_private_chat: bool = True
     # A photo, sticker, voice message, location, file or poll: content the bot cannot read.
     unsupported_content: bool = False
+    # Text that could not be taken in as written (see clean_text); the text is left empty.
+    unreadable: bool = False
     # Who acted, when that differs from the chat (a member of a group): id and display name.
     sender_id: str | None = None
     sender_name: str | None = None

@@ -9,6 +9,7 @@ from handlers.consultation.sheet import active_participation, show_answer
 from handlers.context import FlowContext
 from handlers.events import Button, Outcome
 from handlers.ideas.rules import statement_text
+from handlers.moderation.intake import erase_card
 
 # Ideas are published statements: after /forget they stay, without any link to the author.
 PUBLISHED_KINDS = {"idea"}
@@ -135,6 +136,10 @@ async def forget_confirmed(ctx: FlowContext, outcome: Outcome, confirmed: bool) 
     statements = 0
     for participation in await ctx.uow.participations.of_participant(ctx.participant.id):
         statements += len(await ctx.uow.ideas.of_participation(participation.id))
+        for item in await ctx.uow.moderation.of_participation(participation.id):
+            if item.answer_id is not None:
+                # The answer goes; so does its text on the moderators' card.
+                await erase_card(ctx, outcome, item)
     anonymised = statements + await ctx.uow.participations.erase_participant(
         ctx.participant.id, PUBLISHED_KINDS
     )

@@ -64,7 +64,9 @@ async def route(ctx: FlowContext) -> Outcome:
             common.group_chat(ctx, outcome)
         # Plain talk in a group is not addressed to the bot; staying quiet is the polite answer.
         return outcome
-    if event.is_button:
+    if event.unreadable:
+        common.unreadable(ctx, outcome)
+    elif event.is_button:
         assert event.button is not None
         await press(ctx, outcome, event.button)
     elif event.is_command:

@@ -27,6 +27,8 @@ DIGEST_CHECK_INTERVAL_SECONDS = 60
 NOTICE_INTERVAL_SECONDS = 60
 RETENTION_INTERVAL_MINUTES = 60
 JOB_STOP_TIMEOUT_SECONDS = 30.0
+# How long the transcript of a web visitor who has not consented is kept after they go quiet.
+UNCONSENTED_IDLE = timedelta(days=1)
 
 
 async def redeliver_pending(delivery: OutboxDelivery, channels: list[str]) -> int:
@@ -39,16 +41,27 @@ async def redeliver_pending(delivery: OutboxDelivery, channels: list[str]) -> in
 
 async def purge_expired(
     uow: UnitOfWorkFactory, clock: Callable[[], datetime], retention_days: int
-) -> tuple[int, int]:
-    """Delete handled inbox records and settled outbox messages past the retention period."""
-    cutoff = clock() - timedelta(days=retention_days)
+) -> tuple[int, int, int]:
+    """Delete what is past its keeping time; return (inbox, outbox, transcript) counts.
+
+    Handled and failed inbox records and settled outbox messages after the retention period;
+    the web transcripts of visitors who went idle without consenting after a day.
+    """
+    now = clock()
+    cutoff = now - timedelta(days=retention_days)
     async with uow() as unit:
         inbox = await unit.inbox.purge_handled_before(cutoff)
         outbox = await unit.outbox.purge_settled_before(cutoff)
+        transcripts = await unit.web_messages.purge_unconsented(now - UNCONSENTED_IDLE)
         await unit.commit()
-    if inbox or outbox:
-        logger.info("retention: deleted %d inbox and %d outbox records", inbox, outbox)
-    return inbox, outbox
+    if inbox or outbox or transcripts:
+        logger.info(
+            "retention: deleted %d inbox records, %d outbox messages, %d unconsented web messages",
+            inbox,
+            outbox,
+            transcripts,
+        )
+    return inbox, outbox, transcripts
 
 
 async def send_moderation_digest(

@@ -245,6 +245,10 @@ class ParticipationStatus:
     COMPLETED = "completed"
 
 
+# The states in which a participant has said yes to taking part (and may have answered).
+CONSENTED_STATUSES = (ParticipationStatus.ANSWERING, ParticipationStatus.COMPLETED)
+
+
 class Participation(Base):
     """One participant's part in one consultation; the export's pseudonymous row."""
 

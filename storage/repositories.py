@@ -12,6 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
+    CONSENTED_STATUSES,
     Answer,
     Consultation,
     InboxEvent,
@@ -436,6 +437,14 @@ class ParticipationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
+    async def has_consented(self, participant_id: int) -> bool:
+        """Whether a participant has given consent in any consultation (and not withdrawn it)."""
+        statement = select(Participation.id).where(
+            Participation.participant_id == participant_id,
+            Participation.status.in_(CONSENTED_STATUSES),
+        )
+        return (await self._session.execute(statement.limit(1))).first() is not None
+
     async def get(self, participation_id: int) -> Participation | None:
         """Return a participation by id."""
         return await self._session.get(Participation, participation_id)
@@ -571,3 +580,37 @@ class WebMessageRepository:
             .limit(limit)
         )
         return list(reversed((await self._session.execute(statement)).scalars().all()))
+
+    async def erase_citizen_text(self, channel: str, chat_id: str) -> int:
+        """Delete what a participant wrote from their transcript; return how many messages.
+
+        Only the web chat keeps a transcript; for other channels there is nothing to erase.
+        """
+        if channel != "web":
+            return 0
+        result = await self._session.execute(
+            delete(WebMessage).where(WebMessage.chat_id == chat_id, WebMessage.author == "citizen")
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def purge_unconsented(self, idle_before: datetime) -> int:
+        """Delete the transcripts of web visitors idle since the cutoff who never consented.
+
+        Without consent nothing they wrote may be kept; the transcript only served the
+        conversation they left. Return how many messages went.
+        """
+        consented = (
+            select(Participation.id)
+            .where(
+                Participation.participant_id == Participant.id,
+                Participation.status.in_(CONSENTED_STATUSES),
+            )
+            .exists()
+        )
+        idle_visitors = select(Participant.chat_id).where(
+            Participant.channel == "web", Participant.last_seen_at < idle_before, ~consented
+        )
+        result = await self._session.execute(
+            delete(WebMessage).where(WebMessage.chat_id.in_(idle_visitors))
+        )
+        return int(getattr(result, "rowcount", 0) or 0)

@@ -93,6 +93,11 @@ class PostgresProvider:
                 pytest.skip(f"PostgreSQL tests skipped: {self._unavailable}")
             return create_database(self._admin_url, f"test_{os.getpid()}_{next(_database_names)}")
 
+    @property
+    def cluster(self) -> ThrowawayPostgres | None:
+        """The cluster this session started (None when tests use an existing server)."""
+        return self._cluster
+
     def close(self) -> None:
         if self._cluster is not None:
             self._cluster.stop()

@@ -252,6 +252,24 @@ class FakeBot:
             lambda: self._add_callback(user_id, message_id, data, chat_id, forge, language_code)
         )
 
+    def push_raw(self, update: dict[str, Any]) -> int:
+        """Queue an update exactly as given (a hostile or malformed one); return its id."""
+        return self._server.call(lambda: self._push(dict(update)))
+
+    def message_update(self, user_id: int, text: str) -> dict[str, Any]:
+        """A private text message as Telegram would deliver it, without queueing it."""
+        user = self._server.call(lambda: self._user(user_id, "da"))
+        self._server.call(lambda: self._chat(user_id, "private", user))
+        return {
+            "message": {
+                "message_id": 1,
+                "from": user,
+                "chat": {"id": user_id, "type": "private", "first_name": user["first_name"]},
+                "date": int(time.time()),
+                "text": text,
+            }
+        }
+
     def open_chats(self, user_ids: list[int], language_code: str = "da") -> None:
         """Citizens who wrote to the bot long ago: the bot may write to them, as bulk sends."""
 

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -67,6 +68,9 @@ class ThrowawayPostgres:
             "--no-sync",
             "--locale=C",
         )
+        self._start_server()
+
+    def _start_server(self) -> None:
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c full_page_writes=off -c max_connections=300"
@@ -82,6 +86,12 @@ class ThrowawayPostgres:
             "-w",
             "start",
         )
+
+    def restart(self, down_seconds: float) -> None:
+        """Stop the server (dropping every connection), stay down a while, start it again."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+        time.sleep(down_seconds)
+        self._start_server()
 
     def admin_url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"

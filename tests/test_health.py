@@ -54,5 +54,5 @@ async def test_unreachable_database_is_503(
     finally:
         await app.stop()
     assert status == 503
-    assert report["status"] == "unhealthy"
+    assert report["status"] == "degraded"
     assert report["database"] == "unreachable: ConnectionRefusedError"

@@ -168,6 +168,11 @@ async def consent(
         participation.status = ParticipationStatus.DECLINED
         participation.declined_at = ctx.now
         set_active(ctx, None)
+        if not await ctx.uow.participations.has_consented(ctx.participant.id):
+            # Saying no stores only the no: what they wrote before deciding goes too.
+            await ctx.uow.web_messages.erase_citizen_text(
+                ctx.participant.channel, ctx.participant.chat_id
+            )
         outcome.say(ctx.t("consultation.declined"))
         return
     participation.status = ParticipationStatus.ANSWERING

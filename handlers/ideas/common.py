@@ -7,12 +7,12 @@ from handlers.consultation.sheet import blocked, own_participation, stale, title
 from handlers.context import FlowContext
 from handlers.events import Button, Outcome
 from handlers.ideas.rules import ideas_state
-from storage.models import Consultation, Participation, ParticipationStatus
+from storage.models import CONSENTED_STATUSES, Consultation, Participation
 
 # The participant-state keys of the statement being written: its participation and draft.
 COMPOSING = "composing"
 DRAFT = "draft"
-CONSENTED = (ParticipationStatus.ANSWERING, ParticipationStatus.COMPLETED)
+CONSENTED = CONSENTED_STATUSES
 
 
 async def ideas_participation(

@@ -152,6 +152,18 @@ async def withdraw(ctx: FlowContext, outcome: Outcome, answer: Answer) -> None:
         await edit_card(ctx, outcome, item, footer)
 
 
+async def erase_card(ctx: FlowContext, outcome: Outcome, item: ModerationItem) -> None:
+    """Replace an item's card with a note that its author erased it: the text leaves the chat."""
+    chat = ctx.moderation.chat
+    if chat is None or item.card_message_id is None:
+        return
+    card = await ctx.uow.outbox.get(item.card_message_id)
+    if card is None or card.external_message_id is None:
+        return
+    erased = ctx.texts_in(None)("moderation.card.erased", id=item.id)
+    outcome.send_to(chat, Reply(erased, edit_ref=card.external_message_id))
+
+
 async def edit_card(ctx: FlowContext, outcome: Outcome, item: ModerationItem, footer: str) -> None:
     """Replace an item's card with its text and a last line, without buttons."""
     chat = ctx.moderation.chat

@@ -40,7 +40,7 @@ from bot.config import Settings
 from bot.core import DialogueCore, retry_delay
 from bot.i18n import Catalogs
 from bot.outbox import RecipientGone, Rejected, RetryLater, TransientFailure
-from handlers.events import InboundEvent, parse_command
+from handlers.events import InboundEvent, UnreadableText, clean_text, parse_command
 from storage.database import is_transient
 
 CHANNEL = "telegram"
@@ -52,9 +52,8 @@ COMMANDS = ("start", "help", "privacy", "mydata", "forget", "language", "stop")
 MAX_BACKOFF_SECONDS = 30.0
 # The health board's name for taking in updates.
 INTAKE = "telegram intake"
-# Unexpected failures of getUpdates in a row before its answer is read raw, update by update,
-# so that one update python-telegram-bot cannot parse cannot hold back all that follow it.
-RAW_READ_AFTER = 3
+# Seconds a long poll may take beyond its own timeout before the connection counts as lost.
+POLL_READ_MARGIN = 10.0
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +64,14 @@ def _retry_seconds(error: RetryAfter) -> float:
         warnings.simplefilter("ignore")
         value = error.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _name(user: Any) -> str | None:
+    """A sender's first name as it may be shown to moderators: cleaned, or None."""
+    try:
+        return clean_text(user.first_name)[:64] or None
+    except UnreadableText:
+        return None
 
 
 def update_to_event(update: Update, bot_username: str | None) -> InboundEvent | None:
@@ -82,12 +89,17 @@ def update_to_event(update: Update, bot_username: str | None) -> InboundEvent | 
             language_hint=query.from_user.language_code,
             is_private_chat=chat is None or chat.type == ChatType.PRIVATE,
             sender_id=str(query.from_user.id),
-            sender_name=query.from_user.first_name,
+            sender_name=_name(query.from_user),
         )
     message = update.message
     if message is None:
         return None
-    text = message.text or ""
+    try:
+        text = clean_text(message.text or "")
+    except UnreadableText:
+        text, unreadable = "", True
+    else:
+        unreadable = False
     parsed = parse_command(text)
     addressee = parsed.addressee.lower() if parsed else ""
     if addressee and bot_username and addressee != bot_username.lower():
@@ -103,8 +115,9 @@ def update_to_event(update: Update, bot_username: str | None) -> InboundEvent | 
         language_hint=user.language_code if user is not None else None,
         is_private_chat=message.chat.type == ChatType.PRIVATE,
         unsupported_content=message.text is None,
+        unreadable=unreadable,
         sender_id=str(user.id) if user is not None else None,
-        sender_name=user.first_name if user is not None else None,
+        sender_name=_name(user) if user is not None else None,
     )
 
 
@@ -244,21 +257,12 @@ class TelegramChannel:
         database or of one odd update ends this loop: it waits, retries, and sets aside what can
         never be stored or read.
         """
-        bot = self.application.bot
         offset: int | None = None
         failures = 0
         unexpected = 0
         while not self._stopping.is_set():
             try:
-                if unexpected >= RAW_READ_AFTER:
-                    updates = await self._get_updates_raw(offset)
-                else:
-                    updates = await bot.get_updates(
-                        offset=offset,
-                        limit=UPDATES_PER_POLL,
-                        timeout=self._settings.polling_timeout,
-                        allowed_updates=Update.ALL_TYPES,
-                    )
+                updates = await self._get_updates(offset)
             except RetryAfter as error:
                 await asyncio.sleep(_retry_seconds(error))
                 continue
@@ -279,7 +283,7 @@ class TelegramChannel:
                 await asyncio.sleep(min(MAX_BACKOFF_SECONDS, 2.0 ** min(failures, 5) / 4))
                 continue
             except Exception as error:
-                # Most likely an update python-telegram-bot cannot parse; read raw next time.
+                # Not a Telegram error: an answer that is not what the Bot API documents.
                 unexpected += 1
                 self.state = "reconnecting"
                 logger.error("getUpdates failed unexpectedly: %s", type(error).__name__)
@@ -350,22 +354,29 @@ class TelegramChannel:
                 await self._core.set_aside(CHANNEL, external_id, chat_id, raw, type(error).__name__)
         return new
 
-    async def _get_updates_raw(self, offset: int | None) -> list[Update | dict[str, Any]]:
-        """getUpdates without python-telegram-bot's parsing: each update parsed on its own.
+    async def _get_updates(self, offset: int | None) -> list[Update | dict[str, Any]]:
+        """getUpdates, each update parsed on its own.
 
-        An update that does not parse is handed on as its raw dictionary; it is stored as
-        unreadable and confirmed like any other, instead of failing every poll after it.
+        python-telegram-bot's get_updates parses the whole answer at once: one update it cannot
+        parse fails every poll after it, and is logged whole (with what the citizen wrote). Here
+        an update that does not parse is handed on as its raw dictionary, stored as unreadable
+        and confirmed like any other.
         """
         bot = self.application.bot
-        raw = await bot.do_api_request(
-            "getUpdates",
-            api_kwargs={
-                "offset": offset,
-                "limit": UPDATES_PER_POLL,
-                "timeout": 0,
-                "allowed_updates": json.dumps(Update.ALL_TYPES),
-            },
-        )
+        timeout = self._settings.polling_timeout
+        with warnings.catch_warnings():
+            # PTB suggests its own get_updates for this call; see above for why not.
+            warnings.simplefilter("ignore")
+            raw = await bot.do_api_request(
+                "getUpdates",
+                api_kwargs={
+                    "offset": offset,
+                    "limit": UPDATES_PER_POLL,
+                    "timeout": timeout,
+                    "allowed_updates": Update.ALL_TYPES,
+                },
+                read_timeout=timeout + POLL_READ_MARGIN,
+            )
         parsed: list[Update | dict[str, Any]] = []
         for item in raw if isinstance(raw, list) else []:
             try:
