@@ -325,3 +325,27 @@ async def test_the_chat_embedded_in_another_site_works_over_https(
         await context.close()
         await runner.cleanup()
         await app.stop()
+
+
+async def test_a_refused_message_leaves_the_queue_and_later_ones_go_through(
+    browser: Any, demo_app: BorgerDialog
+) -> None:
+    """A message the server refuses is shown as not sent, never resent, and blocks nothing."""
+    page = await open_page(browser, demo_app)
+    await page.get_by_role("button", name="Ja, jeg giver samtykke").wait_for()
+    # What an older page could have left queued: a lone surrogate, which cannot be stored.
+    await page.evaluate(
+        """() => sessionStorage.setItem("borgerdialog-pending", JSON.stringify(
+             [{id: "poisoned", type: "text", text: "hej \\ud800"}]))"""
+    )
+    sockets: list[Any] = []
+    page.on("websocket", lambda socket: sockets.append(socket))
+    await page.reload()
+    await page.get_by_text("Ikke sendt: »hej").wait_for()
+    await page.get_by_text("Beskeden kunne ikke læses. Prøv at skrive den igen.").first.wait_for()
+    assert await page.evaluate("sessionStorage.getItem('borgerdialog-pending')") == "[]"
+    # The next message goes through on the same connection.
+    await page.fill("#input", "")
+    await page.get_by_role("button", name="Mine data", exact=True).click()
+    await page.get_by_text("Det har vi gemt om dig").wait_for()
+    assert len(sockets) == 1

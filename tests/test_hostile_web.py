@@ -16,14 +16,17 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest.mock import patch
 
 import aiohttp
 import pytest
 import pytest_asyncio
+from aiohttp.test_utils import make_mocked_request
 from sqlalchemy import select
 
 from bot.app import BorgerDialog
 from bot.channels.webchat.identity import COOKIE, MAX_AGE_SECONDS, CookieSigner
+from bot.channels.webchat.limits import OpenCounts, TokenBuckets, client_address
 from bot.config import Settings, load_settings
 from bot.i18n import Catalogs
 from storage.models import InboxEvent, InboxStatus, WebMessage
@@ -700,3 +703,74 @@ async def test_on_both_databases(
         chat_id = chat_id_of(session)
     await nothing_unstorable(app, chat_id)
     no_tracebacks(caplog)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_rotated_secret_keeps_participants_until_their_next_visit(
+    make_settings: Callable[..., Settings],
+) -> None:
+    now = datetime.now(UTC)
+    old_cookie = CookieSigner(b"the old secret").issue(now - timedelta(days=10))
+    participant = old_cookie.split(".")[0]
+    application = BorgerDialog(
+        make_settings(web_secret="the new secret", web_previous_secret="the old secret")
+    )
+    await application.start()
+    try:
+        async with web_session() as session:
+            session.cookie_jar.update_cookies({COOKIE: old_cookie})
+            # The socket still takes the old signature …
+            tab = WebTab(base(application), session)
+            await tab.open()
+            await still_works(tab)
+            await tab.close()
+            # … and the page re-signs it with the new secret, for the same participant.
+            async with session.get(f"{base(application)}/chat") as response:
+                fresh = response.cookies[COOKIE].value
+        assert fresh.split(".")[0] == participant
+        assert CookieSigner(b"the new secret").verify(fresh, now) == participant
+        assert CookieSigner(b"the old secret").verify(fresh, now) is None
+    finally:
+        await application.stop()
+
+
+def test_limit_state_stays_bounded() -> None:
+    clock = [0.0]
+    buckets = TokenBuckets(burst=3, per_second=1, max_keys=100, clock=lambda: clock[0])
+    for number in range(10_000):
+        buckets.take(f"address {number}")
+    assert len(buckets) == 100
+    # A bucket that has refilled is forgotten as soon as anything else happens.
+    clock[0] += 10
+    buckets.take("someone new")
+    assert len(buckets) == 1
+    # Forgetting a full bucket changes nothing for its owner.
+    assert [buckets.take("someone new") for _ in range(3)] == [True, True, False]
+    counts = OpenCounts(limit=2)
+    counts.opened("a")
+    counts.opened("a")
+    assert not counts.has_room("a")
+    counts.closed("a")
+    counts.closed("a")
+    assert counts.has_room("a")
+    assert len(counts) == 0
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "trusted", "counted"),
+    [
+        ("203.0.113.7", "198.51.100.1", False, "203.0.113.7"),
+        ("10.0.0.1", "198.51.100.1", True, "198.51.100.1"),
+        ("10.0.0.1", "1.2.3.4, 198.51.100.1", True, "198.51.100.1"),
+        ("10.0.0.1", "", True, "10.0.0.1"),
+        ("2001:db8:1:2:3:4:5:6", "", False, "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.7", "", False, "203.0.113.7"),
+        ("10.0.0.1", "not an address\x00", True, "not an address\x00"),
+    ],
+    ids=["peer", "trusted-proxy", "claimed-then-seen", "no-header", "ipv6-64", "mapped", "junk"],
+)
+def test_the_address_limits_count(peer: str, forwarded: str, trusted: bool, counted: str) -> None:
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    request = make_mocked_request("GET", "/chat", headers=headers)
+    with patch.object(type(request), "remote", new=peer):
+        assert client_address(request, trusted) == counted
