@@ -217,6 +217,8 @@ class DialogueCore:
                 if isinstance(message, Reply) and message.on_queued is not None:
                     message.on_queued(queued.id)
             await uow.inbox.mark_done(stored, now, applied_sequence=participant.events_applied)
+            if outcome.erased:
+                await uow.inbox.unlink(stored)
             await uow.commit()
         return True, {address for address, _ in outcome.elsewhere} - {here}
 

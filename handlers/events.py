@@ -242,6 +242,8 @@ class Outcome:
     messages: list[Outbound] = field(default_factory=list)
     # Messages to other chats (the moderator chat, a contribution's author), in order.
     elsewhere: list[tuple[ChatAddress, Reply]] = field(default_factory=list)
+    # The participant was erased (/forget): the event that did it must not name them either.
+    erased: bool = False
 
     def send_to(self, address: ChatAddress, reply: Reply) -> None:
         """Send a message to another chat."""

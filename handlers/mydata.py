@@ -144,6 +144,7 @@ async def forget_confirmed(ctx: FlowContext, outcome: Outcome, confirmed: bool) 
         ctx.participant.id, PUBLISHED_KINDS
     )
     await ctx.uow.participants.delete(ctx.participant)
+    outcome.erased = True
     done = ctx.t("forget.done")
     if anonymised:
         done += "\n\n" + ctx.t("forget.ideas_anonymised", count=anonymised)

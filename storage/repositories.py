@@ -168,6 +168,14 @@ class InboxRepository:
         )
         return list((await self._session.execute(statement)).scalars().all())
 
+    async def unlink(self, event: InboxEvent) -> None:
+        """Make an event name nobody: no chat, no raw copy, and no web participant's id."""
+        event.chat_id = None
+        event.payload = None
+        if event.channel == "web":
+            await self._session.flush()
+            event.external_id = f"forgotten:{event.id}"
+
     async def mark_done(self, event: InboxEvent, now: datetime, applied_sequence: int) -> None:
         """Record that an event was applied, and drop its raw copy."""
         event.status = InboxStatus.DONE
@@ -597,7 +605,8 @@ class WebMessageRepository:
         """Delete the transcripts of web visitors idle since the cutoff who never consented.
 
         Without consent nothing they wrote may be kept; the transcript only served the
-        conversation they left. Return how many messages went.
+        conversation they left. Messages of a participant who is gone (the answer to /forget,
+        shown to them after their data went) go too once that old. Return how many went.
         """
         consented = (
             select(Participation.id)
@@ -610,7 +619,11 @@ class WebMessageRepository:
         idle_visitors = select(Participant.chat_id).where(
             Participant.channel == "web", Participant.last_seen_at < idle_before, ~consented
         )
+        known = select(Participant.chat_id).where(Participant.channel == "web")
         result = await self._session.execute(
-            delete(WebMessage).where(WebMessage.chat_id.in_(idle_visitors))
+            delete(WebMessage).where(
+                WebMessage.chat_id.in_(idle_visitors)
+                | (WebMessage.chat_id.not_in(known) & (WebMessage.updated_at < idle_before))
+            )
         )
         return int(getattr(result, "rowcount", 0) or 0)

@@ -541,7 +541,20 @@ def _as_inbox_event(update: Update | dict[str, Any]) -> tuple[str, str | None, d
     """
     if isinstance(update, Update):
         return str(update.update_id), _chat_id(update), update.to_dict()
-    return str(_update_id(update)), None, {"unreadable": json.dumps(update, ensure_ascii=True)}
+    raw = json.dumps(update, ensure_ascii=True)
+    return str(_update_id(update)), _raw_chat_id(update), {"unreadable": raw}
+
+
+def _raw_chat_id(update: dict[str, Any]) -> str | None:
+    """The chat of an update that did not parse, if it can be found: /forget must reach it."""
+    for kind in ("message", "edited_message", "callback_query"):
+        part = update.get(kind)
+        if isinstance(part, dict) and kind == "callback_query":
+            part = part.get("message") or {"chat": part.get("from")}
+        chat = part.get("chat") if isinstance(part, dict) else None
+        if isinstance(chat, dict) and isinstance(chat.get("id"), int):
+            return str(chat["id"])
+    return None
 
 
 def _chat_id(update: Update) -> str | None:

@@ -1,0 +1,148 @@
+"""After /forget no table holds anything that links to the citizen; declining keeps only the no."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.app import BorgerDialog
+from scheduler.jobs import purge_expired
+from storage.models import Base, Participant, WebMessage
+from tests.citizens import import_consultation, open_now
+from tests.conftest import MODERATORS, eventually, table_rows
+from tests.fake_telegram import FakeBot
+from tests.test_moderation import Moderator, consultation_source, join
+from tests.webcitizens import open_tab, web_session
+
+# A Telegram id that appears nowhere else by chance.
+CITIZEN_ID = 987654321
+
+
+async def every_row(app: BorgerDialog) -> dict[str, list[str]]:
+    """Every row of every table, as text, by table name."""
+    assert app.engine is not None
+    rows: dict[str, list[str]] = {}
+    async with app.engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            result = await connection.execute(select(table))
+            rows[table.name] = [repr(tuple(row)) for row in result.all()]
+    return rows
+
+
+def mentioning(rows: dict[str, list[str]], needle: str) -> dict[str, list[str]]:
+    found = {name: [r for r in table if needle in r] for name, table in rows.items()}
+    return {name: hits for name, hits in found.items() if hits}
+
+
+async def settle_and_purge(app: BorgerDialog, hours_later: int = 0) -> None:
+    """Run the retention job as the scheduler would, once the last replies are out."""
+    assert app.uow is not None
+    retention = app.settings.inbox_retention_days
+    await purge_expired(
+        app.uow, lambda: datetime.now(UTC) + timedelta(hours=hours_later), retention
+    )
+
+
+async def test_forget_on_telegram_leaves_no_trace_in_any_table(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(app, consultation_source())
+    anna = await join(fake_bot, CITIZEN_ID)
+    moderator = Moderator(fake_bot, 901)
+    before = len(moderator.cards())
+    # Personal data in an answer: held, and shown masked on a card in the moderators' chat.
+    await anna.write("Ring til mig på 22 33 44 55, så fortæller jeg mere", new=2)
+    await eventually(lambda: len(moderator.cards()) > before, what="a card")
+    await anna.write("Fordi vejen er farlig om morgenen", new=2)
+    # An update Telegram's library cannot read, from her chat: kept aside with its raw copy.
+    broken = fake_bot.message_update(CITIZEN_ID, "hej")
+    broken["message"]["from"] = [CITIZEN_ID]
+    fake_bot.push_raw(broken)
+    await anna.write("/help")
+    linked = mentioning(await every_row(app), str(CITIZEN_ID))
+    assert {"participants", "inbox_events", "outbox_messages"} <= set(linked)
+
+    await anna.write("/forget")
+    await anna.tap("Ja, slet", new=0)
+    await eventually(
+        lambda: (anna.last().text or "").startswith("Dine oplysninger og svar er slettet."),
+        what="erased",
+    )
+    card = moderator.cards()[-1]
+    await eventually(
+        lambda: "Slettet efter borgerens ønske" in (moderator.card_now(card).text or ""),
+        what="the card without her text",
+    )
+    assert "22 33" not in (moderator.card_now(card).text or "")
+    await settle_and_purge(app)
+    assert mentioning(await every_row(app), str(CITIZEN_ID)) == {}
+    # The moderators' own chat keeps its messages (cards are edited later).
+    assert mentioning(await every_row(app), str(MODERATORS)) != {}
+
+
+async def test_forget_in_the_web_chat_leaves_no_trace_in_any_table(
+    telegram_app: BorgerDialog,
+) -> None:
+    await import_consultation(telegram_app, open_now())
+    base = f"http://127.0.0.1:{telegram_app.settings.http_port}"
+    async with web_session() as session:
+        tab = await open_tab(base, session)
+        await tab.write("/start friluftsliv", new=2)
+        await tab.tap("Ja, jeg giver samtykke")
+        await tab.tap("Under 25")
+        (participant,) = await table_rows(telegram_app, Participant)
+        web_id = participant.chat_id.removeprefix("w-")
+        assert mentioning(await every_row(telegram_app), web_id)
+        await tab.write("/forget")
+        await tab.tap("Ja, slet", new=0)
+        await eventually(
+            lambda: tab.bot_texts()[-1].startswith("Dine oplysninger og svar er slettet."),
+            what="erased",
+        )
+        await tab.close()
+    # The answer to /forget stays in the page's transcript a day, so the tab can show it.
+    await settle_and_purge(telegram_app)
+    assert set(mentioning(await every_row(telegram_app), web_id)) == {"web_messages"}
+    await settle_and_purge(telegram_app, hours_later=25)
+    assert mentioning(await every_row(telegram_app), web_id) == {}
+
+
+async def test_declining_keeps_nothing_the_visitor_wrote(telegram_app: BorgerDialog) -> None:
+    await import_consultation(telegram_app, open_now())
+    base = f"http://127.0.0.1:{telegram_app.settings.http_port}"
+    async with web_session() as session:
+        tab = await open_tab(base, session)
+        await tab.write("Jeg hedder Ole, CPR 010190-1234, og jeg har en idé")
+        await tab.write("/start friluftsliv", new=2)
+        await tab.tap("Nej tak")
+        await tab.close()
+    rows = await every_row(telegram_app)
+    assert mentioning(rows, "010190") == {}
+    assert mentioning(rows, "Ole") == {}
+    assert [m.author for m in await table_rows(telegram_app, WebMessage)] == ["bot"] * len(
+        await table_rows(telegram_app, WebMessage)
+    )
+
+
+async def test_a_visitor_who_never_consents_is_forgotten_after_a_day(
+    telegram_app: BorgerDialog,
+) -> None:
+    await import_consultation(telegram_app, open_now())
+    base = f"http://127.0.0.1:{telegram_app.settings.http_port}"
+    async with web_session() as session:
+        tab = await open_tab(base, session)
+        await tab.write("Min datter går på Nordskolen og har astma")
+        await tab.close()
+    assert mentioning(await every_row(telegram_app), "astma")
+    assert telegram_app.uow is not None
+    retention = telegram_app.settings.inbox_retention_days
+
+    def later(hours: int) -> Any:
+        return lambda: datetime.now(UTC) + timedelta(hours=hours)
+
+    await purge_expired(telegram_app.uow, later(12), retention)
+    assert mentioning(await every_row(telegram_app), "astma"), "kept while they may come back"
+    await purge_expired(telegram_app.uow, later(25), retention)
+    assert mentioning(await every_row(telegram_app), "astma") == {}
