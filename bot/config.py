@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     organisation_name: str = ""
     privacy_contact: str = ""
     log_level: str = "INFO"
+    # The database drivers log every statement with its parameters (citizens' texts, ids) at
+    # DEBUG; they stay at WARNING unless an operator asks for them here.
+    log_database: bool = False
     max_concurrent_updates: Annotated[int, Field(ge=1, le=4096)] = 256
     telegram_connections: Annotated[int, Field(ge=1, le=4096)] = 256
     polling_timeout: Annotated[int, Field(ge=0, le=50)] = 30

@@ -53,30 +53,35 @@ def terminal_text(text: str) -> str:
     return cleaned.replace("\n", "⏎").replace("\t", " ")
 
 
-class RedactSecrets(logging.Filter):
-    """Replace secrets in every log record, whichever library wrote it."""
+class RedactingFormatter(logging.Formatter):
+    """Format records, then replace secrets in all of it: message, traceback and stack.
 
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
+    A filter on the message alone misses the token where it matters most: in a traceback of
+    a failed request, whose URL holds it.
+    """
+
+    def __init__(self, fmt: str, secrets: list[str]) -> None:
+        super().__init__(fmt)
         self._secrets = [secret for secret in secrets if secret]
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
-        message = record.getMessage()
-        if any(secret in message for secret in self._secrets):
-            for secret in self._secrets:
-                message = message.replace(secret, "[redacted]")
-            record.msg, record.args = message, None
-        return True
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
 
 
 def configure_logging(settings: Settings) -> None:
     """Log to stderr at the configured level, with the bot token never shown."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    token = settings.telegram_token.get_secret_value() if settings.telegram_token else ""
-    handler.addFilter(RedactSecrets([token]))
+    secrets = [
+        secret.get_secret_value()
+        for secret in (settings.telegram_token, settings.web_secret)
+        if secret is not None
+    ]
+    handler.setFormatter(
+        RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", secrets)
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
@@ -85,6 +90,9 @@ def configure_logging(settings: Settings) -> None:
     warnings.filterwarnings("ignore", message=".*retry_after.*", category=PTBDeprecationWarning)
     for noisy in ("alembic", "apscheduler", "telegram.ext", "aiohttp.access", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    quiet = max(logging.WARNING, root.level)
+    for driver in ("sqlalchemy", "aiosqlite", "asyncpg"):
+        logging.getLogger(driver).setLevel(logging.NOTSET if settings.log_database else quiet)
 
 
 def settings_or_exit() -> Settings:

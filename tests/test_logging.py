@@ -1,0 +1,51 @@
+"""Logs never show the bot token (tracebacks included) nor, by default, the database's chatter."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from bot.cli.common import RedactingFormatter, configure_logging
+from bot.config import Settings
+
+TOKEN = "123456789:AAFakeTokenForTheLogTest_abcdefghijk"
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = {name: logging.getLogger(name).level for name in ("sqlalchemy", "asyncpg")}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, saved in levels.items():
+        logging.getLogger(name).setLevel(saved)
+
+
+def test_a_traceback_holding_the_token_is_redacted() -> None:
+    formatter = RedactingFormatter("%(levelname)s %(message)s", [TOKEN])
+    try:
+        raise ConnectionError(f"POST https://api.telegram.org/bot{TOKEN}/getUpdates failed")
+    except ConnectionError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "request failed", (), None)
+        record.exc_info = sys.exc_info()
+    text = formatter.format(record)
+    assert "Traceback" in text
+    assert TOKEN not in text
+    assert "bot[redacted]/getUpdates" in text
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.usefixtures("restored_logging")
+def test_database_drivers_stay_quiet_at_debug_unless_asked(
+    make_settings: Callable[..., Settings],
+) -> None:
+    configure_logging(make_settings(log_level="DEBUG", telegram_token=TOKEN))
+    assert logging.getLogger("sqlalchemy.engine.Engine").getEffectiveLevel() == logging.WARNING
+    assert logging.getLogger("asyncpg").getEffectiveLevel() == logging.WARNING
+    configure_logging(make_settings(log_level="DEBUG", log_database=True))
+    assert logging.getLogger("sqlalchemy.engine.Engine").getEffectiveLevel() == logging.DEBUG
