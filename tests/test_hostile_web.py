@@ -365,6 +365,28 @@ class TestCatalogue:
         web_records = [r for r in caplog.records if r.name.startswith(("bot.channels", "aiohttp"))]
         assert [r.getMessage() for r in web_records if r.exc_info] == []
 
+    async def test_an_english_speaking_participant_is_refused_in_english(
+        self, shared_app: BorgerDialog
+    ) -> None:
+        address = new_address()
+        async with web_session() as session:
+            async with session.get(f"{base(shared_app)}/chat", headers=address):
+                pass
+            socket = await session.ws_connect(
+                f"{base(shared_app)}/chat/ws?lang=en-GB",
+                headers={"Origin": base(shared_app), **address},
+            )
+            await socket.receive_json()  # the history
+            await socket.send_str(text("hej \ud800", "e1"))
+            refusal = await socket.receive_json()
+            await socket.close()
+        assert refusal == {
+            "type": "error",
+            "id": "e1",
+            "text": Catalogs("da").texts("en")(UNREADABLE),
+        }
+        assert refusal["text"] != DANISH(UNREADABLE)
+
     async def test_a_frame_far_over_the_cap_closes_only_that_socket(
         self, shared_app: BorgerDialog, caplog: pytest.LogCaptureFixture
     ) -> None:

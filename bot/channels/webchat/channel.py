@@ -2,10 +2,12 @@
 
 Inbound, each message a tab sends carries a client id; it is stored in the inbox (unique per
 participant and client id, so a resend after a reconnect is ignored) and only then acknowledged,
-so a closed socket loses nothing the citizen sent. Messages of one participant are applied in
-order, through the same dialogue core as Telegram. Outbound, the bot's messages are written to
-the transcript (web_messages) and pushed to every open tab of that participant; a reconnecting
-tab gets the transcript again.
+so a closed socket loses nothing the citizen sent. A frame the page would never send (broken
+JSON, a lone surrogate, a made-up button) is refused with its client id and a reason in the
+participant's language, so the page drops it from its resend queue; the socket stays open.
+Messages of one participant are applied in order, through the same dialogue core as Telegram.
+Outbound, the bot's messages are written to the transcript (web_messages) and pushed to every
+open tab of that participant; a reconnecting tab gets the transcript again.
 """
 
 from __future__ import annotations
