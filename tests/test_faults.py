@@ -25,6 +25,7 @@ from bot.config import Settings
 from tests.citizens import Citizen, import_consultation, open_now
 from tests.conftest import PostgresProvider, eventually
 from tests.fake_telegram import FakeBot, FakeTelegram
+from tests.webcitizens import open_tab, web_session
 
 HELP_REPLY = "Det kan du her"
 CITIZENS = 12
@@ -98,17 +99,37 @@ async def test_sqlite_locked_for_35_seconds(telegram_app: BorgerDialog, fake_bot
         connection.close()
 
     holder = threading.Thread(target=hold_the_write_lock)
-    holder.start()
-    try:
-        assert await asyncio.to_thread(locked.wait, 30)
-        with HealthWatch(telegram_app.settings.http_port) as health:
-            citizens, before = _burst(fake_bot, 7100)
+    base = f"http://127.0.0.1:{telegram_app.settings.http_port}"
+    async with web_session() as session:
+        tab = await open_tab(base, session)
+        holder.start()
+        try:
+            assert await asyncio.to_thread(locked.wait, 30)
+            with HealthWatch(telegram_app.settings.http_port) as health:
+                citizens, before = _burst(fake_bot, 7100)
+                # The page loads while the lock is held (it only reads).
+                async with session.get(f"{base}/chat") as page:
+                    assert page.status == 200
+                sent = await tab.send({"type": "text", "text": "/help"})
+                await asyncio.to_thread(holder.join)
+                await _every_citizen_answered(citizens, before)
+                # The web message could not be stored in time: not acknowledged, and the socket
+                # closed with "try again later", so the page sends it again on reconnecting.
+                await eventually(lambda: tab.socket is not None and tab.socket.closed)
+                assert tab.socket is not None
+                assert tab.socket.close_code == 1013
+                assert not any(e.get("id") == sent for e in tab.events)
+                again = await open_tab(base, session)
+                await again.send({"type": "text", "text": "/help"}, client_id=sent)
+                await eventually(
+                    lambda: any(t.startswith(HELP_REPLY) for t in again.bot_texts()),
+                    what="the web message answered after the lock",
+                )
+                await again.close()
+                await eventually(lambda: health.statuses[-1:] == ["ok"], what="health ok again")
+        finally:
+            release.set()
             await asyncio.to_thread(holder.join)
-            await _every_citizen_answered(citizens, before)
-            await eventually(lambda: health.statuses[-1:] == ["ok"], what="health ok again")
-    finally:
-        release.set()
-        await asyncio.to_thread(holder.join)
     assert "degraded" in health.statuses
     # Reads never waited for the lock: every health check answered.
     assert "no answer" not in health.statuses

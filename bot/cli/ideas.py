@@ -20,7 +20,7 @@ from bot.cli.common import (
 from bot.config import Settings
 from bot.i18n import Catalogs
 from handlers.context import Texts
-from handlers.events import ChatAddress, Reply
+from handlers.events import ChatAddress, Reply, UnreadableText, clean_text
 from handlers.questionnaire import pick, shorten
 from storage.models import Consultation, Decision, Statement
 from storage.uow import UnitOfWork, UnitOfWorkFactory
@@ -121,9 +121,13 @@ def ideas_add(slug: str, text: str, english: str | None) -> None:
 
     settings = settings_or_exit()
     configure_logging(settings)
-    texts = {"da": " ".join(text.split())}
-    if english:
-        texts["en"] = " ".join(english.split())
+    try:
+        # The same door as citizens' text: no control characters reach the statement.
+        texts = {"da": " ".join(clean_text(text).split())}
+        if english:
+            texts["en"] = " ".join(clean_text(english).split())
+    except UnreadableText:
+        fail("the statement holds a broken character (a lone surrogate)", EXIT_BAD_INPUT)
     if not all(texts.values()):
         fail("the statement is empty", EXIT_BAD_INPUT)
 

@@ -25,7 +25,7 @@ from datetime import datetime
 from importlib import resources
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.channels.webchat.identity import COOKIE, MAX_AGE_SECONDS, CookieSigner
 from bot.channels.webchat.limits import OpenCounts, TokenBuckets, client_address
@@ -42,10 +42,13 @@ from handlers.events import (
     parse_command,
     storable,
 )
+from storage.database import is_transient
 from storage.models import WebMessage
 from storage.uow import UnitOfWorkFactory
 
 CHANNEL = "web"
+# The health board's name for taking in web-chat messages.
+INTAKE = "web intake"
 HISTORY_LIMIT = 200
 MAX_TEXT = 2000
 # The page never sends a bigger frame; a bigger one gets a polite refusal. Beyond the hard cap
@@ -304,9 +307,15 @@ class WebChatChannel:
             raise self._too_many(request, "web.too_many_visitors")
         cookie = self._signer.issue(now, participant)
         participant = cookie.split(".", 1)[0]
-        async with self._uow() as uow:
-            stored = await uow.participants.get(CHANNEL, f"w-{participant}")
-            language = self._page_language(request, stored.language if stored else None)
+        try:
+            # A read: it never waits behind a writer holding SQLite's lock.
+            async with self._uow.read() as uow:
+                stored = await uow.participants.get(CHANNEL, f"w-{participant}")
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            stored = None  # the page works without the stored language; the socket will wait
+        language = self._page_language(request, stored.language if stored else None)
         texts = {
             lang: {key: self._catalogs.texts(lang)(key) for key in PAGE_TEXT_KEYS}
             for lang in ("da", "en")
@@ -387,7 +396,7 @@ class WebChatChannel:
         try:
             await socket.prepare(request)
             self._sockets.setdefault(chat_id, set()).add(socket)
-            async with self._uow() as uow:
+            async with self._uow.read() as uow:
                 history = await uow.web_messages.history(chat_id, HISTORY_LIMIT)
                 stored = await uow.participants.get(CHANNEL, chat_id)
             if stored is not None and stored.language:
@@ -459,12 +468,22 @@ class WebChatChannel:
         )
         external_id = f"{chat_id}:{inbound.client_id}"
         now = self._clock()
-        async with self._uow() as uow:
-            new = await uow.inbox.add_new(CHANNEL, [(external_id, chat_id, payload)], now)
-            shown = None
-            if new and inbound.kind == "text":
-                shown = await uow.web_messages.add(chat_id, "citizen", inbound.text, now)
-            await uow.commit()
+        try:
+            async with self._uow() as uow:
+                new = await uow.inbox.add_new(CHANNEL, [(external_id, chat_id, payload)], now)
+                shown = None
+                if new and inbound.kind == "text":
+                    shown = await uow.web_messages.add(chat_id, "citizen", inbound.text, now)
+                await uow.commit()
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            self._core.health.fault(INTAKE, f"cannot store messages ({type(error).__name__})")
+            # Not acknowledged, so the page keeps the message; it reconnects after a pause and
+            # sends it again, by when the database may be back.
+            await tab.socket.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"try again")
+            return
+        self._core.health.clear(INTAKE)
         await _send(tab.socket, {"type": "received", "id": inbound.client_id})
         if shown is not None:
             await self._push(chat_id, {"type": "message", "message": _message_json(shown)})
