@@ -192,6 +192,7 @@ class BorgerDialog:
             group_per_minute=settings.group_messages_per_minute,
             lease=timedelta(seconds=settings.bulk_lease_seconds),
             on_settled=self.publisher.report_progress,
+            health=self.health_board,
         )
         self.publisher.wake_sender = self.bulk.wake
         self.bulk.start()
@@ -206,6 +207,7 @@ class BorgerDialog:
             moderation=self.core.moderation,
             texts=self.core.texts,
             groups_minutes=settings.opinion_groups_minutes,
+            health=self.health_board,
         )
         self._housekeeping.start()
 

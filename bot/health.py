@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 logger = logging.getLogger(__name__)
 
@@ -15,13 +16,19 @@ class HealthBoard:
     """
 
     def __init__(self) -> None:
-        self._faults: dict[str, str] = {}
+        # part -> (reason, monotonic time after which it no longer counts, or None: until cleared)
+        self._faults: dict[str, tuple[str, float | None]] = {}
 
-    def fault(self, part: str, reason: str) -> None:
-        """Record that a part is failing, and why (no personal data in the reason)."""
-        if self._faults.get(part) != reason:
+    def fault(self, part: str, reason: str, *, lasting: float | None = None) -> None:
+        """Record that a part is failing, and why (no personal data in the reason).
+
+        A part that only runs now and then (an hourly job) cannot say when it works again;
+        its fault counts for ``lasting`` seconds unless reported again.
+        """
+        known = self._faults.get(part)
+        if known is None or known[0] != reason:
             logger.warning("%s degraded: %s; retrying", part, reason)
-        self._faults[part] = reason
+        self._faults[part] = (reason, None if lasting is None else time.monotonic() + lasting)
 
     def clear(self, part: str) -> None:
         """Record that a part works again."""
@@ -30,4 +37,9 @@ class HealthBoard:
 
     def faults(self) -> dict[str, str]:
         """The parts failing now, with their reasons."""
-        return dict(self._faults)
+        now = time.monotonic()
+        return {
+            part: reason
+            for part, (reason, until) in self._faults.items()
+            if until is None or until > now
+        }

@@ -17,11 +17,15 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.health import HealthBoard
 from bot.outbox import ChannelSender, RecipientGone, Rejected, RetryLater, TransientFailure
+from storage.database import is_transient
 from storage.models import OutboxMessage, OutboxStatus
 from storage.plan import BulkResult
 from storage.uow import UnitOfWorkFactory
 
+# The health board's name for the bulk lane.
+HEALTH_PART = "broadcasts"
 logger = logging.getLogger(__name__)
 
 # The only channel with published limits; others (the web chat) are not paced.
@@ -71,8 +75,10 @@ class BulkSender:
         group_per_minute: int,
         lease: timedelta,
         on_settled: Callable[[set[int]], Awaitable[None]],
+        health: HealthBoard | None = None,
     ) -> None:
         self._uow = uow
+        self._health = health or HealthBoard()
         self._clock = clock
         self._sender = sender
         self._channels = channels
@@ -111,9 +117,17 @@ class BulkSender:
         while not self._stopping:
             try:
                 handled = await self.send_batch()
-            except Exception:
-                logger.exception("bulk sending failed; trying again shortly")
+            except Exception as error:
+                if is_transient(error):
+                    # Said once on the health board; nothing was sent that is not settled later.
+                    self._health.fault(
+                        HEALTH_PART, f"database unavailable ({type(error).__name__})"
+                    )
+                else:
+                    logger.exception("bulk sending failed; trying again shortly")
                 handled = 0
+            else:
+                self._health.clear(HEALTH_PART)
             if handled == 0 and not self._stopping:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):

@@ -10,6 +10,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.health import HealthBoard
 from bot.outbox import OutboxDelivery
 from handlers.context import ModerationDesk, Texts, language_of
 from handlers.ideas.groups import compute_groups
@@ -17,6 +18,7 @@ from handlers.ideas.voting import new_statements_notice
 from handlers.moderation.desk import digest
 from handlers.questionnaire import pick
 from scheduler.publishing import Publisher
+from storage.database import is_transient
 from storage.models import Lane
 from storage.uow import UnitOfWorkFactory
 
@@ -27,6 +29,8 @@ DIGEST_CHECK_INTERVAL_SECONDS = 60
 NOTICE_INTERVAL_SECONDS = 60
 RETENTION_INTERVAL_MINUTES = 60
 JOB_STOP_TIMEOUT_SECONDS = 30.0
+# How long a job's database fault shows in /healthz unless the job hits it again.
+JOB_FAULT_SECONDS = 120.0
 # How long the transcript of a web visitor who has not consented is kept after they go quiet.
 UNCONSENTED_IDLE = timedelta(days=1)
 
@@ -171,8 +175,10 @@ class Housekeeping:
         publisher: Publisher | None = None,
         plan_check_seconds: int = 10,
         groups_minutes: int = 5,
+        health: HealthBoard | None = None,
     ) -> None:
         self._running: set[asyncio.Task[object]] = set()
+        self._health = health or HealthBoard()
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         # APScheduler only wakes the jobs, on the machine's clock; what is due, and how late is
         # too late, the jobs decide from the database and the application's clock.
@@ -240,12 +246,22 @@ class Housekeeping:
     def _tracked(
         self, job: Callable[..., Coroutine[Any, Any, object]]
     ) -> Callable[..., Coroutine[Any, Any, None]]:
+        part = f"job {job.__name__}"
+
         async def run(*args: Any) -> None:
             task = asyncio.current_task()
             assert task is not None
             self._running.add(task)
             try:
                 await job(*args)
+            except Exception as error:
+                if not is_transient(error):
+                    raise  # APScheduler logs it with its traceback
+                # Every run fails alike while the database is away: said once, not per run.
+                reason = f"database unavailable ({type(error).__name__})"
+                self._health.fault(part, reason, lasting=JOB_FAULT_SECONDS)
+            else:
+                self._health.clear(part)
             finally:
                 self._running.discard(task)
 

@@ -7,7 +7,6 @@ Each fault lasts longer than any single wait inside the bot. During it /healthz 
 from __future__ import annotations
 
 import asyncio
-import os
 import resource
 import sqlite3
 import subprocess
@@ -25,6 +24,7 @@ from bot.config import Settings
 from tests.citizens import Citizen, import_consultation, open_now
 from tests.conftest import PostgresProvider, eventually
 from tests.fake_telegram import FakeBot, FakeTelegram
+from tests.test_crash_safety import BotProcess
 from tests.webcitizens import open_tab, web_session
 
 HELP_REPLY = "Det kan du her"
@@ -161,16 +161,8 @@ class PipedBot:
     """
 
     def __init__(self, settings: Settings, workdir: Path) -> None:
-        assert settings.telegram_token is not None
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("BORGERDIALOG_")},
-            "BORGERDIALOG_TELEGRAM_TOKEN": settings.telegram_token.get_secret_value(),
-            "BORGERDIALOG_TELEGRAM_API_URL": settings.telegram_api_url,
-            "BORGERDIALOG_DATABASE_URL": settings.database_url,
-            "BORGERDIALOG_HTTP_PORT": str(settings.http_port),
-            "BORGERDIALOG_POLLING_TIMEOUT": "1",
-            "BORGERDIALOG_LOG_LEVEL": "WARNING",
-        }
+        # The same environment as the crash-safety test's child process.
+        self.env = BotProcess(settings, workdir).env
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bot", "run"],
             cwd=workdir,

@@ -56,3 +56,24 @@ async def test_unreachable_database_is_503(
     assert status == 503
     assert report["status"] == "degraded"
     assert report["database"] == "unreachable: ConnectionRefusedError"
+
+
+def test_a_fault_is_logged_once_and_a_passing_one_expires(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from bot.health import HealthBoard
+
+    board = HealthBoard()
+    for _ in range(5):
+        board.fault("telegram intake", "cannot store updates (OperationalError)")
+    assert board.faults() == {"telegram intake": "cannot store updates (OperationalError)"}
+    board.clear("telegram intake")
+    assert board.faults() == {}
+    board.fault("job purge_expired", "database unavailable", lasting=0.0)
+    assert board.faults() == {}
+    messages = [r.getMessage() for r in caplog.records if r.name == "bot.health"]
+    assert messages == [
+        "telegram intake degraded: cannot store updates (OperationalError); retrying",
+        "telegram intake recovered",
+        "job purge_expired degraded: database unavailable; retrying",
+    ]

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from datetime import timedelta
 
 from handlers.context import FlowContext
-from handlers.events import Outcome, Reply
+from handlers.events import ChatAddress, Outcome, Reply
 from handlers.moderation.cards import card_text, decision_buttons, load_view
 from handlers.screening.rules import ALLOW, HIDE, HOLD, History, Screening, fingerprint
 from storage.models import (
@@ -152,31 +152,32 @@ async def withdraw(ctx: FlowContext, outcome: Outcome, answer: Answer) -> None:
         await edit_card(ctx, outcome, item, footer)
 
 
-async def erase_card(ctx: FlowContext, outcome: Outcome, item: ModerationItem) -> None:
-    """Replace an item's card with a note that its author erased it: the text leaves the chat."""
+async def _posted_card(ctx: FlowContext, item: ModerationItem) -> tuple[ChatAddress, str] | None:
+    """Where an item's card was posted: the moderator chat and the card's message there."""
     chat = ctx.moderation.chat
     if chat is None or item.card_message_id is None:
-        return
+        return None
     card = await ctx.uow.outbox.get(item.card_message_id)
     if card is None or card.external_message_id is None:
-        return
-    erased = ctx.texts_in(None)("moderation.card.erased", id=item.id)
-    outcome.send_to(chat, Reply(erased, edit_ref=card.external_message_id))
+        return None
+    return chat, card.external_message_id
+
+
+async def erase_card(ctx: FlowContext, outcome: Outcome, item: ModerationItem) -> None:
+    """Replace an item's card with a note that its author erased it: the text leaves the chat."""
+    posted = await _posted_card(ctx, item)
+    if posted is not None:
+        erased = ctx.texts_in(None)("moderation.card.erased", id=item.id)
+        outcome.send_to(posted[0], Reply(erased, edit_ref=posted[1]))
 
 
 async def edit_card(ctx: FlowContext, outcome: Outcome, item: ModerationItem, footer: str) -> None:
     """Replace an item's card with its text and a last line, without buttons."""
-    chat = ctx.moderation.chat
-    if chat is None or item.card_message_id is None:
-        return
-    card = await ctx.uow.outbox.get(item.card_message_id)
-    if card is None or card.external_message_id is None:
-        return
-    view = await load_view(ctx.uow, item)
-    t = ctx.texts_in(None)
-    outcome.send_to(
-        chat, Reply(f"{card_text(t, view)}\n\n{footer}", edit_ref=card.external_message_id)
-    )
+    posted = await _posted_card(ctx, item)
+    if posted is not None:
+        view = await load_view(ctx.uow, item)
+        text = f"{card_text(ctx.texts_in(None), view)}\n\n{footer}"
+        outcome.send_to(posted[0], Reply(text, edit_ref=posted[1]))
 
 
 async def _slug(ctx: FlowContext, consultation_id: int) -> str:
