@@ -14,6 +14,7 @@ from bot.health import HealthBoard
 from bot.outbox import OutboxDelivery
 from handlers.context import ModerationDesk, Texts, language_of
 from handlers.ideas.groups import compute_groups
+from handlers.ideas.rules import with_own_statements
 from handlers.ideas.voting import new_statements_notice
 from handlers.moderation.desk import digest
 from handlers.questionnaire import pick
@@ -143,7 +144,12 @@ async def refresh_opinion_groups(
             stored = await unit.ideas.groups(consultation.id)
             if stored is not None and stored.vote_events_seen == events:
                 continue
-            votes = await unit.ideas.current_votes(consultation.id)
+            authored = [
+                (s.participation_id, s.id)
+                for s in await unit.ideas.statements(consultation.id, visible_only=True)
+                if s.participation_id is not None
+            ]
+            votes = with_own_statements(await unit.ideas.current_votes(consultation.id), authored)
         model = await asyncio.to_thread(compute_groups, votes)
         async with uow() as unit:
             await unit.ideas.save_groups(

@@ -132,3 +132,17 @@ def statement_text(statement: Statement, language: str) -> str:
 def short(text: str, limit: int = 38) -> str:
     """A statement shortened for a button."""
     return shorten(text, limit)
+
+
+def with_own_statements(
+    votes: list[tuple[int, int, int]], authored: list[tuple[int, int]]
+) -> list[tuple[int, int, int]]:
+    """Votes (participation, statement, value) with each author agreeing with their statements.
+
+    Authors cannot vote on what they wrote, yet it says where they stand; counting it as
+    agreement (as Pol.is does) lets a citizen who wrote some of the statements and voted on the
+    rest be placed in an opinion group like anyone who voted on all.
+    """
+    cast = {(participation, statement) for participation, statement, _ in votes}
+    extra = [(p, s, 1) for p, s in authored if (p, s) not in cast]
+    return sorted([*votes, *extra])

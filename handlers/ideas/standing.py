@@ -57,14 +57,19 @@ async def standing_text(
     own = {
         vote.statement_id: vote.value for vote, _ in await ctx.uow.ideas.votes_of(participation.id)
     }
+    # What they can vote on: not what they wrote themselves.
+    written = {
+        s for s, statement in statements.items() if statement.participation_id == participation.id
+    }
+    votable = set(statements) - written
     stored = await ctx.uow.ideas.groups(consultation.id)
     model = GroupModel.from_document(stored.model) if stored is not None and stored.model else None
     parts = [
         ctx.t(
             "ideas.standing.head",
             title=title(ctx, consultation),
-            voted=len([s for s in own if s in statements]),
-            total=len(statements),
+            voted=len([s for s in own if s in votable]),
+            total=len(votable),
         )
     ]
     if not tallies:
@@ -110,7 +115,10 @@ async def standing_text(
                 compared=comparison.compared,
             )
         )
-    parts.append(_group_part(ctx, model, participation, own, statements, quote))
+    # Placed by their votes and by agreeing with what they wrote (see with_own_statements).
+    stands = {**dict.fromkeys(written, 1), **own}
+    done = votable <= set(own)
+    parts.append(_group_part(ctx, model, stands, statements, quote, voted_on_all=done))
     return "\n\n".join(parts)
 
 
@@ -146,17 +154,19 @@ def _most_divisive(
 def _group_part(
     ctx: FlowContext,
     model: GroupModel | None,
-    participation: Participation,
-    own: dict[int, int],
+    stands: dict[int, int],
     statements: dict[int, Statement],
     quote: Callable[[int], str],
+    *,
+    voted_on_all: bool,
 ) -> str:
     """Which opinion group the citizen is closest to, and what marks that group."""
     if model is None:
         return ctx.t("ideas.standing.no_groups")
-    group = model.place(own)
+    group = model.place(stands)
     if group is None:
-        return ctx.t("ideas.standing.vote_more")
+        # Asking for more votes only makes sense while there is something left to vote on.
+        return ctx.t("ideas.standing.no_group_yet" if voted_on_all else "ideas.standing.vote_more")
     sizes = model.sizes
     text = ctx.t(
         "ideas.standing.group",
