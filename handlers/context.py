@@ -35,6 +35,10 @@ class Texts(Protocol):
         """Return the text for a key, with the parameters filled in."""
         ...
 
+    def n(self, key: str, count: int, /, **params: object) -> str:
+        """Return the text for a number in its plural form (1 idé, 4 idéer)."""
+        ...
+
 
 @dataclass(frozen=True)
 class OrganisationInfo:

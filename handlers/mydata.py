@@ -147,7 +147,7 @@ async def forget_confirmed(ctx: FlowContext, outcome: Outcome, confirmed: bool) 
     outcome.erased = True
     done = ctx.t("forget.done")
     if anonymised:
-        done += "\n\n" + ctx.t("forget.ideas_anonymised", count=anonymised)
+        done += "\n\n" + ctx.t.n("forget.ideas_anonymised", anonymised)
     if ctx.event.button_message_ref is not None:
         outcome.edit(ctx.event.button_message_ref, done)
     else:

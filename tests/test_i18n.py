@@ -54,9 +54,10 @@ def placeholders(text: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(text) if name}
 
 
-# The names a text lookup is called by: `ctx.t("key")`, `t("key")`, `catalogs.texts(lang)` is not
-# one (its argument is a language), but `texts("key")` on a bound lookup is.
-LOOKUP_NAMES = frozenset({"t", "texts"})
+# The names a text lookup is called by: `ctx.t("key")`, `t("key")`, `ctx.t.n("key", count)` for a
+# text with plural forms; `catalogs.texts(lang)` is not one (its argument is a language), but
+# `texts("key")` on a bound lookup is.
+LOOKUP_NAMES = frozenset({"t", "texts", "n"})
 
 
 def keys_called_in(path: Path) -> set[str]:
@@ -166,3 +167,12 @@ def test_a_missing_key_falls_back_without_crashing() -> None:
     texts = Catalogs("da").texts("en")
     assert texts("no.such.key") == "no.such.key"
     assert texts("help.body").startswith("What you can do here")
+
+
+def test_texts_with_a_number_take_its_plural_form() -> None:
+    danish, english = Catalogs("da").texts("da"), Catalogs("da").texts("en")
+    assert danish.n("forget.ideas_anonymised", 1).startswith("1 idé står")
+    assert danish.n("forget.ideas_anonymised", 4).startswith("4 idéer står")
+    assert english.n("forget.ideas_anonymised", 1).startswith("1 idea remains")
+    assert english.n("forget.ideas_anonymised", 0).startswith("0 ideas remain")
+    assert danish.n("ideas.notice", 1, title="T") == "💡 Der er 1 nyt udsagn at stemme om i »T«."

@@ -188,7 +188,7 @@ async def test_citizens_write_vote_change_report_see_where_they_stand_and_hear_d
         await send_statement_notices(uow_of(app), app.clock, app.core.delivery, app.core.texts) == 1
     )
     await eventually(lambda: len(bo.messages()) > before, what="the notice")
-    assert bo.last().text == "💡 Der er 1 nye udsagn at stemme om i »Skolevejen«."
+    assert bo.last().text == "💡 Der er 1 nyt udsagn at stemme om i »Skolevejen«."
     assert (
         await send_statement_notices(uow_of(app), app.clock, app.core.delivery, app.core.texts) == 0
     )

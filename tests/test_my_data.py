@@ -87,7 +87,7 @@ async def test_forget_erases_answers_and_anonymises_ideas(
         lambda: (ulla.last().text or "").startswith("Dine oplysninger og svar er slettet."),
         what="erased",
     )
-    assert "1 idé(er) står tilbage uden forbindelse til dig." in (ulla.last().text or "")
+    assert "1 idé står tilbage uden forbindelse til dig." in (ulla.last().text or "")
     assert await table_rows(telegram_app, Participant) == []
     assert await table_rows(telegram_app, Participation) == []
     (idea,) = await table_rows(telegram_app, Answer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gettext
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -19,16 +20,46 @@ MIN_TEXT_FOR_DETECTION = 20
 logger = logging.getLogger(__name__)
 
 
-def load_catalog(language: str) -> dict[str, str]:
-    """Read one language's .po catalog into a key → text mapping (untranslated keys left out)."""
+@dataclass(frozen=True)
+class Plurals:
+    """A language's texts that depend on a number: their forms, and which form a number takes."""
+
+    forms: Mapping[str, tuple[str, ...]]
+    form_of: Callable[[int], int]
+
+
+def _read(language: str) -> object:
     path = LOCALES_DIR / language / "LC_MESSAGES" / "messages.po"
     with path.open("rb") as handle:
-        catalog = read_po(handle, locale=language)
-    return {
-        str(message.id): str(message.string)
-        for message in catalog
-        if message.id and isinstance(message.string, str) and message.string
+        return read_po(handle, locale=language)
+
+
+def load_catalog(language: str) -> dict[str, str]:
+    """Read one language's .po catalog into a key → text mapping (untranslated keys left out).
+
+    A text with plural forms (msgid_plural) appears with its last form, so every key is here.
+    """
+    texts: dict[str, str] = {}
+    for message in _read(language):  # type: ignore[attr-defined]
+        if isinstance(message.id, tuple) and isinstance(message.string, tuple):
+            if all(message.string):
+                texts[str(message.id[0])] = str(message.string[-1])
+        elif message.id and isinstance(message.string, str) and message.string:
+            texts[str(message.id)] = str(message.string)
+    return texts
+
+
+def load_plurals(language: str) -> Plurals:
+    """Read the texts with plural forms, and the language's rule for choosing among them."""
+    catalog = _read(language)
+    forms = {
+        str(message.id[0]): tuple(str(form) for form in message.string)
+        for message in catalog  # type: ignore[attr-defined]
+        if isinstance(message.id, tuple) and isinstance(message.string, tuple)
     }
+    # The rule as gettext writes it in the catalog header, e.g. "(n != 1)" for da and en.
+    rule = gettext.c2py(catalog.plural_expr)  # type: ignore[attr-defined]
+    return Plurals(forms, rule)
 
 
 @dataclass(frozen=True)
@@ -38,6 +69,7 @@ class BoundTexts:
     language: str
     _texts: Mapping[str, str]
     _fallback: Mapping[str, str]
+    _plurals: Plurals | None = None
 
     def __call__(self, key: str, /, **params: object) -> str:
         template = self._texts.get(key) or self._fallback.get(key)
@@ -47,6 +79,15 @@ class BoundTexts:
             return key
         return template.format(**params) if params else template
 
+    def n(self, key: str, count: int, /, **params: object) -> str:
+        """The text for a number (``count``, also passed as a parameter) in the right form."""
+        forms = self._plurals.forms.get(key) if self._plurals is not None else None
+        if not forms:
+            return self(key, count=count, **params)
+        assert self._plurals is not None
+        form = forms[min(self._plurals.form_of(count), len(forms) - 1)]
+        return form.format(count=count, **params)
+
 
 class Catalogs:
     """All catalogs, loaded once at start."""
@@ -54,12 +95,18 @@ class Catalogs:
     def __init__(self, default_language: str) -> None:
         self.default_language = default_language
         self._catalogs = {language: load_catalog(language) for language in SUPPORTED_LANGUAGES}
+        self._plurals = {language: load_plurals(language) for language in SUPPORTED_LANGUAGES}
 
     def texts(self, language: str) -> BoundTexts:
         """Return the texts of a supported language."""
         if language not in self._catalogs:
             language = self.default_language
-        return BoundTexts(language, self._catalogs[language], self._catalogs[self.default_language])
+        return BoundTexts(
+            language,
+            self._catalogs[language],
+            self._catalogs[self.default_language],
+            self._plurals[language],
+        )
 
     def keys(self, language: str) -> set[str]:
         """Return the keys a catalog translates."""

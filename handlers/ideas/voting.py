@@ -329,6 +329,6 @@ async def vote_command(ctx: FlowContext, outcome: Outcome) -> None:
 def new_statements_notice(t: Texts, participation_id: int, title_text: str, count: int) -> Reply:
     """The one message a citizen asked for: there are new statements to vote on."""
     return Reply(
-        t("ideas.notice", count=count, title=title_text),
+        t.n("ideas.notice", count, title=title_text),
         buttons=((Button(t("ideas.button.vote"), payload=f"i:v:{participation_id}"),),),
     )

@@ -8,20 +8,19 @@ from handlers import common
 from handlers import questionnaire as rules
 from handlers.context import FlowContext, ModerationDesk, Texts
 from handlers.events import Button, ChatAddress, Outcome, Reply, record_id
-from handlers.moderation import author
 from handlers.moderation.cards import (
     REASONS,
     ItemView,
     block_buttons,
     card_text,
-    decided_line,
+    decided_footer,
     decision_buttons,
     load_view,
-    moment_text,
     reason_buttons,
 )
+from handlers.moderation.decision import DECISIONS, TAKEN, WITHDRAWN, decide_item
 from handlers.moderation.intake import post_card
-from storage.models import ItemStatus, ModerationItem, Visibility
+from storage.models import ItemStatus, ModerationItem
 from storage.uow import UnitOfWork
 
 # Telegram shows at most 200 characters in an alert.
@@ -29,14 +28,6 @@ ALERT_LIMIT = 200
 # Cards /queue shows at once; the rest follow when these are decided.
 QUEUE_PAGE = 10
 QUEUE_COMMANDS = {"queue", "koe", "kø"}
-# What a decision does to the contribution's visibility.
-DECISIONS = {
-    "a": (ItemStatus.APPROVED, Visibility.VISIBLE),
-    "h": (ItemStatus.HIDDEN, Visibility.HIDDEN),
-    "w": (ItemStatus.HIDDEN, Visibility.HIDDEN),
-    "p": (ItemStatus.REPHRASE, Visibility.HELD),
-    "B": (ItemStatus.BLOCKED, Visibility.HIDDEN),
-}
 
 
 def is_moderator_chat(ctx: FlowContext) -> bool:
@@ -68,8 +59,8 @@ async def show_queue(ctx: FlowContext, outcome: Outcome) -> None:
     if not waiting:
         outcome.say(ctx.t("moderation.queue_empty"))
         return
-    oldest = _age(ctx.t, ctx.now - waiting[0].created_at)
-    outcome.say(ctx.t("moderation.queue_head", count=len(waiting), oldest=oldest))
+    oldest = waited(ctx.t, ctx.now - waiting[0].created_at)
+    outcome.say(ctx.t.n("moderation.queue_head", len(waiting), oldest=oldest))
     for item in waiting[:QUEUE_PAGE]:
         # A card posted here: the moderator chat is this chat.
         await post_card(ctx, outcome, item)
@@ -96,11 +87,6 @@ async def press(ctx: FlowContext, outcome: Outcome, parts: list[str]) -> None:
         # Someone decided first: say who, and show the card as decided. Nothing happens twice.
         outcome.ack(event.button_ack_ref, _decided(ctx, item), alert=True)
         _show(ctx, outcome, view, footer=_decided(ctx, item))
-        return
-    if view.text is None and action in DECISIONS:
-        await ctx.uow.moderation.decide(item.id, ItemStatus.RESUBMITTED, by=_name(ctx), at=ctx.now)
-        outcome.ack(event.button_ack_ref, ctx.t("moderation.card.withdrawn"), alert=True)
-        _show(ctx, outcome, view, footer=ctx.t("moderation.card.withdrawn"))
         return
     if action == "s":
         await _reveal(ctx, outcome, view)
@@ -129,38 +115,30 @@ async def decide(
     ctx: FlowContext, outcome: Outcome, view: ItemView, action: str, reason: str | None
 ) -> None:
     """Apply a decision once: the first moderator wins, the card and the author are told."""
-    item, event = view.item, ctx.event
-    status, visibility = DECISIONS[action]
-    contribution = view.contribution
-    before = contribution.visibility if contribution is not None else None
-    if not await ctx.uow.moderation.decide(
-        item.id, status, by=_name(ctx), at=ctx.now, reason=reason
-    ):
-        # Another process decided between our read and our update.
-        await ctx.uow.moderation.reload(item)
-        outcome.ack(event.button_ack_ref, _decided(ctx, item), alert=True)
-        _show(ctx, outcome, view, footer=_decided(ctx, item))
-        return
-    if view.answer is not None:
-        await ctx.uow.moderation.set_visibility(view.answer.id, visibility)
-    if view.statement is not None:
-        view.statement.visibility = visibility
-    if status == ItemStatus.BLOCKED and item.participation_id is not None:
-        await ctx.uow.moderation.block(item.participation_id, ctx.now)
-    await ctx.uow.moderation.log(
-        item_id=item.id,
-        consultation=view.consultation.slug,
-        event=status,
+    event = ctx.event
+    decided = await decide_item(
+        ctx.uow,
+        view,
+        action,
+        reason,
+        by=_name(ctx),
         actor=_moderator(ctx),
-        author=item.pseudonym,
-        before=before,
-        after=visibility,
-        reason=reason,
-        at=ctx.now,
+        now=ctx.now,
+        texts_in=ctx.texts_in,
     )
+    if decided.outcome == WITHDRAWN:
+        outcome.ack(event.button_ack_ref, ctx.t("moderation.card.withdrawn"), alert=True)
+        _show(ctx, outcome, view, footer=ctx.t("moderation.card.withdrawn"))
+        return
+    if decided.outcome == TAKEN:
+        outcome.ack(event.button_ack_ref, _decided(ctx, view.item), alert=True)
+        _show(ctx, outcome, view, footer=_decided(ctx, view.item))
+        return
+    status = view.item.status
     outcome.ack(event.button_ack_ref, ctx.t(f"moderation.done.{status}"))
-    _show(ctx, outcome, view, footer=_decided(ctx, item))
-    await author.tell(ctx, outcome, view, status)
+    _show(ctx, outcome, view, footer=_decided(ctx, view.item))
+    for address, reply in decided.messages:
+        outcome.send_to(address, reply)
 
 
 async def _reveal(ctx: FlowContext, outcome: Outcome, view: ItemView) -> None:
@@ -198,8 +176,7 @@ def _name(ctx: FlowContext) -> str:
 
 
 def _decided(ctx: FlowContext, item: ModerationItem) -> str:
-    moment = moment_text(ctx.t, item.decided_at, ctx.zone) if item.decided_at else "?"
-    return decided_line(ctx.t, item, moment)
+    return decided_footer(ctx.t, item, ctx.zone)
 
 
 def _moderator(ctx: FlowContext) -> str:
@@ -207,8 +184,9 @@ def _moderator(ctx: FlowContext) -> str:
     return f"moderator {ctx.staff_pseudonym()}"
 
 
-def _age(t: Texts, waited: timedelta) -> str:
-    minutes = max(0, int(waited.total_seconds() // 60))
+def waited(t: Texts, span: timedelta) -> str:
+    """How long an item has waited, in minutes or hours and minutes."""
+    minutes = max(0, int(span.total_seconds() // 60))
     if minutes < 60:
         return t("moderation.age_minutes", minutes=minutes)
     hours, minutes = divmod(minutes, 60)
@@ -227,5 +205,5 @@ async def digest(uow: UnitOfWork, t: Texts, desk: ModerationDesk, now: datetime)
     waiting = await uow.moderation.waiting(limit=1000)
     for item in overdue:
         item.digested_at = now
-    oldest = _age(t, now - waiting[0].created_at) if waiting else _age(t, timedelta())
+    oldest = waited(t, now - waiting[0].created_at) if waiting else waited(t, timedelta())
     return Reply(t("moderation.digest", count=len(waiting), overdue=len(overdue), oldest=oldest))
