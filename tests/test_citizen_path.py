@@ -23,7 +23,7 @@ async def test_start_greets_in_danish_by_default(telegram_app: BorgerDialog, fak
     fake_bot.send_message(CITIZEN, "/start", language_code=None)
     texts = await reply_count(fake_bot, CITIZEN, 1)
     assert texts[0].startswith("Hej og velkommen")
-    assert "/privacy" in texts[0]
+    assert "/privatliv" in texts[0]
 
 
 async def test_start_greets_in_english_for_an_english_telegram(
@@ -39,12 +39,13 @@ async def test_help_privacy_and_fallback(telegram_app: BorgerDialog, fake_bot: F
     fake_bot.send_message(CITIZEN, "/privacy")
     fake_bot.send_message(CITIZEN, "Hvornår åbner svømmehallen igen?")
     texts = await reply_count(fake_bot, CITIZEN, 3)
-    assert "/privacy" in texts[0]
-    assert "/language" in texts[0]
+    assert "/privatliv" in texts[0]
+    assert "/sprog" in texts[0]
+    assert "/privacy" in texts[0], "the English names are named as working too"
     assert "Dataansvarlig" in texts[1]
     assert "30 dage" in texts[1]
     assert "Datatilsynet" in texts[1]
-    assert "/help" in texts[2]
+    assert "/hjaelp" in texts[2]
 
 
 async def test_danish_command_aliases(telegram_app: BorgerDialog, fake_bot: FakeBot):
@@ -113,13 +114,14 @@ async def test_commands_are_published_in_both_languages(
     english = fake_bot.call_commands("default", "en")
     assert [c["command"] for c in danish] == [
         "start",
-        "help",
-        "privacy",
-        "mydata",
-        "forget",
-        "language",
+        "hjaelp",
+        "privatliv",
+        "minedata",
+        "glem",
+        "sprog",
         "stop",
     ]
+    assert [c["command"] for c in english][1:3] == ["help", "privacy"]
     assert danish[2]["description"] == "Hvad gemmer vi om dig?"
     assert english[2]["description"] == "What do we store about you?"
 

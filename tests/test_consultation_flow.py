@@ -45,7 +45,7 @@ async def test_a_danish_citizen_answers_every_kind_of_question(
     ):
         assert fact in intro.text
     assert "udtrykkelige samtykke" in (consent.text or "")
-    assert "/privacy" in (consent.text or "")
+    assert "/privatliv" in (consent.text or "")
     # Nothing is stored about her answers before consent.
     assert await table_rows(telegram_app, Answer) == []
 

@@ -296,7 +296,7 @@ async def test_a_blocked_participant_can_no_longer_contribute_but_keeps_their_da
     )
     await anne.press(card, "⛔ Ja, bloker")
     await eventually(lambda: "blokeret dig" in (anna.last().text or ""), what="author told")
-    assert "/mydata" in (anna.last().text or "")
+    assert "/minedata" in (anna.last().text or "")
 
     (refusal,) = await anna.write("Flere cykelstier")
     assert (refusal.text or "").startswith("Du er blokeret i denne dialog")

@@ -49,6 +49,14 @@ MEMBER_STATUSES = {"creator", "administrator", "member"}
 # Telegram hands out at most 100 updates per getUpdates call.
 UPDATES_PER_POLL = 100
 COMMANDS = ("start", "help", "privacy", "mydata", "forget", "language", "stop")
+# The names the Danish menu shows: Danish texts name these (the English names work too).
+DANISH_NAMES = {
+    "help": "hjaelp",
+    "privacy": "privatliv",
+    "mydata": "minedata",
+    "forget": "glem",
+    "language": "sprog",
+}
 MAX_BACKOFF_SECONDS = 30.0
 # The health board's name for taking in updates.
 INTAKE = "telegram intake"
@@ -230,7 +238,10 @@ class TelegramChannel:
     async def _publish_commands(self) -> None:
         for language in ("da", "en"):
             texts = self._catalogs.texts(language)
-            commands = [BotCommand(name, texts(f"command.{name}")) for name in COMMANDS]
+            names = DANISH_NAMES if language == "da" else {}
+            commands = [
+                BotCommand(names.get(name, name), texts(f"command.{name}")) for name in COMMANDS
+            ]
             language_code = None if language == self._catalogs.default_language else language
             await self.application.bot.set_my_commands(
                 commands, scope=BotCommandScopeDefault(), language_code=language_code
