@@ -25,7 +25,7 @@ from handlers.questionnaire import pick, shorten
 from storage.models import Consultation, Decision, Statement
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
-# Who the audit trail names when staff decide from the command line.
+# Who the audit trail (and a decided card) names when staff decide from the command line.
 CLI_ACTOR = "staff (command line)"
 
 
@@ -47,7 +47,7 @@ async def _statement(uow: UnitOfWork, consultation: Consultation, number: int) -
     return statement
 
 
-async def _queue(uow: UnitOfWork, messages: list[tuple[ChatAddress, Reply]]) -> int:
+async def queue_messages(uow: UnitOfWork, messages: list[tuple[ChatAddress, Reply]]) -> int:
     """Queue messages for the running bot to deliver (it picks them up within a minute)."""
     now = utc_now()
     for address, reply in messages:
@@ -55,7 +55,15 @@ async def _queue(uow: UnitOfWork, messages: list[tuple[ChatAddress, Reply]]) -> 
     return len(messages)
 
 
-def _texts(settings: Settings) -> Callable[[str | None], Texts]:
+def told_author(messages: list[tuple[ChatAddress, Reply]]) -> str:
+    """Whether the author will hear a decision, for the line a command prints."""
+    # The outbox is delivered by the running bot: its redelivery job sends within a minute.
+    if any(reply.edit_ref is None for _, reply in messages):
+        return "the running bot tells the author in their chat within a minute"
+    return "nobody is told (the author erased their data, is unreachable, or it was staff's own)"
+
+
+def citizen_texts(settings: Settings) -> Callable[[str | None], Texts]:
     """Texts by language, for messages to citizens (None: the default language)."""
     catalogs = Catalogs(settings.default_language)
     return lambda language: catalogs.texts(language or catalogs.default_language)
@@ -151,7 +159,8 @@ def _moderate_command(approve: bool) -> click.Command:
     @click.argument("slug")
     @click.argument("number", type=int)
     def command(slug: str, number: int) -> None:
-        from handlers.ideas.staff import moderate
+        from bot.cli.moderation import decided_before
+        from handlers.ideas.staff import AlreadyDecided, StaffError, moderate
 
         settings = settings_or_exit()
         configure_logging(settings)
@@ -160,13 +169,26 @@ def _moderate_command(approve: bool) -> click.Command:
             async with uow_factory() as uow:
                 consultation = await _consultation(uow, slug)
                 statement = await _statement(uow, consultation, number)
-                messages = await moderate(
-                    uow, statement, approve, CLI_ACTOR, utc_now(), _texts(settings)
-                )
-                told = await _queue(uow, messages)
+                try:
+                    messages = await moderate(
+                        uow,
+                        statement,
+                        approve,
+                        CLI_ACTOR,
+                        utc_now(),
+                        citizen_texts(settings),
+                        settings.zone,
+                    )
+                except AlreadyDecided as taken:
+                    fail(decided_before(taken.item, settings), EXIT_BAD_INPUT)
+                except StaffError as refusal:
+                    fail(str(refusal), EXIT_BAD_INPUT)
+                await queue_messages(uow, messages)
                 await uow.commit()
             shown = "shown to citizens" if approve else "hidden"
-            click.echo(f"Statement {number} is {shown}; {told} author(s) will be told.")
+            click.echo(f"Statement {number} of '{slug}' is {shown}; {told_author(messages)}.")
+
+        with_database(settings, work)
 
     command.help = (
         "Approve a statement (it is shown) and tell its author."
@@ -202,11 +224,11 @@ def ideas_decide(
             merged = await _statement(uow, consultation, into) if into is not None else None
             try:
                 messages = await decide(
-                    uow, statement, decision, reason, merged, utc_now(), _texts(settings)
+                    uow, statement, decision, reason, merged, utc_now(), citizen_texts(settings)
                 )
             except StaffError as refusal:
                 fail(str(refusal), EXIT_BAD_INPUT)
-            told = await _queue(uow, messages)
+            told = await queue_messages(uow, messages)
             await uow.commit()
         click.echo(f"Statement {number}: {decision}. {told} citizen(s) will hear it in their chat.")
 
@@ -251,7 +273,7 @@ def ideas_volunteers(slug: str, want: int | None, stop: int | None, message: str
                     for _, statement, _, participant in volunteers
                     if statement.number == want and participant.unreachable_at is None
                 ]
-                click.echo(f"Writing to {await _queue(uow, chosen)} volunteer(s).")
+                click.echo(f"Writing to {await queue_messages(uow, chosen)} volunteer(s).")
             await uow.commit()
             if not volunteers:
                 click.echo("Nobody has offered to help yet.")

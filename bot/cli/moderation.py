@@ -13,13 +13,28 @@ from typing import TextIO
 
 import click
 
-from bot.cli.common import EXIT_BAD_INPUT, fail, local_time, settings_or_exit, with_database
+from bot.cli.common import (
+    EXIT_BAD_INPUT,
+    configure_logging,
+    fail,
+    local_time,
+    settings_or_exit,
+    terminal_text,
+    utc_now,
+    with_database,
+)
+from bot.cli.ideas import CLI_ACTOR, citizen_texts, queue_messages, told_author
+from bot.config import Settings
 from bot.consultations.files import safe_cell
 from bot.i18n import Catalogs, make_language_identifier
-from handlers.moderation.cards import describe
+from handlers.events import record_id
+from handlers.moderation.cards import REASONS, describe, load_view, masked_text
 from handlers.screening.rules import Screener, WordLists, screen_in_order
+from storage.models import ItemStatus, ModerationItem
 from storage.uow import UnitOfWorkFactory
 
+# The queue lists everything that waits; a moderator chat's /queue shows ten at a time.
+QUEUE_ALL = 10_000
 LOG_COLUMNS = (
     "at",
     "item",
@@ -135,7 +150,144 @@ def screen(
 
 @click.group()
 def moderation() -> None:
-    """The moderation audit trail."""
+    """Moderation without Telegram: the queue, decisions on it, and the audit trail."""
+
+
+# What each decision says about the item, in the one line a refused second decision prints.
+DECIDED_AS = {
+    ItemStatus.APPROVED: "approved",
+    ItemStatus.HIDDEN: "hidden",
+    ItemStatus.REPHRASE: "returned for rephrasing",
+    ItemStatus.BLOCKED: "hidden and its author blocked",
+    ItemStatus.RESUBMITTED: "withdrawn by its author",
+}
+
+
+def decided_before(item: ModerationItem, settings: Settings) -> str:
+    """One line on who decided an item first, and when (local time)."""
+    when = local_time(item.decided_at, settings) if item.decided_at else "?"
+    return (
+        f"item {item.id} was already {DECIDED_AS.get(item.status, item.status)} "
+        f"by {item.decided_by or '?'} at {when} ({settings.timezone})"
+    )
+
+
+@moderation.command("queue")
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["text", "jsonl"]),
+    default="text",
+    show_default=True,
+)
+def moderation_queue(file_format: str) -> None:
+    """List what waits for a decision, oldest first, with personal data masked as on the cards."""
+    from handlers.moderation.desk import waited
+
+    settings = settings_or_exit()
+    configure_logging(settings)
+    # Operator output is English, like the rest of the command line.
+    t = Catalogs(settings.default_language).texts("en")
+
+    async def work(uow_factory: UnitOfWorkFactory) -> None:
+        now = utc_now()
+        async with uow_factory() as uow:
+            views = [await load_view(uow, item) for item in await uow.moderation.waiting(QUEUE_ALL)]
+        if not views and file_format == "text":
+            click.echo("Nothing waits for a decision.")
+        for view in views:
+            item = view.item
+            masked = masked_text(view)
+            kinds = [flag.kind for flag in view.flags]
+            row = {
+                "item": item.id,
+                "consultation": view.consultation.slug,
+                "kind": "statement" if item.statement_id is not None else "answer",
+                "waiting_since": local_time(item.created_at, settings),
+                "age": waited(t, now - item.created_at),
+                "action": item.action,
+                "flags": kinds,
+                "reports": item.reports,
+                # Never the text as written: the card's masking, on one terminal line.
+                "text": terminal_text(masked) if masked is not None else None,
+            }
+            if file_format == "jsonl":
+                click.echo(json.dumps(row, ensure_ascii=False))
+                continue
+            flags = ",".join(kinds) or (f"{item.reports} reports" if item.reports else "-")
+            shown = f"«{row['text']}»" if masked is not None else "(withdrawn by its author)"
+            click.echo(
+                f"#{item.id} {row['age']} waiting · {row['consultation']} · {row['kind']} · "
+                f"{item.action} · {flags}: {shown}"
+            )
+
+    with_database(settings, work)
+
+
+def _decision_command(name: str, action: str, summary: str) -> click.Command:
+    @click.command(name)
+    @click.argument("item_number", metavar="ITEM", type=int)
+    @click.option(
+        "--reason",
+        type=click.Choice(REASONS),
+        help="With hide: the reason template the author is given (as the chat's reason buttons).",
+    )
+    def command(item_number: int, reason: str | None) -> None:
+        from handlers.moderation.decision import TAKEN, WITHDRAWN, card_update, decide_item
+
+        settings = settings_or_exit()
+        configure_logging(settings)
+        if reason is not None and action != "h":
+            fail(
+                "--reason goes with 'hide' only (the author of a hidden text is told why)",
+                EXIT_BAD_INPUT,
+            )
+        chosen = "w" if reason is not None else action
+        item_id = record_id(str(item_number))
+        texts = citizen_texts(settings)
+
+        async def work(uow_factory: UnitOfWorkFactory) -> None:
+            async with uow_factory() as uow:
+                item = await uow.moderation.get(item_id) if item_id is not None else None
+                if item is None:
+                    fail(
+                        f"no moderation item {item_number} (see 'borgerdialog moderation queue')",
+                        EXIT_BAD_INPUT,
+                    )
+                decided = await decide_item(
+                    uow,
+                    await load_view(uow, item),
+                    chosen,
+                    reason,
+                    by=CLI_ACTOR,
+                    actor=CLI_ACTOR,
+                    now=utc_now(),
+                    texts_in=texts,
+                )
+                if decided.outcome == TAKEN:
+                    fail(decided_before(item, settings), EXIT_BAD_INPUT)
+                card = await card_update(uow, decided, texts, settings.zone)
+                messages = decided.messages + ([card] if card is not None else [])
+                await queue_messages(uow, messages)
+                await uow.commit()
+            if decided.outcome == WITHDRAWN:
+                fail(
+                    f"item {item_number}: its author withdrew or erased the text; "
+                    "the item is closed, nothing else changed",
+                    EXIT_BAD_INPUT,
+                )
+            because = f" ({reason})" if reason else ""
+            click.echo(f"Item {item_number} {summary}{because}; {told_author(messages)}.")
+
+        with_database(settings, work)
+
+    command.help = f"Decide a waiting item as the moderator chat would: it is {summary}."
+    return command
+
+
+moderation.add_command(_decision_command("approve", "a", "approved and shown"))
+moderation.add_command(_decision_command("hide", "h", "hidden"))
+moderation.add_command(_decision_command("rephrase", "p", "returned to its author to rephrase"))
 
 
 @moderation.command("log")

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from handlers.context import Texts
 from handlers.events import ChatAddress, Reply
 from handlers.ideas.decisions import decision_messages
-from handlers.moderation.author import message_for_author
 from handlers.moderation.cards import load_view
-from handlers.screening.rules import fingerprint
+from handlers.moderation.decision import DONE, card_update, decide_item
+from handlers.screening.rules import HIDE, HOLD, REVIEW, fingerprint
 from storage.models import (
     Consultation,
     Decision,
     ItemStatus,
+    ModerationItem,
     Statement,
     StatementOrigin,
     Visibility,
@@ -26,10 +28,19 @@ from storage.models import (
 from storage.uow import UnitOfWork
 
 Messages = list[tuple[ChatAddress, Reply]]
+UTC_ZONE = ZoneInfo("UTC")
 
 
 class StaffError(Exception):
     """A staff request that cannot be done as asked; the message says why."""
+
+
+class AlreadyDecided(StaffError):
+    """Someone decided on the item first (in the moderator chat, or another command)."""
+
+    def __init__(self, item: ModerationItem) -> None:
+        super().__init__(f"item {item.id} was decided first by {item.decided_by}")
+        self.item = item
 
 
 async def add_staff_statement(
@@ -59,36 +70,55 @@ async def moderate(
     by: str,
     now: datetime,
     texts_in: Callable[[str | None], Texts],
+    zone: ZoneInfo = UTC_ZONE,
 ) -> Messages:
-    """Approve or hide a statement; decide what waits on it and tell its author."""
-    consultation = await uow.consultations.get(statement.consultation_id)
-    assert consultation is not None
-    status = ItemStatus.APPROVED if approve else ItemStatus.HIDDEN
-    visibility = Visibility.VISIBLE if approve else Visibility.HIDDEN
-    before = statement.visibility
-    messages: Messages = []
+    """Approve or hide a statement as a moderator would; return the author's news and the card.
+
+    What waits on the statement is decided; a statement nothing waits on (one in use, or one
+    decided before) gets an item of its own, so its author hears it the same way.
+    """
     waiting = [
         i for i in await uow.moderation.of_statement(statement.id) if i.status == ItemStatus.WAITING
     ]
-    statement.visibility = visibility
-    for item in waiting:
-        if not await uow.moderation.decide(item.id, status, by=by, at=now):
-            continue
-        await uow.moderation.reload(item)
-        message = await message_for_author(uow, texts_in, await load_view(uow, item), status)
-        if message is not None:
-            messages.append(message)
-    await uow.moderation.log(
-        item_id=waiting[0].id if waiting else None,
-        consultation=consultation.slug,
-        event=status,
+    # A statement shown at once may still wait for a look afterwards: approving it settles that.
+    visibility = Visibility.VISIBLE if approve else Visibility.HIDDEN
+    if not waiting and statement.visibility == visibility:
+        raise StaffError(
+            f"statement {statement.number} is already {'shown' if approve else 'hidden'}"
+        )
+    item = waiting[0] if waiting else await _staff_item(uow, statement, now)
+    decided = await decide_item(
+        uow,
+        await load_view(uow, item),
+        "a" if approve else "h",
+        None,
+        by=by,
         actor=by,
-        author=await _author(uow, statement),
-        before=before,
-        after=visibility,
-        at=now,
+        now=now,
+        texts_in=texts_in,
     )
-    return messages
+    if decided.outcome != DONE:
+        raise AlreadyDecided(item)
+    card = await card_update(uow, decided, texts_in, zone)
+    return decided.messages + ([card] if card is not None else [])
+
+
+async def _staff_item(uow: UnitOfWork, statement: Statement, now: datetime) -> ModerationItem:
+    """An item for staff's decision on a statement that nothing waits on."""
+    action = {Visibility.HELD: HOLD, Visibility.HIDDEN: HIDE}.get(statement.visibility, REVIEW)
+    return await uow.moderation.add(
+        ModerationItem(
+            consultation_id=statement.consultation_id,
+            statement_id=statement.id,
+            participation_id=statement.participation_id,
+            pseudonym=await _author(uow, statement),
+            flags=[],
+            action=action,
+            status=ItemStatus.WAITING,
+            reports=0,
+            created_at=now,
+        )
+    )
 
 
 async def decide(

@@ -23,17 +23,13 @@ from storage.models import ItemStatus
 from storage.uow import UnitOfWork
 
 
-async def tell(ctx: FlowContext, outcome: Outcome, view: ItemView, status: str) -> None:
-    """Tell the author what a moderator decided, in their language, where they took part."""
-    message = await message_for_author(ctx.uow, ctx.texts_in, view, status)
-    if message is not None:
-        outcome.send_to(*message)
-
-
 async def message_for_author(
     uow: UnitOfWork, texts_in: Callable[[str | None], Texts], view: ItemView, status: str
 ) -> tuple[ChatAddress, Reply] | None:
-    """The message telling an author a decision on their contribution; None if none is due."""
+    """The message telling an author a decision on their contribution; None if none is due.
+
+    In their language, in the chat where they took part.
+    """
     item = view.item
     if item.participation_id is None:
         return None  # the author used /forget

@@ -112,15 +112,17 @@ def card_text(t: Texts, view: ItemView) -> str:
     lines.append(t("moderation.card.action", action=t(f"moderation.action.{item.action}")))
     if item.reports:
         lines.append(t("moderation.card.reports", reports=item.reports))
-    text = view.text
-    shown = (
-        t("moderation.card.withdrawn")
-        if text is None
-        else "«" + rules.shorten(mask(text, view.flags), CARD_TEXT_LIMIT) + "»"
-    )
+    masked = masked_text(view)
+    shown = t("moderation.card.withdrawn") if masked is None else f"«{masked}»"
     lines += ["", shown, ""]
     lines += [f"• {describe(t, flag)}" for flag in view.flags]
     return "\n".join(lines)
+
+
+def masked_text(view: ItemView) -> str | None:
+    """The contribution as staff may read it: personal data masked, shortened to fit a card."""
+    text = view.text
+    return None if text is None else rules.shorten(mask(text, view.flags), CARD_TEXT_LIMIT)
 
 
 def describe(t: Texts, flag: Flag) -> str:
@@ -166,6 +168,12 @@ def block_buttons(t: Texts, item_id: int) -> Buttons:
             Button(t("moderation.button.back"), payload=f"m:x:{item_id}"),
         ),
     )
+
+
+def decided_footer(t: Texts, item: ModerationItem, zone: ZoneInfo) -> str:
+    """Who decided what, and when in local time, for the card's last line."""
+    moment = moment_text(t, item.decided_at, zone) if item.decided_at else "?"
+    return decided_line(t, item, moment)
 
 
 def decided_line(t: Texts, item: ModerationItem, moment: str) -> str:

@@ -18,6 +18,7 @@ from storage.models import (
     Statement,
     Visibility,
 )
+from storage.uow import UnitOfWork
 
 VISIBILITY = {ALLOW: Visibility.VISIBLE, "review": Visibility.VISIBLE, HOLD: Visibility.HELD}
 # The action of an item that waits only because the consultation pre-moderates statements.
@@ -104,7 +105,11 @@ async def queue_for_review(
     await post_card(ctx, outcome, item)
     if result.action in (HOLD, HIDE):
         category = result.flags[0].category if result.flags else "spam"
-        outcome.say(ctx.t("moderation.held", why=ctx.t(f"moderation.why.{category}")))
+        why = ctx.t(f"moderation.why.{category}")
+        if isinstance(contribution, Statement):
+            outcome.say(ctx.t("moderation.held_statement", why=why))
+        else:
+            outcome.say(ctx.t("moderation.held", why=why))
 
 
 async def post_card(ctx: FlowContext, outcome: Outcome, item: ModerationItem) -> None:
@@ -152,15 +157,21 @@ async def withdraw(ctx: FlowContext, outcome: Outcome, answer: Answer) -> None:
         await edit_card(ctx, outcome, item, footer)
 
 
-async def _posted_card(ctx: FlowContext, item: ModerationItem) -> tuple[ChatAddress, str] | None:
-    """Where an item's card was posted: the moderator chat and the card's message there."""
-    chat = ctx.moderation.chat
-    if chat is None or item.card_message_id is None:
+async def posted_card(uow: UnitOfWork, item: ModerationItem) -> tuple[ChatAddress, str] | None:
+    """Where an item's card was posted and delivered: its chat and the card's message there."""
+    if item.card_message_id is None:
         return None
-    card = await ctx.uow.outbox.get(item.card_message_id)
+    card = await uow.outbox.get(item.card_message_id)
     if card is None or card.external_message_id is None:
         return None
-    return chat, card.external_message_id
+    return ChatAddress(card.channel, card.chat_id), card.external_message_id
+
+
+async def _posted_card(ctx: FlowContext, item: ModerationItem) -> tuple[ChatAddress, str] | None:
+    """Where an item's card was posted, while there is a moderator chat to edit it in."""
+    if ctx.moderation.chat is None:
+        return None
+    return await posted_card(ctx.uow, item)
 
 
 async def erase_card(ctx: FlowContext, outcome: Outcome, item: ModerationItem) -> None:
