@@ -499,6 +499,17 @@ class WebChatChannel:
         chat_id = str(payload["chat"])
         async with self._locks.hold(chat_id):
             await self._core.handle(CHANNEL, external_id, self._event(payload))
+            # By now the replies are pushed. A tab disables a message's buttons when one is
+            # pressed; a refused press replaces nothing, so this is what lets it enable them
+            # again, and what tells it a typed answer was dealt with (kept when refused).
+            await self._push(
+                chat_id,
+                {
+                    "type": "handled",
+                    "id": external_id.rpartition(":")[2],
+                    "message": payload.get("message") or None,
+                },
+            )
 
     @staticmethod
     def _event(payload: dict[str, Any]) -> InboundEvent:
@@ -536,7 +547,15 @@ class WebChatChannel:
         kind = payload["type"]
         if kind == "ack":
             if payload.get("text"):
-                await self._push(chat_id, {"type": "notice", "text": payload["text"]})
+                # The reason belongs next to the pressed message, not in a status line that a
+                # phone has scrolled out of sight; the ack reference is that message's id.
+                ref = str(payload.get("ack_ref") or "")
+                notice = {
+                    "type": "notice",
+                    "text": payload["text"],
+                    "message": ref if _MESSAGE_REF.fullmatch(ref) else None,
+                }
+                await self._push(chat_id, notice)
             return None
         async with self._uow() as uow:
             participant = await uow.participants.get(CHANNEL, chat_id)

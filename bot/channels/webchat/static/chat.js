@@ -35,6 +35,7 @@
   var retries = 0;
   var steady = null;
   var historyLoaded = false;
+  var lastPressed = null;
 
   function t(key) { return (texts[language] || texts.da)[key] || key; }
 
@@ -79,8 +80,35 @@
     else { status.textContent = t("web.sending"); }
   }
 
+  function enableButtons(element) {
+    element.querySelectorAll(".buttons button").forEach(function (b) { b.disabled = false; });
+  }
+
+  // A reason next to the message it is about (a refused press), announced at once; it goes
+  // when the message is replaced.
+  function noteOn(element, text) {
+    var note = element.querySelector(".notice");
+    if (!note) {
+      note = document.createElement("p");
+      note.className = "notice";
+      note.setAttribute("role", "alert");
+      element.appendChild(note);
+    }
+    note.textContent = text;
+    note.scrollIntoView({ block: "nearest" });
+  }
+
   function render(message) {
     var element = document.getElementById("m-" + message.id);
+    // A replaced message keeps keyboard focus on the same button (a ticked option).
+    var active = document.activeElement;
+    var focusedPayload = null;
+    if (element && active && element.contains(active)) {
+      focusedPayload = active.getAttribute("data-payload");
+    } else if (element && (!active || active === document.body) && element.querySelector(".buttons button:disabled")) {
+      // Disabling the pressed button took focus away from it.
+      focusedPayload = lastPressed;
+    }
     if (!element) {
       element = document.createElement("article");
       element.id = "m-" + message.id;
@@ -116,8 +144,11 @@
         } else {
           control = document.createElement("button");
           control.type = "button";
+          control.setAttribute("data-payload", button.payload);
           control.addEventListener("click", function () {
+            // Against a double press until the server has dealt with this one ("handled").
             element.querySelectorAll(".buttons button").forEach(function (b) { b.disabled = true; });
+            lastPressed = button.payload;
             send({ type: "button", payload: button.payload, message: String(message.id) });
           });
         }
@@ -126,7 +157,16 @@
       });
       element.appendChild(group);
     });
+    if (focusedPayload) { refocus(element, focusedPayload); }
     return element;
+  }
+
+  function refocus(element, payload) {
+    var same = Array.prototype.filter.call(element.querySelectorAll(".buttons button"), function (b) {
+      return b.getAttribute("data-payload") === payload && !b.disabled;
+    })[0];
+    if (same) { same.focus(); return true; }
+    return false;
   }
 
   // A refused message is shown with the reason next to it; a typed one goes back into the
@@ -169,9 +209,11 @@
       focusNext(bots.length ? bots[bots.length - 1] : null);
       startIfAsked(event.messages.length === 0);
     } else if (event.type === "message") {
+      var replacing = !!document.getElementById("m-" + event.message.id);
       var element = render(event.message);
       if (event.language && event.language !== language) { language = event.language; applyTexts(); }
-      if (event.message.author === "bot") { focusNext(element); }
+      var kept = replacing && element.contains(document.activeElement);
+      if (event.message.author === "bot" && !kept) { focusNext(element); }
     } else if (event.type === "received" || event.type === "error") {
       // A refusal is as final as a receipt: the message leaves the queue and is not resent.
       var refused = pending.filter(function (m) { return m.id === event.id; })[0];
@@ -180,7 +222,18 @@
       if (event.type === "error" && refused) { showRefused(refused, event.text); }
       else { status.textContent = event.type === "error" ? event.text : ""; }
     } else if (event.type === "notice") {
-      status.textContent = event.text;
+      var about = event.message && document.getElementById("m-" + event.message);
+      if (about) { enableButtons(about); noteOn(about, event.text); }
+      else { status.textContent = event.text; }
+    } else if (event.type === "handled") {
+      // The press was dealt with; a refused one replaced nothing, so its buttons work again
+      // and keyboard focus goes back to the button pressed.
+      var pressed = event.message && document.getElementById("m-" + event.message);
+      if (pressed) {
+        enableButtons(pressed);
+        var lost = !document.activeElement || document.activeElement === document.body;
+        if (lost && lastPressed) { refocus(pressed, lastPressed); }
+      }
     }
   }
 
