@@ -802,6 +802,11 @@ def written(text: str) -> str:
     return "'" + kept if kept.lstrip("'").startswith(("=", "+", "-", "@", "\t", "\r")) else kept
 
 
+# The spreadsheet exports head their columns with the questions' texts.
+WHERE = "Hvor skal den nye hundeskov ligge?"
+VISITS = "Hvor mange gange om måneden er du i naturen?"
+
+
 @pytest.fixture
 def exported(cli: Cli) -> Cli:
     (cli.folder / "friluftsliv.yaml").write_text(open_now(), encoding="utf-8")
@@ -817,8 +822,8 @@ def test_the_xlsx_export_holds_every_answer_as_inert_text(exported: Cli) -> None
     sheet = load_workbook(exported.folder / "friluftsliv.xlsx").active
     assert sheet is not None
     header = [cell.value for cell in sheet[1]]
-    texts = [row[header.index("dog_zones_where")] for row in sheet.iter_rows(min_row=2)]
-    visits = [row[header.index("visits")] for row in sheet.iter_rows(min_row=2)]
+    texts = [row[header.index(WHERE)] for row in sheet.iter_rows(min_row=2)]
+    visits = [row[header.index(VISITS)] for row in sheet.iter_rows(min_row=2)]
     # XML reads a carriage return back as a line break; either way the cell is quoted text.
     assert [cell.value.replace("\r", "\n") for cell in texts] == [
         written(t).replace("\r", "\n") for t in hostile_texts(exported.database_url)
@@ -833,11 +838,11 @@ def test_the_csv_export_quotes_every_formula(exported: Cli) -> None:
     result = exported("export", "friluftsliv", "--format", "csv")
     no_traceback(result)
     text = (exported.folder / "friluftsliv.csv").read_bytes().decode("utf-8-sig")
-    rows = list(csv.DictReader(io.StringIO(text, newline="")))
-    assert [row["dog_zones_where"] for row in rows] == [
+    rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter=";"))
+    assert [row[WHERE] for row in rows] == [
         written(t) for t in hostile_texts(exported.database_url)
     ]
-    assert {row["visits"] for row in rows} == {"-3"}
+    assert {row[VISITS] for row in rows} == {"-3"}
     for row in rows:
         assert not any(value.startswith(("=", "+", "@", "\t", "\r")) for value in row.values())
 

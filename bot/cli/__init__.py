@@ -219,6 +219,7 @@ def consultation_list() -> None:
 @click.argument("slug")
 def consultation_show(slug: str) -> None:
     """Show a consultation: texts, rounds, questions and participation."""
+    from bot.consultations.export import ANONYMISED, build_table, counts
     from handlers.questionnaire import pick
 
     settings = settings_or_exit()
@@ -245,7 +246,11 @@ def consultation_show(slug: str) -> None:
                     f"Round {index}: {local_time(round_.opens_at, settings)} – "
                     f"{local_time(round_.closes_at, settings)} ({settings.timezone})"
                 )
-            counts = await uow.consultations.answer_counts(item.id)
+            # Counted from the export's own table, so both say the same numbers: an idea kept
+            # after its author used /forget counts, under "anonymised".
+            table = await build_table(uow, slug)
+            assert table is not None
+            counted = counts(table)
             for index, question in enumerate(
                 await uow.consultations.questions(item.id, include_archived=True), 1
             ):
@@ -259,12 +264,13 @@ def consultation_show(slug: str) -> None:
                     )
                 if question.archived_at:
                     flags.append("archived")
+                answered = f"{counted.answered.get(question.key, 0)} answers"
+                if skipped := counted.skipped.get(question.key, 0):
+                    answered += f", {skipped} skipped"
                 click.echo(
-                    f"  {index:>2}. {question.key} ({', '.join(flags)}; "
-                    f"{counts.get(question.id, 0)} answers): "
+                    f"  {index:>2}. {question.key} ({', '.join(flags)}; {answered}): "
                     f"{terminal_text(pick(question.text, 'da'))}"
                 )
-            participations = await uow.participations.of_consultation(item.id)
             questions = {
                 q.key: q for q in await uow.consultations.questions(item.id, include_archived=True)
             }
@@ -286,13 +292,17 @@ def consultation_show(slug: str) -> None:
                     f"Quota {quota['question']} = {quota['option']}: {reached} of at "
                     f"least {quota['minimum']} ({mark})"
                 )
-            by_status: dict[str, int] = {}
-            for participation in participations:
-                by_status[participation.status] = by_status.get(participation.status, 0) + 1
+            by_status = dict(counted.statuses)
+            anonymised = by_status.pop(ANONYMISED, 0)
             click.echo(
                 "Participants: "
                 + (", ".join(f"{n} {s}" for s, n in sorted(by_status.items())) or "none yet")
             )
+            if anonymised:
+                click.echo(
+                    f"Anonymised: {anonymised} answers kept after their authors used /forget "
+                    "(one row each in the export)"
+                )
 
     with_database(settings, work)
 
@@ -371,10 +381,20 @@ async def _bot_username(settings: Settings) -> str:
     type=click.Path(path_type=Path),
     help="The file to write [default: SLUG.FORMAT]; '-' for standard output.",
 )
-def export(slug: str, target: Path | None, file_format: str, output: Path | None) -> None:
+@click.option(
+    "--delimiter",
+    type=click.Choice([";", ","]),
+    default=";",
+    show_default=True,
+    help="The CSV separator: ';' for Danish Excel, ',' for spreadsheets set up for English.",
+)
+def export(
+    slug: str, target: Path | None, file_format: str, output: Path | None, delimiter: str
+) -> None:
     """Export a consultation: answers (one row per participant) or statements and votes.
 
-    Ids are pseudonymous only. TARGET is the file (or, for polis, the folder) to write.
+    Ids are pseudonymous only. TARGET is the file (or, for polis, the folder) to write. CSV
+    and XLSX are for people (readable headers, local times); JSON is for programs.
     """
     from bot.consultations.export import RENDERERS, build_table
 
@@ -406,7 +426,7 @@ def export(slug: str, target: Path | None, file_format: str, output: Path | None
                     f"no consultation '{slug}' (see 'borgerdialog consultation list')",
                     EXIT_BAD_INPUT,
                 )
-        content = RENDERERS[file_format](table)
+        content = RENDERERS[file_format](table, settings.zone, delimiter)
         if output == Path("-"):
             sys.stdout.buffer.write(content)
             return
