@@ -9,9 +9,14 @@ from typing import Any
 
 from storage.models import Answer, Question, Round
 
-POSTCODE = re.compile(r"^[0-9]{4}$")
+# Four digits, alone or followed by the town as people write it ("8000 Aarhus C").
+POSTCODE = re.compile(r"([0-9]{4})(?:[ ,]+[^\W\d][\w .-]*)?")
 # Danish postcodes run from 1000 (Copenhagen) to 9990 (Skagen).
 POSTCODE_RANGE = (1000, 9990)
+# A whole number as people write it: "12", "-3", "1.000" or "1 000" (thousands), "ca. 10".
+WHOLE_NUMBER = re.compile(r"-?[0-9]{1,3}(?:[. ][0-9]{3})+|-?[0-9]{1,15}")
+# What may stand around the number: a unit or a hedge ("10 gange", "ca. 10", "omkring 10 km").
+NUMBER_WORDS = re.compile(r"[^\W\d_]+\.?")
 SUMMARY_ANSWER_LENGTH = 120
 
 
@@ -83,10 +88,24 @@ def previous(
 def progress(
     questions: list[Question], answers: dict[int, Answer], current: Question
 ) -> tuple[int, int]:
-    """Position of the current question and how many questions apply (3, 7)."""
+    """Position of the current question and how many questions apply or may still (3, 7).
+
+    A conditional question counts until the answer it depends on rules it out, so the total
+    only ever shrinks on the way: 5/9 then 6/8, never 5/8 then 6/9.
+    """
     path = applicable(questions, answers)
     position = path.index(current) + 1 if current in path else len(path)
-    return position, len(path)
+    undecided = [q for q in questions if q not in path and _undecided(q, questions, answers)]
+    return position, len(path) + len(undecided)
+
+
+def _undecided(question: Question, questions: list[Question], answers: dict[int, Answer]) -> bool:
+    """Whether a conditional question's condition waits for an answer not given yet."""
+    condition = question.condition
+    target = (
+        next((q for q in questions if q.key == condition["question"]), None) if condition else None
+    )
+    return target is not None and target.id not in answers
 
 
 def no_longer_applicable(questions: list[Question], answers: dict[int, Answer]) -> list[Answer]:
@@ -109,16 +128,20 @@ def read_typed(question: Question, text: str) -> TypedAnswer:
     cleaned = text.strip()
     if question.kind == "number":
         low, high = question.settings["min"], question.settings["max"]
-        candidate = cleaned.replace(" ", "")
-        if not re.fullmatch(r"-?[0-9]{1,15}", candidate) or not low <= int(candidate) <= high:
+        number = read_whole_number(cleaned)
+        if number is None:
             return TypedAnswer(error="answer.number_invalid", params={"min": low, "max": high})
-        return TypedAnswer(int(candidate))
+        if not low <= number <= high:
+            return TypedAnswer(error="answer.number_out_of_range", params={"min": low, "max": high})
+        return TypedAnswer(number)
     if question.kind == "postcode":
-        if not POSTCODE.match(cleaned) or not (
-            POSTCODE_RANGE[0] <= int(cleaned) <= POSTCODE_RANGE[1]
-        ):
+        match = POSTCODE.fullmatch(cleaned)
+        if match is None:
             return TypedAnswer(error="answer.postcode_invalid")
-        return TypedAnswer(cleaned)
+        code = match.group(1)
+        if not POSTCODE_RANGE[0] <= int(code) <= POSTCODE_RANGE[1]:
+            return TypedAnswer(error="answer.postcode_unknown", params={"code": code})
+        return TypedAnswer(code)
     limit = int(question.settings.get("max_length", 500))
     if not cleaned:
         return TypedAnswer(error="answer.text_empty")
@@ -127,6 +150,24 @@ def read_typed(question: Question, text: str) -> TypedAnswer:
             error="answer.text_too_long", params={"max": limit, "length": len(cleaned)}
         )
     return TypedAnswer(cleaned)
+
+
+def read_whole_number(text: str) -> int | None:
+    """The one whole number in a typed answer, or None if there is none or more than one.
+
+    Words around it are allowed ("10 gange", "ca. 10"); "mellem 5 og 10" and "2,5" are not a
+    whole number, and are asked again rather than guessed.
+    """
+    numbers = list(WHOLE_NUMBER.finditer(text))
+    if len(numbers) != 1:
+        return None
+    start, end = numbers[0].span()
+    if (start and text[start - 1].isalnum()) or (end < len(text) and text[end].isalnum()):
+        return None  # "12abc", "a12": not a number someone meant
+    rest = (text[: numbers[0].start()] + " " + text[numbers[0].end() :]).split()
+    if any(NUMBER_WORDS.fullmatch(word) is None for word in rest):
+        return None  # "2,5", "10/12" or other digits and signs around it
+    return int(re.sub(r"[. ]", "", numbers[0].group()))
 
 
 def option_keys(question: Question) -> list[str]:

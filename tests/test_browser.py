@@ -141,7 +141,7 @@ async def test_a_reload_resumes_and_mydata_shows_the_answers(
     await page.keyboard.press("Tab")
     await page.keyboard.press("Tab")
     await enter_when_focused(page, "65 eller derover")
-    await page.get_by_text("2/8 · Hvor i kommunen bor du?").wait_for()
+    await page.get_by_text("2/9 · Hvor i kommunen bor du?").wait_for()
     await page.reload()
     # The conversation is back, and focus is where the citizen left off.
     await page.get_by_text("✅ 65 eller derover").wait_for()
@@ -149,7 +149,7 @@ async def test_a_reload_resumes_and_mydata_shows_the_answers(
     await page.keyboard.press("Tab")
     await page.keyboard.press("Tab")
     await enter_when_focused(page, "Syd")
-    await page.get_by_text("3/8 · Hvad laver du i naturen?").wait_for()
+    await page.get_by_text("3/9 · Hvad laver du i naturen?").wait_for()
     await page.get_by_role("button", name="Mine data", exact=True).click()
     await page.get_by_text("Det har vi gemt om dig").wait_for()
     text = await page.locator("#log").inner_text()
@@ -182,7 +182,7 @@ async def test_a_telegram_citizen_and_a_browser_citizen_share_one_export(
         page = await open_page(browser, app)
         await enter_when_focused(page, "Ja, jeg giver samtykke")
         await enter_when_focused(page, "Under 25")
-        await page.get_by_text("2/8 · Hvor i kommunen bor du?").wait_for()
+        await page.get_by_text("2/9 · Hvor i kommunen bor du?").wait_for()
         rows = await export_rows(app)
     finally:
         await app.stop()
