@@ -224,7 +224,7 @@ def moderation_queue(file_format: str) -> None:
     with_database(settings, work)
 
 
-def _decision_command(name: str, action: str, summary: str) -> click.Command:
+def _decision_command(name: str, action: str, summary: str, about: str) -> click.Command:
     @click.command(name)
     @click.argument("item_number", metavar="ITEM", type=int)
     @click.option(
@@ -281,13 +281,31 @@ def _decision_command(name: str, action: str, summary: str) -> click.Command:
 
         with_database(settings, work)
 
-    command.help = f"Decide a waiting item as the moderator chat would: it is {summary}."
+    command.help = (
+        f"{about}\n\nThe same decision as the moderator chat's button: the first decision wins, "
+        "the audit trail records it, the author is told in their chat and the card is redrawn."
+    )
     return command
 
 
-moderation.add_command(_decision_command("approve", "a", "approved and shown"))
-moderation.add_command(_decision_command("hide", "h", "hidden"))
-moderation.add_command(_decision_command("rephrase", "p", "returned to its author to rephrase"))
+moderation.add_command(
+    _decision_command(
+        "approve", "a", "approved and shown", "Approve a waiting item: the text is used."
+    )
+)
+moderation.add_command(
+    _decision_command(
+        "hide", "h", "hidden", "Hide a waiting item; its author is told why and can write anew."
+    )
+)
+moderation.add_command(
+    _decision_command(
+        "rephrase",
+        "p",
+        "returned to its author to rephrase",
+        "Ask the author of a waiting item to put it in other words.",
+    )
+)
 
 
 @moderation.command("log")
