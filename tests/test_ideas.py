@@ -200,6 +200,13 @@ async def test_citizens_write_vote_change_report_see_where_they_stand_and_hear_d
     assert card_statement(bo.last().text or "") == "Lys på stien gennem parken om vinteren"
     await bo.tap("⚠️ Anmeld")
     assert bo.last().text == "Hvorfor anmelder du udsagnet?"
+    # Changing one's mind reports nothing.
+    await bo.tap("Fortryd", new=0)
+    await eventually(
+        lambda: bo.last().text == "Du anmeldte ikke udsagnet. Du kan stadig stemme om det ovenfor.",
+        what="the report dialog closed",
+    )
+    await bo.tap("⚠️ Anmeld")
     await bo.tap("Handler ikke om emnet")
     assert any("taget af, indtil en moderator" in text for text in bo.texts()[-2:])
     card = await new_card(moderator, 0)

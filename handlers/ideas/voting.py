@@ -28,6 +28,8 @@ VOTE_NAMES = {VoteValue.AGREE: "agree", VoteValue.DISAGREE: "disagree", VoteValu
 VOTE_MARKS = {VoteValue.AGREE: "👍", VoteValue.DISAGREE: "👎", VoteValue.PASS: "🤷"}
 # Statements listed in "my votes" at once; the most recent first.
 HISTORY_PAGE = 20
+# The report dialog's "never mind" (no reason is called this).
+CANCEL_REPORT = "x"
 
 
 async def start_voting(ctx: FlowContext, outcome: Outcome, participation_id: str) -> None:
@@ -220,11 +222,18 @@ async def _report(
     sid = statement.id
     if not reason:
         outcome.ack(ctx.event.button_ack_ref)
+        reasons = [(f"ideas.report_reason.{r}", r) for r in REPORT_REASONS]
         buttons = tuple(
-            (Button(ctx.t(f"ideas.report_reason.{r}"), payload=f"v:{sid}:r:{r}"),)
-            for r in REPORT_REASONS
+            (Button(ctx.t(key), payload=f"v:{sid}:r:{code}"),)
+            for key, code in [*reasons, ("ideas.report_cancel", CANCEL_REPORT)]
         )
         outcome.say(ctx.t("ideas.report_why"), buttons=buttons)
+        return
+    if reason == [CANCEL_REPORT]:
+        # Changed their mind: nothing is reported, and the card above still takes a vote.
+        outcome.ack(ctx.event.button_ack_ref)
+        if ctx.event.button_message_ref is not None:
+            outcome.edit(ctx.event.button_message_ref, ctx.t("ideas.report_cancelled"))
         return
     if reason[0] not in REPORT_REASONS:
         stale(ctx, outcome)
