@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
+from bot.config import Settings
+from bot.i18n import Catalogs
 from handlers.questionnaire import progress, read_typed
 from storage.models import Answer, Question
 
@@ -81,3 +85,24 @@ def test_the_progress_total_only_shrinks() -> None:
     assert progress(questions, said_no, visits) == (2, 2)
     said_yes = {1: Answer(question_id=1, value="yes", skipped=False)}
     assert progress(questions, said_yes, where) == (2, 3)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_demo_names_a_sample_data_controller_unless_one_is_set(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from bot.consultations.demo import DEMO_ORGANISATION, demo_settings
+
+    demo = demo_settings(make_settings())
+    assert demo.organisation_name == DEMO_ORGANISATION
+    assert "@" in demo.privacy_contact
+    kept = demo_settings(make_settings(organisation_name="Aarhus Kommune"))
+    assert kept.organisation_name == "Aarhus Kommune"
+    privacy = Catalogs("da").texts("da")(
+        "privacy.body",
+        organisation=demo.organisation_name,
+        contact=demo.privacy_contact,
+        retention_days=demo.inbox_retention_days,
+    )
+    assert "Dataansvarlig: Eksempel Kommune (demo)." in privacy
+    assert "30 dage" in privacy

@@ -56,7 +56,9 @@ def run() -> None:
 @main.command()
 def demo() -> None:
     """Try borgerdialog: a Danish demo consultation in the web chat (and on Telegram if set)."""
-    settings = settings_or_exit()
+    from bot.consultations.demo import demo_settings
+
+    settings = demo_settings(settings_or_exit())
     configure_logging(settings)
 
     async def serve() -> None:

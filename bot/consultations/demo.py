@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from importlib import resources
 from zoneinfo import ZoneInfo
 
+from bot.config import Settings
 from bot.consultations.definition import RoundDefinition, parse_definition
 from bot.consultations.importer import import_definition
 from handlers.questionnaire import round_state
@@ -14,6 +15,19 @@ from storage.uow import UnitOfWork
 
 DEMO_SLUG = "friluftsliv"
 DEMO_OPEN_DAYS = 60
+# Who the demo says runs it, so /privacy reads as it will for a real municipality.
+DEMO_ORGANISATION = "Eksempel Kommune (demo)"
+DEMO_PRIVACY_CONTACT = "databeskyttelse@eksempel-kommune.example"
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """The settings with a sample data controller and contact where none are configured."""
+    return settings.model_copy(
+        update={
+            "organisation_name": settings.organisation_name or DEMO_ORGANISATION,
+            "privacy_contact": settings.privacy_contact or DEMO_PRIVACY_CONTACT,
+        }
+    )
 
 
 def demo_source() -> str:
