@@ -14,6 +14,9 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.channels.email.links import UnsubscribeLinks
+from bot.channels.email.pages import EmailPages
+from bot.channels.email.sender import EmailChannel
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel
 from bot.channels.webchat.identity import CookieSigner, load_or_create_secret
@@ -24,7 +27,8 @@ from bot.i18n import Catalogs, make_language_detector, make_language_identifier
 from bot.outbox import OutboxDelivery
 from bot.web import WebServer, make_web_app
 from bot.web_security import security_headers
-from handlers.context import ModerationDesk, OrganisationInfo
+from handlers.context import ModerationDesk
+from handlers.email import OrganisationWithEmail
 from handlers.events import ChatAddress
 from handlers.screening.rules import Screener, WordLists
 from scheduler.broadcast import BulkSender
@@ -84,9 +88,7 @@ async def prepare_schema(engine: AsyncEngine, url: str) -> None:
     """
     if is_sqlite(url):
         before = await upgrade(engine)
-        if before.current is None:
-            logger.info("created the database schema (revision %s)", before.head)
-        elif not before.up_to_date:
+        if not before.up_to_date:
             logger.info("database migrated from %s to %s", before.current, before.head)
         return
     status = await schema_status(engine)
@@ -108,6 +110,7 @@ class BorgerDialog:
         self.core: DialogueCore | None = None
         self.telegram: TelegramChannel | None = None
         self.webchat: WebChatChannel | None = None
+        self.email: EmailChannel | None = None
         self.uow: UnitOfWorkFactory | None = None
         self._housekeeping: Housekeeping | None = None
         self.publisher: Publisher | None = None
@@ -143,10 +146,11 @@ class BorgerDialog:
             uow=uow,
             catalogs=catalogs,
             detect_language=make_language_detector(),
-            organisation=OrganisationInfo(
+            organisation=OrganisationWithEmail(
                 name=settings.organisation_name,
                 privacy_contact=settings.privacy_contact,
                 retention_days=settings.inbox_retention_days,
+                email=settings.email_enabled,
             ),
             clock=self.clock,
             delivery=delivery,
@@ -163,6 +167,15 @@ class BorgerDialog:
         web_app = make_web_app(self.health)
         web_app.middlewares.append(security_headers(settings))
         self.webchat.add_routes(web_app)
+        # The pages work without SMTP too: an unsubscribe link keeps working if e-mail is off.
+        links = UnsubscribeLinks(
+            hmac.digest(secret, b"e-mail unsubscribe links", "sha256"), settings.public_base_url
+        )
+        EmailPages(uow, self.core.texts, links, self.clock).add_routes(web_app)
+        if settings.email_enabled:
+            self.email = EmailChannel(settings, uow, self.core.texts, links, self.clock)
+            delivery.register(self.email)
+            self.email.start()
         self._web = WebServer(web_app, settings.http_host, settings.http_port)
         await self._web.start()
         await self.webchat.start()
@@ -170,6 +183,7 @@ class BorgerDialog:
             self.telegram = TelegramChannel(settings, self.core, catalogs)
             await self.telegram.start()
         channels = [self.webchat.channel] + ([self.telegram.channel] if self.telegram else [])
+        channels += [self.email.channel] if self.email else []
         self.publisher = Publisher(
             uow=uow,
             clock=self.clock,
@@ -227,6 +241,9 @@ class BorgerDialog:
             await self.telegram.stop()
         if self.webchat is not None:
             await self.webchat.stop()
+        if self.email is not None:
+            await self.email.stop()
+            self.email = None
         if self._web is not None:
             await self._web.stop()
             self._web = None

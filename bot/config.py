@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from handlers.email import is_email_address
 
 ENV_PREFIX = "BORGERDIALOG_"
 SUPPORTED_LANGUAGES = ("da", "en")
@@ -94,6 +97,14 @@ class Settings(BaseSettings):
     # How long a sender holds the bulk messages it took; after a crash they are sent again
     # once this runs out.
     bulk_lease_seconds: Annotated[int, Field(ge=5, le=3600)] = 60
+    # E-mail for web citizens who ask to hear back; without a host nobody is offered it.
+    smtp_host: str = ""
+    smtp_port: Port = 587
+    smtp_username: str = ""
+    smtp_password: SecretStr | None = None
+    # The sender, "address" or "Name <address>".
+    smtp_from: str = ""
+    smtp_starttls: bool = True
 
     @field_validator("telegram_token", mode="before")
     @classmethod
@@ -112,6 +123,26 @@ class Settings(BaseSettings):
         bot_id, sep, secret = value.get_secret_value().partition(":")
         if not (sep and bot_id.isdigit() and len(secret) >= 10):
             raise ValueError("is not a Telegram bot token (expected digits, a colon, then a key)")
+        return value
+
+    @field_validator("smtp_password", mode="before")
+    @classmethod
+    def _empty_password_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value:
+            return None
+        return value
+
+    @field_validator("smtp_host", "smtp_username")
+    @classmethod
+    def _stripped(cls, value: str) -> str:
+        return value.strip()
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        value = value.strip()
+        if value and not is_email_address(parseaddr(value)[1]):
+            raise ValueError("is not an e-mail address (e.g. borgerdialog@kommune.dk)")
         return value
 
     @field_validator("telegram_api_url")
@@ -181,6 +212,31 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _smtp(self) -> Settings:
+        if not self.smtp_host:
+            if self.smtp_from or self.smtp_username or self.smtp_password:
+                raise ValueError(
+                    "BORGERDIALOG_SMTP_HOST: needed when other BORGERDIALOG_SMTP_ settings are set"
+                )
+            return self
+        if not self.smtp_from:
+            raise ValueError(
+                "BORGERDIALOG_SMTP_FROM: needed with BORGERDIALOG_SMTP_HOST (the sender address)"
+            )
+        if bool(self.smtp_username) != (self.smtp_password is not None):
+            raise ValueError(
+                "BORGERDIALOG_SMTP_USERNAME and BORGERDIALOG_SMTP_PASSWORD: set both or neither"
+            )
+        # A password sent in the clear can be read by anyone on the way.
+        local = self.smtp_host in ("localhost", "127.0.0.1", "::1")
+        if self.smtp_password is not None and not self.smtp_starttls and not local:
+            raise ValueError(
+                "BORGERDIALOG_SMTP_STARTTLS: must be true when a password is sent to "
+                "a server on another host"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _default_database(self) -> Settings:
         if not self.database_url:
             path = (self.data_dir / "borgerdialog.sqlite3").resolve()
@@ -191,6 +247,11 @@ class Settings(BaseSettings):
     def telegram_enabled(self) -> bool:
         """Whether a bot token is configured."""
         return self.telegram_token is not None
+
+    @property
+    def email_enabled(self) -> bool:
+        """Whether an SMTP server is configured, so citizens can hear back by e-mail."""
+        return bool(self.smtp_host)
 
     @property
     def public_base_url(self) -> str:
@@ -222,7 +283,7 @@ def _describe(error: Any) -> str:
         return message
     name = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
     shown = error.get("input")
-    secret = "token" in name.lower()
+    secret = any(word in name.lower() for word in ("token", "password", "secret"))
     if isinstance(shown, str) and not secret and error["type"] != "missing":
         return f"{name}: {message} (got {shown!r})"
     return f"{name}: {message}"

@@ -97,6 +97,16 @@ async def mydata(ctx: FlowContext, outcome: Outcome) -> None:
             }
         )
     record["consultations"] = consultations
+    given = await ctx.uow.email.of_participant(participant.id)
+    if given is not None:
+        confirmed = given.confirmed_at is not None
+        record["email"] = {
+            "address": given.address,
+            "confirmed_at": given.confirmed_at.isoformat() if given.confirmed_at else None,
+            "given_at": given.created_at.isoformat(),
+        }
+        key = "mydata.email_confirmed" if confirmed else "mydata.email_unconfirmed"
+        lines.append("\n" + ctx.t(key, address=given.address))
     language = (
         ctx.t(f"language.name.{participant.language}")
         if participant.language
@@ -143,6 +153,7 @@ async def forget_confirmed(ctx: FlowContext, outcome: Outcome, confirmed: bool) 
     anonymised = statements + await ctx.uow.participations.erase_participant(
         ctx.participant.id, PUBLISHED_KINDS
     )
+    await ctx.uow.email.erase_participant(ctx.participant.id)
     await ctx.uow.participants.delete(ctx.participant)
     outcome.erased = True
     done = ctx.t("forget.done")

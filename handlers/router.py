@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from handlers import common, mydata
+from handlers import common, email, mydata
 from handlers.consultation import asking, entry, sheet, summary
 from handlers.context import FlowContext
 from handlers.events import Outcome, well_formed_payload
@@ -73,7 +73,11 @@ async def route(ctx: FlowContext) -> Outcome:
         await _run(COMMANDS.get(event.command or "", common.unknown_command), ctx, outcome)
     elif event.unsupported_content:
         common.unsupported_content(ctx, outcome)
-    elif not await writing.typed(ctx, outcome) and not await asking.typed(ctx, outcome):
+    elif (
+        not await writing.typed(ctx, outcome)
+        and not await asking.typed(ctx, outcome)
+        and not await email.typed(ctx, outcome)
+    ):
         common.fallback(ctx, outcome)
     return outcome
 
@@ -99,6 +103,8 @@ async def press(ctx: FlowContext, outcome: Outcome, payload: str) -> None:
         await voting.press(ctx, outcome, namespace, parts)
     elif namespace == "rw" and len(parts) == 1:
         await author.rewrite(ctx, outcome, parts[0])
+    elif payload == email.SKIP_PAYLOAD:
+        email.skip(ctx, outcome)
     elif namespace == "f" and parts in (["y"], ["n"]):
         await mydata.forget_confirmed(ctx, outcome, parts == ["y"])
     elif namespace in ("ok", "h", "r", "e") and parts:

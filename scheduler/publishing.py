@@ -11,10 +11,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from handlers.context import Texts
+from handlers.email import WEB_CHANNEL
 from handlers.events import ChatAddress, Reply
 from handlers.plan import content, rules
 from handlers.plan.content import ConsultationLink
 from handlers.plan.staff import post_title, progress_text
+from storage.email import EMAIL_CHANNEL
 from storage.models import OutboxStatus, PlannedPost, PostKind, PostState
 from storage.plan import Recipient
 from storage.uow import UnitOfWork, UnitOfWorkFactory
@@ -175,6 +177,11 @@ class Publisher:
             statement = await unit.ideas.by_number(consultation_id, int(audience["statement"]))
             if statement is not None:
                 subscribers = await unit.plan.concerned_by(statement)
+        if EMAIL_CHANNEL in self._channels():
+            # Web citizens who gave a confirmed address get it by e-mail too: they may have
+            # closed the tab long ago.
+            web = [r.chat_id for r in subscribers if r.channel == WEB_CHANNEL]
+            subscribers += await unit.email.confirmed_for_web(web)
         for recipient in subscribers:
             chosen.setdefault((recipient.channel, recipient.chat_id), (recipient, False))
         return list(chosen.values())

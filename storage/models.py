@@ -635,3 +635,26 @@ class WebMessage(Base):
     attachment: Mapped[dict[str, str] | None] = mapped_column(JsonDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class EmailAddress(Base):
+    """A web participant's e-mail address for hearing back, used only once they confirmed it.
+
+    Erased at unsubscribe and at /forget. Ids never come back: an unsubscribe link names one.
+    """
+
+    __tablename__ = "email_addresses"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # One address per participant; a new one replaces the old.
+    participant_id: Mapped[int] = mapped_column(
+        ForeignKey("participants.id", ondelete="CASCADE"), unique=True
+    )
+    address: Mapped[str] = mapped_column(String(254))
+    # SHA-256 of the confirmation link's token (the token itself is only in the e-mail);
+    # cleared once used, so a link works once.
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

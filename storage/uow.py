@@ -6,6 +6,7 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.email import EmailRepository
 from storage.ideas import IdeasRepository
 from storage.moderation import ModerationRepository
 from storage.plan import PlanRepository
@@ -35,6 +36,7 @@ class UnitOfWork:
     moderation: ModerationRepository
     ideas: IdeasRepository
     plan: PlanRepository
+    email: EmailRepository
 
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
@@ -51,6 +53,7 @@ class UnitOfWork:
         self.moderation = ModerationRepository(self._session)
         self.ideas = IdeasRepository(self._session)
         self.plan = PlanRepository(self._session)
+        self.email = EmailRepository(self._session)
         return self
 
     async def __aexit__(

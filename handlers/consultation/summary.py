@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from handlers import email
 from handlers import questionnaire as rules
 from handlers.consultation.sheet import Sheet, show_answer, title
 from handlers.context import FlowContext
@@ -69,3 +70,6 @@ async def hear_back(
     consultation = await ctx.uow.consultations.get(participation.consultation_id)
     assert consultation is not None
     await offer_if_open(ctx, outcome, participation, consultation)
+    if wanted:
+        # Last, so the page puts the cursor in the text field for the address.
+        await email.offer(ctx, outcome)

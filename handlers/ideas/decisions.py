@@ -6,8 +6,10 @@ from collections.abc import Callable
 
 from handlers import questionnaire
 from handlers.context import Texts, language_of
+from handlers.email import WEB_CHANNEL
 from handlers.events import Button, ChatAddress, Reply
 from handlers.ideas.rules import short, statement_text
+from storage.email import EMAIL_CHANNEL
 from storage.models import Decision, Participation, Statement
 from storage.uow import UnitOfWork
 
@@ -65,4 +67,9 @@ async def decision_messages(
         messages.append(
             (ChatAddress(participant.channel, participant.chat_id), Reply(text, buttons=buttons))
         )
+        if participant.channel == WEB_CHANNEL:
+            # A confirmed address hears it too; the help button only works in the chat.
+            given = await uow.email.of_participant(participant.id)
+            if given is not None and given.confirmed_at is not None:
+                messages.append((ChatAddress(EMAIL_CHANNEL, str(given.id)), Reply(text)))
     return messages
