@@ -27,6 +27,7 @@ from storage.models import EmailAddress, OutboxMessage, OutboxStatus
 from tests.citizens import example_with_round, import_consultation
 from tests.conftest import eventually, table_rows
 from tests.postgres import free_port
+from tests.test_content_plan import Clock
 from tests.webcitizens import WebTab, open_tab, web_session
 
 ORGANISATION = "Testkommune"
@@ -58,16 +59,6 @@ def mailbox() -> Iterator[tuple[Mailbox, int]]:
         yield box, port
     finally:
         controller.stop()
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
