@@ -231,7 +231,7 @@ def test_plan_import_reports_every_mistake_with_row_and_column_and_imports_nothi
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     settings = make_settings()
-    env = cli_env(settings)
+    env = {**cli_env(settings), "BORGERDIALOG_PUBLIC_CHANNEL_ID": "-1001234567890"}
     (tmp_path / "friluftsliv.yaml").write_text(open_now(), encoding="utf-8")
     assert (
         borgerdialog("consultation", "import", "friluftsliv.yaml", cwd=tmp_path, env=env).returncode

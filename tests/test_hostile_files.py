@@ -970,7 +970,7 @@ def test_statements_and_titles_reach_the_terminal_as_one_clean_line(exported: Cl
 def test_a_sheet_cell_with_control_characters_is_planned_without_them(cli: Cli) -> None:
     # PostgreSQL refuses U+0000 in JSON; a terminal obeys ESC. Neither reaches the plan.
     sheet = cli.folder / "plan.csv"
-    sheet.write_bytes(csv_bytes([HEADER]) + b"r1,2030-01-07 10:00,channel,Ny\x00t \x1b[2Jfra os\n")
+    sheet.write_bytes(csv_bytes([HEADER]) + b"r1,2030-01-07 10:00,everyone,Ny\x00t \x1b[2Jfra os\n")
     result = cli("plan", "import", str(sheet))
     no_traceback(result)
     assert result.exit_code == 0, result.output

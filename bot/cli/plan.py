@@ -98,6 +98,11 @@ def image_loader(folder: Path) -> Callable[[str], bytes]:
     return load
 
 
+def _first_text(post: PlannedPost) -> str:
+    # A post's line breaks read as spaces on one line.
+    return next(iter(post.texts.values()), "").replace("\n", " ") if post.texts else ""
+
+
 def describe(post: PlannedPost, settings: Settings, counts: dict[str, int] | None = None) -> str:
     """One line per post for the command line."""
     when = local_time(post.due_at, settings)
@@ -107,11 +112,8 @@ def describe(post: PlannedPost, settings: Settings, counts: dict[str, int] | Non
         if post.repeat
         else ""
     )
-    text = (
-        next(iter(post.texts.values()), "") if post.texts else f"({post.kind}, written when sent)"
-    )
-    # A post's line breaks read as spaces here; its other control characters are dropped.
-    text = terminal_text(text.replace("\n", " "))
+    # A post's other control characters are dropped.
+    text = terminal_text(_first_text(post)) if post.texts else f"({post.kind}, written when sent)"
     audience = terminal_text(rules.describe_audience(post.audience))
     line = (
         f"#{post.id:<4} {post.state:<9} {when}{anchor}{repeat}  "
@@ -158,12 +160,20 @@ def plan_import(path: Path, dry_run: bool) -> None:
     async def work(uow_factory: UnitOfWorkFactory) -> None:
         now = utc_now()
         problems: list[SheetError] = list(errors)
-        stored: list[tuple[PlannedPost, bool]] = []
+        stored: list[tuple[int, PlannedPost, bool]] = []
         where = header_columns(rows[0] if rows else [])
         async with uow_factory() as uow:
             for number, draft in drafts:
                 try:
-                    stored.append(await plan_post(uow, draft, now, settings.zone, "sheet"))
+                    post, created = await plan_post(
+                        uow,
+                        draft,
+                        now,
+                        settings.zone,
+                        "sheet",
+                        channel_configured=settings.public_channel_id is not None,
+                    )
+                    stored.append((number, post, created))
                 except FieldError as error:
                     problems.append(
                         SheetError(number, column_label(where, error.field), str(error))
@@ -174,8 +184,14 @@ def plan_import(path: Path, dry_run: bool) -> None:
                 fail(f"{len(problems)} mistake(s); nothing was imported", EXIT_BAD_INPUT)
             if not dry_run:
                 await uow.commit()
-            for post, created in stored:
-                click.echo(("added    " if created else "updated  ") + describe(post, settings))
+            for number, post, created in stored:
+                # Which sheet row became which post: the number 'plan cancel' and staff use.
+                verb = "would add" if dry_run and created else "added" if created else "updated"
+                target = "a new post" if dry_run and created else f"post #{post.id}"
+                click.echo(
+                    f"row {number} → {target} (planned {local_time(post.due_at, settings)}), "
+                    f"{verb}: {terminal_text(_first_text(post))[:50]}"
+                )
         verb = "Would import" if dry_run else "Imported"
         click.echo(f"{verb} {len(stored)} post(s) from {path.name} (times in {settings.timezone}).")
 

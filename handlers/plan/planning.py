@@ -53,7 +53,13 @@ async def phases_of(uow: UnitOfWork, consultation: Consultation) -> Phases:
 
 
 async def plan_post(
-    uow: UnitOfWork, draft: PostDraft, now: datetime, zone: ZoneInfo, created_by: str
+    uow: UnitOfWork,
+    draft: PostDraft,
+    now: datetime,
+    zone: ZoneInfo,
+    created_by: str,
+    *,
+    channel_configured: bool = True,
 ) -> tuple[PlannedPost, bool]:
     """Check a draft against the database and store it; return the post and whether it is new.
 
@@ -93,6 +99,11 @@ async def plan_post(
         if due_at < now - timedelta(minutes=1):
             local = due_at.astimezone(zone)
             raise FieldError("when", f"{local:%Y-%m-%d %H:%M} has passed")
+    # Checked last: a row's other mistakes (a time, a consultation) are the ones to fix first.
+    try:
+        rules.check_channel(draft.audience, channel_configured=channel_configured)
+    except PlanError as error:
+        raise FieldError("audience", str(error)) from None
     post = await uow.plan.by_key(draft.key) if draft.key else None
     if post is not None and post.state != PostState.PLANNED:
         raise FieldError("id", f"post {draft.key!r} is already {post.state}; give a new id")

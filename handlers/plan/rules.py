@@ -277,6 +277,15 @@ def describe_audience(audience: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def check_channel(audience: dict[str, Any], *, channel_configured: bool) -> None:
+    """Refuse a post to the public channel when there is none: it would reach nobody."""
+    if audience.get("channel") and not channel_configured:
+        raise PlanError(
+            "'channel' needs a public channel: set BORGERDIALOG_PUBLIC_CHANNEL_ID, "
+            "or choose another audience"
+        )
+
+
 def needs_consultation(audience: dict[str, Any]) -> bool:
     """Whether the audience only makes sense within one consultation."""
     return audience.get("subscribers") in ("hear_back", "unfinished", "segment", "decision")

@@ -1,0 +1,79 @@
+"""The example content plan imports next to the example consultation; links for every channel.
+
+The command line runs in-process (click's CliRunner), as in tests/test_hostile_files.py.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests import test_hostile_files
+from tests.test_hostile_files import Cli, no_traceback
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+CHANNEL_ID = "-1001234567890"
+# The in-process command line of the hostile-files catalogue, with its one-minute guard.
+cli = test_hostile_files.cli
+
+
+def example_open_soon(folder: Path) -> Path:
+    """The example consultation with its round and ideas phase moved ahead of today."""
+    zone = ZoneInfo("Europe/Copenhagen")
+    now = datetime.now(UTC)
+    opens = (now + timedelta(days=1)).astimezone(zone).strftime("%Y-%m-%d 09:00")
+    closes = (now + timedelta(days=60)).astimezone(zone).strftime("%Y-%m-%d 23:59")
+    source = (EXAMPLES / "friluftsliv.yaml").read_text(encoding="utf-8")
+    source = source.replace("opens: 2026-11-01 09:00", f"opens: {opens}")
+    path = folder / "friluftsliv.yaml"
+    path.write_text(source.replace("closes: 2027-01-31 23:59", f"closes: {closes}"), "utf-8")
+    return path
+
+
+@pytest.mark.parametrize("sheet", ["plan.csv", "plan.xlsx"])
+def test_the_example_plan_imports_and_says_which_row_became_which_post(
+    cli: Cli, sheet: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BORGERDIALOG_PUBLIC_CHANNEL_ID", CHANNEL_ID)
+    no_traceback(cli("consultation", "import", str(example_open_soon(cli.folder))))
+    shutil.copy(EXAMPLES / sheet, cli.folder / sheet)
+    result = cli("plan", "import", sheet)
+    no_traceback(result)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stdout.splitlines() if line.startswith("row ")]
+    found = [
+        re.match(r"row (\d+) → post #(\d+) \(planned (\d{4}-\d\d-\d\d \d\d:\d\d)\), added: ", line)
+        for line in lines
+    ]
+    assert all(found), lines
+    assert [int(m[1]) for m in found if m] == [2, 3, 4, 5, 6]
+    assert "Imported 5 post(s) from " + sheet in result.stdout
+    listing = cli("plan", "list").stdout
+    for match in found:
+        assert match is not None
+        (listed,) = [line for line in listing.splitlines() if line.startswith(f"#{match[2]} ")]
+        assert f"planned   {match[3]}" in listed
+    assert "to segment:district=north" in listing
+    assert "Halvvejs i friluftsdialogen" in listing
+
+
+def test_a_channel_post_without_a_public_channel_is_refused_with_row_and_column(
+    cli: Cli,
+) -> None:
+    no_traceback(cli("consultation", "import", str(example_open_soon(cli.folder))))
+    shutil.copy(EXAMPLES / "plan.csv", cli.folder / "plan.csv")
+    result = cli("plan", "import", "plan.csv")
+    no_traceback(result)
+    assert result.exit_code == 2
+    refusal = "'channel' needs a public channel: set BORGERDIALOG_PUBLIC_CHANNEL_ID"
+    assert result.stderr.splitlines() == [
+        f"borgerdialog: plan.csv: row {row}, column E (audience): {refusal}, or choose another "
+        "audience"
+        for row in (2, 5, 6)
+    ] + ["borgerdialog: 3 mistake(s); nothing was imported"]
+    assert "Halvvejs" not in cli("plan", "list", "--all").stdout
