@@ -57,16 +57,27 @@ def question_text(ctx: FlowContext, sheet: Sheet, question: Question) -> str:
     return f"{text}\n\n{hint()}" if hint else text
 
 
-def ask(ctx: FlowContext, outcome: Outcome, sheet: Sheet, question: Question) -> None:
-    """Send one question with its buttons; remember which message asked it."""
+def ask(
+    ctx: FlowContext,
+    outcome: Outcome,
+    sheet: Sheet,
+    question: Question,
+    *,
+    keep_selection: bool = False,
+) -> None:
+    """Send one question with its buttons; remember which message asked it.
+
+    keep_selection: asking the current question again, what is ticked stays ticked.
+    """
     participation, answers = sheet.participation, sheet.answers
     participation.current_question_id = question.id
     earlier = answers.get(question.id)
-    participation.pending_selection = (
-        list(earlier.value)
-        if question.kind == "multiple" and earlier is not None and not earlier.skipped
-        else []
-    )
+    if not keep_selection:
+        participation.pending_selection = (
+            list(earlier.value)
+            if question.kind == "multiple" and earlier is not None and not earlier.skipped
+            else []
+        )
     text = question_text(ctx, sheet, question)
     if earlier is not None:
         text += "\n\n" + ctx.t(
@@ -226,13 +237,19 @@ async def close_question_message(
 
     An old message can then never answer twice.
     """
-    reference = ctx.event.button_message_ref
-    asked_by = sheet.participation.question_message_id
-    if reference is None and asked_by is not None:
-        asked = await ctx.uow.outbox.get(asked_by)
-        reference = asked.external_message_id if asked is not None else None
+    reference = ctx.event.button_message_ref or await sent_message_ref(
+        ctx, sheet.participation.question_message_id
+    )
     if reference is not None:
         outcome.edit(reference, f"{question_text(ctx, sheet, question)}\n\n{footer}")
+
+
+async def sent_message_ref(ctx: FlowContext, outbox_id: int | None) -> str | None:
+    """The channel's reference to a message the bot queued, once it was sent."""
+    if outbox_id is None:
+        return None
+    queued = await ctx.uow.outbox.get(outbox_id)
+    return queued.external_message_id if queued is not None else None
 
 
 async def store(

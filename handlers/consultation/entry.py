@@ -6,7 +6,7 @@ import math
 import secrets
 
 from handlers import questionnaire as rules
-from handlers.consultation.asking import ask_next
+from handlers.consultation.asking import ask, ask_next, close_question_message, sent_message_ref
 from handlers.consultation.sheet import (
     blocked,
     load_sheet,
@@ -85,6 +85,9 @@ async def open_consultation(ctx: FlowContext, outcome: Outcome, consultation: Co
         say_not_open(ctx, outcome, consultation, state)
         return
     participation = await ctx.uow.participations.find(consultation.id, ctx.participant.id)
+    # The link opened again (a new tab, the deep link tapped twice) by someone who was shown
+    # the consent card and has not answered it.
+    reopened = participation is not None and participation.status == ParticipationStatus.INVITED
     if participation is None:
         participation = await ctx.uow.participations.add(
             Participation(
@@ -103,7 +106,7 @@ async def open_consultation(ctx: FlowContext, outcome: Outcome, consultation: Co
     set_active(ctx, participation)
     if participation.status == ParticipationStatus.ANSWERING and round_open:
         outcome.say(ctx.t("consultation.welcome_back", title=title(ctx, consultation)))
-        await ask_next(ctx, outcome, participation)
+        await resume(ctx, outcome, participation)
         return
     if participation.status == ParticipationStatus.COMPLETED and round_open:
         sheet = await load_sheet(ctx, participation)
@@ -113,6 +116,16 @@ async def open_consultation(ctx: FlowContext, outcome: Outcome, consultation: Co
     if participation.status in (ParticipationStatus.ANSWERING, ParticipationStatus.COMPLETED):
         # The questions are closed, the ideas phase is open.
         await offer_if_open(ctx, outcome, participation, consultation)
+        return
+    if reopened:
+        # The introduction is in the conversation already: one live consent card, not two.
+        earlier = await sent_message_ref(ctx, participation.question_message_id)
+        if earlier is not None:
+            outcome.edit(
+                earlier, f"{ctx.t('consultation.consent')}\n\n{ctx.t('question.asked_again')}"
+            )
+        outcome.say(ctx.t("consultation.welcome_back", title=title(ctx, consultation)))
+        ask_consent(ctx, outcome, participation)
         return
     questions = await ctx.uow.consultations.questions(consultation.id)
     count = len(rules.applicable(questions, {}))
@@ -138,13 +151,38 @@ async def open_consultation(ctx: FlowContext, outcome: Outcome, consultation: Co
             contact=consultation.organiser.get("contact", ""),
         )
     )
+    ask_consent(ctx, outcome, participation)
+
+
+def ask_consent(ctx: FlowContext, outcome: Outcome, participation: Participation) -> None:
+    """Send the consent card; remember it, so a reopened link can retire it."""
+
+    def remember(outbox_id: int) -> None:
+        # No question is asked before consent, so the question's message slot is free.
+        participation.question_message_id = outbox_id
+
     outcome.say(
         ctx.t("consultation.consent"),
         buttons=(
             (Button(ctx.t("consent.yes"), payload=f"ok:{participation.id}:y"),),
             (Button(ctx.t("consent.no"), payload=f"ok:{participation.id}:n"),),
         ),
+        on_queued=remember,
     )
+
+
+async def resume(ctx: FlowContext, outcome: Outcome, participation: Participation) -> None:
+    """Ask the current question again at the end of the conversation, retiring the old copy.
+
+    Its earlier message would otherwise stay answerable next to the new one.
+    """
+    sheet = await load_sheet(ctx, participation)
+    current = sheet.question(participation.current_question_id)
+    if current is None:
+        await ask_next(ctx, outcome, participation)
+        return
+    await close_question_message(ctx, outcome, sheet, current, ctx.t("question.asked_again"))
+    ask(ctx, outcome, sheet, current, keep_selection=True)
 
 
 async def consent(

@@ -42,9 +42,10 @@ from handlers.events import (
     parse_command,
     storable,
 )
+from handlers.questionnaire import pick
 from storage.database import is_transient
 from storage.models import WebMessage
-from storage.uow import UnitOfWorkFactory
+from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 CHANNEL = "web"
 # The health board's name for taking in web-chat messages.
@@ -92,6 +93,8 @@ STATIC_FILES = {"chat.js": "application/javascript", "chat.css": "text/css"}
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,36}")
 # A transcript message id as the page echoes it; 18 digits fit any database's big integer.
 _MESSAGE_REF = re.compile(r"[0-9]{1,18}")
+# A consultation's slug as a link carries it (the files allow 2-40; the flow says if unknown).
+_SLUG = re.compile(r"[a-z0-9-]{1,64}")
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8}){0,3}")
 # An unreadable client id is still echoed, when it is a string, so a (broken) page can drop it.
 _ECHOED_ID_LENGTH = 200
@@ -164,6 +167,13 @@ def read_frame(data: str) -> Inbound:
         if ref and not _MESSAGE_REF.fullmatch(ref):
             raise Refused("button.stale", raw_id)
         return Inbound(raw_id, "button", payload=payload, message_ref=ref)
+    if kind == "open":
+        # The page opens the consultation its link names (?c=SLUG) with this, not with a
+        # typed /start, so the citizen's bubble can show the consultation's title.
+        slug = message.get("slug")
+        if not isinstance(slug, str) or not _SLUG.fullmatch(slug):
+            raise Refused("web.unreadable", raw_id)
+        return Inbound(raw_id, "open", text=slug)
     raise Refused("web.unreadable", raw_id)
 
 
@@ -472,8 +482,9 @@ class WebChatChannel:
             async with self._uow() as uow:
                 new = await uow.inbox.add_new(CHANNEL, [(external_id, chat_id, payload)], now)
                 shown = None
-                if new and inbound.kind == "text":
-                    shown = await uow.web_messages.add(chat_id, "citizen", inbound.text, now)
+                if new and inbound.kind in ("text", "open"):
+                    bubble = await self._bubble(uow, tab, inbound)
+                    shown = await uow.web_messages.add(chat_id, "citizen", bubble, now)
                 await uow.commit()
         except Exception as error:
             if not is_transient(error):
@@ -489,6 +500,15 @@ class WebChatChannel:
             await self._push(chat_id, {"type": "message", "message": _message_json(shown)})
         if new:
             self._schedule(external_id, payload)
+
+    async def _bubble(self, uow: UnitOfWork, tab: _Tab, inbound: Inbound) -> str:
+        """What the citizen's own bubble shows: what they wrote, or the consultation opened."""
+        if inbound.kind != "open":
+            return inbound.text
+        consultation = await uow.consultations.by_slug(inbound.text)
+        if consultation is None:
+            return inbound.text
+        return pick(consultation.title, self._language(tab))
 
     def _schedule(self, external_id: str, payload: dict[str, Any]) -> None:
         task = asyncio.create_task(self._process(external_id, payload))
@@ -522,6 +542,16 @@ class WebChatChannel:
                 button=payload["payload"],
                 button_message_ref=payload.get("message") or None,
                 button_ack_ref=payload.get("message") or "web",
+                language_hint=hint,
+            )
+        if payload["type"] == "open":
+            slug = str(payload["text"])
+            return InboundEvent(
+                channel=CHANNEL,
+                chat_id=chat_id,
+                text=f"/start {slug}",
+                command="start",
+                argument=slug,
                 language_hint=hint,
             )
         text = payload["text"]

@@ -244,7 +244,8 @@
     if (store.getItem(flag) || (memoryOnly && !empty)) { return; }
     if (slug || empty) {
       store.setItem(flag, "1");
-      send({ type: "text", text: slug ? "/start " + slug : "/start" });
+      // The server resumes a consultation already under way rather than starting it over.
+      send(slug ? { type: "open", slug: slug } : { type: "text", text: "/start" });
     }
   }
 
