@@ -5,6 +5,7 @@ The command line runs in-process (click's CliRunner), as in tests/test_hostile_f
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import segno
+from PIL import Image
 
 from tests import test_hostile_files
 from tests.test_hostile_files import Cli, no_traceback
@@ -77,3 +80,80 @@ def test_a_channel_post_without_a_public_channel_is_refused_with_row_and_column(
         for row in (2, 5, 6)
     ] + ["borgerdialog: 3 mistake(s); nothing was imported"]
     assert "Halvvejs" not in cli("plan", "list", "--all").stdout
+
+
+# --- Links and QR codes for every channel -------------------------------------------------------
+
+PUBLIC_URL = "https://dialog.kommune.example"
+WEB_LINK = f"{PUBLIC_URL}/chat?c=friluftsliv"
+TELEGRAM_LINK = "https://t.me/kommune_bot?start=friluftsliv"
+
+
+def assert_png_holds(path: Path, link: str) -> None:
+    """The PNG is poster-size and its modules are segno's matrix of the link, module by module."""
+    expected = segno.make(link, error="m").matrix
+    with Image.open(path) as image:
+        pixels = image.convert("L")
+        assert pixels.width >= 1000
+        assert pixels.width == pixels.height
+        modules = len(expected) + 8  # the quiet zone: four modules each side
+        size = pixels.width / modules
+        read = [
+            [pixels.getpixel((int((4 + x + 0.5) * size), int((4 + y + 0.5) * size))) < 128
+             for x in range(len(expected))]
+            for y in range(len(expected))
+        ]  # fmt: skip
+    assert read == [[bool(module) for module in row] for row in expected]
+
+
+def assert_svg_holds(path: Path, link: str) -> None:
+    """The SVG is the vector code segno draws for the link, at the size the file says."""
+    svg = path.read_bytes()
+    match = re.search(rb'<svg[^>]* width="(\d+)"', svg)
+    assert match is not None
+    width = int(match[1])
+    code = segno.make(link, error="m")
+    scale = width // code.symbol_size(scale=1, border=4)[0]
+    buffer = io.BytesIO()
+    code.save(buffer, kind="svg", scale=scale, border=4)
+    assert buffer.getvalue() == svg
+    assert width >= 100
+
+
+def test_link_prints_every_channel_and_writes_poster_qr_codes(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BORGERDIALOG_PUBLIC_URL", PUBLIC_URL)
+    no_traceback(cli("consultation", "import", str(example_open_soon(cli.folder))))
+    result = cli("consultation", "link", "friluftsliv", "--bot", "@kommune_bot", "--qr-dir", "qr")
+    no_traceback(result)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [f"web: {WEB_LINK}", f"telegram: {TELEGRAM_LINK}"]
+    folder = cli.folder / "qr"
+    assert sorted(path.name for path in folder.iterdir()) == [
+        "friluftsliv-telegram.png",
+        "friluftsliv-telegram.svg",
+        "friluftsliv-web.png",
+        "friluftsliv-web.svg",
+    ]
+    for channel, link in (("web", WEB_LINK), ("telegram", TELEGRAM_LINK)):
+        assert_png_holds(folder / f"friluftsliv-{channel}.png", link)
+        assert_svg_holds(folder / f"friluftsliv-{channel}.svg", link)
+
+
+def test_link_without_a_bot_gives_the_web_link_and_says_how_to_get_telegrams(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BORGERDIALOG_PUBLIC_URL", PUBLIC_URL)
+    no_traceback(cli("consultation", "import", str(example_open_soon(cli.folder))))
+    result = cli("consultation", "link", "friluftsliv")
+    no_traceback(result)
+    assert result.exit_code == 0, result.output
+    web, how = result.stdout.splitlines()
+    assert web == f"web: {WEB_LINK}"
+    assert how.startswith("telegram: give --bot USERNAME (or set BORGERDIALOG_TELEGRAM_TOKEN)")
+    assert sorted(path.name for path in cli.folder.glob("*.??g")) == [
+        "friluftsliv-web.png",
+        "friluftsliv-web.svg",
+    ]
+    assert_png_holds(cli.folder / "friluftsliv-web.png", WEB_LINK)

@@ -313,17 +313,26 @@ def consultation_show(slug: str) -> None:
 @click.argument("slug")
 @click.option("--bot", "bot_username", help="The bot's username (asked from Telegram if unset).")
 @click.option(
+    "--qr-dir",
+    "qr_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where to write poster-size QR codes, SLUG-telegram and SLUG-web, each as SVG and PNG "
+    "[default: the current folder].",
+)
+@click.option(
     "--qr",
     "qr_path",
-    type=click.Path(path_type=Path),
-    help="Where to write the QR code PNG [default: SLUG-qr.png].",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write only the Telegram link's QR code, to this file (.png or .svg).",
 )
-def consultation_link(slug: str, bot_username: str | None, qr_path: Path | None) -> None:
-    """Print the deep link that opens a consultation, and write a QR code of it."""
-    import segno
-
+def consultation_link(
+    slug: str, bot_username: str | None, qr_dir: Path | None, qr_path: Path | None
+) -> None:
+    """Print the links that open a consultation (web chat, Telegram), and write QR codes of them."""
     settings = settings_or_exit()
     configure_logging(settings)
+    if qr_dir is not None and qr_path is not None:
+        fail("give either --qr-dir or --qr, not both", EXIT_BAD_INPUT)
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
         async with uow_factory() as uow:
@@ -332,14 +341,47 @@ def consultation_link(slug: str, bot_username: str | None, qr_path: Path | None)
                     f"no consultation '{slug}' (see 'borgerdialog consultation list')",
                     EXIT_BAD_INPUT,
                 )
-        username = bot_username or await _bot_username(settings)
-        link = f"https://t.me/{username.lstrip('@')}?start={slug}"
-        target = qr_path or Path(f"{slug}-qr.png")
-        segno.make(link, error="m").save(str(target), scale=10, border=4)
-        click.echo(link)
-        click.echo(f"QR code written to {target}", err=True)
+        links = {"web": f"{settings.public_base_url}/chat?c={slug}"}
+        if bot_username or settings.telegram_token is not None:
+            username = bot_username or await _bot_username(settings)
+            links["telegram"] = f"https://t.me/{username.lstrip('@')}?start={slug}"
+        if qr_path is not None:
+            if "telegram" not in links:
+                fail("--qr writes the Telegram link: give --bot USERNAME too", EXIT_BAD_INPUT)
+            click.echo(links["telegram"])
+            _write_qr(links["telegram"], qr_path)
+            return
+        for channel, link in links.items():
+            click.echo(f"{channel}: {link}")
+            folder = qr_dir or Path()
+            folder.mkdir(parents=True, exist_ok=True)
+            for suffix in (".svg", ".png"):
+                _write_qr(link, folder / f"{slug}-{channel}{suffix}")
+        if "telegram" not in links:
+            click.echo(
+                "telegram: give --bot USERNAME (or set BORGERDIALOG_TELEGRAM_TOKEN) for the "
+                "t.me link and its QR code"
+            )
 
     with_database(settings, work)
+
+
+# A poster's QR code: at least this many pixels wide as PNG (an SVG scales to any size).
+QR_POSTER_PIXELS = 1000
+
+
+def _write_qr(link: str, target: Path) -> None:
+    """Write a QR code of a link, SVG or PNG by the file's name, big enough for a poster."""
+    import segno
+
+    code = segno.make(link, error="m")
+    width, _ = code.symbol_size(scale=1, border=4)
+    scale = -(-QR_POSTER_PIXELS // width)
+    try:
+        code.save(str(target), scale=scale, border=4)
+    except OSError as error:
+        fail(f"{target}: cannot be written: {error.strerror or error}", EXIT_BAD_INPUT)
+    click.echo(f"QR code written to {target}", err=True)
 
 
 async def _bot_username(settings: Settings) -> str:
