@@ -88,7 +88,9 @@ async def prepare_schema(engine: AsyncEngine, url: str) -> None:
     """
     if is_sqlite(url):
         before = await upgrade(engine)
-        if not before.up_to_date:
+        if before.current is None:
+            logger.info("created the database schema (revision %s)", before.head)
+        elif not before.up_to_date:
             logger.info("database migrated from %s to %s", before.current, before.head)
         return
     status = await schema_status(engine)

@@ -30,8 +30,9 @@ logger = logging.getLogger(__name__)
 
 # Waits between attempts while the database is unavailable: short first, then every 30 s.
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
-# The health board's name for the dialogue core.
+# The health board's names for the dialogue core and for sending what it queued.
 PART = "dialogue"
+DELIVERY = "delivery"
 
 
 def retry_delay(attempt: int) -> float:
@@ -159,7 +160,9 @@ class DialogueCore:
                 if not is_transient(exc):
                     raise
                 # Queued and committed: the redelivery job sends it once the database is back.
-                self.health.fault("delivery", f"database unavailable ({type(exc).__name__})")
+                self.health.fault(DELIVERY, f"database unavailable ({type(exc).__name__})")
+            else:
+                self.health.clear(DELIVERY)
 
     def texts(self, language: str | None) -> BoundTexts:
         """The texts of a language (None: the default language)."""

@@ -30,8 +30,10 @@ DIGEST_CHECK_INTERVAL_SECONDS = 60
 NOTICE_INTERVAL_SECONDS = 60
 RETENTION_INTERVAL_MINUTES = 60
 JOB_STOP_TIMEOUT_SECONDS = 30.0
-# How long a job's database fault shows in /healthz unless the job hits it again.
-JOB_FAULT_SECONDS = 120.0
+# A job's database fault is logged once but holds /healthz for no time of its own: the health
+# check's own read and write probes report the database while it is away, and a job that runs
+# hourly could otherwise keep a recovered bot "degraded" until its next run.
+JOB_FAULT_SECONDS = 0.0
 # How long the transcript of a web visitor who has not consented is kept after they go quiet.
 UNCONSENTED_IDLE = timedelta(days=1)
 

@@ -74,10 +74,36 @@ def is_transient(error: BaseException) -> bool:
     succeeds later, so it is retried rather than recorded as failed.
     """
     if isinstance(error, exc.DBAPIError):
-        return error.connection_invalidated or isinstance(
-            error, exc.OperationalError | exc.InterfaceError
+        return (
+            error.connection_invalidated
+            or isinstance(error, exc.OperationalError | exc.InterfaceError)
+            or _transient_sqlstate(error)
         )
     return isinstance(error, exc.DisconnectionError | exc.TimeoutError | OSError | TimeoutError)
+
+
+# PostgreSQL's SQLSTATE classes of faults that pass: connection exceptions (08), insufficient
+# resources such as a full disk or too many connections (53), operator intervention such as a
+# shutdown or a server still starting (57P), and a serialization failure or deadlock (40001,
+# 40P01), which the same transaction survives when run again.
+TRANSIENT_SQLSTATES = ("08", "53", "57P", "40001", "40P01")
+
+
+def _transient_sqlstate(error: exc.DBAPIError) -> bool:
+    """Whether the driver's error beneath SQLAlchemy's carries a passing fault's SQLSTATE.
+
+    asyncpg reports "the database system is shutting down" as a plain DBAPIError whose cause
+    has the SQLSTATE 57P03; by its class alone it would count as permanent.
+    """
+    seen: BaseException | None = error.orig
+    for _ in range(4):
+        if seen is None:
+            return False
+        state = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if isinstance(state, str):
+            return state.startswith(TRANSIENT_SQLSTATES)
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def create_session_factory(

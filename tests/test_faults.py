@@ -237,3 +237,29 @@ async def test_disk_full_then_freed(
     finally:
         bot.stop()
     assert "Traceback" not in "".join(bot.output)
+
+
+def _driver_error(inner: Exception) -> Exception:
+    """A driver error as SQLAlchemy's asyncpg adapter hands it on: wrapped, with its cause."""
+    from sqlalchemy import exc
+
+    try:
+        try:
+            raise inner
+        except Exception as error:
+            raise RuntimeError("adapted") from error
+    except RuntimeError as adapted:
+        return exc.DBAPIError("SELECT 1", {}, adapted)
+
+
+def test_passing_database_faults_are_told_from_mistakes() -> None:
+    import asyncpg
+
+    from storage.database import is_transient
+
+    shutting_down = asyncpg.exceptions.CannotConnectNowError("the database system is shutting down")
+    assert is_transient(_driver_error(shutting_down))
+    assert is_transient(_driver_error(asyncpg.exceptions.DiskFullError("disk full")))
+    assert is_transient(_driver_error(asyncpg.exceptions.DeadlockDetectedError("deadlock")))
+    assert not is_transient(_driver_error(asyncpg.exceptions.UniqueViolationError("duplicate")))
+    assert not is_transient(ValueError("a bug"))

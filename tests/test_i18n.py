@@ -71,7 +71,8 @@ def keys_called_in(path: Path) -> set[str]:
         key = node.args[0].value if isinstance(node.args[0], ast.Constant) else None
         # Only calls count: `texts["en"] = ...` is a dict being filled, not a lookup (a
         # tokenising extractor such as Babel's took it for one).
-        if name in LOOKUP_NAMES and isinstance(key, str):
+        # `catalogs.texts("en")` picks a language's texts: a language code is no key.
+        if name in LOOKUP_NAMES and isinstance(key, str) and key not in ("da", "en"):
             keys.add(key)
     return keys
 

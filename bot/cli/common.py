@@ -76,7 +76,7 @@ def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler()
     secrets = [
         secret.get_secret_value()
-        for secret in (settings.telegram_token, settings.web_secret)
+        for secret in (settings.telegram_token, settings.web_secret, settings.smtp_password)
         if secret is not None
     ]
     handler.setFormatter(
