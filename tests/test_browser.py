@@ -20,6 +20,7 @@ from bot.consultations.demo import ensure_demo
 from tests.postgres import free_port
 from tests.test_consultation_flow import export_rows
 
+ORGANISATION = "Aarhus Kommune"
 CHROMIUM = os.environ.get("BORGERDIALOG_TEST_CHROMIUM", "/usr/bin/chromium")
 # Without the background-networking flags Chromium keeps dialling Google on a closed network.
 CHROMIUM_ARGS = [
@@ -51,7 +52,8 @@ async def browser() -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def demo_app(make_settings: Callable[..., Settings]) -> AsyncIterator[BorgerDialog]:
-    app = BorgerDialog(make_settings())
+    # A named organisation, as an installation has: the chat's header shows it.
+    app = BorgerDialog(make_settings(organisation_name=ORGANISATION))
     await app.start()
     assert app.uow is not None
     async with app.uow() as uow:

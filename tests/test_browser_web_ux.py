@@ -6,10 +6,11 @@ import re
 from typing import Any
 
 from bot.app import BorgerDialog
-from tests.test_browser import browser, demo_app, open_page  # noqa: F401  (fixtures)
+from tests.test_browser import ORGANISATION, browser, demo_app, open_page  # noqa: F401
 
 STALE = "Den knap virker ikke længere. Skriv /start for at komme videre."
 CHOOSE_ONE = "Vælg mindst ét svar, før du trykker Færdig."
+PHONE = {"width": 375, "height": 740}
 
 
 def question(page: Any, number: int) -> Any:
@@ -100,3 +101,68 @@ async def test_opening_the_link_again_resumes_instead_of_starting_over(
     await question(again, 4).wait_for()
     # The first tab follows along: the same single live question.
     await question(page, 4).get_by_role("button", name="3").wait_for()
+
+
+async def stays_in_view(page: Any, selector: str) -> None:
+    box = await page.locator(selector).bounding_box()
+    assert box is not None
+    assert box["y"] >= 0
+    assert box["y"] + box["height"] <= PHONE["height"] + 1
+
+
+async def test_on_a_phone_the_header_and_field_stay_put_and_answers_are_kept(
+    browser: Any,  # noqa: F811
+    demo_app: BorgerDialog,  # noqa: F811
+) -> None:
+    context = await browser.new_context(viewport=PHONE, locale="da-DK", bypass_csp=True)
+    page = await context.new_page()
+    page.set_default_timeout(10_000)
+    await page.goto(f"{demo_app.settings.public_base_url}/chat?c=friluftsliv")
+    header = page.locator("header.chat-header")
+    await header.get_by_role("heading", name="Ny friluftspolitik").wait_for()
+    await header.get_by_text(ORGANISATION).wait_for()
+    await page.get_by_role("button", name="Ja, jeg giver samtykke").click()
+    await page.get_by_role("button", name="Under 25").click()
+    await page.get_by_role("button", name="Nord").click()
+    third = question(page, 3)
+    await third.get_by_role("button", name="☐ Går tur").click()
+    ticked = third.get_by_role("button", name="☑ Går tur")
+    assert await ticked.get_attribute("aria-pressed") == "true"
+    assert await third.get_by_role("button", name="☐ Cykler").get_attribute("aria-pressed") == (
+        "false"
+    )
+    # Back is a secondary action, drawn unlike the answers.
+    back = third.get_by_role("button", name="◀ Tilbage")
+    assert "secondary" in (await back.get_attribute("class") or "")
+    colours = "(b) => getComputedStyle(b).backgroundColor"
+    assert await back.evaluate(colours) != await ticked.evaluate(colours)
+    await third.get_by_role("button", name="Færdig").click()
+    await question(page, 4).get_by_role("button", name="1").click()
+    await question(page, 5).get_by_role("button", name="Ja").click()
+    await page.locator('.message.bot[data-expects-text="true"]').wait_for()
+    await page.wait_for_function("document.activeElement && document.activeElement.id === 'input'")
+    # Longer than the question takes: the bot says why, and the text stays in the field.
+    long_answer = " ".join(["Flere stier ved skoven."] * 20)
+    await page.fill("#input", long_answer)
+    await page.keyboard.press("Enter")
+    await page.locator("#composer-note").filter(has_text="plads til 300").wait_for()
+    assert await page.input_value("#input") == long_answer
+    # Longer than the chat takes: kept, with the reason beside it, never sent.
+    too_long = "x" * 2100
+    await page.fill("#input", too_long)
+    await page.keyboard.press("Enter")
+    await page.locator("#composer-note").filter(has_text="Beskeden er for lang").wait_for()
+    assert await page.input_value("#input") == too_long
+    assert await page.get_attribute("#input", "aria-invalid") == "true"
+    # A long conversation scrolls between the header and the field; the page itself does not.
+    await page.locator("#log").evaluate("(log) => { log.scrollTop = log.scrollHeight; }")
+    assert await page.evaluate("document.scrollingElement.scrollHeight <= innerHeight")
+    assert await page.locator("#log").evaluate("(log) => log.scrollHeight > log.clientHeight")
+    await stays_in_view(page, "h1")
+    await stays_in_view(page, "#input")
+    composer = await page.locator("#composer").bounding_box()
+    assert composer is not None
+    assert composer["y"] + composer["height"] >= PHONE["height"] - 1
+    await page.locator("#log").evaluate("(log) => { log.scrollTop = 0; }")
+    await stays_in_view(page, "#input")
+    await context.close()

@@ -44,7 +44,7 @@ from handlers.events import (
 )
 from handlers.questionnaire import pick
 from storage.database import is_transient
-from storage.models import WebMessage
+from storage.models import Consultation, WebMessage
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 CHANNEL = "web"
@@ -204,12 +204,37 @@ def cookie_header(value: str, *, secure: bool, embedded: bool) -> str:
     return "; ".join(parts)
 
 
+# Buttons that step aside from answering (back, skip, report, stop, cancel), by payload:
+# the page shows them plainer than the answers, so the answer is the obvious thing to press.
+_SECONDARY = (
+    re.compile(r"[bs]:[0-9]+:[0-9]+"),
+    re.compile(r"[vV]:[0-9]+:[rs]"),
+    re.compile(r"i:c:[0-9]+"),
+)
+# An option of a multiple-choice question: ticked when its label starts with the ticked box.
+_TOGGLE = re.compile(r"t:[0-9]+:[0-9]+:[0-9]+")
+TICKED = "☑"
+
+
+def _button_json(button: dict[str, Any]) -> dict[str, Any]:
+    """A stored button as the page gets it: flagged secondary, or pressed when a ticked option."""
+    payload = button.get("payload")
+    if not isinstance(payload, str):
+        return button
+    shown = dict(button)
+    if any(pattern.fullmatch(payload) for pattern in _SECONDARY):
+        shown["secondary"] = True
+    if _TOGGLE.fullmatch(payload):
+        shown["pressed"] = str(button.get("label", "")).startswith(TICKED)
+    return shown
+
+
 def _message_json(message: WebMessage) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": message.id,
         "author": message.author,
         "text": message.text,
-        "buttons": message.buttons,
+        "buttons": [[_button_json(b) for b in row] for row in message.buttons or []],
         "expects_text": message.expects_text,
     }
     if message.attachment:
@@ -321,13 +346,20 @@ class WebChatChannel:
             # A read: it never waits behind a writer holding SQLite's lock.
             async with self._uow.read() as uow:
                 stored = await uow.participants.get(CHANNEL, f"w-{participant}")
+                consultation = await self._linked_consultation(uow, request)
         except Exception as error:
             if not is_transient(error):
                 raise
-            stored = None  # the page works without the stored language; the socket will wait
+            # The page works without the stored language and the title; the socket will wait.
+            stored, consultation = None, None
         language = self._page_language(request, stored.language if stored else None)
         texts = {
             lang: {key: self._catalogs.texts(lang)(key) for key in PAGE_TEXT_KEYS}
+            for lang in ("da", "en")
+        }
+        # The header names the consultation the link opens (else the chat), in both languages.
+        heading = {
+            lang: pick(consultation.title, lang) if consultation else texts[lang]["web.title"]
             for lang in ("da", "en")
         }
         template = resources.files("bot.channels.webchat").joinpath("static/chat.html")
@@ -336,6 +368,10 @@ class WebChatChannel:
             page.replace("{{lang}}", language)
             .replace("{{title}}", html.escape(texts[language]["web.title"]))
             .replace("{{texts}}", html.escape(json.dumps(texts, ensure_ascii=False)))
+            .replace("{{heading}}", html.escape(heading[language]))
+            .replace("{{headings}}", html.escape(json.dumps(heading, ensure_ascii=False)))
+            .replace("{{organisation}}", html.escape(self._settings.organisation_name))
+            .replace("{{max_text}}", str(MAX_TEXT))
             .replace("{{embedded}}", "true" if request.query.get("embed") else "false")
         )
         response = web.Response(text=page, content_type="text/html")
@@ -344,6 +380,11 @@ class WebChatChannel:
         embedded = bool(request.query.get("embed")) and secure
         response.headers.add("Set-Cookie", cookie_header(cookie, secure=secure, embedded=embedded))
         return response
+
+    @staticmethod
+    async def _linked_consultation(uow: UnitOfWork, request: web.Request) -> Consultation | None:
+        slug = request.query.get("c", "")
+        return await uow.consultations.by_slug(slug) if _SLUG.fullmatch(slug) else None
 
     async def static(self, request: web.Request) -> web.Response:
         """The page's script and style sheet."""

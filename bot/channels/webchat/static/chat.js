@@ -8,6 +8,14 @@
   var input = document.getElementById("input");
   var form = document.getElementById("composer");
   var status = document.getElementById("status");
+  var note = document.getElementById("composer-note");
+  var heading = document.getElementById("chat-title");
+  var headings = JSON.parse(heading.getAttribute("data-headings"));
+  var maxText = Number(document.body.getAttribute("data-max-text"));
+  // Typed answers in flight, by client id: the question they answer, the text, and the bot's
+  // replies so far. When the server has handled one and the question is still open, answered
+  // only by a plain message (too long, out of range), the text goes back into the field.
+  var drafts = {};
   var params = new URLSearchParams(location.search);
   // Inside another site's page, a browser that blocks third-party storage throws on any use of
   // sessionStorage; the chat then keeps its queue in memory (only a reload loses it).
@@ -42,6 +50,7 @@
   function applyTexts() {
     document.documentElement.lang = language;
     document.title = t("web.title");
+    heading.textContent = headings[language] || headings.da;
     document.querySelectorAll("[data-text]").forEach(function (el) {
       el.textContent = t(el.getAttribute("data-text"));
     });
@@ -152,6 +161,10 @@
             send({ type: "button", payload: button.payload, message: String(message.id) });
           });
         }
+        if (button.secondary) { control.className = "secondary"; }
+        if (typeof button.pressed === "boolean") {
+          control.setAttribute("aria-pressed", button.pressed ? "true" : "false");
+        }
         control.textContent = button.label;
         group.appendChild(control);
       });
@@ -169,6 +182,18 @@
     return false;
   }
 
+  // Why what is in the field was not taken, right below it.
+  function fieldNote(text) {
+    note.textContent = text;
+    if (text) { input.setAttribute("aria-invalid", "true"); } else { input.removeAttribute("aria-invalid"); }
+  }
+
+  function putBack(text, reason) {
+    if (!input.value) { input.value = text; }
+    fieldNote(reason);
+    input.focus();
+  }
+
   // A refused message is shown with the reason next to it; a typed one goes back into the
   // field (when it is empty), so nothing the citizen wrote is lost.
   function showRefused(message, reason) {
@@ -184,7 +209,7 @@
     } else {
       note.textContent = t("web.not_sent") + ": »" + message.text + "« – " + reason;
       log.appendChild(note);
-      if (!input.value) { input.value = message.text; }
+      putBack(message.text, reason);
     }
     status.textContent = reason;
     note.scrollIntoView({ block: "nearest" });
@@ -213,6 +238,12 @@
       var element = render(event.message);
       if (event.language && event.language !== language) { language = event.language; applyTexts(); }
       var kept = replacing && element.contains(document.activeElement);
+      if (event.message.author === "bot" && !replacing) {
+        var plain = !(event.message.buttons || []).length && !event.message.expects_text;
+        Object.keys(drafts).forEach(function (id) {
+          drafts[id].replies.push({ plain: plain, text: event.message.text });
+        });
+      }
       if (event.message.author === "bot" && !kept) { focusNext(element); }
     } else if (event.type === "received" || event.type === "error") {
       // A refusal is as final as a receipt: the message leaves the queue and is not resent.
@@ -233,6 +264,13 @@
         enableButtons(pressed);
         var lost = !document.activeElement || document.activeElement === document.body;
         if (lost && lastPressed) { refocus(pressed, lastPressed); }
+      }
+      var draft = drafts[event.id];
+      delete drafts[event.id];
+      var asked = draft && document.getElementById(draft.question);
+      var refusal = draft && draft.replies.length && draft.replies.every(function (r) { return r.plain; });
+      if (refusal && asked && asked.getAttribute("data-expects-text") === "true") {
+        putBack(draft.text, draft.replies[draft.replies.length - 1].text);
       }
     }
   }
@@ -275,9 +313,18 @@
     event.preventDefault();
     var text = input.value.trim();
     if (!text) { return; }
+    // Checked here, not with maxlength, which cuts a pasted text short without a word.
+    if (Array.from(text).length > maxText) { fieldNote(t("web.too_long")); return; }
+    fieldNote("");
     input.value = "";
-    send({ type: "text", text: text });
+    var message = { type: "text", text: text };
+    send(message);
+    var open = log.querySelectorAll('.message.bot[data-expects-text="true"]');
+    if (open.length && text.charAt(0) !== "/" && message.id) {
+      drafts[message.id] = { text: text, question: open[open.length - 1].id, replies: [] };
+    }
   });
+  input.addEventListener("input", function () { if (note.textContent) { fieldNote(""); } });
   document.querySelectorAll("[data-command]").forEach(function (button) {
     button.addEventListener("click", function () {
       send({ type: "text", text: button.getAttribute("data-command") });
