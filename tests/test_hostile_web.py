@@ -564,7 +564,15 @@ class TestCatalogue:
             assert all(
                 e["id"].startswith("c") for tab in tabs for e in tab.events if e["type"] == "error"
             )
-            # The budget refills: the same sockets are answered again a moment later.
+            # Every frame answered (stored or refused), then the budget refills: the same
+            # sockets are answered again a moment later.
+            await eventually(
+                lambda: all(
+                    sum(e["type"] in ("received", "error") for e in tab.events) >= 25
+                    for tab in tabs
+                ),
+                what="every frame answered",
+            )
             await asyncio.sleep(0.5)
             await still_works(tabs[0])
         finally:
