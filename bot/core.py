@@ -9,7 +9,9 @@ whole event; replies go out after the commit (``OutboxDelivery``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import traceback
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -63,7 +65,9 @@ class DialogueCore:
         self.health = health or HealthBoard()
         self._pseudonym_key = pseudonym_key
         # Set at shutdown: events waiting for the database stay pending for the next start.
-        self._closing = False
+        self._closing = asyncio.Event()
+        # Whether the last attempt found the database away: at shutdown, no event tries again.
+        self._database_away = False
         self._screener = screener
         self.moderation = moderation
         self.staff_chat = staff_chat
@@ -113,6 +117,11 @@ class DialogueCore:
                 await uow.commit()
         logger.error("%s event %s cannot be read: %s", channel, external_id, reason)
 
+    async def still_pending(self, channel: str, external_ids: list[str]) -> set[str]:
+        """Of these events, the ones stored and not yet handled."""
+        async with self._uow.read() as uow:
+            return await uow.inbox.pending_among(channel, external_ids)
+
     async def pending_payloads(self, channel: str) -> list[tuple[str, dict[str, Any]]]:
         """Return (external id, payload) of a channel's unhandled events, oldest first."""
         async with self._uow.read() as uow:
@@ -121,7 +130,7 @@ class DialogueCore:
 
     def close(self) -> None:
         """Stop waiting for an unavailable database: what is pending is taken up at next start."""
-        self._closing = True
+        self._closing.set()
 
     async def handle(self, channel: str, external_id: str, event: InboundEvent | None) -> None:
         """Apply one stored event exactly once, then deliver what it caused.
@@ -132,24 +141,32 @@ class DialogueCore:
         others: set[ChatAddress] = set()
         attempt = 0
         while True:
+            if self._closing.is_set() and self._database_away:
+                return  # still pending: the next start applies it, in order
             try:
                 applied, others = await self._apply(channel, external_id, event)
             except Exception as exc:
                 if is_transient(exc):
                     attempt += 1
+                    self._database_away = True
                     self.health.fault(PART, f"database unavailable ({type(exc).__name__})")
-                    if self._closing:
-                        return  # still pending: the next start applies it
                     # The event stays pending and this chat's later events wait behind it, so
-                    # order holds; nothing is answered "failed" for a fault that will pass.
-                    await asyncio.sleep(retry_delay(attempt))
+                    # order holds; nothing is answered "failed" for a fault that will pass. A
+                    # shutdown ends the wait at once.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._closing.wait(), retry_delay(attempt))
                     continue
-                # Log the type only: the exception text may quote what the citizen wrote.
-                logger.exception(
-                    "handling %s event %s failed: %s", channel, external_id, type(exc).__name__
+                # The type and where, not the message: it may quote what the citizen wrote.
+                logger.error(
+                    "handling %s event %s failed: %s\n%s",
+                    channel,
+                    external_id,
+                    type(exc).__name__,
+                    "".join(traceback.format_tb(exc.__traceback__)),
                 )
                 applied = await self._record_failure_safely(channel, external_id, event, exc)
             break
+        self._database_away = False
         if attempt:
             self.health.clear(PART)
         chats = [ChatAddress(channel, event.chat_id)] if applied and event is not None else []

@@ -30,14 +30,23 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """Create the async engine, with the settings each backend needs for safe concurrent use."""
     if is_sqlite(url):
         return _create_sqlite_engine(url, echo=echo)
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        # Error messages would otherwise quote the statement's values: citizens' texts and ids.
+        hide_parameters=True,
+    )
 
 
 def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, echo=echo, pool_size=5, max_overflow=10)
+    # Error messages would otherwise quote the statement's values: citizens' texts and ids.
+    engine = create_async_engine(url, echo=echo, pool_size=5, max_overflow=10, hide_parameters=True)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
@@ -74,19 +83,47 @@ def is_transient(error: BaseException) -> bool:
     succeeds later, so it is retried rather than recorded as failed.
     """
     if isinstance(error, exc.DBAPIError):
-        return (
-            error.connection_invalidated
-            or isinstance(error, exc.OperationalError | exc.InterfaceError)
-            or _transient_sqlstate(error)
+        if error.connection_invalidated:
+            return True
+        sqlite_code = getattr(error.orig, "sqlite_errorcode", None)
+        if isinstance(sqlite_code, int):
+            # SQLite says "OperationalError" for a missing table as much as for a held lock.
+            return sqlite_code & 0xFF in SQLITE_TRANSIENT_CODES
+        if _caused_by_bad_data(error):
+            return False
+        return isinstance(error, exc.OperationalError | exc.InterfaceError) or _transient_sqlstate(
+            error
         )
     return isinstance(error, exc.DisconnectionError | exc.TimeoutError | OSError | TimeoutError)
 
 
+# SQLite's primary result codes of faults that pass: BUSY, LOCKED, IOERR (a write refused, as by
+# a full disk or a file size limit), FULL, CANTOPEN.
+SQLITE_TRANSIENT_CODES = frozenset({5, 6, 10, 13, 14})
+
+
+def _caused_by_bad_data(error: exc.DBAPIError) -> bool:
+    """Whether the driver refused the values themselves (asyncpg checks them before sending).
+
+    asyncpg's DataError derives from its InterfaceError, which SQLAlchemy reports as an
+    InterfaceError: by class alone, a value that can never be stored would be retried forever.
+    """
+    seen: BaseException | None = error.orig
+    for _ in range(4):
+        if seen is None:
+            return False
+        if type(seen).__module__.startswith("asyncpg") and type(seen).__name__ == "DataError":
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 # PostgreSQL's SQLSTATE classes of faults that pass: connection exceptions (08), insufficient
 # resources such as a full disk or too many connections (53), operator intervention such as a
-# shutdown or a server still starting (57P), and a serialization failure or deadlock (40001,
-# 40P01), which the same transaction survives when run again.
-TRANSIENT_SQLSTATES = ("08", "53", "57P", "40001", "40P01")
+# shutdown or a server still starting (57P), a statement or lock timeout (57014, 55P03), and a
+# serialization failure or deadlock (40001, 40P01), which the same transaction survives when run
+# again.
+TRANSIENT_SQLSTATES = ("08", "53", "57P", "57014", "55P03", "40001", "40P01")
 
 
 def _transient_sqlstate(error: exc.DBAPIError) -> bool:

@@ -81,7 +81,8 @@ class ParticipantRepository:
                 update(InboxEvent)
                 .where(
                     InboxEvent.channel == "web",
-                    InboxEvent.external_id.startswith(participant.chat_id + ":"),
+                    # Escaped: the id may hold "_", a LIKE wildcard.
+                    InboxEvent.external_id.startswith(participant.chat_id + ":", autoescape=True),
                 )
                 .where(InboxEvent.status != InboxStatus.PENDING)
                 .values(external_id=literal("forgotten:") + cast(InboxEvent.id, String))
@@ -159,6 +160,17 @@ class InboxRepository:
         )
         return (await self._session.execute(statement)).scalar_one_or_none()
 
+    async def pending_among(self, channel: str, external_ids: list[str]) -> set[str]:
+        """Of these external ids, the ones stored and still pending."""
+        if not external_ids:
+            return set()
+        statement = select(InboxEvent.external_id).where(
+            InboxEvent.channel == channel,
+            InboxEvent.external_id.in_(external_ids),
+            InboxEvent.status == InboxStatus.PENDING,
+        )
+        return set((await self._session.execute(statement)).scalars().all())
+
     async def pending(self, channel: str) -> list[InboxEvent]:
         """Return the events of a channel not yet handled, oldest first."""
         statement = (
@@ -232,7 +244,7 @@ class InboxRepository:
             .values(
                 channel=channel,
                 external_id=external_id[:64],
-                chat_id=chat_id,
+                chat_id=chat_id[:64] if chat_id else None,
                 payload=payload,
                 status=InboxStatus.FAILED,
                 attempts=1,
@@ -302,6 +314,18 @@ class OutboxRepository:
             .order_by(func.min(OutboxMessage.id))
         )
         return list((await self._session.execute(statement)).scalars().all())
+
+    async def rewrite_unsent(self, message_id: int, payload: dict[str, Any]) -> bool:
+        """Replace what a message not yet delivered will say; False if it went out already."""
+        result = await self._session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == message_id,
+                OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.FAILED)),
+            )
+            .values(payload=payload)
+        )
+        return bool(getattr(result, "rowcount", 0))
 
     async def settle(
         self,

@@ -263,3 +263,42 @@ def test_passing_database_faults_are_told_from_mistakes() -> None:
     assert is_transient(_driver_error(asyncpg.exceptions.DeadlockDetectedError("deadlock")))
     assert not is_transient(_driver_error(asyncpg.exceptions.UniqueViolationError("duplicate")))
     assert not is_transient(ValueError("a bug"))
+
+
+def test_sqlite_mistakes_are_not_mistaken_for_faults_that_pass() -> None:
+    from sqlalchemy import exc
+
+    from storage.database import is_transient
+
+    def sqlite_error(code: int) -> Exception:
+        error = sqlite3.OperationalError("x")
+        error.sqlite_errorcode = code
+        return exc.OperationalError("SELECT 1", {}, error)
+
+    assert is_transient(sqlite_error(5))  # SQLITE_BUSY: the lock is held
+    assert is_transient(sqlite_error(13))  # SQLITE_FULL
+    assert is_transient(sqlite_error(10 | 3 << 8))  # SQLITE_IOERR_WRITE (a file size limit)
+    assert not is_transient(sqlite_error(1))  # SQLITE_ERROR: no such table, a bad statement
+
+
+async def test_a_commit_whose_answer_was_lost_is_still_applied(
+    telegram_app: BorgerDialog, fake_bot: FakeBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import exc
+
+    assert telegram_app.core is not None
+    real_accept = telegram_app.core.accept
+    lost = []
+
+    async def commit_then_lose_the_answer(channel: str, events: list) -> set[str]:
+        stored = await real_accept(channel, events)
+        if not lost:
+            # Committed, but the connection dropped before the bot heard so.
+            lost.append(stored)
+            raise exc.OperationalError("COMMIT", {}, ConnectionResetError("connection lost"))
+        return stored
+
+    monkeypatch.setattr(telegram_app.core, "accept", commit_then_lose_the_answer)
+    replies = await Citizen(fake_bot, 9500).write("/help")
+    assert lost, "the fault was not injected"
+    assert replies[-1].text.startswith(HELP_REPLY)

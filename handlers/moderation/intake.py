@@ -175,10 +175,18 @@ async def _posted_card(ctx: FlowContext, item: ModerationItem) -> tuple[ChatAddr
 
 
 async def erase_card(ctx: FlowContext, outcome: Outcome, item: ModerationItem) -> None:
-    """Replace an item's card with a note that its author erased it: the text leaves the chat."""
+    """Replace an item's card with a note that its author erased it: the text leaves the chat.
+
+    A card not yet delivered (the moderators' chat was being rate-limited) is rewritten where
+    it waits, so the text is never sent at all.
+    """
+    erased = ctx.texts_in(None)("moderation.card.erased", id=item.id)
+    if item.card_message_id is not None and await ctx.uow.outbox.rewrite_unsent(
+        item.card_message_id, Reply(erased).to_payload()
+    ):
+        return
     posted = await _posted_card(ctx, item)
     if posted is not None:
-        erased = ctx.texts_in(None)("moderation.card.erased", id=item.id)
         outcome.send_to(posted[0], Reply(erased, edit_ref=posted[1]))
 
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import time
+import traceback
 import warnings
 from dataclasses import replace
 from datetime import timedelta
@@ -257,7 +258,9 @@ class TelegramChannel:
         if self.state.startswith("error"):
             return  # the loop said why (a refused token)
         self.state = f"error: polling stopped ({type(error).__name__ if error else 'ended'})"
-        logger.critical("Telegram polling stopped: %s", self.state, exc_info=error)
+        # The type and where, not the message: it may quote an update.
+        where = "".join(traceback.format_tb(error.__traceback__)) if error else ""
+        logger.critical("Telegram polling stopped: %s\n%s", self.state, where)
 
     async def _poll(self) -> None:
         """Long-poll Telegram; store each batch before the next call confirms it.
@@ -271,6 +274,9 @@ class TelegramChannel:
         offset: int | None = None
         failures = 0
         unexpected = 0
+        # Set when taking in the last batch failed part-way: it comes again, and what of it is
+        # stored but not applied must be queued although storing it again adds nothing new.
+        retrying = False
         while not self._stopping.is_set():
             try:
                 updates = await self._get_updates(offset)
@@ -305,33 +311,60 @@ class TelegramChannel:
             self.state = "running"
             if not updates:
                 continue
-            new = await self._store(updates)
-            if new is None:
+            try:
+                taken = await self._take_in(updates, retrying)
+            except Exception as error:
+                # Whatever failed, the batch is not confirmed: it comes again and is taken in
+                # then. The loop itself must never end on it.
+                retrying = True
+                unexpected += 1
+                logger.error("taking in updates failed: %s", type(error).__name__)
+                await asyncio.sleep(retry_delay(unexpected))
+                continue
+            if not taken:
                 return  # stopping while the database was away: nothing was confirmed
-            for update in updates:
-                # An update stored before (Telegram redelivers what it had no confirmation for)
-                # is already queued or handled; queue only the new ones.
-                external_id = str(_update_id(update))
-                if external_id not in new:
-                    continue
-                if isinstance(update, Update):
-                    await self.application.update_queue.put(update)
-                else:
-                    await self._core.mark_unreadable(CHANNEL, external_id, "unreadable update")
-            offset = _update_id(updates[-1]) + 1
+            retrying = False
+            ids = [i for i in map(_update_id, updates) if i >= 0]
+            if ids:
+                offset = max(ids) + 1
 
-    async def _store(self, updates: list[Update | dict[str, Any]]) -> set[str] | None:
+    async def _take_in(self, updates: list[Update | dict[str, Any]], retrying: bool) -> bool:
+        """Store a batch, then queue what of it is new; False if stopping before it was stored."""
+        stored = await self._store(updates)
+        if stored is None:
+            return False
+        new, interrupted = stored
+        if interrupted or retrying:
+            # A commit whose answer was lost looks like a duplicate when stored again: queue
+            # every update of the batch still pending (handling one twice does nothing).
+            ids = [str(_update_id(update)) for update in updates]
+            new = await self._core.still_pending(CHANNEL, ids)
+        for update in updates:
+            # An update stored before (Telegram redelivers what it had no confirmation for)
+            # is already queued or handled; queue only the new ones.
+            external_id = str(_update_id(update))
+            if external_id not in new:
+                continue
+            if isinstance(update, Update):
+                await self.application.update_queue.put(update)
+            else:
+                await self._core.mark_unreadable(CHANNEL, external_id, "unreadable update")
+        return True
+
+    async def _store(self, updates: list[Update | dict[str, Any]]) -> tuple[set[str], bool] | None:
         """Commit a batch to the inbox, waiting out database faults; None if stopping first.
 
-        A batch the database refuses for what it holds (not for being unavailable) is stored
-        update by update, and an update refused on its own is set aside: kept as failed, with
-        its raw text, for an operator, and confirmed to Telegram so it cannot block the rest.
+        Returns the external ids stored now, and whether a fault interrupted the storing (an
+        interrupted commit may have happened without the bot hearing so). A batch the database
+        refuses for what it holds (not for being unavailable) is stored update by update, and an
+        update refused on its own is set aside: kept as failed, with its raw text, for an
+        operator, and confirmed to Telegram so it cannot block the rest.
         """
         return await self._store_batch([_as_inbox_event(update) for update in updates])
 
     async def _store_batch(
         self, batch: list[tuple[str, str | None, dict[str, Any]]]
-    ) -> set[str] | None:
+    ) -> tuple[set[str], bool] | None:
         attempt = 0
         while not self._stopping.is_set():
             try:
@@ -345,12 +378,12 @@ class TelegramChannel:
                 continue
             if attempt:
                 self._core.health.clear(INTAKE)
-            return new
+            return new, attempt > 0
         return None
 
     async def _store_one_by_one(
         self, batch: list[tuple[str, str | None, dict[str, Any]]]
-    ) -> set[str] | None:
+    ) -> tuple[set[str], bool] | None:
         new: set[str] = set()
         for position, event in enumerate(batch):
             external_id, chat_id, payload = event
@@ -360,10 +393,10 @@ class TelegramChannel:
                 if is_transient(error):
                     # The database went away meanwhile: wait for it with the rest of the batch.
                     rest = await self._store_batch(batch[position:])
-                    return None if rest is None else new | rest
+                    return None if rest is None else (new | rest[0], True)
                 raw = json.dumps(payload, ensure_ascii=True, default=str)
                 await self._core.set_aside(CHANNEL, external_id, chat_id, raw, type(error).__name__)
-        return new
+        return new, False
 
     async def _get_updates(self, offset: int | None) -> list[Update | dict[str, Any]]:
         """getUpdates, each update parsed on its own.

@@ -539,7 +539,9 @@ class WebChatChannel:
         await _send(tab.socket, {"type": "received", "id": inbound.client_id})
         if shown is not None:
             await self._push(chat_id, {"type": "message", "message": _message_json(shown)})
-        if new:
+        if new or await self._core.still_pending(CHANNEL, [external_id]):
+            # A resend of a message stored by a commit whose answer was lost is still pending:
+            # schedule it too (handling an event twice does nothing the second time).
             self._schedule(external_id, payload)
 
     async def _bubble(self, uow: UnitOfWork, tab: _Tab, inbound: Inbound) -> str:
