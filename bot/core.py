@@ -37,6 +37,15 @@ PART = "dialogue"
 DELIVERY = "delivery"
 
 
+def loggable(external_id: str) -> str:
+    """An event's id as logs may show it.
+
+    A web-chat id starts with the participant's own id (``w-<id>:<message>``), which logs must
+    not hold; the message part alone still finds the event in the inbox.
+    """
+    return external_id.rsplit(":", 1)[-1] if external_id.startswith("w-") else external_id
+
+
 def retry_delay(attempt: int) -> float:
     """Seconds to wait before attempt number ``attempt`` (1 = the first retry)."""
     return RETRY_DELAYS[min(attempt, len(RETRY_DELAYS)) - 1]
@@ -106,7 +115,7 @@ class DialogueCore:
                 channel, external_id, chat_id, {"unreadable": raw}, reason, self._clock()
             )
             await uow.commit()
-        logger.error("%s event %s set aside: %s", channel, external_id, reason)
+        logger.error("%s event %s set aside: %s", channel, loggable(external_id), reason)
 
     async def mark_unreadable(self, channel: str, external_id: str, reason: str) -> None:
         """Mark a stored event that no flow can read as failed; its raw copy stays for now."""
@@ -115,7 +124,7 @@ class DialogueCore:
             if stored is not None and stored.status == InboxStatus.PENDING:
                 await uow.inbox.mark_failed(stored.id, self._clock(), reason)
                 await uow.commit()
-        logger.error("%s event %s cannot be read: %s", channel, external_id, reason)
+        logger.error("%s event %s cannot be read: %s", channel, loggable(external_id), reason)
 
     async def still_pending(self, channel: str, external_ids: list[str]) -> set[str]:
         """Of these events, the ones stored and not yet handled."""
@@ -160,7 +169,7 @@ class DialogueCore:
                 logger.error(
                     "handling %s event %s failed: %s\n%s",
                     channel,
-                    external_id,
+                    loggable(external_id),
                     type(exc).__name__,
                     "".join(traceback.format_tb(exc.__traceback__)),
                 )
@@ -256,17 +265,25 @@ class DialogueCore:
     async def _record_failure_safely(
         self, channel: str, external_id: str, event: InboundEvent | None, exc: Exception
     ) -> bool:
-        try:
-            return await self._record_failure(channel, external_id, event, exc)
-        except Exception as second:
-            # The event stays pending and is tried again at the next start.
-            logger.error(
-                "recording the failure of %s event %s failed too: %s",
-                channel,
-                external_id,
-                type(second).__name__,
-            )
-            return False
+        attempt = 0
+        while True:
+            try:
+                return await self._record_failure(channel, external_id, event, exc)
+            except Exception as second:
+                if is_transient(second) and not self._closing.is_set():
+                    # Wait, as for applying: the chat's later events must not overtake this one.
+                    attempt += 1
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._closing.wait(), retry_delay(attempt))
+                    continue
+                # The event stays pending and is tried again at the next start.
+                logger.error(
+                    "recording the failure of %s event %s failed too: %s",
+                    channel,
+                    loggable(external_id),
+                    type(second).__name__,
+                )
+                return False
 
     async def _record_failure(
         self, channel: str, external_id: str, event: InboundEvent | None, exc: Exception

@@ -49,3 +49,10 @@ def test_database_drivers_stay_quiet_at_debug_unless_asked(
     assert logging.getLogger("asyncpg").getEffectiveLevel() == logging.WARNING
     configure_logging(make_settings(log_level="DEBUG", log_database=True))
     assert logging.getLogger("sqlalchemy.engine.Engine").getEffectiveLevel() == logging.DEBUG
+
+
+def test_a_web_event_is_logged_without_the_participants_id() -> None:
+    from bot.core import loggable
+
+    assert loggable("w-nS-EfRpdTIVSiwODGij_sHAl:c12") == "c12"
+    assert loggable("40112") == "40112"  # a Telegram update id names no one
