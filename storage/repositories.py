@@ -28,6 +28,12 @@ from storage.models import (
 )
 
 
+def _insert_for(session: AsyncSession) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT DO NOTHING (PostgreSQL and SQLite both)."""
+    dialect = session.get_bind().dialect.name
+    return postgresql_insert if dialect == "postgresql" else sqlite_insert
+
+
 class ParticipantRepository:
     """Participants, keyed by channel and chat."""
 
@@ -138,8 +144,7 @@ class InboxRepository:
             }
             for external_id, chat_id, payload in events
         ]
-        dialect = self._session.get_bind().dialect.name
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        insert = _insert_for(self._session)
         statement = (
             insert(InboxEvent)
             .values(rows)
@@ -237,8 +242,7 @@ class InboxRepository:
         now: datetime,
     ) -> None:
         """Store an event as failed at once: set aside, never applied."""
-        dialect = self._session.get_bind().dialect.name
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        insert = _insert_for(self._session)
         await self._session.execute(
             insert(InboxEvent)
             .values(
