@@ -1,4 +1,4 @@
-"""The baseline of the load benchmark: a bare python-telegram-bot bot, nothing of ours but the transport.
+"""The load benchmark's baseline: a bare python-telegram-bot bot, nothing of ours but transport.
 
 Run by ``tests.benchmarks.load`` as a process of its own, exactly as ``borgerdialog run`` is: it
 long-polls getUpdates through PTB's own Updater and answers every text message with one message,

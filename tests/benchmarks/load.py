@@ -1,4 +1,4 @@
-"""Benchmark: the whole bot under load, as a ratio to a bare python-telegram-bot bot in the same run.
+"""Benchmark: the whole bot under load, as a ratio to a bare python-telegram-bot bot, same run.
 
 Run: ``.venv/bin/python -m tests.benchmarks.load`` (``--help`` for the sizes; ``--quick`` is the
 small run CI makes so the benchmark keeps working).
@@ -103,7 +103,9 @@ class BotProcess:
         self._log.close()
 
 
-def bot_environment(bot: FakeBot, fake: FakeTelegram, database_url: str, work: Path) -> dict[str, str]:
+def bot_environment(
+    bot: FakeBot, fake: FakeTelegram, database_url: str, work: Path
+) -> dict[str, str]:
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("BORGERDIALOG_")}
     return {
         **inherited,
@@ -141,8 +143,19 @@ def running_bot(
         if PROFILE_DIR is not None:
             # py-spy samples the bot from outside; it writes collapsed stacks when the bot ends.
             output = PROFILE_DIR / f"{work.name}.collapsed"
-            command = ["py-spy", "record", "--format", "raw", "--gil", "-r", "200", "-o", str(output),
-                       "--", *command]
+            command = [
+                "py-spy",
+                "record",
+                "--format",
+                "raw",
+                "--gil",
+                "-r",
+                "200",
+                "-o",
+                str(output),
+                "--",
+                *command,
+            ]
     process = BotProcess(command, env, work / f"{kind}.log")
     try:
         bot.send_message(WARM_UP_CITIZEN, first_message(kind))
