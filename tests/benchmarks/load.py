@@ -247,7 +247,7 @@ def main() -> None:
                         continue
                     postgres = ThrowawayPostgres(bindir)
                     postgres.start()
-                    url = create_database(postgres.admin_url, "load_burst")
+                    url = create_database(postgres.admin_url(), "load_burst")
                 else:
                     url = f"sqlite+aiosqlite:///{work}/burst.sqlite3"
                 ours = burst("borgerdialog", fake, url, work / database, arguments.citizens)
