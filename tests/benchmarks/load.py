@@ -87,6 +87,10 @@ class BotProcess:
             command, cwd=PROJECT, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
 
+    def log_tail(self, lines: int = 15) -> str:
+        self._log.flush()
+        return "\n".join(Path(self._log.name).read_text().splitlines()[-lines:])
+
     def check_alive(self) -> None:
         if self.process.poll() is not None:
             raise SystemExit(
@@ -139,6 +143,14 @@ def running_bot(
             fake.api_url,
         ]
     else:
+        # PostgreSQL's schema is made by an operator's command, never by the bot itself.
+        subprocess.run(
+            [sys.executable, "-m", "bot", "migrate"],
+            cwd=PROJECT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         command = [sys.executable, "-m", "bot", "demo"]
         if PROFILE_DIR is not None:
             # py-spy samples the bot from outside; it writes collapsed stacks when the bot ends.
@@ -159,7 +171,11 @@ def running_bot(
     process = BotProcess(command, env, work / f"{kind}.log")
     try:
         bot.send_message(WARM_UP_CITIZEN, first_message(kind))
-        wait_until(lambda: bool(bot.texts(WARM_UP_CITIZEN)), START_SECONDS, f"{kind} to answer")
+        try:
+            wait_until(lambda: bool(bot.texts(WARM_UP_CITIZEN)), START_SECONDS, f"{kind} to answer")
+        except SystemExit:
+            print(process.log_tail(), file=sys.stderr)
+            raise
         # The whole answer: wait until nothing more arrives for a moment.
         settled, last = time.monotonic(), -1
         while time.monotonic() - settled < 1.0:
