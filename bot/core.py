@@ -120,9 +120,9 @@ class DialogueCore:
     async def mark_unreadable(self, channel: str, external_id: str, reason: str) -> None:
         """Mark a stored event that no flow can read as failed; its raw copy stays for now."""
         async with self._uow() as uow:
-            stored = await uow.inbox.find(channel, external_id)
-            if stored is not None and stored.status == InboxStatus.PENDING:
-                await uow.inbox.mark_failed(stored.id, self._clock(), reason)
+            stored = await uow.inbox.status_of(channel, external_id)
+            if stored is not None and stored[1] == InboxStatus.PENDING:
+                await uow.inbox.mark_failed(stored[0], self._clock(), reason)
                 await uow.commit()
         logger.error("%s event %s cannot be read: %s", channel, loggable(external_id), reason)
 
@@ -199,12 +199,13 @@ class DialogueCore:
     ) -> tuple[bool, set[ChatAddress]]:
         now = self._clock()
         async with self._uow() as uow:
-            stored = await uow.inbox.find(channel, external_id)
-            if stored is None or stored.status != InboxStatus.PENDING:
+            stored = await uow.inbox.status_of(channel, external_id)
+            if stored is None or stored[1] != InboxStatus.PENDING:
                 # Already applied (a redelivery, or recovery racing a live event): do nothing.
                 return False, set()
+            event_id = stored[0]
             if event is None:
-                await uow.inbox.mark_done(stored, now, applied_sequence=0)
+                await uow.inbox.mark_done(event_id, now, applied_sequence=0)
                 await uow.commit()
                 return False, set()
             participant = await uow.participants.get_or_create(channel, event.chat_id, now)
@@ -235,19 +236,20 @@ class DialogueCore:
             outcome = await route(context)
             here = ChatAddress(channel, event.chat_id)
             addressed = [(here, message) for message in outcome.messages] + outcome.elsewhere
-            for address, message in addressed:
-                queued = await uow.outbox.add(
-                    address.channel,
-                    address.chat_id,
-                    message.to_payload(),
-                    now,
-                    inbox_event_id=stored.id,
-                )
+            queued = await uow.outbox.add_many(
+                [
+                    (address.channel, address.chat_id, message.to_payload())
+                    for address, message in addressed
+                ],
+                now,
+                inbox_event_id=event_id,
+            )
+            for (_, message), message_id in zip(addressed, queued, strict=True):
                 if isinstance(message, Reply) and message.on_queued is not None:
-                    message.on_queued(queued.id)
-            await uow.inbox.mark_done(stored, now, applied_sequence=participant.events_applied)
+                    message.on_queued(message_id)
+            await uow.inbox.mark_done(event_id, now, applied_sequence=participant.events_applied)
             if outcome.erased:
-                await uow.inbox.unlink(stored)
+                await uow.inbox.unlink(event_id, channel)
             await uow.commit()
         return True, {address for address, _ in outcome.elsewhere} - {here}
 
@@ -291,16 +293,16 @@ class DialogueCore:
         """Keep the event (marked failed, raw copy intact) and apologise to the participant."""
         now = self._clock()
         async with self._uow() as uow:
-            stored = await uow.inbox.find(channel, external_id)
+            stored = await uow.inbox.status_of(channel, external_id)
             if stored is None:
                 return False
-            await uow.inbox.mark_failed(stored.id, now, type(exc).__name__)
+            await uow.inbox.mark_failed(stored[0], now, type(exc).__name__)
             if event is not None:
                 participant = await uow.participants.get(channel, event.chat_id)
                 texts = self._texts_for(participant.language if participant else None, event)
                 apology = Reply(texts("error.generic"))
                 await uow.outbox.add(
-                    channel, event.chat_id, apology.to_payload(), now, inbox_event_id=stored.id
+                    channel, event.chat_id, apology.to_payload(), now, inbox_event_id=stored[0]
                 )
             await uow.commit()
         return True

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from bot.locks import KeyedLocks
 from storage.models import Lane, OutboxMessage, OutboxStatus
+from storage.repositories import Settlement
 from storage.uow import UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,44 @@ class ChannelSender(Protocol):
         ...
 
 
+class GroupSettler:
+    """Record delivery outcomes of many chats in one transaction (a group commit).
+
+    Each delivery waits until its outcome is committed, as if it had committed alone; while one
+    transaction commits, the outcomes arriving meanwhile gather for the next. Under a burst a
+    single commit settles the messages of many chats instead of one each.
+    """
+
+    def __init__(self, uow: UnitOfWorkFactory) -> None:
+        self._uow = uow
+        self._waiting: list[tuple[Settlement, asyncio.Future[None]]] = []
+        self._committing: asyncio.Task[None] | None = None
+
+    async def settle(self, outcome: Settlement) -> None:
+        """Return once the outcome is committed; raise what the commit raised."""
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((outcome, done))
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.create_task(self._commit_waiting(), name="outbox-settler")
+        await done
+
+    async def _commit_waiting(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                async with self._uow() as uow:
+                    await uow.outbox.settle_many([outcome for outcome, _ in batch])
+                    await uow.commit()
+            except Exception as error:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(error)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+
 class OutboxDelivery:
     """Send each chat's pending messages in order; only one delivery per chat runs at a time."""
 
@@ -69,6 +108,7 @@ class OutboxDelivery:
         self._sleep = sleep
         self._senders: dict[str, ChannelSender] = {}
         self._locks = KeyedLocks()
+        self._settler = GroupSettler(uow)
 
     def register(self, sender: ChannelSender) -> None:
         """Let messages of a channel be delivered through this sender."""
@@ -88,31 +128,32 @@ class OutboxDelivery:
         if sender is None:
             return
         async with self._locks.hold((channel, chat_id, lane)):
-            # Read under the lock, so two deliveries of one chat can never send a message twice.
-            async with self._uow() as uow:
+            # Read under the lock, so two deliveries of one chat can never send a message twice:
+            # whatever an earlier delivery sent is settled (committed) before it let go.
+            async with self._uow.read() as uow:
                 pending = await uow.outbox.pending_for_chat(channel, chat_id, lane)
             for position, message in enumerate(pending):
                 settled = await self._deliver_one(sender, message)
                 if settled is None:
                     return
                 status, external_id, error = settled
+                outcome = Settlement(message.id, status, self._clock(), external_id, error)
+                if status != OutboxStatus.UNREACHABLE:
+                    # The next message goes only once this one is recorded as sent, so a crash
+                    # repeats at most the one message in flight.
+                    await self._settler.settle(outcome)
+                    continue
                 async with self._uow() as uow:
-                    await uow.outbox.settle(
-                        message.id,
-                        status,
-                        self._clock(),
-                        external_message_id=external_id,
-                        error=error,
+                    await uow.outbox.settle_many(
+                        [outcome]
+                        + [
+                            Settlement(rest.id, status, outcome.at, error="recipient unreachable")
+                            for rest in pending[position + 1 :]
+                        ]
                     )
-                    if status == OutboxStatus.UNREACHABLE:
-                        await uow.participants.mark_unreachable(channel, chat_id, self._clock())
-                        for rest in pending[position + 1 :]:
-                            await uow.outbox.settle(
-                                rest.id, status, self._clock(), error="recipient unreachable"
-                            )
+                    await uow.participants.mark_unreachable(channel, chat_id, outcome.at)
                     await uow.commit()
-                if status == OutboxStatus.UNREACHABLE:
-                    return
+                return
 
     async def _deliver_one(
         self, sender: ChannelSender, message: OutboxMessage

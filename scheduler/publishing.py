@@ -220,8 +220,9 @@ class Publisher:
         if staff is None:
             return
         text = await self._progress(unit, post, await unit.plan.delivery_counts(post.id))
-        queued = await unit.outbox.add(staff.channel, staff.chat_id, Reply(text).to_payload(), now)
-        post.progress_message_id = queued.id
+        post.progress_message_id = await unit.outbox.add(
+            staff.channel, staff.chat_id, Reply(text).to_payload(), now
+        )
         post.progress_shown_at = now
 
     async def _progress(self, unit: UnitOfWork, post: PlannedPost, counts: dict[str, int]) -> str:

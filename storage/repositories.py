@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, delete, func, literal, select, update
+from sqlalchemy import String, Table, bindparam, cast, delete, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +27,22 @@ from storage.models import (
     Round,
     WebMessage,
 )
+
+# The outbox as a Core table: its hot-path statements skip the ORM's unit of work.
+OUTBOX_TABLE: Table = OutboxMessage.__table__  # type: ignore[assignment]
+# What a delivered message's content is replaced by.
+CLEARED_PAYLOAD = {"cleared": True}
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The outcome of one delivery attempt that will not be repeated."""
+
+    message_id: int
+    status: str
+    at: datetime
+    external_message_id: str | None = None
+    error: str | None = None
 
 
 def _insert_for(session: AsyncSession) -> Any:
@@ -158,12 +175,16 @@ class InboxRepository:
         """Return one event by id."""
         return await self._session.get(InboxEvent, event_id)
 
-    async def find(self, channel: str, external_id: str) -> InboxEvent | None:
-        """Return the event a channel knows by its own id."""
-        statement = select(InboxEvent).where(
+    async def status_of(self, channel: str, external_id: str) -> tuple[int, str] | None:
+        """The id and status of the event a channel knows by its own id, if stored.
+
+        Applying an event needs no more, and reading the whole row would decode its raw copy.
+        """
+        statement = select(InboxEvent.id, InboxEvent.status).where(
             InboxEvent.channel == channel, InboxEvent.external_id == external_id
         )
-        return (await self._session.execute(statement)).scalar_one_or_none()
+        row = (await self._session.execute(statement)).one_or_none()
+        return None if row is None else (row[0], row[1])
 
     async def pending_among(self, channel: str, external_ids: list[str]) -> set[str]:
         """Of these external ids, the ones stored and still pending."""
@@ -185,21 +206,28 @@ class InboxRepository:
         )
         return list((await self._session.execute(statement)).scalars().all())
 
-    async def unlink(self, event: InboxEvent) -> None:
+    async def unlink(self, event_id: int, channel: str) -> None:
         """Make an event name nobody: no chat, no raw copy, and no web participant's id."""
-        event.chat_id = None
-        event.payload = None
-        if event.channel == "web":
-            await self._session.flush()
-            event.external_id = f"forgotten:{event.id}"
+        forgotten = {"external_id": f"forgotten:{event_id}"} if channel == "web" else {}
+        await self._session.execute(
+            update(InboxEvent)
+            .where(InboxEvent.id == event_id)
+            .values(chat_id=None, payload=None, **forgotten)
+        )
 
-    async def mark_done(self, event: InboxEvent, now: datetime, applied_sequence: int) -> None:
+    async def mark_done(self, event_id: int, now: datetime, applied_sequence: int) -> None:
         """Record that an event was applied, and drop its raw copy."""
-        event.status = InboxStatus.DONE
-        event.handled_at = now
-        event.applied_sequence = applied_sequence
-        event.payload = None
-        event.attempts += 1
+        await self._session.execute(
+            update(InboxEvent)
+            .where(InboxEvent.id == event_id)
+            .values(
+                status=InboxStatus.DONE,
+                handled_at=now,
+                applied_sequence=applied_sequence,
+                payload=None,
+                attempts=InboxEvent.attempts + 1,
+            )
+        )
 
     async def mark_failed(self, event_id: int, now: datetime, error: str) -> None:
         """Record a handling failure; the raw event stays for a retry or an inspection."""
@@ -275,21 +303,47 @@ class OutboxRepository:
         *,
         lane: str = Lane.REPLY,
         inbox_event_id: int | None = None,
-    ) -> OutboxMessage:
-        """Queue one message."""
-        message = OutboxMessage(
-            channel=channel,
-            chat_id=chat_id,
-            lane=lane,
-            inbox_event_id=inbox_event_id,
-            payload=payload,
-            status=OutboxStatus.PENDING,
-            attempts=0,
-            created_at=now,
+    ) -> int:
+        """Queue one message; return its id."""
+        return (
+            await self.add_many(
+                [(channel, chat_id, payload)], now, inbox_event_id=inbox_event_id, lane=lane
+            )
+        )[0]
+
+    async def add_many(
+        self,
+        messages: Sequence[tuple[str, str, dict[str, Any]]],
+        now: datetime,
+        *,
+        lane: str = Lane.REPLY,
+        inbox_event_id: int | None = None,
+    ) -> list[int]:
+        """Queue messages given as (channel, chat id, payload), in this order; return their ids.
+
+        One statement for all: an event's replies are queued on the hot path of every update.
+        """
+        if not messages:
+            return []
+        rows = [
+            {
+                "channel": channel,
+                "chat_id": chat_id,
+                "lane": lane,
+                "inbox_event_id": inbox_event_id,
+                "payload": payload,
+                "status": OutboxStatus.PENDING,
+                "attempts": 0,
+                "created_at": now,
+            }
+            for channel, chat_id, payload in messages
+        ]
+        table = OUTBOX_TABLE
+        statement = _insert_for(self._session)(table).returning(
+            table.c.id, sort_by_parameter_order=True
         )
-        self._session.add(message)
-        await self._session.flush()
-        return message
+        connection = await self._session.connection()
+        return list((await connection.execute(statement, rows)).scalars().all())
 
     async def pending_for_chat(self, channel: str, chat_id: str, lane: str) -> list[OutboxMessage]:
         """Return a chat's undelivered messages in one lane, in the order they were queued."""
@@ -340,24 +394,42 @@ class OutboxRepository:
         external_message_id: str | None = None,
         error: str | None = None,
     ) -> None:
-        """Record the outcome of one delivery attempt that will not be repeated.
+        """Record the outcome of one delivery attempt that will not be repeated."""
+        await self.settle_many([Settlement(message_id, status, now, external_message_id, error)])
+
+    async def settle_many(self, settlements: Sequence[Settlement]) -> None:
+        """Record the outcomes of delivery attempts that will not be repeated.
 
         A delivered message's content is dropped: it may repeat a citizen's answers, and the
-        outbox is a delivery queue, not an archive of conversations.
+        outbox is a delivery queue, not an archive of conversations. A failed one keeps it, for
+        an operator. One statement of each kind for all of them (an executemany).
         """
-        cleared = {"payload": {"cleared": True}} if status != OutboxStatus.FAILED else {}
-        await self._session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == message_id)
-            .values(
-                **cleared,
-                status=status,
-                sent_at=now,
-                external_message_id=external_message_id,
-                error=error[:200] if error else None,
-                attempts=OutboxMessage.attempts + 1,
-            )
-        )
+        table = OUTBOX_TABLE
+        outcome = {
+            "status": bindparam("b_status"),
+            "sent_at": bindparam("b_sent_at"),
+            "external_message_id": bindparam("b_external_message_id"),
+            "error": bindparam("b_error"),
+            "attempts": table.c.attempts + 1,
+        }
+        for keep_content in (False, True):
+            rows = [
+                {
+                    "b_id": settled.message_id,
+                    "b_status": settled.status,
+                    "b_sent_at": settled.at,
+                    "b_external_message_id": settled.external_message_id,
+                    "b_error": settled.error[:200] if settled.error else None,
+                }
+                for settled in settlements
+                if (settled.status == OutboxStatus.FAILED) == keep_content
+            ]
+            if not rows:
+                continue
+            values = outcome if keep_content else {**outcome, "payload": CLEARED_PAYLOAD}
+            statement = update(table).where(table.c.id == bindparam("b_id")).values(values)
+            connection = await self._session.connection()
+            await connection.execute(statement, rows)
 
     async def get(self, message_id: int) -> OutboxMessage | None:
         """Return one message by id."""

@@ -91,10 +91,10 @@ async def test_retention_deletes_only_old_settled_records(uow: UnitOfWorkFactory
     async with uow() as unit:
         await unit.inbox.add_new("telegram", [("1", "5", {}), ("2", "5", {}), ("3", "5", {})], old)
         events = await unit.inbox.pending("telegram")
-        await unit.inbox.mark_done(events[0], old, 1)
-        await unit.inbox.mark_done(events[1], recent, 2)
-        sent = await unit.outbox.add("telegram", "5", {"type": "message"}, old)
-        await unit.outbox.settle(sent.id, OutboxStatus.SENT, old)
+        await unit.inbox.mark_done(events[0].id, old, 1)
+        await unit.inbox.mark_done(events[1].id, recent, 2)
+        sent_id = await unit.outbox.add("telegram", "5", {"type": "message"}, old)
+        await unit.outbox.settle(sent_id, OutboxStatus.SENT, old)
         await unit.outbox.add("telegram", "5", {"type": "message"}, old)
         await unit.commit()
     async with uow() as unit:
