@@ -41,6 +41,7 @@ from storage.database import (
     ping,
     write_probe,
 )
+from storage.definitions import DefinitionCache
 from storage.migrate import schema_status, upgrade
 from storage.uow import UnitOfWorkFactory
 
@@ -136,6 +137,7 @@ class BorgerDialog:
         uow = self.uow = UnitOfWorkFactory(
             create_session_factory(self.engine),
             create_session_factory(self.engine, read_only=True),
+            DefinitionCache(),
         )
         catalogs = Catalogs(settings.default_language)
         delivery = OutboxDelivery(uow, self.clock)

@@ -601,6 +601,16 @@ class ModerationLogEntry(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class DefinitionVersion(Base):
+    """One row: moved by every change of a consultation definition (consultation, rounds,
+    questions), so each process knows when the definitions it cached are out of date."""
+
+    __tablename__ = "definition_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
 class HealthProbe(Base):
     """One row per process, rewritten by each health check: proof that writes still commit."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.definitions import DefinitionCache, move_version
 from storage.models import (
     CONSENTED_STATUSES,
     Answer,
@@ -467,27 +468,72 @@ class OutboxRepository:
 
 
 class ConsultationRepository:
-    """Consultations with their rounds and questions."""
+    """Consultations with their rounds and questions.
 
-    def __init__(self, session: AsyncSession) -> None:
+    With a definition cache, the reads of a unit that changes nothing come from memory while
+    the stored definition version stays put (see storage/definitions.py); the objects they
+    return are then shared by every unit and must not be changed.
+    """
+
+    def __init__(self, session: AsyncSession, definitions: DefinitionCache | None = None) -> None:
         self._session = session
+        self._definitions = definitions
+        # The cache's generation when this unit first used it (None: not yet).
+        self._generation: int | None = None
+        # Set once this unit changes a definition: from then on it reads the database only.
+        self.changing = False
+
+    async def _cached(self, key: tuple[Any, ...], load: Callable[[], Awaitable[Any]]) -> Any:
+        cache = self._definitions
+        if cache is None or self.changing:
+            return await load()
+        if self._generation is None:
+            self._generation = await cache.current_generation(self._session)
+        found = cache.get(key)
+        if found is None:
+            found = await load()
+            if found is not None:
+                cache.put(key, found, self._generation)
+        return found
+
+    async def begin_change(self) -> None:
+        """This unit is about to change definitions: read them from the database from now on,
+        and let every process know once the unit commits."""
+        if not self.changing:
+            self.changing = True
+            await move_version(self._session)
 
     async def by_slug(self, slug: str) -> Consultation | None:
         """Return a consultation by its slug."""
         statement = select(Consultation).where(Consultation.slug == slug)
-        return (await self._session.execute(statement)).scalar_one_or_none()
+
+        async def load() -> Consultation | None:
+            return (await self._session.execute(statement)).scalar_one_or_none()
+
+        found: Consultation | None = await self._cached(("slug", slug), load)
+        return found
 
     async def get(self, consultation_id: int) -> Consultation | None:
         """Return a consultation by id."""
-        return await self._session.get(Consultation, consultation_id)
+
+        async def load() -> Consultation | None:
+            return await self._session.get(Consultation, consultation_id)
+
+        found: Consultation | None = await self._cached(("id", consultation_id), load)
+        return found
 
     async def all(self) -> list[Consultation]:
         """Return every consultation, by slug."""
         statement = select(Consultation).order_by(Consultation.slug)
-        return list((await self._session.execute(statement)).scalars().all())
+
+        async def load() -> list[Consultation]:
+            return list((await self._session.execute(statement)).scalars().all())
+
+        return list(await self._cached(("all",), load))
 
     async def add(self, consultation: Consultation) -> Consultation:
         """Add a new consultation."""
+        await self.begin_change()
         self._session.add(consultation)
         await self._session.flush()
         return consultation
@@ -497,7 +543,11 @@ class ConsultationRepository:
         statement = (
             select(Round).where(Round.consultation_id == consultation_id).order_by(Round.position)
         )
-        return list((await self._session.execute(statement)).scalars().all())
+
+        async def load() -> list[Round]:
+            return list((await self._session.execute(statement)).scalars().all())
+
+        return list(await self._cached(("rounds", consultation_id), load))
 
     async def all_rounds(self) -> list[Round]:
         """Return the rounds of every consultation."""
@@ -506,6 +556,7 @@ class ConsultationRepository:
 
     async def replace_rounds(self, consultation_id: int, rounds: list[Round]) -> None:
         """Replace a consultation's rounds."""
+        await self.begin_change()
         await self._session.execute(delete(Round).where(Round.consultation_id == consultation_id))
         self._session.add_all(rounds)
         await self._session.flush()
@@ -518,10 +569,15 @@ class ConsultationRepository:
         if not include_archived:
             statement = statement.where(Question.archived_at.is_(None))
         statement = statement.order_by(Question.archived_at.is_not(None), Question.position)
-        return list((await self._session.execute(statement)).scalars().all())
+
+        async def load() -> list[Question]:
+            return list((await self._session.execute(statement)).scalars().all())
+
+        return list(await self._cached(("questions", consultation_id, include_archived), load))
 
     async def add_question(self, question: Question) -> None:
         """Add a question."""
+        await self.begin_change()
         self._session.add(question)
         await self._session.flush()
 

@@ -6,6 +6,7 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.definitions import DefinitionCache
 from storage.email import EmailRepository
 from storage.ideas import IdeasRepository
 from storage.moderation import ModerationRepository
@@ -38,8 +39,13 @@ class UnitOfWork:
     plan: PlanRepository
     email: EmailRepository
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        definitions: DefinitionCache | None = None,
+    ) -> None:
         self._session_factory = session_factory
+        self._definitions = definitions
         self._session: AsyncSession | None = None
 
     async def __aenter__(self) -> UnitOfWork:
@@ -47,7 +53,7 @@ class UnitOfWork:
         self.participants = ParticipantRepository(self._session)
         self.inbox = InboxRepository(self._session)
         self.outbox = OutboxRepository(self._session)
-        self.consultations = ConsultationRepository(self._session)
+        self.consultations = ConsultationRepository(self._session, self._definitions)
         self.participations = ParticipationRepository(self._session)
         self.web_messages = WebMessageRepository(self._session)
         self.moderation = ModerationRepository(self._session)
@@ -73,6 +79,9 @@ class UnitOfWork:
         """Make every change of this unit permanent."""
         assert self._session is not None, "commit() outside 'async with'"
         await self._session.commit()
+        if self.consultations.changing and self._definitions is not None:
+            # Changed definitions: this process must not serve what it cached before.
+            self._definitions.invalidate()
 
 
 class UnitOfWorkFactory:
@@ -82,13 +91,16 @@ class UnitOfWorkFactory:
         self,
         session_factory: async_sessionmaker[AsyncSession],
         read_session_factory: async_sessionmaker[AsyncSession] | None = None,
+        definitions: DefinitionCache | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._read_session_factory = read_session_factory or session_factory
+        # Shared by every unit of this process (None: always read definitions anew).
+        self._definitions = definitions
 
     def __call__(self) -> UnitOfWork:
-        return UnitOfWork(self._session_factory)
+        return UnitOfWork(self._session_factory, self._definitions)
 
     def read(self) -> UnitOfWork:
         """A unit that only reads: on SQLite it never waits for a writer's lock."""
-        return UnitOfWork(self._read_session_factory)
+        return UnitOfWork(self._read_session_factory, self._definitions)

@@ -50,6 +50,8 @@ async def import_definition(
     uow: UnitOfWork, definition: ConsultationDefinition, now: datetime, *, force: bool = False
 ) -> ImportReport:
     """Create or update a consultation from its definition (the caller commits)."""
+    # Before the first read: what this unit changes must be read from the database.
+    await uow.consultations.begin_change()
     consultation = await uow.consultations.by_slug(definition.slug)
     report = ImportReport(created=consultation is None)
     if consultation is None:

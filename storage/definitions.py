@@ -1,0 +1,73 @@
+"""Consultation definitions kept in memory while the stored definition version stays put.
+
+Every event reads the consultation it concerns, its rounds and its questions, which change only
+when staff import or edit a definition. Each process keeps what it read; a unit of work asks the
+database for the version (one row, by primary key) the first time it needs a definition, and
+every change of a definition moves the version in the same transaction. So a unit never sees a
+definition older than the last committed change, in any process, while the consultation, its
+rounds and its questions cost one small read instead of three queries and their ORM objects.
+
+What the cache hands out are ORM objects no session holds any more: fine to read, never to
+change. A unit of work that changes definitions reads them from the database instead
+(``ConsultationRepository.begin_change``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import DefinitionVersion
+
+
+class DefinitionCache:
+    """What one process has read of the consultation definitions, by version."""
+
+    def __init__(self) -> None:
+        self._version: int | None = None
+        # Moves whenever the entries are dropped: a unit that began reading before then must
+        # not put what it read (possibly older) among the new entries.
+        self.generation = 0
+        self._entries: dict[tuple[Any, ...], Any] = {}
+
+    async def current_generation(self, session: AsyncSession) -> int:
+        """Drop every entry if the stored version moved; return the generation now valid."""
+        version = await read_version(session)
+        if version != self._version:
+            self._version = version
+            self._drop()
+        return self.generation
+
+    def get(self, key: tuple[Any, ...]) -> Any:
+        """The entry for a key, or None."""
+        return self._entries.get(key)
+
+    def put(self, key: tuple[Any, ...], value: Any, generation: int) -> None:
+        """Keep what a unit read, unless the entries were dropped since it began reading."""
+        if generation == self.generation:
+            self._entries[key] = value
+
+    def invalidate(self) -> None:
+        """This process changed a definition: drop everything."""
+        self._drop()
+
+    def _drop(self) -> None:
+        self._entries.clear()
+        self.generation += 1
+
+
+async def read_version(session: AsyncSession) -> int:
+    """The stored definition version."""
+    statement = select(DefinitionVersion.version).where(DefinitionVersion.id == 1)
+    return int((await session.execute(statement)).scalar_one_or_none() or 0)
+
+
+async def move_version(session: AsyncSession) -> None:
+    """Tell every process that definitions changed (takes effect with the commit)."""
+    await session.execute(
+        update(DefinitionVersion)
+        .where(DefinitionVersion.id == 1)
+        .values(version=DefinitionVersion.version + 1)
+    )
