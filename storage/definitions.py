@@ -58,10 +58,13 @@ class DefinitionCache:
         self.generation += 1
 
 
+# Read by every unit of work that needs a definition: built once.
+_VERSION = select(DefinitionVersion.version).where(DefinitionVersion.id == 1)
+
+
 async def read_version(session: AsyncSession) -> int:
     """The stored definition version."""
-    statement = select(DefinitionVersion.version).where(DefinitionVersion.id == 1)
-    return int((await session.execute(statement)).scalar_one_or_none() or 0)
+    return int((await session.execute(_VERSION)).scalar_one_or_none() or 0)
 
 
 async def move_version(session: AsyncSession) -> None:

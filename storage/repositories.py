@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Table, bindparam, cast, delete, func, literal, select, update
+from sqlalchemy import String, Table, bindparam, cast, delete, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +33,55 @@ from storage.models import (
 OUTBOX_TABLE: Table = OutboxMessage.__table__  # type: ignore[assignment]
 # What a delivered message's content is replaced by.
 CLEARED_PAYLOAD = {"cleared": True}
+
+# The statements every update runs, built once: building a statement and its cache key costs
+# SQLAlchemy more CPU than SQLite needs to run it. Values come as bound parameters.
+_PARTICIPANT_OF_CHAT = select(Participant).where(
+    Participant.channel == bindparam("channel"), Participant.chat_id == bindparam("chat_id")
+)
+_INBOX_STATUS = select(InboxEvent.id, InboxEvent.status).where(
+    InboxEvent.channel == bindparam("channel"), InboxEvent.external_id == bindparam("external_id")
+)
+_INBOX_DONE = (
+    update(InboxEvent)
+    .where(InboxEvent.id == bindparam("event_id"))
+    .values(
+        status=InboxStatus.DONE,
+        handled_at=bindparam("now"),
+        applied_sequence=bindparam("applied_sequence"),
+        payload=None,
+        attempts=InboxEvent.attempts + 1,
+    )
+)
+_OUTBOX_QUEUE = insert(OUTBOX_TABLE).returning(OUTBOX_TABLE.c.id, sort_by_parameter_order=True)
+_OUTBOX_PENDING_FOR_CHAT = (
+    select(OutboxMessage)
+    .where(
+        OutboxMessage.channel == bindparam("channel"),
+        OutboxMessage.chat_id == bindparam("chat_id"),
+        OutboxMessage.lane == bindparam("lane"),
+        OutboxMessage.status == OutboxStatus.PENDING,
+    )
+    .order_by(OutboxMessage.id)
+)
+_OUTBOX_OUTCOME = {
+    "status": bindparam("b_status"),
+    "sent_at": bindparam("b_sent_at"),
+    "external_message_id": bindparam("b_external_message_id"),
+    "error": bindparam("b_error"),
+    "attempts": OUTBOX_TABLE.c.attempts + 1,
+}
+# A failed message keeps its content for an operator; a delivered one's is dropped.
+_OUTBOX_SETTLE = {
+    keep_content: update(OUTBOX_TABLE)
+    .where(OUTBOX_TABLE.c.id == bindparam("b_id"))
+    .values(_OUTBOX_OUTCOME if keep_content else {**_OUTBOX_OUTCOME, "payload": CLEARED_PAYLOAD})
+    for keep_content in (False, True)
+}
+_PARTICIPATION_OF = select(Participation).where(
+    Participation.consultation_id == bindparam("consultation_id"),
+    Participation.participant_id == bindparam("participant_id"),
+)
 
 
 @dataclass(frozen=True)
@@ -60,10 +109,8 @@ class ParticipantRepository:
 
     async def get(self, channel: str, chat_id: str) -> Participant | None:
         """Return the participant of a chat, if known."""
-        statement = select(Participant).where(
-            Participant.channel == channel, Participant.chat_id == chat_id
-        )
-        return (await self._session.execute(statement)).scalar_one_or_none()
+        parameters = {"channel": channel, "chat_id": chat_id}
+        return (await self._session.execute(_PARTICIPANT_OF_CHAT, parameters)).scalar_one_or_none()
 
     async def by_id(self, participant_id: int) -> Participant | None:
         """Return a participant by id."""
@@ -162,9 +209,9 @@ class InboxRepository:
             }
             for external_id, chat_id, payload in events
         ]
-        insert = _insert_for(self._session)
+        dialect_insert = _insert_for(self._session)
         statement = (
-            insert(InboxEvent)
+            dialect_insert(InboxEvent)
             .values(rows)
             .on_conflict_do_nothing(index_elements=["channel", "external_id"])
             .returning(InboxEvent.external_id)
@@ -181,10 +228,8 @@ class InboxRepository:
 
         Applying an event needs no more, and reading the whole row would decode its raw copy.
         """
-        statement = select(InboxEvent.id, InboxEvent.status).where(
-            InboxEvent.channel == channel, InboxEvent.external_id == external_id
-        )
-        row = (await self._session.execute(statement)).one_or_none()
+        parameters = {"channel": channel, "external_id": external_id}
+        row = (await self._session.execute(_INBOX_STATUS, parameters)).one_or_none()
         return None if row is None else (row[0], row[1])
 
     async def pending_among(self, channel: str, external_ids: list[str]) -> set[str]:
@@ -218,16 +263,10 @@ class InboxRepository:
 
     async def mark_done(self, event_id: int, now: datetime, applied_sequence: int) -> None:
         """Record that an event was applied, and drop its raw copy."""
-        await self._session.execute(
-            update(InboxEvent)
-            .where(InboxEvent.id == event_id)
-            .values(
-                status=InboxStatus.DONE,
-                handled_at=now,
-                applied_sequence=applied_sequence,
-                payload=None,
-                attempts=InboxEvent.attempts + 1,
-            )
+        connection = await self._session.connection()
+        await connection.execute(
+            _INBOX_DONE,
+            {"event_id": event_id, "now": now, "applied_sequence": applied_sequence},
         )
 
     async def mark_failed(self, event_id: int, now: datetime, error: str) -> None:
@@ -271,9 +310,9 @@ class InboxRepository:
         now: datetime,
     ) -> None:
         """Store an event as failed at once: set aside, never applied."""
-        insert = _insert_for(self._session)
+        dialect_insert = _insert_for(self._session)
         await self._session.execute(
-            insert(InboxEvent)
+            dialect_insert(InboxEvent)
             .values(
                 channel=channel,
                 external_id=external_id[:64],
@@ -339,26 +378,13 @@ class OutboxRepository:
             }
             for channel, chat_id, payload in messages
         ]
-        table = OUTBOX_TABLE
-        statement = _insert_for(self._session)(table).returning(
-            table.c.id, sort_by_parameter_order=True
-        )
         connection = await self._session.connection()
-        return list((await connection.execute(statement, rows)).scalars().all())
+        return list((await connection.execute(_OUTBOX_QUEUE, rows)).scalars().all())
 
     async def pending_for_chat(self, channel: str, chat_id: str, lane: str) -> list[OutboxMessage]:
         """Return a chat's undelivered messages in one lane, in the order they were queued."""
-        statement = (
-            select(OutboxMessage)
-            .where(
-                OutboxMessage.channel == channel,
-                OutboxMessage.chat_id == chat_id,
-                OutboxMessage.lane == lane,
-                OutboxMessage.status == OutboxStatus.PENDING,
-            )
-            .order_by(OutboxMessage.id)
-        )
-        return list((await self._session.execute(statement)).scalars().all())
+        parameters = {"channel": channel, "chat_id": chat_id, "lane": lane}
+        return list((await self._session.execute(_OUTBOX_PENDING_FOR_CHAT, parameters)).scalars())
 
     async def chats_with_pending(self, channel: str, lane: str) -> list[str]:
         """Return the chats that have undelivered messages in one lane."""
@@ -405,15 +431,7 @@ class OutboxRepository:
         outbox is a delivery queue, not an archive of conversations. A failed one keeps it, for
         an operator. One statement of each kind for all of them (an executemany).
         """
-        table = OUTBOX_TABLE
-        outcome = {
-            "status": bindparam("b_status"),
-            "sent_at": bindparam("b_sent_at"),
-            "external_message_id": bindparam("b_external_message_id"),
-            "error": bindparam("b_error"),
-            "attempts": table.c.attempts + 1,
-        }
-        for keep_content in (False, True):
+        for keep_content, statement in _OUTBOX_SETTLE.items():
             rows = [
                 {
                     "b_id": settled.message_id,
@@ -425,12 +443,9 @@ class OutboxRepository:
                 for settled in settlements
                 if (settled.status == OutboxStatus.FAILED) == keep_content
             ]
-            if not rows:
-                continue
-            values = outcome if keep_content else {**outcome, "payload": CLEARED_PAYLOAD}
-            statement = update(table).where(table.c.id == bindparam("b_id")).values(values)
-            connection = await self._session.connection()
-            await connection.execute(statement, rows)
+            if rows:
+                connection = await self._session.connection()
+                await connection.execute(statement, rows)
 
     async def get(self, message_id: int) -> OutboxMessage | None:
         """Return one message by id."""
@@ -505,9 +520,9 @@ class ConsultationRepository:
 
     async def by_slug(self, slug: str) -> Consultation | None:
         """Return a consultation by its slug."""
-        statement = select(Consultation).where(Consultation.slug == slug)
 
         async def load() -> Consultation | None:
+            statement = select(Consultation).where(Consultation.slug == slug)
             return (await self._session.execute(statement)).scalar_one_or_none()
 
         found: Consultation | None = await self._cached(("slug", slug), load)
@@ -524,9 +539,9 @@ class ConsultationRepository:
 
     async def all(self) -> list[Consultation]:
         """Return every consultation, by slug."""
-        statement = select(Consultation).order_by(Consultation.slug)
 
         async def load() -> list[Consultation]:
+            statement = select(Consultation).order_by(Consultation.slug)
             return list((await self._session.execute(statement)).scalars().all())
 
         return list(await self._cached(("all",), load))
@@ -540,11 +555,13 @@ class ConsultationRepository:
 
     async def rounds(self, consultation_id: int) -> list[Round]:
         """Return a consultation's rounds in order."""
-        statement = (
-            select(Round).where(Round.consultation_id == consultation_id).order_by(Round.position)
-        )
 
         async def load() -> list[Round]:
+            statement = (
+                select(Round)
+                .where(Round.consultation_id == consultation_id)
+                .order_by(Round.position)
+            )
             return list((await self._session.execute(statement)).scalars().all())
 
         return list(await self._cached(("rounds", consultation_id), load))
@@ -565,12 +582,12 @@ class ConsultationRepository:
         self, consultation_id: int, *, include_archived: bool = False
     ) -> list[Question]:
         """Return a consultation's questions in order."""
-        statement = select(Question).where(Question.consultation_id == consultation_id)
-        if not include_archived:
-            statement = statement.where(Question.archived_at.is_(None))
-        statement = statement.order_by(Question.archived_at.is_not(None), Question.position)
 
         async def load() -> list[Question]:
+            statement = select(Question).where(Question.consultation_id == consultation_id)
+            if not include_archived:
+                statement = statement.where(Question.archived_at.is_(None))
+            statement = statement.order_by(Question.archived_at.is_not(None), Question.position)
             return list((await self._session.execute(statement)).scalars().all())
 
         return list(await self._cached(("questions", consultation_id, include_archived), load))
@@ -615,11 +632,8 @@ class ParticipationRepository:
 
     async def find(self, consultation_id: int, participant_id: int) -> Participation | None:
         """Return a participant's participation in a consultation."""
-        statement = select(Participation).where(
-            Participation.consultation_id == consultation_id,
-            Participation.participant_id == participant_id,
-        )
-        return (await self._session.execute(statement)).scalar_one_or_none()
+        parameters = {"consultation_id": consultation_id, "participant_id": participant_id}
+        return (await self._session.execute(_PARTICIPATION_OF, parameters)).scalar_one_or_none()
 
     async def add(self, participation: Participation) -> Participation:
         """Add a participation."""
