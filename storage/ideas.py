@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
@@ -46,6 +46,20 @@ class Candidate:
     votes: int
 
 
+# Every newcomer takes a number: built once (building a statement costs more than running it).
+_NEXT_NUMBER = {
+    name: update(Consultation)
+    .where(Consultation.id == bindparam("consultation_id"))
+    .values({column: column + 1})
+    .returning(column)
+    .execution_options(synchronize_session=False)
+    for name, column in (
+        ("participant", Consultation.participant_counter),
+        ("statement", Consultation.statement_counter),
+    )
+}
+
+
 class IdeasRepository:
     """The ideas phase's statements and votes."""
 
@@ -57,16 +71,8 @@ class IdeasRepository:
 
         One UPDATE takes the row lock, so two processes never hand out the same number.
         """
-        column = {
-            "participant": Consultation.participant_counter,
-            "statement": Consultation.statement_counter,
-        }[counter]
         result = await self._session.execute(
-            update(Consultation)
-            .where(Consultation.id == consultation_id)
-            .values({column: column + 1})
-            .returning(column)
-            .execution_options(synchronize_session=False)
+            _NEXT_NUMBER[counter], {"consultation_id": consultation_id}
         )
         return int(result.scalar_one())
 
