@@ -18,7 +18,9 @@ of its own that long-polls the fake exactly as it would poll Telegram:
    hear-back question. Each answers as soon as the question is there. For every step: the time
    from queuing the update in the fake to the fake receiving the bot's first message or edit in
    that chat (one simulated round trip is in it: the update's way out of getUpdates and the
-   reply's way in), and to the step's whole answer (the next question shown).
+   reply's way in), and to the step's whole answer (the next question shown). Nobody pauses to
+   think, so enough walkers keep the bot busy all the time and the latencies are then mostly
+   waiting behind other citizens' updates; steps per second says how many the bot got through.
 3. **Scale**: a database with P participants, of whom 10,000 are halfway through the example
    consultation, bulk-seeded before the bot starts. The bot's memory once started and after a
    burst, and its CPU per update for a burst of typed answers from existing participants,
