@@ -78,6 +78,9 @@ _OUTBOX_SETTLE = {
     .values(_OUTBOX_OUTCOME if keep_content else {**_OUTBOX_OUTCOME, "payload": CLEARED_PAYLOAD})
     for keep_content in (False, True)
 }
+_OUTBOX_EXTERNAL_REF = select(OutboxMessage.external_message_id).where(
+    OutboxMessage.id == bindparam("message_id")
+)
 _PARTICIPATION_OF = select(Participation).where(
     Participation.consultation_id == bindparam("consultation_id"),
     Participation.participant_id == bindparam("participant_id"),
@@ -450,6 +453,12 @@ class OutboxRepository:
     async def get(self, message_id: int) -> OutboxMessage | None:
         """Return one message by id."""
         return await self._session.get(OutboxMessage, message_id)
+
+    async def external_ref(self, message_id: int) -> str | None:
+        """The channel's id of a message once it was sent (not the whole row and its content)."""
+        return (
+            await self._session.execute(_OUTBOX_EXTERNAL_REF, {"message_id": message_id})
+        ).scalar_one_or_none()
 
     async def count_by_status(self) -> dict[str, int]:
         """Count messages per status."""

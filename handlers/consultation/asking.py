@@ -248,8 +248,7 @@ async def sent_message_ref(ctx: FlowContext, outbox_id: int | None) -> str | Non
     """The channel's reference to a message the bot queued, once it was sent."""
     if outbox_id is None:
         return None
-    queued = await ctx.uow.outbox.get(outbox_id)
-    return queued.external_message_id if queued is not None else None
+    return await ctx.uow.outbox.external_ref(outbox_id)
 
 
 async def store(
