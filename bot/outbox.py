@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 # How often a message is retried at once after a network error before it waits for the next
 # delivery round (the next event in that chat, the periodic redelivery job, or a restart).
 TRANSIENT_RETRIES = 3
+# The payload type of a button's acknowledgement (see handlers/events.py).
+ACKNOWLEDGEMENT = "ack"
 # Chats delivered at the same time when working through a backlog.
 BACKLOG_CONCURRENCY = 32
 
@@ -132,28 +134,59 @@ class OutboxDelivery:
             # whatever an earlier delivery sent is settled (committed) before it let go.
             async with self._uow.read() as uow:
                 pending = await uow.outbox.pending_for_chat(channel, chat_id, lane)
-            for position, message in enumerate(pending):
-                settled = await self._deliver_one(sender, message)
-                if settled is None:
-                    return
-                status, external_id, error = settled
-                outcome = Settlement(message.id, status, self._clock(), external_id, error)
-                if status != OutboxStatus.UNREACHABLE:
-                    # The next message goes only once this one is recorded as sent, so a crash
-                    # repeats at most the one message in flight.
-                    await self._settler.settle(outcome)
-                    continue
-                async with self._uow() as uow:
-                    await uow.outbox.settle_many(
-                        [outcome]
-                        + [
-                            Settlement(rest.id, status, outcome.at, error="recipient unreachable")
-                            for rest in pending[position + 1 :]
-                        ]
-                    )
-                    await uow.participants.mark_unreachable(channel, chat_id, outcome.at)
-                    await uow.commit()
+            # A button's acknowledgement is no message in the conversation: it goes out beside
+            # the messages after it instead of holding them up for a round trip (the citizen sees
+            # the answer to a tap sooner). It is settled before the chat is let go, like the rest.
+            acknowledgements: list[asyncio.Task[None]] = []
+            try:
+                await self._deliver_in_order(sender, channel, chat_id, pending, acknowledgements)
+            finally:
+                finished = await asyncio.gather(*acknowledgements, return_exceptions=True)
+            for result in finished:
+                if isinstance(result, BaseException):
+                    raise result
+
+    async def _deliver_in_order(
+        self,
+        sender: ChannelSender,
+        channel: str,
+        chat_id: str,
+        pending: list[OutboxMessage],
+        acknowledgements: list[asyncio.Task[None]],
+    ) -> None:
+        for position, message in enumerate(pending):
+            if message.payload.get("type") == ACKNOWLEDGEMENT:
+                acknowledgements.append(asyncio.create_task(self._acknowledge(sender, message)))
+                continue
+            settled = await self._deliver_one(sender, message)
+            if settled is None:
                 return
+            status, external_id, error = settled
+            outcome = Settlement(message.id, status, self._clock(), external_id, error)
+            if status != OutboxStatus.UNREACHABLE:
+                # The next message goes only once this one is recorded as sent, so a crash
+                # repeats at most the one message in flight.
+                await self._settler.settle(outcome)
+                continue
+            async with self._uow() as uow:
+                await uow.outbox.settle_many(
+                    [outcome]
+                    + [
+                        Settlement(rest.id, status, outcome.at, error="recipient unreachable")
+                        for rest in pending[position + 1 :]
+                    ]
+                )
+                await uow.participants.mark_unreachable(channel, chat_id, outcome.at)
+                await uow.commit()
+            return
+
+    async def _acknowledge(self, sender: ChannelSender, message: OutboxMessage) -> None:
+        settled = await self._deliver_one(sender, message)
+        if settled is not None:
+            status, external_id, error = settled
+            await self._settler.settle(
+                Settlement(message.id, status, self._clock(), external_id, error)
+            )
 
     async def _deliver_one(
         self, sender: ChannelSender, message: OutboxMessage
