@@ -114,3 +114,17 @@ class Citizen:
             lambda: len(self.fake.callback_answers) > answers and self.fake.callback_answers[-1],
             what="the forged tap answered",
         )
+
+
+async def answer_all(citizen: Citizen, idea: str = "En sti hele vejen rundt om søen") -> None:
+    await citizen.write("/start friluftsliv", new=2)
+    await citizen.tap("Ja, jeg giver samtykke")
+    await citizen.tap("Under 25")
+    await citizen.tap("Nord")
+    await citizen.tap("☐ Løber", new=0)
+    await citizen.tap("Færdig")
+    await citizen.tap("5")
+    await citizen.tap("Nej")
+    await citizen.write("3")
+    await citizen.write("8000")
+    await citizen.write(idea, new=2)

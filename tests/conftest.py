@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import itertools
+import logging
 import os
+import shutil
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +19,11 @@ from packaging.requirements import Requirement
 
 from bot.app import BorgerDialog
 from bot.config import Settings, load_settings
+from bot.consultations.demo import ensure_demo
 from storage.database import create_engine
 from storage.migrate import upgrade
+from tests.browsers import CHROMIUM, CHROMIUM_ARGS, ORGANISATION
+from tests.cli import Cli
 from tests.fake_telegram import FakeBot, FakeTelegram
 from tests.postgres import ThrowawayPostgres, create_database, find_bindir, free_port
 
@@ -169,6 +175,17 @@ async def table_rows(app: BorgerDialog, model: type) -> list[Any]:
         return list((await connection.execute(select(model))).all())
 
 
+async def model_rows(app: BorgerDialog, model: type) -> list:
+    """Every row of a model's table, as model objects, oldest first."""
+    from sqlalchemy import select
+
+    from storage.database import create_session_factory
+
+    assert app.engine is not None
+    async with create_session_factory(app.engine)() as session:
+        return list((await session.execute(select(model).order_by(model.id))).all())
+
+
 async def eventually(
     check: Callable[[], Any] | Callable[[], Awaitable[Any]],
     timeout: float = 15.0,
@@ -206,3 +223,49 @@ async def app(
         yield application
     finally:
         await application.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        async_playwright = None
+    if async_playwright is None or not shutil.which(CHROMIUM):
+        if os.environ.get("BORGERDIALOG_TEST_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"browser tests need Playwright and Chromium at {CHROMIUM}")
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    async with async_playwright() as playwright:
+        instance = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        await instance.close()
+
+
+@pytest.fixture
+async def demo_app(make_settings: Callable[..., Settings]) -> AsyncIterator[BorgerDialog]:
+    # A named organisation, as an installation has: the chat's header shows it.
+    app = BorgerDialog(make_settings(organisation_name=ORGANISATION))
+    await app.start()
+    assert app.uow is not None
+    async with app.uow() as uow:
+        await ensure_demo(uow, datetime.now(UTC), app.settings.zone)
+        await uow.commit()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+@pytest.fixture
+def cli(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
+    """The command line in-process against the test's database, from the test's folder."""
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        if key.startswith("BORGERDIALOG_"):
+            monkeypatch.delenv(key)
+    # The commands point the root logger at their (captured, then closed) stderr: put it back.
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield Cli(database_url, tmp_path)
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -24,11 +24,11 @@ from storage.models import (
     PlannedPost,
     PostState,
 )
+from tests.botprocess import BotProcess
 from tests.citizens import open_now
+from tests.cli import borgerdialog
 from tests.conftest import eventually
 from tests.fake_telegram import FakeBot, FakeTelegram
-from tests.test_cli import borgerdialog
-from tests.test_crash_safety import BotProcess
 
 SUBSCRIBERS = 5000
 FIRST = 700_000

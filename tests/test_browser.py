@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,62 +16,9 @@ from aiohttp import web
 from bot.app import BorgerDialog
 from bot.config import Settings
 from bot.consultations.demo import ensure_demo
+from tests.browsers import open_page
+from tests.exports import export_rows
 from tests.postgres import free_port
-from tests.test_consultation_flow import export_rows
-
-ORGANISATION = "Aarhus Kommune"
-CHROMIUM = os.environ.get("BORGERDIALOG_TEST_CHROMIUM", "/usr/bin/chromium")
-# Without the background-networking flags Chromium keeps dialling Google on a closed network.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        async_playwright = None
-    if async_playwright is None or not shutil.which(CHROMIUM):
-        if os.environ.get("BORGERDIALOG_TEST_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"browser tests need Playwright and Chromium at {CHROMIUM}")
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-    async with async_playwright() as playwright:
-        instance = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        await instance.close()
-
-
-@pytest.fixture
-async def demo_app(make_settings: Callable[..., Settings]) -> AsyncIterator[BorgerDialog]:
-    # A named organisation, as an installation has: the chat's header shows it.
-    app = BorgerDialog(make_settings(organisation_name=ORGANISATION))
-    await app.start()
-    assert app.uow is not None
-    async with app.uow() as uow:
-        await ensure_demo(uow, datetime.now(UTC), app.settings.zone)
-        await uow.commit()
-    try:
-        yield app
-    finally:
-        await app.stop()
-
-
-async def open_page(browser: Any, app: BorgerDialog) -> Any:
-    # bypass_csp lets the test's own probes run; the page keeps its policy for citizens.
-    context = await browser.new_context(
-        viewport={"width": 320, "height": 700}, locale="da-DK", bypass_csp=True
-    )
-    page = await context.new_page()
-    await page.goto(f"{app.settings.public_base_url}/chat?c=friluftsliv")
-    return page
 
 
 async def focused(page: Any) -> str:

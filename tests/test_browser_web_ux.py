@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from bot.app import BorgerDialog
-from tests.test_browser import ORGANISATION, browser, demo_app, open_page  # noqa: F401
+from tests.browsers import ORGANISATION, open_page
 
 STALE = "Den knap virker ikke længere. Skriv /start for at komme videre."
 CHOOSE_ONE = "Vælg mindst ét svar, før du trykker Færdig."
@@ -20,8 +20,8 @@ def question(page: Any, number: int) -> Any:
 
 
 async def test_a_refused_press_leaves_the_question_answerable_with_the_reason_beside_it(
-    browser: Any,  # noqa: F811
-    demo_app: BorgerDialog,  # noqa: F811
+    browser: Any,
+    demo_app: BorgerDialog,
 ) -> None:
     page = await open_page(browser, demo_app)
     page.set_default_timeout(10_000)
@@ -71,8 +71,8 @@ async def test_a_refused_press_leaves_the_question_answerable_with_the_reason_be
 
 
 async def test_opening_the_link_again_resumes_instead_of_starting_over(
-    browser: Any,  # noqa: F811
-    demo_app: BorgerDialog,  # noqa: F811
+    browser: Any,
+    demo_app: BorgerDialog,
 ) -> None:
     page = await open_page(browser, demo_app)
     page.set_default_timeout(10_000)
@@ -111,8 +111,8 @@ async def stays_in_view(page: Any, selector: str) -> None:
 
 
 async def test_on_a_phone_the_header_and_field_stay_put_and_answers_are_kept(
-    browser: Any,  # noqa: F811
-    demo_app: BorgerDialog,  # noqa: F811
+    browser: Any,
+    demo_app: BorgerDialog,
 ) -> None:
     context = await browser.new_context(viewport=PHONE, locale="da-DK", bypass_csp=True)
     page = await context.new_page()

@@ -11,7 +11,7 @@ from pathlib import Path
 from openpyxl import load_workbook
 
 from tests.citizens import open_now
-from tests.test_cli import borgerdialog
+from tests.cli import borgerdialog
 
 BROKEN = textwrap.dedent("""\
     slug: Friluftsliv!

@@ -10,21 +10,13 @@ import pytest
 
 from bot.app import BorgerDialog
 from bot.config import Settings
-from bot.consultations.export import build_table
 from storage.database import create_session_factory
 from storage.models import Answer, Participation
 from storage.uow import UnitOfWorkFactory
 from tests.citizens import Citizen, example_with_round, import_consultation, open_now
 from tests.conftest import eventually, table_rows
+from tests.exports import export_rows
 from tests.fake_telegram import FakeBot, FakeTelegram
-
-
-async def export_rows(app: BorgerDialog, slug: str = "friluftsliv") -> list[dict]:
-    assert app.engine is not None
-    async with UnitOfWorkFactory(create_session_factory(app.engine))() as uow:
-        table = await build_table(uow, slug)
-    assert table is not None
-    return table.rows
 
 
 async def test_a_danish_citizen_answers_every_kind_of_question(

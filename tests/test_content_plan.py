@@ -21,6 +21,7 @@ from handlers.plan.planning import plan_post
 from handlers.plan.sheet import read_sheet
 from storage.models import Answer, OutboxMessage, OutboxStatus, PlannedPost, PostState
 from tests.citizens import Citizen, example_with_round, import_consultation
+from tests.clock import Clock
 from tests.conftest import eventually, table_rows
 from tests.fake_telegram import FakeBot, FakeTelegram, SentMessage
 
@@ -33,16 +34,6 @@ STAFF_MEMBER = 931
 def local(text: str) -> datetime:
     """A Copenhagen wall-clock time in UTC."""
     return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=ZONE).astimezone(UTC)
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 SHEET = """id;consultation;when;repeat;audience;text_da;text_en;image;button_da;button_link;notes

@@ -25,9 +25,9 @@ from handlers.ideas.staff import add_staff_statement, decide
 from handlers.plan.planning import PostDraft, plan_post
 from storage.models import EmailAddress, OutboxMessage, OutboxStatus
 from tests.citizens import example_with_round, import_consultation
+from tests.clock import Clock
 from tests.conftest import eventually, table_rows
 from tests.postgres import free_port
-from tests.test_content_plan import Clock
 from tests.webcitizens import WebTab, open_tab, web_session
 
 ORGANISATION = "Testkommune"

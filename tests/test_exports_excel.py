@@ -24,12 +24,10 @@ from bot.cli import main
 from storage.database import create_engine, create_session_factory
 from storage.models import Answer, Participation, Statement, Vote
 from storage.uow import UnitOfWorkFactory
-from tests import test_hostile_files
-from tests.citizens import Citizen, import_consultation, open_now
+from tests.citizens import Citizen, answer_all, import_consultation, open_now
+from tests.cli import Cli
 from tests.conftest import eventually
 from tests.fake_telegram import FakeBot
-from tests.test_hostile_files import Cli
-from tests.test_my_data import answer_all
 
 # Summer and winter time in Copenhagen: UTC+2 and UTC+1.
 CONSENT = datetime(2026, 7, 1, 10, 15, 30, 123456, tzinfo=UTC)
@@ -37,10 +35,6 @@ COMPLETED = datetime(2026, 12, 1, 8, 0, 5, tzinfo=UTC)
 VOTED = datetime(2026, 12, 2, 22, 30, tzinfo=UTC)
 SHEETS = ["Svar", "Spørgsmål", "Udsagn", "Stemmer"]
 ENGLISH_MARKS = {"yes", "no", "(skipped)", "completed", "anonymised", "agree", "disagree"}
-
-
-# The in-process command line of the hostile-files catalogue, with its one-minute guard.
-cli = test_hostile_files.cli
 
 
 @pytest.fixture

@@ -21,10 +21,10 @@ from sqlalchemy.engine import make_url
 
 from bot.app import BorgerDialog
 from bot.config import Settings
+from tests.botprocess import BotProcess
 from tests.citizens import Citizen, import_consultation, open_now
 from tests.conftest import PostgresProvider, eventually
 from tests.fake_telegram import FakeBot, FakeTelegram
-from tests.test_crash_safety import BotProcess
 from tests.webcitizens import open_tab, web_session
 
 HELP_REPLY = "Det kan du her"

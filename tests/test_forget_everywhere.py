@@ -13,7 +13,7 @@ from storage.models import Base, Participant, WebMessage
 from tests.citizens import import_consultation, open_now
 from tests.conftest import MODERATORS, eventually, table_rows
 from tests.fake_telegram import FakeBot
-from tests.test_moderation import Moderator, consultation_source, join
+from tests.moderators import Moderator, consultation_source, join
 from tests.webcitizens import open_tab, web_session
 
 # A Telegram id that appears nowhere else by chance.

@@ -11,26 +11,20 @@ import asyncio
 import csv
 import io
 import json
-import logging
 import os
 import re
-import signal
-import traceback
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from openpyxl import Workbook, load_workbook
 from PIL import Image
 from sqlalchemy import insert, select, update
 
-from bot.cli import main
 from bot.consultations import polis
 from bot.consultations.files import restore_cell, safe_cell
 from storage.database import create_engine
@@ -43,61 +37,9 @@ from storage.models import (
     Statement,
 )
 from tests.citizens import open_now
+from tests.cli import Cli, no_traceback
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-LIMIT_SECONDS = 60
-
-
-class Overran(BaseException):
-    """A command still running after the limit (a BaseException: no handler may swallow it)."""
-
-
-@contextmanager
-def deadline(seconds: int = LIMIT_SECONDS) -> Iterator[None]:
-    def expire(signum: int, frame: object) -> None:
-        raise Overran(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-@dataclass
-class Cli:
-    """The command line, run in-process against one database."""
-
-    database_url: str
-    folder: Path
-
-    def __call__(self, *args: str) -> Result:
-        with deadline():
-            return CliRunner().invoke(
-                main, list(args), env={"BORGERDIALOG_DATABASE_URL": self.database_url}
-            )
-
-
-@pytest.fixture
-def cli(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
-    monkeypatch.chdir(tmp_path)
-    for key in list(os.environ):
-        if key.startswith("BORGERDIALOG_"):
-            monkeypatch.delenv(key)
-    # The commands point the root logger at their (captured, then closed) stderr: put it back.
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield Cli(database_url, tmp_path)
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-def no_traceback(result: Result) -> None:
-    unexpected = None if isinstance(result.exception, SystemExit) else result.exception
-    assert unexpected is None, "".join(traceback.format_exception(unexpected))
-    assert "Traceback" not in result.output
 
 
 def refused(result: Result, *expected: str) -> list[str]:

@@ -2,119 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 from bot.app import BorgerDialog
 from handlers.ideas.staff import decide, moderate
 from scheduler.jobs import send_statement_notices
 from storage.models import Statement, Visibility, Vote, VoteEvent
-from storage.uow import UnitOfWorkFactory
-from tests.citizens import Citizen, import_consultation
-from tests.conftest import eventually
+from tests.citizens import import_consultation
+from tests.conftest import eventually, model_rows
 from tests.fake_telegram import FakeBot
-from tests.test_moderation import Moderator, _rows, new_card
-
-SEEDS = (
-    "Der skal være flere cykelstier ved skolen",
-    "Bilerne skal køre langsommere forbi skolen",
-    "Skolen skal have et kys-og-kør-område",
-    "Der skal være en skolepatrulje ved krydset",
+from tests.ideas import (
+    SEEDS,
+    card_statement,
+    ideas_source,
+    join,
+    statements,
+    uow_of,
+    vote,
+    vote_through,
+    write_statement,
 )
-CARD = "🗳 "
-
-
-def ideas_source(*, moderation: str = "post", reports_to_hold: int = 1) -> str:
-    now = datetime.now(UTC)
-    opens = (now - timedelta(days=1)).strftime("%Y-%m-%d %H:%M")
-    closes = (now + timedelta(days=30)).strftime("%Y-%m-%d %H:%M")
-    seeds = "\n".join(f'    - "{seed}"' for seed in SEEDS)
-    return f"""
-slug: skolevej
-languages: [da, en]
-title: {{da: Skolevejen, en: The way to school}}
-purpose: {{da: Vi vil gøre skolevejen tryggere., en: We want a safer way to school.}}
-basis:
-  decided: {{da: Der er afsat penge., en: Money is set aside.}}
-  influence: {{da: Hvad pengene bruges til., en: What the money is spent on.}}
-  decides: {{da: Teknisk udvalg., en: The technical committee.}}
-target_group: {{description: {{da: Forældre og elever, en: Parents and pupils}}}}
-citizen_role: co-design
-organiser: {{name: Teknik og Miljø, contact: trafik@kommune.example}}
-results: {{da: Resultaterne kommer i marts., en: Results come in March.}}
-rounds:
-  - {{opens: "{opens}", closes: "{closes}"}}
-questions:
-  - id: walk
-    kind: yesno
-    text: {{da: "Går eller cykler dit barn til skole?", en: "Does your child walk or cycle?"}}
-moderation:
-  reports_to_hold: {reports_to_hold}
-ideas:
-  opens: "{opens}"
-  closes: "{closes}"
-  prompt: {{da: "Hvad skal der til for en tryg skolevej?", en: "What makes a safe way to school?"}}
-  max_length: 120
-  moderation: {moderation}
-  statements:
-{seeds}
-"""
-
-
-async def join(fake_bot: FakeBot, user_id: int, hear_back: bool = True) -> Citizen:
-    """Start, consent, answer the one question, answer hear-back; the ideas menu follows."""
-    citizen = Citizen(fake_bot, user_id)
-    await citizen.write("/start skolevej", new=2)
-    await citizen.tap("Ja, jeg giver samtykke")
-    await citizen.tap("Ja", new=2)
-    menu = await citizen.tap("Ja" if hear_back else "Nej")
-    assert (menu[-1].text or "").startswith("💡 Idéer til »Skolevejen«")
-    return citizen
-
-
-async def write_statement(citizen: Citizen, text: str, new: int = 1) -> None:
-    await citizen.tap("✍️ Skriv et udsagn")
-    preview = await citizen.write(text, new=new)
-    assert (preview[0].text or "").startswith("Dit udsagn:")
-
-
-def card_statement(text: str) -> str:
-    return text.split("»")[1].split("«")[0] if "»" in text else ""
-
-
-async def statements(app: BorgerDialog) -> list[Statement]:
-    return [row[0] for row in await _rows(app, Statement)]
-
-
-def uow_of(app: BorgerDialog) -> UnitOfWorkFactory:
-    assert app.uow is not None
-    return app.uow
-
-
-def settled(citizen: Citizen, pressed: int) -> bool:
-    """Whether the answer to a vote has arrived: a new card, or "no more"."""
-    last = citizen.last()
-    text = last.text or ""
-    return last.message_id != pressed and (
-        text.startswith(CARD) or text.startswith("Du har stemt om alle")
-    )
-
-
-async def vote(citizen: Citizen, label: str) -> None:
-    """Vote on the newest card and wait for what follows."""
-    pressed = citizen.last().message_id
-    await citizen.tap(label)
-    await eventually(lambda: settled(citizen, pressed), what="the next card")
-
-
-async def vote_through(citizen: Citizen, choose: dict[str, str] | None = None) -> list[str]:
-    """Vote on card after card until there are none; return the statements seen in order."""
-    seen: list[str] = []
-    while (citizen.last().text or "").startswith(CARD):
-        statement = card_statement(citizen.last().text or "")
-        assert statement not in seen, "a statement came twice"
-        seen.append(statement)
-        await vote(citizen, (choose or {}).get(statement, "👍 Enig"))
-    return seen
+from tests.moderators import Moderator, new_card
 
 
 async def test_citizens_write_vote_change_report_see_where_they_stand_and_hear_decisions(
@@ -165,8 +71,8 @@ async def test_citizens_write_vote_change_report_see_where_they_stand_and_hear_d
         lambda: (bo.last().text or "").endswith("✅ Ændret – din stemme: enig"),
         what="the card shows the changed vote",
     )
-    assert len(await _rows(app, Vote)) == 9
-    assert len(await _rows(app, VoteEvent)) == 10
+    assert len(await model_rows(app, Vote)) == 9
+    assert len(await model_rows(app, VoteEvent)) == 10
 
     # Where Bo stands: too few votes per statement for a majority, too few people for groups.
     await bo.tap("📊 Hvor står jeg?")
@@ -321,8 +227,8 @@ async def test_my_data_shows_statements_and_votes_and_forget_keeps_statements_an
     (kept,) = [s for s in await statements(app) if s.origin == "citizen"]
     assert kept.participation_id is None
     assert kept.text == {"da": "Lys på stien gennem parken om vinteren"}
-    assert await _rows(app, Vote) == []
-    assert await _rows(app, VoteEvent) == []
+    assert await model_rows(app, Vote) == []
+    assert await model_rows(app, VoteEvent) == []
 
 
 async def test_citizens_volunteer_for_a_statement_staff_look_for_help_on(

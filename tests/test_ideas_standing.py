@@ -9,7 +9,7 @@ from scheduler.jobs import refresh_opinion_groups
 from storage.models import Participation, ParticipationStatus, Vote, VoteEvent
 from tests.citizens import import_consultation
 from tests.fake_telegram import FakeBot
-from tests.test_ideas import ideas_source, join, statements, uow_of, vote_through, write_statement
+from tests.ideas import ideas_source, join, statements, uow_of, vote_through, write_statement
 
 ANNAS = (
     "Der skal males en fodgængerovergang ved bageren",

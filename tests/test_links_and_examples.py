@@ -16,13 +16,10 @@ import pytest
 import segno
 from PIL import Image
 
-from tests import test_hostile_files
-from tests.test_hostile_files import Cli, no_traceback
+from tests.cli import Cli, no_traceback
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CHANNEL_ID = "-1001234567890"
-# The in-process command line of the hostile-files catalogue, with its one-minute guard.
-cli = test_hostile_files.cli
 
 
 def example_open_soon(folder: Path) -> Path:

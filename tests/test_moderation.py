@@ -21,83 +21,12 @@ from scheduler.jobs import send_moderation_digest
 from storage.database import create_session_factory
 from storage.models import Answer, ItemStatus, ModerationItem, ModerationLogEntry, Visibility
 from storage.uow import UnitOfWorkFactory
-from tests.citizens import Citizen, import_consultation
-from tests.conftest import MODERATORS, eventually
-from tests.fake_telegram import FakeBot, SentMessage
+from tests.citizens import import_consultation
+from tests.conftest import MODERATORS, eventually, model_rows
+from tests.fake_telegram import FakeBot
+from tests.moderators import Moderator, consultation_source, join, new_card
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def consultation_source(moderation: str = "") -> str:
-    now = datetime.now(UTC)
-    opens = (now - timedelta(days=1)).strftime("%Y-%m-%d %H:%M")
-    closes = (now + timedelta(days=30)).strftime("%Y-%m-%d %H:%M")
-    return f"""
-slug: trafik
-languages: [da, en]
-title: {{da: Trafik ved skolen, en: Traffic by the school}}
-purpose: {{da: Vi vil gøre skolevejen tryggere., en: We want a safer way to school.}}
-basis:
-  decided: {{da: Der kommer en ny cykelsti., en: A new cycle path is coming.}}
-  influence: {{da: Hvor den skal gå., en: Where it goes.}}
-  decides: {{da: Teknisk udvalg., en: The technical committee.}}
-target_group: {{description: {{da: Forældre og elever, en: Parents and pupils}}}}
-citizen_role: co-design
-organiser: {{name: Teknik og Miljø, contact: trafik@kommune.example}}
-results: {{da: Resultaterne kommer i marts., en: Results come in March.}}
-rounds:
-  - {{opens: "{opens}", closes: "{closes}"}}
-questions:
-  - id: idea
-    kind: idea
-    text: {{da: "Hvad er din bedste idé?", en: "What is your best idea?"}}
-    max_length: 280
-  - id: why
-    kind: text
-    text: {{da: "Hvorfor?", en: "Why?"}}
-    max_length: 500
-{moderation}
-"""
-
-
-class Moderator:
-    """A member of the moderator group, pressing buttons on cards."""
-
-    def __init__(self, fake_bot: FakeBot, user_id: int) -> None:
-        self.fake = fake_bot
-        self.id = user_id
-
-    def cards(self) -> list[SentMessage]:
-        return [m for m in self.fake.sent(MODERATORS) if (m.text or "").startswith("🛡")]
-
-    async def press(self, card: SentMessage, label: str) -> dict:
-        """Press a button on a card as it looks now; return Telegram's answer to the press."""
-        current = next(m for m in self.fake.sent(MODERATORS) if m.message_id == card.message_id)
-        data = next(b["callback_data"] for b in current.buttons if b["text"] == label)
-        return await self.press_data(card, data)
-
-    async def press_data(self, card: SentMessage, data: str, forge: bool = False) -> dict:
-        answers = len(self.fake.callback_answers)
-        self.fake.press_button(self.id, card.message_id, data, chat_id=MODERATORS, forge=forge)
-        return await eventually(
-            lambda: len(self.fake.callback_answers) > answers and self.fake.callback_answers[-1],
-            what=f"the press on {data!r} answered",
-        )
-
-    def card_now(self, card: SentMessage) -> SentMessage:
-        return next(m for m in self.fake.sent(MODERATORS) if m.message_id == card.message_id)
-
-
-async def join(fake_bot: FakeBot, user_id: int, language: str = "da") -> Citizen:
-    citizen = Citizen(fake_bot, user_id, language)
-    await citizen.write("/start trafik", new=2)
-    await citizen.tap("Ja, jeg giver samtykke" if language == "da" else "Yes, I consent")
-    return citizen
-
-
-async def new_card(moderator: Moderator, before: int) -> SentMessage:
-    await eventually(lambda: len(moderator.cards()) > before, what="a card in the moderator chat")
-    return moderator.cards()[-1]
 
 
 async def exported_idea(app: BorgerDialog) -> str:
@@ -110,16 +39,7 @@ async def exported_idea(app: BorgerDialog) -> str:
 
 
 async def stored_answers(app: BorgerDialog) -> list[Answer]:
-    return [row[0] for row in await _rows(app, Answer)]
-
-
-async def _rows(app: BorgerDialog, model: type) -> list:
-    """Every row of a model's table, as model objects, oldest first."""
-    from sqlalchemy import select
-
-    assert app.engine is not None
-    async with create_session_factory(app.engine)() as session:
-        return list((await session.execute(select(model).order_by(model.id))).all())
+    return [row[0] for row in await model_rows(app, Answer)]
 
 
 async def test_personal_data_is_held_masked_and_the_first_moderator_decides(
@@ -189,7 +109,7 @@ async def test_personal_data_is_held_masked_and_the_first_moderator_decides(
     assert answer.visibility == Visibility.VISIBLE
     assert (await exported_idea(app)).startswith("Lars Nielsen på 22 33 44 55")
 
-    log = [row[0] for row in await _rows(app, ModerationLogEntry)]
+    log = [row[0] for row in await model_rows(app, ModerationLogEntry)]
     assert [entry.event for entry in log] == ["screened", "revealed", "approved"]
     assert log[0].flags == ["name", "phone"]
     assert log[0].actor == "screening"
@@ -211,7 +131,7 @@ async def test_someone_outside_the_moderator_chat_cannot_decide(
     refused = await outsider.press(card, "✅ Godkend")
     assert refused["text"] == "Kun medlemmer af moderatorgruppen kan træffe afgørelser her."
     assert outsider.card_now(card).buttons == card.buttons
-    (item,) = [row[0] for row in await _rows(app, ModerationItem)]
+    (item,) = [row[0] for row in await model_rows(app, ModerationItem)]
     assert item.status == ItemStatus.WAITING
     # A forged payload from a member about an item that does not exist changes nothing either.
     stale = await Moderator(fake_bot, 901).press_data(card, "m:a:999", forge=True)
@@ -253,7 +173,7 @@ async def test_hidden_with_a_reason_and_the_author_writes_it_anew(
         lambda: "Forfatteren har skrevet en ny tekst" in (anne.card_now(card).text or ""),
         what="the card tells of the rewrite",
     )
-    events = [row[0].event for row in await _rows(app, ModerationLogEntry)]
+    events = [row[0].event for row in await model_rows(app, ModerationLogEntry)]
     assert events == ["screened", "hidden", "resubmitted"]
 
 
@@ -368,7 +288,7 @@ async def test_two_processes_deciding_at_once_decide_once(
     await import_consultation(app, consultation_source())
     anna = await join(fake_bot, 309)
     await anna.write("I er nogle idioter", new=2)
-    (item,) = [row[0] for row in await _rows(app, ModerationItem)]
+    (item,) = [row[0] for row in await model_rows(app, ModerationItem)]
     assert app.engine is not None
     factory = UnitOfWorkFactory(create_session_factory(app.engine))
 
@@ -525,11 +445,11 @@ async def test_enough_citizens_reporting_a_statement_hold_it_for_review(
     assert await report_as(314, "spam") == "held"
     (answer,) = await stored_answers(app)
     assert answer.visibility == Visibility.HELD
-    (item,) = [row[0] for row in await _rows(app, ModerationItem)]
+    (item,) = [row[0] for row in await model_rows(app, ModerationItem)]
     assert (item.status, item.action, item.reports) == (ItemStatus.WAITING, "reported", 3)
     ((address, card),) = outcomes[-1][1].elsewhere
     assert address.chat_id == str(MODERATORS)
     assert "Anmeldt af 3 borgere" in card.text
     assert "holdt tilbage, fordi borgere har anmeldt det" in card.text
-    events = [row[0].event for row in await _rows(app, ModerationLogEntry)]
+    events = [row[0].event for row in await model_rows(app, ModerationLogEntry)]
     assert events == ["reported", "reported", "reported", "held_by_reports"]

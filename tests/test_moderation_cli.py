@@ -28,12 +28,12 @@ from storage.database import create_engine
 from storage.migrate import _config, head_revision
 from storage.models import Answer, ItemStatus, ModerationItem, ModerationLogEntry, Visibility
 from tests.citizens import import_consultation
-from tests.conftest import eventually
+from tests.cli import no_traceback
+from tests.conftest import eventually, model_rows
 from tests.fake_telegram import FakeBot, SentMessage
-from tests.test_hostile_files import no_traceback
-from tests.test_ideas import ideas_source, statements, uow_of, write_statement
-from tests.test_ideas import join as join_ideas
-from tests.test_moderation import Moderator, _rows, consultation_source, join, new_card
+from tests.ideas import ideas_source, statements, uow_of, write_statement
+from tests.ideas import join as join_ideas
+from tests.moderators import Moderator, consultation_source, join, new_card
 
 CLI_NAME = "staff (command line)"
 
@@ -106,7 +106,7 @@ async def card_delivered(app: BorgerDialog, card: SentMessage) -> None:
 
 
 async def log_entries(app: BorgerDialog) -> list[ModerationLogEntry]:
-    return [row[0] for row in await _rows(app, ModerationLogEntry)]
+    return [row[0] for row in await model_rows(app, ModerationLogEntry)]
 
 
 async def held_answer(app: BorgerDialog, fake_bot: FakeBot, user_id: int, text: str) -> tuple:
@@ -212,7 +212,7 @@ async def test_the_queue_lists_held_answers_masked_with_their_age(
     assert done(await cli(app, "moderation", "queue")) == "Nothing waits for a decision."
     await held_answer(app, fake_bot, 611, "Ring til mig på 22 33 44 55")
     await held_answer(app, fake_bot, 612, "I er nogle idioter")
-    items = [row[0] for row in await _rows(app, ModerationItem)]
+    items = [row[0] for row in await model_rows(app, ModerationItem)]
 
     listed = await cli(app, "moderation", "queue")
     no_traceback(listed)
@@ -246,11 +246,11 @@ async def test_approve_from_the_command_line_then_the_chat_is_told_who_decided_f
 ) -> None:
     await import_consultation(app, consultation_source())
     anna, moderator, card = await held_answer(app, fake_bot, 621, "Ring til mig på 22 33 44 55")
-    (item,) = [row[0] for row in await _rows(app, ModerationItem)]
+    (item,) = [row[0] for row in await model_rows(app, ModerationItem)]
 
     line = done(await cli(app, "moderation", "approve", str(item.id)))
     assert line.startswith(f"Item {item.id} approved and shown; the running bot tells the author")
-    (answer,) = [row[0] for row in await _rows(app, Answer)]
+    (answer,) = [row[0] for row in await model_rows(app, Answer)]
     assert answer.visibility == Visibility.VISIBLE
     entry = (await log_entries(app))[-1]
     assert (entry.item_id, entry.event, entry.actor, entry.after) == (
@@ -266,7 +266,7 @@ async def test_approve_from_the_command_line_then_the_chat_is_told_who_decided_f
     late = await moderator.press(card, "🙈 Skjul")
     assert late["show_alert"] is True
     assert late["text"].startswith(f"✅ Godkendt af {CLI_NAME}")
-    (answer,) = [row[0] for row in await _rows(app, Answer)]
+    (answer,) = [row[0] for row in await model_rows(app, Answer)]
     assert answer.visibility == Visibility.VISIBLE
     assert [e.event for e in await log_entries(app)] == ["screened", "approved"]
 
@@ -286,7 +286,7 @@ async def test_a_decision_from_the_chat_first_refuses_the_command_line_with_who_
 ) -> None:
     await import_consultation(app, consultation_source())
     anna, moderator, card = await held_answer(app, fake_bot, 622, "Ring til mig på 22 33 44 55")
-    (item,) = [row[0] for row in await _rows(app, ModerationItem)]
+    (item,) = [row[0] for row in await model_rows(app, ModerationItem)]
     await moderator.press(card, "🙈 Skjul")
     await eventually(lambda: "bliver ikke brugt" in (anna.last().text or ""), what="author told")
 
@@ -296,7 +296,7 @@ async def test_a_decision_from_the_chat_first_refuses_the_command_line_with_who_
         r"\d{4}-\d\d-\d\d \d\d:\d\d \(Europe/Copenhagen\)",
         line,
     ), line
-    (answer,) = [row[0] for row in await _rows(app, Answer)]
+    (answer,) = [row[0] for row in await model_rows(app, Answer)]
     assert answer.visibility == Visibility.HIDDEN
     assert [e.event for e in await log_entries(app)] == ["screened", "hidden"]
 
@@ -307,7 +307,7 @@ async def test_hide_with_a_reason_and_rephrase_tell_the_author_in_danish(
     await import_consultation(app, consultation_source())
     anna, moderator, card = await held_answer(app, fake_bot, 623, "I er nogle idioter på rådhuset")
     bo, _, bo_card = await held_answer(app, fake_bot, 624, "Ring til mig på 22 33 44 55")
-    anna_item, bo_item = [row[0] for row in await _rows(app, ModerationItem)]
+    anna_item, bo_item = [row[0] for row in await model_rows(app, ModerationItem)]
 
     line = done(await cli(app, "moderation", "hide", str(anna_item.id), "--reason", "offensive"))
     assert line.startswith(f"Item {anna_item.id} hidden (offensive);")
@@ -323,11 +323,13 @@ async def test_hide_with_a_reason_and_rephrase_tell_the_author_in_danish(
     assert "(Krænkende sprog)" in (moderator.card_now(card).text or "")
     assert f"✏️ {CLI_NAME} bad om omformulering" in (moderator.card_now(bo_card).text or "")
 
-    answers = {str(a.value)[:4]: a.visibility for a in (r[0] for r in await _rows(app, Answer))}
+    answers = {
+        str(a.value)[:4]: a.visibility for a in (r[0] for r in await model_rows(app, Answer))
+    }
     assert answers == {"I er": Visibility.HIDDEN, "Ring": Visibility.HELD}
     entries = [(e.event, e.actor, e.reason) for e in await log_entries(app)][2:]
     assert entries == [("hidden", CLI_NAME, "offensive"), ("rephrase", CLI_NAME, None)]
-    statuses = [row[0].status for row in await _rows(app, ModerationItem)]
+    statuses = [row[0].status for row in await model_rows(app, ModerationItem)]
     assert statuses == [ItemStatus.HIDDEN, ItemStatus.REPHRASE]
 
 
@@ -336,7 +338,7 @@ async def test_an_unknown_item_or_a_misplaced_reason_is_one_line(
 ) -> None:
     await import_consultation(app, consultation_source())
     await held_answer(app, fake_bot, 625, "Ring til mig på 22 33 44 55")
-    (item,) = [row[0] for row in await _rows(app, ModerationItem)]
+    (item,) = [row[0] for row in await model_rows(app, ModerationItem)]
     for number in ("999", "0", "99999999999999999999"):
         line = refused(await cli(app, "moderation", "hide", number))
         assert line == (
@@ -344,7 +346,7 @@ async def test_an_unknown_item_or_a_misplaced_reason_is_one_line(
         )
     line = refused(await cli(app, "moderation", "approve", str(item.id), "--reason", "spam"))
     assert "--reason goes with 'hide' only" in line
-    (still,) = [row[0] for row in await _rows(app, ModerationItem)]
+    (still,) = [row[0] for row in await model_rows(app, ModerationItem)]
     assert still.status == ItemStatus.WAITING
     assert [e.event for e in await log_entries(app)] == ["screened"]
 

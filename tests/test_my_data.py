@@ -7,23 +7,9 @@ import json
 
 from bot.app import BorgerDialog
 from storage.models import Answer, OutboxMessage, Participant, Participation
-from tests.citizens import Citizen, import_consultation, open_now
+from tests.citizens import Citizen, answer_all, import_consultation, open_now
 from tests.conftest import eventually, table_rows
 from tests.fake_telegram import FakeBot
-
-
-async def answer_all(citizen: Citizen, idea: str = "En sti hele vejen rundt om søen") -> None:
-    await citizen.write("/start friluftsliv", new=2)
-    await citizen.tap("Ja, jeg giver samtykke")
-    await citizen.tap("Under 25")
-    await citizen.tap("Nord")
-    await citizen.tap("☐ Løber", new=0)
-    await citizen.tap("Færdig")
-    await citizen.tap("5")
-    await citizen.tap("Nej")
-    await citizen.write("3")
-    await citizen.write("8000")
-    await citizen.write(idea, new=2)
 
 
 async def test_mydata_shows_everything_as_text_and_json(

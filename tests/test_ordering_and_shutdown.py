@@ -13,9 +13,9 @@ from bot.app import BorgerDialog
 from bot.config import Settings
 from storage.database import create_engine
 from storage.models import InboxEvent, InboxStatus
+from tests.botprocess import SCRIPT, BotProcess, citizen_script, reply_kind
 from tests.conftest import eventually
 from tests.fake_telegram import FakeBot, FakeTelegram
-from tests.test_crash_safety import SCRIPT, BotProcess, citizen_script, reply_kind
 
 CITIZENS = 30
 

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.consultations.polis import js_datetime
-from tests.test_cli import borgerdialog
-from tests.test_opinion_groups import electorate
+from tests.cli import borgerdialog
+from tests.opinions import electorate
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from storage.migrate import head_revision
+from tests.cli import borgerdialog
 from tests.conftest import PostgresProvider
 from tests.postgres import free_port
-from tests.test_cli import borgerdialog
 
 
 def test_run_refuses_an_unmigrated_postgresql_and_migrate_fixes_it(

@@ -12,8 +12,8 @@ from bot.config import Settings
 from storage.models import InboxEvent, Participant
 from tests.citizens import Citizen, import_consultation, open_now
 from tests.conftest import eventually, table_rows
+from tests.exports import export_rows
 from tests.fake_telegram import FakeBot, FakeTelegram
-from tests.test_consultation_flow import export_rows
 from tests.webcitizens import WebTab, open_tab, web_session
 
 

@@ -32,7 +32,7 @@ from storage.models import (
     Vote,
 )
 from storage.uow import UnitOfWorkFactory
-from tests.test_opinion_groups import electorate
+from tests.opinions import electorate
 
 
 async def measure(people: int) -> dict[str, float]:

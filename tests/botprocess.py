@@ -1,0 +1,102 @@
+"""The bot as an operator runs it, in a child process; and the five-message script citizens send
+in the burst tests (each citizen in a rotation of its own, so chats differ in order)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.config import Settings
+from tests.conftest import eventually
+
+# What each citizen sends, and a phrase that identifies the Danish reply to it.
+SCRIPT = [
+    ("/start", "Hej og velkommen"),
+    ("/help", "Det kan du her"),
+    ("/privacy", "Sådan passer vi"),
+    ("Hvornår åbner biblioteket?", "Tak for din besked"),
+    ("/language", "Vælg det sprog"),
+]
+
+
+def citizen_script(citizen: int) -> list[tuple[str, str]]:
+    """Each citizen sends the five messages in its own rotation, so chats differ in order."""
+    shift = citizen % len(SCRIPT)
+    return SCRIPT[shift:] + SCRIPT[:shift]
+
+
+def reply_kind(text: str) -> str:
+    for _message, phrase in SCRIPT:
+        if text.startswith(phrase):
+            return phrase
+    raise AssertionError(f"unexpected reply {text[:40]!r}")
+
+
+class BotProcess:
+    """``python -m bot run`` in a child process, as an operator would start it."""
+
+    def __init__(self, settings: Settings, workdir: Path) -> None:
+        assert settings.telegram_token is not None
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("BORGERDIALOG_")},
+            "BORGERDIALOG_TELEGRAM_TOKEN": settings.telegram_token.get_secret_value(),
+            "BORGERDIALOG_TELEGRAM_API_URL": settings.telegram_api_url,
+            "BORGERDIALOG_DATABASE_URL": settings.database_url,
+            "BORGERDIALOG_HTTP_PORT": str(settings.http_port),
+            "BORGERDIALOG_POLLING_TIMEOUT": "1",
+            "BORGERDIALOG_LOG_LEVEL": "WARNING",
+        }
+        self.workdir = workdir
+        self.port = settings.http_port
+        self.process: subprocess.Popen[bytes] | None = None
+        self.runs = 0
+
+    def start(self) -> None:
+        self.runs += 1
+        log = (self.workdir / f"bot-{self.runs}.log").open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run"],
+            cwd=self.workdir,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    async def wait_healthy(self) -> None:
+        async def healthy() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                pytest.fail(f"the bot exited early:\n{self.logs()}")
+            try:
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.get(f"http://127.0.0.1:{self.port}/healthz") as response,
+                ):
+                    report = await response.json()
+                    return response.status == 200 and report["channels"]["telegram"] == "running"
+            except aiohttp.ClientError:
+                return False
+
+        await eventually(healthy, timeout=30, what="the bot to report healthy")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def terminate(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(30)
+
+    def logs(self) -> str:
+        return "\n".join(
+            path.read_text(errors="replace")[-3000:]
+            for path in sorted(self.workdir.glob("bot-*.log"))
+        )
