@@ -81,6 +81,8 @@ _OUTBOX_SETTLE = {
 _OUTBOX_EXTERNAL_REF = select(OutboxMessage.external_message_id).where(
     OutboxMessage.id == bindparam("message_id")
 )
+_PARTICIPATION = select(Participation).where(Participation.id == bindparam("participation_id"))
+_ANSWERS_OF = select(Answer).where(Answer.participation_id == bindparam("participation_id"))
 _PARTICIPATION_OF = select(Participation).where(
     Participation.consultation_id == bindparam("consultation_id"),
     Participation.participant_id == bindparam("participant_id"),
@@ -637,7 +639,8 @@ class ParticipationRepository:
 
     async def get(self, participation_id: int) -> Participation | None:
         """Return a participation by id."""
-        return await self._session.get(Participation, participation_id)
+        parameters = {"participation_id": participation_id}
+        return (await self._session.execute(_PARTICIPATION, parameters)).scalar_one_or_none()
 
     async def find(self, consultation_id: int, participant_id: int) -> Participation | None:
         """Return a participant's participation in a consultation."""
@@ -674,8 +677,8 @@ class ParticipationRepository:
 
     async def answers(self, participation_id: int) -> list[Answer]:
         """Return a participation's answers."""
-        statement = select(Answer).where(Answer.participation_id == participation_id)
-        return list((await self._session.execute(statement)).scalars().all())
+        parameters = {"participation_id": participation_id}
+        return list((await self._session.execute(_ANSWERS_OF, parameters)).scalars().all())
 
     async def answers_of_consultation(self, consultation_id: int) -> list[Answer]:
         """Return every answer given in a consultation (anonymised ones included)."""

@@ -65,6 +65,9 @@ from tests.fake_telegram import FakeBot, FakeTelegram
 from tests.postgres import ThrowawayPostgres, create_database, find_bindir, free_port
 
 PROJECT = Path(__file__).resolve().parents[2]
+# Where borgerdialog itself runs from (--checkout): another checkout, such as a worktree of an
+# older commit, measures that version with this driver. The bare bot always runs from here.
+CHECKOUT = PROJECT
 PARTS = ("burst", "walkers", "scale", "broadcast")
 # How long a bot may take to come up and answer its first citizen.
 START_SECONDS = 120.0
@@ -133,11 +136,11 @@ def percentile(values: Sequence[float], share: int) -> float:
 class BotProcess:
     """A bot under test, started as its own process against the fake."""
 
-    def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(self, command: list[str], env: dict[str, str], log: Path, cwd: Path) -> None:
         self.env = env
         self._log = log.open("w")
         self.process = subprocess.Popen(
-            command, cwd=PROJECT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+            command, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
 
     def log_tail(self, lines: int = 15) -> str:
@@ -209,7 +212,7 @@ def running_bot(
         # PostgreSQL's schema is made by an operator's command, never by the bot itself.
         subprocess.run(
             [sys.executable, "-m", "bot", "migrate"],
-            cwd=PROJECT,
+            cwd=CHECKOUT,
             env=env,
             check=True,
             capture_output=True,
@@ -233,7 +236,9 @@ def running_bot(
                 "--",
                 *command,
             ]
-    process = BotProcess(command, env, work / f"{kind}.log")
+    process = BotProcess(
+        command, env, work / f"{kind}.log", PROJECT if kind == "bare" else CHECKOUT
+    )
     try:
         bot.send_message(WARM_UP_CITIZEN, first_message(kind))
         try:
@@ -797,7 +802,7 @@ def plan_post(env: dict[str, str], work: Path) -> None:
     sheet.write_text(f"id,when,audience,text_da\nmoede,now,everyone,{POST}\n", encoding="utf-8")
     subprocess.run(
         [sys.executable, "-m", "bot", "plan", "import", str(sheet)],
-        cwd=PROJECT,
+        cwd=CHECKOUT,
         env=env,
         check=True,
         capture_output=True,
@@ -999,9 +1004,16 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, help="sample borgerdialog with py-spy; collapsed stacks go here"
     )
+    parser.add_argument(
+        "--checkout",
+        type=Path,
+        default=PROJECT,
+        help="run borgerdialog from this checkout (e.g. a git worktree of an older commit)",
+    )
     arguments = parser.parse_args()
-    global PROFILE_DIR
+    global PROFILE_DIR, CHECKOUT
     PROFILE_DIR = arguments.profile
+    CHECKOUT = arguments.checkout.resolve()
     # The fake logs every connection the bots drop when they stop; that is not news here.
     logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
     if arguments.quick:
