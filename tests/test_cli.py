@@ -1,4 +1,8 @@
-"""The command line as an operator meets it: help, bad settings, migrate, refusals."""
+"""The command line as an operator meets it: help, bad settings, migrate, refusals.
+
+Help, a malformed and a refused token, migrate and a taken port run as a child process (the real
+entry point, its exit codes and what the interpreter prints); the rest in-process.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from storage.migrate import head_revision
-from tests.cli import borgerdialog
+from tests.cli import borgerdialog, in_process
 from tests.fake_telegram import FakeTelegram
 from tests.postgres import free_port
 
@@ -34,7 +38,7 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
 def test_a_bad_setting_gives_one_clear_line_and_exit_code_2(
     tmp_path: Path, variable: str, value: str, expected: str
 ) -> None:
-    result = borgerdialog("run", cwd=tmp_path, env={variable: value})
+    result = in_process("run", cwd=tmp_path, env={variable: value})
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -73,7 +77,7 @@ def test_a_refused_token_is_one_line_exit_2_and_never_shown(
 
 def test_settings_can_come_from_a_dotenv_file(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("BORGERDIALOG_HTTP_PORT=notaport\n")
-    result = borgerdialog("run", cwd=tmp_path)
+    result = in_process("run", cwd=tmp_path)
     assert result.returncode == 2
     assert "BORGERDIALOG_HTTP_PORT" in result.stderr
 
@@ -83,7 +87,7 @@ def test_migrate_is_idempotent_on_the_default_sqlite(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip() == f"Migrated the database schema from empty to {head_revision()}."
     assert (tmp_path / "data" / "borgerdialog.sqlite3").exists()
-    second = borgerdialog("migrate", cwd=tmp_path)
+    second = in_process("migrate", cwd=tmp_path)
     assert second.stdout.strip() == (
         f"The database schema is up to date (revision {head_revision()})."
     )
@@ -91,7 +95,7 @@ def test_migrate_is_idempotent_on_the_default_sqlite(tmp_path: Path) -> None:
 
 def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
     url = f"postgresql+asyncpg://nobody:secretpw@127.0.0.1:{free_port()}/nothing"
-    result = borgerdialog("migrate", cwd=tmp_path, env={"BORGERDIALOG_DATABASE_URL": url})
+    result = in_process("migrate", cwd=tmp_path, env={"BORGERDIALOG_DATABASE_URL": url})
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

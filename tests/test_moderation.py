@@ -22,6 +22,7 @@ from storage.database import create_session_factory
 from storage.models import Answer, ItemStatus, ModerationItem, ModerationLogEntry, Visibility
 from storage.uow import UnitOfWorkFactory
 from tests.citizens import import_consultation
+from tests.cli import in_process
 from tests.conftest import MODERATORS, eventually, model_rows
 from tests.fake_telegram import FakeBot
 from tests.moderators import Moderator, consultation_source, join, new_card
@@ -346,15 +347,24 @@ def test_screen_reads_a_csv_column_and_writes_json_lines(tmp_path: Path) -> None
     assert sorted(f["kind"] for f in results[4]["flags"]) == ["link", "repeated"]
     assert set(results[0]) == {"text", "language", "flags", "action"}
 
-    english = run_cli("screen", "--language", "en", stdin='{"text": "Call 22 33 44 55"}\n', env=env)
+    # The rest in-process (the first call went through the real entry point).
+    settings = {"BORGERDIALOG_DATA_DIR": str(tmp_path)}
+    english = in_process(
+        "screen",
+        "--language",
+        "en",
+        stdin='{"text": "Call 22 33 44 55"}\n',
+        cwd=tmp_path,
+        env=settings,
+    )
     assert json.loads(english.stdout)["flags"][0]["reason"] == "Phone number"
 
-    missing = run_cli("screen", str(comments), "--column", "tekst", env=env)
+    missing = in_process("screen", str(comments), "--column", "tekst", cwd=tmp_path, env=settings)
     assert missing.returncode == 2
     assert missing.stderr.strip() == (
         "borgerdialog: the CSV has no column 'tekst' (columns: author, comment)"
     )
-    bad = run_cli("screen", stdin='{"body": "x"}\n', env=env)
+    bad = in_process("screen", stdin='{"body": "x"}\n', cwd=tmp_path, env=settings)
     assert bad.returncode == 2
     assert "line 1" in bad.stderr
     assert "Traceback" not in bad.stderr
@@ -385,12 +395,19 @@ async def test_the_audit_log_exports_decisions_without_text_or_identities(
     assert rows[0]["author"].startswith("p-")
     for secret in ("22 33 44 55", "Ring til", "Borger"):
         assert secret not in done.stdout
+    # The rest in-process (the first call went through the real entry point).
+    settings = {"BORGERDIALOG_DATABASE_URL": app.settings.database_url}
     since = await asyncio.to_thread(
-        run_cli, "moderation", "log", "--since", "2999-01-01", "--format", "jsonl", env=env
+        in_process,
+        *("moderation", "log", "--since", "2999-01-01", "--format", "jsonl"),
+        cwd=tmp_path,
+        env=settings,
     )
     assert since.returncode == 0
     assert since.stdout == ""
-    bad = await asyncio.to_thread(run_cli, "moderation", "log", "--since", "yesterday", env=env)
+    bad = await asyncio.to_thread(
+        in_process, "moderation", "log", "--since", "yesterday", cwd=tmp_path, env=settings
+    )
     assert bad.returncode == 2
 
 

@@ -1,4 +1,5 @@
-"""Pol.is open data both ways, through the real command line: import, analyse, export."""
+"""Pol.is open data both ways, through the command line (in-process; two calls as a child
+process, through the real entry point): import, analyse, export."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.consultations.polis import js_datetime
-from tests.cli import borgerdialog
+from tests.cli import borgerdialog, in_process
 from tests.opinions import electorate
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -84,25 +85,24 @@ def test_import_then_export_reproduces_the_conversation(tmp_path: Path, database
     source, exported = tmp_path / "source", tmp_path / "exported"
     polis_folder(source)
 
-    imported = borgerdialog(
-        "import", "polis", str(source), "--slug", "midtby", cwd=tmp_path, env=env
-    )
+    imported = in_process("import", "polis", str(source), "--slug", "midtby", cwd=tmp_path, env=env)
     assert imported.returncode == 0, imported.stderr
     assert (
         "Created consultation 'midtby' from comments.csv, votes.csv, summary.csv" in imported.stdout
     )
     # Refused a second time: numbers of two conversations cannot be merged.
-    again = borgerdialog("import", "polis", str(source), "--slug", "midtby", cwd=tmp_path, env=env)
+    again = in_process("import", "polis", str(source), "--slug", "midtby", cwd=tmp_path, env=env)
     assert again.returncode == 2
     assert "already has statements" in again.stderr
 
+    # Through the real entry point (a child process): the ideas commands' exit code and output.
     groups = borgerdialog("ideas", "groups", "midtby", cwd=tmp_path, env=env)
     assert groups.returncode == 0, groups.stderr
     assert groups.stdout.startswith("2 opinion groups among")
     consensus = groups.stdout.split("Consensus:")[1].split("Divisive:")[0]
     assert sorted(line.split()[0] for line in consensus.strip().splitlines()) == ["21", "22", "23"]
 
-    result = borgerdialog(
+    result = in_process(
         "export", "midtby", "--format", "polis", str(exported), cwd=tmp_path, env=env
     )
     assert result.returncode == 0, result.stderr
@@ -148,15 +148,16 @@ def test_a_broken_folder_is_reported_by_row_and_column_and_nothing_is_imported(
     rows[2][4] = "2"
     rows[3][2] = "99"
     write_csv(folder / "votes.csv", rows)
+    # Through the real entry point (a child process): exit code 2 and no traceback.
     result = borgerdialog("import", "polis", str(folder), "--slug", "broken", cwd=tmp_path, env=env)
     assert result.returncode == 2
     assert "votes.csv, row 3, column vote: must be 1, -1 or 0 (got 2)" in result.stderr
     assert "votes.csv, row 4, column comment-id: 99 is not in comments.csv" in result.stderr
     assert "nothing was imported" in result.stderr
     assert "Traceback" not in result.stderr
-    listed = borgerdialog("consultation", "list", cwd=tmp_path, env=env)
+    listed = in_process("consultation", "list", cwd=tmp_path, env=env)
     assert "broken" not in listed.stdout
-    missing = borgerdialog(
+    missing = in_process(
         "import", "polis", str(tmp_path / "nowhere"), "--slug", "x1", cwd=tmp_path, env=env
     )
     assert missing.returncode == 2

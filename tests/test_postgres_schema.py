@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from storage.migrate import head_revision
-from tests.cli import borgerdialog
+from tests.cli import borgerdialog, in_process
 from tests.conftest import PostgresProvider
 from tests.postgres import free_port
 
@@ -22,6 +22,6 @@ def test_run_refuses_an_unmigrated_postgresql_and_migrate_fixes_it(
         f"{head_revision()}: "
         "run 'borgerdialog migrate' first"
     )
-    migrated = borgerdialog("migrate", cwd=tmp_path, env=env)
+    migrated = in_process("migrate", cwd=tmp_path, env=env)
     assert migrated.returncode == 0, migrated.stderr
     assert f"from empty to {head_revision()}" in migrated.stdout
