@@ -107,3 +107,90 @@ async def test_retention_deletes_only_old_settled_records(uow: UnitOfWorkFactory
     async with uow() as unit:
         assert await unit.inbox.count_by_status() == {InboxStatus.DONE: 1, InboxStatus.PENDING: 1}
         assert await unit.outbox.count_by_status() == {OutboxStatus.PENDING: 1}
+
+
+async def test_cached_definitions_follow_an_import_made_by_another_process(
+    engine: AsyncEngine,
+) -> None:
+    """Two processes, each with its own cache: an import by one is seen by the other's next unit."""
+    from zoneinfo import ZoneInfo
+
+    from bot.consultations.definition import parse_definition
+    from bot.consultations.importer import import_definition
+    from storage.definitions import DefinitionCache
+    from tests.citizens import example_with_round
+
+    zone = ZoneInfo("Europe/Copenhagen")
+    bot_process = UnitOfWorkFactory(create_session_factory(engine), definitions=DefinitionCache())
+    command_line = UnitOfWorkFactory(create_session_factory(engine), definitions=DefinitionCache())
+    first = example_with_round(NOW - timedelta(days=1), NOW + timedelta(days=30))
+    async with command_line() as unit:
+        await import_definition(unit, parse_definition(first, zone), NOW)
+        await unit.commit()
+    async with bot_process() as unit:
+        consultation = await unit.consultations.by_slug("friluftsliv")
+        assert consultation is not None
+        (round_,) = await unit.consultations.rounds(consultation.id)
+        questions = await unit.consultations.questions(consultation.id)
+    async with bot_process() as unit:
+        # Served from memory: the very objects read before.
+        assert await unit.consultations.by_slug("friluftsliv") is consultation
+        assert (await unit.consultations.rounds(consultation.id))[0] is round_
+    later = NOW + timedelta(days=60)
+    moved = example_with_round(NOW + timedelta(days=3), later).replace(
+        "Hvor gammel er du?", "Hvor gammel er du i dag?", 1
+    )
+    async with command_line() as unit:
+        await import_definition(unit, parse_definition(moved, zone), NOW, force=True)
+        await unit.commit()
+    async with bot_process() as unit:
+        fresh = await unit.consultations.by_slug("friluftsliv")
+        assert fresh is not None
+        assert fresh is not consultation
+        (new_round,) = await unit.consultations.rounds(consultation.id)
+        assert new_round.opens_at > round_.opens_at
+        asked = [q.text["da"] for q in await unit.consultations.questions(consultation.id)]
+    assert "Hvor gammel er du?" in [question.text["da"] for question in questions]
+    assert "Hvor gammel er du i dag?" in asked
+    assert "Hvor gammel er du?" not in asked
+
+
+async def test_delivery_outcomes_of_many_chats_share_a_commit(uow: UnitOfWorkFactory) -> None:
+    """The group settler: outcomes arriving while one commit runs go together in the next."""
+    import asyncio
+
+    from bot.outbox import GroupSettler
+    from storage.repositories import Settlement
+
+    async with uow() as unit:
+        ids = [
+            await unit.outbox.add("telegram", str(chat), {"type": "message", "text": "hej"}, NOW)
+            for chat in range(30)
+        ]
+        await unit.commit()
+    commits = 0
+
+    class CountingFactory:
+        def __call__(self) -> object:
+            nonlocal commits
+            commits += 1
+            return uow()
+
+    settler = GroupSettler(CountingFactory())  # type: ignore[arg-type]
+    await asyncio.gather(
+        *(
+            settler.settle(Settlement(message_id, OutboxStatus.SENT, NOW, str(message_id)))
+            for message_id in ids
+        )
+    )
+    # Every outcome is committed once each settle() returned; far fewer commits than messages.
+    assert commits < len(ids) / 2
+    async with uow() as unit:
+        for message_id in ids:
+            message = await unit.outbox.get(message_id)
+            assert message is not None
+            assert (message.status, message.external_message_id) == (
+                OutboxStatus.SENT,
+                str(message_id),
+            )
+            assert message.payload == {"cleared": True}
