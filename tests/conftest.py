@@ -67,11 +67,34 @@ def fake_telegram() -> Iterator[FakeTelegram]:
     server.stop()
 
 
+# Telegram takes about one message a second to a private chat, after a short burst. A test citizen
+# answers a whole questionnaire in a second or two, far faster than anyone types, and would wait
+# out a second of flood control per message past the burst; tests lift that limit. The journey
+# in test_consultation_flow.py keeps Telegram's (TELEGRAM_PRIVATE_BURST), and
+# test_fake_telegram.py checks that the fake enforces it.
+LIFTED_PRIVATE_BURST = 1_000_000.0
+
+
 @pytest.fixture
 def fake_bot(fake_telegram: FakeTelegram) -> FakeBot:
     fake_telegram.latency = 0.0
-    fake_telegram.private_burst = 20.0
+    fake_telegram.private_burst = LIFTED_PRIVATE_BURST
     return fake_telegram.new_bot()
+
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outbox waits 1, 2 and 4 s between attempts after network errors; here a twentieth of
+    that (OutboxDelivery takes its sleep as an argument; the app is built with this one). Use it
+    with ``@pytest.mark.usefixtures("quick_retries")``, so it is in place before the app starts."""
+    import functools
+
+    from bot.outbox import OutboxDelivery
+
+    async def sleep(seconds: float) -> None:
+        await asyncio.sleep(seconds / 20)
+
+    monkeypatch.setattr("bot.app.OutboxDelivery", functools.partial(OutboxDelivery, sleep=sleep))
 
 
 class PostgresProvider:

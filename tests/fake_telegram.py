@@ -44,6 +44,8 @@ JSON_FIELDS = {
 }
 INT_FIELDS = {"offset", "limit", "timeout", "message_id", "user_id", "max_connections"}
 RECENT_CONTACT_SECONDS = 60.0
+# About one message a second to a private chat, after a burst of this many.
+TELEGRAM_PRIVATE_BURST = 20.0
 
 
 class ApiError(Exception):
@@ -441,7 +443,7 @@ class FakeTelegram:
         # that citizen had written first (for benchmarks that skip the inbound side).
         self.auto_chats = auto_chats
         self.latency = 0.0
-        self.private_burst = 20.0
+        self.private_burst = TELEGRAM_PRIVATE_BURST
         self._bots: dict[str, FakeBot] = {}
         self._ids = itertools.count(7_000_000_001)
         self._loop = asyncio.new_event_loop()

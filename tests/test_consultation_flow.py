@@ -16,12 +16,15 @@ from storage.uow import UnitOfWorkFactory
 from tests.citizens import Citizen, example_with_round, import_consultation, open_now
 from tests.conftest import eventually, table_rows
 from tests.exports import export_rows
-from tests.fake_telegram import FakeBot, FakeTelegram
+from tests.fake_telegram import TELEGRAM_PRIVATE_BURST, FakeBot, FakeTelegram
 
 
 async def test_a_danish_citizen_answers_every_kind_of_question(
-    telegram_app: BorgerDialog, fake_bot: FakeBot
+    telegram_app: BorgerDialog, fake_bot: FakeBot, fake_telegram: FakeTelegram
 ) -> None:
+    # This journey keeps Telegram's limit of about one message a second to a chat (the other
+    # flow tests lift it): the bot waits out the flood control it meets, and nothing is lost.
+    fake_telegram.private_burst = TELEGRAM_PRIVATE_BURST
     await import_consultation(telegram_app, open_now())
     anna = Citizen(fake_bot, 101)
 

@@ -23,7 +23,13 @@ from storage.models import Answer, OutboxMessage, OutboxStatus, PlannedPost, Pos
 from tests.citizens import Citizen, example_with_round, import_consultation
 from tests.clock import Clock
 from tests.conftest import eventually, table_rows
-from tests.fake_telegram import FakeBot, FakeTelegram, SentMessage, TokenBucket
+from tests.fake_telegram import (
+    TELEGRAM_PRIVATE_BURST,
+    FakeBot,
+    FakeTelegram,
+    SentMessage,
+    TokenBucket,
+)
 
 ZONE = ZoneInfo("Europe/Copenhagen")
 CHANNEL = -100777
@@ -157,10 +163,11 @@ def plan_settings(
         plan_check_seconds=300,
     )
     if real_time:
+        fake_telegram.private_burst = TELEGRAM_PRIVATE_BURST
         return settings
+    # (The fake_bot fixture lifted the limit to a citizen's chat already.)
     for chat in (CHANNEL, STAFF):
         fake_bot.chat_buckets[chat] = TokenBucket(capacity=1000, per_second=1000)
-    fake_telegram.private_burst = 1000
     # Past the setting's own limit of 20 (Telegram's), which only the lifted fake allows.
     return settings.model_copy(update={"group_messages_per_minute": 6000})
 

@@ -80,6 +80,7 @@ async def test_a_failing_flow_keeps_the_message_and_apologises(
     assert event.payload["message"]["text"] == "Mit forslag til stien ved åen"
 
 
+@pytest.mark.usefixtures("quick_retries")
 async def test_network_errors_leave_replies_pending_for_the_next_round(
     telegram_app: BorgerDialog, fake_bot: FakeBot
 ) -> None:

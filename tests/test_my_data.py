@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
+
 from bot.app import BorgerDialog
 from storage.models import Answer, OutboxMessage, Participant, Participation
 from tests.citizens import Citizen, answer_all, import_consultation, open_now
@@ -30,6 +32,7 @@ async def test_mydata_shows_everything_as_text_and_json(
     assert sent[0][2]["document"]["size"] > 500
 
 
+@pytest.mark.usefixtures("quick_retries")
 async def test_mydata_json_content(telegram_app: BorgerDialog, fake_bot: FakeBot) -> None:
     await import_consultation(telegram_app, open_now())
     ida = Citizen(fake_bot, 202)
