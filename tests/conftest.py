@@ -199,7 +199,7 @@ async def table_rows(app: BorgerDialog, model: type) -> list[Any]:
 
 
 async def model_rows(app: BorgerDialog, model: type) -> list:
-    """Every row of a model's table, as model objects, oldest first."""
+    """Every row of a model's table (row[0] is the model object), oldest first."""
     from sqlalchemy import select
 
     from storage.database import create_session_factory
