@@ -60,6 +60,9 @@ DANISH_NAMES = {
 MAX_BACKOFF_SECONDS = 30.0
 # The health board's name for taking in updates.
 INTAKE = "telegram intake"
+# An update as received: parsed (None if python-telegram-bot cannot read it) and as Telegram sent
+# it, which is what the inbox keeps.
+Received = tuple[Update | None, dict[str, Any]]
 # Seconds a long poll may take beyond its own timeout before the connection counts as lost.
 POLL_READ_MARGIN = 10.0
 
@@ -330,11 +333,11 @@ class TelegramChannel:
             if not taken:
                 return  # stopping while the database was away: nothing was confirmed
             retrying = False
-            ids = [i for i in map(_update_id, updates) if i >= 0]
+            ids = [i for i in (_update_id(raw) for _, raw in updates) if i >= 0]
             if ids:
                 offset = max(ids) + 1
 
-    async def _take_in(self, updates: list[Update | dict[str, Any]], retrying: bool) -> bool:
+    async def _take_in(self, updates: list[Received], retrying: bool) -> bool:
         """Store a batch, then queue what of it is new; False if stopping before it was stored."""
         stored = await self._store(updates)
         if stored is None:
@@ -343,21 +346,21 @@ class TelegramChannel:
         if interrupted or retrying:
             # A commit whose answer was lost looks like a duplicate when stored again: queue
             # every update of the batch still pending (handling one twice does nothing).
-            ids = [str(_update_id(update)) for update in updates]
+            ids = [str(_update_id(raw)) for _, raw in updates]
             new = await self._core.still_pending(CHANNEL, ids)
-        for update in updates:
+        for update, raw in updates:
             # An update stored before (Telegram redelivers what it had no confirmation for)
             # is already queued or handled; queue only the new ones.
-            external_id = str(_update_id(update))
+            external_id = str(_update_id(raw))
             if external_id not in new:
                 continue
-            if isinstance(update, Update):
+            if update is not None:
                 await self.application.update_queue.put(update)
             else:
                 await self._core.mark_unreadable(CHANNEL, external_id, "unreadable update")
         return True
 
-    async def _store(self, updates: list[Update | dict[str, Any]]) -> tuple[set[str], bool] | None:
+    async def _store(self, updates: list[Received]) -> tuple[set[str], bool] | None:
         """Commit a batch to the inbox, waiting out database faults; None if stopping first.
 
         Returns the external ids stored now, and whether a fault interrupted the storing (an
@@ -366,7 +369,7 @@ class TelegramChannel:
         update refused on its own is set aside: kept as failed, with its raw text, for an
         operator, and confirmed to Telegram so it cannot block the rest.
         """
-        return await self._store_batch([_as_inbox_event(update) for update in updates])
+        return await self._store_batch([_as_inbox_event(update, raw) for update, raw in updates])
 
     async def _store_batch(
         self, batch: list[tuple[str, str | None, dict[str, Any]]]
@@ -404,7 +407,7 @@ class TelegramChannel:
                 await self._core.set_aside(CHANNEL, external_id, chat_id, raw, type(error).__name__)
         return new, False
 
-    async def _get_updates(self, offset: int | None) -> list[Update | dict[str, Any]]:
+    async def _get_updates(self, offset: int | None) -> list[Received]:
         """getUpdates, each update parsed on its own.
 
         python-telegram-bot's get_updates parses the whole answer at once: one update it cannot
@@ -427,13 +430,14 @@ class TelegramChannel:
                 },
                 read_timeout=timeout + POLL_READ_MARGIN,
             )
-        parsed: list[Update | dict[str, Any]] = []
+        parsed: list[Received] = []
         for item in raw if isinstance(raw, list) else []:
+            received = item if isinstance(item, dict) else {"update_id": -1}
             try:
-                parsed.append(Update.de_json(item, bot))
+                parsed.append((Update.de_json(received, bot), received))
             except Exception as error:
                 logger.error("an update could not be read: %s", type(error).__name__)
-                parsed.append(item if isinstance(item, dict) else {"update_id": -1})
+                parsed.append((None, received))
         return parsed
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -594,23 +598,23 @@ class MembershipCache:
         return is_member
 
 
-def _update_id(update: Update | dict[str, Any]) -> int:
-    if isinstance(update, Update):
-        return update.update_id
-    value = update.get("update_id")
+def _update_id(raw: dict[str, Any]) -> int:
+    value = raw.get("update_id")
     return value if isinstance(value, int) else -1
 
 
-def _as_inbox_event(update: Update | dict[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
-    """The inbox row of an update: external id, chat id, raw payload.
+def _as_inbox_event(
+    update: Update | None, raw: dict[str, Any]
+) -> tuple[str, str | None, dict[str, Any]]:
+    """The inbox row of an update: external id, chat id, and the update as Telegram sent it.
 
     An update that could not be parsed is stored already marked unreadable, so it is never
     queued for a flow but stays visible to an operator.
     """
-    if isinstance(update, Update):
-        return str(update.update_id), _chat_id(update), update.to_dict()
-    raw = json.dumps(update, ensure_ascii=True)
-    return str(_update_id(update)), _raw_chat_id(update), {"unreadable": raw}
+    if update is not None:
+        return str(update.update_id), _chat_id(update), raw
+    text = json.dumps(raw, ensure_ascii=True)
+    return str(_update_id(raw)), _raw_chat_id(raw), {"unreadable": text}
 
 
 def _raw_chat_id(update: dict[str, Any]) -> str | None:
