@@ -53,7 +53,15 @@ _INBOX_DONE = (
         attempts=InboxEvent.attempts + 1,
     )
 )
-_OUTBOX_QUEUE = insert(OUTBOX_TABLE).returning(OUTBOX_TABLE.c.id, sort_by_parameter_order=True)
+# PostgreSQL returns the ids of a many-row insert in the rows' order (SQLAlchemy adds what it
+# needs for that); SQLAlchemy can only promise that on SQLite by inserting row by row. There,
+# one statement is run and its ids sorted instead: SQLite numbers the rows of one INSERT one after
+# another in the order given (a new rowid is the largest plus one), whatever order RETURNING lists
+# them in.
+_OUTBOX_QUEUE_IN_ORDER = insert(OUTBOX_TABLE).returning(
+    OUTBOX_TABLE.c.id, sort_by_parameter_order=True
+)
+_OUTBOX_QUEUE = insert(OUTBOX_TABLE).returning(OUTBOX_TABLE.c.id)
 _OUTBOX_PENDING_FOR_CHAT = (
     select(OutboxMessage)
     .where(
@@ -384,7 +392,9 @@ class OutboxRepository:
             for channel, chat_id, payload in messages
         ]
         connection = await self._session.connection()
-        return list((await connection.execute(_OUTBOX_QUEUE, rows)).scalars().all())
+        if connection.dialect.name == "sqlite":
+            return sorted((await connection.execute(_OUTBOX_QUEUE, rows)).scalars().all())
+        return list((await connection.execute(_OUTBOX_QUEUE_IN_ORDER, rows)).scalars().all())
 
     async def pending_for_chat(self, channel: str, chat_id: str, lane: str) -> list[OutboxMessage]:
         """Return a chat's undelivered messages in one lane, in the order they were queued."""

@@ -194,3 +194,18 @@ async def test_delivery_outcomes_of_many_chats_share_a_commit(uow: UnitOfWorkFac
                 str(message_id),
             )
             assert message.payload == {"cleared": True}
+
+
+async def test_replies_queued_together_get_ids_in_the_order_given(uow: UnitOfWorkFactory) -> None:
+    """An event's replies go in with one statement; each id must still belong to its message."""
+    async with uow() as unit:
+        await unit.outbox.add("telegram", "9", {"type": "message", "text": "earlier"}, NOW)
+        texts = [f"svar {number}" for number in range(7)]
+        ids = await unit.outbox.add_many(
+            [("telegram", "5", {"type": "message", "text": text}) for text in texts], NOW
+        )
+        await unit.commit()
+    assert ids == sorted(ids)
+    async with uow() as unit:
+        stored = [await unit.outbox.get(message_id) for message_id in ids]
+    assert [message.payload["text"] for message in stored if message is not None] == texts
