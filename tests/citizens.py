@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from bot.app import BorgerDialog
 from bot.consultations.definition import parse_definition
 from bot.consultations.importer import import_definition
 from storage.database import create_session_factory
+from storage.models import Consultation, Question
 from storage.uow import UnitOfWorkFactory
 from tests.conftest import eventually
 from tests.fake_telegram import FakeBot, SentMessage
@@ -48,6 +52,15 @@ async def import_consultation(app: BorgerDialog, source: str, now: datetime | No
             unit, parse_definition(source, app.settings.zone), now or datetime.now(UTC)
         )
         await unit.commit()
+
+
+async def question_ids(connection: AsyncConnection, slug: str) -> tuple[int, dict[str, int]]:
+    """A stored consultation's id and its questions' ids by key, for writing rows directly."""
+    consultation = (
+        await connection.execute(select(Consultation.id).where(Consultation.slug == slug))
+    ).scalar_one()
+    statement = select(Question.key, Question.id).where(Question.consultation_id == consultation)
+    return consultation, {key: id_ for key, id_ in (await connection.execute(statement)).all()}
 
 
 class Citizen:

@@ -280,15 +280,21 @@ async def demo_app(make_settings: Callable[..., Settings]) -> AsyncIterator[Borg
 
 
 @pytest.fixture
-def cli(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
-    """The command line in-process against the test's database, from the test's folder."""
+def clean_cli_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Commands run from the test's folder, see only the settings a test gives, and leave the
+    root logger as they found it (they point it at their captured, then closed, stderr)."""
     monkeypatch.chdir(tmp_path)
     for key in list(os.environ):
         if key.startswith("BORGERDIALOG_"):
             monkeypatch.delenv(key)
-    # The commands point the root logger at their (captured, then closed) stderr: put it back.
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    yield Cli(database_url, tmp_path)
+    yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture
+def cli(database_url: str, tmp_path: Path, clean_cli_environment: None) -> Cli:
+    """The command line in-process against the test's database, from the test's folder."""
+    return Cli(database_url, tmp_path)

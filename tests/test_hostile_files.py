@@ -33,10 +33,9 @@ from storage.models import (
     Consultation,
     Participant,
     Participation,
-    Question,
     Statement,
 )
-from tests.citizens import open_now
+from tests.citizens import open_now, question_ids
 from tests.cli import Cli, no_traceback
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -661,20 +660,7 @@ async def seed(url: str, texts: list[str]) -> None:
     now = datetime.now(UTC)
     try:
         async with engine.begin() as connection:
-            consultation = (
-                await connection.execute(
-                    select(Consultation.id).where(Consultation.slug == "friluftsliv")
-                )
-            ).scalar_one()
-            questions = dict(
-                (
-                    await connection.execute(
-                        select(Question.key, Question.id).where(
-                            Question.consultation_id == consultation
-                        )
-                    )
-                ).all()
-            )
+            consultation, questions = await question_ids(connection, "friluftsliv")
             for number, text in enumerate(texts, start=1):
                 participant = (
                     await connection.execute(

@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,18 +36,8 @@ from tests.moderators import Moderator, consultation_source, join, new_card
 CLI_NAME = "staff (command line)"
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Only the settings a test gives reach the commands; the root logger is put back after."""
-    monkeypatch.chdir(tmp_path)
-    for key in list(os.environ):
-        if key.startswith("BORGERDIALOG_"):
-            monkeypatch.delenv(key)
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+# Only the settings a test gives reach the commands; the root logger is put back after.
+pytestmark = pytest.mark.usefixtures("clean_cli_environment")
 
 
 async def cli(app: BorgerDialog, *args: str) -> Result:

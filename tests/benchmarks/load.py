@@ -59,8 +59,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.consultations.demo import DEMO_SLUG, ensure_demo
 from storage.database import create_engine, create_session_factory
-from storage.models import Answer, Consultation, Participant, Participation, Question
+from storage.models import Answer, Consultation, Participant, Participation
 from storage.uow import UnitOfWorkFactory
+from tests.citizens import question_ids
 from tests.fake_telegram import FakeBot, FakeTelegram
 from tests.postgres import ThrowawayPostgres, create_database, find_bindir, free_port
 
@@ -577,20 +578,7 @@ async def _seed(database_url: str, who: Seed) -> None:
             await uow.commit()
         then = now - timedelta(days=2)
         async with engine.begin() as connection:
-            consultation = (
-                await connection.execute(
-                    select(Consultation.id).where(Consultation.slug == DEMO_SLUG)
-                )
-            ).scalar_one()
-            questions = dict(
-                (
-                    await connection.execute(
-                        select(Question.key, Question.id).where(
-                            Question.consultation_id == consultation
-                        )
-                    )
-                ).all()
-            )
+            consultation, questions = await question_ids(connection, DEMO_SLUG)
             participants = await _add_participants(connection, who, then)
             rows = (
                 _participation(n, who, consultation, participant, questions, then)
