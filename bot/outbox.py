@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bot.locks import KeyedLocks
+from handlers.events import ACKNOWLEDGEMENT
 from storage.models import Lane, OutboxMessage, OutboxStatus
 from storage.repositories import Settlement
 from storage.uow import UnitOfWorkFactory
@@ -18,8 +19,6 @@ logger = logging.getLogger(__name__)
 # How often a message is retried at once after a network error before it waits for the next
 # delivery round (the next event in that chat, the periodic redelivery job, or a restart).
 TRANSIENT_RETRIES = 3
-# The payload type of a button's acknowledgement (see handlers/events.py).
-ACKNOWLEDGEMENT = "ack"
 # Chats delivered at the same time when working through a backlog.
 BACKLOG_CONCURRENCY = 32
 

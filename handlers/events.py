@@ -193,6 +193,11 @@ class Reply:
         }
 
 
+# The outbox payload type of a button's acknowledgement: channels answer it their own way, and
+# the outbox sends it beside a chat's messages rather than in their order.
+ACKNOWLEDGEMENT = "ack"
+
+
 @dataclass(frozen=True)
 class ButtonAck:
     """Acknowledge a button press (Telegram shows a spinner until it is acknowledged)."""
@@ -203,7 +208,12 @@ class ButtonAck:
 
     def to_payload(self) -> dict[str, Any]:
         """Serialise for the outbox."""
-        return {"type": "ack", "ack_ref": self.ack_ref, "text": self.text, "alert": self.alert}
+        return {
+            "type": ACKNOWLEDGEMENT,
+            "ack_ref": self.ack_ref,
+            "text": self.text,
+            "alert": self.alert,
+        }
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from bot.config import Settings
 from bot.core import DialogueCore, retry_delay
 from bot.i18n import Catalogs
 from bot.outbox import RecipientGone, Rejected, RetryLater, TransientFailure
-from handlers.events import InboundEvent, UnreadableText, clean_text, parse_command
+from handlers.events import ACKNOWLEDGEMENT, InboundEvent, UnreadableText, clean_text, parse_command
 from storage.database import is_transient
 
 CHANNEL = "telegram"
@@ -471,7 +471,7 @@ class TelegramChannel:
     async def deliver(self, chat_id: str, payload: dict[str, Any]) -> str | None:
         """Send one outbox payload to Telegram; translate its errors for the outbox."""
         try:
-            if payload["type"] == "ack":
+            if payload["type"] == ACKNOWLEDGEMENT:
                 await self._answer_button(payload)
                 return None
             if payload["type"] == "document":

@@ -35,6 +35,7 @@ from bot.i18n import Catalogs, supported_language
 from bot.locks import KeyedLocks
 from bot.outbox import RecipientGone
 from handlers.events import (
+    ACKNOWLEDGEMENT,
     MAX_BUTTON_PAYLOAD_BYTES,
     InboundEvent,
     UnreadableText,
@@ -618,7 +619,7 @@ class WebChatChannel:
         """Write a bot message into the transcript and show it in every open tab."""
         now = self._clock()
         kind = payload["type"]
-        if kind == "ack":
+        if kind == ACKNOWLEDGEMENT:
             if payload.get("text"):
                 # The reason belongs next to the pressed message, not in a status line that a
                 # phone has scrolled out of sight; the ack reference is that message's id.
