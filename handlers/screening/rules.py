@@ -154,12 +154,23 @@ def _entries(path: Path) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
-def _phrase_pattern(entry: str) -> str:
-    """A list entry as a regular expression over normalised text ('*' is any letters)."""
+ANY_WORDS = r"\w+(?:\s+\w+){0,2}"
+# A threat entry ending in this word counts only at the end of a clause (see _threat_patterns).
+CLAUSE_END = "$"
+
+
+def _phrase_pattern(entry: str, target: str = ANY_WORDS) -> str:
+    """A list entry as a regular expression over normalised text ('*' is any letters).
+
+    A lone '*' is one to three words; a lone '@' is the target of a threat, one to three words
+    that ``target`` allows.
+    """
     words = []
     for word in entry.lower().split():
         if word == "*":
-            words.append(r"\w+(?:\s+\w+){0,2}")
+            words.append(ANY_WORDS)
+        elif word == "@":
+            words.append(target)
         else:
             words.append(r"\w*".join(_letters(part) for part in word.split("*")))
     return r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)"
@@ -170,11 +181,34 @@ def _letters(part: str) -> str:
     return "".join(f"[{re.escape(ch)}{CENSORED}]" if ch.isalpha() else re.escape(ch) for ch in part)
 
 
-def _alternation(entries: Iterable[str]) -> re.Pattern[str] | None:
+def _alternation(entries: Iterable[str], target: str = ANY_WORDS) -> re.Pattern[str] | None:
     unique = sorted(set(entries), key=len, reverse=True)
     if not unique:
         return None
-    return re.compile("|".join(f"(?:{_phrase_pattern(e)})" for e in unique))
+    return re.compile("|".join(f"(?:{_phrase_pattern(e, target)})" for e in unique))
+
+
+def _target_pattern(non_targets: Iterable[str]) -> str:
+    """One to three words, none of which is a word that cannot be threatened (os, tiden, idé)."""
+    words = [
+        r"\w*".join(_letters(part) for part in word.lower().split("*"))
+        for word in non_targets
+        if len(word.split()) == 1
+    ]
+    if not words:
+        return ANY_WORDS
+    allowed = rf"(?!(?:{'|'.join(sorted(words, key=len, reverse=True))})(?!\w))\w+"
+    return rf"{allowed}(?:\s+{allowed}){{0,2}}"
+
+
+def _threat_patterns(
+    entries: Sequence[str], non_targets: Sequence[str]
+) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    """Threat entries that count anywhere, and those that count only at the end of a clause."""
+    target = _target_pattern(non_targets)
+    anywhere = [e for e in entries if e.split()[-1] != CLAUSE_END]
+    at_end = [e.rsplit(maxsplit=1)[0] for e in entries if e.split()[-1] == CLAUSE_END]
+    return _alternation(anywhere, target), _alternation(at_end, target)
 
 
 @dataclass(frozen=True)
@@ -183,6 +217,10 @@ class WordLists:
 
     offensive: re.Pattern[str] | None
     threats: re.Pattern[str] | None
+    # Threats that are threats only at the end of a clause ("jeg finder dig!").
+    threats_at_clause_end: re.Pattern[str] | None
+    # Figures of speech that contain a threat's words ("skyde genvej"); they cancel a threat.
+    threat_figures: re.Pattern[str] | None
     first_names: frozenset[str]
     name_cues: re.Pattern[str] | None
     address: re.Pattern[str]
@@ -206,9 +244,14 @@ class WordLists:
             cue_pattern = re.compile(
                 rf"(?i:(?<!\w)(?:{alternatives}))\s+({NAME_WORD}(?:[ -]{NAME_WORD})?)"
             )
+        threats, threats_at_clause_end = _threat_patterns(
+            read("threats.txt"), read("threat_non_targets.txt")
+        )
         return cls(
             offensive=_alternation(read("offensive.txt")),
-            threats=_alternation(read("threats.txt")),
+            threats=threats,
+            threats_at_clause_end=threats_at_clause_end,
+            threat_figures=_alternation(read("threat_figures.txt")),
             first_names=frozenset(read("first_names.txt")),
             name_cues=cue_pattern,
             address=_address_pattern(read("street_words.txt")),
@@ -422,21 +465,48 @@ def _name_flags(text: str, lists: WordLists, taken: list[tuple[int, int]]) -> li
     return found
 
 
-def word_list_flags(text: str, lists: WordLists) -> list[Flag]:
-    """Offensive words and threats, found through inflections and obfuscations."""
-    normalised, positions = normalise(text)
-    flags: list[Flag] = []
-    for kind, pattern in (("threat", lists.threats), ("offensive", lists.offensive)):
+# Where a sentence ends inside a match, its words belong to two sentences, not one threat.
+SENTENCE_BREAK = re.compile(r"[.!?;]\s")
+# What may follow a clause-final threat: nothing, or a mark that is not a word ("!", ",", "😡").
+AT_CLAUSE_END = re.compile(r"\s*(?:$|[^\w\s])")
+
+
+def _threat_matches(
+    text: str, normalised: str, positions: list[int], lists: WordLists
+) -> Iterator[tuple[int, int]]:
+    """Spans (in ``text``) of threats, without figures of speech and sentence-crossing matches."""
+    figures = []
+    if lists.threat_figures is not None:
+        figures = [m.span() for m in lists.threat_figures.finditer(normalised)]
+    for pattern, at_end in ((lists.threats, False), (lists.threats_at_clause_end, True)):
         if pattern is None:
             continue
         for match in pattern.finditer(normalised):
             if match.end() == match.start():
                 continue
+            if _overlaps(match.start(), match.end(), figures):
+                continue
+            start, end = positions[match.start()], positions[match.end() - 1] + 1
+            if SENTENCE_BREAK.search(text, start, end):
+                continue
+            if at_end and not AT_CLAUSE_END.match(text, end):
+                continue
+            yield start, end
+
+
+def word_list_flags(text: str, lists: WordLists) -> list[Flag]:
+    """Offensive words and threats, found through inflections and obfuscations."""
+    normalised, positions = normalise(text)
+    flags = [Flag("threat", s, e) for s, e in _threat_matches(text, normalised, positions, lists)]
+    threats = [(f.start, f.end) for f in flags]
+    if lists.offensive is not None:
+        for match in lists.offensive.finditer(normalised):
+            if match.end() == match.start():
+                continue
             start, end = positions[match.start()], positions[match.end() - 1] + 1
             # A threat's words are not counted again as an insult.
-            if kind == "offensive" and _overlaps(start, end, [(f.start, f.end) for f in flags]):
-                continue
-            flags.append(Flag(kind, start, end))
+            if not _overlaps(start, end, threats):
+                flags.append(Flag("offensive", start, end))
     return flags
 
 
