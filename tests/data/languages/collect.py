@@ -1,0 +1,156 @@
+"""Rebuild the language evaluation texts from the sources named in README.md here.
+
+Run once by hand (the sources are not kept in the repository):
+
+    apt-get download manpages manpages-da manpages-de manpages-nb manpages-pl manpages-ro \
+        manpages-sv manpages-tr manpages-uk   # then dpkg-deb -x each into SRC/<package>
+    pip download --no-deps Django==5.1.4       # then unzip into SRC/django
+    python tests/data/languages/collect.py SRC
+
+It writes ``sentences.tsv`` (language, part, text). Every text gets a part, ``tuning`` or
+``heldout``, once and for all: the detector is tuned on the first and reported on the second.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import math
+import random
+import re
+import sys
+from pathlib import Path
+
+from babel.messages.pofile import read_po
+
+HERE = Path(__file__).parent
+# DKHate comments that are not Danish, judged by reading them (Swedish, Norwegian, English, French).
+NOT_DANISH = {
+    line
+    for line in (HERE / "not_danish.txt").read_text(encoding="utf-8").splitlines()
+    if line.strip()
+}
+PER_LANGUAGE = 200  # per language and source; half tuning, half held out
+MAN_LANGUAGES = {"da": "da", "de": "de", "nb": "nb", "pl": "pl", "ro": "ro", "sv": "sv",
+                 "tr": "tr", "uk": "uk", "en": ""}
+DJANGO_LANGUAGES = ["da", "de", "en", "nb", "pl", "ro", "sv", "tr", "uk", "ar", "fa", "ur"]
+GROFF_ESCAPE = re.compile(r"\\(?:f(?:\[[^]]*\]|\(..|.)|\(..|\[[^]]*\]|\*(?:\(..|\[[^]]*\]|.)|[-&e|^ ~0c])")
+PLACEHOLDER = re.compile(r"%\(|%[sd]|\{|<|\\|_|/|\|")
+ODD_WORD = re.compile(r"\w[A-Z]|\b[A-Z]{2,}")
+SENTENCE_END = re.compile(r"(?<=[.!?؟۔])\s+")
+
+
+def plain_sentences(text: str) -> list[str]:
+    """Sentences of 5–30 words that are mostly letters (no commands, options or paths)."""
+    found = []
+    for sentence in SENTENCE_END.split(" ".join(text.split())):
+        words = sentence.split()
+        letters = sum(ch.isalpha() for ch in sentence)
+        if not (5 <= len(words) <= 30 and letters > 0.8 * len(sentence.replace(" ", ""))):
+            continue
+        # A sentence, not a command line: a capital, small letters after it, a full stop, and no
+        # option names, acronyms or CamelCase words that are the same in every language.
+        first = words[0]
+        if not (first.isalpha() and not first[0].islower() and first[1:] == first[1:].lower()):
+            continue
+        if not sentence.endswith((".", "!", "?", "؟", "۔")) or ODD_WORD.search(sentence):
+            continue
+        if not PLACEHOLDER.search(sentence) and not re.search(r"\d|--|\(\)|=", sentence):
+            found.append(sentence)
+    return found
+
+
+def man_sentences(root: Path, language: str) -> list[str]:
+    package = root / ("manpages-" + language if language else "manpages")
+    folder = package / "usr/share/man" / language if language else package / "usr/share/man"
+    sentences: list[str] = []
+    for page in sorted(folder.glob("man[1-8]/*.gz")):
+        paragraph: list[str] = []
+        for line in gzip.open(page, "rt", errors="replace"):
+            if line.startswith((".", "'")):
+                if paragraph:
+                    sentences += plain_sentences(GROFF_ESCAPE.sub("", " ".join(paragraph)))
+                paragraph = []
+            else:
+                paragraph.append(line.strip())
+    return sentences
+
+
+def django_sentences(root: Path, language: str) -> list[str]:
+    sentences: list[str] = []
+    for po in sorted(root.glob(f"django/django/**/locale/{language}/LC_MESSAGES/django.po")):
+        with po.open("rb") as handle:
+            for message in read_po(handle):
+                if language == "en":
+                    strings = [message.id] if isinstance(message.id, str) else list(message.id)
+                else:
+                    strings = [message.string] if isinstance(message.string, str) else list(
+                        message.string
+                    )
+                for string in strings:
+                    sentences += plain_sentences(string or "")
+    return sentences
+
+
+def dkhate_sentences() -> list[str]:
+    path = Path("/work/shared/data/dkhate-train/offenseval-da-training-v1.tsv")
+    rows = csv.reader(path.open(encoding="utf-8"), delimiter="\t", quoting=csv.QUOTE_NONE)
+    next(rows)
+    comments = []
+    for row in rows:
+        if len(row) >= 2:
+            text = " ".join(row[1].replace("@USER", " ").replace("URL", " ").split())
+            if 4 <= len(text.split()) <= 40:
+                comments.append(text)
+    return comments
+
+
+def untranslated(language: str, sentence: str) -> bool:
+    """Whether a sentence of a translated manual or catalog was left in English.
+
+    Translators leave some sentences in English; the word frequencies of the two languages
+    (wordfreq) tell which. Only English is checked: the other labels are the sources'.
+    """
+    from wordfreq import word_frequency
+
+    words = re.findall(r"[^\W\d_]+", sentence.lower())
+
+    def cost(code: str) -> float:
+        return sum(-math.log10(max(word_frequency(word, code), 1e-8)) for word in words)
+
+    return language != "en" and cost("en") < cost(language)
+
+
+def split(language: str, source: str, pool: list[str]) -> list[tuple[str, str, str, str]]:
+    """Up to PER_LANGUAGE texts of one source, every other one held out."""
+    unique = sorted(set(pool) - NOT_DANISH)
+    if language not in ("en", "so"):
+        unique = [text for text in unique if not untranslated(language, text)]
+    random.Random(language + source).shuffle(unique)
+    return [
+        (language, "tuning" if index % 2 == 0 else "heldout", source, text)
+        for index, text in enumerate(unique[:PER_LANGUAGE])
+    ]
+
+
+def main(root: Path) -> None:
+    rows = []
+    for language, man in MAN_LANGUAGES.items():
+        rows += split(language, "manpages", man_sentences(root, man))
+    for language in DJANGO_LANGUAGES:
+        rows += split(language, "django", django_sentences(root, language))
+    rows += split("da", "dkhate", dkhate_sentences())
+    somali = (HERE / "somali.txt").read_text(encoding="utf-8").splitlines()
+    rows += split("so", "written", somali)
+    with (HERE / "sentences.tsv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")
+        writer.writerow(["language", "part", "source", "text"])
+        writer.writerows(sorted(rows))
+    counts: dict[str, int] = {}
+    for language, *_ in rows:
+        counts[language] = counts.get(language, 0) + 1
+    print(counts)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
