@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -224,6 +225,9 @@ class WordLists:
     first_names: frozenset[str]
     name_cues: re.Pattern[str] | None
     address: re.Pattern[str]
+    # Street words as they stand alone, capitalised ("Plads", "Vej", "Parken"), to tell a place
+    # named after a person ("Søren Kierkegaards Plads") from the person.
+    street_words: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, extra_dir: Path | None = None) -> WordLists:
@@ -255,6 +259,7 @@ class WordLists:
             first_names=frozenset(read("first_names.txt")),
             name_cues=cue_pattern,
             address=_address_pattern(read("street_words.txt")),
+            street_words=frozenset(w.capitalize() for w in read("street_words.txt")),
         )
 
 
@@ -397,6 +402,39 @@ def _address_pattern(street_words: Sequence[str]) -> re.Pattern[str]:
     return re.compile(rf"(?<!\w){street}\s+{number}\b{floor}{town}")
 
 
+# Words before a number that make it a case, journal, company or account number, not a phone or
+# a CPR number: "Sagsnummer 2023-0456-12", "j.nr. 20/12345", "CVR 32345678".
+REFERENCE_CUE = re.compile(
+    r"(?i)(?<!\w)(?:sags?\s*-?\s*(?:nr|nummer|id)|j\.?\s*nr|journal\s*-?\s*(?:nr|nummer)"
+    r"|ref(?:erence)?(?:\s*-?\s*(?:nr|nummer))?|løbe\s*-?\s*(?:nr|nummer)|cvr(?:\s*-?\s*nr)?"
+    r"|se\s*-?\s*nr|p\s*-?\s*(?:nr|nummer)|ean(?:\s*-?\s*nr)?|(?:ordre|faktura|konto|kunde|reg)"
+    r"\s*-?\s*\.?\s*(?:nr|nummer)|case\s*(?:no|number)|file\s*(?:no|number))"
+    # "Sag nr.", "Kontonummer 1234 0012345678": a number may sit between the cue and this one.
+    r"\.?\s*(?:nr\.?\s*)?[:.]?\s*[\d\s./-]*$"
+)
+# The groupings Danish phone numbers are written in (digits per group, country code left out):
+# 20304050, 20 30 40 50, 2030 4050, 2030 40 50, 20 30 4050. A reference is grouped otherwise
+# (24-001234).
+PHONE_GROUPINGS = {(8,), (2, 2, 2, 2), (4, 4), (4, 2, 2), (2, 2, 4)}
+
+
+def _is_reference_number(text: str, start: int, end: int) -> bool:
+    """Whether a number that looks like a phone number is a case or reference number instead."""
+    # Part of a longer number: 2023-0456-12, 20/12345-7.
+    if re.match(r"[-/.]\d", text[end : end + 2]) or re.search(r"\d[-/.]$", text[:start]):
+        return True
+    # A span of years: "2026-2027" is a budget period, though 20262027 could be a mobile number.
+    years = re.fullmatch(r"((?:19|20)\d\d)\s?-\s?((?:19|20)\d\d)", text[start:end])
+    if years and 0 < int(years.group(2)) - int(years.group(1)) <= 10:
+        return True
+    return bool(REFERENCE_CUE.search(text[max(0, start - 30) : start]))
+
+
+def _phone_grouping(number: str) -> tuple[int, ...]:
+    national = re.sub(r"^(?:\+|00)45", "", number.strip())
+    return tuple(len(group) for group in re.split(r"[\s-]+", national.strip()) if group)
+
+
 def _valid_cpr_date(day: int, month: int, year2: int, serial: str) -> date | None:
     """The birth date a CPR number states, or None if no such day exists.
 
@@ -434,6 +472,10 @@ def personal_data_flags(text: str, lists: WordLists) -> list[Flag]:
     for pattern in (INTERNATIONAL_PHONE, DANISH_PHONE):
         for match in pattern.finditer(text):
             digits = sum(ch.isdigit() for ch in match.group())
+            if _is_reference_number(text, match.start(), match.end()):
+                continue
+            if pattern is DANISH_PHONE and _phone_grouping(match.group()) not in PHONE_GROUPINGS:
+                continue
             if 8 <= digits <= 15 and not _overlaps(match.start(), match.end(), taken):
                 flags.append(Flag("phone", match.start(), match.end()))
                 taken.append((match.start(), match.end()))
@@ -451,6 +493,8 @@ def _name_flags(text: str, lists: WordLists, taken: list[tuple[int, int]]) -> li
     spans = list(taken)
     for match in re.finditer(rf"\b({NAME_WORD})((?:[ -]{NAME_WORD})+)", text):
         first = match.group(1)
+        if _names_a_place(re.split(r"[ -]", match.group()), lists):
+            continue
         if first in lists.first_names and not _overlaps(match.start(), match.end(), spans):
             # "Jens Hansen": a given name and a surname. Stop before a street word's name.
             found.append(Flag("name", match.start(), match.end(), first))
@@ -492,6 +536,26 @@ def _threat_matches(
             if at_end and not AT_CLAUSE_END.match(text, end):
                 continue
             yield start, end
+
+
+# Street words that name a place after any name, without a genitive: "Anders Fogh Parken".
+PLACE_WORDS = frozenset({"Parken", "Pladsen", "Haven", "Torvet", "Boulevard", "Allé", "Plads"})
+
+
+def _names_a_place(words: Sequence[str], lists: WordLists) -> bool:
+    """Whether capitalised words are a street or place named after a person, not the person.
+
+    A genitive followed by a street word is a place ("Søren Kierkegaards Plads", "Niels Bohrs
+    Allé", "Dronning Margrethes Vej"); a given name ending in s is no genitive ("Jens Lund" is a
+    person, though 'lund' ends street names).
+    """
+    for before, word in pairwise(words):
+        if word in PLACE_WORDS:
+            return True
+        genitive = before.endswith("s") and before not in lists.first_names
+        if genitive and word in lists.street_words:
+            return True
+    return False
 
 
 def word_list_flags(text: str, lists: WordLists) -> list[Flag]:
