@@ -149,7 +149,7 @@ class BorgerDialog:
         self.core = DialogueCore(
             uow=uow,
             catalogs=catalogs,
-            detect_language=make_language_detector(),
+            detect_language=make_language_detector(settings.language_priors),
             organisation=OrganisationWithEmail(
                 name=settings.organisation_name,
                 privacy_contact=settings.privacy_contact,
@@ -159,7 +159,10 @@ class BorgerDialog:
             clock=self.clock,
             delivery=delivery,
             zone=settings.zone,
-            screener=Screener(WordLists.load(settings.screening_dir), make_language_identifier()),
+            screener=Screener(
+                WordLists.load(settings.screening_dir),
+                make_language_identifier(settings.language_priors),
+            ),
             moderation=moderation_desk(settings),
             staff_chat=telegram_chat(settings, settings.staff_chat_id),
             health=self.health_board,

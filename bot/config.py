@@ -14,6 +14,9 @@ from handlers.email import is_email_address
 
 ENV_PREFIX = "BORGERDIALOG_"
 SUPPORTED_LANGUAGES = ("da", "en")
+# The languages a citizen's text is read as, with relative weights: those Danish municipalities
+# meet most, Danish far the most often.
+DEFAULT_LANGUAGE_CANDIDATES = "da:60,en:10,de:3,sv:3,nb:3,pl:3,ro:2,uk:3,ar:3,tr:3,so:2,fa:2,ur:2"
 TELEGRAM_API_URL = "https://api.telegram.org/bot"
 
 _DRIVER_ALIASES = {
@@ -78,6 +81,8 @@ class Settings(BaseSettings):
     inbox_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     # A folder of word lists that extend the shipped screening lists (same file names).
     screening_dir: Path | None = None
+    # The languages citizens' texts are read as, "code:weight" comma-separated (see README).
+    language_candidates: str = DEFAULT_LANGUAGE_CANDIDATES
     # Items waiting longer than this get a digest in the moderator chat.
     moderation_digest_minutes: Annotated[int, Field(ge=1, le=10080)] = 60
     # How often opinion groups are recomputed from new votes (only when there are new votes).
@@ -187,6 +192,14 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of: {', '.join(SUPPORTED_LANGUAGES)}")
         return value
 
+    @field_validator("language_candidates")
+    @classmethod
+    def _language_candidates(cls, value: str) -> str:
+        from bot.i18n.languages import parse_candidates
+
+        parse_candidates(value)  # raises ValueError with what is wrong
+        return value
+
     @field_validator("screening_dir")
     @classmethod
     def _screening_dir(cls, value: Path | None) -> Path | None:
@@ -269,6 +282,13 @@ class Settings(BaseSettings):
             base.replace("localhost", "127.0.0.1"),
         }
         return extra | local
+
+    @property
+    def language_priors(self) -> dict[str, float]:
+        """The candidate languages with their priors, summing to 1."""
+        from bot.i18n.languages import parse_candidates
+
+        return parse_candidates(self.language_candidates)
 
     @property
     def zone(self) -> ZoneInfo:

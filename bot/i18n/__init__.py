@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gettext
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,10 +11,9 @@ from pathlib import Path
 from babel.messages.pofile import read_po
 
 from bot.config import SUPPORTED_LANGUAGES
+from bot.i18n.languages import language_detector
 
 LOCALES_DIR = Path(__file__).parent / "locales"
-# Below this many characters a language guess is noise ("ok", "ja tak").
-MIN_TEXT_FOR_DETECTION = 20
 
 logger = logging.getLogger(__name__)
 
@@ -121,69 +119,38 @@ def supported_language(tag: str | None) -> str | None:
     return primary if primary in SUPPORTED_LANGUAGES else None
 
 
-def make_language_detector() -> Callable[[str], str | None]:
-    """Build a detector that only chooses between the supported languages, deterministically.
+def make_language_detector(
+    priors: Mapping[str, float] | None = None,
+) -> Callable[[str], str | None]:
+    """Build the reply-language detector: a supported language, or None.
 
-    Left free, langdetect often calls short Danish text Norwegian; a prior of zero for every
-    language we do not support keeps it to plausible answers. The fixed seed makes the same text
-    always get the same answer.
+    It reads the text among all candidate languages (``bot.i18n.languages``) and answers only
+    with a supported one. Norwegian and Swedish get Danish: Scandinavians read Danish, and it is
+    closer to them than English. Any other language gets None, so the platform's language or
+    the default decides. Fewer than two words get None.
     """
-    from langdetect import DetectorFactory, LangDetectException, detector_factory
-
-    DetectorFactory.seed = 0
-    detector_factory.init_factory()
-    factory = detector_factory._factory
-    assert factory is not None
-    prior = {language: 1.0 / len(SUPPORTED_LANGUAGES) for language in SUPPORTED_LANGUAGES}
+    detector = language_detector(priors)
 
     def detect_language(text: str) -> str | None:
-        if len(text.strip()) < MIN_TEXT_FOR_DETECTION:
-            return None
-        detector = factory.create()
-        detector.set_prior_map(prior)
-        detector.append(text)
-        try:
-            return supported_language(detector.detect())
-        except LangDetectException:
-            return None
+        language = detector.identify(text)
+        return supported_language(READ_AS_SUPPORTED.get(language or "", language))
 
     return detect_language
 
 
-# Below this many letters, or under this certainty, a text's language is not called foreign.
-MIN_LETTERS_TO_IDENTIFY = 30
-MIN_CERTAINTY = 0.9
-# langdetect calls most short Danish texts Norwegian (Bokmål): written the two are too close for
-# it to tell apart, so a Norwegian reading counts as Danish.
-READ_AS = {"no": "da"}
-# Addresses and links are no language; left in, they make langdetect guess wildly.
-NOT_LANGUAGE = re.compile(r"\S+@\S+|https?://\S+|www\.\S+|\S+\.(?:dk|com|org|net)\S*")
+# Languages whose readers get the replies in a supported one they read well.
+READ_AS_SUPPORTED = {"nb": "da", "sv": "da"}
 
 
-def make_language_identifier() -> Callable[[str], str | None]:
-    """Build a detector for any language, for screening; None unless it is quite sure."""
-    from langdetect import DetectorFactory, LangDetectException, detector_factory
+def make_language_identifier(
+    priors: Mapping[str, float] | None = None,
+) -> Callable[[str], str | None]:
+    """Build a detector for any candidate language, for screening; None under two words.
 
-    DetectorFactory.seed = 0
-    detector_factory.init_factory()
-    factory = detector_factory._factory
-    assert factory is not None
-
-    def identify(text: str) -> str | None:
-        words = NOT_LANGUAGE.sub(" ", text)
-        if sum(ch.isalpha() for ch in words) < MIN_LETTERS_TO_IDENTIFY:
-            return None
-        detector = factory.create()
-        detector.append(words)
-        try:
-            best = detector.get_probabilities()[0]
-        except (LangDetectException, IndexError):
-            return None
-        if best.prob < MIN_CERTAINTY:
-            return None
-        return READ_AS.get(best.lang, str(best.lang))
-
-    return identify
+    ``priors`` are the candidate languages with their priors (``Settings.language_priors``);
+    by default the languages Danish municipalities meet most.
+    """
+    return language_detector(priors).identify
 
 
 def resolve_language(

@@ -28,9 +28,9 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from bot.config import DEFAULT_LANGUAGE_CANDIDATES
+
 WORDS_FILE = Path(__file__).parent / "data" / "words.tsv.gz"
-# The languages Danish municipalities meet most, with how often (relative weights, not shares).
-DEFAULT_CANDIDATES = "da:60,en:10,de:3,sv:3,nb:3,pl:3,ro:2,uk:3,ar:3,tr:3,so:2,fa:2,ur:2"
 NORDIC = ("da", "nb", "sv")
 # Our code → langdetect's profile name, where they differ.
 PROFILE_NAME = {"nb": "no"}
@@ -213,7 +213,9 @@ class LanguageDetector:
             if PERSIAN_LETTERS.search(text) and "fa" in self.candidates:
                 return LanguageReading("fa", (("fa", 1.0),), "arabic script: persian letters")
             language = "ar" if "ar" in self.candidates else None
-            return LanguageReading(language, ((language, 1.0),) if language else (), "arabic script")
+            return LanguageReading(
+                language, ((language, 1.0),) if language else (), "arabic script"
+            )
         if len(CYRILLIC_LETTER.findall(text)) * 2 > letters:
             # Ukrainian is the one Cyrillic candidate; without its own letters it is still the
             # likeliest reader of Cyrillic text in a Danish municipality.
@@ -260,8 +262,8 @@ def _shared(priors: tuple[tuple[str, float], ...]) -> LanguageDetector:
 
 
 def language_detector(priors: Mapping[str, float] | None = None) -> LanguageDetector:
-    """The detector for these priors (default: DEFAULT_CANDIDATES), built once per process."""
-    chosen = priors if priors is not None else parse_candidates(DEFAULT_CANDIDATES)
+    """The detector for these priors (default: the default candidates), built once per process."""
+    chosen = priors if priors is not None else parse_candidates(DEFAULT_LANGUAGE_CANDIDATES)
     return _shared(tuple(sorted(chosen.items())))
 
 

@@ -31,10 +31,21 @@ NOT_DANISH = {
     if line.strip()
 }
 PER_LANGUAGE = 200  # per language and source; half tuning, half held out
-MAN_LANGUAGES = {"da": "da", "de": "de", "nb": "nb", "pl": "pl", "ro": "ro", "sv": "sv",
-                 "tr": "tr", "uk": "uk", "en": ""}
+MAN_LANGUAGES = {
+    "da": "da",
+    "de": "de",
+    "nb": "nb",
+    "pl": "pl",
+    "ro": "ro",
+    "sv": "sv",
+    "tr": "tr",
+    "uk": "uk",
+    "en": "",
+}
 DJANGO_LANGUAGES = ["da", "de", "en", "nb", "pl", "ro", "sv", "tr", "uk", "ar", "fa", "ur"]
-GROFF_ESCAPE = re.compile(r"\\(?:f(?:\[[^]]*\]|\(..|.)|\(..|\[[^]]*\]|\*(?:\(..|\[[^]]*\]|.)|[-&e|^ ~0c])")
+GROFF_ESCAPE = re.compile(
+    r"\\(?:f(?:\[[^]]*\]|\(..|.)|\(..|\[[^]]*\]|\*(?:\(..|\[[^]]*\]|.)|[-&e|^ ~0c])"
+)
 PLACEHOLDER = re.compile(r"%\(|%[sd]|\{|<|\\|_|/|\|")
 ODD_WORD = re.compile(r"\w[A-Z]|\b[A-Z]{2,}")
 SENTENCE_END = re.compile(r"(?<=[.!?؟۔])\s+")
@@ -66,7 +77,9 @@ def man_sentences(root: Path, language: str) -> list[str]:
     sentences: list[str] = []
     for page in sorted(folder.glob("man[1-8]/*.gz")):
         paragraph: list[str] = []
-        for line in gzip.open(page, "rt", errors="replace"):
+        with gzip.open(page, "rt", errors="replace") as handle:
+            lines = handle.readlines()
+        for line in lines:
             if line.startswith((".", "'")):
                 if paragraph:
                     sentences += plain_sentences(GROFF_ESCAPE.sub("", " ".join(paragraph)))
@@ -84,8 +97,10 @@ def django_sentences(root: Path, language: str) -> list[str]:
                 if language == "en":
                     strings = [message.id] if isinstance(message.id, str) else list(message.id)
                 else:
-                    strings = [message.string] if isinstance(message.string, str) else list(
-                        message.string
+                    strings = (
+                        [message.string]
+                        if isinstance(message.string, str)
+                        else list(message.string)
                     )
                 for string in strings:
                     sentences += plain_sentences(string or "")
@@ -100,7 +115,8 @@ def dkhate_sentences() -> list[str]:
     for row in rows:
         if len(row) >= 2:
             text = " ".join(row[1].replace("@USER", " ").replace("URL", " ").split())
-            if 4 <= len(text.split()) <= 40:
+            # Danish never writes ä or ö: such comments are Swedish (r/denmark had visitors).
+            if 4 <= len(text.split()) <= 40 and not re.search("[äöÄÖ]", text):
                 comments.append(text)
     return comments
 
