@@ -53,7 +53,12 @@ UNKNOWN_WORD_COST = 6.5
 # What a word costs a language without a word list, above its cost in the best listed language.
 UNLISTED_TOLL = 0.5
 # How much langdetect's reading counts against the words' (in log10 units per log10 unit).
-LANGDETECT_WEIGHT = 1.0
+LANGDETECT_WEIGHT = 2.0
+# From this many words on, langdetect has its full say.
+FULL_SAY_WORDS = 10
+# Within the Nordic three, langdetect's letters count this much: tuned to nothing, as they cost
+# Danish more than they gained Norwegian.
+NORDIC_LETTERS_WEIGHT = 0.0
 # langdetect's probabilities are floored here: a certain "no" from letters is not infinite.
 LANGDETECT_FLOOR = 1e-4
 
@@ -184,18 +189,22 @@ class LanguageDetector:
         if not self._latin:
             return LanguageReading(None, (), "no candidate for this script")
         letters = self._langdetect(joined)
+        # Two or three words are too few letters for langdetect: its say grows with the text.
+        weight = LANGDETECT_WEIGHT * min(1.0, len(words) / FULL_SAY_WORDS)
         costs = {
             code: -math.log10(self.priors[code])
-            - LANGDETECT_WEIGHT * math.log10(max(letters.get(code, 0.0), LANGDETECT_FLOOR))
+            - weight * math.log10(max(letters.get(code, 0.0), LANGDETECT_FLOOR))
             + self.words.cost(code, words)
             for code in self._latin
         }
         best = min(costs, key=costs.__getitem__)
         reason = "letters" if max(letters, key=letters.__getitem__) == best else "words"
         if best in NORDIC:
-            # Within the Nordic three, langdetect's letters cannot be trusted: only the words.
+            # Within the Nordic three, the words decide; langdetect's letters count a little.
             nordic = {
-                code: -math.log10(self.priors[code]) + self.words.cost(code, words)
+                code: -math.log10(self.priors[code])
+                + self.words.cost(code, words)
+                - NORDIC_LETTERS_WEIGHT * weight * math.log10(max(letters.get(code, 0.0), 0.01))
                 for code in NORDIC
                 if code in costs
             }

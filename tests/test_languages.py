@@ -1,0 +1,99 @@
+"""The language of citizens' chat text (bot/i18n/languages.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.i18n import make_language_detector, make_language_identifier
+from bot.i18n.languages import explain, parse_candidates
+from tests.language_eval import evaluate_languages
+
+identify = make_language_identifier()
+
+DANISH = "Alt i alt en velfortjent sejr, hvor vores fokus på organisering og disciplin gav pote."
+
+
+def test_danish_sentences_long_and_in_capitals() -> None:
+    assert identify(DANISH) == "da"
+    assert identify(DANISH.upper()) == "da"
+    assert identify("VI VIL HAVE FLERE CYKELSTIER I BYEN") == "da"
+
+
+@pytest.mark.parametrize(
+    "phrase",
+    [
+        "flere cykelstier",
+        "god idé",
+        "mere lys",
+        pytest.param("ja tak", marks=pytest.mark.xfail(strict=True, reason="read as Polish")),
+    ],
+)
+def test_danish_two_word_phrases(phrase: str) -> None:
+    assert identify(phrase) == "da"
+
+
+def test_norwegian_and_swedish_are_told_from_danish() -> None:
+    assert (
+        identify("Jeg synes kommunen burde bygge flere sykkelstier og gjøre noe med trafikken.")
+        == "nb"
+    )
+    assert (
+        identify("Jag tycker att kommunen borde bygga fler cykelvägar och göra något åt trafiken.")
+        == "sv"
+    )
+    assert (
+        identify("Jeg synes kommunen burde bygge flere cykelstier og gøre noget ved trafikken.")
+        == "da"
+    )
+
+
+@pytest.mark.parametrize("text", ["12345", "👍", "cykelstier", "", "   ", "https://example.com 42"])
+def test_no_language_without_two_words(text: str) -> None:
+    assert identify(text) is None
+    assert explain(text).reason == "fewer than two words"
+
+
+def test_the_same_text_always_gets_the_same_answer() -> None:
+    text = "Det er en god idé men hvad koster det"
+    assert {identify(text) for _ in range(5)} == {identify(text)}
+
+
+def test_explain_gives_the_scores_behind_the_choice() -> None:
+    reading = explain(DANISH)
+    assert reading.language == "da"
+    assert reading.scores[0][0] == "da"
+    assert abs(sum(score for _, score in reading.scores) - 1) < 0.01
+    assert explain("مرحبا بكم في المدينة").language == "ar"
+    assert explain("Дякую за вашу ідею").language == "uk"
+
+
+def test_replies_to_scandinavians_in_danish_and_to_others_by_default() -> None:
+    detect = make_language_detector()
+    assert detect("Jag tycker att kommunen borde bygga fler cykelvägar.") == "da"
+    assert detect("I think there should be more trails along the lake.") == "en"
+    assert detect("Ich finde, es sollte mehr Wege am See geben.") is None
+
+
+def test_candidates_are_read_with_their_weights() -> None:
+    assert parse_candidates("da:3,en") == {"da": 0.75, "en": 0.25}
+    with pytest.raises(ValueError, match="unknown language"):
+        parse_candidates("da,xx")
+    with pytest.raises(ValueError, match="positive"):
+        parse_candidates("da:-1")
+    only_danish_english = {"da": 0.5, "en": 0.5}
+    assert make_language_identifier(only_danish_english)("Ich finde es gut") in {"da", "en"}
+
+
+def test_held_out_figures_meet_the_targets() -> None:
+    """Issue 18's targets, on the held-out part (the detector was tuned on the other part)."""
+    scores = {s.language: s.accuracy for s in evaluate_languages() if s.part == "heldout"}
+    assert scores["da"] >= 0.99
+    assert scores["da two-word"] >= 0.90
+    for language in ("en", "de", "sv", "ar", "tr", "pl", "uk", "so"):
+        assert scores[language] >= 0.97, language
+
+
+@pytest.mark.xfail(strict=True, reason="Norwegian Bokmål is still read as Danish too often (~0.8)")
+def test_held_out_norwegian_meets_the_target() -> None:
+    scores = {s.language: s.accuracy for s in evaluate_languages() if s.part == "heldout"}
+    assert scores["nb"] >= 0.97
