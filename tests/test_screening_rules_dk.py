@@ -5,9 +5,25 @@ data. Each rule is tested from both sides: what it must find, and the ordinary t
 
 from __future__ import annotations
 
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
 import pytest
 
-from handlers.screening.rules import HIDE, Screener, WordLists
+from bot.consultations.definition import DefinitionError, parse_definition
+from bot.consultations.demo import demo_source
+from bot.i18n import Catalogs
+from handlers.moderation.cards import describe
+from handlers.screening.rules import (
+    ALLOW,
+    HIDE,
+    HOLD,
+    REVIEW,
+    SPECIAL_CATEGORY,
+    Flag,
+    Screener,
+    WordLists,
+)
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +95,9 @@ def test_threats_with_words_in_between(screener: Screener, text: str) -> None:
         "Stearinlyset brænder helt ned",
         "Vi stikker en pind ned ved hvert træ",
         "Derfor stemmer jeg for forslaget",
+        # Animals and weeds are no targets; a past deed is a report, not a threat.
+        "Vi slår dræbersneglene ihjel med saks",
+        "Kommunisterne har slået millioner ihjel",
     ],
 )
 def test_figures_of_speech_are_no_threats(screener: Screener, text: str) -> None:
@@ -109,6 +128,7 @@ def test_tried_by_hand_a_case_number_is_no_phone(screener: Screener) -> None:
         "Mødet er 12.03.2025 kl. 19",
         "Postnummer 8000",
         "Budgettet er 2.400.000 kr. for 2026-2027",
+        "Vinder i 2017 2018 2019 og 2020",
     ],
 )
 def test_case_numbers_prices_and_dates_are_no_phone_or_cpr(screener: Screener, text: str) -> None:
@@ -160,3 +180,139 @@ def test_people_are_still_named_and_a_street_with_a_number_is_an_address(
     assert "name" in kinds(screener, "Søren Kierkegaard skrev om angst")
     assert "name" in kinds(screener, "Min nabo Søren larmer")
     assert kinds(screener, "Fortovet ved Jens Baggesens Vej 4 er ødelagt") == ["address"]
+
+
+# -- special categories of personal data (GDPR Art. 9) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("jeg har diabetes", "health"),
+        ("jeg stemmer på Venstre", "politics"),
+    ],
+)
+def test_tried_by_hand_special_categories_are_reviewed(
+    screener: Screener, text: str, kind: str
+) -> None:
+    result = screener.screen(text, languages=["da"])
+    assert result.kinds == [kind]
+    assert result.flags[0].category == SPECIAL_CATEGORY
+    assert result.action == REVIEW
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "term"),
+    [
+        ("Jeg har diabetes og kan ikke gå langt", "health", "diabetes"),
+        ("Min mand har kræft, så vi kører meget til hospitalet", "health", "kræft"),
+        ("Jeg er i behandling for depression", "health", "depression"),
+        ("Min datter er autist og har brug for ro", "health", "autist"),
+        ("Jeg har selv type 2-diabetes", "health", "type 2-diabetes"),
+        ("Jeg er gravid og savner bænke", "health", "gravid"),
+        ("Jeg går til psykolog hver uge", "health", "psykolog"),
+        ("Jeg stemmer på Venstre", "politics", "Venstre"),
+        ("Derfor stemmer jeg på SF", "politics", "SF"),
+        ("Jeg har altid stemt på Dansk Folkeparti", "politics", "Dansk Folkeparti"),
+        ("Jeg er medlem af Socialdemokratiet", "politics", "Socialdemokratiet"),
+        ("Min kone er medlem af Radikale Venstre", "politics", "Radikale Venstre"),
+        ("Jeg er medlem af 3F", "union", "3F"),
+        ("Min mand er i FOA", "union", "FOA"),
+        ("Jeg er organiseret i Dansk Metal", "union", "Dansk Metal"),
+        ("Jeg er muslim og savner et bederum", "religion", "muslim"),
+        ("Vi går i moskéen hver fredag", "religion", "moskéen"),
+        ("Som homoseksuel oplever jeg tit at blive overset", "sexuality", "homoseksuel"),
+        ("Min søn er bøsse", "sexuality", "bøsse"),
+        ("Min mand er af tyrkisk oprindelse", "ethnicity", "af tyrkisk oprindelse"),
+        ("Som sort kvinde føler jeg mig utryg om aftenen", "ethnicity", "sort kvinde"),
+        ("I have diabetes", "health", "diabetes"),
+        ("My son is autistic", "health", "autistic"),
+        ("I vote Labour", "politics", "Labour"),
+        ("As a Muslim, I think the prayer room matters", "religion", "Muslim"),
+        ("I'm a member of Unite", "union", "Unite"),
+    ],
+)
+def test_special_categories_about_the_writer_or_someone_close(
+    screener: Screener, text: str, kind: str, term: str
+) -> None:
+    flags = [f for f in screener.screen(text, languages=["da", "en"]).flags if f.kind == kind]
+    assert [f.detail for f in flags] == [term]
+
+
+def test_special_categories_about_a_named_person_are_also_personal_data(
+    screener: Screener,
+) -> None:
+    result = screener.screen("Jens Hansen er alkoholiker", languages=["da"])
+    assert result.kinds == ["name", "health"]
+    # The name holds it; the health flag tells the moderator why it matters more than a name.
+    assert result.action == HOLD
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Diabetes-patienter bør have bedre hjælp",
+        "Diabetespatienter bør have bedre hjælp",
+        "Venstre foreslog en skattelettelse",
+        "Kirken bør holde åben om aftenen",
+        "Psykiatrien mangler penge",
+        "Jeg stemmer for forslaget",
+        "Jeg har en idé til stien",
+        "Drej til venstre ved kirken",
+        "Jeg cykler altid i venstre side",
+        "3F har lavet en aftale med kommunen",
+        "Hvis du har diabetes, er det svært at få hjælp",
+        "Jeg har angst for at cykle der om aftenen",
+        "Jeg er ikke blind for problemet",
+        "Min kone er psykolog",
+        "Jeg er god til at cykle",
+        "Min kat er sort",
+        "Vi var i kirken til koncert",
+        "Mange ældre har demens, så skiltene skal være tydelige",
+        "The Labour government built the road",
+    ],
+)
+def test_policy_talk_is_no_special_category(screener: Screener, text: str) -> None:
+    assert not [
+        f for f in screener.screen(text, languages=["da"]).flags if f.category == SPECIAL_CATEGORY
+    ]
+
+
+def test_special_categories_follow_the_consultation_policy(screener: Screener) -> None:
+    text = "Jeg har diabetes"
+    # Not held by force as personal data is: a health consultation may allow it outright ...
+    assert screener.screen(text, languages=["da"], policy={SPECIAL_CATEGORY: ALLOW}).action == ALLOW
+    # ... and staff who want more care get it.
+    assert screener.screen(text, languages=["da"], policy={SPECIAL_CATEGORY: HOLD}).action == HOLD
+    assert screener.screen(text, languages=["da"], policy={SPECIAL_CATEGORY: HIDE}).action == HIDE
+
+
+def test_staff_set_the_special_category_action_in_the_consultation_file() -> None:
+    zone = ZoneInfo("Europe/Copenhagen")
+    source = demo_source()
+    assert "  special_category: review\n" in source
+    assert parse_definition(source, zone).moderation[SPECIAL_CATEGORY] == REVIEW
+    allowed = source.replace("  special_category: review\n", "  special_category: allow\n")
+    assert parse_definition(allowed, zone).moderation[SPECIAL_CATEGORY] == ALLOW
+    wrong = source.replace("  special_category: review\n", "  special_category: maybe\n")
+    with pytest.raises(DefinitionError) as raised:
+        parse_definition(wrong, zone)
+    assert [e.field for e in raised.value.errors] == ["moderation.special_category"]
+
+
+def test_a_municipality_extends_a_special_category_list(tmp_path: Path) -> None:
+    (tmp_path / "special_union.txt").write_text("# local\nLokalklubben\n", encoding="utf-8")
+    local = Screener(WordLists.load(tmp_path), lambda text: "da")
+    assert "union" in kinds(local, "Jeg er medlem af Lokalklubben")
+    assert "union" not in kinds(
+        Screener(WordLists.load(), lambda text: "da"), "Jeg er medlem af Lokalklubben"
+    )
+
+
+def test_moderator_cards_describe_special_categories() -> None:
+    catalogs = Catalogs("da")
+    flag = Flag("health", 0, 16, "diabetes")
+    danish = describe(catalogs.texts("da"), flag)
+    assert danish.startswith("Særlig kategori (helbred)")
+    assert "diabetes" in danish
+    assert describe(catalogs.texts("en"), flag).startswith("Special category (health)")

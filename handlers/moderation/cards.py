@@ -17,7 +17,15 @@ from storage.uow import UnitOfWork
 
 Buttons = tuple[tuple[Button, ...], ...]
 # Reasons a moderator can give the author when hiding a contribution.
-REASONS = ("personal_data", "offensive", "threat", "spam", "off_topic", "off_language")
+REASONS = (
+    "personal_data",
+    "special_category",
+    "offensive",
+    "threat",
+    "spam",
+    "off_topic",
+    "off_language",
+)
 # Room for the contribution in a card; the rest of the card is short.
 CARD_TEXT_LIMIT = 3000
 

@@ -8,7 +8,15 @@ from datetime import timedelta
 from handlers.context import FlowContext
 from handlers.events import ChatAddress, Outcome, Reply
 from handlers.moderation.cards import card_text, decision_buttons, load_view
-from handlers.screening.rules import ALLOW, HIDE, HOLD, History, Screening, fingerprint
+from handlers.screening.rules import (
+    ALLOW,
+    HIDE,
+    HOLD,
+    History,
+    Screening,
+    decide,
+    fingerprint,
+)
 from storage.models import (
     Answer,
     Consultation,
@@ -104,7 +112,12 @@ async def queue_for_review(
     )
     await post_card(ctx, outcome, item)
     if result.action in (HOLD, HIDE):
-        category = result.flags[0].category if result.flags else "spam"
+        # The reason is a flag that called for this action: a health detail merely reviewed
+        # does not explain why a phone number is held.
+        deciding = [
+            f for f in result.flags if decide([f], consultation.moderation) == result.action
+        ]
+        category = deciding[0].category if deciding else "spam"
         why = ctx.t(f"moderation.why.{category}")
         if isinstance(contribution, Statement):
             outcome.say(ctx.t("moderation.held_statement", why=why))

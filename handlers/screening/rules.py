@@ -16,6 +16,13 @@ from datetime import date
 from itertools import pairwise
 from pathlib import Path
 
+from handlers.screening.special_category import (
+    FAMILIES,
+    SpecialCategoryPatterns,
+    read_terms,
+    special_category_findings,
+)
+
 DATA_DIR = Path(__file__).parent / "data"
 
 # Flag kinds, grouped into the categories that consultation settings map to actions.
@@ -23,6 +30,8 @@ PERSONAL_DATA = "personal_data"
 OFFENSIVE = "offensive"
 SPAM = "spam"
 OFF_LANGUAGE = "off_language"
+# GDPR Art. 9: health, political opinion, religion, sexual orientation, union, ethnic origin.
+SPECIAL_CATEGORY = "special_category"
 CATEGORY = {
     "cpr": PERSONAL_DATA,
     "phone": PERSONAL_DATA,
@@ -37,9 +46,11 @@ CATEGORY = {
     "shouting": SPAM,
     "flood": SPAM,
     "off_language": OFF_LANGUAGE,
+    # One kind per family (health, politics, ...), so a card says which without a lookup.
+    **dict.fromkeys(FAMILIES, SPECIAL_CATEGORY),
 }
 KINDS = tuple(CATEGORY)
-CATEGORIES = (PERSONAL_DATA, OFFENSIVE, SPAM, OFF_LANGUAGE)
+CATEGORIES = (PERSONAL_DATA, OFFENSIVE, SPAM, OFF_LANGUAGE, SPECIAL_CATEGORY)
 
 # Actions from mildest to strictest; a text gets the strictest action of its flags.
 ALLOW = "allow"
@@ -52,6 +63,9 @@ DEFAULT_POLICY: Mapping[str, str] = {
     OFFENSIVE: HOLD,
     SPAM: REVIEW,
     OFF_LANGUAGE: REVIEW,
+    # Shown at once and looked at afterwards: telling one's own diagnosis or vote is often the
+    # point of an answer, and a consultation about health services may allow it outright.
+    SPECIAL_CATEGORY: REVIEW,
 }
 # Kinds stricter than their category's default, whatever a consultation says.
 KIND_DEFAULTS: Mapping[str, str] = {"threat": HIDE}
@@ -69,7 +83,7 @@ class Flag:
 
     @property
     def category(self) -> str:
-        """The category the kind belongs to (personal_data, offensive, spam, off_language)."""
+        """The category the kind belongs to (personal_data, offensive, spam, ...)."""
         return CATEGORY[self.kind]
 
 
@@ -228,6 +242,8 @@ class WordLists:
     # Street words as they stand alone, capitalised ("Plads", "Vej", "Parken"), to tell a place
     # named after a person ("Søren Kierkegaards Plads") from the person.
     street_words: frozenset[str] = frozenset()
+    # Statements about someone's health, politics, faith, sexuality, union or ethnic origin.
+    special_categories: SpecialCategoryPatterns | None = None
 
     @classmethod
     def load(cls, extra_dir: Path | None = None) -> WordLists:
@@ -260,6 +276,9 @@ class WordLists:
             name_cues=cue_pattern,
             address=_address_pattern(read("street_words.txt")),
             street_words=frozenset(w.capitalize() for w in read("street_words.txt")),
+            special_categories=SpecialCategoryPatterns.compile(
+                read_terms(read), read("first_names.txt")
+            ),
         )
 
 
@@ -423,8 +442,9 @@ def _is_reference_number(text: str, start: int, end: int) -> bool:
     # Part of a longer number: 2023-0456-12, 20/12345-7.
     if re.match(r"[-/.]\d", text[end : end + 2]) or re.search(r"\d[-/.]$", text[:start]):
         return True
-    # A span of years: "2026-2027" is a budget period, though 20262027 could be a mobile number.
-    years = re.fullmatch(r"((?:19|20)\d\d)\s?-\s?((?:19|20)\d\d)", text[start:end])
+    # Years: "2026-2027" is a budget period, "2019 2020" a list of seasons, though 20262027
+    # could be a mobile number.
+    years = re.fullmatch(r"((?:19|20)\d\d)(?:\s?-\s?|\s+)((?:19|20)\d\d)", text[start:end])
     if years and 0 < int(years.group(2)) - int(years.group(1)) <= 10:
         return True
     return bool(REFERENCE_CUE.search(text[max(0, start - 30) : start]))
@@ -574,6 +594,19 @@ def word_list_flags(text: str, lists: WordLists) -> list[Flag]:
     return flags
 
 
+def special_category_flags(text: str, lists: WordLists) -> list[Flag]:
+    """What the text tells about someone's health, politics, faith, sexuality, union or origin.
+
+    The detail is the listed term ("diabetes", "Venstre"), for the moderator's card.
+    """
+    if lists.special_categories is None:
+        return []
+    return [
+        Flag(found.kind, found.start, found.end, found.term)
+        for found in special_category_findings(text, lists.special_categories)
+    ]
+
+
 def spam_flags(text: str, history: History, limits: Limits, taken: list[Flag]) -> list[Flag]:
     """Links, copies of earlier texts, very long or shouted texts, and floods."""
     flags: list[Flag] = []
@@ -631,6 +664,7 @@ class Screener:
         history = history or History()
         flags = personal_data_flags(text, self.lists)
         flags += word_list_flags(text, self.lists)
+        flags += special_category_flags(text, self.lists)
         flags += spam_flags(text, history, self.limits, flags)
         language = self.identify_language(text)
         if language is not None and language not in languages:
