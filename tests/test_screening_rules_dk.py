@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.app import BorgerDialog
 from bot.consultations.definition import DefinitionError, parse_definition
 from bot.consultations.demo import demo_source
 from bot.i18n import Catalogs
@@ -24,6 +25,9 @@ from handlers.screening.rules import (
     Screener,
     WordLists,
 )
+from tests.citizens import import_consultation
+from tests.fake_telegram import FakeBot
+from tests.moderators import Moderator, consultation_source, join, new_card
 
 
 @pytest.fixture(scope="module")
@@ -319,3 +323,36 @@ def test_moderator_cards_describe_special_categories() -> None:
     assert danish.startswith("Særlig kategori (helbred)")
     assert "diabetes" in danish
     assert describe(catalogs.texts("en"), flag).startswith("Special category (health)")
+
+
+# -- through the bot: the citizen's reason and the moderator's card ------------------------------
+
+
+async def test_a_health_detail_is_reviewed_and_a_phone_number_still_held_for_its_own_reason(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(app, consultation_source())
+    anna = await join(fake_bot, 321)
+    anne = Moderator(fake_bot, 901)
+    # Reviewed: in use at once, the citizen is not told it waits, the card says why it is there.
+    (next_question,) = await anna.write("Jeg har diabetes, så lav flere bænke")
+    assert (next_question.text or "").startswith("2/2")
+    card = await new_card(anne, 0)
+    assert "Særlig kategori (helbred)" in (card.text or "")
+    assert "vist med det samme, gennemses bagefter" in (card.text or "")
+    # Held for the phone number, and told so: not about health, which came first in the text.
+    held, _summary, _hear_back = await anna.write("Jeg har astma, ring 22 33 44 55", new=3)
+    assert "personoplysninger" in (held.text or "")
+    assert "helbred" not in (held.text or "")
+
+
+async def test_a_consultation_that_holds_special_categories_says_why(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(app, consultation_source("moderation: {special_category: hold}"))
+    anna = await join(fake_bot, 322)
+    held, _next_question = await anna.write("Jeg stemmer på Venstre, så lav flere p-pladser", new=2)
+    assert "En moderator læser dit svar" in (held.text or "")
+    assert "politisk holdning" in (held.text or "")
+    card = await new_card(Moderator(fake_bot, 901), 0)
+    assert "Særlig kategori (politisk holdning)" in (card.text or "")
