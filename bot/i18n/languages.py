@@ -22,6 +22,7 @@ from __future__ import annotations
 import gzip
 import math
 import re
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -31,6 +32,7 @@ from pathlib import Path
 from bot.config import DEFAULT_LANGUAGE_CANDIDATES
 
 WORDS_FILE = Path(__file__).parent / "data" / "words.tsv.gz"
+NGRAMS_FILE = Path(__file__).parent / "data" / "nordic_ngrams.tsv.gz"
 NORDIC = ("da", "nb", "sv")
 # Our code → langdetect's profile name, where they differ.
 PROFILE_NAME = {"nb": "no"}
@@ -61,6 +63,16 @@ FULL_SAY_WORDS = 10
 NORDIC_LETTERS_WEIGHT = 0.0
 # langdetect's probabilities are floored here: a certain "no" from letters is not infinite.
 LANGDETECT_FLOOR = 1e-4
+# Letter sequences of a word, up to this long: what tells a Nordic word no list knows.
+NGRAM_LONGEST = 4
+# How much a word no Nordic list knows counts by its letter sequences (-log10 of its
+# probability in each Nordic language), and the most one such word can say for or against one.
+NGRAM_WEIGHT = 1.0
+NGRAM_CLIP = 0.7
+# Within the Nordic three, the words' say against the priors.
+NORDIC_WORDS_WEIGHT = 1.2
+# Words of one letter in Danish, Norwegian or Swedish; any other letter alone is no word there.
+ONE_LETTER_WORDS = frozenset({"i", "å", "ø"})
 
 
 @dataclass(frozen=True)
@@ -143,9 +155,63 @@ class WordLists:
     def _word_cost(self, language: str, word: str) -> float:
         return self._costs[language].get(word, UNKNOWN_WORD_COST)
 
+    def known_nordic(self, word: str) -> bool:
+        """Whether any Nordic list knows the word."""
+        return any(word in self._costs[code] for code in NORDIC if code in self._costs)
+
     def known(self, language: str, words: list[str]) -> int:
         table = self._costs.get(language, {})
         return sum(word in table for word in words)
+
+
+def word_ngrams(word: str, longest: int = NGRAM_LONGEST) -> set[str]:
+    """The letter sequences of a word, 1 to ``longest`` letters, with a space on either side."""
+    padded = f" {word} "
+    return {
+        padded[start : start + size]
+        for size in range(1, min(longest, len(padded)) + 1)
+        for start in range(len(padded) - size + 1)
+    }
+
+
+class NordicNgrams:
+    """Which Nordic language a word no list knows is from, by its letter sequences.
+
+    A logistic regression over ``word_ngrams`` trained on wordfreq's Danish, Norwegian Bokmål and
+    Swedish words (``build_words``): per letter sequence its weight for Norwegian and for Swedish
+    against Danish, in log10 odds.
+    """
+
+    def __init__(self, index: Mapping[str, int], weights: Mapping[str, array[float]]) -> None:
+        self._index = index
+        self._weights = weights
+        self.languages = ("da", *weights)
+
+    @classmethod
+    def load(cls, path: Path = NGRAMS_FILE) -> NordicNgrams:
+        index: dict[str, int] = {}
+        weights: dict[str, array[float]] = {}
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            header = handle.readline().rstrip("\n").split("\t")
+            # "#\tnb\tsv", then the intercepts ("#"), then one line per letter sequence.
+            weights = {language: array("f") for language in header[1:]}
+            for line in handle:
+                ngram, *values = line.rstrip("\n").split("\t")
+                index[ngram] = len(index)
+                for language, value in zip(weights, values, strict=True):
+                    weights[language].append(float(value))
+        return cls(index, weights)
+
+    def costs(self, word: str) -> dict[str, float]:
+        """-log10 of the word's probability in each Nordic language (Danish, Bokmål, Swedish)."""
+        found = [self._index["#"]]
+        found.extend(self._index[g] for g in word_ngrams(word) if g in self._index)
+        logits = {"da": 0.0}
+        for language, weights in self._weights.items():
+            logits[language] = sum(weights[i] for i in found)
+        top = max(logits.values())
+        total = top + math.log10(sum(10 ** (value - top) for value in logits.values()))
+        return {language: total - value for language, value in logits.items()}
 
 
 class LanguageDetector:
@@ -170,6 +236,7 @@ class LanguageDetector:
             self._factory.load_json_profile(profiles)
         self._from_profile = {PROFILE_NAME.get(code, code): code for code in self._latin}
         self.words = WordLists.load(self.candidates)
+        self.ngrams = NordicNgrams.load()
 
     def identify(self, text: str) -> str | None:
         """The language of the text, or None when it has fewer than two words."""
@@ -201,9 +268,12 @@ class LanguageDetector:
         reason = "letters" if max(letters, key=letters.__getitem__) == best else "words"
         if best in NORDIC:
             # Within the Nordic three, the words decide; langdetect's letters count a little.
+            # A letter alone is an option or an initial here, not a word ("i" and "å" are words).
+            nordic_words = [word for word in words if len(word) > 1 or word in ONE_LETTER_WORDS]
+            unlisted = self._ngram_costs(nordic_words)
             nordic = {
                 code: -math.log10(self.priors[code])
-                + self.words.cost(code, words)
+                + NORDIC_WORDS_WEIGHT * (self.words.cost(code, nordic_words) + unlisted[code])
                 - NORDIC_LETTERS_WEIGHT * weight * math.log10(max(letters.get(code, 0.0), 0.01))
                 for code in NORDIC
                 if code in costs
@@ -213,6 +283,22 @@ class LanguageDetector:
                 reason = "nordic words"
                 costs.update(nordic)
         return LanguageReading(best, _shares(costs), reason)
+
+    def _ngram_costs(self, words: list[str]) -> dict[str, float]:
+        """What the words no Nordic list knows cost each Nordic language by their letters.
+
+        Each word's say is clipped: a name or a command looks like some language, and should not
+        outweigh the words that are known.
+        """
+        totals = dict.fromkeys(NORDIC, 0.0)
+        for word in words:
+            if self.words.known_nordic(word):
+                continue
+            costs = self.ngrams.costs(word)
+            lowest = min(costs.values())
+            for code in NORDIC:
+                totals[code] += NGRAM_WEIGHT * min(costs[code] - lowest, NGRAM_CLIP)
+        return totals
 
     def _by_script(self, text: str) -> LanguageReading | None:
         letters = sum(ch.isalpha() for ch in text)
