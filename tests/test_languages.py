@@ -25,7 +25,9 @@ def test_danish_sentences_long_and_in_capitals() -> None:
         "flere cykelstier",
         "god idé",
         "mere lys",
-        pytest.param("ja tak", marks=pytest.mark.xfail(strict=True, reason="read as Polish")),
+        "ja tak",
+        "nej tak",
+        "bedre busser",
     ],
 )
 def test_danish_two_word_phrases(phrase: str) -> None:

@@ -7,8 +7,10 @@ on two words, and reads a text in capitals as English. Here it
   meets Danish far more often than Urdu), and loads only their profiles;
 - reads the text case-folded (langdetect skips the letter n-grams of words in capitals);
 - is helped by word lists: Danish, Norwegian Bokmål and Swedish are told apart by their words
-  (written, they share most letter sequences), and texts of two or three words are read by their
-  words too, where langdetect has too few letters to go on;
+  (written, they share most letter sequences), and short texts are read by their words too, where
+  langdetect has too few letters to go on (two words by their words alone);
+- tells a Nordic word no list knows by its letter sequences ("endringshistorikk" is Norwegian),
+  with a small model trained on wordfreq's Danish, Norwegian and Swedish words;
 - answers for any text of two or more words; ``None`` only when there are fewer than two words
   (numbers, emoji, links and addresses are no words).
 
@@ -56,8 +58,10 @@ UNKNOWN_WORD_COST = 6.5
 UNLISTED_TOLL = 0.5
 # How much langdetect's reading counts against the words' (in log10 units per log10 unit).
 LANGDETECT_WEIGHT = 2.0
-# From this many words on, langdetect has its full say.
+# langdetect's say grows with the words, from none at NO_SAY_WORDS (two words are too few
+# letters: it reads "ja tak" as Polish with certainty) to its full say at FULL_SAY_WORDS.
 FULL_SAY_WORDS = 10
+NO_SAY_WORDS = 2
 # Within the Nordic three, langdetect's letters count this much: tuned to nothing, as they cost
 # Danish more than they gained Norwegian.
 NORDIC_LETTERS_WEIGHT = 0.0
@@ -257,7 +261,9 @@ class LanguageDetector:
             return LanguageReading(None, (), "no candidate for this script")
         letters = self._langdetect(joined)
         # Two or three words are too few letters for langdetect: its say grows with the text.
-        weight = LANGDETECT_WEIGHT * min(1.0, len(words) / FULL_SAY_WORDS)
+        # (Somali has no word list, so two Somali words are not told; three may be.)
+        say = (len(words) - NO_SAY_WORDS) / (FULL_SAY_WORDS - NO_SAY_WORDS)
+        weight = LANGDETECT_WEIGHT * min(1.0, max(0.0, say))
         costs = {
             code: -math.log10(self.priors[code])
             - weight * math.log10(max(letters.get(code, 0.0), LANGDETECT_FLOOR))
