@@ -73,6 +73,10 @@ NGRAM_LONGEST = 4
 # probability in each Nordic language), and the most one such word can say for or against one.
 NGRAM_WEIGHT = 1.0
 NGRAM_CLIP = 0.7
+NGRAM_MARKED_CLIP = 1.5
+# Spellings of Norwegian that Danish does not write: "opp-" (op-), "likn" (lign), "-sjon" (-tion),
+# a final "kk" (takk, gikk; Danish tak, gik), "øy" (høy, støy; Danish høj, støj).
+NORWEGIAN_SPELLING = re.compile(r"^opp|likn|sjon|kk$|øy")
 # Within the Nordic three, the words' say against the priors.
 NORDIC_WORDS_WEIGHT = 1.2
 # Words of one letter in Danish, Norwegian or Swedish; any other letter alone is no word there.
@@ -302,8 +306,10 @@ class LanguageDetector:
                 continue
             costs = self.ngrams.costs(word)
             lowest = min(costs.values())
+            # A word spelt as only Norwegian spells it may say more ("oppføringer", "sammenlikn").
+            clip = NGRAM_MARKED_CLIP if NORWEGIAN_SPELLING.search(word) else NGRAM_CLIP
             for code in NORDIC:
-                totals[code] += NGRAM_WEIGHT * min(costs[code] - lowest, NGRAM_CLIP)
+                totals[code] += NGRAM_WEIGHT * min(costs[code] - lowest, clip)
         return totals
 
     def _by_script(self, text: str) -> LanguageReading | None:
