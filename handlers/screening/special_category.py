@@ -32,7 +32,7 @@ _PRONOUN = r"(?:jeg|vi|du|han|hun|i|we|you|he|she)"
 _GAP = (
     r"(?:også|selv|nok|desværre|heldigvis|faktisk|altså|jo|altid|stadig|nu|længe|igen|vil|skal"
     r"|kan|har|havde|plejer|at|tidligere|begge|og|jeg|mig|i|dag|sidst|also|always|still|now"
-    r"|will|have|has|had|both|and|i|me|used|to|recently|['’]ve|['’]ll)"
+    r"|will|have|has|had|both|and|me|used|to|recently|['’]ve|['’]ll)"
 )
 # Words between the verb and what follows it: "jeg har selv diabetes", "stemmer altid på". Not
 # "i", which would make "jeg er i venstre side" a vote.
