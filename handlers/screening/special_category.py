@@ -38,7 +38,7 @@ _GAP = (
 # "i", which would make "jeg er i venstre side" a vote.
 _ADVERB = (
     r"(?:også|selv|nok|desværre|heldigvis|faktisk|altså|jo|altid|stadig|nu|længe|igen"
-    r"|tidligere|also|always|still|now|recently)"
+    r"|tidligere|alle|sammen|begge|also|always|still|now|recently|all|both)"
 )
 # Words between the verb and the term: "har fået konstateret kronisk", "er en stolt".
 _MODIFIER = (
@@ -91,6 +91,7 @@ FRAMES: Mapping[str, tuple[tuple[str, str], ...]] = {
         (r"tror|troede|believe|believes", r"på|in"),
         (r"beder|bad|pray|prays|prayed", r"til|to"),
         (r"går|gik|go|goes|went", r"i|til|to"),
+        (r"er|var|kommer|kom", r"til"),
         (r"meldte|meldt", r"mig\s+(?:ind\s+i|ud\s+af)|ind\s+i|ud\s+af"),
     ),
     "sexuality": ((r"identificerer|identify|identifies", r"mig\s+som|som|as"),),
@@ -108,6 +109,7 @@ FRAMES: Mapping[str, tuple[tuple[str, str], ...]] = {
 FIXED: Mapping[str, str] = {
     "health": (
         r"(?:jeg|vi|min\s+\w+)\s+(?:går|gik)\s+(?:til|hos)\s+(?:en\s+)?(?:psykolog|psykiater)"
+        r"|(?:jeg|min\s+\w+|mit\s+\w+|vores\s+\w+)\s+(?:sidder|sad)\s+i\s+(?:en\s+)?kørestol"
     ),
     "union": r"(?:min|mit|vores|my|our)\s+(?:fagforening|union)(?![\w-])",
     # "God" needs its verb: Danish "god" is "good" ("jeg er god til at cykle").
