@@ -30,6 +30,7 @@ from bot.web_security import security_headers
 from handlers.context import ModerationDesk
 from handlers.email import OrganisationWithEmail
 from handlers.events import ChatAddress
+from handlers.screening.offensive_model import OffensiveModel
 from handlers.screening.rules import Screener, WordLists
 from scheduler.broadcast import BulkSender
 from scheduler.jobs import Housekeeping
@@ -162,6 +163,7 @@ class BorgerDialog:
             screener=Screener(
                 WordLists.load(settings.screening_dir),
                 make_language_identifier(settings.language_priors),
+                offensive_model=OffensiveModel.load(),
             ),
             moderation=moderation_desk(settings),
             staff_chat=telegram_chat(settings, settings.staff_chat_id),

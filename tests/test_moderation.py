@@ -145,7 +145,7 @@ async def test_hidden_with_a_reason_and_the_author_writes_it_anew(
     await import_consultation(app, consultation_source())
     anna = await join(fake_bot, 303)
     anne = Moderator(fake_bot, 901)
-    await anna.write("Lortekommune, byg nu bare den sti", new=2)
+    await anna.write("Idiotkommune, byg nu bare den sti", new=2)
     card = await new_card(anne, 0)
 
     await anne.press(card, "💬 Skjul og forklar")

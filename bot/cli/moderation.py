@@ -27,8 +27,10 @@ from bot.cli.ideas import CLI_ACTOR, citizen_texts, queue_messages, told_author
 from bot.config import Settings
 from bot.consultations.files import safe_cell
 from bot.i18n import Catalogs, make_language_identifier
+from bot.i18n.languages import explain as explain_language
 from handlers.events import record_id
 from handlers.moderation.cards import REASONS, describe, load_view, masked_text
+from handlers.screening.offensive_model import REASONS_SHOWN, OffensiveModel
 from handlers.screening.rules import Screener, WordLists, screen_in_order
 from storage.models import ItemStatus, ModerationItem
 from storage.uow import UnitOfWorkFactory
@@ -113,8 +115,18 @@ def _csv_rows(source: TextIO, column: str) -> Iterator[tuple[str, str | None]]:
     type=click.Choice(["da", "en"]),
     help="The language of the reasons (default: BORGERDIALOG_DEFAULT_LANGUAGE).",
 )
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Add the scores behind the flags and the language: the offensive-language model's "
+    "probability, band and what weighed most, and each candidate language's share.",
+)
 def screen(
-    file: Path | None, column: str | None, languages: str, reason_language: str | None
+    file: Path | None,
+    column: str | None,
+    languages: str,
+    reason_language: str | None,
+    explain: bool,
 ) -> None:
     """Screen texts with the bot's rules: one JSON line out per text in.
 
@@ -127,11 +139,15 @@ def screen(
     if not wanted:
         fail("--languages: name at least one language, such as da,en", EXIT_BAD_INPUT)
     texts = Catalogs(settings.default_language).texts(reason_language or settings.default_language)
-    screener = Screener(WordLists.load(settings.screening_dir), make_language_identifier())
+    lists = WordLists.load(settings.screening_dir)
+    model = OffensiveModel.load()
+    screener = Screener(
+        lists, make_language_identifier(settings.language_priors), offensive_model=model
+    )
     with _open_input(file) as source:
         items = _csv_rows(source, column) if column else _lines(source)
         for result in screen_in_order(screener, items, languages=wanted):
-            record = {
+            record: dict[str, object] = {
                 "text": result.text,
                 "language": result.language,
                 "flags": [
@@ -145,7 +161,34 @@ def screen(
                 ],
                 "action": result.action,
             }
+            if explain:
+                record["explain"] = _explanation(result.text, lists, model, settings)
             click.echo(json.dumps(record, ensure_ascii=False))
+
+
+def _explanation(
+    text: str, lists: WordLists, model: OffensiveModel, settings: Settings
+) -> dict[str, object]:
+    """The scores behind one text's offensive-language flags and its language."""
+    offensive = model.score(text, lists, reasons=REASONS_SHOWN)
+    language = explain_language(text, settings.language_priors)
+    return {
+        "offensive": {
+            "probability": round(offensive.probability, 3),
+            "probability_without_swearing": round(offensive.probability_unsworn, 3),
+            "band": offensive.band,
+            "borderline_from": model.borderline_from,
+            "clear_from": model.clear_from,
+            "weighed_most": [[what, weight] for what, weight in offensive.reasons],
+        },
+        "language": {
+            "language": language.language,
+            "decided_by": language.reason,
+            "scores": [
+                [code, round(share, 3)] for code, share in language.scores if share >= 0.001
+            ],
+        },
+    }
 
 
 @click.group()

@@ -30,10 +30,10 @@ from pathlib import Path
 
 from handlers.screening.offensive_model import (
     MODEL_FILE,
-    Lexicon,
     OffensiveModel,
     OffensiveScore,
     features,
+    sworn_features,
 )
 from handlers.screening.rules import WordLists, word_list_flags
 
@@ -93,7 +93,10 @@ def train(vectors: Sequence[dict[str, float]], labels: Sequence[bool], keep: int
 
 
 def out_of_fold(
-    vectors: Sequence[dict[str, float]], labels: Sequence[bool], keep: int
+    vectors: Sequence[dict[str, float]],
+    sworn: Sequence[frozenset[str]],
+    labels: Sequence[bool],
+    keep: int,
 ) -> list[list[OffensiveScore]]:
     """For each shuffle, every comment's score from a model trained without it."""
     from sklearn.model_selection import StratifiedKFold
@@ -105,7 +108,7 @@ def out_of_fold(
         for trained_on, held_out in folds.split(vectors, labels):
             model = train([vectors[i] for i in trained_on], [labels[i] for i in trained_on], keep)
             for i in held_out:
-                scores[i] = model.score_vector(vectors[i])
+                scores[i] = model.score_vector(vectors[i], sworn[i])
         texts_scores.append(scores)
         print(f"  cross-validation with shuffle {seed} done", file=sys.stderr)
     return texts_scores
@@ -171,28 +174,18 @@ def threshold_for(
     return best
 
 
-def word_list_verdicts(
-    texts: Sequence[str], lists: WordLists, lexicon: Lexicon
-) -> list[str | None]:
+def word_list_verdicts(texts: Sequence[str], lists: WordLists) -> list[str | None]:
+    """Per text, what the word lists alone do: "hold" (insult, threat), "review" (swearing)."""
     verdicts: list[str | None] = []
     for text in texts:
         kinds = {flag.kind for flag in word_list_flags(text, lists)}
-        normalised_swearing = lexicon.swearing is not None and bool(
-            lexicon.swearing.search(_normalised(text))
-        )
         if kinds & {"offensive", "threat"}:
             verdicts.append("hold")
-        elif normalised_swearing:
+        elif "rude" in kinds:
             verdicts.append("review")
         else:
             verdicts.append(None)
     return verdicts
-
-
-def _normalised(text: str) -> str:
-    from handlers.screening.rules import normalise
-
-    return normalise(text)[0]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -207,15 +200,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.exit(2, f"error: no {CORPUS_FILE} in {options.data}\n")
 
     comments = read_corpus(options.data)
-    lexicon = Lexicon.load()
     lists = WordLists.load()
     texts = [c.text for c in comments]
     labels = [c.offensive for c in comments]
-    vectors = [features(text, lexicon) for text in texts]
-    listed = word_list_verdicts(texts, lists, lexicon)
+    vectors = [features(text, lists) for text in texts]
+    listed = word_list_verdicts(texts, lists)
     print(f"{len(comments)} comments, {sum(labels)} offensive", file=sys.stderr)
 
-    shuffles = out_of_fold(vectors, labels, options.keep)
+    sworn = [sworn_features(text, lists) for text in texts]
+    shuffles = out_of_fold(vectors, sworn, labels, options.keep)
     # Thresholds from the first shuffle; figures averaged over all of them.
     borderline_from = threshold_for(
         shuffles[0], labels, listed, clean_share=options.clean_flagged, held=False

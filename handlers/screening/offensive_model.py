@@ -28,13 +28,22 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from handlers.screening.rules import DATA_DIR, _alternation, _entries, normalise
+from handlers.screening.rules import (
+    DATA_DIR,
+    OFFENSIVE,
+    Flag,
+    WordLists,
+    normalise,
+)
 
 MODEL_FILE = DATA_DIR / "offensive_model.json.gz"
+# How many reasons an explanation gives, and the least a reason adds to the log-odds to be named.
+REASONS_SHOWN = 6
+MIN_REASON = 0.15
 
 CLEAR = "clear"
 BORDERLINE = "borderline"
@@ -51,59 +60,23 @@ SHOUTED_SHARE = 0.6
 YOU_ARE = re.compile(r"\b(?:du|i|you) (?:er|are)\b")
 
 
-@dataclass(frozen=True)
-class Lexicon:
-    """The word lists the model looks at: insults, everyday swearing, and mere signals.
-
-    Insults (``offensive.txt``) and swearing (``swearing.txt``) also raise flags of their own;
-    signals (``offensive_signals.txt``) are words such as "latterlig" that only tell the model to
-    look closer. A municipality's own files of the same names add to them.
-    """
-
-    insults: re.Pattern[str] | None
-    swearing: re.Pattern[str] | None
-    signals: re.Pattern[str] | None
-
-    @classmethod
-    def load(cls, extra_dir: Path | None = None) -> Lexicon:
-        def read(name: str) -> list[str]:
-            found = _entries(DATA_DIR / name)
-            if extra_dir is not None:
-                found += _entries(extra_dir / name)
-            return found
-
-        return cls(
-            insults=_alternation(read("offensive.txt")),
-            swearing=_alternation(read("swearing.txt")),
-            signals=_alternation(read("offensive_signals.txt")),
-        )
-
-
-def features(text: str, lexicon: Lexicon) -> dict[str, float]:
+def features(text: str, lists: WordLists) -> dict[str, float]:
     """The features of one text, the same for building the model and for scoring with it.
 
     Each word ("w:"), pair of neighbouring words ("b:") and letter group ("c:") counts once, with
     a value that makes the vector's length 1, so a long text does not score higher for being
     long. The word lists and a few signs of anger ("x:") are added on top at full weight.
     """
-    normalised, _ = normalise(NOT_WORDS.sub(" ", text))
-    words = re.findall(r"\w+", normalised)
+    normalised, words = _words(text)
     found: set[str] = set()
     for word in words:
-        found.add("w:" + word)
-        edged = f" {word} "
-        for size in range(LETTER_GROUPS[0], LETTER_GROUPS[1] + 1):
-            found.update("c:" + edged[i : i + size] for i in range(len(edged) - size + 1))
+        found |= _features_of_word(word)
     found.update(f"b:{first} {second}" for first, second in itertools.pairwise(words))
     if not found:
         return {}
     value = 1.0 / math.sqrt(len(found))
     vector = dict.fromkeys(found, value)
-    for name, pattern in (
-        ("x:insult", lexicon.insults),
-        ("x:swearing", lexicon.swearing),
-        ("x:signal", lexicon.signals),
-    ):
+    for name, pattern in _list_features(lists):
         if pattern is not None and pattern.search(normalised):
             vector[name] = 1.0
     letters = [ch for ch in text if ch.isalpha()]
@@ -117,8 +90,52 @@ def features(text: str, lexicon: Lexicon) -> dict[str, float]:
     return vector
 
 
-# Features that may make a text borderline but do not count towards holding it.
-MILD_FEATURES = frozenset({"x:swearing"})
+def _words(text: str) -> tuple[str, list[str]]:
+    normalised, _ = normalise(NOT_WORDS.sub(" ", text))
+    return normalised, re.findall(r"\w+", normalised)
+
+
+def _features_of_word(word: str) -> set[str]:
+    edged = f" {word} "
+    found = {"w:" + word}
+    for size in range(LETTER_GROUPS[0], LETTER_GROUPS[1] + 1):
+        found.update("c:" + edged[i : i + size] for i in range(len(edged) - size + 1))
+    return found
+
+
+def _list_features(lists: WordLists) -> tuple[tuple[str, re.Pattern[str] | None], ...]:
+    return (
+        ("x:insult", lists.offensive),
+        ("x:swearing", lists.swearing),
+        ("x:signal", lists.offensive_signals),
+    )
+
+
+def sworn_features(text: str, lists: WordLists) -> frozenset[str]:
+    """The features that come from swearing: the list's own feature, and the words, pairs and
+    letter groups of every sworn word ("lorteidé"). They may make a text borderline but do not
+    count towards holding it."""
+    if lists.swearing is None:
+        return frozenset()
+    normalised, words = _words(text)
+    sworn_words = {
+        word
+        for match in lists.swearing.finditer(normalised)
+        for word in re.findall(r"\w+", match.group())
+    }
+    if not sworn_words:
+        return frozenset()
+    # A sworn word's letter groups ("lort" in "lorteidé") belong to the word it stands in.
+    sworn_words |= {word for word in words if any(sworn in word for sworn in sworn_words)}
+    found = {"x:swearing"}
+    for word in sworn_words:
+        found |= _features_of_word(word)
+    found.update(
+        f"b:{first} {second}"
+        for first, second in itertools.pairwise(words)
+        if first in sworn_words or second in sworn_words
+    )
+    return frozenset(found)
 
 
 @dataclass(frozen=True)
@@ -129,8 +146,23 @@ class OffensiveScore:
     # The probability without the mild features, which decides the clear band.
     probability_unsworn: float
     band: str
-    # The features that pushed the score most, strongest first, with their share of the sum.
+    # With an explanation asked for: what weighed, strongest first, with what it added to the
+    # log-odds. Words sum their own features and letter groups; lists and signs of anger
+    # ("x:swearing", "x:shouted") come with what matched.
     reasons: tuple[tuple[str, float], ...] = ()
+
+    def detail(self) -> str:
+        """For a moderator's card: the score and the words that pushed it up most."""
+        # Only the quoted words: the card is read in the moderators' language.
+        pushing = list(
+            dict.fromkeys(
+                name[name.index("«") :]
+                for name, weight in self.reasons
+                if weight >= MIN_REASON and "«" in name
+            )
+        )
+        score = f"{self.probability:.2f}"
+        return f"{score}: {', '.join(pushing[:3])}" if pushing else score
 
 
 @dataclass(frozen=True)
@@ -166,23 +198,62 @@ class OffensiveModel:
         with gzip.GzipFile(path, "wb", mtime=0) as raw:
             raw.write(json.dumps(stored, ensure_ascii=False, indent=0).encode("utf-8"))
 
-    def score(self, text: str, lexicon: Lexicon, *, reasons: int = 0) -> OffensiveScore:
-        """Score a text; with ``reasons``, also name that many features that weighed most."""
-        return self.score_vector(features(text, lexicon), reasons=reasons)
+    def score(self, text: str, lists: WordLists, *, reasons: int = 0) -> OffensiveScore:
+        """Score a text; with ``reasons``, also name that many things that weighed most."""
+        vector = features(text, lists)
+        reading = self.score_vector(vector, sworn_features(text, lists))
+        if reasons <= 0:
+            return reading
+        explained = self._explain(text, lists, self._contributions(vector))
+        return OffensiveScore(
+            reading.probability, reading.probability_unsworn, reading.band, explained[:reasons]
+        )
 
-    def score_vector(self, vector: Mapping[str, float], *, reasons: int = 0) -> OffensiveScore:
+    def _explain(
+        self, text: str, lists: WordLists, contributions: Mapping[str, float]
+    ) -> tuple[tuple[str, float], ...]:
+        normalised, words = _words(text)
+        weighed: dict[str, float] = {}
+        for word in dict.fromkeys(words):
+            own = sum(contributions.get(name, 0.0) for name in _features_of_word(word))
+            weighed[f"«{word}»"] = own
+        for name, pattern in _list_features(lists):
+            match = pattern.search(normalised) if pattern is not None else None
+            if match is not None and name in contributions:
+                weighed[f"{name[2:]} «{match.group()}»"] = contributions[name]
+        for name in ("x:shouted", "x:exclamations", "x:you_are"):
+            if name in contributions:
+                weighed[name[2:]] = contributions[name]
+        ranked = sorted(weighed.items(), key=lambda item: -abs(item[1]))
+        return tuple((name, round(weight, 3)) for name, weight in ranked)
+
+    def flags(self, text: str, lists: WordLists, found: Sequence[Flag]) -> list[Flag]:
+        """The flags the score adds to those the word lists ``found`` already.
+
+        A clear score is an ``offensive`` flag unless an insult or a threat is already flagged;
+        a borderline one is ``rude`` unless anything offensive is. The flag covers the whole
+        text, and its detail names the words that weighed most, for the moderator.
+        """
+        kinds = {flag.kind for flag in found if flag.category == OFFENSIVE}
+        reading = self.score(text, lists, reasons=REASONS_SHOWN)
+        if reading.band == CLEAR and not kinds & {"offensive", "threat"}:
+            kind = "offensive"
+        elif reading.band == BORDERLINE and not kinds:
+            kind = "rude"
+        else:
+            return []
+        return [Flag(kind, 0, len(text), reading.detail())]
+
+    def score_vector(
+        self, vector: Mapping[str, float], sworn: frozenset[str] = frozenset()
+    ) -> OffensiveScore:
         """Score a feature vector already made (building the model scores many)."""
         contributions = self._contributions(vector)
         probability = self._probability(contributions)
         unsworn = self._probability(
-            {name: value for name, value in contributions.items() if name not in MILD_FEATURES}
+            {name: value for name, value in contributions.items() if name not in sworn}
         )
-        return OffensiveScore(
-            probability,
-            unsworn,
-            self.band(probability, unsworn),
-            _strongest(contributions, reasons),
-        )
+        return OffensiveScore(probability, unsworn, self.band(probability, unsworn))
 
     def _contributions(self, vector: Mapping[str, float]) -> dict[str, float]:
         weights = self.weights
@@ -202,20 +273,3 @@ class OffensiveModel:
         if probability >= self.borderline_from:
             return BORDERLINE
         return NONE
-
-
-def _strongest(contributions: Mapping[str, float], count: int) -> tuple[tuple[str, float], ...]:
-    if count <= 0:
-        return ()
-    ranked = sorted(contributions.items(), key=lambda item: -abs(item[1]))
-    return tuple((name, round(weight, 3)) for name, weight in ranked[:count])
-
-
-def describe_feature(name: str) -> str:
-    """A feature's name as a moderator reads it: the words or letters, quoted."""
-    kind, _, what = name.partition(":")
-    if kind == "c":
-        return f"letters «{what.strip()}»" if what.strip() == what else f"letters «{what}»"
-    if kind in ("w", "b"):
-        return f"«{what}»"
-    return what.replace("_", " ")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from handlers.screening.special_category import (
     FAMILIES,
@@ -22,6 +23,10 @@ from handlers.screening.special_category import (
     read_terms,
     special_category_findings,
 )
+
+if TYPE_CHECKING:
+    # Only a type here: the model module builds on these rules, not the other way round.
+    from handlers.screening.offensive_model import OffensiveModel
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -39,6 +44,8 @@ CATEGORY = {
     "address": PERSONAL_DATA,
     "name": PERSONAL_DATA,
     "offensive": OFFENSIVE,
+    # Everyday swearing and rudeness: in the offensive category, but never more than reviewed.
+    "rude": OFFENSIVE,
     "threat": OFFENSIVE,
     "link": SPAM,
     "repeated": SPAM,
@@ -69,6 +76,9 @@ DEFAULT_POLICY: Mapping[str, str] = {
 }
 # Kinds stricter than their category's default, whatever a consultation says.
 KIND_DEFAULTS: Mapping[str, str] = {"threat": HIDE}
+# Kinds milder than their category: "noget lort" is looked at afterwards, never held, even where
+# a consultation holds or hides offensive language.
+KIND_CAPS: Mapping[str, str] = {"rude": REVIEW}
 
 
 @dataclass(frozen=True)
@@ -244,6 +254,10 @@ class WordLists:
     street_words: frozenset[str] = frozenset()
     # Statements about someone's health, politics, faith, sexuality, union or ethnic origin.
     special_categories: SpecialCategoryPatterns | None = None
+    # Everyday swearing, flagged "rude" (reviewed, never held).
+    swearing: re.Pattern[str] | None = None
+    # Words that raise no flag but that the offensive-language model weighs ("latterlig").
+    offensive_signals: re.Pattern[str] | None = None
 
     @classmethod
     def load(cls, extra_dir: Path | None = None) -> WordLists:
@@ -269,6 +283,8 @@ class WordLists:
         )
         return cls(
             offensive=_alternation(read("offensive.txt")),
+            swearing=_alternation(read("swearing.txt")),
+            offensive_signals=_alternation(read("offensive_signals.txt")),
             threats=threats,
             threats_at_clause_end=threats_at_clause_end,
             threat_figures=_alternation(read("threat_figures.txt")),
@@ -579,18 +595,19 @@ def _names_a_place(words: Sequence[str], lists: WordLists) -> bool:
 
 
 def word_list_flags(text: str, lists: WordLists) -> list[Flag]:
-    """Offensive words and threats, found through inflections and obfuscations."""
+    """Threats, insults and swearing, found through inflections and obfuscations."""
     normalised, positions = normalise(text)
     flags = [Flag("threat", s, e) for s, e in _threat_matches(text, normalised, positions, lists)]
-    threats = [(f.start, f.end) for f in flags]
-    if lists.offensive is not None:
-        for match in lists.offensive.finditer(normalised):
+    for kind, pattern in (("offensive", lists.offensive), ("rude", lists.swearing)):
+        if pattern is None:
+            continue
+        for match in pattern.finditer(normalised):
             if match.end() == match.start():
                 continue
             start, end = positions[match.start()], positions[match.end() - 1] + 1
-            # A threat's words are not counted again as an insult.
-            if not _overlaps(start, end, threats):
-                flags.append(Flag("offensive", start, end))
+            # Words already counted as a threat or an insult are not counted again.
+            if not _overlaps(start, end, [(f.start, f.end) for f in flags]):
+                flags.append(Flag(kind, start, end, f"«{match.group()}»"))
     return flags
 
 
@@ -636,6 +653,8 @@ def decide(flags: Sequence[Flag], policy: Mapping[str, str]) -> str:
         wanted = policy.get(flag.category, DEFAULT_POLICY[flag.category])
         if flag.kind in KIND_DEFAULTS:
             wanted = max(wanted, KIND_DEFAULTS[flag.kind], key=ACTIONS.index)
+        if flag.kind in KIND_CAPS:
+            wanted = min(wanted, KIND_CAPS[flag.kind], key=ACTIONS.index)
         if flag.category == PERSONAL_DATA:
             # Personal data is never shown to other citizens before a moderator saw it.
             wanted = max(wanted, HOLD, key=ACTIONS.index)
@@ -651,6 +670,8 @@ class Screener:
     # The language of a text when it can be told with confidence, any language; else None.
     identify_language: Callable[[str], str | None]
     limits: Limits = field(default_factory=Limits)
+    # The learned offensive-language score beside the word lists (None: the lists alone).
+    offensive_model: OffensiveModel | None = None
 
     def screen(
         self,
@@ -664,6 +685,8 @@ class Screener:
         history = history or History()
         flags = personal_data_flags(text, self.lists)
         flags += word_list_flags(text, self.lists)
+        if self.offensive_model is not None:
+            flags += self.offensive_model.flags(text, self.lists, flags)
         flags += special_category_flags(text, self.lists)
         flags += spam_flags(text, history, self.limits, flags)
         language = self.identify_language(text)
