@@ -94,7 +94,8 @@ def mistakes(part: str = "tuning") -> list[tuple[str, str | None, str]]:
     return wrong
 
 
-def main() -> None:
+def print_table() -> None:
+    """Accuracy per language on the tuning and the held-out part, as README quotes it."""
     scores = evaluate_languages()
     by_key = {(score.language, score.part): score for score in scores}
     print(f"{'language':<12} {'tuning':>16} {'held out':>16}")
@@ -107,4 +108,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    print_table()

@@ -9,7 +9,9 @@ this output. Three parts, each saying what it can and cannot claim:
 2. The offensive-language model's cross-validated figures on the DKHate training split, as
    stored in the model file when it was built (every comment scored by a model that did not see
    it; the thresholds were chosen on those same scores).
-3. With ``--dkhate``: the personal-data rules run over those public comments, which nobody tuned
+3. The language detector on labelled texts in many languages, on the part it was tuned on and
+   on the held-out part (``tests.language_eval``).
+4. With ``--dkhate``: the personal-data rules run over those public comments, which nobody tuned
    the rules on. Every comment that gets a personal-data flag is printed, so a reader can judge
    which are real and which false.
 """
@@ -33,6 +35,7 @@ from handlers.screening.rules import (
     personal_data_flags,
     screen_in_order,
 )
+from tests.language_eval import print_table as print_language_table
 
 EXAMPLES = Path(__file__).parent / "data" / "screening_examples.jsonl"
 LANGUAGES = ("da", "en")
@@ -149,9 +152,12 @@ def main() -> None:
     print()
     print("## 2. Offensive language, cross-validated on data the model was trained on")
     print_cross_validated(OffensiveModel.load())
+    print()
+    print("## 3. Language, on labelled texts (see tests/data/languages/README.md)")
+    print_language_table()
     if options.dkhate is not None:
         print()
-        print("## 3. Personal data on public comments the rules were not tuned on")
+        print("## 4. Personal data on public comments the rules were not tuned on")
         print_personal_data_on(options.dkhate)
 
 
