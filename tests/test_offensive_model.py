@@ -12,7 +12,7 @@ import pytest
 
 from bot.app import BorgerDialog
 from bot.i18n import make_language_identifier
-from handlers.screening.build_offensive_model import CORPUS_FILE
+from handlers.screening.build_offensive_model import CORPUS_FILE, shipped_list_digests
 from handlers.screening.build_offensive_model import main as build_model
 from handlers.screening.offensive_model import (
     BORDERLINE,
@@ -114,6 +114,14 @@ def test_the_shipped_model_file_names_its_data_and_its_figures(model: OffensiveM
     assert 0 < model.borderline_from <= model.clear_from < 1
     # No comment text is in the file: only features (words, pairs, letter groups) and weights.
     assert all(name[:2] in ("w:", "b:", "c:", "x:") for name in model.weights)
+
+
+def test_the_model_was_built_with_the_lists_as_they_ship(model: OffensiveModel) -> None:
+    """Its list features mean what they meant in training only if the lists are unchanged."""
+    assert model.about["lists"] == shipped_list_digests(), (
+        "a word list changed: rebuild the model with python -m "
+        "handlers.screening.build_offensive_model --data ../shared/data/dkhate-train"
+    )
 
 
 def test_the_rebuild_script_makes_a_working_model(tmp_path: Path, lists: WordLists) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,13 +36,15 @@ from handlers.screening.offensive_model import (
     features,
     sworn_features,
 )
-from handlers.screening.rules import WordLists, word_list_flags
+from handlers.screening.rules import DATA_DIR, WordLists, word_list_flags
 
 CORPUS_FILE = "offenseval-da-training-v1.tsv"
 ATTRIBUTION = (
     "Sigurbergsson, G. I. & Derczynski, L. (2020). Offensive Language and Hate Speech Detection "
     "for Danish. Proceedings of LREC 2020. DKHate training split, CC BY 4.0."
 )
+# The lists whose matches are features of the model.
+FEATURE_LISTS = ("offensive.txt", "swearing.txt", "offensive_signals.txt")
 FOLDS = 5
 SHUFFLES = (0, 1, 2)
 # Regularisation strength: chosen by cross-validation among 1, 4 and 16 (4 was best, narrowly).
@@ -188,6 +191,15 @@ def word_list_verdicts(texts: Sequence[str], lists: WordLists) -> list[str | Non
     return verdicts
 
 
+def shipped_list_digests() -> dict[str, str]:
+    """A digest of each shipped list the features read: a test compares them with the model's,
+    so a list changed without rebuilding the model is noticed."""
+    return {
+        name: hashlib.sha256((DATA_DIR / name).read_bytes()).hexdigest()[:16]
+        for name in FEATURE_LISTS
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument("--data", type=Path, required=True, help="the dkhate-train folder")
@@ -239,6 +251,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "cross_validation": f"{FOLDS}-fold, shuffles {list(SHUFFLES)}",
             "cross_validated": averaged,
             "word_lists_alone": lists_alone.as_dict(),
+            "lists": shipped_list_digests(),
         },
     )
     model.save(options.out)
