@@ -11,6 +11,10 @@ on two words, and reads a text in capitals as English. Here it
   langdetect has too few letters to go on (two words by their words alone);
 - tells a Nordic word no list knows by its letter sequences ("endringshistorikk" is Norwegian),
   with a small model trained on wordfreq's Danish, Norwegian and Swedish words;
+- weighs, within the Nordic three, a sentence model's reading of the whole text (a logistic
+  regression over its letter sequences and words, trained on running Danish, Norwegian and
+  Swedish text: manuals and program translations, Danish comments; ``build_nordic``), with a say
+  that grows from nothing at two words to its full say at four;
 - answers for any text of two or more words; ``None`` only when there are fewer than two words
   (numbers, emoji, links and addresses are no words).
 
@@ -25,7 +29,7 @@ import gzip
 import math
 import re
 from array import array
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -35,6 +39,7 @@ from bot.config import DEFAULT_LANGUAGE_CANDIDATES
 
 WORDS_FILE = Path(__file__).parent / "data" / "words.tsv.gz"
 NGRAMS_FILE = Path(__file__).parent / "data" / "nordic_ngrams.tsv.gz"
+SENTENCES_FILE = Path(__file__).parent / "data" / "nordic_sentences.tsv.gz"
 NORDIC = ("da", "nb", "sv")
 # Our code → langdetect's profile name, where they differ.
 PROFILE_NAME = {"nb": "no"}
@@ -79,6 +84,12 @@ NGRAM_MARKED_CLIP = 1.5
 NORWEGIAN_SPELLING = re.compile(r"^opp|likn|sjon|kk$|øy")
 # Within the Nordic three, the words' say against the priors.
 NORDIC_WORDS_WEIGHT = 1.2
+# The sentence model's say within the Nordic three (per log10 unit of its odds, at most
+# SENTENCE_CLIP units against a language), growing with the words as langdetect's does.
+SENTENCE_WEIGHT = 1.0
+SENTENCE_CLIP = 4.0
+SENTENCE_NO_SAY_WORDS = 2
+SENTENCE_FULL_SAY_WORDS = 4
 # Words of one letter in Danish, Norwegian or Swedish; any other letter alone is no word there.
 ONE_LETTER_WORDS = frozenset({"i", "å", "ø"})
 
@@ -182,6 +193,25 @@ def word_ngrams(word: str, longest: int = NGRAM_LONGEST) -> set[str]:
     }
 
 
+def text_words(text: str) -> list[str]:
+    """A text's words, case-folded, without its addresses and links."""
+    return WORD.findall(NOT_LANGUAGE.sub(" ", text).casefold())
+
+
+def words_features(words: list[str]) -> list[str]:
+    """What the sentence model reads: each word's letter sequences, and the word (``w:word``)."""
+    features: list[str] = []
+    for word in words:
+        features.extend(word_ngrams(word))
+        features.append("w:" + word)
+    return features
+
+
+def text_features(text: str) -> list[str]:
+    """``words_features`` of a text's words."""
+    return words_features(text_words(text))
+
+
 class NordicNgrams:
     """Which Nordic language a word no list knows is from, by its letter sequences.
 
@@ -212,8 +242,12 @@ class NordicNgrams:
 
     def costs(self, word: str) -> dict[str, float]:
         """-log10 of the word's probability in each Nordic language (Danish, Bokmål, Swedish)."""
+        return self.feature_costs(word_ngrams(word))
+
+    def feature_costs(self, features: Iterable[str]) -> dict[str, float]:
+        """-log10 of the probability in each Nordic language of what has these features."""
         found = [self._index["#"]]
-        found.extend(self._index[g] for g in word_ngrams(word) if g in self._index)
+        found.extend(self._index[g] for g in features if g in self._index)
         logits = {"da": 0.0}
         for language, weights in self._weights.items():
             logits[language] = sum(weights[i] for i in found)
@@ -245,6 +279,7 @@ class LanguageDetector:
         self._from_profile = {PROFILE_NAME.get(code, code): code for code in self._latin}
         self.words = WordLists.load(self.candidates)
         self.ngrams = NordicNgrams.load()
+        self.sentences = NordicNgrams.load(SENTENCES_FILE)
 
     def identify(self, text: str) -> str | None:
         """The language of the text, or None when it has fewer than two words."""
@@ -281,9 +316,11 @@ class LanguageDetector:
             # A letter alone is an option or an initial here, not a word ("i" and "å" are words).
             nordic_words = [word for word in words if len(word) > 1 or word in ONE_LETTER_WORDS]
             unlisted = self._ngram_costs(nordic_words)
+            sentence = self._sentence_costs(nordic_words)
             nordic = {
                 code: -math.log10(self.priors[code])
                 + NORDIC_WORDS_WEIGHT * (self.words.cost(code, nordic_words) + unlisted[code])
+                + sentence[code]
                 - NORDIC_LETTERS_WEIGHT * weight * math.log10(max(letters.get(code, 0.0), 0.01))
                 for code in NORDIC
                 if code in costs
@@ -293,6 +330,18 @@ class LanguageDetector:
                 reason = "nordic words"
                 costs.update(nordic)
         return LanguageReading(best, _shares(costs), reason)
+
+    def _sentence_costs(self, words: list[str]) -> dict[str, float]:
+        """What the sentence model's reading of the words costs each Nordic language."""
+        say = (len(words) - SENTENCE_NO_SAY_WORDS) / (
+            SENTENCE_FULL_SAY_WORDS - SENTENCE_NO_SAY_WORDS
+        )
+        weight = SENTENCE_WEIGHT * min(1.0, max(0.0, say))
+        if weight == 0:
+            return dict.fromkeys(NORDIC, 0.0)
+        costs = self.sentences.feature_costs(words_features(words))
+        lowest = min(costs.values())
+        return {code: weight * min(costs[code] - lowest, SENTENCE_CLIP) for code in NORDIC}
 
     def _ngram_costs(self, words: list[str]) -> dict[str, float]:
         """What the words no Nordic list knows cost each Nordic language by their letters.
