@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from bot.i18n import make_language_detector, make_language_identifier
@@ -101,3 +104,14 @@ def test_held_out_figures_meet_the_targets() -> None:
 def test_held_out_norwegian_meets_the_target() -> None:
     scores = {s.language: s.accuracy for s in evaluate_languages() if s.part == "heldout"}
     assert scores["nb"] >= 0.97
+
+
+def test_the_running_bot_reads_languages_without_the_build_packages() -> None:
+    """The models are weight tables: detection never imports scikit-learn or wordfreq."""
+    code = (
+        "import sys; from bot.i18n.languages import explain; "
+        "explain('Jeg synes kommunen burde bygge flere sykkelstier og gjøre noe med trafikken.'); "
+        "print(sorted({'sklearn', 'wordfreq'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
