@@ -31,7 +31,7 @@ import re
 from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -256,6 +256,10 @@ class NordicNgrams:
         return {language: total - value for language, value in logits.items()}
 
 
+# How many recent texts' readings a detector keeps (see LanguageDetector.explain).
+RECENT_READINGS = 256
+
+
 class LanguageDetector:
     """Tells the language of a text among candidate languages; build once, use from any thread."""
 
@@ -280,6 +284,9 @@ class LanguageDetector:
         self.words = WordLists.load(self.candidates)
         self.ngrams = NordicNgrams.load()
         self.sentences = NordicNgrams.load(SENTENCES_FILE)
+        # A free-text answer is read twice, for the reply language and for screening: the second
+        # reading comes from here. Readings are small and the texts recent, so few are kept.
+        self._recent = lru_cache(maxsize=RECENT_READINGS)(self._read)
 
     def identify(self, text: str) -> str | None:
         """The language of the text, or None when it has fewer than two words."""
@@ -287,6 +294,9 @@ class LanguageDetector:
 
     def explain(self, text: str) -> LanguageReading:
         """The language of the text with the scores behind the choice."""
+        return self._recent(text)
+
+    def _read(self, text: str) -> LanguageReading:
         words = WORD.findall(NOT_LANGUAGE.sub(" ", text).casefold())
         if len(words) < 2:
             return LanguageReading(None, (), "fewer than two words")
@@ -298,11 +308,12 @@ class LanguageDetector:
             return LanguageReading(self._latin[0], ((self._latin[0], 1.0),), "only candidate")
         if not self._latin:
             return LanguageReading(None, (), "no candidate for this script")
-        letters = self._langdetect(joined)
         # Two or three words are too few letters for langdetect: its say grows with the text.
         # (Somali has no word list, so two Somali words are not told; three may be.)
         say = (len(words) - NO_SAY_WORDS) / (FULL_SAY_WORDS - NO_SAY_WORDS)
         weight = LANGDETECT_WEIGHT * min(1.0, max(0.0, say))
+        # Without a say, langdetect is not asked: it is most of the cost of a short text.
+        letters = self._langdetect(joined) if weight > 0 else {}
         costs = {
             code: -math.log10(self.priors[code])
             - weight * math.log10(max(letters.get(code, 0.0), LANGDETECT_FLOOR))
@@ -310,7 +321,7 @@ class LanguageDetector:
             for code in self._latin
         }
         best = min(costs, key=costs.__getitem__)
-        reason = "letters" if max(letters, key=letters.__getitem__) == best else "words"
+        reason = "letters" if letters and max(letters, key=letters.__getitem__) == best else "words"
         if best in NORDIC:
             # Within the Nordic three, the words decide; langdetect's letters count a little.
             # A letter alone is an option or an initial here, not a word ("i" and "å" are words).
