@@ -23,6 +23,8 @@ from pathlib import Path
 
 from babel.messages.pofile import read_po
 
+from bot.i18n.build_nordic import GROFF_ESCAPE  # the same man-page markup
+
 HERE = Path(__file__).parent
 # DKHate comments that are not Danish, judged by reading them (Swedish, Norwegian, English, French).
 NOT_DANISH = {
@@ -43,9 +45,6 @@ MAN_LANGUAGES = {
     "en": "",
 }
 DJANGO_LANGUAGES = ["da", "de", "en", "nb", "pl", "ro", "sv", "tr", "uk", "ar", "fa", "ur"]
-GROFF_ESCAPE = re.compile(
-    r"\\(?:f(?:\[[^]]*\]|\(..|.)|\(..|\[[^]]*\]|\*(?:\(..|\[[^]]*\]|.)|[-&e|^ ~0c])"
-)
 PLACEHOLDER = re.compile(r"%\(|%[sd]|\{|<|\\|_|/|\|")
 ODD_WORD = re.compile(r"\w[A-Z]|\b[A-Z]{2,}")
 SENTENCE_END = re.compile(r"(?<=[.!?؟۔])\s+")
