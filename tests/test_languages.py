@@ -115,3 +115,11 @@ def test_the_running_bot_reads_languages_without_the_build_packages() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_letters_spaced_out_are_no_language() -> None:
+    """ "l o r t" is a word in disguise (screening reads it as one), not a text to place."""
+    reading = explain("l o r t")
+    assert reading.language is None
+    assert reading.reason == "single letters"
+    assert explain("i morgen").language == "da"

@@ -300,6 +300,9 @@ class LanguageDetector:
         words = WORD.findall(NOT_LANGUAGE.sub(" ", text).casefold())
         if len(words) < 2:
             return LanguageReading(None, (), "fewer than two words")
+        if all(len(word) == 1 for word in words):
+            # Letters spaced out ("l o r t") or initials: a word in disguise, not a language.
+            return LanguageReading(None, (), "single letters")
         joined = " ".join(words)
         by_script = self._by_script(joined)
         if by_script is not None:
