@@ -235,14 +235,16 @@ class OffensiveModel:
         text, and its detail names the words that weighed most, for the moderator.
         """
         kinds = {flag.kind for flag in found if flag.category == OFFENSIVE}
-        reading = self.score(text, lists, reasons=REASONS_SHOWN)
-        if reading.band == CLEAR and not kinds & {"offensive", "threat"}:
+        band = self.score(text, lists).band
+        if band == CLEAR and not kinds & {"offensive", "threat"}:
             kind = "offensive"
-        elif reading.band == BORDERLINE and not kinds:
+        elif band == BORDERLINE and not kinds:
             kind = "rude"
         else:
             return []
-        return [Flag(kind, 0, len(text), reading.detail())]
+        # Only a flagged text is explained: most texts pass, and the reasons cost a second pass.
+        explained = self.score(text, lists, reasons=REASONS_SHOWN)
+        return [Flag(kind, 0, len(text), explained.detail())]
 
     def score_vector(
         self, vector: Mapping[str, float], sworn: frozenset[str] = frozenset()
