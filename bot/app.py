@@ -11,7 +11,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.channels.email.links import UnsubscribeLinks
@@ -21,10 +20,10 @@ from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel
 from bot.channels.webchat.identity import CookieSigner, load_or_create_secret
 from bot.config import Settings
-from bot.core import DialogueCore
-from bot.health import HealthBoard
-from bot.i18n import Catalogs, make_language_detector, make_language_identifier
-from bot.outbox import OutboxDelivery
+from bot.dialogue.core import DialogueCore
+from bot.dialogue.health import HealthBoard
+from bot.dialogue.i18n import Catalogs, make_language_detector, make_language_identifier
+from bot.dialogue.outbox import OutboxDelivery
 from bot.web import WebServer, make_web_app
 from bot.web_security import security_headers
 from handlers.context import ModerationDesk
@@ -38,12 +37,12 @@ from scheduler.publishing import Publisher, PublishingSettings
 from storage.database import (
     create_engine,
     create_session_factory,
-    is_sqlite,
     ping,
+    redacted_database_url,
     write_probe,
 )
 from storage.definitions import DefinitionCache
-from storage.migrate import schema_status, upgrade
+from storage.migrate import prepare_schema
 from storage.uow import UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
@@ -71,36 +70,6 @@ def telegram_chat(settings: Settings, chat_id: int | None) -> ChatAddress | None
     if not settings.telegram_enabled or chat_id is None:
         return None
     return ChatAddress(TelegramChannel.channel, str(chat_id))
-
-
-def redacted_database_url(url: str) -> str:
-    """Render a database URL for messages, without its password."""
-    return make_url(url).render_as_string(hide_password=True)
-
-
-class SchemaOutdated(Exception):
-    """The PostgreSQL schema is behind this version; an operator must migrate deliberately."""
-
-
-async def prepare_schema(engine: AsyncEngine, url: str) -> None:
-    """Bring an SQLite schema up to date; refuse to run on an outdated PostgreSQL schema.
-
-    An embedded SQLite file belongs to this process, so upgrading it is safe. A PostgreSQL
-    database may be shared by several processes and versions; migrating it is a deliberate step.
-    """
-    if is_sqlite(url):
-        before = await upgrade(engine)
-        if before.current is None:
-            logger.info("created the database schema (revision %s)", before.head)
-        elif not before.up_to_date:
-            logger.info("database migrated from %s to %s", before.current, before.head)
-        return
-    status = await schema_status(engine)
-    if not status.up_to_date:
-        raise SchemaOutdated(
-            f"the database schema is at revision {status.current or 'none'}, this version needs "
-            f"{status.head}: run 'borgerdialog migrate' first"
-        )
 
 
 class BorgerDialog:

@@ -10,13 +10,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.dialogue.i18n.languages import DEFAULT_LANGUAGE_CANDIDATES
+from handlers.common import SUPPORTED_LANGUAGES
 from handlers.email import is_email_address
 
 ENV_PREFIX = "BORGERDIALOG_"
-SUPPORTED_LANGUAGES = ("da", "en")
-# The languages a citizen's text is read as, with relative weights: those Danish municipalities
-# meet most, Danish far the most often.
-DEFAULT_LANGUAGE_CANDIDATES = "da:60,en:10,de:3,sv:3,nb:3,pl:3,ro:2,uk:3,ar:3,tr:3,so:2,fa:2,ur:2"
 TELEGRAM_API_URL = "https://api.telegram.org/bot"
 
 _DRIVER_ALIASES = {
@@ -195,7 +193,7 @@ class Settings(BaseSettings):
     @field_validator("language_candidates")
     @classmethod
     def _language_candidates(cls, value: str) -> str:
-        from bot.i18n.languages import parse_candidates
+        from bot.dialogue.i18n.languages import parse_candidates
 
         parse_candidates(value)  # raises ValueError with what is wrong
         return value
@@ -286,7 +284,7 @@ class Settings(BaseSettings):
     @property
     def language_priors(self) -> dict[str, float]:
         """The candidate languages with their priors, summing to 1."""
-        from bot.i18n.languages import parse_candidates
+        from bot.dialogue.i18n.languages import parse_candidates
 
         return parse_candidates(self.language_candidates)
 

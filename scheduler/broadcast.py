@@ -1,10 +1,10 @@
 """The bulk lane: broadcasts go out at a steady rate, apart from replies to citizens who just wrote.
 
-Replies are delivered chat by chat as soon as an event is handled (``bot.outbox``); nothing here
-can hold them up. Bulk messages are claimed from the outbox in small batches with a lease, sent
-under the bulk rate (and a group's 20 per minute), and settled in short batches. A 429 pauses
-this lane only. A sender killed mid-batch leaves its claimed messages to be taken again when the
-lease runs out; only the few sent but not yet settled at that instant can arrive twice.
+Replies are delivered chat by chat as soon as an event is handled (``bot.dialogue.outbox``); nothing
+here can hold them up. Bulk messages are claimed from the outbox in small batches with a lease, sent
+under the bulk rate (and a group's 20 per minute), and settled in short batches. A 429 pauses this
+lane only. A sender killed mid-batch leaves its claimed messages to be taken again when the lease
+runs out; only the few sent but not yet settled at that instant can arrive twice.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.health import HealthBoard
-from bot.outbox import ChannelSender, RecipientGone, Rejected, RetryLater, TransientFailure
+from bot.dialogue.health import HealthBoard
+from bot.dialogue.outbox import ChannelSender, RecipientGone, Rejected, RetryLater, TransientFailure
 from storage.database import is_transient
 from storage.models import OutboxMessage, OutboxStatus
 from storage.plan import BulkResult

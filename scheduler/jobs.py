@@ -10,8 +10,8 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.health import HealthBoard
-from bot.outbox import OutboxDelivery
+from bot.dialogue.health import HealthBoard
+from bot.dialogue.outbox import OutboxDelivery
 from handlers.context import ModerationDesk, Texts, language_of
 from handlers.ideas.groups import compute_groups
 from handlers.ideas.rules import with_own_statements

@@ -231,3 +231,8 @@ async def write_probe(engine: AsyncEngine, name: str, at: datetime) -> None:
                 text("INSERT INTO health_probes (name, written_at) VALUES (:name, :at)"),
                 {"at": at, "name": name},
             )
+
+
+def redacted_database_url(url: str) -> str:
+    """Render a database URL for messages, without its password."""
+    return make_url(url).render_as_string(hide_password=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage.database import is_sqlite
+
+logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -60,3 +65,28 @@ async def upgrade(engine: AsyncEngine) -> SchemaStatus:
         async with engine.begin() as connection:
             await connection.run_sync(lambda sync: command.upgrade(_config(sync), "head"))
     return before
+
+
+class SchemaOutdated(Exception):
+    """The PostgreSQL schema is behind this version; an operator must migrate deliberately."""
+
+
+async def prepare_schema(engine: AsyncEngine, url: str) -> None:
+    """Bring an SQLite schema up to date; refuse to run on an outdated PostgreSQL schema.
+
+    An embedded SQLite file belongs to this process, so upgrading it is safe. A PostgreSQL
+    database may be shared by several processes and versions; migrating it is a deliberate step.
+    """
+    if is_sqlite(url):
+        before = await upgrade(engine)
+        if before.current is None:
+            logger.info("created the database schema (revision %s)", before.head)
+        elif not before.up_to_date:
+            logger.info("database migrated from %s to %s", before.current, before.head)
+        return
+    status = await schema_status(engine)
+    if not status.up_to_date:
+        raise SchemaOutdated(
+            f"the database schema is at revision {status.current or 'none'}, this version needs "
+            f"{status.head}: run 'borgerdialog migrate' first"
+        )

@@ -89,7 +89,7 @@ def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     with ``@pytest.mark.usefixtures("quick_retries")``, so it is in place before the app starts."""
     import functools
 
-    from bot.outbox import OutboxDelivery
+    from bot.dialogue.outbox import OutboxDelivery
 
     async def sleep(seconds: float) -> None:
         await asyncio.sleep(seconds / 20)

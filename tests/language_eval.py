@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.i18n.languages import language_detector
+from bot.dialogue.i18n.languages import language_detector
 
 DATA = Path(__file__).parent / "data" / "languages"
 PARTS = ("tuning", "heldout")

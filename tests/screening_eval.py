@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.i18n import make_language_identifier
+from bot.dialogue.i18n import make_language_identifier
 from handlers.screening.build_offensive_model import read_corpus
 from handlers.screening.offensive_model import OffensiveModel
 from handlers.screening.rules import (

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from bot.config import Settings
-from bot.i18n import Catalogs
+from bot.dialogue.i18n import Catalogs
 from handlers.questionnaire import progress, read_typed
 from storage.models import Answer, Question
 

@@ -67,7 +67,7 @@ async def test_a_failing_flow_keeps_the_message_and_apologises(
     async def broken(_context: object) -> None:
         raise RuntimeError("a bug in a flow")
 
-    monkeypatch.setattr("bot.core.route", broken)
+    monkeypatch.setattr("bot.dialogue.core.route", broken)
     fake_bot.send_message(CITIZEN, "Mit forslag til stien ved åen")
     texts = await eventually(lambda: fake_bot.texts(CITIZEN), what="the apology")
     assert texts == [

@@ -61,7 +61,7 @@ async def test_unreachable_database_is_503(
 def test_a_fault_is_logged_once_and_a_passing_one_expires(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from bot.health import HealthBoard
+    from bot.dialogue.health import HealthBoard
 
     board = HealthBoard()
     for _ in range(5):
@@ -71,7 +71,7 @@ def test_a_fault_is_logged_once_and_a_passing_one_expires(
     assert board.faults() == {}
     board.fault("job purge_expired", "database unavailable", lasting=0.0)
     assert board.faults() == {}
-    messages = [r.getMessage() for r in caplog.records if r.name == "bot.health"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "bot.dialogue.health"]
     assert messages == [
         "telegram intake degraded: cannot store updates (OperationalError); retrying",
         "telegram intake recovered",

@@ -28,7 +28,7 @@ from bot.app import BorgerDialog
 from bot.channels.webchat.identity import COOKIE, MAX_AGE_SECONDS, CookieSigner
 from bot.channels.webchat.limits import OpenCounts, TokenBuckets, client_address
 from bot.config import Settings, load_settings
-from bot.i18n import Catalogs
+from bot.dialogue.i18n import Catalogs
 from storage.models import InboxEvent, InboxStatus, WebMessage
 from tests.conftest import eventually
 from tests.postgres import free_port

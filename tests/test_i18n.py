@@ -7,7 +7,7 @@ import re
 import string
 from pathlib import Path
 
-from bot.i18n import Catalogs, load_catalog, make_language_detector, resolve_language
+from bot.dialogue.i18n import Catalogs, load_catalog, make_language_detector, resolve_language
 from handlers.moderation.cards import REASONS
 from handlers.moderation.intake import REPORT_REASONS
 from handlers.screening.rules import CATEGORIES, KINDS

@@ -1,4 +1,4 @@
-"""The language of citizens' chat text (bot/i18n/languages.py)."""
+"""The language of citizens' chat text (bot/dialogue/i18n/languages.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from bot.i18n import make_language_detector, make_language_identifier
-from bot.i18n.languages import explain, parse_candidates
+from bot.dialogue.i18n import make_language_detector, make_language_identifier
+from bot.dialogue.i18n.languages import explain, parse_candidates
 from tests.language_eval import evaluate_languages
 
 identify = make_language_identifier()
@@ -109,7 +109,7 @@ def test_held_out_norwegian_meets_the_target() -> None:
 def test_the_running_bot_reads_languages_without_the_build_packages() -> None:
     """The models are weight tables: detection never imports scikit-learn or wordfreq."""
     code = (
-        "import sys; from bot.i18n.languages import explain; "
+        "import sys; from bot.dialogue.i18n.languages import explain; "
         "explain('Jeg synes kommunen burde bygge flere sykkelstier og gjøre noe med trafikken.'); "
         "print(sorted({'sklearn', 'wordfreq'} & set(sys.modules)))"
     )

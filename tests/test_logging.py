@@ -52,7 +52,7 @@ def test_database_drivers_stay_quiet_at_debug_unless_asked(
 
 
 def test_a_web_event_is_logged_without_the_participants_id() -> None:
-    from bot.core import loggable
+    from bot.dialogue.core import loggable
 
     assert loggable("w-nS-EfRpdTIVSiwODGij_sHAl:c12") == "c12"
     assert loggable("40112") == "40112"  # a Telegram update id names no one

@@ -19,11 +19,11 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from click.testing import CliRunner, Result
 
-from bot.app import BorgerDialog, prepare_schema
+from bot.app import BorgerDialog
 from bot.cli import main
 from scheduler.jobs import redeliver_pending
 from storage.database import create_engine
-from storage.migrate import _config, head_revision
+from storage.migrate import _config, head_revision, prepare_schema
 from storage.models import Answer, ItemStatus, ModerationItem, ModerationLogEntry, Visibility
 from tests.citizens import import_consultation
 from tests.cli import no_traceback

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import BorgerDialog
-from bot.i18n import make_language_identifier
+from bot.dialogue.i18n import make_language_identifier
 from handlers.screening.build_offensive_model import CORPUS_FILE, shipped_list_digests
 from handlers.screening.build_offensive_model import main as build_model
 from handlers.screening.offensive_model import (

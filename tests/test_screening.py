@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.i18n import make_language_identifier
+from bot.dialogue.i18n import make_language_identifier
 from handlers.screening.offensive_model import OffensiveModel
 from handlers.screening.rules import (
     HIDE,

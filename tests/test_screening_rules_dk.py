@@ -13,7 +13,7 @@ import pytest
 from bot.app import BorgerDialog
 from bot.consultations.definition import DefinitionError, parse_definition
 from bot.consultations.demo import demo_source
-from bot.i18n import Catalogs
+from bot.dialogue.i18n import Catalogs
 from handlers.moderation.cards import describe
 from handlers.screening.rules import (
     ALLOW,

@@ -159,7 +159,7 @@ async def test_delivery_outcomes_of_many_chats_share_a_commit(uow: UnitOfWorkFac
     """The group settler: outcomes arriving while one commit runs go together in the next."""
     import asyncio
 
-    from bot.outbox import GroupSettler
+    from bot.dialogue.outbox import GroupSettler
     from storage.repositories import Settlement
 
     async with uow() as unit:

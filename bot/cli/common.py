@@ -18,6 +18,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.config import Settings, SettingsError, load_settings
 from handlers.events import clean_text, storable
+from storage.models import ItemStatus, ModerationItem
 from storage.uow import UnitOfWorkFactory
 
 logger = logging.getLogger("bot")
@@ -107,7 +108,8 @@ def settings_or_exit() -> Settings:
 
 def run_async(coroutine: Coroutine[Any, Any, None], settings: Settings) -> None:
     """Run a coroutine, turning the failures an operator can fix into one clear line."""
-    from bot.app import SchemaOutdated, redacted_database_url
+    from storage.database import redacted_database_url
+    from storage.migrate import SchemaOutdated
 
     try:
         asyncio.run(coroutine)
@@ -133,8 +135,8 @@ def with_database(settings: Settings, work: Callable[[UnitOfWorkFactory], Awaita
     """Open the database (bringing SQLite up to date, as run does), do the work, close it."""
 
     async def main() -> None:
-        from bot.app import prepare_schema
         from storage.database import create_engine, create_session_factory
+        from storage.migrate import prepare_schema
 
         engine = create_engine(settings.database_url)
         try:
@@ -152,3 +154,22 @@ def utc_now() -> datetime:
 
 def local_time(moment: datetime, settings: Settings) -> str:
     return moment.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M")
+
+
+# What each decision says about the item, in the one line a refused second decision prints.
+DECIDED_AS = {
+    ItemStatus.APPROVED: "approved",
+    ItemStatus.HIDDEN: "hidden",
+    ItemStatus.REPHRASE: "returned for rephrasing",
+    ItemStatus.BLOCKED: "hidden and its author blocked",
+    ItemStatus.RESUBMITTED: "withdrawn by its author",
+}
+
+
+def decided_before(item: ModerationItem, settings: Settings) -> str:
+    """One line on who decided an item first, and when (local time)."""
+    when = local_time(item.decided_at, settings) if item.decided_at else "?"
+    return (
+        f"item {item.id} was already {DECIDED_AS.get(item.status, item.status)} "
+        f"by {item.decided_by or '?'} at {when} ({settings.timezone})"
+    )

@@ -10,6 +10,7 @@ import click
 from bot.cli.common import (
     EXIT_BAD_INPUT,
     configure_logging,
+    decided_before,
     fail,
     local_time,
     settings_or_exit,
@@ -18,7 +19,7 @@ from bot.cli.common import (
     with_database,
 )
 from bot.config import Settings
-from bot.i18n import Catalogs
+from bot.dialogue.i18n import Catalogs
 from handlers.context import Texts
 from handlers.events import ChatAddress, Reply, UnreadableText, clean_text
 from handlers.questionnaire import pick, shorten
@@ -159,7 +160,6 @@ def _moderate_command(approve: bool) -> click.Command:
     @click.argument("slug")
     @click.argument("number", type=int)
     def command(slug: str, number: int) -> None:
-        from bot.cli.moderation import decided_before
         from handlers.ideas.staff import AlreadyDecided, StaffError, moderate
 
         settings = settings_or_exit()

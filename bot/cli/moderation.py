@@ -16,6 +16,7 @@ import click
 from bot.cli.common import (
     EXIT_BAD_INPUT,
     configure_logging,
+    decided_before,
     fail,
     local_time,
     settings_or_exit,
@@ -26,13 +27,12 @@ from bot.cli.common import (
 from bot.cli.ideas import CLI_ACTOR, citizen_texts, queue_messages, told_author
 from bot.config import Settings
 from bot.consultations.files import safe_cell
-from bot.i18n import Catalogs, make_language_identifier
-from bot.i18n.languages import explain as explain_language
+from bot.dialogue.i18n import Catalogs, make_language_identifier
+from bot.dialogue.i18n.languages import explain as explain_language
 from handlers.events import record_id
 from handlers.moderation.cards import REASONS, describe, load_view, masked_text
 from handlers.screening.offensive_model import REASONS_SHOWN, OffensiveModel
 from handlers.screening.rules import Screener, WordLists, screen_in_order
-from storage.models import ItemStatus, ModerationItem
 from storage.uow import UnitOfWorkFactory
 
 # The queue lists everything that waits; a moderator chat's /queue shows ten at a time.
@@ -194,25 +194,6 @@ def _explanation(
 @click.group()
 def moderation() -> None:
     """Moderation without Telegram: the queue, decisions on it, and the audit trail."""
-
-
-# What each decision says about the item, in the one line a refused second decision prints.
-DECIDED_AS = {
-    ItemStatus.APPROVED: "approved",
-    ItemStatus.HIDDEN: "hidden",
-    ItemStatus.REPHRASE: "returned for rephrasing",
-    ItemStatus.BLOCKED: "hidden and its author blocked",
-    ItemStatus.RESUBMITTED: "withdrawn by its author",
-}
-
-
-def decided_before(item: ModerationItem, settings: Settings) -> str:
-    """One line on who decided an item first, and when (local time)."""
-    when = local_time(item.decided_at, settings) if item.decided_at else "?"
-    return (
-        f"item {item.id} was already {DECIDED_AS.get(item.status, item.status)} "
-        f"by {item.decided_by or '?'} at {when} ({settings.timezone})"
-    )
 
 
 @moderation.command("queue")

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from bot.consultations.files import safe_cell
-from bot.i18n import BoundTexts, Catalogs
+from bot.dialogue.i18n import BoundTexts, Catalogs
 from handlers.questionnaire import option_label, pick
 from storage.ideas import Tally
 from storage.models import (

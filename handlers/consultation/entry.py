@@ -20,7 +20,7 @@ from handlers.consultation.sheet import (
 from handlers.consultation.summary import show_summary
 from handlers.context import FlowContext
 from handlers.events import Button, Outcome
-from handlers.ideas.entry import offer_if_open
+from handlers.ideas.common import offer_if_open
 from handlers.ideas.rules import ideas_state
 from storage.models import Consultation, Participation, ParticipationStatus
 

@@ -7,7 +7,7 @@ from handlers import questionnaire as rules
 from handlers.consultation.sheet import Sheet, show_answer, title
 from handlers.context import FlowContext
 from handlers.events import Button, Outcome
-from handlers.ideas.entry import offer_if_open
+from handlers.ideas.common import offer_if_open
 from storage.models import Participation, ParticipationStatus
 
 # Room left in a message for the summary's closing lines.

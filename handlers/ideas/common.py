@@ -97,3 +97,11 @@ def menu_buttons(ctx: FlowContext, participation: Participation) -> tuple[tuple[
             Button(ctx.t("ideas.button.history"), payload=f"i:h:{pid}"),
         ),
     )
+
+
+async def offer_if_open(
+    ctx: FlowContext, outcome: Outcome, participation: Participation, consultation: Consultation
+) -> None:
+    """After the questions (or on return), show the ideas menu when the phase is open."""
+    if ideas_state(consultation, ctx.now) == "open" and participation.blocked_at is None:
+        await show_menu(ctx, outcome, participation, consultation)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from handlers.consultation.entry import list_open
 from handlers.consultation.sheet import active_participation
 from handlers.context import FlowContext
 from handlers.events import Outcome
@@ -12,7 +13,6 @@ from handlers.ideas.common import (
     show_menu,
     stop_writing,
 )
-from handlers.ideas.rules import ideas_state
 from storage.models import Consultation, Participation
 
 
@@ -22,8 +22,6 @@ async def current_consultation(
     """The consultation the citizen is in, with consent given; else show the way in."""
     participation = await active_participation(ctx)
     if participation is None or participation.status not in CONSENTED:
-        from handlers.consultation.entry import list_open
-
         await list_open(ctx, outcome)
         return None
     consultation = await ctx.uow.consultations.get(participation.consultation_id)
@@ -50,11 +48,3 @@ async def menu(ctx: FlowContext, outcome: Outcome, participation_id: str) -> Non
     outcome.ack(ctx.event.button_ack_ref)
     stop_writing(ctx)
     await show_menu(ctx, outcome, *resolved)
-
-
-async def offer_if_open(
-    ctx: FlowContext, outcome: Outcome, participation: Participation, consultation: Consultation
-) -> None:
-    """After the questions (or on return), show the ideas menu when the phase is open."""
-    if ideas_state(consultation, ctx.now) == "open" and participation.blocked_at is None:
-        await show_menu(ctx, outcome, participation, consultation)

@@ -12,6 +12,7 @@ from handlers.ideas.common import (
     ideas_participation,
     say_unless_open,
 )
+from handlers.ideas.entry import current_consultation
 from handlers.ideas.rules import (
     STANDING_AFTER_VOTES,
     CardChoice,
@@ -325,8 +326,6 @@ async def notify_me(ctx: FlowContext, outcome: Outcome, participation_id: str) -
 
 async def vote_command(ctx: FlowContext, outcome: Outcome) -> None:
     """/vote: the next card in the consultation the citizen is in."""
-    from handlers.ideas.entry import current_consultation
-
     found = await current_consultation(ctx, outcome)
     if found is None:
         return

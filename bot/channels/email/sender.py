@@ -23,7 +23,7 @@ from urllib.parse import urljoin
 
 from bot.channels.email.links import UnsubscribeLinks
 from bot.config import Settings
-from bot.outbox import RecipientGone, Rejected, TransientFailure
+from bot.dialogue.outbox import RecipientGone, Rejected, TransientFailure
 from handlers.context import LAST_LANGUAGE, Texts
 from handlers.email import CONFIRM_PATH
 from handlers.events import record_id

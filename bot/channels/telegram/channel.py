@@ -37,9 +37,9 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 from bot.channels.telegram.processor import ChatOrderedUpdateProcessor
 from bot.channels.telegram.transport import AiohttpRequest
 from bot.config import Settings
-from bot.core import DialogueCore, retry_delay
-from bot.i18n import Catalogs
-from bot.outbox import RecipientGone, Rejected, RetryLater, TransientFailure
+from bot.dialogue.core import DialogueCore, retry_delay
+from bot.dialogue.i18n import Catalogs
+from bot.dialogue.outbox import RecipientGone, Rejected, RetryLater, TransientFailure
 from handlers.events import ACKNOWLEDGEMENT, InboundEvent, UnreadableText, clean_text, parse_command
 from storage.database import is_transient
 

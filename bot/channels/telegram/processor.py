@@ -8,7 +8,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
-from bot.locks import KeyedLocks
+from bot.dialogue.locks import KeyedLocks
 
 
 def chat_key(update: object) -> int | None:

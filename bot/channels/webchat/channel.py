@@ -30,10 +30,10 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from bot.channels.webchat.identity import COOKIE, MAX_AGE_SECONDS, CookieSigner
 from bot.channels.webchat.limits import OpenCounts, TokenBuckets, client_address
 from bot.config import Settings
-from bot.core import DialogueCore
-from bot.i18n import Catalogs, supported_language
-from bot.locks import KeyedLocks
-from bot.outbox import RecipientGone
+from bot.dialogue.core import DialogueCore
+from bot.dialogue.i18n import Catalogs, supported_language
+from bot.dialogue.locks import KeyedLocks
+from bot.dialogue.outbox import RecipientGone
 from handlers.events import (
     ACKNOWLEDGEMENT,
     MAX_BUTTON_PAYLOAD_BYTES,

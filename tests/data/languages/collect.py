@@ -23,7 +23,7 @@ from pathlib import Path
 
 from babel.messages.pofile import read_po
 
-from bot.i18n.build_nordic import GROFF_ESCAPE  # the same man-page markup
+from bot.dialogue.i18n.build_nordic import GROFF_ESCAPE  # the same man-page markup
 
 HERE = Path(__file__).parent
 # DKHate comments that are not Danish, judged by reading them (Swedish, Norwegian, English, French).

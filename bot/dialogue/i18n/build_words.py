@@ -1,7 +1,7 @@
 """Rebuild ``data/words.tsv.gz`` and ``data/nordic_ngrams.tsv.gz``, the language detector's data.
 
 Build time only: it needs the ``wordfreq`` and ``scikit-learn`` packages (the test extra), which
-the running bot never imports. Run ``python -m bot.i18n.build_words`` (a minute or two) and
+the running bot never imports. Run ``python -m bot.dialogue.i18n.build_words`` (a minute or two) and
 commit the files it writes.
 
 ``words.tsv.gz``: each line is ``language<TAB>word<TAB>cost``: the language's most frequent words,
@@ -25,7 +25,7 @@ import gzip
 import math
 from pathlib import Path
 
-from bot.i18n.languages import NGRAMS_FILE, WORDS_FILE, word_ngrams
+from bot.dialogue.i18n.languages import NGRAMS_FILE, WORDS_FILE, word_ngrams
 
 NORDIC = ("da", "nb", "sv")
 # How many of each language's most frequent words are kept.

@@ -17,9 +17,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.health import HealthBoard
-from bot.i18n import BoundTexts, Catalogs, resolve_language
-from bot.outbox import OutboxDelivery
+from bot.dialogue.health import HealthBoard
+from bot.dialogue.i18n import BoundTexts, Catalogs, resolve_language
+from bot.dialogue.outbox import OutboxDelivery
 from handlers.context import LAST_LANGUAGE, FlowContext, ModerationDesk, OrganisationInfo
 from handlers.events import ChatAddress, InboundEvent, Reply, storable
 from handlers.router import route

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from bot.locks import KeyedLocks
+from bot.dialogue.locks import KeyedLocks
 from handlers.events import ACKNOWLEDGEMENT
 from storage.models import Lane, OutboxMessage, OutboxStatus
 from storage.repositories import Settlement

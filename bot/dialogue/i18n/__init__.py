@@ -10,8 +10,8 @@ from pathlib import Path
 
 from babel.messages.pofile import read_po
 
-from bot.config import SUPPORTED_LANGUAGES
-from bot.i18n.languages import language_detector
+from bot.dialogue.i18n.languages import language_detector
+from handlers.common import SUPPORTED_LANGUAGES
 
 LOCALES_DIR = Path(__file__).parent / "locales"
 
@@ -124,8 +124,8 @@ def make_language_detector(
 ) -> Callable[[str], str | None]:
     """Build the reply-language detector: a supported language, or None.
 
-    It reads the text among all candidate languages (``bot.i18n.languages``) and answers only
-    with a supported one. Norwegian and Swedish get Danish: Scandinavians read Danish, and it is
+    It reads the text among all candidate languages (``languages``) and answers only with a
+    supported one. Norwegian and Swedish get Danish: Scandinavians read Danish, and it is
     closer to them than English. Any other language gets None, so the platform's language or
     the default decides. Fewer than two words get None.
     """

@@ -13,7 +13,7 @@ Django's catalogs, downloaded by hand and not kept in the repository::
         gnome-control-center-data libgtk-3-common libglib2.0-data gimp-data
     # dpkg-deb -x each into SRC/mo/<package>; copy /usr/share/locale/{da,nb,nb_NO,sv} of a
     # Debian 12 system (the catalogs of its installed packages) into SRC/mo/system/usr/share/locale
-    python -m bot.i18n.build_nordic SRC
+    python -m bot.dialogue.i18n.build_nordic SRC
 
 Danish also learns from DKHate's comments (/work/shared/data/dkhate-train), less those in
 tests/data/languages/not_danish.txt and those with ä or ö. Every text of the language evaluation
@@ -38,7 +38,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from bot.i18n.languages import SENTENCES_FILE, text_features
+from bot.dialogue.i18n.languages import SENTENCES_FILE, text_features
 
 NORDIC = ("da", "nb", "sv")
 REPO = Path(__file__).resolve().parents[2]
