@@ -182,8 +182,6 @@ class BorgerDialog:
             clock=self.clock,
             sender=delivery.sender,
             channels=lambda: channels,
-            per_second=settings.bulk_messages_per_second,
-            group_per_minute=settings.group_messages_per_minute,
             lease=timedelta(seconds=settings.bulk_lease_seconds),
             on_settled=self.publisher.report_progress,
             health=self.health_board,

@@ -9,10 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-# Telegram refuses callback data over 64 bytes; every channel keeps to the strictest limit.
-MAX_BUTTON_PAYLOAD_BYTES = 64
-# Telegram's limit for one message; longer replies are a bug in a flow, not something to split.
+# What every flow keeps to in one message, whatever channel it goes to: the strictest of the
+# channels' limits (each channel's ``ChannelLimits``; a test checks every channel takes these).
+# Telegram is the strictest today. A longer reply is a bug in a flow, not something to split.
 MAX_TEXT_LENGTH = 4096
+MAX_CAPTION_LENGTH = 1024
+MAX_BUTTON_LABEL = 64
+MAX_BUTTON_PAYLOAD_BYTES = 64
+MAX_IMAGE_BYTES = 10_000_000  # Telegram: "at most 10 MB", counted in decimal
 
 
 # The longest text a citizen may send in one message, in every channel (Telegram's own cap).

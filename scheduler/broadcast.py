@@ -17,8 +17,9 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.dialogue.channel import Channel
 from bot.dialogue.health import HealthBoard
-from bot.dialogue.outbox import ChannelSender, RecipientGone, Rejected, RetryLater, TransientFailure
+from bot.dialogue.outbox import RecipientGone, Rejected, RetryLater, TransientFailure
 from storage.database import is_transient
 from storage.models import OutboxMessage, OutboxStatus
 from storage.plan import BulkResult
@@ -28,8 +29,8 @@ from storage.uow import UnitOfWorkFactory
 HEALTH_PART = "broadcasts"
 logger = logging.getLogger(__name__)
 
-# The only channel with published limits; others (the web chat) are not paced.
-PACED_CHANNEL = "telegram"
+# What a batch counts on for a channel its limits leave unpaced (the web chat, e-mail).
+UNPACED_PER_SECOND = 250.0
 MAX_ATTEMPTS = 5
 MAX_BACKOFF_SECONDS = 300.0
 SETTLE_EVERY_SECONDS = 0.25
@@ -37,6 +38,7 @@ IDLE_POLL_SECONDS = 2.0
 # Claim about this many seconds of sending at a time: small batches keep the lease honest.
 BATCH_SECONDS = 2.0
 IN_FLIGHT = 32
+CHATS_REMEMBERED = 10_000
 
 
 class Pacer:
@@ -69,10 +71,8 @@ class BulkSender:
         *,
         uow: UnitOfWorkFactory,
         clock: Callable[[], datetime],
-        sender: Callable[[str], ChannelSender | None],
+        sender: Callable[[str], Channel | None],
         channels: Callable[[], list[str]],
-        per_second: float,
-        group_per_minute: int,
         lease: timedelta,
         on_settled: Callable[[set[int]], Awaitable[None]],
         health: HealthBoard | None = None,
@@ -82,10 +82,10 @@ class BulkSender:
         self._clock = clock
         self._sender = sender
         self._channels = channels
-        self.per_second = per_second
-        self._pacer = Pacer(per_second)
-        self._group_interval = 60.0 / group_per_minute
-        self._group_next: dict[str, float] = {}
+        # Each channel is paced by its own limits: a 429 from one platform holds only its lane.
+        self._pacers: dict[str, Pacer] = {}
+        # When each chat may next get a message (a group 20 a minute, a private chat 1 a second).
+        self._chat_next: dict[tuple[str, str], float] = {}
         self._lease = lease
         self._on_settled = on_settled
         self._wake = asyncio.Event()
@@ -138,7 +138,8 @@ class BulkSender:
         channels = [c for c in self._channels() if self._sender(c) is not None]
         if not channels:
             return 0
-        limit = max(10, min(500, int(self.per_second * BATCH_SECONDS)))
+        per_second = sum(self._per_second(channel) for channel in channels)
+        limit = max(10, min(500, int(per_second * BATCH_SECONDS)))
         async with self._uow() as unit:
             batch = await unit.plan.claim_bulk(channels, self._clock(), self._lease, limit)
             await unit.commit()
@@ -178,20 +179,23 @@ class BulkSender:
             self._result_posts.add(message.post_id)
 
     async def _attempt(
-        self, sender: ChannelSender, message: OutboxMessage, payload: dict[str, Any]
+        self, sender: Channel, message: OutboxMessage, payload: dict[str, Any]
     ) -> BulkResult:
         while True:
             if (message.channel, message.chat_id) in self._gone:
                 return BulkResult(message.id, OutboxStatus.UNREACHABLE, "recipient unreachable")
-            await asyncio.sleep(self._wait_for_slot(message))
-            if self._pacer.paused_until > time.monotonic():
+            await asyncio.sleep(self._wait_for_slot(sender, message))
+            pacer = self._pacers.get(message.channel)
+            if pacer is not None and pacer.paused_until > time.monotonic():
                 continue
             try:
                 external_id = await sender.deliver(message.chat_id, payload)
             except RetryLater as wait:
                 # Only this lane waits; replies to citizens go on meanwhile.
-                logger.warning("bulk lane paused %.0f s by flood control", wait.seconds)
-                self._pacer.pause(wait.seconds)
+                logger.warning(
+                    "bulk lane of %s paused %.0f s by flood control", message.channel, wait.seconds
+                )
+                self._pacer(sender).pause(wait.seconds)
                 continue
             except RecipientGone:
                 self._gone.add((message.channel, message.chat_id))
@@ -214,15 +218,35 @@ class BulkSender:
                 self.sent += 1
                 return BulkResult(message.id, OutboxStatus.SENT, external_id=external_id)
 
-    def _wait_for_slot(self, message: OutboxMessage) -> float:
-        if message.channel != PACED_CHANNEL:
+    def _per_second(self, channel: str) -> float:
+        sender = self._sender(channel)
+        rate = sender.limits.bulk_per_second if sender is not None else None
+        return rate or UNPACED_PER_SECOND
+
+    def _pacer(self, sender: Channel) -> Pacer:
+        """The channel's pacer; an unpaced channel gets one too, for a 429-like pause."""
+        pacer = self._pacers.get(sender.channel)
+        if pacer is None:
+            rate = sender.limits.bulk_per_second
+            pacer = self._pacers[sender.channel] = Pacer(rate or float("inf"))
+        return pacer
+
+    def _wait_for_slot(self, sender: Channel, message: OutboxMessage) -> float:
+        limits = sender.limits
+        if limits.bulk_per_second is None and not limits.seconds_between(message.chat_id):
             return 0.0
-        wait = self._pacer.reserve()
-        if message.chat_id.startswith("-"):
-            # A group or channel takes 20 messages a minute, whatever the bulk rate.
+        wait = self._pacer(sender).reserve()
+        between = limits.seconds_between(message.chat_id)
+        if between:
+            # A chat takes messages no faster than its platform allows, whatever the bulk rate.
+            chat = (message.channel, message.chat_id)
             now = time.monotonic()
-            slot = max(now + wait, self._group_next.get(message.chat_id, 0.0))
-            self._group_next[message.chat_id] = slot + self._group_interval
+            if len(self._chat_next) > CHATS_REMEMBERED:
+                # A chat whose next slot has passed needs no entry: a broadcast to 100,000
+                # chats must not keep 100,000 of them.
+                self._chat_next = {key: at for key, at in self._chat_next.items() if at > now}
+            slot = max(now + wait, self._chat_next.get(chat, 0.0))
+            self._chat_next[chat] = slot + between
             wait = slot - now
         return wait
 

@@ -277,7 +277,7 @@ SHEET_CASES: dict[str, tuple[Callable, str]] = {
     "image-a-folder": (image_named("billeder", subfolder("billeder")), "'billeder' is a folder"),
     "image-11-mib": (
         image_named("stor.png", big_png("stor.png")),
-        "the image 'stor.png' is larger than 10 MiB (the limit)",
+        "the image 'stor.png' is larger than 10 MB (the limit)",
     ),
     "cell-of-20000-characters": (
         cells(text_da="x" * 20_000),

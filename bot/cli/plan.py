@@ -33,7 +33,7 @@ from bot.consultations.files import (
     size_text,
     xlsx_rows,
 )
-from handlers.events import clean_text
+from handlers.events import MAX_IMAGE_BYTES, clean_text
 from handlers.plan import rules
 from handlers.plan.planning import FieldError, plan_post
 from handlers.plan.rules import PlanError
@@ -84,7 +84,7 @@ def image_loader(folder: Path) -> Callable[[str], bytes]:
     def load(name: str) -> bytes:
         if name not in loaded:
             try:
-                content = read_inside(folder, name, rules.MAX_IMAGE_BYTES)
+                content = read_inside(folder, name, MAX_IMAGE_BYTES)
             except FileMissing:
                 raise PlanError(f"no image file {name!r} next to the sheet") from None
             except FileProblem as problem:

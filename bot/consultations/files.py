@@ -66,9 +66,11 @@ class FileMissing(FileProblem):
 
 
 def size_text(limit: int) -> str:
-    """A byte limit as people say it: 1 MiB, 500 KiB."""
+    """A byte limit as people say it: 1 MiB, 500 KiB, or 10 MB where the platform counts so."""
     if limit >= 1024 * 1024 and limit % (1024 * 1024) == 0:
         return f"{limit // (1024 * 1024)} MiB"
+    if limit >= 1_000_000 and limit % 1_000_000 == 0:
+        return f"{limit // 1_000_000} MB"
     return f"{limit // 1024} KiB" if limit % 1024 == 0 else f"{limit} bytes"
 
 

@@ -12,13 +12,15 @@ import asyncio
 import contextlib
 import logging
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.dialogue.health import HealthBoard
 from bot.dialogue.i18n import BoundTexts, Catalogs, resolve_language
+from bot.dialogue.locks import KeyedLocks
 from bot.dialogue.outbox import OutboxDelivery
 from handlers.context import LAST_LANGUAGE, FlowContext, ModerationDesk, OrganisationInfo
 from handlers.events import ChatAddress, InboundEvent, Reply, storable
@@ -26,7 +28,7 @@ from handlers.router import route
 from handlers.screening.rules import Screener
 from storage.database import is_transient
 from storage.models import InboxStatus
-from storage.uow import UnitOfWorkFactory
+from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
 
@@ -86,21 +88,58 @@ class DialogueCore:
         self._clock = clock
         self._zone = zone
         self.delivery = delivery
+        # One lock per (channel, chat): a chat's events are applied one at a time, in order.
+        self._chat_order = KeyedLocks()
 
     async def accept(
-        self, channel: str, events: Sequence[tuple[str, str | None, dict[str, Any]]]
+        self,
+        channel: str,
+        events: Sequence[tuple[str, str | None, dict[str, Any]]],
+        alongside: Callable[[UnitOfWork, set[str]], Awaitable[None]] | None = None,
     ) -> set[str]:
         """Store raw events (external id, chat id, payload); return external ids of new ones.
 
-        Raises what the database raises; the channel decides whether to retry or set aside.
+        ``alongside`` writes what the channel keeps with the events (the web chat's transcript)
+        in the same transaction, given the ids that were new. Raises what the database raises;
+        the channel decides whether to retry or set aside.
         """
         storable_events = [
             (external, chat, storable(payload)) for external, chat, payload in events
         ]
         async with self._uow() as uow:
             new_ids = await uow.inbox.add_new(channel, storable_events, self._clock())
+            if alongside is not None:
+                await alongside(uow, new_ids)
             await uow.commit()
         return new_ids
+
+    def in_order(self, channel: str, chat_id: str) -> AbstractAsyncContextManager[None]:
+        """Hold a chat's turn: its events are applied one at a time, in the order they asked.
+
+        For a channel whose platform library schedules the handling (Telegram's update
+        processor); others call ``submit``, which holds the turn itself.
+        """
+        return self._chat_order.hold((channel, chat_id))
+
+    async def submit(
+        self,
+        channel: str,
+        external_id: str,
+        event: InboundEvent | None,
+        then: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Apply a stored event in its chat's turn and deliver what it caused.
+
+        ``then`` runs still in the turn, before the chat's next event: what the channel tells
+        the citizen's screen about this event comes before the next event's replies.
+        """
+        if event is None:
+            await self.handle(channel, external_id, None)
+            return
+        async with self.in_order(channel, event.chat_id):
+            await self.handle(channel, external_id, event)
+            if then is not None:
+                await then()
 
     async def set_aside(
         self, channel: str, external_id: str, chat_id: str | None, raw: str, reason: str

@@ -6,8 +6,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
+from bot.dialogue.channel import Channel
 from bot.dialogue.locks import KeyedLocks
 from handlers.events import ACKNOWLEDGEMENT
 from storage.models import Lane, OutboxMessage, OutboxStatus
@@ -41,19 +42,6 @@ class Rejected(Exception):
 
 class TransientFailure(Exception):
     """A network failure: the message may or may not have arrived."""
-
-
-class ChannelSender(Protocol):
-    """The part of a channel that delivers outbox payloads."""
-
-    @property
-    def channel(self) -> str:
-        """The channel's name, as stored with each message."""
-        ...
-
-    async def deliver(self, chat_id: str, payload: dict[str, Any]) -> str | None:
-        """Deliver one payload; return the channel's id of the message, if it has one."""
-        ...
 
 
 class GroupSettler:
@@ -107,15 +95,15 @@ class OutboxDelivery:
         self._uow = uow
         self._clock = clock
         self._sleep = sleep
-        self._senders: dict[str, ChannelSender] = {}
+        self._senders: dict[str, Channel] = {}
         self._locks = KeyedLocks()
         self._settler = GroupSettler(uow)
 
-    def register(self, sender: ChannelSender) -> None:
+    def register(self, sender: Channel) -> None:
         """Let messages of a channel be delivered through this sender."""
         self._senders[sender.channel] = sender
 
-    def sender(self, channel: str) -> ChannelSender | None:
+    def sender(self, channel: str) -> Channel | None:
         """The sender of a channel, while its transport is running."""
         return self._senders.get(channel)
 
@@ -147,7 +135,7 @@ class OutboxDelivery:
 
     async def _deliver_in_order(
         self,
-        sender: ChannelSender,
+        sender: Channel,
         channel: str,
         chat_id: str,
         pending: list[OutboxMessage],
@@ -179,7 +167,7 @@ class OutboxDelivery:
                 await uow.commit()
             return
 
-    async def _acknowledge(self, sender: ChannelSender, message: OutboxMessage) -> None:
+    async def _acknowledge(self, sender: Channel, message: OutboxMessage) -> None:
         settled = await self._deliver_one(sender, message)
         if settled is not None:
             status, external_id, error = settled
@@ -188,7 +176,7 @@ class OutboxDelivery:
             )
 
     async def _deliver_one(
-        self, sender: ChannelSender, message: OutboxMessage
+        self, sender: Channel, message: OutboxMessage
     ) -> tuple[str, str | None, str | None] | None:
         transient_failures = 0
         while True:

@@ -12,8 +12,8 @@ from babel.dates import format_datetime
 
 from handlers import questionnaire
 from handlers.context import Texts
+from handlers.events import MAX_CAPTION_LENGTH, MAX_TEXT_LENGTH
 from handlers.plan.results import chart_png, gather_results, results_text
-from handlers.plan.rules import MAX_CAPTION, MAX_TEXT
 from storage.models import PlannedPost, PostKind
 from storage.uow import UnitOfWork
 
@@ -47,7 +47,7 @@ async def write_automatic(
     if post.kind == PostKind.RESULTS:
         results = await gather_results(uow, consultation)
         post.image = chart_png(results, "da")
-        limit = MAX_CAPTION if post.image else MAX_TEXT
+        limit = MAX_CAPTION_LENGTH if post.image else MAX_TEXT_LENGTH
         for language in LANGUAGES:
             t = texts_in(language)
             written[language] = results_text(results, t, public=False, limit=limit)

@@ -12,13 +12,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from handlers.events import MAX_CAPTION_LENGTH, MAX_IMAGE_BYTES, MAX_TEXT_LENGTH
+
 TIME_FORMAT = "%Y-%m-%d %H:%M"
-# Telegram's limits: a message, and the caption under an image.
-MAX_TEXT = 4096
-MAX_CAPTION = 1024
-MAX_BUTTON_LABEL = 64
-# Telegram accepts photos up to 10 MB.
-MAX_IMAGE_BYTES = 10 * 1024 * 1024
 MAX_REPEATS = 52
 # A post may be planned up to a year before or after the phase it follows.
 MAX_OFFSET_MINUTES = 366 * 1440
@@ -296,7 +292,7 @@ def check_text(text: str, *, with_image: bool, what: str) -> str:
     text = text.strip()
     if not text:
         raise PlanError(f"{what} is empty")
-    limit = MAX_CAPTION if with_image else MAX_TEXT
+    limit = MAX_CAPTION_LENGTH if with_image else MAX_TEXT_LENGTH
     if len(text) > limit:
         kind = "under an image" if with_image else "in a message"
         raise PlanError(f"{what} has {len(text)} characters; Telegram takes {limit} {kind}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from handlers.events import MAX_BUTTON_LABEL
 from handlers.plan import rules
 from handlers.plan.planning import PostDraft
 from handlers.plan.rules import PlanError
@@ -175,8 +176,8 @@ def _button(cell: Callable[[str], str]) -> dict[str, object]:
         raise PlanError("a button needs a link (https://… or 'consultation')")
     labels = {lang: cell(f"button_{lang}") for lang in ("da", "en") if cell(f"button_{lang}")}
     for label in labels.values():
-        if len(label) > rules.MAX_BUTTON_LABEL:
-            raise PlanError(f"a button label has at most {rules.MAX_BUTTON_LABEL} characters")
+        if len(label) > MAX_BUTTON_LABEL:
+            raise PlanError(f"a button label has at most {MAX_BUTTON_LABEL} characters")
     return {"label": labels, **rules.check_link(cell("button_link"))}
 
 

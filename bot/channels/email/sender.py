@@ -23,6 +23,7 @@ from urllib.parse import urljoin
 
 from bot.channels.email.links import UnsubscribeLinks
 from bot.config import Settings
+from bot.dialogue.channel import ChannelLimits
 from bot.dialogue.outbox import RecipientGone, Rejected, TransientFailure
 from handlers.context import LAST_LANGUAGE, Texts
 from handlers.email import CONFIRM_PATH
@@ -42,6 +43,15 @@ class EmailChannel:
     """The e-mail channel's sender, and the job that erases addresses never confirmed."""
 
     channel = EMAIL_CHANNEL
+    # A mail has no length limit worth the name; buttons become links. Not paced: the SMTP
+    # relay queues what it is given.
+    limits = ChannelLimits(
+        max_text=100_000,
+        max_caption=100_000,
+        max_button_label=200,
+        max_button_payload_bytes=64,
+        max_image_bytes=10_000_000,
+    )
 
     def __init__(
         self,

@@ -22,7 +22,13 @@ from telegram import (
     Message,
     Update,
 )
-from telegram.constants import ChatType
+from telegram.constants import (
+    ChatType,
+    FileSizeLimit,
+    FloodLimit,
+    InlineKeyboardButtonLimit,
+    MessageLimit,
+)
 from telegram.error import (
     BadRequest,
     Conflict,
@@ -37,6 +43,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 from bot.channels.telegram.processor import ChatOrderedUpdateProcessor
 from bot.channels.telegram.transport import AiohttpRequest
 from bot.config import Settings
+from bot.dialogue.channel import ChannelLimits
 from bot.dialogue.core import DialogueCore, retry_delay
 from bot.dialogue.i18n import Catalogs
 from bot.dialogue.outbox import RecipientGone, Rejected, RetryLater, TransientFailure
@@ -45,6 +52,8 @@ from storage.database import is_transient
 
 CHANNEL = "telegram"
 MEMBERSHIP_CACHE_SECONDS = 60.0
+# Telegram documents no limit for a button's text; a phone cuts a long one off anyway.
+MAX_BUTTON_LABEL = 64
 MEMBER_STATUSES = {"creator", "administrator", "member"}
 # Telegram hands out at most 100 updates per getUpdates call.
 UPDATES_PER_POLL = 100
@@ -163,6 +172,20 @@ class TelegramChannel:
     def __init__(self, settings: Settings, core: DialogueCore, catalogs: Catalogs) -> None:
         assert settings.telegram_token is not None
         self._settings = settings
+        # Telegram's published limits; the bulk rate and a group's share are settings, since a
+        # bot with paid broadcasts may send faster and a careful one slower.
+        self.limits = ChannelLimits(
+            max_text=MessageLimit.MAX_TEXT_LENGTH,
+            max_caption=MessageLimit.CAPTION_LENGTH,
+            max_button_label=MAX_BUTTON_LABEL,
+            max_button_payload_bytes=InlineKeyboardButtonLimit.MAX_CALLBACK_DATA,
+            max_image_bytes=FileSizeLimit.PHOTOSIZE_UPLOAD,
+            bulk_per_second=settings.bulk_messages_per_second,
+            chat_per_second=FloodLimit.MESSAGES_PER_SECOND_PER_CHAT,
+            group_per_minute=settings.group_messages_per_minute,
+            group_chat_prefix="-",  # groups and channels have negative ids
+            public_channel=settings.public_channel_id is not None,
+        )
         self._core = core
         self._catalogs = catalogs
         self.state = "starting"
@@ -179,7 +202,12 @@ class TelegramChannel:
             .request(requests)
             .get_updates_request(long_poll)
             .updater(None)
-            .concurrent_updates(ChatOrderedUpdateProcessor(settings.max_concurrent_updates))
+            .concurrent_updates(
+                ChatOrderedUpdateProcessor(
+                    settings.max_concurrent_updates,
+                    lambda chat_id: core.in_order(CHANNEL, chat_id),
+                )
+            )
             .build()
         )
         self._members = MembershipCache(self.application.bot)

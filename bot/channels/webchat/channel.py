@@ -30,9 +30,9 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from bot.channels.webchat.identity import COOKIE, MAX_AGE_SECONDS, CookieSigner
 from bot.channels.webchat.limits import OpenCounts, TokenBuckets, client_address
 from bot.config import Settings
+from bot.dialogue.channel import ChannelLimits
 from bot.dialogue.core import DialogueCore
 from bot.dialogue.i18n import Catalogs, supported_language
-from bot.dialogue.locks import KeyedLocks
 from bot.dialogue.outbox import RecipientGone
 from handlers.events import (
     ACKNOWLEDGEMENT,
@@ -257,6 +257,15 @@ class WebChatChannel:
     """Everything web-chat specific, built by the composition root."""
 
     channel = CHANNEL
+    # The page shows any length; these bounds keep a frame small. Not paced: a message goes
+    # to the open tabs at once.
+    limits = ChannelLimits(
+        max_text=16_000,
+        max_caption=16_000,
+        max_button_label=200,
+        max_button_payload_bytes=64,
+        max_image_bytes=10_000_000,
+    )
 
     def __init__(
         self,
@@ -280,7 +289,6 @@ class WebChatChannel:
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
         # The stored language of participants with an open tab, for the channel's own texts.
         self._languages: dict[str, str] = {}
-        self._locks = KeyedLocks()
         self._tasks: set[asyncio.Task[None]] = set()
         self._participant_messages = TokenBuckets(RATE_BURST, RATE_PER_SECOND)
         self._address_messages = TokenBuckets(ADDRESS_BURST, ADDRESS_PER_SECOND)
@@ -519,15 +527,19 @@ class WebChatChannel:
             }
         )
         external_id = f"{chat_id}:{inbound.client_id}"
-        now = self._clock()
+        shown: WebMessage | None = None
+
+        async def show_in_transcript(uow: UnitOfWork, new_ids: set[str]) -> None:
+            # The citizen's own bubble is stored with the event: both or neither.
+            nonlocal shown
+            if new_ids and inbound.kind in ("text", "open"):
+                bubble = await self._bubble(uow, tab, inbound)
+                shown = await uow.web_messages.add(chat_id, "citizen", bubble, self._clock())
+
         try:
-            async with self._uow() as uow:
-                new = await uow.inbox.add_new(CHANNEL, [(external_id, chat_id, payload)], now)
-                shown = None
-                if new and inbound.kind in ("text", "open"):
-                    bubble = await self._bubble(uow, tab, inbound)
-                    shown = await uow.web_messages.add(chat_id, "citizen", bubble, now)
-                await uow.commit()
+            new = await self._core.accept(
+                CHANNEL, [(external_id, chat_id, payload)], alongside=show_in_transcript
+            )
         except Exception as error:
             if not is_transient(error):
                 raise
@@ -561,8 +573,8 @@ class WebChatChannel:
 
     async def _process(self, external_id: str, payload: dict[str, Any]) -> None:
         chat_id = str(payload["chat"])
-        async with self._locks.hold(chat_id):
-            await self._core.handle(CHANNEL, external_id, self._event(payload))
+
+        async def tell_tabs_it_was_handled() -> None:
             # By now the replies are pushed. A tab disables a message's buttons when one is
             # pressed; a refused press replaces nothing, so this is what lets it enable them
             # again, and what tells it a typed answer was dealt with (kept when refused).
@@ -574,6 +586,10 @@ class WebChatChannel:
                     "message": payload.get("message") or None,
                 },
             )
+
+        await self._core.submit(
+            CHANNEL, external_id, self._event(payload), then=tell_tabs_it_was_handled
+        )
 
     @staticmethod
     def _event(payload: dict[str, Any]) -> InboundEvent:
