@@ -72,6 +72,41 @@ def telegram_chat(settings: Settings, chat_id: int | None) -> ChatAddress | None
     return ChatAddress(TelegramChannel.channel, str(chat_id))
 
 
+def build_core(
+    settings: Settings,
+    uow: UnitOfWorkFactory,
+    catalogs: Catalogs,
+    delivery: OutboxDelivery,
+    clock: Callable[[], datetime],
+    secret: bytes,
+    health: HealthBoard,
+) -> DialogueCore:
+    """The dialogue core as the settings configure it (the flow tests build theirs here too)."""
+    return DialogueCore(
+        uow=uow,
+        catalogs=catalogs,
+        detect_language=make_language_detector(settings.language_priors),
+        organisation=OrganisationWithEmail(
+            name=settings.organisation_name,
+            privacy_contact=settings.privacy_contact,
+            retention_days=settings.inbox_retention_days,
+            email=settings.email_enabled,
+        ),
+        clock=clock,
+        delivery=delivery,
+        zone=settings.zone,
+        screener=Screener(
+            WordLists.load(settings.screening_dir),
+            make_language_identifier(settings.language_priors),
+            offensive_model=OffensiveModel.load(),
+        ),
+        moderation=moderation_desk(settings),
+        staff_chat=telegram_chat(settings, settings.staff_chat_id),
+        health=health,
+        pseudonym_key=hmac.digest(secret, b"staff and moderator pseudonyms", "sha256"),
+    )
+
+
 class BorgerDialog:
     """The running application: storage, dialogue core, channels, scheduler and web server."""
 
@@ -116,28 +151,8 @@ class BorgerDialog:
             if settings.web_secret is not None
             else load_or_create_secret(settings.data_dir)
         )
-        self.core = DialogueCore(
-            uow=uow,
-            catalogs=catalogs,
-            detect_language=make_language_detector(settings.language_priors),
-            organisation=OrganisationWithEmail(
-                name=settings.organisation_name,
-                privacy_contact=settings.privacy_contact,
-                retention_days=settings.inbox_retention_days,
-                email=settings.email_enabled,
-            ),
-            clock=self.clock,
-            delivery=delivery,
-            zone=settings.zone,
-            screener=Screener(
-                WordLists.load(settings.screening_dir),
-                make_language_identifier(settings.language_priors),
-                offensive_model=OffensiveModel.load(),
-            ),
-            moderation=moderation_desk(settings),
-            staff_chat=telegram_chat(settings, settings.staff_chat_id),
-            health=self.health_board,
-            pseudonym_key=hmac.digest(secret, b"staff and moderator pseudonyms", "sha256"),
+        self.core = build_core(
+            settings, uow, catalogs, delivery, self.clock, secret, self.health_board
         )
         self.webchat = WebChatChannel(
             settings, self.core, uow, catalogs, CookieSigner(secret), self.clock

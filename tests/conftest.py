@@ -25,6 +25,7 @@ from storage.migrate import upgrade
 from tests.browsers import CHROMIUM, CHROMIUM_ARGS, ORGANISATION
 from tests.cli import Cli
 from tests.fake_telegram import FakeBot, FakeTelegram
+from tests.flows import FlowBot
 from tests.postgres import ThrowawayPostgres, create_database, find_bindir, free_port
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -189,8 +190,8 @@ async def telegram_app(
         await app.stop()
 
 
-async def table_rows(app: BorgerDialog, model: type) -> list[Any]:
-    """Every row of a model's table in the running app's database."""
+async def table_rows(app: BorgerDialog | FlowBot, model: type) -> list[Any]:
+    """Every row of a model's table in the running app's (or a flow test's) database."""
     from sqlalchemy import select
 
     assert app.engine is not None

@@ -1,11 +1,15 @@
-"""Citizens take part in a consultation on Telegram, end to end, through the fake Bot API."""
+"""Citizens take part in a consultation on Telegram, end to end, through the fake Bot API.
+
+The questionnaire's rules one by one (going back, stale buttons, closed rounds…) are tested at
+the flow tier, without HTTP: tests/test_consultation_flows.py.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -14,7 +18,7 @@ from bot.config import Settings
 from storage.database import create_session_factory
 from storage.models import Answer, Participation
 from storage.uow import UnitOfWorkFactory
-from tests.citizens import Citizen, example_with_round, import_consultation, open_now
+from tests.citizens import Citizen, import_consultation, open_now
 from tests.conftest import eventually, table_rows
 from tests.exports import export_rows
 from tests.fake_telegram import TELEGRAM_PRIVATE_BURST, FakeBot, FakeTelegram
@@ -130,59 +134,14 @@ async def test_a_danish_citizen_answers_every_kind_of_question(
     }
 
 
-async def test_an_english_citizen_gets_english_texts(
+async def test_stickers_photos_voice_and_places_get_a_polite_no(
     telegram_app: BorgerDialog, fake_bot: FakeBot
 ) -> None:
-    await import_consultation(telegram_app, open_now())
-    john = Citizen(fake_bot, 102, language="en")
-    intro, _consent = await john.write("/start friluftsliv", new=2)
-    assert (intro.text or "").startswith("A new outdoor-recreation policy")
-    assert "There are 8 questions" in (intro.text or "")
-    (question,) = await john.tap("Yes, I consent")
-    assert (question.text or "").startswith("1/9 · How old are you?")
-    await john.tap("65 or over")
-    (district,) = (john.last(),)
-    assert [b["text"] for b in district.buttons] == ["North", "Town centre", "South", "◀ Back"]
-
-
-async def test_back_changes_the_previous_answer_and_conditions_follow(
-    telegram_app: BorgerDialog, fake_bot: FakeBot
-) -> None:
-    await import_consultation(telegram_app, open_now())
-    bo = Citizen(fake_bot, 103)
-    await bo.write("/start friluftsliv", new=2)
-    await bo.tap("Ja, jeg giver samtykke")
-    await bo.tap("25-64")
-    (again,) = await bo.tap("◀ Tilbage")
-    assert (again.text or "").startswith("1/9 · Hvor gammel er du?")
-    assert "Dit svar nu: 25-64" in (again.text or "")
-    await bo.tap("65 eller derover")
-    await bo.tap("Syd")
-    await bo.tap("☐ Løber", new=0)
-    await bo.tap("Færdig")
-    await bo.tap("2")
-    (visits,) = await bo.tap("Nej")
-    # "No" to dog forests: the conditional question is not asked.
-    assert (visits.text or "").startswith("6/8 · Hvor mange gange")
-    (back,) = await bo.tap("◀ Tilbage")
-    assert (back.text or "").startswith("5/8 · Skal der være flere hundeskove?")
-    (conditional,) = await bo.tap("Ja")
-    assert (conditional.text or "").startswith("6/9 · Hvor skal den nye hundeskov ligge?")
-    (_number,) = await bo.tap("Spring over")
-    rows = await export_rows(telegram_app)
-    assert rows[0]["age_band"] == "65 eller derover"
-    assert rows[0]["dog_zones_where"] == "(skipped)"
-
-
-async def test_typing_when_a_button_is_expected_and_non_text_input(
-    telegram_app: BorgerDialog, fake_bot: FakeBot
-) -> None:
+    # Typing where a button is expected: tests/test_consultation_flows.py.
     await import_consultation(telegram_app, open_now())
     eva = Citizen(fake_bot, 104)
     await eva.write("/start friluftsliv", new=2)
     await eva.tap("Ja, jeg giver samtykke")
-    (hint,) = await eva.write("jeg er 40")
-    assert hint.text == "Brug knapperne under spørgsmålet til at svare."
     for kind in ("sticker", "photo", "voice", "location"):
         (reply,) = await eva.send_media(kind)
         assert reply.text == (
@@ -190,44 +149,6 @@ async def test_typing_when_a_button_is_expected_and_non_text_input(
             "filer, steder eller afstemninger."
         )
     assert await table_rows(telegram_app, Answer) == []
-
-
-async def test_stale_and_forged_buttons_change_nothing(
-    telegram_app: BorgerDialog, fake_bot: FakeBot
-) -> None:
-    await import_consultation(telegram_app, open_now())
-    ole = Citizen(fake_bot, 105)
-    await ole.write("/start friluftsliv", new=2)
-    await ole.tap("Ja, jeg giver samtykke")
-    first_question = ole.last()
-    _, data = ole.button("Under 25")
-    await ole.tap("Under 25")
-    # The first question's buttons are gone; an old client sending its data again is refused.
-    answer = await ole.forge(first_question.message_id, data)
-    assert answer["text"] == "Den knap virker ikke længere. Skriv /start for at komme videre."
-    # Someone else's participation id in a payload is refused too.
-    stranger = Citizen(fake_bot, 106)
-    await stranger.write("/hjaelp")
-    answer = await stranger.forge(stranger.last().message_id, data.replace("a:", "a:9", 1))
-    assert answer["text"].startswith("Den knap virker ikke længere")
-    rows = await table_rows(telegram_app, Answer)
-    assert len(rows) == 1
-
-
-async def test_consent_refused_stores_only_the_refusal(
-    telegram_app: BorgerDialog, fake_bot: FakeBot
-) -> None:
-    await import_consultation(telegram_app, open_now())
-    kim = Citizen(fake_bot, 107)
-    await kim.write("/start friluftsliv", new=2)
-    (goodbye,) = await kim.tap("Nej tak")
-    assert (goodbye.text or "").startswith("Helt i orden – vi gemmer ingen svar fra dig.")
-    (participation,) = await table_rows(telegram_app, Participation)
-    assert participation.status == "declined"
-    assert participation.consent_at is None
-    assert await table_rows(telegram_app, Answer) == []
-    (row,) = await export_rows(telegram_app)
-    assert row["status"] == "declined"
 
 
 async def test_a_restart_mid_conversation_continues_where_the_citizen_was(
@@ -257,56 +178,6 @@ async def test_a_restart_mid_conversation_continues_where_the_citizen_was(
         assert (question.text or "").startswith("3/9 · Hvad laver du i naturen?")
     finally:
         await second.stop()
-
-
-async def test_closed_and_not_yet_open_rounds(
-    telegram_app: BorgerDialog, fake_bot: FakeBot
-) -> None:
-    now = datetime.now(UTC)
-    await import_consultation(
-        telegram_app,
-        example_with_round(now - timedelta(days=30), now - timedelta(days=1), slug="lukket"),
-    )
-    await import_consultation(
-        telegram_app,
-        example_with_round(now + timedelta(days=3), now + timedelta(days=30), slug="snart"),
-    )
-    mia = Citizen(fake_bot, 109)
-    (closed,) = await mia.write("/start lukket")
-    assert (closed.text or "").startswith("»Ny friluftspolitik« er lukket")
-    assert "Resultaterne offentliggøres" in (closed.text or "")
-    (upcoming,) = await mia.write("/start snart")
-    assert (upcoming.text or "").startswith("»Ny friluftspolitik« er ikke åben endnu. Den åbner ")
-    (listing,) = await mia.write("/start")
-    assert "Der er ingen åben borgerdialog lige nu. Den næste åbner" in (listing.text or "")
-    assert await table_rows(telegram_app, Participation) == []
-
-
-async def test_start_lists_open_consultations_as_buttons(
-    telegram_app: BorgerDialog, fake_bot: FakeBot
-) -> None:
-    await import_consultation(telegram_app, open_now())
-    per = Citizen(fake_bot, 110)
-    (listing,) = await per.write("/start")
-    assert "Vælg den borgerdialog, du vil være med i:" in (listing.text or "")
-    intro, _consent = await per.tap("Ny friluftspolitik", new=2)
-    assert (intro.text or "").startswith("Ny friluftspolitik")
-
-
-async def test_the_round_closing_mid_conversation_stops_answers(
-    telegram_app: BorgerDialog, fake_bot: FakeBot
-) -> None:
-    await import_consultation(telegram_app, open_now())
-    sif = Citizen(fake_bot, 111)
-    await sif.write("/start friluftsliv", new=2)
-    await sif.tap("Ja, jeg giver samtykke")
-    now = datetime.now(UTC)
-    await import_consultation(
-        telegram_app, example_with_round(now - timedelta(days=30), now - timedelta(minutes=1))
-    )
-    (closed,) = await sif.tap("Under 25")
-    assert (closed.text or "").startswith("»Ny friluftspolitik« er lukket")
-    assert await table_rows(telegram_app, Answer) == []
 
 
 async def test_group_chats_never_run_a_consultation(
