@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from handlers.context import FlowContext
 from handlers.events import Button, Outcome
+from handlers.payloads import ChooseLanguage
 
 SUPPORTED_LANGUAGES = ("da", "en")
-LANGUAGE_PAYLOAD_PREFIX = "lang:"
 
 
 def _organisation(ctx: FlowContext) -> str:
@@ -34,8 +34,8 @@ def privacy(ctx: FlowContext, outcome: Outcome) -> None:
 def _language_buttons() -> tuple[tuple[Button, ...], ...]:
     return (
         (
-            Button(label="Dansk", payload=f"{LANGUAGE_PAYLOAD_PREFIX}da"),
-            Button(label="English", payload=f"{LANGUAGE_PAYLOAD_PREFIX}en"),
+            Button(label="Dansk", payload=ChooseLanguage("da").wire),
+            Button(label="English", payload=ChooseLanguage("en").wire),
         ),
     )
 
@@ -56,14 +56,6 @@ def set_language(ctx: FlowContext, outcome: Outcome, language: str) -> None:
         outcome.edit(ctx.event.button_message_ref, confirmation)
     else:
         outcome.say(confirmation)
-
-
-def parse_language_payload(payload: str) -> str | None:
-    """Return the language a language button names, or None if the payload is not valid."""
-    if not payload.startswith(LANGUAGE_PAYLOAD_PREFIX):
-        return None
-    language = payload[len(LANGUAGE_PAYLOAD_PREFIX) :]
-    return language if language in SUPPORTED_LANGUAGES else None
 
 
 def stale_button(ctx: FlowContext, outcome: Outcome) -> None:

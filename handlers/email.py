@@ -16,6 +16,7 @@ from datetime import timedelta
 from handlers.common import stale_button
 from handlers.context import FlowContext, OrganisationInfo
 from handlers.events import Button, ChatAddress, Outcome, Reply
+from handlers.payloads import SkipEmail
 from storage.email import EMAIL_CHANNEL
 
 # The paths of the pages the confirmation and unsubscribe links open, on the bot's server.
@@ -24,7 +25,6 @@ UNSUBSCRIBE_PATH = "/email/unsubscribe"
 CONFIRM_WITHIN = timedelta(hours=48)
 # The participant state key set while the bot waits for an address to be typed.
 AWAITING = "awaiting_email"
-SKIP_PAYLOAD = "mail:n"
 WEB_CHANNEL = "web"
 
 # A plain address: no display name, no spaces, one @, a dotted domain (IDN as punycode).
@@ -77,7 +77,7 @@ def email_offered(ctx: FlowContext) -> bool:
 
 
 def _skip_button(ctx: FlowContext) -> tuple[tuple[Button, ...], ...]:
-    return ((Button(ctx.t("email.skip"), payload=SKIP_PAYLOAD),),)
+    return ((Button(ctx.t("email.skip"), payload=SkipEmail().wire),),)
 
 
 def _awaiting(ctx: FlowContext, waiting: bool) -> None:

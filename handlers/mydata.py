@@ -10,6 +10,7 @@ from handlers.context import FlowContext
 from handlers.events import Button, Outcome
 from handlers.ideas.rules import statement_text
 from handlers.moderation.intake import erase_card
+from handlers.payloads import ForgetAnswer
 
 # Ideas are published statements: after /forget they stay, without any link to the author.
 PUBLISHED_KINDS = {"idea"}
@@ -128,8 +129,8 @@ def forget(ctx: FlowContext, outcome: Outcome) -> None:
         ctx.t("forget.confirm"),
         buttons=(
             (
-                Button(ctx.t("forget.yes"), payload="f:y"),
-                Button(ctx.t("forget.no"), payload="f:n"),
+                Button(ctx.t("forget.yes"), payload=ForgetAnswer(erase=True).wire),
+                Button(ctx.t("forget.no"), payload=ForgetAnswer(erase=False).wire),
             ),
         ),
     )

@@ -7,10 +7,32 @@ from collections.abc import Awaitable, Callable
 from handlers import common, email, mydata
 from handlers.consultation import asking, entry, sheet, summary
 from handlers.context import FlowContext
-from handlers.events import Outcome, well_formed_payload
+from handlers.events import Outcome
 from handlers.ideas import entry as ideas
 from handlers.ideas import standing, voting, writing
 from handlers.moderation import author, desk
+from handlers.payloads import (
+    CancelReport,
+    CardButton,
+    ChangeAnswer,
+    ChooseConsultation,
+    ChooseLanguage,
+    Consent,
+    ForgetAnswer,
+    GoBack,
+    HearBack,
+    IdeasAction,
+    IdeasButton,
+    PickOption,
+    ReportStatement,
+    ReviewAnswers,
+    RewriteContribution,
+    SkipEmail,
+    SkipQuestion,
+    TickingDone,
+    TickOption,
+    parse,
+)
 from handlers.plan import staff
 
 Flow = Callable[[FlowContext, Outcome], Awaitable[None] | None]
@@ -36,7 +58,6 @@ COMMANDS: dict[str, Flow] = {
 }
 # Commands that are safe to answer in a group: they reveal nothing about anyone.
 GROUP_COMMANDS = {"help", "hjaelp", "privacy", "privatliv"}
-QUESTION_ACTIONS = {"a", "t", "d", "s", "b"}
 
 
 async def _run(flow: Flow, ctx: FlowContext, outcome: Outcome) -> None:
@@ -83,63 +104,63 @@ async def route(ctx: FlowContext) -> Outcome:
 
 
 async def press(ctx: FlowContext, outcome: Outcome, payload: str) -> None:
-    """Dispatch a button by its namespace; anything unknown, old or forged gets a polite no."""
-    if not well_formed_payload(payload):
-        # Not made by the bot: a forgery or a client's mistake. Nothing below has to guess.
+    """Dispatch a button by what it names; anything unknown, old or forged gets a polite no."""
+    match parse(payload):
+        case ChooseLanguage(language) if language in common.SUPPORTED_LANGUAGES:
+            common.set_language(ctx, outcome, language)
+        case ChooseConsultation(slug):
+            await entry.choose(ctx, outcome, slug)
+        case PickOption() | TickOption() | TickingDone() | SkipQuestion() | GoBack() as button:
+            await asking.press(ctx, outcome, button)
+        case IdeasButton(action, participation):
+            await ideas_button(ctx, outcome, action, participation)
+        case CardButton() | ReportStatement() | CancelReport() as button:
+            await voting.press(ctx, outcome, button)
+        case RewriteContribution(item):
+            await author.rewrite(ctx, outcome, item)
+        case SkipEmail():
+            email.skip(ctx, outcome)
+        case ForgetAnswer(erase):
+            await mydata.forget_confirmed(ctx, outcome, erase)
+        case Consent() | HearBack() | ReviewAnswers() | ChangeAnswer() as button:
+            await participation_button(ctx, outcome, button)
+        case _:
+            # Not made by the bot, or made for another chat (a moderator's or staff's button).
+            common.stale_button(ctx, outcome)
+
+
+async def participation_button(
+    ctx: FlowContext, outcome: Outcome, button: Consent | HearBack | ReviewAnswers | ChangeAnswer
+) -> None:
+    """A button about one participation: only its own participant may press it."""
+    participation = await sheet.own_participation(ctx, button.participation_id)
+    if participation is None:
         common.stale_button(ctx, outcome)
-        return
-    namespace, _, rest = payload.partition(":")
-    parts = rest.split(":") if rest else []
-    language = common.parse_language_payload(payload)
-    if language is not None:
-        common.set_language(ctx, outcome, language)
-    elif namespace == "c" and len(parts) == 1:
-        await entry.choose(ctx, outcome, parts[0])
-    elif namespace in QUESTION_ACTIONS:
-        await asking.press(ctx, outcome, namespace, parts)
-    elif namespace == "i" and len(parts) == 2:
-        await ideas_button(ctx, outcome, parts[0], parts[1])
-    elif namespace in ("v", "V"):
-        await voting.press(ctx, outcome, namespace, parts)
-    elif namespace == "rw" and len(parts) == 1:
-        await author.rewrite(ctx, outcome, parts[0])
-    elif payload == email.SKIP_PAYLOAD:
-        email.skip(ctx, outcome)
-    elif namespace == "f" and parts in (["y"], ["n"]):
-        await mydata.forget_confirmed(ctx, outcome, parts == ["y"])
-    elif namespace in ("ok", "h", "r", "e") and parts:
-        participation = await sheet.own_participation(ctx, parts[0])
-        if participation is None:
-            common.stale_button(ctx, outcome)
-        elif namespace == "ok" and parts[1:] in (["y"], ["n"]):
-            await entry.consent(ctx, outcome, participation, parts[1] == "y")
-        elif namespace == "h" and parts[1:] in (["y"], ["n"]):
-            await summary.hear_back(ctx, outcome, participation, parts[1] == "y")
-        elif namespace == "r" and len(parts) == 1:
-            await asking.review(ctx, outcome, participation)
-        elif namespace == "e" and len(parts) == 2:
-            await asking.edit_answer(ctx, outcome, participation, parts[1])
-        else:
-            common.stale_button(ctx, outcome)
+    elif isinstance(button, Consent):
+        await entry.consent(ctx, outcome, participation, button.given)
+    elif isinstance(button, HearBack):
+        await summary.hear_back(ctx, outcome, participation, button.wanted)
+    elif isinstance(button, ReviewAnswers):
+        await asking.review(ctx, outcome, participation)
     else:
-        common.stale_button(ctx, outcome)
+        await asking.edit_answer(ctx, outcome, participation, button.question_id)
 
 
-async def ideas_button(ctx: FlowContext, outcome: Outcome, action: str, participation: str) -> None:
-    """i:<action>:<participation>: the ideas menu and its actions."""
-    if action == "m":
+async def ideas_button(
+    ctx: FlowContext, outcome: Outcome, action: IdeasAction, participation: int
+) -> None:
+    """The ideas menu and its actions."""
+    if action == IdeasAction.MENU:
         await ideas.menu(ctx, outcome, participation)
-    elif action == "w":
+    elif action == IdeasAction.WRITE:
         await writing.write(ctx, outcome, participation)
-    elif action in ("x", "e", "c"):
+    elif action in (IdeasAction.SEND_DRAFT, IdeasAction.EDIT_DRAFT, IdeasAction.CANCEL_DRAFT):
         await writing.draft_action(ctx, outcome, action, participation)
-    elif action == "v":
+    elif action == IdeasAction.VOTE:
         await voting.start_voting(ctx, outcome, participation)
-    elif action == "h":
+    elif action == IdeasAction.HISTORY:
         await voting.history(ctx, outcome, participation)
-    elif action == "n":
+    elif action == IdeasAction.NOTIFY:
         await voting.notify_me(ctx, outcome, participation)
-    elif action == "s":
-        await standing.standing(ctx, outcome, participation)
     else:
-        common.stale_button(ctx, outcome)
+        await standing.standing(ctx, outcome, participation)

@@ -20,6 +20,15 @@ from handlers.consultation.summary import finish
 from handlers.context import FlowContext
 from handlers.events import Button, Outcome
 from handlers.moderation.intake import queue_for_review, screen_answer, withdraw
+from handlers.payloads import (
+    ChangeAnswer,
+    GoBack,
+    PickOption,
+    QuestionButton,
+    SkipQuestion,
+    TickingDone,
+    TickOption,
+)
 from handlers.screening.rules import ALLOW
 from storage.models import Answer, Participation, ParticipationStatus, Question
 
@@ -98,7 +107,7 @@ def ask(
 def question_buttons(ctx: FlowContext, sheet: Sheet, question: Question) -> Buttons:
     """Options (ticked ones marked for multiple choice), then Back and Skip where they apply."""
     participation = sheet.participation
-    prefix = f"{participation.id}:{question.id}"
+    asked = participation.id, question.id
     keys = rules.option_keys(question)
     yes, no = ctx.t("answer.yes"), ctx.t("answer.no")
 
@@ -107,35 +116,41 @@ def question_buttons(ctx: FlowContext, sheet: Sheet, question: Question) -> Butt
 
     rows: list[tuple[Button, ...]] = []
     if question.kind in ("single", "district"):
-        rows = [(Button(label(k), payload=f"a:{prefix}:{i}"),) for i, k in enumerate(keys)]
+        rows = [(Button(label(k), payload=PickOption(*asked, i).wire),) for i, k in enumerate(keys)]
     elif question.kind in ("yesno", "scale"):
-        rows = [tuple(Button(label(k), payload=f"a:{prefix}:{i}") for i, k in enumerate(keys))]
+        rows = [
+            tuple(Button(label(k), payload=PickOption(*asked, i).wire) for i, k in enumerate(keys))
+        ]
     elif question.kind == "multiple":
         ticked = participation.pending_selection
         rows = [
-            (Button(("☑ " if k in ticked else "☐ ") + label(k), payload=f"t:{prefix}:{i}"),)
+            (
+                Button(
+                    ("☑ " if k in ticked else "☐ ") + label(k), payload=TickOption(*asked, i).wire
+                ),
+            )
             for i, k in enumerate(keys)
         ]
-        rows.append((Button(ctx.t("question.done"), payload=f"d:{prefix}"),))
+        rows.append((Button(ctx.t("question.done"), payload=TickingDone(*asked).wire),))
     navigation: list[Button] = []
     if rules.previous(sheet.questions, sheet.answers, question) is not None:
-        navigation.append(Button(ctx.t("question.back"), payload=f"b:{prefix}"))
+        navigation.append(Button(ctx.t("question.back"), payload=GoBack(*asked).wire))
     if question.optional:
-        navigation.append(Button(ctx.t("question.skip"), payload=f"s:{prefix}"))
+        navigation.append(Button(ctx.t("question.skip"), payload=SkipQuestion(*asked).wire))
     if navigation:
         rows.append(tuple(navigation))
     return tuple(rows)
 
 
 async def _pressed(
-    ctx: FlowContext, outcome: Outcome, participation_id: str, question_id: str
+    ctx: FlowContext, outcome: Outcome, participation_id: int, question_id: int
 ) -> tuple[Sheet, Question] | None:
     """Resolve a question button; None (after a polite answer) if it is stale or foreign."""
     participation = await own_participation(ctx, participation_id)
     if (
         participation is None
         or participation.status not in ANSWERING
-        or str(participation.current_question_id) != question_id
+        or participation.current_question_id != question_id
     ):
         stale(ctx, outcome)
         return None
@@ -153,28 +168,24 @@ async def _pressed(
     return sheet, question
 
 
-async def press(ctx: FlowContext, outcome: Outcome, action: str, parts: list[str]) -> None:
-    """Handle a question button: a: answer, t: tick, d: done, s: skip, b: back."""
-    if len(parts) != (3 if action in ("a", "t") else 2):
-        stale(ctx, outcome)
-        return
-    pressed = await _pressed(ctx, outcome, parts[0], parts[1])
+async def press(ctx: FlowContext, outcome: Outcome, button: QuestionButton) -> None:
+    """Handle a question button: pick an option, tick one, done ticking, skip, back."""
+    pressed = await _pressed(ctx, outcome, button.participation_id, button.question_id)
     if pressed is None:
         return
     sheet, question = pressed
     participation = sheet.participation
     keys = rules.option_keys(question)
     key: str | None = None
-    if action in ("a", "t"):
-        index = parts[2] if parts[2] in {str(i) for i in range(len(keys))} else None
-        if index is None:
+    if isinstance(button, PickOption | TickOption):
+        if button.option >= len(keys):
             stale(ctx, outcome)
             return
-        key = keys[int(index)]
-    if action == "a" and key is not None and question.kind in CHOICE_KINDS:
+        key = keys[button.option]
+    if isinstance(button, PickOption) and key is not None and question.kind in CHOICE_KINDS:
         outcome.ack(ctx.event.button_ack_ref)
         await store(ctx, outcome, sheet, question, key)
-    elif action == "t" and key is not None and question.kind == "multiple":
+    elif isinstance(button, TickOption) and key is not None and question.kind == "multiple":
         selection = participation.pending_selection
         selection = [k for k in selection if k != key] if key in selection else [*selection, key]
         participation.pending_selection = [k for k in keys if k in selection]
@@ -185,16 +196,18 @@ async def press(ctx: FlowContext, outcome: Outcome, action: str, parts: list[str
                 question_text(ctx, sheet, question),
                 question_buttons(ctx, sheet, question),
             )
-    elif action == "d" and question.kind == "multiple":
+    elif isinstance(button, TickingDone) and question.kind == "multiple":
         if not participation.pending_selection and not question.optional:
             outcome.ack(ctx.event.button_ack_ref, ctx.t("answer.choose_one"), alert=True)
             return
         outcome.ack(ctx.event.button_ack_ref)
         await store(ctx, outcome, sheet, question, list(participation.pending_selection) or None)
-    elif action == "s" and question.optional:
+    elif isinstance(button, SkipQuestion) and question.optional:
         outcome.ack(ctx.event.button_ack_ref)
         await store(ctx, outcome, sheet, question, None)
-    elif action == "b" and (target := rules.previous(sheet.questions, sheet.answers, question)):
+    elif isinstance(button, GoBack) and (
+        target := rules.previous(sheet.questions, sheet.answers, question)
+    ):
         outcome.ack(ctx.event.button_ack_ref)
         await close_question_message(ctx, outcome, sheet, question, ctx.t("question.went_back"))
         ask(ctx, outcome, sheet, target)
@@ -299,7 +312,7 @@ async def review(ctx: FlowContext, outcome: Outcome, participation: Participatio
         (
             Button(
                 rules.shorten(rules.pick(q.text, ctx.t.language), 40),
-                payload=f"e:{participation.id}:{q.id}",
+                payload=ChangeAnswer(participation.id, q.id).wire,
             ),
         )
         for q in rules.applicable(sheet.questions, sheet.answers)
@@ -308,12 +321,12 @@ async def review(ctx: FlowContext, outcome: Outcome, participation: Participatio
 
 
 async def edit_answer(
-    ctx: FlowContext, outcome: Outcome, participation: Participation, question_id: str
+    ctx: FlowContext, outcome: Outcome, participation: Participation, question_id: int
 ) -> None:
     """Ask one question again so its answer can be changed."""
     sheet = await load_sheet(ctx, participation)
     question = next(
-        (q for q in rules.applicable(sheet.questions, sheet.answers) if str(q.id) == question_id),
+        (q for q in rules.applicable(sheet.questions, sheet.answers) if q.id == question_id),
         None,
     )
     if question is None or participation.status != ParticipationStatus.COMPLETED:

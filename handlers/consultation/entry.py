@@ -22,6 +22,7 @@ from handlers.context import FlowContext
 from handlers.events import Button, Outcome
 from handlers.ideas.common import offer_if_open
 from handlers.ideas.rules import ideas_state
+from handlers.payloads import ChooseConsultation, Consent
 from storage.models import Consultation, Participation, ParticipationStatus
 
 # Roughly how long one question takes, for the "about N minutes" in the intro.
@@ -57,7 +58,9 @@ async def list_open(ctx: FlowContext, outcome: Outcome) -> None:
             next_opening = state.round.opens_at
     greeting = ctx.t("start.greeting", organisation=organisation)
     if open_now:
-        buttons = tuple((Button(title(ctx, c), payload=f"c:{c.slug}"),) for c in open_now)
+        buttons = tuple(
+            (Button(title(ctx, c), payload=ChooseConsultation(c.slug).wire),) for c in open_now
+        )
         outcome.say(f"{greeting}\n\n{ctx.t('start.choose')}", buttons=buttons)
     elif next_opening is not None:
         opens = when(ctx, next_opening)
@@ -164,8 +167,8 @@ def ask_consent(ctx: FlowContext, outcome: Outcome, participation: Participation
     outcome.say(
         ctx.t("consultation.consent"),
         buttons=(
-            (Button(ctx.t("consent.yes"), payload=f"ok:{participation.id}:y"),),
-            (Button(ctx.t("consent.no"), payload=f"ok:{participation.id}:n"),),
+            (Button(ctx.t("consent.yes"), payload=Consent(participation.id, given=True).wire),),
+            (Button(ctx.t("consent.no"), payload=Consent(participation.id, given=False).wire),),
         ),
         on_queued=remember,
     )

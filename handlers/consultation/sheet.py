@@ -69,12 +69,9 @@ def show_answer(ctx: FlowContext, question: Question, answer: Answer) -> str:
     return rules.shorten(str(answer.value))
 
 
-async def own_participation(ctx: FlowContext, participation_id: str) -> Participation | None:
+async def own_participation(ctx: FlowContext, participation_id: int) -> Participation | None:
     """Return a participation named by a button, if it belongs to whoever pressed it."""
-    number = record_id(participation_id)
-    if number is None:
-        return None
-    participation = await ctx.uow.participations.get(number)
+    participation = await ctx.uow.participations.get(participation_id)
     if participation is None or participation.participant_id != ctx.participant.id:
         return None
     return participation
@@ -82,10 +79,11 @@ async def own_participation(ctx: FlowContext, participation_id: str) -> Particip
 
 async def active_participation(ctx: FlowContext) -> Participation | None:
     """The participation the participant's conversation is currently in, if any."""
-    participation_id = ctx.participant.state.get("participation")
+    # Read like a payload's id: the stored state is trusted no more than a button.
+    participation_id = record_id(str(ctx.participant.state.get("participation")))
     if participation_id is None:
         return None
-    return await own_participation(ctx, str(participation_id))
+    return await own_participation(ctx, participation_id)
 
 
 def set_active(ctx: FlowContext, participation: Participation | None) -> None:

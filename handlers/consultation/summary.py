@@ -8,6 +8,7 @@ from handlers.consultation.sheet import Sheet, show_answer, title
 from handlers.context import FlowContext
 from handlers.events import Button, Outcome
 from handlers.ideas.common import offer_if_open
+from handlers.payloads import HearBack, ReviewAnswers
 from storage.models import Participation, ParticipationStatus
 
 # Room left in a message for the summary's closing lines.
@@ -29,8 +30,8 @@ async def finish(ctx: FlowContext, outcome: Outcome, sheet: Sheet) -> None:
         ctx.t("summary.hear_back"),
         buttons=(
             (
-                Button(ctx.t("answer.yes"), payload=f"h:{participation.id}:y"),
-                Button(ctx.t("answer.no"), payload=f"h:{participation.id}:n"),
+                Button(ctx.t("answer.yes"), payload=HearBack(participation.id, wanted=True).wire),
+                Button(ctx.t("answer.no"), payload=HearBack(participation.id, wanted=False).wire),
             ),
         ),
     )
@@ -51,7 +52,9 @@ async def show_summary(ctx: FlowContext, outcome: Outcome, sheet: Sheet, heading
     rounds = await ctx.uow.consultations.rounds(consultation.id)
     buttons: tuple[tuple[Button, ...], ...] = ()
     if rules.round_state(rounds, ctx.now).status == "open":
-        buttons = ((Button(ctx.t("summary.change"), payload=f"r:{sheet.participation.id}"),),)
+        buttons = (
+            (Button(ctx.t("summary.change"), payload=ReviewAnswers(sheet.participation.id).wire),),
+        )
     outcome.say(rules.shorten(text, SUMMARY_LIMIT), buttons=buttons)
 
 

@@ -7,6 +7,7 @@ from handlers.consultation.sheet import blocked, own_participation, stale, title
 from handlers.context import FlowContext
 from handlers.events import Button, Outcome
 from handlers.ideas.rules import ideas_state
+from handlers.payloads import IdeasAction, IdeasButton
 from storage.models import CONSENTED_STATUSES, Consultation, Participation
 
 # The participant-state keys of the statement being written: its participation and draft.
@@ -16,7 +17,7 @@ CONSENTED = CONSENTED_STATUSES
 
 
 async def ideas_participation(
-    ctx: FlowContext, outcome: Outcome, participation_id: str, *, must_be_open: bool = True
+    ctx: FlowContext, outcome: Outcome, participation_id: int, *, must_be_open: bool = True
 ) -> tuple[Participation, Consultation] | None:
     """Resolve a button's participation for an ideas action; None after saying why not.
 
@@ -84,17 +85,22 @@ async def show_menu(
     )
 
 
+def ideas_button(label: str, action: IdeasAction, participation_id: int) -> Button:
+    """A button that does an ideas action for the citizen's participation."""
+    return Button(label, payload=IdeasButton(action, participation_id).wire)
+
+
 def menu_buttons(ctx: FlowContext, participation: Participation) -> tuple[tuple[Button, ...], ...]:
     """Write, vote, where I stand, my votes."""
     pid = participation.id
     return (
         (
-            Button(ctx.t("ideas.button.write"), payload=f"i:w:{pid}"),
-            Button(ctx.t("ideas.button.vote"), payload=f"i:v:{pid}"),
+            ideas_button(ctx.t("ideas.button.write"), IdeasAction.WRITE, pid),
+            ideas_button(ctx.t("ideas.button.vote"), IdeasAction.VOTE, pid),
         ),
         (
-            Button(ctx.t("ideas.button.standing"), payload=f"i:s:{pid}"),
-            Button(ctx.t("ideas.button.history"), payload=f"i:h:{pid}"),
+            ideas_button(ctx.t("ideas.button.standing"), IdeasAction.STANDING, pid),
+            ideas_button(ctx.t("ideas.button.history"), IdeasAction.HISTORY, pid),
         ),
     )
 

@@ -9,6 +9,7 @@ from handlers.context import Texts, language_of
 from handlers.email import WEB_CHANNEL
 from handlers.events import Button, ChatAddress, Reply
 from handlers.ideas.rules import short, statement_text
+from handlers.payloads import CardAction, CardButton
 from storage.email import EMAIL_CHANNEL
 from storage.models import Decision, Participation, Statement
 from storage.uow import UnitOfWork
@@ -63,7 +64,14 @@ async def decision_messages(
             text += "\n\n" + t("ideas.decision.why", reason=statement.decision_reason)
         buttons: tuple[tuple[Button, ...], ...] = ()
         if statement.decision == Decision.ACCEPTED and statement.wants_volunteers:
-            buttons = ((Button(t("ideas.button.help"), payload=f"v:{statement.id}:h"),),)
+            buttons = (
+                (
+                    Button(
+                        t("ideas.button.help"),
+                        payload=CardButton(statement.id, CardAction.HELP).wire,
+                    ),
+                ),
+            )
         messages.append(
             (ChatAddress(participant.channel, participant.chat_id), Reply(text, buttons=buttons))
         )

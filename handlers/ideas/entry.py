@@ -40,7 +40,7 @@ async def ideas_command(ctx: FlowContext, outcome: Outcome) -> None:
         await show_menu(ctx, outcome, participation, consultation)
 
 
-async def menu(ctx: FlowContext, outcome: Outcome, participation_id: str) -> None:
+async def menu(ctx: FlowContext, outcome: Outcome, participation_id: int) -> None:
     """The "ideas" button."""
     resolved = await ideas_participation(ctx, outcome, participation_id)
     if resolved is None:

@@ -7,10 +7,11 @@ from collections.abc import Callable
 from handlers import questionnaire
 from handlers.consultation.sheet import title
 from handlers.context import FlowContext
-from handlers.events import Button, Outcome
-from handlers.ideas.common import ideas_participation
+from handlers.events import Outcome
+from handlers.ideas.common import ideas_button, ideas_participation
 from handlers.ideas.groups import GroupModel
 from handlers.ideas.rules import compare_with_majority, group_letter, short, statement_text
+from handlers.payloads import IdeasAction
 from storage.ideas import Tally
 from storage.models import Consultation, Participation, Statement
 
@@ -29,7 +30,7 @@ def percent(part: int, whole: int) -> int:
     return round(100 * part / whole) if whole else 0
 
 
-async def standing(ctx: FlowContext, outcome: Outcome, participation_id: str) -> None:
+async def standing(ctx: FlowContext, outcome: Outcome, participation_id: int) -> None:
     """The "where I stand" button; it works after the ideas phase closed, too."""
     resolved = await ideas_participation(ctx, outcome, participation_id, must_be_open=False)
     if resolved is None:
@@ -40,7 +41,7 @@ async def standing(ctx: FlowContext, outcome: Outcome, participation_id: str) ->
         questionnaire.shorten(
             await standing_text(ctx, participation, consultation), STANDING_LIMIT
         ),
-        buttons=((Button(ctx.t("ideas.button.vote"), payload=f"i:v:{participation.id}"),),),
+        buttons=((ideas_button(ctx.t("ideas.button.vote"), IdeasAction.VOTE, participation.id),),),
     )
 
 

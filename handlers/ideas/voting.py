@@ -6,9 +6,10 @@ import random
 
 from handlers.consultation.sheet import stale, title
 from handlers.context import FlowContext, Texts
-from handlers.events import Button, Outcome, Reply, record_id
+from handlers.events import Button, Outcome, Reply
 from handlers.ideas.common import (
     CONSENTED,
+    ideas_button,
     ideas_participation,
     say_unless_open,
 )
@@ -21,19 +22,31 @@ from handlers.ideas.rules import (
     statement_text,
 )
 from handlers.moderation.intake import REPORT_REASONS, report
+from handlers.payloads import (
+    CancelReport,
+    CardAction,
+    CardButton,
+    IdeasAction,
+    ReportStatement,
+    StatementButton,
+)
 from storage.models import Consultation, Participation, Statement, Visibility, VoteValue
 
 Buttons = tuple[tuple[Button, ...], ...]
-VOTES = {"a": VoteValue.AGREE, "d": VoteValue.DISAGREE, "p": VoteValue.PASS}
+VOTES = {
+    CardAction.AGREE: VoteValue.AGREE,
+    CardAction.DISAGREE: VoteValue.DISAGREE,
+    CardAction.PASS: VoteValue.PASS,
+}
+# What a statement no longer shown can't take: a vote, being opened, an offer of help.
+NEEDS_VISIBLE = {*VOTES, CardAction.OPEN, CardAction.HELP, CardAction.HELP_YES}
 VOTE_NAMES = {VoteValue.AGREE: "agree", VoteValue.DISAGREE: "disagree", VoteValue.PASS: "pass"}
 VOTE_MARKS = {VoteValue.AGREE: "👍", VoteValue.DISAGREE: "👎", VoteValue.PASS: "🤷"}
 # Statements listed in "my votes" at once; the most recent first.
 HISTORY_PAGE = 20
-# The report dialog's "never mind" (no reason is called this).
-CANCEL_REPORT = "x"
 
 
-async def start_voting(ctx: FlowContext, outcome: Outcome, participation_id: str) -> None:
+async def start_voting(ctx: FlowContext, outcome: Outcome, participation_id: int) -> None:
     """The "vote" button: the next card."""
     resolved = await ideas_participation(ctx, outcome, participation_id)
     if resolved is None:
@@ -56,16 +69,16 @@ async def next_card(
         outcome.say(
             ctx.t("ideas.no_more"),
             buttons=(
-                (Button(ctx.t("ideas.button.notify"), payload=f"i:n:{pid}"),),
+                (ideas_button(ctx.t("ideas.button.notify"), IdeasAction.NOTIFY, pid),),
                 (
-                    Button(ctx.t("ideas.button.standing"), payload=f"i:s:{pid}"),
-                    Button(ctx.t("ideas.button.write"), payload=f"i:w:{pid}"),
+                    ideas_button(ctx.t("ideas.button.standing"), IdeasAction.STANDING, pid),
+                    ideas_button(ctx.t("ideas.button.write"), IdeasAction.WRITE, pid),
                 ),
             ),
         )
         return
     statement = by_id[chosen]
-    outcome.say(card_text(ctx, consultation, statement), buttons=card_buttons(ctx, statement, "v"))
+    outcome.say(card_text(ctx, consultation, statement), buttons=card_buttons(ctx, statement))
 
 
 def card_text(ctx: FlowContext, consultation: Consultation, statement: Statement) -> str:
@@ -81,31 +94,38 @@ def card_text(ctx: FlowContext, consultation: Consultation, statement: Statement
     return text
 
 
-def card_buttons(ctx: FlowContext, statement: Statement, namespace: str) -> Buttons:
+def card_buttons(ctx: FlowContext, statement: Statement, *, changing_vote: bool = False) -> Buttons:
     """Agree, disagree, pass; report; help (when wanted); stop (on fresh cards)."""
     sid = statement.id
+
+    def vote(action: CardAction) -> str:
+        return CardButton(sid, action, changing_vote=changing_vote).wire
+
     rows: list[tuple[Button, ...]] = [
         (
-            Button(ctx.t("ideas.button.agree"), payload=f"{namespace}:{sid}:a"),
-            Button(ctx.t("ideas.button.disagree"), payload=f"{namespace}:{sid}:d"),
-            Button(ctx.t("ideas.button.pass"), payload=f"{namespace}:{sid}:p"),
+            Button(ctx.t("ideas.button.agree"), payload=vote(CardAction.AGREE)),
+            Button(ctx.t("ideas.button.disagree"), payload=vote(CardAction.DISAGREE)),
+            Button(ctx.t("ideas.button.pass"), payload=vote(CardAction.PASS)),
         )
     ]
     if statement.wants_volunteers:
-        rows.append((Button(ctx.t("ideas.button.help"), payload=f"v:{sid}:h"),))
-    last = [Button(ctx.t("ideas.button.report"), payload=f"v:{sid}:r")]
-    if namespace == "v":
-        last.append(Button(ctx.t("ideas.button.stop"), payload=f"v:{sid}:s"))
+        rows.append(
+            (Button(ctx.t("ideas.button.help"), payload=CardButton(sid, CardAction.HELP).wire),)
+        )
+    last = [Button(ctx.t("ideas.button.report"), payload=CardButton(sid, CardAction.REPORT).wire)]
+    if not changing_vote:
+        last.append(
+            Button(ctx.t("ideas.button.stop"), payload=CardButton(sid, CardAction.STOP).wire)
+        )
     rows.append(tuple(last))
     return tuple(rows)
 
 
 async def _card_statement(
-    ctx: FlowContext, outcome: Outcome, statement_id: str, *, must_be_open: bool = True
+    ctx: FlowContext, outcome: Outcome, statement_id: int, *, must_be_open: bool = True
 ) -> tuple[Statement, Participation, Consultation] | None:
     """Resolve a card's statement and the presser's participation in its consultation."""
-    number = record_id(statement_id)
-    statement = await ctx.uow.ideas.statement(number) if number is not None else None
+    statement = await ctx.uow.ideas.statement(statement_id)
     if statement is None:
         stale(ctx, outcome)
         return None
@@ -113,34 +133,38 @@ async def _card_statement(
     if participation is None or participation.status not in CONSENTED:
         stale(ctx, outcome)
         return None
-    resolved = await ideas_participation(
-        ctx, outcome, str(participation.id), must_be_open=must_be_open
-    )
+    resolved = await ideas_participation(ctx, outcome, participation.id, must_be_open=must_be_open)
     if resolved is None:
         return None
     return statement, *resolved
 
 
-async def press(ctx: FlowContext, outcome: Outcome, namespace: str, parts: list[str]) -> None:
-    """v:<statement>:<a|d|p|o|r|s|h|hy|hn>[:reason] on fresh cards, V:<statement>:<…> in history."""
-    if len(parts) not in (2, 3):
-        stale(ctx, outcome)
-        return
-    resolved = await _card_statement(ctx, outcome, parts[0])
+async def press(ctx: FlowContext, outcome: Outcome, button: StatementButton) -> None:
+    """A button on a statement's card, or in the report dialog it opens."""
+    resolved = await _card_statement(ctx, outcome, button.statement_id)
     if resolved is None:
         return
     statement, participation, consultation = resolved
-    action = parts[1]
+    if isinstance(button, CancelReport):
+        # Changed their mind: nothing is reported, and the card above still takes a vote.
+        outcome.ack(ctx.event.button_ack_ref)
+        if ctx.event.button_message_ref is not None:
+            outcome.edit(ctx.event.button_message_ref, ctx.t("ideas.report_cancelled"))
+        return
+    if isinstance(button, ReportStatement):
+        await _report(ctx, outcome, statement, participation, consultation, button.reason)
+        return
+    action = button.action
     own = statement.participation_id == participation.id
-    if statement.visibility != Visibility.VISIBLE and action in (*VOTES, "o", "h", "hy"):
+    if statement.visibility != Visibility.VISIBLE and action in NEEDS_VISIBLE:
         outcome.ack(ctx.event.button_ack_ref, ctx.t("ideas.not_shown"), alert=True)
         return
-    if action in VOTES and len(parts) == 2:
+    if action in VOTES:
         if own:
             outcome.ack(ctx.event.button_ack_ref, ctx.t("ideas.own"), alert=True)
             return
-        await vote(ctx, outcome, statement, participation, consultation, action, namespace)
-    elif action == "o" and len(parts) == 2:
+        await vote(ctx, outcome, statement, participation, consultation, button)
+    elif action == CardAction.OPEN:
         outcome.ack(ctx.event.button_ack_ref)
         current = await ctx.uow.ideas.vote_of(statement.id, participation.id)
         text = card_text(ctx, consultation, statement)
@@ -151,14 +175,14 @@ async def press(ctx: FlowContext, outcome: Outcome, namespace: str, parts: list[
         if own:
             outcome.say(text + "\n\n" + ctx.t("ideas.own"))
             return
-        outcome.say(text, buttons=card_buttons(ctx, statement, "V" if current else "v"))
-    elif action == "s" and len(parts) == 2:
+        outcome.say(text, buttons=card_buttons(ctx, statement, changing_vote=current is not None))
+    elif action == CardAction.STOP:
         outcome.ack(ctx.event.button_ack_ref)
         _close_card(ctx, outcome, consultation, statement, ctx.t("ideas.stopped_card"))
         outcome.say(ctx.t("ideas.stopped"))
-    elif action == "r":
-        await _report(ctx, outcome, statement, participation, consultation, parts[2:])
-    elif action in ("h", "hy", "hn") and len(parts) == 2:
+    elif action == CardAction.REPORT:
+        await _report(ctx, outcome, statement, participation, consultation, None)
+    elif action in (CardAction.HELP, CardAction.HELP_YES, CardAction.HELP_NO):
         await _volunteer(ctx, outcome, statement, participation, consultation, action)
     else:
         stale(ctx, outcome)
@@ -170,11 +194,10 @@ async def vote(
     statement: Statement,
     participation: Participation,
     consultation: Consultation,
-    action: str,
-    namespace: str,
+    button: CardButton,
 ) -> None:
     """Record a vote on the pressed card; on a fresh card, show the next one."""
-    value = VOTES[action]
+    value = VOTES[button.action]
     earlier = await ctx.uow.ideas.vote(statement.id, participation.id, value, ctx.now)
     participation.updated_at = ctx.now
     name = ctx.t(f"ideas.vote.{VOTE_NAMES[value]}")
@@ -183,7 +206,7 @@ async def vote(
         ctx.t("ideas.voted", vote=name) if earlier is None else ctx.t("ideas.changed", vote=name)
     )
     _close_card(ctx, outcome, consultation, statement, footer)
-    if namespace == "V":
+    if button.changing_vote:
         return
     if earlier is None:
         votes = await ctx.uow.ideas.count_votes(participation.id)
@@ -191,7 +214,11 @@ async def vote(
             outcome.say(
                 ctx.t("ideas.standing_offer", count=votes),
                 buttons=(
-                    (Button(ctx.t("ideas.button.standing"), payload=f"i:s:{participation.id}"),),
+                    (
+                        ideas_button(
+                            ctx.t("ideas.button.standing"), IdeasAction.STANDING, participation.id
+                        ),
+                    ),
                 ),
             )
     await next_card(ctx, outcome, participation, consultation)
@@ -217,29 +244,23 @@ async def _report(
     statement: Statement,
     participation: Participation,
     consultation: Consultation,
-    reason: list[str],
+    reason: str | None,
 ) -> None:
-    """Ask why (r), then report with the reason (r:<reason>) to moderation."""
+    """Ask why (no reason yet), then report with the reason to moderation."""
     sid = statement.id
-    if not reason:
+    if reason is None:
         outcome.ack(ctx.event.button_ack_ref)
-        reasons = [(f"ideas.report_reason.{r}", r) for r in REPORT_REASONS]
         buttons = tuple(
-            (Button(ctx.t(key), payload=f"v:{sid}:r:{code}"),)
-            for key, code in [*reasons, ("ideas.report_cancel", CANCEL_REPORT)]
+            (Button(ctx.t(f"ideas.report_reason.{code}"), payload=ReportStatement(sid, code).wire),)
+            for code in REPORT_REASONS
         )
-        outcome.say(ctx.t("ideas.report_why"), buttons=buttons)
+        cancel = Button(ctx.t("ideas.report_cancel"), payload=CancelReport(sid).wire)
+        outcome.say(ctx.t("ideas.report_why"), buttons=(*buttons, (cancel,)))
         return
-    if reason == [CANCEL_REPORT]:
-        # Changed their mind: nothing is reported, and the card above still takes a vote.
-        outcome.ack(ctx.event.button_ack_ref)
-        if ctx.event.button_message_ref is not None:
-            outcome.edit(ctx.event.button_message_ref, ctx.t("ideas.report_cancelled"))
-        return
-    if reason[0] not in REPORT_REASONS:
+    if reason not in REPORT_REASONS:
         stale(ctx, outcome)
         return
-    result = await report(ctx, outcome, consultation, participation, statement, reason[0])
+    result = await report(ctx, outcome, consultation, participation, statement, reason)
     outcome.ack(ctx.event.button_ack_ref)
     if ctx.event.button_message_ref is not None:
         outcome.edit(ctx.event.button_message_ref, ctx.t(f"ideas.reported.{result}"))
@@ -255,25 +276,35 @@ async def _volunteer(
     statement: Statement,
     participation: Participation,
     consultation: Consultation,
-    action: str,
+    action: CardAction,
 ) -> None:
-    """Offer to help: ask for consent to be contacted (h), then record it (hy) or not (hn)."""
+    """Offer to help: ask for consent to be contacted, then record it or not."""
     sid = statement.id
     outcome.ack(ctx.event.button_ack_ref)
     if not statement.wants_volunteers:
         outcome.say(ctx.t("ideas.volunteers_closed"))
         return
     words = short(statement_text(statement, ctx.t.language), 80)
-    if action == "h":
+    if action == CardAction.HELP:
         outcome.say(
             ctx.t("ideas.volunteer_ask", text=words, title=title(ctx, consultation)),
             buttons=(
-                (Button(ctx.t("ideas.button.volunteer_yes"), payload=f"v:{sid}:hy"),),
-                (Button(ctx.t("ideas.button.volunteer_no"), payload=f"v:{sid}:hn"),),
+                (
+                    Button(
+                        ctx.t("ideas.button.volunteer_yes"),
+                        payload=CardButton(sid, CardAction.HELP_YES).wire,
+                    ),
+                ),
+                (
+                    Button(
+                        ctx.t("ideas.button.volunteer_no"),
+                        payload=CardButton(sid, CardAction.HELP_NO).wire,
+                    ),
+                ),
             ),
         )
         return
-    if action == "hn":
+    if action == CardAction.HELP_NO:
         answer = ctx.t("ideas.volunteer_no")
     elif await ctx.uow.ideas.add_volunteer(sid, participation.id, ctx.now):
         answer = ctx.t("ideas.volunteer_yes")
@@ -285,7 +316,7 @@ async def _volunteer(
         outcome.say(answer)
 
 
-async def history(ctx: FlowContext, outcome: Outcome, participation_id: str) -> None:
+async def history(ctx: FlowContext, outcome: Outcome, participation_id: int) -> None:
     """My votes: each as a button that opens the card again, to change the vote."""
     resolved = await ideas_participation(ctx, outcome, participation_id)
     if resolved is None:
@@ -296,14 +327,16 @@ async def history(ctx: FlowContext, outcome: Outcome, participation_id: str) -> 
     if not votes:
         outcome.say(
             ctx.t("ideas.history_empty"),
-            buttons=((Button(ctx.t("ideas.button.vote"), payload=f"i:v:{participation.id}"),),),
+            buttons=(
+                (ideas_button(ctx.t("ideas.button.vote"), IdeasAction.VOTE, participation.id),),
+            ),
         )
         return
     buttons = tuple(
         (
             Button(
                 f"{VOTE_MARKS[vote.value]} {short(statement_text(statement, ctx.t.language))}",
-                payload=f"V:{statement.id}:o",
+                payload=CardButton(statement.id, CardAction.OPEN, changing_vote=True).wire,
             ),
         )
         for vote, statement in votes[:HISTORY_PAGE]
@@ -313,7 +346,7 @@ async def history(ctx: FlowContext, outcome: Outcome, participation_id: str) -> 
     )
 
 
-async def notify_me(ctx: FlowContext, outcome: Outcome, participation_id: str) -> None:
+async def notify_me(ctx: FlowContext, outcome: Outcome, participation_id: int) -> None:
     """Remember to tell the citizen when statements they can vote on arrive."""
     resolved = await ideas_participation(ctx, outcome, participation_id)
     if resolved is None:
@@ -338,5 +371,5 @@ def new_statements_notice(t: Texts, participation_id: int, title_text: str, coun
     """The one message a citizen asked for: there are new statements to vote on."""
     return Reply(
         t.n("ideas.notice", count, title=title_text),
-        buttons=((Button(t("ideas.button.vote"), payload=f"i:v:{participation_id}"),),),
+        buttons=((ideas_button(t("ideas.button.vote"), IdeasAction.VOTE, participation_id),),),
     )

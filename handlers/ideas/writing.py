@@ -9,12 +9,14 @@ from handlers.events import Button, Outcome
 from handlers.ideas.common import (
     COMPOSING,
     DRAFT,
+    ideas_button,
     ideas_participation,
     say_unless_open,
     stop_writing,
 )
 from handlers.ideas.rules import near_duplicates, short, statement_text
 from handlers.moderation.intake import PREMODERATION, queue_for_review, screen_statement
+from handlers.payloads import CardAction, CardButton, IdeasAction
 from handlers.screening.rules import ALLOW, HIDE, HOLD
 from storage.models import (
     Consultation,
@@ -48,12 +50,18 @@ async def start_writing(ctx: FlowContext, outcome: Outcome, participation: Parti
     prompt = questionnaire.pick(consultation.ideas.get("prompt", {}), ctx.t.language)
     outcome.say(
         ctx.t("ideas.write", prompt=prompt, max=max_length(consultation)),
-        buttons=((Button(ctx.t("ideas.button.cancel"), payload=f"i:c:{participation.id}"),),),
+        buttons=(
+            (
+                ideas_button(
+                    ctx.t("ideas.button.cancel"), IdeasAction.CANCEL_DRAFT, participation.id
+                ),
+            ),
+        ),
         expects_text=True,
     )
 
 
-async def write(ctx: FlowContext, outcome: Outcome, participation_id: str) -> None:
+async def write(ctx: FlowContext, outcome: Outcome, participation_id: int) -> None:
     """The "write a statement" button."""
     resolved = await ideas_participation(ctx, outcome, participation_id)
     if resolved is None:
@@ -90,10 +98,10 @@ async def typed(ctx: FlowContext, outcome: Outcome) -> bool:
         ctx.t("ideas.preview", text=text),
         buttons=(
             (
-                Button(ctx.t("ideas.button.send"), payload=f"i:x:{pid}"),
-                Button(ctx.t("ideas.button.edit"), payload=f"i:e:{pid}"),
+                ideas_button(ctx.t("ideas.button.send"), IdeasAction.SEND_DRAFT, pid),
+                ideas_button(ctx.t("ideas.button.edit"), IdeasAction.EDIT_DRAFT, pid),
             ),
-            (Button(ctx.t("ideas.button.cancel"), payload=f"i:c:{pid}"),),
+            (ideas_button(ctx.t("ideas.button.cancel"), IdeasAction.CANCEL_DRAFT, pid),),
         ),
     )
     visible = await ctx.uow.ideas.statements(consultation.id, visible_only=True)
@@ -105,7 +113,8 @@ async def typed(ctx: FlowContext, outcome: Outcome) -> bool:
             buttons=tuple(
                 (
                     Button(
-                        ctx.t("ideas.button.vote_on", text=short(words, 30)), payload=f"v:{s.id}:o"
+                        ctx.t("ideas.button.vote_on", text=short(words, 30)),
+                        payload=CardButton(s.id, CardAction.OPEN).wire,
                     ),
                 )
                 for s, words in alike
@@ -115,30 +124,31 @@ async def typed(ctx: FlowContext, outcome: Outcome) -> bool:
 
 
 async def draft_action(
-    ctx: FlowContext, outcome: Outcome, action: str, participation_id: str
+    ctx: FlowContext, outcome: Outcome, action: IdeasAction, participation_id: int
 ) -> None:
-    """Send (x), edit (e) or cancel (c) the statement being written."""
+    """Send, edit or cancel the statement being written."""
     resolved = await ideas_participation(ctx, outcome, participation_id)
     if resolved is None:
         return
     participation, consultation = resolved
     draft = ctx.participant.state.get(DRAFT)
-    if ctx.participant.state.get(COMPOSING) != participation.id or (action != "c" and not draft):
-        if action == "c":
+    cancel = action == IdeasAction.CANCEL_DRAFT
+    if ctx.participant.state.get(COMPOSING) != participation.id or (not cancel and not draft):
+        if cancel:
             outcome.ack(ctx.event.button_ack_ref)
             return
         outcome.ack(ctx.event.button_ack_ref, ctx.t("button.stale"), alert=True)
         return
     outcome.ack(ctx.event.button_ack_ref)
     message = ctx.event.button_message_ref
-    if action == "c":
+    if cancel:
         stop_writing(ctx)
         if message is not None:
             outcome.edit(message, ctx.t("ideas.cancelled"))
         else:
             outcome.say(ctx.t("ideas.cancelled"))
         return
-    if action == "e":
+    if action == IdeasAction.EDIT_DRAFT:
         if message is not None:
             outcome.edit(message, ctx.t("ideas.preview_edited", text=str(draft)))
         await start_writing(ctx, outcome, participation)
@@ -200,7 +210,7 @@ def _after_sending(
     pid = participation.id
     return (
         (
-            Button(ctx.t("ideas.button.write_another"), payload=f"i:w:{pid}"),
-            Button(ctx.t("ideas.button.vote"), payload=f"i:v:{pid}"),
+            ideas_button(ctx.t("ideas.button.write_another"), IdeasAction.WRITE, pid),
+            ideas_button(ctx.t("ideas.button.vote"), IdeasAction.VOTE, pid),
         ),
     )

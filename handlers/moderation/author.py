@@ -14,10 +14,11 @@ from handlers.consultation.sheet import (
     stale,
 )
 from handlers.context import FlowContext, Texts, language_of
-from handlers.events import Button, ChatAddress, Outcome, Reply, record_id
+from handlers.events import Button, ChatAddress, Outcome, Reply
 from handlers.ideas.writing import start_writing
 from handlers.moderation.cards import ItemView
 from handlers.moderation.intake import PREMODERATION
+from handlers.payloads import RewriteContribution
 from handlers.screening.rules import HIDE, HOLD
 from storage.models import ItemStatus
 from storage.uow import UnitOfWork
@@ -51,7 +52,13 @@ async def message_for_author(
     if view.statement is not None:
         kind = "statement"
         params["statement"] = rules.shorten(view.text or "", 80)
-    rewrite = ((Button(t(f"moderation.author.{kind}.rewrite"), payload=f"rw:{item.id}"),),)
+    rewrite = (
+        (
+            Button(
+                t(f"moderation.author.{kind}.rewrite"), payload=RewriteContribution(item.id).wire
+            ),
+        ),
+    )
     buttons: tuple[tuple[Button, ...], ...] = ()
     if status == ItemStatus.APPROVED:
         text = t(f"moderation.author.{kind}.approved", **params)
@@ -71,12 +78,11 @@ async def message_for_author(
     return ChatAddress(participant.channel, participant.chat_id), Reply(text, buttons=buttons)
 
 
-async def rewrite(ctx: FlowContext, outcome: Outcome, item_id: str) -> None:
+async def rewrite(ctx: FlowContext, outcome: Outcome, item_id: int) -> None:
     """The author asked to write a hidden or returned contribution anew: ask its question again."""
-    number = record_id(item_id)
-    item = await ctx.uow.moderation.get(number) if number is not None else None
+    item = await ctx.uow.moderation.get(item_id)
     participation = (
-        await own_participation(ctx, str(item.participation_id))
+        await own_participation(ctx, item.participation_id)
         if item is not None and item.participation_id is not None
         else None
     )

@@ -11,6 +11,7 @@ from babel.dates import format_datetime
 from handlers import questionnaire as rules
 from handlers.context import Texts
 from handlers.events import Button
+from handlers.payloads import HideWithReason, ModerationAction, ModerationButton
 from handlers.screening.rules import PERSONAL_DATA, Flag, mask
 from storage.models import Answer, Consultation, ModerationItem, Question, Statement
 from storage.uow import UnitOfWork
@@ -141,19 +142,23 @@ def describe(t: Texts, flag: Flag) -> str:
 def decision_buttons(t: Texts, view: ItemView) -> Buttons:
     """The one-tap decisions on a waiting item."""
     item_id = view.item.id
+
+    def button(label: str, action: ModerationAction) -> Button:
+        return Button(label, payload=ModerationButton(action, item_id).wire)
+
     rows: list[tuple[Button, ...]] = [
         (
-            Button(t("moderation.button.approve"), payload=f"m:a:{item_id}"),
-            Button(t("moderation.button.hide"), payload=f"m:h:{item_id}"),
+            button(t("moderation.button.approve"), ModerationAction.APPROVE),
+            button(t("moderation.button.hide"), ModerationAction.HIDE),
         ),
         (
-            Button(t("moderation.button.hide_why"), payload=f"m:r:{item_id}"),
-            Button(t("moderation.button.rephrase"), payload=f"m:p:{item_id}"),
+            button(t("moderation.button.hide_why"), ModerationAction.CHOOSE_REASON),
+            button(t("moderation.button.rephrase"), ModerationAction.REPHRASE),
         ),
     ]
-    last = [Button(t("moderation.button.block"), payload=f"m:b:{item_id}")]
+    last = [button(t("moderation.button.block"), ModerationAction.ASK_BLOCK)]
     if view.personal_data():
-        last.insert(0, Button(t("moderation.button.show"), payload=f"m:s:{item_id}"))
+        last.insert(0, button(t("moderation.button.show"), ModerationAction.SHOW_PERSONAL_DATA))
     rows.append(tuple(last))
     return tuple(rows)
 
@@ -161,10 +166,15 @@ def decision_buttons(t: Texts, view: ItemView) -> Buttons:
 def reason_buttons(t: Texts, item_id: int) -> Buttons:
     """The reason templates to hide with, and a way back."""
     rows = [
-        (Button(t(f"moderation.reason_button.{reason}"), payload=f"m:w:{item_id}:{reason}"),)
+        (
+            Button(
+                t(f"moderation.reason_button.{reason}"),
+                payload=HideWithReason(item_id, reason).wire,
+            ),
+        )
         for reason in REASONS
     ]
-    rows.append((Button(t("moderation.button.back"), payload=f"m:x:{item_id}"),))
+    rows.append((_back_button(t, item_id),))
     return tuple(rows)
 
 
@@ -172,9 +182,19 @@ def block_buttons(t: Texts, item_id: int) -> Buttons:
     """Confirm or cancel blocking the author."""
     return (
         (
-            Button(t("moderation.button.block_confirm"), payload=f"m:B:{item_id}"),
-            Button(t("moderation.button.back"), payload=f"m:x:{item_id}"),
+            Button(
+                t("moderation.button.block_confirm"),
+                payload=ModerationButton(ModerationAction.BLOCK, item_id).wire,
+            ),
+            _back_button(t, item_id),
         ),
+    )
+
+
+def _back_button(t: Texts, item_id: int) -> Button:
+    """Back to the card's decisions."""
+    return Button(
+        t("moderation.button.back"), payload=ModerationButton(ModerationAction.BACK, item_id).wire
     )
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from handlers import common
 from handlers import questionnaire as rules
 from handlers.context import FlowContext, ModerationDesk, Texts
-from handlers.events import Button, ChatAddress, Outcome, Reply, record_id
+from handlers.events import Button, ChatAddress, Outcome, Reply
 from handlers.moderation.cards import (
     REASONS,
     ItemView,
@@ -20,6 +20,13 @@ from handlers.moderation.cards import (
 )
 from handlers.moderation.decision import DECISIONS, TAKEN, WITHDRAWN, decide_item
 from handlers.moderation.intake import post_card
+from handlers.payloads import (
+    HideWithReason,
+    ModerationAction,
+    ModerationButton,
+    ModeratorButton,
+    parse,
+)
 from storage.models import ItemStatus, ModerationItem
 from storage.uow import UnitOfWork
 
@@ -50,7 +57,11 @@ async def handle(ctx: FlowContext, outcome: Outcome) -> None:
             outcome.say(ctx.t("moderation.help"))
         return
     assert event.button is not None
-    await press(ctx, outcome, event.button.split(":"))
+    pressed = parse(event.button)
+    if isinstance(pressed, ModeratorButton):
+        await press(ctx, outcome, pressed)
+    else:
+        outcome.ack(event.button_ack_ref, ctx.t("button.stale"), alert=True)
 
 
 async def show_queue(ctx: FlowContext, outcome: Outcome) -> None:
@@ -66,34 +77,30 @@ async def show_queue(ctx: FlowContext, outcome: Outcome) -> None:
         await post_card(ctx, outcome, item)
 
 
-async def press(ctx: FlowContext, outcome: Outcome, parts: list[str]) -> None:
-    """m:<action>:<item>[:<reason>]; anything else, stale or forged, gets a polite no."""
+async def press(ctx: FlowContext, outcome: Outcome, button: ModeratorButton) -> None:
+    """A card's button; a stale one (or a reason no longer offered) gets a polite no."""
     event = ctx.event
-    valid = (
-        len(parts) in (3, 4)
-        and parts[0] == "m"
-        and record_id(parts[2]) is not None
-        and (len(parts) == 4) == (parts[1] == "w")
-        and (parts[1] != "w" or parts[3] in REASONS)
-    )
-    item_id = record_id(parts[2]) if valid else None
-    item = await ctx.uow.moderation.get(item_id) if item_id is not None else None
+    reason = button.reason if isinstance(button, HideWithReason) else None
+    known = reason is None or reason in REASONS
+    item = await ctx.uow.moderation.get(button.item_id) if known else None
     if item is None:
         outcome.ack(event.button_ack_ref, ctx.t("button.stale"), alert=True)
         return
     view = await load_view(ctx.uow, item)
-    action = parts[1]
+    action = (
+        button.action if isinstance(button, ModerationButton) else ModerationAction.HIDE_WITH_REASON
+    )
     if item.status != ItemStatus.WAITING:
         # Someone decided first: say who, and show the card as decided. Nothing happens twice.
         outcome.ack(event.button_ack_ref, _decided(ctx, item), alert=True)
         _show(ctx, outcome, view, footer=_decided(ctx, item))
         return
-    if action == "s":
+    if action == ModerationAction.SHOW_PERSONAL_DATA:
         await _reveal(ctx, outcome, view)
-    elif action == "r":
+    elif action == ModerationAction.CHOOSE_REASON:
         outcome.ack(event.button_ack_ref)
         _show(ctx, outcome, view, buttons=reason_buttons(ctx.t, item.id))
-    elif action == "b":
+    elif action == ModerationAction.ASK_BLOCK:
         outcome.ack(event.button_ack_ref)
         _show(
             ctx,
@@ -102,11 +109,11 @@ async def press(ctx: FlowContext, outcome: Outcome, parts: list[str]) -> None:
             buttons=block_buttons(ctx.t, item.id),
             footer=ctx.t("moderation.block_question"),
         )
-    elif action == "x":
+    elif action == ModerationAction.BACK:
         outcome.ack(event.button_ack_ref)
         _show(ctx, outcome, view, buttons=decision_buttons(ctx.t, view))
     elif action in DECISIONS:
-        await decide(ctx, outcome, view, action, parts[3] if action == "w" else None)
+        await decide(ctx, outcome, view, action, reason)
     else:
         outcome.ack(event.button_ack_ref, ctx.t("button.stale"), alert=True)
 

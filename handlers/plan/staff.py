@@ -14,6 +14,18 @@ from zoneinfo import ZoneInfo
 from handlers import common, questionnaire
 from handlers.context import FlowContext, Texts
 from handlers.events import Button, ChatAddress, Outcome, record_id
+from handlers.payloads import (
+    CancelPost,
+    CancelStep,
+    ConfirmDraft,
+    DraftAudience,
+    DraftConsultation,
+    DropDraft,
+    Payload,
+    SkipEnglish,
+    StaffButton,
+    parse,
+)
 from handlers.plan import rules
 from handlers.plan.planning import FieldError, PostDraft, plan_post
 from handlers.plan.rules import PlanError
@@ -23,6 +35,8 @@ DRAFTS = "plan_drafts"
 LISTED = 15
 PLAN_COMMANDS = {"plan", "planlæg"}
 POST_COMMANDS = {"post", "send"}
+# Whom a draft post can go to from the staff chat; the last two need a consultation.
+AUDIENCES = ("channel", "everyone", "participants", "unfinished")
 # The steps of a draft, in order; "when" is left out when sending now.
 STEPS = ("consultation", "when", "audience", "text_da", "text_en", "preview")
 
@@ -87,7 +101,7 @@ def claims(ctx: FlowContext) -> bool:
     if event.is_command:
         return event.command in PLAN_COMMANDS | POST_COMMANDS
     if event.is_button:
-        return (event.button or "").startswith(("pa:", "pc:"))
+        return isinstance(parse(event.button or ""), StaffButton)
     return _draft(ctx) is not None
 
 
@@ -103,7 +117,7 @@ async def handle(ctx: FlowContext, outcome: Outcome) -> None:
         await _command(ctx, outcome)
     elif event.is_button:
         assert event.button is not None
-        await _press(ctx, outcome, event.button.split(":"))
+        await _press(ctx, outcome, parse(event.button))
     elif event.text.strip() and _draft(ctx) is not None:
         await _typed(ctx, outcome, event.text.strip())
 
@@ -142,7 +156,7 @@ async def show_plan(ctx: FlowContext, outcome: Outcome, *, cancelling: bool = Fa
         lines.append(await _line(ctx, post, consultation))
         if cancelling and post.state == PostState.PLANNED:
             label = ctx.t("plan.staff.cancel_button", post=post.id)
-            buttons.append((Button(label, payload=f"pc:{post.id}:ask"),))
+            buttons.append((Button(label, payload=CancelPost(post.id, CancelStep.ASK).wire),))
     if len(posts) > LISTED:
         lines.append(ctx.t("plan.staff.more"))
     outcome.say("\n".join(lines), buttons=tuple(buttons))
@@ -178,54 +192,49 @@ async def _ask_cancel(ctx: FlowContext, outcome: Outcome, post_id: int) -> None:
         text,
         buttons=(
             (
-                Button(ctx.t("plan.staff.cancel_yes"), payload=f"pc:{post_id}:y"),
-                Button(ctx.t("plan.staff.cancel_no"), payload=f"pc:{post_id}:n"),
+                Button(
+                    ctx.t("plan.staff.cancel_yes"),
+                    payload=CancelPost(post_id, CancelStep.CONFIRM).wire,
+                ),
+                Button(
+                    ctx.t("plan.staff.cancel_no"), payload=CancelPost(post_id, CancelStep.KEEP).wire
+                ),
             ),
         ),
     )
 
 
-async def _press(ctx: FlowContext, outcome: Outcome, parts: list[str]) -> None:
-    namespace = parts[0]
-    post_id = record_id(parts[1]) if namespace == "pc" and len(parts) == 3 else None
-    if post_id is not None:
-        answer = parts[2]
-        if answer == "ask":
-            outcome.ack(ctx.event.button_ack_ref)
+async def _press(ctx: FlowContext, outcome: Outcome, button: Payload | None) -> None:
+    if isinstance(button, CancelPost):
+        post_id = button.post_id
+        outcome.ack(ctx.event.button_ack_ref)
+        if button.step == CancelStep.ASK:
             await _ask_cancel(ctx, outcome, post_id)
-        elif answer == "y":
+        elif button.step == CancelStep.CONFIRM:
             cancelled = await ctx.uow.plan.cancel(post_id, ctx.now)
             key = "plan.staff.cancelled" if cancelled else "plan.staff.not_cancelled"
-            outcome.ack(ctx.event.button_ack_ref)
             _finish_message(ctx, outcome, ctx.t(key, post=post_id))
-        elif answer == "n":
-            outcome.ack(ctx.event.button_ack_ref)
-            _finish_message(ctx, outcome, ctx.t("plan.staff.kept", post=post_id))
         else:
-            outcome.ack(ctx.event.button_ack_ref, ctx.t("button.stale"), alert=True)
+            _finish_message(ctx, outcome, ctx.t("plan.staff.kept", post=post_id))
         return
     draft = _draft(ctx)
-    if namespace != "pa" or len(parts) < 2 or draft is None:
+    if not isinstance(button, StaffButton) or draft is None:
         outcome.ack(ctx.event.button_ack_ref, ctx.t("plan.staff.no_draft"), alert=True)
         return
     outcome.ack(ctx.event.button_ack_ref)
-    action, value = parts[1], ":".join(parts[2:])
-    if action == "x":
+    step = draft["step"]
+    if isinstance(button, DropDraft):
         _save_draft(ctx, None)
         _finish_message(ctx, outcome, ctx.t("plan.staff.draft_dropped"))
-    elif action == "c" and draft["step"] == "consultation":
-        draft["consultation"] = None if value == "-" else value
+    elif isinstance(button, DraftConsultation) and step == "consultation":
+        draft["consultation"] = button.slug
         await _advance(ctx, outcome, draft)
-    elif (
-        action == "a"
-        and draft["step"] == "audience"
-        and value in ("channel", "everyone", "participants", "unfinished")
-    ):
-        await _take_answer(ctx, outcome, draft, value)
-    elif action == "s" and draft["step"] == "text_en":
+    elif isinstance(button, DraftAudience) and step == "audience" and button.audience in AUDIENCES:
+        await _take_answer(ctx, outcome, draft, button.audience)
+    elif isinstance(button, SkipEnglish) and step == "text_en":
         draft.pop("text_en", None)
         await _advance(ctx, outcome, draft)
-    elif action == "ok" and draft["step"] == "preview":
+    elif isinstance(button, ConfirmDraft) and step == "preview":
         await _confirm(ctx, outcome, draft)
     else:
         outcome.say(ctx.t("plan.staff.no_draft"))
@@ -277,34 +286,35 @@ async def _ask(ctx: FlowContext, outcome: Outcome, draft: dict[str, Any]) -> Non
     _save_draft(ctx, draft)
     step = draft["step"]
     name = ctx.event.sender_name or ""
-    cancel = Button(ctx.t("plan.staff.drop"), payload="pa:x")
+    cancel = Button(ctx.t("plan.staff.drop"), payload=DropDraft().wire)
     if step == "consultation":
-        consultations = [
-            c for c in await ctx.uow.consultations.all() if len(f"pa:c:{c.slug}".encode()) <= 64
-        ]
         rows = [
-            (Button(questionnaire.pick(c.title, ctx.t.language)[:60], payload=f"pa:c:{c.slug}"),)
-            for c in consultations
+            (
+                Button(
+                    questionnaire.pick(c.title, ctx.t.language)[:60],
+                    payload=DraftConsultation(c.slug).wire,
+                ),
+            )
+            for c in await ctx.uow.consultations.all()
         ]
-        rows.append((Button(ctx.t("plan.staff.no_consultation"), payload="pa:c:-"),))
+        no_consultation = DraftConsultation(None).wire
+        rows.append((Button(ctx.t("plan.staff.no_consultation"), payload=no_consultation),))
         rows.append((cancel,))
         key = "plan.staff.ask_consultation_now" if draft["now"] else "plan.staff.ask_consultation"
         outcome.say(ctx.t(key, name=name), buttons=tuple(rows))
     elif step == "when":
         outcome.say(ctx.t("plan.staff.ask_when", name=name), buttons=((cancel,),))
     elif step == "audience":
-        choices = ["channel", "everyone"]
-        if draft.get("consultation"):
-            choices += ["participants", "unfinished"]
+        choices = AUDIENCES if draft.get("consultation") else AUDIENCES[:2]
         rows = [
-            (Button(ctx.t(f"plan.audience.{choice}"), payload=f"pa:a:{choice}"),)
+            (Button(ctx.t(f"plan.audience.{choice}"), payload=DraftAudience(choice).wire),)
             for choice in choices
         ]
         outcome.say(ctx.t("plan.staff.ask_audience", name=name), buttons=(*rows, (cancel,)))
     elif step == "text_da":
         outcome.say(ctx.t("plan.staff.ask_text_da", name=name), buttons=((cancel,),))
     elif step == "text_en":
-        skip = Button(ctx.t("plan.staff.skip_english"), payload="pa:s")
+        skip = Button(ctx.t("plan.staff.skip_english"), payload=SkipEnglish().wire)
         outcome.say(ctx.t("plan.staff.ask_text_en", name=name), buttons=((skip, cancel),))
     else:
         await _preview(ctx, outcome, draft, cancel)
@@ -373,7 +383,7 @@ async def _preview(
     confirm = ctx.t(confirm_key)
     outcome.say(
         questionnaire.shorten("\n".join(lines), 4000),
-        buttons=((Button(confirm, payload="pa:ok"), cancel),),
+        buttons=((Button(confirm, payload=ConfirmDraft().wire), cancel),),
     )
 
 
