@@ -169,11 +169,14 @@ class BorgerDialog:
             self.email = EmailChannel(settings, uow, self.core.texts, links, self.clock)
             delivery.register(self.email)
             self.email.start()
+        if settings.telegram_enabled:
+            self.telegram = TelegramChannel(settings, self.core, catalogs)
+            # Its webhook route (in webhook mode) must be added before the server starts.
+            self.telegram.add_routes(web_app)
         self._web = WebServer(web_app, settings.http_host, settings.http_port)
         await self._web.start()
         await self.webchat.start()
-        if settings.telegram_enabled:
-            self.telegram = TelegramChannel(settings, self.core, catalogs)
+        if self.telegram is not None:
             await self.telegram.start()
         channels = [self.webchat.channel] + ([self.telegram.channel] if self.telegram else [])
         channels += [self.email.channel] if self.email else []

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -25,6 +27,10 @@ _DRIVER_ALIASES = {
 _SUPPORTED_DRIVERS = ("sqlite+aiosqlite://", "postgresql+asyncpg://")
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+# What Telegram accepts as a webhook's secret_token (setWebhook).
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# Hosts a webhook may be reached at over plain http: this machine (tests, a proxy beside the bot).
+_LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 
 class SettingsError(Exception):
@@ -48,6 +54,10 @@ class Settings(BaseSettings):
 
     telegram_token: SecretStr | None = None
     telegram_api_url: str = TELEGRAM_API_URL
+    # Where Telegram delivers updates (webhook mode); without it the bot long-polls.
+    telegram_webhook_url: str = ""
+    # Sent by Telegram with every delivery, so the bot can tell a forged one.
+    telegram_webhook_secret: SecretStr | None = None
     data_dir: Path = Path("data")
     database_url: str = ""
     http_host: str = "127.0.0.1"
@@ -126,6 +136,34 @@ class Settings(BaseSettings):
         bot_id, sep, secret = value.get_secret_value().partition(":")
         if not (sep and bot_id.isdigit() and len(secret) >= 10):
             raise ValueError("is not a Telegram bot token (expected digits, a colon, then a key)")
+        return value
+
+    @field_validator("telegram_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        parts = urlsplit(value)
+        local = parts.scheme == "http" and parts.hostname in _LOCAL_HOSTS
+        if not (parts.scheme == "https" or local) or not parts.hostname:
+            raise ValueError(
+                "must be an https:// address (http:// only for 127.0.0.1 or localhost)"
+            )
+        return value
+
+    @field_validator("telegram_webhook_secret", mode="before")
+    @classmethod
+    def _empty_webhook_secret_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value:
+            return None
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _WEBHOOK_SECRET.fullmatch(value.get_secret_value()):
+            raise ValueError("must be 1 to 256 of the characters A-Z, a-z, 0-9, _ and -")
         return value
 
     @field_validator("smtp_password", mode="before")
@@ -223,6 +261,22 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _webhook(self) -> Settings:
+        if not self.telegram_webhook_url:
+            return self
+        if self.telegram_webhook_secret is None:
+            raise ValueError(
+                "BORGERDIALOG_TELEGRAM_WEBHOOK_SECRET: needed with "
+                "BORGERDIALOG_TELEGRAM_WEBHOOK_URL (1 to 256 of A-Z, a-z, 0-9, _ and -)"
+            )
+        if self.telegram_token is None:
+            raise ValueError(
+                "BORGERDIALOG_TELEGRAM_WEBHOOK_URL: needs BORGERDIALOG_TELEGRAM_TOKEN "
+                "(a webhook is where Telegram sends that bot's updates)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _smtp(self) -> Settings:
         if not self.smtp_host:
             if self.smtp_from or self.smtp_username or self.smtp_password:
@@ -258,6 +312,11 @@ class Settings(BaseSettings):
     def telegram_enabled(self) -> bool:
         """Whether a bot token is configured."""
         return self.telegram_token is not None
+
+    @property
+    def telegram_webhook(self) -> bool:
+        """Whether Telegram delivers updates to the web server instead of being long-polled."""
+        return self.telegram_enabled and bool(self.telegram_webhook_url)
 
     @property
     def email_enabled(self) -> bool:

@@ -8,11 +8,17 @@ commands, press inline buttons, read what the bot sent to each chat, and inject 
 Flood control follows Telegram's published limits: about one message per second to one private
 chat (short bursts tolerated), 20 per minute to a group, and 30 per second in bulk to chats that
 have not just written to the bot. Requests past a limit get 429 with ``retry_after``.
+
+With a webhook set, updates are POSTed to it as Telegram's Bot API server does: JSON with the
+``X-Telegram-Bot-Api-Secret-Token`` header, one update of a chat at a time and the chat's next
+only after a 2xx answer, at most ``max_connections`` at once, and anything but 2xx delivered
+again after a growing pause; getUpdates is refused (409) meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import threading
@@ -22,6 +28,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import aiohttp
 from aiohttp import web
 
 T = TypeVar("T")
@@ -46,6 +53,13 @@ INT_FIELDS = {"offset", "limit", "timeout", "message_id", "user_id", "max_connec
 RECENT_CONTACT_SECONDS = 60.0
 # About one message a second to a private chat, after a burst of this many.
 TELEGRAM_PRIVATE_BURST = 20.0
+WEBHOOK_SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# Telegram's default, and its most.
+WEBHOOK_CONNECTIONS = 40
+MAX_WEBHOOK_CONNECTIONS = 100
+# Telegram waits 1 s before delivering again and doubles the pause each time; the fake starts
+# shorter (tests wait for it) and doubles up to this.
+WEBHOOK_RETRY_CAP_SECONDS = 2.0
 
 
 class ApiError(Exception):
@@ -190,6 +204,14 @@ class FakeBot:
         self.new_updates = asyncio.Event()
         self.active_poll: asyncio.Future[None] | None = None
         self.confirmed_up_to = 0
+        # Webhook deliveries made: (update id, HTTP status, or 0 when there was no answer).
+        self.deliveries: list[tuple[int, int]] = []
+        # This many 2xx answers are lost on the way back, as on a dropped connection: Telegram
+        # has no confirmation and delivers the update again.
+        self.lose_answers = 0
+        self._webhook_wakeup = asyncio.Event()
+        self._webhook_task: asyncio.Task[None] | None = None
+        self._posts: set[asyncio.Task[None]] = set()
 
     # -- acting as citizens (thread-safe: every call runs on the server's loop) -----------------
 
@@ -342,8 +364,16 @@ class FakeBot:
         return self._server.call(lambda: list(self.commands.get((scope, language_code), [])))
 
     def unconfirmed(self) -> int:
-        """How many updates the bot has not yet confirmed with getUpdates."""
+        """How many updates the bot has not yet confirmed (getUpdates offset or webhook 2xx)."""
         return self._server.call(lambda: len(self.updates))
+
+    def webhook_deliveries(self) -> list[tuple[int, int]]:
+        """Each webhook delivery made: (update id, HTTP status; 0 when there was no answer)."""
+        return self._server.call(lambda: list(self.deliveries))
+
+    def lose_webhook_answers(self, count: int = 1) -> None:
+        """Lose the next ``count`` 2xx answers to deliveries: those updates come again."""
+        self._server.call(lambda: setattr(self, "lose_answers", count))
 
     # -- internals (server loop only) --------------------------------------------------------
 
@@ -372,7 +402,87 @@ class FakeBot:
         update["update_id"] = update_id
         self.updates.append(update)
         self.new_updates.set()
+        self._webhook_wakeup.set()
         return update_id
+
+    # -- webhook delivery (server loop only) ---------------------------------------------------
+
+    def _start_webhook(self) -> None:
+        self._webhook_wakeup.set()
+        if self._webhook_task is None or self._webhook_task.done():
+            self._webhook_task = asyncio.get_running_loop().create_task(self._deliver_webhook())
+
+    async def _deliver_webhook(self) -> None:
+        """Deliver pending updates while a webhook is set, as Telegram's WebhookActor does."""
+        in_flight: set[Any] = set()  # the chats with an update on the way
+        pauses: dict[int, tuple[float, float]] = {}  # update id: (next try, pause after it)
+        while self.webhook["url"]:
+            self._webhook_wakeup.clear()
+            now = time.monotonic()
+            limit = self.webhook.get("max_connections") or WEBHOOK_CONNECTIONS
+            waiting = set(in_flight)
+            for update in list(self.updates):
+                chat = _queue_of(update)
+                if chat in waiting:
+                    continue  # behind this chat's earlier update
+                waiting.add(chat)
+                allowed = self.webhook.get("allowed_updates") or []
+                if allowed and not any(kind in update for kind in allowed):
+                    self.updates.remove(update)  # not asked for: never delivered
+                    continue
+                next_try = pauses.get(update["update_id"], (now, 0.0))[0]
+                if next_try > now or len(in_flight) >= limit:
+                    continue
+                in_flight.add(chat)
+                post = asyncio.get_running_loop().create_task(
+                    self._post_update(update, chat, in_flight, pauses)
+                )
+                # The loop holds only weak references to tasks.
+                self._posts.add(post)
+                post.add_done_callback(self._posts.discard)
+            soonest = min((t for t, _ in pauses.values() if t > now), default=now + 1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._webhook_wakeup.wait(), max(0.01, soonest - now))
+
+    async def _post_update(
+        self,
+        update: dict[str, Any],
+        chat: Any,
+        in_flight: set[Any],
+        pauses: dict[int, tuple[float, float]],
+    ) -> None:
+        headers = {"Content-Type": "application/json"}
+        if self.webhook.get("secret_token"):
+            headers[WEBHOOK_SECRET_HEADER] = self.webhook["secret_token"]
+        status = 0
+        try:
+            session = self._server.client
+            assert session is not None
+            async with session.post(
+                self.webhook["url"], data=json.dumps(update), headers=headers
+            ) as response:
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError):
+            status = 0
+        finally:
+            in_flight.discard(chat)
+            self._webhook_wakeup.set()
+        update_id = update["update_id"]
+        self.deliveries.append((update_id, status))
+        if 200 <= status < 300 and self.lose_answers > 0:
+            self.lose_answers -= 1
+            status = 0
+        if 200 <= status < 300:
+            pauses.pop(update_id, None)
+            self.updates = [u for u in self.updates if u["update_id"] != update_id]
+            self.webhook["last_success"] = time.time()
+            return
+        pause = pauses.get(update_id, (0.0, self._server.webhook_retry_seconds))[1]
+        pauses[update_id] = (time.monotonic() + pause, min(pause * 2, WEBHOOK_RETRY_CAP_SECONDS))
+        self.webhook["last_error_date"] = int(time.time())
+        self.webhook["last_error_message"] = (
+            f"Wrong response from the webhook: {status}" if status else "Connection failed"
+        )
 
     def _add_message(
         self,
@@ -452,6 +562,9 @@ class FakeTelegram:
         )
         self._runner: web.AppRunner | None = None
         self.port = 0
+        # Delivers webhook updates; the first pause before delivering again (Telegram: 1 s).
+        self.client: aiohttp.ClientSession | None = None
+        self.webhook_retry_seconds = 0.1
 
     @property
     def api_url(self) -> str:
@@ -501,8 +614,15 @@ class FakeTelegram:
         server = site._server
         assert server is not None
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
 
     async def _stop(self) -> None:
+        for bot in self._bots.values():
+            bot.webhook = {"url": ""}
+            if bot._webhook_task is not None:
+                bot._webhook_task.cancel()
+        if self.client is not None:
+            await self.client.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -588,6 +708,17 @@ class FakeTelegram:
                 continue
             injected.times -= 1
             raise injected.error
+
+
+def _queue_of(update: dict[str, Any]) -> Any:
+    """The chat an update is queued under for webhook delivery (its own id if none)."""
+    for kind, part in update.items():
+        if kind == "callback_query" and isinstance(part, dict):
+            part = part.get("message") or {"chat": part.get("from")}
+        chat = part.get("chat") if isinstance(part, dict) else None
+        if isinstance(chat, dict) and "id" in chat:
+            return chat["id"]
+    return ("update", update.get("update_id"))
 
 
 def _maybe_int(value: Any) -> int | None:
@@ -846,26 +977,49 @@ def set_webhook(bot: FakeBot, params: dict[str, Any]) -> bool:
         raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
     secret = params.get("secret_token")
     if secret is not None and not (
-        1 <= len(secret) <= 256 and all(c.isalnum() or c in "_-" for c in secret)
+        1 <= len(secret) <= 256 and all(c.isascii() and (c.isalnum() or c in "_-") for c in secret)
     ):
         raise bad_request("secret token contains unallowed characters")
-    bot.webhook = {"url": url, "secret_token": secret}
+    connections = params.get("max_connections", WEBHOOK_CONNECTIONS)
+    if not 1 <= connections <= MAX_WEBHOOK_CONNECTIONS:
+        raise bad_request("invalid max_connections specified")
+    if params.get("drop_pending_updates"):
+        bot.updates.clear()
+    # Like Telegram, allowed_updates left out keeps the list given before.
+    allowed = params.get("allowed_updates", bot.webhook.get("allowed_updates"))
+    bot.webhook = {
+        "url": url,
+        "secret_token": secret,
+        "max_connections": connections,
+        "allowed_updates": allowed,
+    }
+    if url:
+        bot._start_webhook()
     return True
 
 
 def delete_webhook(bot: FakeBot, params: dict[str, Any]) -> bool:
-    bot.webhook = {"url": ""}
+    bot.webhook = {"url": "", "allowed_updates": bot.webhook.get("allowed_updates")}
+    bot._webhook_wakeup.set()
     if params.get("drop_pending_updates"):
         bot.updates.clear()
     return True
 
 
 def get_webhook_info(bot: FakeBot, _params: dict[str, Any]) -> dict[str, Any]:
-    return {
+    info: dict[str, Any] = {
         "url": bot.webhook["url"],
         "has_custom_certificate": False,
         "pending_update_count": len(bot.updates),
     }
+    if bot.webhook["url"]:
+        info["max_connections"] = bot.webhook["max_connections"]
+        if bot.webhook.get("allowed_updates"):
+            info["allowed_updates"] = bot.webhook["allowed_updates"]
+        if "last_error_date" in bot.webhook:
+            info["last_error_date"] = bot.webhook["last_error_date"]
+            info["last_error_message"] = bot.webhook["last_error_message"]
+    return info
 
 
 def get_chat(bot: FakeBot, params: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The Telegram channel: durable long polling, update → event, and outbox delivery."""
+"""The Telegram channel: long polling or a webhook, update → event, and outbox delivery."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from aiohttp import web
 from telegram import (
     BotCommand,
     BotCommandScopeDefault,
@@ -42,6 +43,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 
 from bot.channels.telegram.processor import ChatOrderedUpdateProcessor
 from bot.channels.telegram.transport import AiohttpRequest
+from bot.channels.telegram.webhook import WebhookEndpoint
 from bot.config import Settings
 from bot.dialogue.channel import ChannelLimits
 from bot.dialogue.core import DialogueCore, retry_delay
@@ -74,6 +76,17 @@ INTAKE = "telegram intake"
 Received = tuple[Update | None, dict[str, Any]]
 # Seconds a long poll may take beyond its own timeout before the connection counts as lost.
 POLL_READ_MARGIN = 10.0
+# The update kinds update_to_event reads; a webhook asks Telegram for these only (the poller
+# asks for all, and marks the rest done).
+HANDLED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+# Telegram opens at most 100 connections to a webhook. Each delivery holds its connection only
+# until the update is committed (not while it is applied), so up to the updates the bot takes
+# on at once.
+MAX_WEBHOOK_CONNECTIONS = 100
+# Seconds a webhook delivery waits for an unavailable database before it answers 503: long
+# enough to ride out a brief lock, short enough not to hold Telegram's connection (and that
+# chat's later updates) while Telegram would deliver it again anyway.
+WEBHOOK_STORE_PATIENCE = 5.0
 
 logger = logging.getLogger(__name__)
 
@@ -221,18 +234,37 @@ class TelegramChannel:
         }
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self.application.add_error_handler(self._on_error)
+        # Set once webhook deliveries may be taken in (see WebhookEndpoint's ready).
+        self._taking_deliveries = False
+
+    def add_routes(self, app: web.Application) -> None:
+        """In webhook mode, serve the webhook (before the web server starts: routes freeze)."""
+        if not self._settings.telegram_webhook:
+            return
+        assert self._settings.telegram_webhook_secret is not None
+        WebhookEndpoint(
+            self._settings.telegram_webhook_secret.get_secret_value(),
+            self._take_in_delivery,
+            lambda: self._taking_deliveries and not self._stopping.is_set(),
+        ).add_route(app)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect, recover what a crash left behind, then start polling.
+        """Connect, recover what a crash left behind, then start polling or set the webhook.
 
         Raises InvalidToken if Telegram refuses the token.
+
+        Switching between polling and the webhook loses nothing: neither call drops pending
+        updates, Telegram keeps each update until it is confirmed (the next getUpdates offset,
+        or a 2xx answer to its delivery), and the inbox ignores an update id it already holds.
         """
         await self.application.initialize()
         bot = self.application.bot
-        # Telegram refuses getUpdates while a webhook is set; polling owns the bot from here.
-        await bot.delete_webhook(drop_pending_updates=False)
+        webhook = self._settings.telegram_webhook
+        if not webhook:
+            # Telegram refuses getUpdates while a webhook is set; polling owns the bot from here.
+            await bot.delete_webhook(drop_pending_updates=False)
         await self._publish_commands()
         self._core.delivery.register(self)
         # Replies of events applied before a crash go out before anything new is handled.
@@ -248,10 +280,41 @@ class TelegramChannel:
             await self.application.update_queue.put(update)
         if recovered:
             logger.info("recovered %d unhandled Telegram updates", len(recovered))
-        self._poll_task = asyncio.create_task(self._poll(), name="telegram-durable-poller")
-        self._poll_task.add_done_callback(self._poll_ended)
+        if webhook:
+            # Only now: a delivery must queue behind the recovered updates of its chat.
+            self._taking_deliveries = True
+            if not await self._set_webhook():
+                return
+        else:
+            self._poll_task = asyncio.create_task(self._poll(), name="telegram-durable-poller")
+            self._poll_task.add_done_callback(self._poll_ended)
         self.state = "running"
-        logger.info("Telegram channel running as @%s", bot.username)
+        logger.info(
+            "Telegram channel running as @%s (%s)",
+            bot.username,
+            "webhook" if webhook else "long polling",
+        )
+
+    async def _set_webhook(self) -> bool:
+        """Ask Telegram to deliver here; False (and an error state) if it refuses the address.
+
+        Never with drop_pending_updates: what waits at Telegram is delivered here instead.
+        """
+        settings = self._settings
+        assert settings.telegram_webhook_secret is not None
+        try:
+            await self.application.bot.set_webhook(
+                settings.telegram_webhook_url,
+                secret_token=settings.telegram_webhook_secret.get_secret_value(),
+                allowed_updates=HANDLED_UPDATES,
+                max_connections=min(MAX_WEBHOOK_CONNECTIONS, settings.max_concurrent_updates),
+            )
+        except BadRequest as error:
+            # The rest of the bot (web chat, health) runs on; the health check says why.
+            self.state = "error: Telegram refused the webhook address"
+            logger.critical("Telegram refused BORGERDIALOG_TELEGRAM_WEBHOOK_URL: %s", error.message)
+            return False
+        return True
 
     @property
     def username(self) -> str | None:
@@ -259,7 +322,11 @@ class TelegramChannel:
         return self.application.bot.username if self.state == "running" else None
 
     async def stop(self) -> None:
-        """Stop polling, finish the updates already taken in, and close connections."""
+        """Stop taking in, finish the updates already taken in, and close connections.
+
+        The webhook stays set: Telegram keeps what arrives meanwhile for the next start (or
+        for another process behind the same address).
+        """
         self._stopping.set()
         if self._poll_task is not None:
             self._poll_task.cancel()
@@ -365,17 +432,21 @@ class TelegramChannel:
             if ids:
                 offset = max(ids) + 1
 
-    async def _take_in(self, updates: list[Received], retrying: bool) -> bool:
-        """Store a batch, then queue what of it is new; False if stopping before it was stored."""
-        stored = await self._store(updates)
+    async def _take_in(
+        self, updates: list[Received], retrying: bool, patience: float | None = None
+    ) -> bool:
+        """Store a batch, then queue what of it is new; False if not stored (stopping first,
+        or the database still away after ``patience`` seconds)."""
+        stored = await self._store(updates, patience)
         if stored is None:
             return False
         new, interrupted = stored
-        if interrupted or retrying:
+        seen = [str(_update_id(raw)) for _, raw in updates]
+        seen = [external_id for external_id in seen if external_id not in new]
+        if (interrupted or retrying) and seen:
             # A commit whose answer was lost looks like a duplicate when stored again: queue
             # every update of the batch still pending (handling one twice does nothing).
-            ids = [str(_update_id(raw)) for _, raw in updates]
-            new = await self._core.still_pending(CHANNEL, ids)
+            new |= await self._core.still_pending(CHANNEL, seen)
         for update, raw in updates:
             # An update stored before (Telegram redelivers what it had no confirmation for)
             # is already queued or handled; queue only the new ones.
@@ -388,19 +459,48 @@ class TelegramChannel:
                 await self._core.mark_unreadable(CHANNEL, external_id, "unreadable update")
         return True
 
-    async def _store(self, updates: list[Received]) -> tuple[set[str], bool] | None:
+    async def _take_in_delivery(self, body: bytes) -> bool:
+        """Take in one webhook delivery as the poller takes in a batch; True once stored.
+
+        Telegram delivers an update again when it had no 2xx answer, perhaps after this
+        process stored it without answering: every delivery counts as a retry, so an update
+        stored but never queued is queued now (a stored one costs one more read, a new one
+        nothing). A body that is not an update is set aside and confirmed, as the poller
+        does with what it cannot read, so Telegram does not deliver it for a day.
+        """
+        try:
+            item = json.loads(body)
+        except ValueError:  # not JSON, or not UTF-8
+            item = None
+        if isinstance(item, dict) and _update_id(item) >= 0:
+            received = _parse(item, self.application.bot)
+            return await self._take_in([received], True, WEBHOOK_STORE_PATIENCE)
+        shown = item if item is not None else body.decode("utf-8", "replace")
+        # Named by its content, so a repeat of the same body is set aside once.
+        name = "webhook-" + hashlib.sha256(body).hexdigest()[:32]
+        await self._core.set_aside(
+            CHANNEL, name, None, json.dumps(shown, ensure_ascii=True), "not an update"
+        )
+        return True
+
+    async def _store(
+        self, updates: list[Received], patience: float | None = None
+    ) -> tuple[set[str], bool] | None:
         """Commit a batch to the inbox, waiting out database faults; None if stopping first.
 
         Returns the external ids stored now, and whether a fault interrupted the storing (an
         interrupted commit may have happened without the bot hearing so). A batch the database
         refuses for what it holds (not for being unavailable) is stored update by update, and an
         update refused on its own is set aside: kept as failed, with its raw text, for an
-        operator, and confirmed to Telegram so it cannot block the rest.
+        operator, and confirmed to Telegram so it cannot block the rest. With ``patience``,
+        database faults are waited out only that many seconds (None after that).
         """
-        return await self._store_batch([_as_inbox_event(update, raw) for update, raw in updates])
+        batch = [_as_inbox_event(update, raw) for update, raw in updates]
+        deadline = None if patience is None else time.monotonic() + patience
+        return await self._store_batch(batch, deadline)
 
     async def _store_batch(
-        self, batch: list[tuple[str, str | None, dict[str, Any]]]
+        self, batch: list[tuple[str, str | None, dict[str, Any]]], deadline: float | None
     ) -> tuple[set[str], bool] | None:
         attempt = 0
         while not self._stopping.is_set():
@@ -408,10 +508,13 @@ class TelegramChannel:
                 new = await self._core.accept(CHANNEL, batch)
             except Exception as error:
                 if not is_transient(error):
-                    return await self._store_one_by_one(batch)
+                    return await self._store_one_by_one(batch, deadline)
                 attempt += 1
                 self._core.health.fault(INTAKE, f"cannot store updates ({type(error).__name__})")
-                await asyncio.sleep(retry_delay(attempt))
+                delay = retry_delay(attempt)
+                if deadline is not None and time.monotonic() + delay > deadline:
+                    return None
+                await asyncio.sleep(delay)
                 continue
             if attempt:
                 self._core.health.clear(INTAKE)
@@ -419,7 +522,7 @@ class TelegramChannel:
         return None
 
     async def _store_one_by_one(
-        self, batch: list[tuple[str, str | None, dict[str, Any]]]
+        self, batch: list[tuple[str, str | None, dict[str, Any]]], deadline: float | None
     ) -> tuple[set[str], bool] | None:
         new: set[str] = set()
         for position, event in enumerate(batch):
@@ -429,7 +532,7 @@ class TelegramChannel:
             except Exception as error:
                 if is_transient(error):
                     # The database went away meanwhile: wait for it with the rest of the batch.
-                    rest = await self._store_batch(batch[position:])
+                    rest = await self._store_batch(batch[position:], deadline)
                     return None if rest is None else (new | rest[0], True)
                 raw = json.dumps(payload, ensure_ascii=True, default=str)
                 await self._core.set_aside(CHANNEL, external_id, chat_id, raw, type(error).__name__)
@@ -458,15 +561,10 @@ class TelegramChannel:
                 },
                 read_timeout=timeout + POLL_READ_MARGIN,
             )
-        parsed: list[Received] = []
-        for item in raw if isinstance(raw, list) else []:
-            received = item if isinstance(item, dict) else {"update_id": -1}
-            try:
-                parsed.append((Update.de_json(received, bot), received))
-            except Exception as error:
-                logger.error("an update could not be read: %s", type(error).__name__)
-                parsed.append((None, received))
-        return parsed
+        return [
+            _parse(item if isinstance(item, dict) else {"update_id": -1}, bot)
+            for item in (raw if isinstance(raw, list) else [])
+        ]
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
         try:
@@ -624,6 +722,15 @@ class MembershipCache:
             )
         self._known[(chat_id, user_id)] = (is_member, now + self._seconds)
         return is_member
+
+
+def _parse(raw: dict[str, Any], bot: Any) -> Received:
+    """An update as python-telegram-bot reads it, with the dictionary it came as."""
+    try:
+        return Update.de_json(raw, bot), raw
+    except Exception as error:
+        logger.error("an update could not be read: %s", type(error).__name__)
+        return None, raw
 
 
 def _update_id(raw: dict[str, Any]) -> int:
