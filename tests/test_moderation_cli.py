@@ -349,7 +349,7 @@ async def test_the_log_says_a_new_schema_was_created_and_an_old_one_migrated(
     url = f"sqlite+aiosqlite:///{tmp_path / 'new.sqlite3'}"
     engine = create_engine(url)
     try:
-        with caplog.at_level(logging.INFO, logger="bot"):
+        with caplog.at_level(logging.INFO, logger="storage"):
             await prepare_schema(engine, url)
     finally:
         await engine.dispose()
@@ -364,7 +364,7 @@ async def test_the_log_says_a_new_schema_was_created_and_an_old_one_migrated(
         assert isinstance(older, str)
         async with engine.begin() as connection:
             await connection.run_sync(lambda sync: command.upgrade(_config(sync), older))
-        with caplog.at_level(logging.INFO, logger="bot"):
+        with caplog.at_level(logging.INFO, logger="storage"):
             await prepare_schema(engine, url)
     finally:
         await engine.dispose()
