@@ -152,13 +152,6 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("telegram_webhook_secret", mode="before")
-    @classmethod
-    def _empty_webhook_secret_is_none(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value:
-            return None
-        return value
-
     @field_validator("telegram_webhook_secret")
     @classmethod
     def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
@@ -166,9 +159,9 @@ class Settings(BaseSettings):
             raise ValueError("must be 1 to 256 of the characters A-Z, a-z, 0-9, _ and -")
         return value
 
-    @field_validator("smtp_password", mode="before")
+    @field_validator("smtp_password", "telegram_webhook_secret", mode="before")
     @classmethod
-    def _empty_password_is_none(cls, value: Any) -> Any:
+    def _empty_secret_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and not value:
             return None
         return value

@@ -133,6 +133,37 @@ async def test_a_redelivery_is_applied_once(webhook_app: BorgerDialog, fake_bot:
 
 
 @sqlite_only
+async def test_a_delivery_the_database_did_not_take_comes_again(
+    webhook_app: BorgerDialog, fake_bot: FakeBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import exc
+
+    assert webhook_app.core is not None
+    # Give up on the database at once instead of after five seconds.
+    monkeypatch.setattr("bot.channels.telegram.channel.WEBHOOK_STORE_PATIENCE", 0.1)
+    real_accept = webhook_app.core.accept
+    faults: list[set[str]] = []
+
+    async def commit_then_lose_the_answer(channel: str, events: list[Any]) -> set[str]:
+        stored = await real_accept(channel, events)
+        if not faults:
+            # Committed, but the connection dropped before the bot heard so: it answers 503.
+            faults.append(stored)
+            raise exc.OperationalError("COMMIT", {}, ConnectionResetError("connection lost"))
+        return stored
+
+    monkeypatch.setattr(webhook_app.core, "accept", commit_then_lose_the_answer)
+    citizen = Citizen(fake_bot, 4108)
+    replies = await citizen.write("/help")
+    assert faults, "the fault was not injected"
+    assert replies[0].text.startswith(HELP_REPLY)
+    assert fake_bot.webhook_deliveries()[:2] == [(1, 503), (1, 200)]
+    await citizen.write("/help")
+    (participant,) = [p for p in await table_rows(webhook_app, Participant) if p.chat_id == "4108"]
+    assert participant.events_applied == 2
+
+
+@sqlite_only
 async def test_an_oversized_body_is_refused(webhook_app: BorgerDialog, fake_bot: FakeBot) -> None:
     update = {"update_id": 900_002, **fake_bot.message_update(4104, "x")}
     update["padding"] = "x" * MAX_BODY_BYTES
