@@ -1,4 +1,4 @@
-"""The aiohttp web server: health now; web chat, webhook and dashboard later."""
+"""The aiohttp web server: health, the web chat and the Telegram webhook (dashboard later)."""
 
 from __future__ import annotations
 
