@@ -11,9 +11,7 @@ from handlers.events import Button, Outcome
 from handlers.ideas.rules import statement_text
 from handlers.moderation.intake import erase_card
 from handlers.payloads import ForgetAnswer
-
-# Ideas are published statements: after /forget they stay, without any link to the author.
-PUBLISHED_KINDS = {"idea"}
+from handlers.questions import all_kinds
 
 
 async def mydata(ctx: FlowContext, outcome: Outcome) -> None:
@@ -151,8 +149,10 @@ async def forget_confirmed(ctx: FlowContext, outcome: Outcome, confirmed: bool) 
             if item.answer_id is not None:
                 # The answer goes; so does its text on the moderators' card.
                 await erase_card(ctx, outcome, item)
+    # Ideas are published statements: after /forget they stay, without any link to the author.
+    published = {kind.name for kind in all_kinds() if kind.published}
     anonymised = statements + await ctx.uow.participations.erase_participant(
-        ctx.participant.id, PUBLISHED_KINDS
+        ctx.participant.id, published
     )
     await ctx.uow.email.erase_participant(ctx.participant.id)
     await ctx.uow.participants.delete(ctx.participant)

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from storage.models import Answer, Question, Round
 
-# Four digits, alone or followed by the town as people write it ("8000 Aarhus C").
-POSTCODE = re.compile(r"([0-9]{4})(?:[ ,]+[^\W\d][\w .-]*)?")
-# Danish postcodes run from 1000 (Copenhagen) to 9990 (Skagen).
-POSTCODE_RANGE = (1000, 9990)
-# A whole number as people write it: "12", "-3", "1.000" or "1 000" (thousands), "ca. 10".
-WHOLE_NUMBER = re.compile(r"-?[0-9]{1,3}(?:[. ][0-9]{3})+|-?[0-9]{1,15}")
-# What may stand around the number: a unit or a hedge ("10 gange", "ca. 10", "omkring 10 km").
-NUMBER_WORDS = re.compile(r"[^\W\d_]+\.?")
 SUMMARY_ANSWER_LENGTH = 120
 
 
@@ -114,77 +104,9 @@ def no_longer_applicable(questions: list[Question], answers: dict[int, Answer]) 
     return [answer for qid, answer in answers.items() if qid not in path]
 
 
-@dataclass(frozen=True)
-class TypedAnswer:
-    """The outcome of reading a typed answer: a value, or the text key of what is wrong."""
-
-    value: Any = None
-    error: str | None = None
-    params: dict[str, object] | None = None
-
-
-def read_typed(question: Question, text: str) -> TypedAnswer:
-    """Read and check a typed answer to a number, postcode, text or idea question."""
-    cleaned = text.strip()
-    if question.kind == "number":
-        low, high = question.settings["min"], question.settings["max"]
-        number = read_whole_number(cleaned)
-        if number is None:
-            return TypedAnswer(error="answer.number_invalid", params={"min": low, "max": high})
-        if not low <= number <= high:
-            return TypedAnswer(error="answer.number_out_of_range", params={"min": low, "max": high})
-        return TypedAnswer(number)
-    if question.kind == "postcode":
-        match = POSTCODE.fullmatch(cleaned)
-        if match is None:
-            return TypedAnswer(error="answer.postcode_invalid")
-        code = match.group(1)
-        if not POSTCODE_RANGE[0] <= int(code) <= POSTCODE_RANGE[1]:
-            return TypedAnswer(error="answer.postcode_unknown", params={"code": code})
-        return TypedAnswer(code)
-    limit = int(question.settings.get("max_length", 500))
-    if not cleaned:
-        return TypedAnswer(error="answer.text_empty")
-    if len(cleaned) > limit:
-        return TypedAnswer(
-            error="answer.text_too_long", params={"max": limit, "length": len(cleaned)}
-        )
-    return TypedAnswer(cleaned)
-
-
-def read_whole_number(text: str) -> int | None:
-    """The one whole number in a typed answer, or None if there is none or more than one.
-
-    Words around it are allowed ("10 gange", "ca. 10"); "mellem 5 og 10" and "2,5" are not a
-    whole number, and are asked again rather than guessed.
-    """
-    numbers = list(WHOLE_NUMBER.finditer(text))
-    if len(numbers) != 1:
-        return None
-    start, end = numbers[0].span()
-    if (start and text[start - 1].isalnum()) or (end < len(text) and text[end].isalnum()):
-        return None  # "12abc", "a12": not a number someone meant
-    rest = (text[: numbers[0].start()] + " " + text[numbers[0].end() :]).split()
-    if any(NUMBER_WORDS.fullmatch(word) is None for word in rest):
-        return None  # "2,5", "10/12" or other digits and signs around it
-    return int(re.sub(r"[. ]", "", numbers[0].group()))
-
-
 def option_keys(question: Question) -> list[str]:
     """The keys of a question's options, in order."""
     return [str(option["key"]) for option in question.options]
-
-
-def option_label(question: Question, key: str, language: str, yes: str, no: str) -> str:
-    """The label citizens see for an option."""
-    if question.kind == "yesno":
-        return yes if key == "yes" else no
-    if question.kind == "scale":
-        return key
-    for option in question.options:
-        if option["key"] == key:
-            return pick(option["label"], language)
-    return key
 
 
 def shorten(text: str, limit: int = SUMMARY_ANSWER_LENGTH) -> str:

@@ -8,7 +8,8 @@ import pytest
 
 from bot.config import Settings
 from bot.dialogue.i18n import Catalogs
-from handlers.questionnaire import progress, read_typed
+from handlers.questionnaire import progress
+from handlers.questions import read_typed
 from storage.models import Answer, Question
 
 

@@ -12,23 +12,16 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from bot.consultations.files import MAX_DEFINITION_BYTES, FileProblem, decode_text, read_limited
+from handlers.questions import OptionDefinition, all_kinds, find_kind
+from handlers.questions.free_text import DEFAULT_IDEA_LENGTH
+from handlers.questions.kind import MAX_OPTION_LABEL
 from handlers.screening.rules import ACTIONS, CATEGORIES
 
 LANGUAGES = ("da", "en")
 CITIZEN_ROLES = ("co-design", "co-implementation", "co-evaluation")
-CHOICE_KINDS = ("single", "multiple", "district", "yesno", "scale")
-TYPED_KINDS = ("number", "postcode", "text", "idea")
-KINDS = CHOICE_KINDS + TYPED_KINDS
-YESNO_OPTIONS = ("yes", "no")
-SCALE_OPTIONS = ("1", "2", "3", "4", "5")
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 KEY_PATTERN = re.compile(r"^[a-z0-9_]{1,24}$")
-# Longest label that fits an inline button comfortably on a phone.
-MAX_OPTION_LABEL = 40
 MAX_OPTIONS = 12
-MAX_TEXT_ANSWER = 2000
-DEFAULT_TEXT_ANSWER = 500
-DEFAULT_IDEA_LENGTH = 280
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 MIN_STATEMENT_LENGTH = 20
 MAX_STATEMENT_LENGTH = 1000
@@ -42,8 +35,6 @@ MAX_DEPTH = 30
 MAX_VALUES = 100_000
 # Times far from now are typos, and near year 1 or 9999 they overflow when shifted.
 YEARS = (2000, 2999)
-# Answers to number questions have at most 15 digits (handlers.questionnaire).
-MAX_NUMBER = 10**15 - 1
 
 Texts = dict[str, str]
 
@@ -67,12 +58,6 @@ class DefinitionError(Exception):
     def __init__(self, errors: list[FileError]) -> None:
         super().__init__(f"{len(errors)} mistakes")
         self.errors = errors
-
-
-@dataclass(frozen=True)
-class OptionDefinition:
-    key: str
-    label: Texts
 
 
 @dataclass(frozen=True)
@@ -306,56 +291,43 @@ def _question(
         reader.error(f"{path}.id", "must be 1-24 lower-case letters, digits or _")
     elif key in earlier:
         reader.error(f"{path}.id", f"repeats the question id {key!r}")
-    kind = data.get("kind")
-    if kind not in KINDS:
-        reader.error(f"{path}.kind", f"must be one of {', '.join(KINDS)} (got {kind!r})")
+    kind = find_kind(data.get("kind"))
+    if kind is None:
+        names = ", ".join(known.name for known in all_kinds())
+        reader.error(f"{path}.kind", f"must be one of {names} (got {data.get('kind')!r})")
         return None
     text = _texts(reader, data.get("text"), f"{path}.text", languages, limit=1000)
     optional = data.get("optional", False)
     if not isinstance(optional, bool):
         reader.error(f"{path}.optional", "must be true or false")
         optional = False
-    options: list[OptionDefinition] = []
-    settings: dict[str, Any] = {}
-    if kind in ("single", "multiple", "district"):
-        options = _options(reader, data.get("options"), f"{path}.options", languages)
-    elif "options" in data:
-        reader.error(f"{path}.options", f"a {kind} question has no options")
-    if kind == "yesno":
-        options = [OptionDefinition(k, {}) for k in YESNO_OPTIONS]
-    if kind == "scale":
-        options = [OptionDefinition(k, {}) for k in SCALE_OPTIONS]
-        labels = data.get("labels") or {}
-        if not isinstance(labels, dict):
-            reader.error(f"{path}.labels", "must be a mapping with low and high")
-            labels = {}
-        settings["low"] = _texts(
-            reader, labels.get("low"), f"{path}.labels.low", languages, limit=MAX_OPTION_LABEL
-        )
-        settings["high"] = _texts(
-            reader, labels.get("high"), f"{path}.labels.high", languages, limit=MAX_OPTION_LABEL
-        )
-    if kind == "number":
-        low, high = data.get("min"), data.get("max")
-        for name, bound in (("min", low), ("max", high)):
-            if not isinstance(bound, int) or isinstance(bound, bool):
-                reader.error(f"{path}.{name}", "must be a whole number")
-            elif abs(bound) > MAX_NUMBER:
-                reader.error(f"{path}.{name}", "must have at most 15 digits")
-        if isinstance(low, int) and isinstance(high, int) and low >= high:
-            reader.error(f"{path}.max", f"must be above min ({low})")
-        settings.update(min=low, max=high)
-    if kind in ("text", "idea"):
-        default = DEFAULT_TEXT_ANSWER if kind == "text" else DEFAULT_IDEA_LENGTH
-        length = data.get("max_length", default)
-        if not isinstance(length, int) or not 10 <= length <= MAX_TEXT_ANSWER:
-            reader.error(
-                f"{path}.max_length", f"must be a whole number from 10 to {MAX_TEXT_ANSWER}"
-            )
-            length = default
-        settings["max_length"] = length
+    if "options" in data and "options" not in kind.fields:
+        reader.error(f"{path}.options", f"a {kind.name} question has no options")
+    own = kind.parse(_QuestionFields(reader, data, path, languages))
     condition = _condition(reader, data.get("when"), f"{path}.when", earlier)
-    return QuestionDefinition(key, kind, text, options, settings, optional, condition)
+    return QuestionDefinition(key, kind.name, text, own.options, own.settings, optional, condition)
+
+
+@dataclass(frozen=True)
+class _QuestionFields:
+    """One question's mapping, as its kind reads it (``handlers.questions.DefinitionFields``)."""
+
+    reader: _Reader
+    data: dict[str, Any]
+    path: str
+    languages: list[str]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.data.get(name, default)
+
+    def error(self, name: str, reason: str) -> None:
+        self.reader.error(f"{self.path}.{name}", reason)
+
+    def texts(self, name: str, value: Any, *, limit: int) -> Texts:
+        return _texts(self.reader, value, f"{self.path}.{name}", self.languages, limit=limit)
+
+    def options(self, name: str, value: Any) -> list[OptionDefinition]:
+        return _options(self.reader, value, f"{self.path}.{name}", self.languages)
 
 
 def _condition(
@@ -372,7 +344,8 @@ def _condition(
     if target is None:
         reader.error(f"{path}.question", f"{data['question']!r} is not an earlier question")
         return None
-    if target.kind not in CHOICE_KINDS:
+    target_kind = find_kind(target.kind)
+    if target_kind is None or not target_kind.has_options:
         reader.error(f"{path}.question", f"a {target.kind} question cannot be a condition")
         return None
     wanted = data.get("in", [data["equals"]] if "equals" in data else None)

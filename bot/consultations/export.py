@@ -14,11 +14,14 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from functools import cache
 from typing import Any
 
 from bot.consultations.files import safe_cell
-from bot.dialogue.i18n import BoundTexts, Catalogs
-from handlers.questionnaire import option_label, pick
+from bot.dialogue.i18n import BoundTexts, Catalogs, load_catalog
+from handlers.context import Texts
+from handlers.questionnaire import pick
+from handlers.questions import kind_of
 from storage.ideas import Tally
 from storage.models import (
     Answer,
@@ -55,17 +58,6 @@ STATUS_KEYS = {
     "answering": "status.answering",
     "completed": "status.completed",
     ANONYMISED: "export.anonymised",
-}
-KIND_KEYS = {
-    "single": "export.kind.single",
-    "multiple": "export.kind.multiple",
-    "district": "export.kind.district",
-    "scale": "export.kind.scale",
-    "yesno": "export.kind.yesno",
-    "number": "export.kind.number",
-    "postcode": "export.kind.postcode",
-    "text": "export.kind.text",
-    "idea": "export.kind.idea",
 }
 VOTE_KEYS = {
     VoteValue.AGREE: "ideas.vote.agree",
@@ -139,8 +131,14 @@ def _machine(value: object) -> object:
         return value.isoformat()
     if isinstance(value, Given):
         # Option labels as citizens saw them in Danish; the marks in English, as stable codes.
-        return _answer(value, "da", ("ja", "nej"), SKIPPED, WITHHELD, numeric_scale=False)
+        return _answer(value, _machine_words(), SKIPPED, WITHHELD, spreadsheet=False)
     return value
+
+
+@cache
+def _machine_words() -> BoundTexts:
+    """Danish texts, with yes and no as the lower-case codes the JSON export has always had."""
+    return BoundTexts("da", {"answer.yes": "ja", "answer.no": "nej"}, load_catalog("da"))
 
 
 class Readable:
@@ -174,8 +172,7 @@ class Readable:
     def answer(self, given: Given) -> object:
         """An answer as the citizen chose it: option labels, numbers and scales as numbers."""
         withheld = {visibility: self.t(key) for visibility, key in WITHHELD_KEYS.items()}
-        yes_no = (self.t("answer.yes"), self.t("answer.no"))
-        return _answer(given, self.language, yes_no, self.t("answer.skipped"), withheld)
+        return _answer(given, self.t, self.t("answer.skipped"), withheld, spreadsheet=True)
 
     def header(self, column: str, questions: dict[str, Question]) -> str:
         """A column's name as a person reads it: the question's text rather than its id."""
@@ -189,47 +186,18 @@ class Readable:
 
     def options(self, question: Question) -> str:
         """The options of a question as "id: label" pairs, so the sheet explains the ids."""
-        if question.kind == "yesno":
-            return f"yes: {self.t('answer.yes')}; no: {self.t('answer.no')}"
-        if question.kind == "scale":
-            labels = question.settings.get("labels") or {}
-            low, high = (
-                pick(labels.get("low") or {}, self.language),
-                pick(labels.get("high") or {}, self.language),
-            )
-            return f"1: {low}; 5: {high}" if low or high else "1–5"
-        return "; ".join(
-            f"{option['key']}: {pick(option['label'], self.language)}"
-            for option in question.options
-            if option.get("label")
-        )
+        return kind_of(question).describe_options(question, self.t)
 
 
 def _answer(
-    given: Given,
-    language: str,
-    yes_no: tuple[str, str],
-    skipped: str,
-    withheld: dict[str, str],
-    *,
-    numeric_scale: bool = True,
+    given: Given, t: Texts, skipped: str, withheld: dict[str, str], *, spreadsheet: bool
 ) -> object:
     answer, question = given.answer, given.question
     if answer.skipped:
         return skipped
     if answer.visibility in withheld:
         return withheld[answer.visibility]
-    yes, no = yes_no
-    if question.kind == "multiple":
-        return "; ".join(option_label(question, key, language, yes, no) for key in answer.value)
-    if question.kind == "scale" and numeric_scale and str(answer.value).isdigit():
-        return int(answer.value)
-    if question.kind in ("single", "district", "yesno", "scale"):
-        return option_label(question, str(answer.value), language, yes, no)
-    if question.kind == "number" and type(answer.value) is int:
-        # A number stays a number, so staff can sum it; -3 is no formula.
-        return answer.value
-    return str(answer.value)
+    return kind_of(question).cell(question, answer.value, t, spreadsheet=spreadsheet)
 
 
 async def build_table(
@@ -244,7 +212,7 @@ async def build_table(
     columns = list(FIXED_COLUMNS)
     for question in questions:
         columns.append(question.key)
-        if question.kind in ("text", "idea"):
+        if kind_of(question).free_text:
             columns.append(f"{question.key}_language")
     answers = await uow.participations.answers_of_consultation(consultation.id)
     by_participation: dict[int | None, list[Answer]] = {}
@@ -299,7 +267,7 @@ def _fill(row: dict[str, Any], answers: list[Answer], questions: dict[int, Quest
     for answer in answers:
         question = questions[answer.question_id]
         row[question.key] = Given(question, answer)
-        if question.kind in ("text", "idea"):
+        if kind_of(question).free_text:
             row[f"{question.key}_language"] = answer.language or ""
 
 
@@ -347,7 +315,7 @@ def _question_cells(table: ExportTable, readable: Readable) -> Iterable[list[obj
         yield [
             question.key,
             pick(question.text, readable.language),
-            t(KIND_KEYS[question.kind]) if question.kind in KIND_KEYS else question.kind,
+            t(kind_of(question).label_key),
             readable.options(question),
         ]
 

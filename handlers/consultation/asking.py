@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from handlers import questionnaire as rules
 from handlers.consultation.sheet import (
-    CHOICE_KINDS,
-    TYPED_KINDS,
     Sheet,
     active_participation,
     blocked,
@@ -29,6 +27,7 @@ from handlers.payloads import (
     TickingDone,
     TickOption,
 )
+from handlers.questions import Answering, kind_of, read_typed
 from handlers.screening.rules import ALLOW
 from storage.models import Answer, Participation, ParticipationStatus, Question
 
@@ -50,20 +49,8 @@ def question_text(ctx: FlowContext, sheet: Sheet, question: Question) -> str:
     """The question with its progress mark (3/7) and a hint on how to answer."""
     position, total = rules.progress(sheet.questions, sheet.answers, question)
     text = f"{position}/{total} · {rules.pick(question.text, ctx.t.language)}"
-    settings = question.settings
-    hint = {
-        "multiple": lambda: ctx.t("question.hint_multiple"),
-        "scale": lambda: ctx.t(
-            "question.hint_scale",
-            low=rules.pick(settings["low"], ctx.t.language),
-            high=rules.pick(settings["high"], ctx.t.language),
-        ),
-        "number": lambda: ctx.t("question.hint_number", min=settings["min"], max=settings["max"]),
-        "postcode": lambda: ctx.t("question.hint_postcode"),
-        "text": lambda: ctx.t("question.hint_text", max=settings["max_length"]),
-        "idea": lambda: ctx.t("question.hint_idea", max=settings["max_length"]),
-    }.get(question.kind)
-    return f"{text}\n\n{hint()}" if hint else text
+    hint = kind_of(question).hint(question, ctx.t)
+    return f"{text}\n\n{hint}" if hint else text
 
 
 def ask(
@@ -79,12 +66,13 @@ def ask(
     keep_selection: asking the current question again, what is ticked stays ticked.
     """
     participation, answers = sheet.participation, sheet.answers
+    answering = kind_of(question).answering
     participation.current_question_id = question.id
     earlier = answers.get(question.id)
     if not keep_selection:
         participation.pending_selection = (
             list(earlier.value)
-            if question.kind == "multiple" and earlier is not None and not earlier.skipped
+            if answering is Answering.TICK and earlier is not None and not earlier.skipped
             else []
         )
     text = question_text(ctx, sheet, question)
@@ -100,7 +88,7 @@ def ask(
         text,
         buttons=question_buttons(ctx, sheet, question),
         on_queued=remember,
-        expects_text=question.kind in TYPED_KINDS,
+        expects_text=answering is Answering.TYPE,
     )
 
 
@@ -109,19 +97,19 @@ def question_buttons(ctx: FlowContext, sheet: Sheet, question: Question) -> Butt
     participation = sheet.participation
     asked = participation.id, question.id
     keys = rules.option_keys(question)
-    yes, no = ctx.t("answer.yes"), ctx.t("answer.no")
+    kind = kind_of(question)
 
     def label(key: str) -> str:
-        return rules.option_label(question, key, ctx.t.language, yes, no)
+        return kind.option_label(question, key, ctx.t)
 
     rows: list[tuple[Button, ...]] = []
-    if question.kind in ("single", "district"):
+    if kind.answering is Answering.TAP and not kind.buttons_in_one_row:
         rows = [(Button(label(k), payload=PickOption(*asked, i).wire),) for i, k in enumerate(keys)]
-    elif question.kind in ("yesno", "scale"):
+    elif kind.answering is Answering.TAP:
         rows = [
             tuple(Button(label(k), payload=PickOption(*asked, i).wire) for i, k in enumerate(keys))
         ]
-    elif question.kind == "multiple":
+    elif kind.answering is Answering.TICK:
         ticked = participation.pending_selection
         rows = [
             (
@@ -175,6 +163,7 @@ async def press(ctx: FlowContext, outcome: Outcome, button: QuestionButton) -> N
         return
     sheet, question = pressed
     participation = sheet.participation
+    answering = kind_of(question).answering
     keys = rules.option_keys(question)
     key: str | None = None
     if isinstance(button, PickOption | TickOption):
@@ -182,10 +171,10 @@ async def press(ctx: FlowContext, outcome: Outcome, button: QuestionButton) -> N
             stale(ctx, outcome)
             return
         key = keys[button.option]
-    if isinstance(button, PickOption) and key is not None and question.kind in CHOICE_KINDS:
+    if isinstance(button, PickOption) and key is not None and answering is Answering.TAP:
         outcome.ack(ctx.event.button_ack_ref)
         await store(ctx, outcome, sheet, question, key)
-    elif isinstance(button, TickOption) and key is not None and question.kind == "multiple":
+    elif isinstance(button, TickOption) and key is not None and answering is Answering.TICK:
         selection = participation.pending_selection
         selection = [k for k in selection if k != key] if key in selection else [*selection, key]
         participation.pending_selection = [k for k in keys if k in selection]
@@ -196,7 +185,7 @@ async def press(ctx: FlowContext, outcome: Outcome, button: QuestionButton) -> N
                 question_text(ctx, sheet, question),
                 question_buttons(ctx, sheet, question),
             )
-    elif isinstance(button, TickingDone) and question.kind == "multiple":
+    elif isinstance(button, TickingDone) and answering is Answering.TICK:
         if not participation.pending_selection and not question.optional:
             outcome.ack(ctx.event.button_ack_ref, ctx.t("answer.choose_one"), alert=True)
             return
@@ -230,12 +219,12 @@ async def typed(ctx: FlowContext, outcome: Outcome) -> bool:
     question = sheet.question(participation.current_question_id)
     if question is None:
         return False
-    if question.kind not in TYPED_KINDS:
+    if kind_of(question).answering is not Answering.TYPE:
         outcome.say(ctx.t("answer.use_buttons"))
         return True
     if not await round_is_open(ctx, outcome, sheet.consultation):
         return True
-    reading = rules.read_typed(question, ctx.event.text)
+    reading = read_typed(question, ctx.event.text)
     if reading.error is not None:
         outcome.say(ctx.t(reading.error, **(reading.params or {})))
         return True
@@ -273,7 +262,7 @@ async def store(
     if earlier is not None:
         await withdraw(ctx, outcome, earlier)
         await ctx.uow.participations.delete_answer(earlier)
-    free_text = question.kind in ("text", "idea") and value is not None
+    free_text = kind_of(question).free_text and value is not None
     answer = Answer(
         participation_id=participation.id,
         question_id=question.id,

@@ -10,10 +10,8 @@ from babel.dates import format_datetime
 from handlers import questionnaire as rules
 from handlers.context import FlowContext
 from handlers.events import Outcome, record_id
+from handlers.questions import kind_of
 from storage.models import Answer, Consultation, Participation, Question
-
-CHOICE_KINDS = ("single", "district", "yesno", "scale")
-TYPED_KINDS = ("number", "postcode", "text", "idea")
 
 
 @dataclass(frozen=True)
@@ -59,14 +57,7 @@ def show_answer(ctx: FlowContext, question: Question, answer: Answer) -> str:
     """An answer as the participant reads it."""
     if answer.skipped:
         return ctx.t("answer.skipped")
-    yes, no = ctx.t("answer.yes"), ctx.t("answer.no")
-    if question.kind == "multiple":
-        return "; ".join(
-            rules.option_label(question, key, ctx.t.language, yes, no) for key in answer.value
-        )
-    if question.kind in CHOICE_KINDS:
-        return rules.option_label(question, str(answer.value), ctx.t.language, yes, no)
-    return rules.shorten(str(answer.value))
+    return kind_of(question).show(question, answer.value, ctx.t)
 
 
 async def own_participation(ctx: FlowContext, participation_id: int) -> Participation | None:

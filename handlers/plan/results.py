@@ -13,6 +13,7 @@ from handlers.context import Texts
 from handlers.ideas.groups import GroupModel
 from handlers.ideas.rules import short
 from handlers.ideas.standing import percent
+from handlers.questions import kind_of
 from storage.models import (
     Consultation,
     ParticipationStatus,
@@ -20,7 +21,6 @@ from storage.models import (
 )
 from storage.uow import UnitOfWork
 
-CHART_KINDS = ("single", "multiple", "district", "yesno")
 TOP_STATEMENTS = 3
 MIN_VOTES_FOR_TOP = 3
 # The chart: wide enough for a phone held upright to show it without zooming.
@@ -55,7 +55,7 @@ async def gather_results(uow: UnitOfWork, consultation: Consultation) -> Results
     results.participants = len(consented)
     results.completed = sum(p.status == ParticipationStatus.COMPLETED for p in consented)
     questions = await uow.consultations.questions(consultation.id)
-    main = next((q for q in questions if q.kind in CHART_KINDS), None)
+    main = next((q for q in questions if kind_of(q).charted), None)
     if main is not None:
         counts: dict[str, int] = {str(option["key"]): 0 for option in main.options}
         for answer in await uow.participations.answers_of_consultation(consultation.id):
