@@ -85,6 +85,12 @@ def test_every_kind_provides_every_facet(kind: QuestionKind, language: str) -> N
     assert isinstance(kind.describe_options(question, t), str)
 
 
+def test_the_questions_sheet_names_the_ends_of_a_scale() -> None:
+    scale = example_questions()["scale"]
+    described = kind_of(scale).describe_options(scale, CATALOGS.texts("en"))
+    assert described == "1: Very dissatisfied; 5: Very satisfied"
+
+
 class Year(QuestionKind):
     """A year, typed: a kind written as its own module would be, registered by a test alone."""
 

@@ -52,9 +52,7 @@ class Scale(QuestionKind):
         return str(value)
 
     def describe_options(self, question: Question, t: Texts) -> str:
-        labels = question.settings.get("labels") or {}
-        low = pick(labels.get("low") or {}, t.language)
-        high = pick(labels.get("high") or {}, t.language)
+        low, high = (pick(question.settings.get(end) or {}, t.language) for end in ("low", "high"))
         return f"1: {low}; 5: {high}" if low or high else "1–5"
 
 
