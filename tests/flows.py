@@ -26,7 +26,16 @@ from bot.dialogue.core import DialogueCore
 from bot.dialogue.health import HealthBoard
 from bot.dialogue.i18n import Catalogs
 from bot.dialogue.outbox import OutboxDelivery
-from handlers.events import ACKNOWLEDGEMENT, InboundEvent, parse_command
+from handlers.events import (
+    ACKNOWLEDGEMENT,
+    MAX_BUTTON_LABEL,
+    MAX_BUTTON_PAYLOAD_BYTES,
+    MAX_CAPTION_LENGTH,
+    MAX_IMAGE_BYTES,
+    MAX_TEXT_LENGTH,
+    InboundEvent,
+    parse_command,
+)
 from storage.database import create_engine, create_session_factory
 from storage.definitions import DefinitionCache
 from storage.migrate import prepare_schema
@@ -34,12 +43,9 @@ from storage.uow import UnitOfWorkFactory
 
 # The flows are told they talk to Telegram: what they do for a Telegram chat is what is tested.
 CHANNEL = "telegram"
+# The sizes the flows write for (Telegram's); the recording channel paces nothing.
 LIMITS = ChannelLimits(
-    max_text=4096,
-    max_caption=1024,
-    max_button_label=64,
-    max_button_payload_bytes=64,
-    max_image_bytes=10_000_000,
+    MAX_TEXT_LENGTH, MAX_CAPTION_LENGTH, MAX_BUTTON_LABEL, MAX_BUTTON_PAYLOAD_BYTES, MAX_IMAGE_BYTES
 )
 
 
