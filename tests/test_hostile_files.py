@@ -119,6 +119,10 @@ for _field, _expected in {
 }.items():
     consultation_case(f"missing-{_field}", _expected)(text_file(without(open_now(), _field)))
 consultation_case("only-a-slug", "line 1: title: is missing")(text_file("slug: friluftsliv\n"))
+# A slug ending in a line break once passed ("$" matches before a final newline).
+consultation_case("slug-with-line-break", "slug: must be 2-40 lower-case letters")(
+    text_file(open_now().replace("slug: friluftsliv", 'slug: "friluftsliv\\n"'))
+)
 consultation_case("billion-laughs", "(file): expands to more than 100000 values")(
     text_file(laughs(9, 9))
 )

@@ -171,3 +171,34 @@ async def test_telegram_and_web_citizens_in_one_export(
         ("telegram", "25-64"),
         ("web", "65 eller derover"),
     ]
+
+
+def test_buttons_that_step_aside_are_drawn_plainer_and_ticked_options_pressed() -> None:
+    from bot.channels.webchat.channel import _button_json
+    from handlers.payloads import (
+        CardAction,
+        CardButton,
+        GoBack,
+        IdeasAction,
+        IdeasButton,
+        PickOption,
+        SkipQuestion,
+        TickOption,
+    )
+
+    def shown(payload: str, label: str = "x") -> dict:
+        return _button_json({"label": label, "payload": payload})
+
+    for aside in (
+        GoBack(1, 2),
+        SkipQuestion(1, 2),
+        CardButton(3, CardAction.REPORT),
+        CardButton(3, CardAction.STOP, changing_vote=True),
+        IdeasButton(IdeasAction.CANCEL_DRAFT, 1),
+    ):
+        assert shown(aside.wire).get("secondary") is True, aside
+    for answer in (PickOption(1, 2, 0), CardButton(3, CardAction.AGREE), TickOption(1, 2, 0)):
+        assert "secondary" not in shown(answer.wire), answer
+    assert shown(TickOption(1, 2, 0).wire, "☑ Løber")["pressed"] is True
+    assert shown(TickOption(1, 2, 0).wire, "☐ Løber")["pressed"] is False
+    assert "pressed" not in shown("t:1:2:x")  # not a payload the bot makes

@@ -349,7 +349,7 @@ def import_polis_command(directory: Path, slug: str) -> None:
 
     settings = settings_or_exit()
     configure_logging(settings)
-    if not SLUG_PATTERN.match(slug):
+    if not SLUG_PATTERN.fullmatch(slug):
         fail("--slug must be 2-40 lower-case letters, digits or hyphens", EXIT_BAD_INPUT)
     try:
         folder = read_folder(directory)

@@ -396,7 +396,7 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
     for unknown in sorted(set(data) - known):
         reader.error(unknown, "is not a known field")
     slug = str(data.get("slug", ""))
-    if not SLUG_PATTERN.match(slug):
+    if not SLUG_PATTERN.fullmatch(slug):
         reader.error(
             "slug", "must be 2-40 lower-case letters, digits or hyphens (it goes in links)"
         )

@@ -43,6 +43,17 @@ from handlers.events import (
     parse_command,
     storable,
 )
+from handlers.payloads import (
+    CardAction,
+    CardButton,
+    GoBack,
+    IdeasAction,
+    IdeasButton,
+    Payload,
+    SkipQuestion,
+    TickOption,
+    parse,
+)
 from handlers.questionnaire import pick
 from storage.database import is_transient
 from storage.models import Consultation, WebMessage
@@ -205,27 +216,32 @@ def cookie_header(value: str, *, secure: bool, embedded: bool) -> str:
     return "; ".join(parts)
 
 
-# Buttons that step aside from answering (back, skip, report, stop, cancel), by payload:
-# the page shows them plainer than the answers, so the answer is the obvious thing to press.
-_SECONDARY = (
-    re.compile(r"[bs]:[0-9]+:[0-9]+"),
-    re.compile(r"[vV]:[0-9]+:[rs]"),
-    re.compile(r"i:c:[0-9]+"),
-)
-# An option of a multiple-choice question: ticked when its label starts with the ticked box.
-_TOGGLE = re.compile(r"t:[0-9]+:[0-9]+:[0-9]+")
+# A ticked option of a multiple-choice question: its label starts with the ticked box.
 TICKED = "☑"
+
+
+def steps_aside(payload: Payload | None) -> bool:
+    """Whether a button steps aside from answering (back, skip, report, stop, cancel).
+
+    The page shows these plainer than the answers, so the answer is the obvious thing to press.
+    """
+    if isinstance(payload, GoBack | SkipQuestion):
+        return True
+    if isinstance(payload, CardButton):
+        return payload.action in (CardAction.REPORT, CardAction.STOP)
+    return isinstance(payload, IdeasButton) and payload.action == IdeasAction.CANCEL_DRAFT
 
 
 def _button_json(button: dict[str, Any]) -> dict[str, Any]:
     """A stored button as the page gets it: flagged secondary, or pressed when a ticked option."""
-    payload = button.get("payload")
-    if not isinstance(payload, str):
+    wire = button.get("payload")
+    if not isinstance(wire, str):
         return button
     shown = dict(button)
-    if any(pattern.fullmatch(payload) for pattern in _SECONDARY):
+    payload = parse(wire)
+    if steps_aside(payload):
         shown["secondary"] = True
-    if _TOGGLE.fullmatch(payload):
+    if isinstance(payload, TickOption):
         shown["pressed"] = str(button.get("label", "")).startswith(TICKED)
     return shown
 
