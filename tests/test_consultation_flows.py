@@ -146,3 +146,32 @@ async def test_the_round_closing_mid_conversation_stops_answers(bot: FlowBot) ->
     (closed,) = await sif.tap("Under 25")
     assert closed.text.startswith("»Ny friluftspolitik« er lukket")
     assert await table_rows(bot, Answer) == []
+
+
+async def test_a_results_post_names_yes_and_no_in_each_language(bot: FlowBot) -> None:
+    from handlers.plan.results import chart_png, gather_results, results_text
+
+    # A consultation whose first charted question is yes/no, which stores no option labels.
+    source = open_now()
+    start, end = source.index("  # single: one option"), source.index("  # yesno")
+    source = source[:start] + source[end:]
+    source = "\n".join(line for line in source.splitlines() if "question: age_band" not in line)
+    await bot.import_consultation(source)
+    for number, answer in ((201, "Ja"), (202, "Ja"), (203, "Nej")):
+        citizen = bot.citizen(number)
+        await citizen.write("/start friluftsliv")
+        await citizen.tap("Ja, jeg giver samtykke")
+        await citizen.tap(answer)
+    async with bot.uow.read() as uow:
+        consultation = await uow.consultations.by_slug("friluftsliv")
+        assert consultation is not None
+        results = await gather_results(uow, consultation, bot.core.texts, ("da", "en"))
+    assert [(label["da"], label["en"], count) for label, count in results.bars] == [
+        ("Ja", "Yes", 2),
+        ("Nej", "No", 1),
+    ]
+    danish = results_text(results, bot.core.texts("da"), public=True, limit=4096)
+    assert "„Skal der være flere hundeskove?“: flest svarede Ja (67 %)." in danish
+    english = results_text(results, bot.core.texts("en"), public=True, limit=4096)
+    assert "Yes (67 %)" in english
+    assert chart_png(results, "da") is not None

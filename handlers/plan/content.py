@@ -45,7 +45,7 @@ async def write_automatic(
     written: dict[str, str] = {}
     button_key = None
     if post.kind == PostKind.RESULTS:
-        results = await gather_results(uow, consultation)
+        results = await gather_results(uow, consultation, texts_in, LANGUAGES)
         post.image = chart_png(results, "da")
         limit = MAX_CAPTION_LENGTH if post.image else MAX_TEXT_LENGTH
         for language in LANGUAGES:

@@ -4,6 +4,7 @@ statements most agreed on."""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageDraw, ImageFont
@@ -47,8 +48,13 @@ class Results:
     consensus: list[dict[str, str]] = field(default_factory=list)
 
 
-async def gather_results(uow: UnitOfWork, consultation: Consultation) -> Results:
-    """Count what a consultation collected."""
+async def gather_results(
+    uow: UnitOfWork,
+    consultation: Consultation,
+    texts_in: Callable[[str | None], Texts],
+    languages: Sequence[str],
+) -> Results:
+    """Count what a consultation collected; the main question's options named in each language."""
     results = Results(title=consultation.title)
     participations = await uow.participations.of_consultation(consultation.id)
     consented = [p for p in participations if p.consent_at is not None]
@@ -65,9 +71,19 @@ async def gather_results(uow: UnitOfWork, consultation: Consultation) -> Results
             for value in values:
                 if str(value) in counts:
                     counts[str(value)] += 1
-        labels = {str(option["key"]): option["label"] for option in main.options}
+        # The kind names its options: a yes/no question stores none, its texts say "Ja"/"Yes".
+        kind = kind_of(main)
         results.question = main.text
-        results.bars = [(labels[key], count) for key, count in counts.items()]
+        results.bars = [
+            (
+                {
+                    language: kind.option_label(main, key, texts_in(language))
+                    for language in languages
+                },
+                count,
+            )
+            for key, count in counts.items()
+        ]
     statements = {
         s.id: s
         for s in await uow.ideas.statements(consultation.id)
