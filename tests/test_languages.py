@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from bot.dialogue.i18n import make_language_detector, make_language_identifier
-from bot.dialogue.i18n.languages import explain, parse_candidates, words_features
+from bot.dialogue.i18n.languages import explain, parse_candidates
 from tests.language_eval import evaluate_languages
 
 identify = make_language_identifier()
@@ -89,16 +89,6 @@ def test_candidates_are_read_with_their_weights() -> None:
     assert make_language_identifier(only_danish_english)("Ich finde es gut") in {"da", "en"}
 
 
-def test_the_sentence_model_reads_pairs_of_words() -> None:
-    """Neighbouring words are read together: Bokmål's "den valgte kategorien" is two known
-    words both languages write, in an order Danish does not."""
-    features = words_features(["den", "valgte", "kategorien"])
-    assert "b:den valgte" in features
-    assert "b:valgte kategorien" in features
-    assert "b:den kategorien" not in features
-    assert not [feature for feature in words_features(["kategorien"]) if feature.startswith("b:")]
-
-
 def test_held_out_figures_meet_the_targets() -> None:
     """Issue 18's targets, on the held-out part (the detector was tuned on the other part)."""
     scores = {s.language: s.accuracy for s in evaluate_languages() if s.part == "heldout"}
@@ -109,7 +99,7 @@ def test_held_out_figures_meet_the_targets() -> None:
 
 
 @pytest.mark.xfail(
-    strict=True, reason="Norwegian Bokmål is still read as Danish too often (0.959 held out)"
+    strict=True, reason="Norwegian Bokmål is still read as Danish too often (0.967 held out)"
 )
 def test_held_out_norwegian_meets_the_target() -> None:
     scores = {s.language: s.accuracy for s in evaluate_languages() if s.part == "heldout"}

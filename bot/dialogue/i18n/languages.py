@@ -12,9 +12,9 @@ on two words, and reads a text in capitals as English. Here it
 - tells a Nordic word no list knows by its letter sequences ("endringshistorikk" is Norwegian),
   with a small model trained on wordfreq's Danish, Norwegian and Swedish words;
 - weighs, within the Nordic three, a sentence model's reading of the whole text (a logistic
-  regression over its letter sequences, words and pairs of words, trained on running Danish,
-  Norwegian and Swedish text: manuals and program translations, Danish comments;
-  ``build_nordic``), with a say that grows from nothing at two words to its full say at four;
+  regression over its letter sequences and words, trained on running Danish, Norwegian and
+  Swedish text: manuals and program translations, Danish comments; ``build_nordic``), with a say
+  that grows from nothing at two words to its full say at four;
 - answers for any text of two or more words; ``None`` only when there are fewer than two words
   (numbers, emoji, links and addresses are no words).
 
@@ -33,7 +33,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
-from itertools import pairwise
 from pathlib import Path
 
 # The languages a citizen's text is read as, with relative weights: those Danish municipalities
@@ -201,17 +200,11 @@ def text_words(text: str) -> list[str]:
 
 
 def words_features(words: list[str]) -> list[str]:
-    """What the sentence model reads: each word's letter sequences, the word (``w:word``), and
-    each pair of neighbouring words (``b:first second``).
-
-    The pairs catch what single words cannot: Bokmål marks a noun twice where Danish marks it
-    once ("den valgte kategorien", Danish "den valgte kategori"), with words both languages use.
-    """
+    """What the sentence model reads: each word's letter sequences, and the word (``w:word``)."""
     features: list[str] = []
     for word in words:
         features.extend(word_ngrams(word))
         features.append("w:" + word)
-    features.extend(f"b:{first} {second}" for first, second in pairwise(words))
     return features
 
 
