@@ -16,6 +16,7 @@ checks its meaning, as it must for a button made before a code was retired.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -103,13 +104,13 @@ def _yes_no(flag: bool) -> str:
     return _YES if flag else _NO
 
 
-class _Payload:
+class _Payload(ABC):
     """A payload value: its wire form is checked once, when the value is made."""
 
     @property
+    @abstractmethod
     def wire(self) -> str:
         """The string the button carries."""
-        raise NotImplementedError
 
     def _check_wire(self) -> None:
         if not well_formed_payload(self.wire):

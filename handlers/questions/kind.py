@@ -117,7 +117,8 @@ class QuestionKind:
 
     def read(self, question: Question, text: str) -> TypedAnswer:
         """Read a typed answer (stripped of spaces around it), or say what is wrong with it."""
-        raise NotImplementedError(f"a {self.name} question is not answered by typing")
+        # Only a kind answered by typing is asked to read text; anything else is a bug.
+        raise TypeError(f"a {self.name} question is not answered by typing")
 
     def option_label(self, question: Question, key: str, t: Texts) -> str:
         """The label citizens see for one of the question's options."""
