@@ -258,8 +258,8 @@ def subfolder(name: str) -> Callable[[Path], None]:
     return lambda folder: (folder / name).mkdir()
 
 
-def big_png(name: str) -> Callable[[Path], None]:
-    return lambda folder: (folder / name).write_bytes(png(11 * 1024 * 1024))
+def big_png(name: str, size: int = 11 * 1024 * 1024) -> Callable[[Path], None]:
+    return lambda folder: (folder / name).write_bytes(png(size))
 
 
 OUTSIDE = "is outside the sheet's folder"
@@ -281,6 +281,11 @@ SHEET_CASES: dict[str, tuple[Callable, str]] = {
     "image-a-folder": (image_named("billeder", subfolder("billeder")), "'billeder' is a folder"),
     "image-11-mib": (
         image_named("stor.png", big_png("stor.png")),
+        "the image 'stor.png' is larger than 10 MB (the limit)",
+    ),
+    # Telegram takes 10,000,000 bytes, not 10 MiB: one byte over is refused here, not there.
+    "image-one-byte-over-10-mb": (
+        image_named("stor.png", big_png("stor.png", 10_000_001)),
         "the image 'stor.png' is larger than 10 MB (the limit)",
     ),
     "cell-of-20000-characters": (
