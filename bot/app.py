@@ -31,8 +31,10 @@ from handlers.email import OrganisationWithEmail
 from handlers.events import ChatAddress
 from handlers.screening.offensive_model import OffensiveModel
 from handlers.screening.rules import Screener, WordLists
+from scheduler.broadcast import HEALTH_PART as BULK_HEALTH_PART
 from scheduler.broadcast import BulkSender
 from scheduler.jobs import Housekeeping
+from scheduler.leader import Leadership, Role
 from scheduler.publishing import Publisher, PublishingSettings
 from storage.database import (
     create_engine,
@@ -120,9 +122,14 @@ class BorgerDialog:
         self.webchat: WebChatChannel | None = None
         self.email: EmailChannel | None = None
         self.uow: UnitOfWorkFactory | None = None
-        self._housekeeping: Housekeeping | None = None
+        # Every process redelivers its own replies; only the leader runs the timed work.
+        self._redelivery: Housekeeping | None = None
+        self._timed_work: Housekeeping | None = None
+        self.leadership: Leadership | None = None
         self.publisher: Publisher | None = None
         self.bulk: BulkSender | None = None
+        self._delivery: OutboxDelivery | None = None
+        self._channels: list[str] = []
         self._web: WebServer | None = None
         self.health_board = HealthBoard()
         self._write_probe: asyncio.Task[None] | None = None
@@ -145,7 +152,7 @@ class BorgerDialog:
             DefinitionCache(),
         )
         catalogs = Catalogs(settings.default_language)
-        delivery = OutboxDelivery(uow, self.clock)
+        delivery = self._delivery = OutboxDelivery(uow, self.clock)
         secret = (
             settings.web_secret.get_secret_value().encode()
             if settings.web_secret is not None
@@ -180,6 +187,7 @@ class BorgerDialog:
             await self.telegram.start()
         channels = [self.webchat.channel] + ([self.telegram.channel] if self.telegram else [])
         channels += [self.email.channel] if self.email else []
+        self._channels = channels
         self.publisher = Publisher(
             uow=uow,
             clock=self.clock,
@@ -195,42 +203,76 @@ class BorgerDialog:
             channels=lambda: channels,
             deliver_chat=delivery.deliver_chat,
         )
-        self.bulk = BulkSender(
-            uow=uow,
+        self._redelivery = self._housekeeping(timed=False)
+        self._redelivery.start()
+        self.leadership = Leadership.for_database(
+            settings.database_url, lead=self._lead, follow=self._follow
+        )
+        await self.leadership.start()
+
+    def _housekeeping(self, *, timed: bool) -> Housekeeping:
+        assert self.uow is not None
+        assert self._delivery is not None
+        assert self.core is not None
+        return Housekeeping(
+            uow=self.uow,
             clock=self.clock,
-            sender=delivery.sender,
+            delivery=self._delivery,
+            publisher=self.publisher,
+            plan_check_seconds=self.settings.plan_check_seconds,
+            channels=self._channels,
+            retention_days=self.settings.inbox_retention_days,
+            moderation=self.core.moderation,
+            texts=self.core.texts,
+            groups_minutes=self.settings.opinion_groups_minutes,
+            health=self.health_board,
+            timed=timed,
+        )
+
+    async def _lead(self) -> None:
+        """Start the timed work: this process is (now) the leader."""
+        assert self.uow is not None
+        assert self._delivery is not None
+        assert self.publisher is not None
+        channels = self._channels
+        self.bulk = BulkSender(
+            uow=self.uow,
+            clock=self.clock,
+            sender=self._delivery.sender,
             channels=lambda: channels,
-            lease=timedelta(seconds=settings.bulk_lease_seconds),
+            lease=timedelta(seconds=self.settings.bulk_lease_seconds),
             on_settled=self.publisher.report_progress,
             health=self.health_board,
         )
         self.publisher.wake_sender = self.bulk.wake
         self.bulk.start()
-        self._housekeeping = Housekeeping(
-            uow=uow,
-            clock=self.clock,
-            delivery=delivery,
-            publisher=self.publisher,
-            plan_check_seconds=settings.plan_check_seconds,
-            channels=channels,
-            retention_days=settings.inbox_retention_days,
-            moderation=self.core.moderation,
-            texts=self.core.texts,
-            groups_minutes=settings.opinion_groups_minutes,
-            health=self.health_board,
-        )
-        self._housekeeping.start()
+        self._timed_work = self._housekeeping(timed=True)
+        self._timed_work.start()
+
+    async def _follow(self) -> None:
+        """Stop the timed work (letting what runs finish): another process may lead now."""
+        if self.publisher is not None:
+            self.publisher.wake_sender = lambda: None
+        if self._timed_work is not None:
+            await self._timed_work.stop()
+            self._timed_work = None
+        if self.bulk is not None:
+            await self.bulk.stop()
+            self.bulk = None
+        # A fault of a part this process no longer runs is not this process's to report.
+        self.health_board.clear(BULK_HEALTH_PART)
 
     async def stop(self) -> None:
         """Stop in reverse order: no new input first, in-flight work finished, then storage."""
         if self.core is not None:
             self.core.close()
-        if self._housekeeping is not None:
-            await self._housekeeping.stop()
-            self._housekeeping = None
-        if self.bulk is not None:
-            await self.bulk.stop()
-            self.bulk = None
+        if self.leadership is not None:
+            # Stops the timed work first, then frees the lock for another process.
+            await self.leadership.stop()
+            self.leadership = None
+        if self._redelivery is not None:
+            await self._redelivery.stop()
+            self._redelivery = None
         if self.telegram is not None:
             await self.telegram.stop()
         if self.webchat is not None:
@@ -280,8 +322,10 @@ class BorgerDialog:
             status = "degraded"
         else:
             status = "ok"
+        role: Role = self.leadership.role if self.leadership is not None else "follower"
         report: dict[str, Any] = {
             "status": status,
+            "role": role,
             "database": database,
             "writes": writes,
             "channels": channels,

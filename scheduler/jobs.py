@@ -165,6 +165,10 @@ async def refresh_opinion_groups(
 class Housekeeping:
     """The scheduler with the housekeeping jobs; stopping it lets running jobs finish.
 
+    ``timed`` picks the jobs: the timed work (the plan, retention, digests, notices, opinion
+    groups), which only the leader of several processes runs, or the redelivery of replies, which
+    every process runs for its own.
+
     APScheduler's asyncio executor cancels running jobs on shutdown; a job cancelled halfway
     through a query, with the engine disposed under it, can leave a connection that never closes.
     So stopping pauses the scheduler, waits for the jobs already running, and only then shuts down.
@@ -180,6 +184,7 @@ class Housekeeping:
         retention_days: int,
         moderation: ModerationDesk,
         texts: Callable[[str | None], Texts],
+        timed: bool,
         publisher: Publisher | None = None,
         plan_check_seconds: int = 10,
         groups_minutes: int = 5,
@@ -191,6 +196,17 @@ class Housekeeping:
         # APScheduler only wakes the jobs, on the machine's clock; what is due, and how late is
         # too late, the jobs decide from the database and the application's clock.
         wall_now = datetime.now(UTC)
+        if not timed:
+            self._scheduler.add_job(
+                self._tracked(redeliver_pending),
+                "interval",
+                seconds=REDELIVERY_INTERVAL_SECONDS,
+                args=[delivery, channels],
+                id="redeliver-pending",
+                max_instances=1,
+                coalesce=True,
+            )
+            return
         if publisher is not None:
             self._scheduler.add_job(
                 self._tracked(publisher.publish_due),
@@ -202,15 +218,6 @@ class Housekeeping:
                 misfire_grace_time=None,
                 next_run_time=wall_now,
             )
-        self._scheduler.add_job(
-            self._tracked(redeliver_pending),
-            "interval",
-            seconds=REDELIVERY_INTERVAL_SECONDS,
-            args=[delivery, channels],
-            id="redeliver-pending",
-            max_instances=1,
-            coalesce=True,
-        )
         self._scheduler.add_job(
             self._tracked(purge_expired),
             "interval",

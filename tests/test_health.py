@@ -27,6 +27,7 @@ async def test_healthy_without_telegram(make_settings: Callable[..., Settings]) 
     assert status == 200
     assert report == {
         "status": "ok",
+        "role": "leader",
         "database": "ok",
         "writes": "ok",
         "channels": {"telegram": "disabled", "web": "running"},

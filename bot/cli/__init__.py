@@ -18,6 +18,7 @@ from bot.cli.common import (
     EXIT_INTERRUPTED,
     configure_logging,
     fail,
+    hold_sqlite_file,
     local_time,
     logger,
     run_async,
@@ -43,6 +44,7 @@ def main() -> None:
 def run() -> None:
     """Run every enabled channel and the web server until SIGINT or SIGTERM."""
     settings = settings_or_exit()
+    lock = hold_sqlite_file(settings)
     configure_logging(settings)
 
     async def serve() -> None:
@@ -50,7 +52,11 @@ def run() -> None:
 
         await BorgerDialog(settings).run(_stop_on_signals())
 
-    run_async(serve(), settings)
+    try:
+        run_async(serve(), settings)
+    finally:
+        if lock is not None:
+            lock.close()
 
 
 @main.command()
@@ -59,6 +65,7 @@ def demo() -> None:
     from bot.consultations.demo import demo_settings
 
     settings = demo_settings(settings_or_exit())
+    lock = hold_sqlite_file(settings)
     configure_logging(settings)
 
     async def serve() -> None:
@@ -87,7 +94,11 @@ def demo() -> None:
         finally:
             await app.stop()
 
-    run_async(serve(), settings)
+    try:
+        run_async(serve(), settings)
+    finally:
+        if lock is not None:
+            lock.close()
 
 
 def _stop_on_signals() -> asyncio.Event:

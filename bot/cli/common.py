@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import re
 import sys
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import IO, Any, NoReturn
 
 import click
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from telegram.error import InvalidToken
 from telegram.warnings import PTBDeprecationWarning
@@ -104,6 +107,39 @@ def settings_or_exit() -> Settings:
         for line in error.lines:
             click.echo(f"borgerdialog: {line}", err=True)
         sys.exit(EXIT_BAD_INPUT)
+
+
+def hold_sqlite_file(settings: Settings) -> IO[bytes] | None:
+    """On SQLite, take the database's run lock for this process, or exit if another has it.
+
+    The answer must stay referenced while the bot runs: the lock lasts as long as the file is open.
+
+    SQLite's own locks cannot say this: they are held only while a transaction runs, so a second
+    bot would start, and then both would send every planned post; an exclusive locking mode would
+    instead shut out the commands (``plan import``, ``moderate``) that staff run beside the bot.
+    A lock file taken with flock belongs to the running bot alone, and the kernel frees it when
+    the process ends in any way, kill -9 included, so it never outlives the bot as a PID file can.
+    """
+    from storage.database import is_sqlite
+
+    database = make_url(settings.database_url).database
+    if not is_sqlite(settings.database_url) or database in (None, "", ":memory:"):
+        return None
+    path = Path(database).resolve().with_name(Path(database).name + ".run-lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The file stays when the bot ends: removing it could let a starting bot lock a file that
+    # the next one no longer finds.
+    lock = path.open("ab")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        fail(
+            f"another borgerdialog process is running on the SQLite database {database}; "
+            "stop it first (several processes need PostgreSQL)",
+            EXIT_BAD_INPUT,
+        )
+    return lock
 
 
 def run_async(coroutine: Coroutine[Any, Any, None], settings: Settings) -> None:
