@@ -106,8 +106,11 @@ class PostgresProvider:
         self._cluster: ThrowawayPostgres | None = None
         self._admin_url = os.environ.get("BORGERDIALOG_TEST_POSTGRES_URL")
         self._unavailable: str | None = None
+        # A database migrated once, copied for each test that wants the schema.
+        self._migrated_template: str | None = None
 
-    def new_database(self) -> str:
+    def new_database(self, *, migrated: bool = False) -> str:
+        """A fresh database: empty, or with the current schema as 'borgerdialog migrate' makes."""
         with self._lock:
             if self._admin_url is None and self._unavailable is None:
                 bindir = find_bindir()
@@ -121,7 +124,15 @@ class PostgresProvider:
                 if os.environ.get("BORGERDIALOG_TEST_REQUIRE_POSTGRES") == "1":
                     pytest.fail(f"PostgreSQL is required but {self._unavailable}")
                 pytest.skip(f"PostgreSQL tests skipped: {self._unavailable}")
-            return create_database(self._admin_url, f"test_{os.getpid()}_{next(_database_names)}")
+            name = f"test_{os.getpid()}_{next(_database_names)}"
+            if not migrated:
+                return create_database(self._admin_url, name)
+            if self._migrated_template is None:
+                # Migrating takes longer than copying (PostgreSQL copies a template's files).
+                template = f"template_{os.getpid()}"
+                asyncio.run(_migrate(create_database(self._admin_url, template)))
+                self._migrated_template = template
+            return create_database(self._admin_url, name, template=self._migrated_template)
 
     @property
     def cluster(self) -> ThrowawayPostgres | None:
@@ -145,10 +156,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'borgerdialog.sqlite3'}"
     provider: PostgresProvider = request.getfixturevalue("postgres")
-    url = provider.new_database()
-    # As an operator would with 'borgerdialog migrate': run refuses an outdated PostgreSQL schema.
-    asyncio.run(_migrate(url))
-    return url
+    # Migrated, as an operator would with 'borgerdialog migrate': run refuses an outdated
+    # PostgreSQL schema.
+    return provider.new_database(migrated=True)
 
 
 async def _migrate(url: str) -> None:

@@ -103,8 +103,8 @@ class ThrowawayPostgres:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-def create_database(admin_url: str, name: str) -> str:
-    """Create an empty database; return its asyncpg URL."""
+def create_database(admin_url: str, name: str, template: str | None = None) -> str:
+    """Create an empty database (or a copy of ``template``); return its asyncpg URL."""
     import asyncio
 
     import asyncpg
@@ -112,7 +112,8 @@ def create_database(admin_url: str, name: str) -> str:
     async def create() -> None:
         connection = await asyncpg.connect(admin_url)
         try:
-            await connection.execute(f'CREATE DATABASE "{name}"')
+            copy = f' TEMPLATE "{template}"' if template else ""
+            await connection.execute(f'CREATE DATABASE "{name}"{copy}')
         finally:
             await connection.close()
 
