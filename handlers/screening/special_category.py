@@ -172,23 +172,31 @@ class SpecialCategoryPatterns:
             if entries:
                 term = "(?:" + "|".join(term_pattern(e) for e in entries) + ")"
                 term_patterns[family] = re.compile(rf"(?i){term}")
+                # Every way into the term, then the term once: (A|B)T matches as AT|BT does, in
+                # the same order, but holds the family's long list of terms once rather than
+                # once per frame (it was most of the screener's memory and start-up time).
+                said, inverted_leads = [], []
                 for verbs, complement in ((_BE, ""), *FRAMES.get(family, ())):
                     optional = "?" if "" in complement.split("|") else ""
                     after = rf"(?:(?:{complement})\s+){optional}" if complement else ""
-                    alternatives.append(
-                        rf"{person}(?:\s+{gap}{{0,3}}|(?=['’]))(?:{verbs})\s+"
-                        rf"{adverb}{{0,2}}{after}{mods}{term}"
-                    )
-                    alternatives.append(
-                        rf"(?:{verbs})\s+{inverted}\s+{adverb}{{0,2}}{after}{mods}{term}"
-                    )
-                # "Som muslim synes jeg", "as a Muslim, I think", "jeg som homoseksuel".
+                    said.append(rf"(?:{verbs})\s+{adverb}{{0,2}}{after}")
+                    inverted_leads.append(rf"(?:{verbs})\s+{inverted}\s+{adverb}{{0,2}}{after}")
+                # The person (with the long list of given names) once, too.
+                leads = [
+                    rf"{person}(?:\s+{gap}{{0,3}}|(?=['’]))(?:{'|'.join(said)})",
+                    *inverted_leads,
+                ]
+                # "Jeg som homoseksuel", "we as Muslims".
                 article = r"(?:(?:en|et|a|an)\s+)?"
+                leads.append(rf"(?:jeg|vi|i|we)\s+(?:som|as)\s+{article}")
+                alternatives.append(
+                    "(?:" + "|".join(f"(?:{lead})" for lead in leads) + f"){mods}{term}"
+                )
+                # "Som muslim synes jeg", "as a Muslim, I think".
                 alternatives.append(
                     rf"(?:som|as)\s+{article}{mods}{term}\s*,?\s+(?:\w+\s+){{0,2}}?"
                     r"(?:jeg|vi|i|we)(?!\w)"
                 )
-                alternatives.append(rf"(?:jeg|vi|i|we)\s+(?:som|as)\s+{article}{mods}{term}")
             if alternatives:
                 joined = "|".join(f"(?:{a})" for a in alternatives)
                 statements[family] = re.compile(rf"(?i)(?<!\w)(?:{joined})")
