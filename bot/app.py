@@ -11,6 +11,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.channels.email.links import UnsubscribeLinks
@@ -39,12 +41,14 @@ from scheduler.publishing import Publisher, PublishingSettings
 from storage.database import (
     create_engine,
     create_session_factory,
+    is_transient,
     ping,
     redacted_database_url,
     write_probe,
 )
 from storage.definitions import DefinitionCache
 from storage.migrate import prepare_schema
+from storage.models import Lane
 from storage.uow import UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
@@ -106,6 +110,7 @@ def build_core(
         staff_chat=telegram_chat(settings, settings.staff_chat_id),
         health=health,
         pseudonym_key=hmac.digest(secret, b"staff and moderator pseudonyms", "sha256"),
+        metrics=delivery.metrics,
     )
 
 
@@ -165,6 +170,7 @@ class BorgerDialog:
             settings, self.core, uow, catalogs, CookieSigner(secret), self.clock
         )
         web_app = make_web_app(self.health)
+        web_app.router.add_get("/metrics", self.metrics_page)
         web_app.middlewares.append(security_headers(settings))
         self.webchat.add_routes(web_app)
         # The pages work without SMTP too: an unsubscribe link keeps working if e-mail is off.
@@ -243,6 +249,7 @@ class BorgerDialog:
             lease=timedelta(seconds=self.settings.bulk_lease_seconds),
             on_settled=self.publisher.report_progress,
             health=self.health_board,
+            metrics=self._delivery.metrics,
         )
         self.publisher.wake_sender = self.bulk.wake
         self.bulk.start()
@@ -295,6 +302,25 @@ class BorgerDialog:
         if channel == TelegramChannel.channel and username:
             return f"https://t.me/{username}?start={slug}"
         return f"{self.settings.public_base_url}/chat?c={slug}"
+
+    async def metrics_page(self, _request: web.Request) -> web.Response:
+        """The counters in Prometheus's text format, with the outbox backlog read now."""
+        assert self._delivery is not None
+        assert self.uow is not None
+        metrics = self._delivery.metrics
+        try:
+            async with self.uow.read() as uow:
+                pending = await uow.outbox.pending_by_lane()
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            # The counters still answer; the backlog keeps its last reading (health says why).
+        else:
+            for lane in (Lane.REPLY, Lane.BULK):
+                metrics.outbox_pending.labels(lane).set(pending.get(lane, 0))
+        return web.Response(
+            body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """Report whether the database reads and writes, channel states and parts' faults.

@@ -19,6 +19,7 @@ from typing import Any
 
 from bot.dialogue.channel import Channel
 from bot.dialogue.health import HealthBoard
+from bot.dialogue.metrics import Metrics
 from bot.dialogue.outbox import RecipientGone, Rejected, RetryLater, TransientFailure
 from storage.database import is_transient
 from storage.models import OutboxMessage, OutboxStatus
@@ -76,8 +77,10 @@ class BulkSender:
         lease: timedelta,
         on_settled: Callable[[set[int]], Awaitable[None]],
         health: HealthBoard | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._uow = uow
+        self._metrics = metrics or Metrics()
         self._health = health or HealthBoard()
         self._clock = clock
         self._sender = sender
@@ -191,6 +194,7 @@ class BulkSender:
             try:
                 external_id = await sender.deliver(message.chat_id, payload)
             except RetryLater as wait:
+                self._metrics.flood_waits.labels(message.channel, message.lane).inc()
                 # Only this lane waits; replies to citizens go on meanwhile.
                 logger.warning(
                     "bulk lane of %s paused %.0f s by flood control", message.channel, wait.seconds
@@ -198,6 +202,7 @@ class BulkSender:
                 self._pacer(sender).pause(wait.seconds)
                 continue
             except RecipientGone:
+                self._metrics.recipients_gone.labels(message.channel, message.lane).inc()
                 self._gone.add((message.channel, message.chat_id))
                 return BulkResult(message.id, OutboxStatus.UNREACHABLE, "recipient unreachable")
             except Rejected as refusal:

@@ -478,6 +478,16 @@ class OutboxRepository:
         rows = (await self._session.execute(statement)).all()
         return {status: count for status, count in rows}
 
+    async def pending_by_lane(self) -> dict[str, int]:
+        """Count undelivered messages per lane."""
+        statement = (
+            select(OutboxMessage.lane, func.count())
+            .where(OutboxMessage.status == OutboxStatus.PENDING)
+            .group_by(OutboxMessage.lane)
+        )
+        rows = (await self._session.execute(statement)).all()
+        return {lane: count for lane, count in rows}
+
     async def purge_settled_before(self, cutoff: datetime) -> int:
         """Delete delivered or given-up messages older than the cutoff; return how many.
 

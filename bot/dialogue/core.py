@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 from bot.dialogue.health import HealthBoard
 from bot.dialogue.i18n import BoundTexts, Catalogs, resolve_language
 from bot.dialogue.locks import KeyedLocks
+from bot.dialogue.metrics import Metrics
 from bot.dialogue.outbox import OutboxDelivery
 from handlers.context import LAST_LANGUAGE, FlowContext, ModerationDesk, OrganisationInfo
 from handlers.events import ChatAddress, InboundEvent, Reply, storable
@@ -71,8 +73,10 @@ class DialogueCore:
         staff_chat: ChatAddress | None = None,
         health: HealthBoard | None = None,
         pseudonym_key: bytes = b"",
+        metrics: Metrics | None = None,
     ) -> None:
         self._uow = uow
+        self.metrics = metrics or Metrics()
         self.health = health or HealthBoard()
         self._pseudonym_key = pseudonym_key
         # Set at shutdown: events waiting for the database stay pending for the next start.
@@ -186,8 +190,10 @@ class DialogueCore:
         ``event`` is None for platform events that carry nothing for a flow; they are only
         marked done.
         """
+        started = time.perf_counter()
         others: set[ChatAddress] = set()
         attempt = 0
+        outcome = "applied"
         while True:
             if self._closing.is_set() and self._database_away:
                 return  # still pending: the next start applies it, in order
@@ -213,10 +219,16 @@ class DialogueCore:
                     "".join(traceback.format_tb(exc.__traceback__)),
                 )
                 applied = await self._record_failure_safely(channel, external_id, event, exc)
+                outcome = "failed"
             break
         self._database_away = False
         if attempt:
             self.health.clear(PART)
+        if event is None:
+            outcome = "ignored"  # a platform event no flow reads: only marked done
+        elif not applied and outcome == "applied":
+            outcome = "repeated"  # applied before: a redelivery, or recovery racing a live event
+        self.metrics.updates.labels(channel, outcome).inc()
         chats = [ChatAddress(channel, event.chat_id)] if applied and event is not None else []
         for address in [*chats, *others]:
             try:
@@ -228,6 +240,8 @@ class DialogueCore:
                 self.health.fault(DELIVERY, f"database unavailable ({type(exc).__name__})")
             else:
                 self.health.clear(DELIVERY)
+        if chats:
+            self.metrics.reply_seconds.labels(channel).observe(time.perf_counter() - started)
 
     def texts(self, language: str | None) -> BoundTexts:
         """The texts of a language (None: the default language)."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.dialogue.channel import Channel
 from bot.dialogue.locks import KeyedLocks
+from bot.dialogue.metrics import Metrics
 from handlers.events import ACKNOWLEDGEMENT
 from storage.models import Lane, OutboxMessage, OutboxStatus
 from storage.repositories import Settlement
@@ -91,8 +92,10 @@ class OutboxDelivery:
         clock: Callable[[], datetime],
         *,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        metrics: Metrics | None = None,
     ) -> None:
         self._uow = uow
+        self.metrics = metrics or Metrics()
         self._clock = clock
         self._sleep = sleep
         self._senders: dict[str, Channel] = {}
@@ -183,6 +186,7 @@ class OutboxDelivery:
             try:
                 external_id = await sender.deliver(message.chat_id, message.payload)
             except RetryLater as wait:
+                self.metrics.flood_waits.labels(message.channel, message.lane).inc()
                 logger.warning(
                     "flood control on %s outbox message %s: waiting %.1f s",
                     message.channel,
@@ -191,6 +195,7 @@ class OutboxDelivery:
                 )
                 await self._sleep(wait.seconds)
             except RecipientGone:
+                self.metrics.recipients_gone.labels(message.channel, message.lane).inc()
                 logger.info("recipient of outbox message %s is unreachable", message.id)
                 return OutboxStatus.UNREACHABLE, None, "recipient unreachable"
             except Rejected as refusal:
