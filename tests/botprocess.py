@@ -52,6 +52,11 @@ class BotProcess:
             "BORGERDIALOG_POLLING_TIMEOUT": "1",
             "BORGERDIALOG_LOG_LEVEL": "WARNING",
         }
+        if settings.telegram_webhook:
+            assert settings.telegram_webhook_secret is not None
+            self.env["BORGERDIALOG_TELEGRAM_WEBHOOK_URL"] = settings.telegram_webhook_url
+            secret = settings.telegram_webhook_secret.get_secret_value()
+            self.env["BORGERDIALOG_TELEGRAM_WEBHOOK_SECRET"] = secret
         self.workdir = workdir
         self.port = settings.http_port
         self.process: subprocess.Popen[bytes] | None = None
