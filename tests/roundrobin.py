@@ -94,10 +94,10 @@ class RoundRobinProxy:
         )
 
     async def _stop(self) -> None:
-        if self._client is not None:
-            await self._client.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._client is not None:
+            await self._client.close()
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         assert self._client is not None
