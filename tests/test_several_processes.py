@@ -157,8 +157,7 @@ def answered_chats(fake_bot: FakeBot) -> dict[int, set[str]]:
     """Which of the script's replies each citizen has had."""
     phrases = {phrase for _message, phrase in SCRIPT}
     return {
-        1000 + c: {kind_of(t) for t in fake_bot.texts(1000 + c)} & phrases
-        for c in range(CITIZENS)
+        1000 + c: {kind_of(t) for t in fake_bot.texts(1000 + c)} & phrases for c in range(CITIZENS)
     }
 
 
@@ -312,8 +311,7 @@ async def test_a_process_killed_mid_burst_loses_nothing_and_keeps_each_chats_ord
     disordered = {
         chat: [sequence for _update, sequence in sorted(applied)]
         for chat, applied in by_chat.items()
-        if [sequence for _update, sequence in sorted(applied)]
-        != list(range(1, MESSAGES_EACH + 1))
+        if [sequence for _update, sequence in sorted(applied)] != list(range(1, MESSAGES_EACH + 1))
     }
     assert not disordered, (
         "chats whose events were not applied once each in update order (sequences in update "
@@ -392,14 +390,16 @@ async def test_when_the_leader_is_killed_another_process_sends_the_next_due_post
     for process in cluster.processes:
         if process is not leader:
             assert process.terminate() == 0, cluster.logs()
+    # Each once, and nothing refused for flood control. (The strict count of every second is
+    # the soak test's: a few hundred messages say little about it.)
     peak = check_broadcast(fake_bot, [FIRST + n for n in range(subscribers)], text)
     assert fake_bot.texts(CHANNEL) == [text]
     print(f"\nthe post went out {took_over:.1f} s after the kill; at most {peak} in any second")
 
 
 def check_broadcast(fake_bot: FakeBot, subscribers: list[int], text: str) -> int:
-    """Each subscriber got the text once, never more than Telegram's 30 a second in any second
-    (by the fake's clock), and Telegram refused nothing; return the most sent in one second."""
+    """Each subscriber got the text once and Telegram refused nothing (the fake refuses what
+    passes its 30 a second); return the most the fake received within any one second."""
     times: list[float] = []
     wrong: dict[int, int] = {}
     for chat in subscribers:
@@ -408,11 +408,9 @@ def check_broadcast(fake_bot: FakeBot, subscribers: list[int], text: str) -> int
             wrong[chat] = len(got)
         times += got
     assert not wrong, f"subscribers who did not get the post once (chat: copies): {wrong}"
-    peak = most_in_one_second(times)
-    assert peak <= TELEGRAM_BULK_PER_SECOND, f"{peak} messages within one second"
     refused = [entry for entry in fake_bot.requests() if entry[3] == 429]
-    assert refused == []
-    return peak
+    assert refused == [], f"{len(refused)} requests refused by flood control"
+    return most_in_one_second(times)
 
 
 def most_in_one_second(times: list[float]) -> int:
@@ -460,8 +458,14 @@ async def test_a_planned_post_reaches_2000_subscribers_once_each_within_30_a_sec
             )
     finally:
         await engine.dispose()
+
+    def sent() -> int:
+        return sum(1 for entry in fake_bot.requests("sendMessage") if entry[3] == 200)
+
+    # Looked at every two seconds: the fake's clock is what is measured, so the test keeps out
+    # of its way.
     await eventually(
-        every(1.0, lambda: len(fake_bot.chats_with(text)) == subscribers),
+        every(2.0, lambda: sent() >= subscribers),
         timeout=300,
         what="the post to reach every subscriber",
     )
@@ -470,3 +474,4 @@ async def test_a_planned_post_reaches_2000_subscribers_once_each_within_30_a_sec
         assert process.terminate() == 0, cluster.logs()
     peak = check_broadcast(fake_bot, chats, text)
     print(f"\nat most {peak} messages in any one second")
+    assert peak <= TELEGRAM_BULK_PER_SECOND, f"{peak} messages within one second"
