@@ -38,9 +38,11 @@ from scheduler.broadcast import BulkSender
 from scheduler.jobs import Housekeeping
 from scheduler.leader import Leadership, Role
 from scheduler.publishing import Publisher, PublishingSettings
+from storage.advisory import ChatDeliveryLocks
 from storage.database import (
     create_engine,
     create_session_factory,
+    is_sqlite,
     is_transient,
     ping,
     redacted_database_url,
@@ -86,6 +88,8 @@ def build_core(
     clock: Callable[[], datetime],
     secret: bytes,
     health: HealthBoard,
+    *,
+    several_processes: bool = False,
 ) -> DialogueCore:
     """The dialogue core as the settings configure it (the flow tests build theirs here too)."""
     return DialogueCore(
@@ -111,6 +115,7 @@ def build_core(
         health=health,
         pseudonym_key=hmac.digest(secret, b"staff and moderator pseudonyms", "sha256"),
         metrics=delivery.metrics,
+        several_processes=several_processes,
     )
 
 
@@ -134,6 +139,7 @@ class BorgerDialog:
         self.publisher: Publisher | None = None
         self.bulk: BulkSender | None = None
         self._delivery: OutboxDelivery | None = None
+        self._delivery_locks: ChatDeliveryLocks | None = None
         self._channels: list[str] = []
         self._web: WebServer | None = None
         self.health_board = HealthBoard()
@@ -157,14 +163,28 @@ class BorgerDialog:
             DefinitionCache(),
         )
         catalogs = Catalogs(settings.default_language)
-        delivery = self._delivery = OutboxDelivery(uow, self.clock)
+        # PostgreSQL may be shared by several processes (SQLite's run refuses a second one): a
+        # chat's events and replies then take their turn across processes, not only in this one.
+        several_processes = not is_sqlite(settings.database_url)
+        if several_processes:
+            self._delivery_locks = ChatDeliveryLocks(settings.database_url)
+        delivery = self._delivery = OutboxDelivery(
+            uow, self.clock, shared_locks=self._delivery_locks
+        )
         secret = (
             settings.web_secret.get_secret_value().encode()
             if settings.web_secret is not None
             else load_or_create_secret(settings.data_dir)
         )
         self.core = build_core(
-            settings, uow, catalogs, delivery, self.clock, secret, self.health_board
+            settings,
+            uow,
+            catalogs,
+            delivery,
+            self.clock,
+            secret,
+            self.health_board,
+            several_processes=several_processes,
         )
         self.webchat = WebChatChannel(
             settings, self.core, uow, catalogs, CookieSigner(secret), self.clock
@@ -233,6 +253,7 @@ class BorgerDialog:
             groups_minutes=self.settings.opinion_groups_minutes,
             health=self.health_board,
             timed=timed,
+            finish_stale=self.core.finish_stale if self._delivery_locks is not None else None,
         )
 
     async def _lead(self) -> None:
@@ -292,6 +313,9 @@ class BorgerDialog:
             self._web = None
         if self._write_probe is not None:
             await asyncio.gather(self._write_probe, return_exceptions=True)
+        if self._delivery_locks is not None:
+            await self._delivery_locks.close()
+            self._delivery_locks = None
         if self.engine is not None:
             await self.engine.dispose()
             self.engine = None

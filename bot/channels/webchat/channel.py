@@ -312,6 +312,7 @@ class WebChatChannel:
         self._address_sockets = OpenCounts(SOCKETS_PER_ADDRESS)
         self._participant_sockets = OpenCounts(SOCKETS_PER_PARTICIPANT)
         self.state = "starting"
+        core.register_reader(CHANNEL, self._read_stored)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -606,6 +607,10 @@ class WebChatChannel:
         await self._core.submit(
             CHANNEL, external_id, self._event(payload), then=tell_tabs_it_was_handled
         )
+
+    async def _read_stored(self, payload: dict[str, Any]) -> InboundEvent:
+        """A message another process stored (the tab was connected there), read back."""
+        return self._event(payload)
 
     @staticmethod
     def _event(payload: dict[str, Any]) -> InboundEvent:
