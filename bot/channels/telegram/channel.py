@@ -233,7 +233,6 @@ class TelegramChannel:
             if chat is not None
         }
         self.application.add_handler(TypeHandler(Update, self._on_update))
-        core.register_reader(CHANNEL, self._read_stored)
         self.application.add_error_handler(self._on_error)
         # Set once webhook deliveries may be taken in (see WebhookEndpoint's ready).
         self._taking_deliveries = False
@@ -262,6 +261,7 @@ class TelegramChannel:
         """
         await self.application.initialize()
         bot = self.application.bot
+        self._core.register_reader(CHANNEL, self._read_stored)
         webhook = self._settings.telegram_webhook
         if not webhook:
             # Telegram refuses getUpdates while a webhook is set; polling owns the bot from here.

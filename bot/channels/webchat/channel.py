@@ -312,7 +312,6 @@ class WebChatChannel:
         self._address_sockets = OpenCounts(SOCKETS_PER_ADDRESS)
         self._participant_sockets = OpenCounts(SOCKETS_PER_PARTICIPANT)
         self.state = "starting"
-        core.register_reader(CHANNEL, self._read_stored)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -326,6 +325,7 @@ class WebChatChannel:
     async def start(self) -> None:
         """Deliver what a crash left queued, then apply what it left unhandled."""
         self._core.delivery.register(self)
+        self._core.register_reader(CHANNEL, self._read_stored)
         await self._core.delivery.deliver_backlog(CHANNEL)
         for external_id, payload in await self._core.pending_payloads(CHANNEL):
             self._schedule(external_id, payload)
