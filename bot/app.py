@@ -109,6 +109,7 @@ def build_core(
             WordLists.load(settings.screening_dir),
             make_language_identifier(settings.language_priors),
             offensive_model=OffensiveModel.load(),
+            on_screened=delivery.metrics.screened,
         ),
         moderation=moderation_desk(settings),
         staff_chat=telegram_chat(settings, settings.staff_chat_id),
@@ -380,9 +381,32 @@ class BorgerDialog:
             "writes": writes,
             "channels": channels,
         }
+        if database == "ok":
+            report.update(await self._backlogs())
         if faults:
             report["faults"] = faults
         return status == "ok", report
+
+    async def _backlogs(self) -> dict[str, Any]:
+        """What waits in the shared database: events to apply (and for how long), messages to send.
+
+        The same in every process on one database: a lag that grows while the processes are
+        healthy means too few of them (or a slow database).
+        """
+        assert self.uow is not None
+        try:
+            async with self.uow.read() as uow:
+                waiting, oldest = await uow.inbox.backlog()
+                pending = await uow.outbox.pending_by_lane()
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            return {}  # the database check above just answered; the next check will say more
+        lag = 0.0 if oldest is None else max(0.0, (self.clock() - oldest).total_seconds())
+        return {
+            "inbox": {"pending": waiting, "lag_seconds": round(lag, 1)},
+            "outbox": {lane: pending.get(lane, 0) for lane in (Lane.REPLY, Lane.BULK)},
+        }
 
     async def _probe_writes(self) -> str:
         """Commit a small write, waiting at most the health timeout for it.

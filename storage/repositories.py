@@ -353,6 +353,14 @@ class InboxRepository:
             )
         )
 
+    async def backlog(self) -> tuple[int, datetime | None]:
+        """How many events wait to be applied, and when the oldest of them was stored."""
+        statement = select(func.count(), func.min(InboxEvent.received_at)).where(
+            InboxEvent.status == InboxStatus.PENDING
+        )
+        count, oldest = (await self._session.execute(statement)).one()
+        return int(count), oldest
+
     async def count_by_status(self) -> dict[str, int]:
         """Count events per status."""
         statement = select(InboxEvent.status, func.count()).group_by(InboxEvent.status)
