@@ -318,6 +318,11 @@ class WebChatChannel:
         self._participant_sockets = OpenCounts(SOCKETS_PER_PARTICIPANT)
         self.state = "starting"
 
+    @property
+    def sharing(self) -> Sharing | None:
+        """How pushes reach tabs on other processes (None: this is the only process)."""
+        return self._sharing
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def add_routes(self, app: web.Application) -> None:
