@@ -667,7 +667,7 @@ class WebChatChannel:
         """Send a push that is not in the transcript to the chat's tabs on every process."""
         await self._push(chat_id, body)
         if self._sharing is not None:
-            await self._sharing.body(chat_id, body)
+            self._sharing.body(chat_id, body)
 
     # -- pushes from other processes ---------------------------------------------------------
 
@@ -678,6 +678,7 @@ class WebChatChannel:
         """Push what other processes pushed to their tabs of chats with a tab here."""
         wanted = {(s.chat_id, s.message_id) for s in batch if s.message_id is not None}
         messages: dict[tuple[str, int], dict[str, Any]] = {}
+        shown_here: set[tuple[str, int]] = set()
         if wanted:
             # One read for the batch; a message erased since (/forget) is not shown.
             async with self._uow.read() as uow:
@@ -691,9 +692,13 @@ class WebChatChannel:
                 continue
             if shared.message_id is None:
                 continue
-            shown = messages.get((shared.chat_id, shared.message_id))
-            if shown is None:
+            key = (shared.chat_id, shared.message_id)
+            shown = messages.get(key)
+            # Read once, as it is now: a later edit in the same batch shows nothing new. The
+            # first place keeps the order the messages were written in.
+            if shown is None or key in shown_here:
                 continue
+            shown_here.add(key)
             if shared.language and shared.chat_id in self._sockets:
                 self._languages[shared.chat_id] = shared.language
             await self._push(

@@ -33,6 +33,8 @@ NOTIFY_CHANNEL = "borgerdialog_web_chat"
 SMALL_PUSHES = ("notice", "handled")
 # At most this many notifications are shown with one read of the transcript.
 BATCH = 200
+# Small pushes waiting to be sent; beyond this (the database stalls) new ones are dropped.
+OUTGOING_LIMIT = 10_000
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +82,9 @@ class Sharing:
         # Tells this process's notifications from the others': a fresh one at every start.
         self.origin = origin or secrets.token_hex(8)
         self._queue: asyncio.Queue[Shared] = asyncio.Queue()
+        self._outgoing: asyncio.Queue[str] = asyncio.Queue(OUTGOING_LIMIT)
         self._task: asyncio.Task[None] | None = None
+        self._sender: asyncio.Task[None] | None = None
         self._wanted: Callable[[str], bool] = lambda _chat_id: False
 
     @classmethod
@@ -105,10 +109,20 @@ class Sharing:
             fields["l"] = language
         await uow.notifications.send(NOTIFY_CHANNEL, self._encode(fields))
 
-    async def body(self, chat_id: str, body: dict[str, Any]) -> None:
-        """Pass a small push on to the other processes now (dropped if it does not fit)."""
+    def body(self, chat_id: str, body: dict[str, Any]) -> None:
+        """Pass a small push on to the other processes soon (dropped if it does not fit).
+
+        Sent by a task of its own, in order: the caller may hold a chat's turn, which must not
+        wait for the database. Sent after every message announced before it was committed, so
+        it reaches the other processes after them.
+        """
         payload = self._encode({"c": chat_id, "b": body})
-        if fits(payload):
+        if fits(payload) and not self._outgoing.full():
+            self._outgoing.put_nowait(payload)
+
+    async def _send(self) -> None:
+        while True:
+            payload = await self._outgoing.get()
             # While the connection is down it is lost: a tab gets the transcript again when the
             # connection is back, and these pushes are hints the transcript does without.
             await self._listener.send(payload)
@@ -125,15 +139,17 @@ class Sharing:
         """
         self._wanted = wanted
         self._task = asyncio.create_task(self._work(show, resync), name="web chat sharing")
+        self._sender = asyncio.create_task(self._send(), name="web chat sharing sender")
         await self._listener.start(self._received, lambda: self._queue.put_nowait(_RESUMED))
 
     async def stop(self) -> None:
-        """Stop listening; what was received and not yet shown is dropped."""
+        """Stop listening; what was received and not yet shown or sent is dropped."""
+        for task in (self._sender, self._task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._sender = self._task = None
         await self._listener.stop()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
 
     def _received(self, payload: str) -> None:
         shared = read_notification(payload, self.origin)
