@@ -139,8 +139,10 @@ class Listener:
                     ANSWER_SECONDS,
                 )
             except Exception:
-                # The check finds the connection gone and listens again; this one is lost.
-                self._lost.set()
+                # The watch listens again; this one is lost. (A connection already replaced
+                # says nothing about the current one.)
+                if connection is self._connection:
+                    self._lost.set()
                 return False
         return True
 
