@@ -21,6 +21,7 @@ from bot.channels.email.sender import EmailChannel
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel
 from bot.channels.webchat.identity import CookieSigner, load_or_create_secret
+from bot.channels.webchat.sharing import Sharing
 from bot.config import Settings
 from bot.dialogue.core import DialogueCore
 from bot.dialogue.health import HealthBoard
@@ -187,8 +188,14 @@ class BorgerDialog:
             self.health_board,
             several_processes=several_processes,
         )
+        # Several processes share a PostgreSQL; a citizen's tab may be on another than the reply.
+        sharing = (
+            None
+            if is_sqlite(settings.database_url)
+            else Sharing.for_database(settings.database_url)
+        )
         self.webchat = WebChatChannel(
-            settings, self.core, uow, catalogs, CookieSigner(secret), self.clock
+            settings, self.core, uow, catalogs, CookieSigner(secret), self.clock, sharing
         )
         web_app = make_web_app(self.health)
         web_app.router.add_get("/metrics", self.metrics_page)
