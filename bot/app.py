@@ -21,6 +21,7 @@ from bot.channels.email.sender import EmailChannel
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel
 from bot.channels.webchat.identity import CookieSigner, load_or_create_secret
+from bot.channels.webchat.sharing import Sharing
 from bot.config import Settings
 from bot.dialogue.core import DialogueCore
 from bot.dialogue.health import HealthBoard
@@ -38,9 +39,11 @@ from scheduler.broadcast import BulkSender
 from scheduler.jobs import Housekeeping
 from scheduler.leader import Leadership, Role
 from scheduler.publishing import Publisher, PublishingSettings
+from storage.advisory import ChatDeliveryLocks
 from storage.database import (
     create_engine,
     create_session_factory,
+    is_sqlite,
     is_transient,
     ping,
     redacted_database_url,
@@ -86,6 +89,8 @@ def build_core(
     clock: Callable[[], datetime],
     secret: bytes,
     health: HealthBoard,
+    *,
+    several_processes: bool = False,
 ) -> DialogueCore:
     """The dialogue core as the settings configure it (the flow tests build theirs here too)."""
     return DialogueCore(
@@ -105,12 +110,14 @@ def build_core(
             WordLists.load(settings.screening_dir),
             make_language_identifier(settings.language_priors),
             offensive_model=OffensiveModel.load(),
+            on_screened=delivery.metrics.screened,
         ),
         moderation=moderation_desk(settings),
         staff_chat=telegram_chat(settings, settings.staff_chat_id),
         health=health,
         pseudonym_key=hmac.digest(secret, b"staff and moderator pseudonyms", "sha256"),
         metrics=delivery.metrics,
+        several_processes=several_processes,
     )
 
 
@@ -134,6 +141,7 @@ class BorgerDialog:
         self.publisher: Publisher | None = None
         self.bulk: BulkSender | None = None
         self._delivery: OutboxDelivery | None = None
+        self._delivery_locks: ChatDeliveryLocks | None = None
         self._channels: list[str] = []
         self._web: WebServer | None = None
         self.health_board = HealthBoard()
@@ -157,17 +165,37 @@ class BorgerDialog:
             DefinitionCache(),
         )
         catalogs = Catalogs(settings.default_language)
-        delivery = self._delivery = OutboxDelivery(uow, self.clock)
+        # PostgreSQL may be shared by several processes (SQLite's run refuses a second one): a
+        # chat's events and replies then take their turn across processes, not only in this one.
+        several_processes = not is_sqlite(settings.database_url)
+        if several_processes:
+            self._delivery_locks = ChatDeliveryLocks(settings.database_url)
+        delivery = self._delivery = OutboxDelivery(
+            uow, self.clock, shared_locks=self._delivery_locks
+        )
         secret = (
             settings.web_secret.get_secret_value().encode()
             if settings.web_secret is not None
             else load_or_create_secret(settings.data_dir)
         )
         self.core = build_core(
-            settings, uow, catalogs, delivery, self.clock, secret, self.health_board
+            settings,
+            uow,
+            catalogs,
+            delivery,
+            self.clock,
+            secret,
+            self.health_board,
+            several_processes=several_processes,
+        )
+        # Several processes share a PostgreSQL; a citizen's tab may be on another than the reply.
+        sharing = (
+            None
+            if is_sqlite(settings.database_url)
+            else Sharing.for_database(settings.database_url)
         )
         self.webchat = WebChatChannel(
-            settings, self.core, uow, catalogs, CookieSigner(secret), self.clock
+            settings, self.core, uow, catalogs, CookieSigner(secret), self.clock, sharing
         )
         web_app = make_web_app(self.health)
         web_app.router.add_get("/metrics", self.metrics_page)
@@ -233,6 +261,7 @@ class BorgerDialog:
             groups_minutes=self.settings.opinion_groups_minutes,
             health=self.health_board,
             timed=timed,
+            finish_stale=self.core.finish_stale if self._delivery_locks is not None else None,
         )
 
     async def _lead(self) -> None:
@@ -292,6 +321,9 @@ class BorgerDialog:
             self._web = None
         if self._write_probe is not None:
             await asyncio.gather(self._write_probe, return_exceptions=True)
+        if self._delivery_locks is not None:
+            await self._delivery_locks.close()
+            self._delivery_locks = None
         if self.engine is not None:
             await self.engine.dispose()
             self.engine = None
@@ -356,9 +388,32 @@ class BorgerDialog:
             "writes": writes,
             "channels": channels,
         }
+        if database == "ok":
+            report.update(await self._backlogs())
         if faults:
             report["faults"] = faults
         return status == "ok", report
+
+    async def _backlogs(self) -> dict[str, Any]:
+        """What waits in the shared database: events to apply (and for how long), messages to send.
+
+        The same in every process on one database: a lag that grows while the processes are
+        healthy means too few of them (or a slow database).
+        """
+        assert self.uow is not None
+        try:
+            async with self.uow.read() as uow:
+                waiting, oldest = await uow.inbox.backlog()
+                pending = await uow.outbox.pending_by_lane()
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            return {}  # the database check above just answered; the next check will say more
+        lag = 0.0 if oldest is None else max(0.0, (self.clock() - oldest).total_seconds())
+        return {
+            "inbox": {"pending": waiting, "lag_seconds": round(lag, 1)},
+            "outbox": {lane: pending.get(lane, 0) for lane in (Lane.REPLY, Lane.BULK)},
+        }
 
     async def _probe_writes(self) -> str:
         """Commit a small write, waiting at most the health timeout for it.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +26,10 @@ from storage.uow import UnitOfWorkFactory
 logger = logging.getLogger(__name__)
 
 REDELIVERY_INTERVAL_SECONDS = 60
+# Several processes: how often each looks for events and replies another process left behind
+# (killed before it applied or sent them), and how old they must be to count as left behind.
+STALE_CHECK_SECONDS = 5
+STALE_AFTER = timedelta(seconds=15)
 DIGEST_CHECK_INTERVAL_SECONDS = 60
 NOTICE_INTERVAL_SECONDS = 60
 RETENTION_INTERVAL_MINUTES = 60
@@ -44,6 +48,24 @@ async def redeliver_pending(delivery: OutboxDelivery, channels: list[str]) -> in
     for channel in channels:
         served += await delivery.deliver_backlog(channel, Lane.REPLY)
     return served
+
+
+async def finish_left_behind(
+    finish_stale: Callable[[timedelta], Awaitable[int]],
+    delivery: OutboxDelivery,
+    channels: list[str],
+    clock: Callable[[], datetime],
+) -> int:
+    """Apply events and send replies pending longer than a live process leaves them.
+
+    With several processes a killed one restarts nowhere: what it stored and had not applied,
+    or queued and had not sent, is finished by any of the others. Return the events applied.
+    """
+    applied = await finish_stale(STALE_AFTER)
+    cutoff = clock() - STALE_AFTER
+    for channel in channels:
+        await delivery.deliver_backlog(channel, Lane.REPLY, queued_before=cutoff)
+    return applied
 
 
 async def purge_expired(
@@ -166,8 +188,8 @@ class Housekeeping:
     """The scheduler with the housekeeping jobs; stopping it lets running jobs finish.
 
     ``timed`` picks the jobs: the timed work (the plan, retention, digests, notices, opinion
-    groups), which only the leader of several processes runs, or the redelivery of replies, which
-    every process runs for its own.
+    groups), which only the leader of several processes runs, or the redelivery of replies (and,
+    given ``finish_stale``, what a killed process left behind), which every process runs.
 
     APScheduler's asyncio executor cancels running jobs on shutdown; a job cancelled halfway
     through a query, with the engine disposed under it, can leave a connection that never closes.
@@ -189,6 +211,7 @@ class Housekeeping:
         plan_check_seconds: int = 10,
         groups_minutes: int = 5,
         health: HealthBoard | None = None,
+        finish_stale: Callable[[timedelta], Awaitable[int]] | None = None,
     ) -> None:
         self._running: set[asyncio.Task[object]] = set()
         self._health = health or HealthBoard()
@@ -206,6 +229,16 @@ class Housekeeping:
                 max_instances=1,
                 coalesce=True,
             )
+            if finish_stale is not None:
+                self._scheduler.add_job(
+                    self._tracked(finish_left_behind),
+                    "interval",
+                    seconds=STALE_CHECK_SECONDS,
+                    args=[finish_stale, delivery, channels, clock],
+                    id="finish-left-behind",
+                    max_instances=1,
+                    coalesce=True,
+                )
             return
         if publisher is not None:
             self._scheduler.add_job(

@@ -1,4 +1,4 @@
-"""A PostgreSQL session-level advisory lock, held on a connection of its own."""
+"""PostgreSQL advisory locks on connections of their own: the leader's, and chat deliveries'."""
 
 from __future__ import annotations
 
@@ -86,4 +86,68 @@ class SessionLock:
     async def close(self) -> None:
         """Release the lock and the engine behind it."""
         await self.release()
+        await self._engine.dispose()
+
+
+# The namespace of the chat delivery locks (two-number keys, a space apart from the leader's).
+DELIVERY_NAMESPACE = 0x62644431  # "bdD1"
+
+
+class ChatDeliveryLocks:
+    """Session-level advisory locks, one per chat being delivered, on one connection of their own.
+
+    Sending a chat's messages spans network round trips, so a transaction-level lock would hold a
+    pooled connection idle in a transaction for each chat being sent to. Session-level locks on a
+    single connection cost one connection per process, whatever the number of chats; its calls
+    are serialised, as a connection runs one statement at a time. They are only tried, never
+    waited for on the server, so one busy chat cannot hold up the others. If the process dies the
+    server frees them with the connection; if the connection drops while a chat is being sent to,
+    another process may send that chat's message in flight once more, as after a crash.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._engine = create_async_engine(
+            url, poolclass=NullPool, isolation_level="AUTOCOMMIT", hide_parameters=True
+        )
+        self._connection: AsyncConnection | None = None
+        self._turn = asyncio.Lock()
+
+    async def try_lock(self, key: str) -> bool:
+        """Take a chat's lock unless another process holds it; raise if the database is away."""
+        taken = await self._call("SELECT pg_try_advisory_lock(:namespace, hashtext(:key))", key)
+        return bool(taken)
+
+    async def unlock(self, key: str) -> None:
+        """Give a chat's lock up (a lost connection gave it up already)."""
+        with contextlib.suppress(Exception):
+            await self._call("SELECT pg_advisory_unlock(:namespace, hashtext(:key))", key)
+
+    async def _call(self, statement: str, key: str) -> object:
+        async with self._turn:
+            try:
+                if self._connection is None:
+                    self._connection = await asyncio.wait_for(
+                        self._engine.connect(), ANSWER_SECONDS
+                    )
+                return await asyncio.wait_for(
+                    self._connection.scalar(
+                        text(statement), {"namespace": DELIVERY_NAMESPACE, "key": key}
+                    ),
+                    ANSWER_SECONDS,
+                )
+            except BaseException:
+                # Whatever this connection held is gone with it; the next call opens another.
+                connection, self._connection = self._connection, None
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        await connection.invalidate()
+                raise
+
+    async def close(self) -> None:
+        """Close the connection (freeing every lock) and the engine."""
+        async with self._turn:
+            connection, self._connection = self._connection, None
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await connection.close()
         await self._engine.dispose()

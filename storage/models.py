@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -118,6 +119,16 @@ class InboxEvent(Base):
     __table_args__ = (
         UniqueConstraint("channel", "external_id"),
         Index("ix_inbox_events_status_id", "status", "id"),
+        # A chat's pending events, which a process applies before the chat's next (migration
+        # 0010); only pending rows, so it stays small.
+        Index(
+            "ix_inbox_events_pending_chat",
+            "channel",
+            "chat_id",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

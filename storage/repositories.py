@@ -7,7 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, Table, bindparam, cast, delete, func, insert, literal, select, update
+from sqlalchemy import (
+    String,
+    Table,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,6 +64,21 @@ _INBOX_DONE = (
         payload=None,
         attempts=InboxEvent.attempts + 1,
     )
+)
+# A chat's turn across processes: a transaction-level advisory lock on (namespace, hash of the
+# chat), freed by the commit or rollback that ends the unit of work, and by the server when the
+# process holding it dies. Two chats whose hashes collide only wait for each other.
+CHAT_TURN_NAMESPACE = 0x62645431  # "bdT1"; the leader's lock is a one-number key, another space
+_CHAT_TURN = text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:chat))")
+_INBOX_PENDING_BEFORE = (
+    select(InboxEvent.external_id, InboxEvent.payload)
+    .where(
+        InboxEvent.channel == bindparam("channel"),
+        InboxEvent.chat_id == bindparam("chat_id"),
+        InboxEvent.status == InboxStatus.PENDING,
+        InboxEvent.id < bindparam("event_id"),
+    )
+    .order_by(InboxEvent.id)
 )
 # PostgreSQL returns the ids of a many-row insert in the rows' order (SQLAlchemy adds what it
 # needs for that); SQLAlchemy can only promise that on SQLite by inserting row by row. There,
@@ -245,6 +272,37 @@ class InboxRepository:
         row = (await self._session.execute(_INBOX_STATUS, parameters)).one_or_none()
         return None if row is None else (row[0], row[1])
 
+    async def take_chat_turn(self, channel: str, chat_id: str) -> None:
+        """Wait until no other process applies an event of this chat; hold that until commit.
+
+        Only PostgreSQL is shared by several processes. On SQLite there is one process, whose
+        own per-chat order already holds, and one writer at a time.
+        """
+        if self._session.get_bind().dialect.name != "postgresql":
+            return
+        chat = f"{channel}:{chat_id}"
+        await self._session.execute(_CHAT_TURN, {"namespace": CHAT_TURN_NAMESPACE, "chat": chat})
+
+    async def pending_before(
+        self, channel: str, chat_id: str, event_id: int
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """A chat's events stored before this one and not yet handled, oldest first."""
+        parameters = {"channel": channel, "chat_id": chat_id, "event_id": event_id}
+        rows = (await self._session.execute(_INBOX_PENDING_BEFORE, parameters)).all()
+        return [(external_id, payload or {}) for external_id, payload in rows]
+
+    async def stale_pending(self, received_before: datetime, limit: int) -> list[InboxEvent]:
+        """Events of any channel stored before a time and still pending, oldest first."""
+        statement = (
+            select(InboxEvent)
+            .where(
+                InboxEvent.status == InboxStatus.PENDING, InboxEvent.received_at < received_before
+            )
+            .order_by(InboxEvent.id)
+            .limit(limit)
+        )
+        return list((await self._session.execute(statement)).scalars().all())
+
     async def pending_among(self, channel: str, external_ids: list[str]) -> set[str]:
         """Of these external ids, the ones stored and still pending."""
         if not external_ids:
@@ -294,6 +352,14 @@ class InboxRepository:
                 attempts=InboxEvent.attempts + 1,
             )
         )
+
+    async def backlog(self) -> tuple[int, datetime | None]:
+        """How many events wait to be applied, and when the oldest of them was stored."""
+        statement = select(func.count(), func.min(InboxEvent.received_at)).where(
+            InboxEvent.status == InboxStatus.PENDING
+        )
+        count, oldest = (await self._session.execute(statement)).one()
+        return int(count), oldest
 
     async def count_by_status(self) -> dict[str, int]:
         """Count events per status."""
@@ -401,8 +467,10 @@ class OutboxRepository:
         parameters = {"channel": channel, "chat_id": chat_id, "lane": lane}
         return list((await self._session.execute(_OUTBOX_PENDING_FOR_CHAT, parameters)).scalars())
 
-    async def chats_with_pending(self, channel: str, lane: str) -> list[str]:
-        """Return the chats that have undelivered messages in one lane."""
+    async def chats_with_pending(
+        self, channel: str, lane: str, queued_before: datetime | None = None
+    ) -> list[str]:
+        """Return the chats that have undelivered messages in one lane (queued before a time)."""
         statement = (
             select(OutboxMessage.chat_id)
             .where(
@@ -413,6 +481,8 @@ class OutboxRepository:
             .group_by(OutboxMessage.chat_id)
             .order_by(func.min(OutboxMessage.id))
         )
+        if queued_before is not None:
+            statement = statement.where(OutboxMessage.created_at < queued_before)
         return list((await self._session.execute(statement)).scalars().all())
 
     async def rewrite_unsent(self, message_id: int, payload: dict[str, Any]) -> bool:

@@ -10,6 +10,7 @@ from storage.definitions import DefinitionCache
 from storage.email import EmailRepository
 from storage.ideas import IdeasRepository
 from storage.moderation import ModerationRepository
+from storage.notifications import NotificationRepository
 from storage.plan import PlanRepository
 from storage.repositories import (
     ConsultationRepository,
@@ -38,6 +39,7 @@ class UnitOfWork:
     ideas: IdeasRepository
     plan: PlanRepository
     email: EmailRepository
+    notifications: NotificationRepository
 
     def __init__(
         self,
@@ -60,6 +62,7 @@ class UnitOfWork:
         self.ideas = IdeasRepository(self._session)
         self.plan = PlanRepository(self._session)
         self.email = EmailRepository(self._session)
+        self.notifications = NotificationRepository(self._session)
         return self
 
     async def __aexit__(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import aiohttp
 import pytest
@@ -31,7 +32,34 @@ async def test_healthy_without_telegram(make_settings: Callable[..., Settings]) 
         "database": "ok",
         "writes": "ok",
         "channels": {"telegram": "disabled", "web": "running"},
+        "inbox": {"pending": 0, "lag_seconds": 0.0},
+        "outbox": {"reply": 0, "bulk": 0},
     }
+
+
+async def test_health_tells_what_waits_and_for_how_long(
+    make_settings: Callable[..., Settings],
+) -> None:
+    app = BorgerDialog(make_settings())
+    await app.start()
+    try:
+        assert app.uow is not None
+        now = app.clock()
+        # A Telegram update stored 90 s ago and a reply queued, with Telegram not running here
+        # (another process's work, say): both wait.
+        async with app.uow() as uow:
+            update = {"update_id": 1, "message": {"text": "hej"}}
+            await uow.inbox.add_new("telegram", [("1", "5", update)], now - timedelta(seconds=90))
+            await uow.outbox.add("telegram", "5", {"type": "text", "text": "Hej"}, now)
+            await uow.commit()
+        status, report = await fetch_health(app)
+    finally:
+        await app.stop()
+    # Waiting work is reported, not a fault of this process.
+    assert status == 200
+    assert report["inbox"]["pending"] == 1
+    assert 90 <= report["inbox"]["lag_seconds"] < 120
+    assert report["outbox"] == {"reply": 1, "bulk": 0}
 
 
 async def test_healthy_with_telegram(telegram_app: BorgerDialog) -> None:

@@ -101,12 +101,13 @@ async def test_a_leader_whose_lock_connection_breaks_stops_and_the_other_takes_o
     # Checks a second apart, so a step-down well within one shows it did not wait for a check.
     monkeypatch.setattr("scheduler.leader.RETRY_SECONDS", 1.0)
     await asyncio.sleep(2 * QUICK_RETRY)  # until both wait the longer interval
-    # The server ends the leader's lock session, as when its connection drops.
+    # The server ends the leader's lock session, as when its connection drops (its key is one
+    # number, objsubid 1; chat delivery locks are two-number keys).
     async with first.engine.connect() as connection:
         terminated = await connection.scalar(
             text(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = "
-                "'advisory' AND granted AND database = "
+                "'advisory' AND granted AND objsubid = 1 AND database = "
                 "(SELECT oid FROM pg_database WHERE datname = current_database())"
             )
         )

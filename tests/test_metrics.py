@@ -9,6 +9,7 @@ from bot.app import BorgerDialog
 from tests.citizens import Citizen, import_consultation, open_now
 from tests.conftest import eventually
 from tests.fake_telegram import FakeBot
+from tests.moderators import consultation_source, join
 
 
 async def scrape(app: BorgerDialog) -> tuple[str, dict[tuple[str, frozenset], float]]:
@@ -76,3 +77,19 @@ async def test_metrics_name_no_one(telegram_app: BorgerDialog, fake_bot: FakeBot
     text, _ = await scrape(telegram_app)
     assert "7303" not in text
     assert "friluftsliv" not in text
+
+
+async def test_metrics_count_what_screening_did(app: BorgerDialog, fake_bot: FakeBot) -> None:
+    await import_consultation(app, consultation_source())
+    citizen = await join(fake_bot, 7311)
+    # A phone number is personal data: the idea waits for a moderator.
+    await citizen.write("Ring til mig på 20 30 40 50 om stien")
+    _, samples = await scrape(app)
+    assert value(samples, "borgerdialog_screening_actions_total", action="hold") == 1
+    assert value(samples, "borgerdialog_screening_flags_total", category="personal_data") == 1
+    assert value(samples, "borgerdialog_screening_actions_total", action="allow") == 0
+
+    await citizen.write("En bred cykelsti langs åen")
+    _, samples = await scrape(app)
+    assert value(samples, "borgerdialog_screening_actions_total", action="allow") == 1
+    assert value(samples, "borgerdialog_screening_actions_total", action="hold") == 1

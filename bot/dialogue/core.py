@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,6 +39,21 @@ RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 # The health board's names for the dialogue core and for sending what it queued.
 PART = "dialogue"
 DELIVERY = "delivery"
+# Events finished by whichever process finds them pending at once (see finish_stale).
+STALE_BATCH = 500
+STALE_CONCURRENCY = 16
+
+# Reads a stored event's payload back into what flows read (None: nothing for a flow); raises
+# when it cannot be read. Channels register one each (see DialogueCore.register_reader).
+EventReader = Callable[[dict[str, Any]], Awaitable[InboundEvent | None]]
+
+
+class _Behind(Exception):
+    """The chat has earlier events still pending (stored by another process, or left by one)."""
+
+    def __init__(self, earlier: list[tuple[str, dict[str, Any]]]) -> None:
+        super().__init__(f"{len(earlier)} earlier events pending")
+        self.earlier = earlier
 
 
 def loggable(external_id: str) -> str:
@@ -74,8 +89,13 @@ class DialogueCore:
         health: HealthBoard | None = None,
         pseudonym_key: bytes = b"",
         metrics: Metrics | None = None,
+        several_processes: bool = False,
     ) -> None:
         self._uow = uow
+        # On a database that several processes share, any of them may have stored a chat's
+        # earlier event: it is applied first (per-chat order across processes).
+        self._several_processes = several_processes
+        self._readers: dict[str, EventReader] = {}
         self.metrics = metrics or Metrics()
         self.health = health or HealthBoard()
         self._pseudonym_key = pseudonym_key
@@ -94,6 +114,10 @@ class DialogueCore:
         self.delivery = delivery
         # One lock per (channel, chat): a chat's events are applied one at a time, in order.
         self._chat_order = KeyedLocks()
+
+    def register_reader(self, channel: str, reader: EventReader) -> None:
+        """Let this process apply a channel's events that another process stored."""
+        self._readers[channel] = reader
 
     async def accept(
         self,
@@ -199,6 +223,13 @@ class DialogueCore:
                 return  # still pending: the next start applies it, in order
             try:
                 applied, others = await self._apply(channel, external_id, event)
+            except _Behind as behind:
+                # Still in this chat's turn: its earlier events first, then this one again.
+                for earlier_id, payload in behind.earlier:
+                    await self._handle_stored(channel, earlier_id, payload)
+                if self._closing.is_set():
+                    return  # pending: the next start (or another process) applies it, in order
+                continue
             except Exception as exc:
                 if is_transient(exc):
                     attempt += 1
@@ -243,6 +274,51 @@ class DialogueCore:
         if chats:
             self.metrics.reply_seconds.labels(channel).observe(time.perf_counter() - started)
 
+    async def _handle_stored(self, channel: str, external_id: str, payload: dict[str, Any]) -> None:
+        """Apply an event read back from the inbox, as if its channel had just received it."""
+        try:
+            event = await self._readers[channel](payload)
+        except Exception as error:
+            await self.mark_unreadable(channel, external_id, type(error).__name__)
+            return
+        await self.handle(channel, external_id, event)
+
+    async def finish_stale(self, older_than: timedelta) -> int:
+        """Apply events pending for longer than a live process takes; return how many were read.
+
+        A process killed between storing an event and applying it leaves it pending; with
+        several processes nobody restarts in its place, so every process looks for such events
+        now and then and applies them in their chat's turn. An event another process is still
+        applying waits for that one's commit (the chat's turn) and is then found done.
+        """
+        if not self._readers:
+            return 0
+        async with self._uow.read() as uow:
+            rows = await uow.inbox.stale_pending(self._clock() - older_than, STALE_BATCH)
+            stale = [
+                (row.channel, row.chat_id, row.external_id, row.payload or {})
+                for row in rows
+                if row.channel in self._readers
+            ]
+        by_chat: dict[tuple[str, str | None], list[tuple[str, dict[str, Any]]]] = {}
+        for channel, chat_id, external_id, payload in stale:
+            by_chat.setdefault((channel, chat_id), []).append((external_id, payload))
+        limit = asyncio.Semaphore(STALE_CONCURRENCY)
+
+        async def finish(channel: str, chat_id: str | None, events: list[Any]) -> None:
+            async with limit:
+                for external_id, payload in events:
+                    if chat_id is None:
+                        await self._handle_stored(channel, external_id, payload)
+                        continue
+                    async with self.in_order(channel, chat_id):
+                        await self._handle_stored(channel, external_id, payload)
+
+        await asyncio.gather(*(finish(*chat, events) for chat, events in by_chat.items()))
+        if stale:
+            logger.info("finished %d events left pending", len(stale))
+        return len(stale)
+
     def texts(self, language: str | None) -> BoundTexts:
         """The texts of a language (None: the default language)."""
         return self._catalogs.texts(language or self._catalogs.default_language)
@@ -261,6 +337,15 @@ class DialogueCore:
                 await uow.inbox.mark_done(event_id, now, applied_sequence=0)
                 await uow.commit()
                 return False, set()
+            if self._several_processes and channel in self._readers:
+                await uow.inbox.take_chat_turn(channel, event.chat_id)
+                # Read again in the turn: another process may have applied it meanwhile.
+                stored = await uow.inbox.status_of(channel, external_id)
+                if stored is None or stored[1] != InboxStatus.PENDING:
+                    return False, set()
+                earlier = await uow.inbox.pending_before(channel, event.chat_id, event_id)
+                if earlier:
+                    raise _Behind(earlier)
             participant = await uow.participants.get_or_create(channel, event.chat_id, now)
             participant.last_seen_at = now
             participant.unreachable_at = None

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from handlers.screening.rules import CATEGORY, Screening
+
 # Seconds from applying an update to its replies sent; the round trip to the platform is in it.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
@@ -43,9 +45,27 @@ class Metrics:
             ["channel", "lane"],
             registry=self.registry,
         )
+        self.screening_actions = Counter(
+            "borgerdialog_screening_actions",
+            "Citizens' texts screened, by the action taken (allow, review, hold, hide).",
+            ["action"],
+            registry=self.registry,
+        )
+        self.screening_flags = Counter(
+            "borgerdialog_screening_flags",
+            "Flags screening raised, by category (personal_data, offensive, spam, ...).",
+            ["category"],
+            registry=self.registry,
+        )
         self.outbox_pending = Gauge(
             "borgerdialog_outbox_pending",
             "Messages waiting in the outbox, by lane, when /metrics was read.",
             ["lane"],
             registry=self.registry,
         )
+
+    def screened(self, result: Screening) -> None:
+        """Count one screened text: its action, and each category it was flagged for once."""
+        self.screening_actions.labels(result.action).inc()
+        for category in {CATEGORY[flag.kind] for flag in result.flags}:
+            self.screening_flags.labels(category).inc()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from bot.dialogue.channel import Channel
 from bot.dialogue.locks import KeyedLocks
@@ -23,6 +24,16 @@ logger = logging.getLogger(__name__)
 TRANSIENT_RETRIES = 3
 # Chats delivered at the same time when working through a backlog.
 BACKLOG_CONCURRENCY = 32
+# While another process delivers a chat: how long to wait before looking again, first and at most.
+BUSY_CHAT_WAIT = (0.02, 0.5)
+
+
+class ChatLocks(Protocol):
+    """Locks that keep a chat's delivery to one process at a time (PostgreSQL advisory locks)."""
+
+    async def try_lock(self, key: str) -> bool: ...
+
+    async def unlock(self, key: str) -> None: ...
 
 
 class RetryLater(Exception):
@@ -93,8 +104,11 @@ class OutboxDelivery:
         *,
         sleep: Callable[[float], Any] = asyncio.sleep,
         metrics: Metrics | None = None,
+        shared_locks: ChatLocks | None = None,
     ) -> None:
         self._uow = uow
+        # Several processes on one database: a chat is delivered by one of them at a time.
+        self._shared_locks = shared_locks
         self.metrics = metrics or Metrics()
         self._clock = clock
         self._sleep = sleep
@@ -119,7 +133,12 @@ class OutboxDelivery:
         sender = self._senders.get(channel)
         if sender is None:
             return
-        async with self._locks.hold((channel, chat_id, lane)):
+        async with (
+            self._locks.hold((channel, chat_id, lane)),
+            self._turn(channel, chat_id, lane) as ours,
+        ):
+            if not ours:
+                return  # another process sent everything there was
             # Read under the lock, so two deliveries of one chat can never send a message twice:
             # whatever an earlier delivery sent is settled (committed) before it let go.
             async with self._uow.read() as uow:
@@ -135,6 +154,33 @@ class OutboxDelivery:
             for result in finished:
                 if isinstance(result, BaseException):
                     raise result
+
+    @asynccontextmanager
+    async def _turn(self, channel: str, chat_id: str, lane: str) -> AsyncIterator[bool]:
+        """Hold a chat's delivery across processes (True), or find nothing left to send (False).
+
+        Another process delivering the chat read what was pending when it started, so a message
+        queued since may not be sent by it: waiting for it to finish is not enough. The chat is
+        taken over once free, unless every message of it has gone out meanwhile.
+        """
+        locks = self._shared_locks
+        if locks is None:
+            yield True
+            return
+        key = f"{channel}:{chat_id}:{lane}"
+        wait, longest = BUSY_CHAT_WAIT
+        while not await locks.try_lock(key):
+            async with self._uow.read() as uow:
+                left = await uow.outbox.pending_for_chat(channel, chat_id, lane)
+            if not left:
+                yield False
+                return
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, longest)
+        try:
+            yield True
+        finally:
+            await locks.unlock(key)
 
     async def _deliver_in_order(
         self,
@@ -215,12 +261,17 @@ class OutboxDelivery:
             else:
                 return OutboxStatus.SENT, external_id, None
 
-    async def deliver_backlog(self, channel: str, lane: str = Lane.REPLY) -> int:
-        """Deliver every chat's pending messages in a lane; return how many chats were served."""
+    async def deliver_backlog(
+        self, channel: str, lane: str = Lane.REPLY, queued_before: datetime | None = None
+    ) -> int:
+        """Deliver every chat's pending messages in a lane; return how many chats were served.
+
+        ``queued_before`` limits it to chats with a message waiting since before that time.
+        """
         if channel not in self._senders:
             return 0
         async with self._uow() as uow:
-            chats = await uow.outbox.chats_with_pending(channel, lane)
+            chats = await uow.outbox.chats_with_pending(channel, lane, queued_before)
         limit = asyncio.Semaphore(BACKLOG_CONCURRENCY)
 
         async def one(chat_id: str) -> None:

@@ -672,6 +672,8 @@ class Screener:
     limits: Limits = field(default_factory=Limits)
     # The learned offensive-language score beside the word lists (None: the lists alone).
     offensive_model: OffensiveModel | None = None
+    # Told every result, for counting what screening did (the bot's /metrics).
+    on_screened: Callable[[Screening], None] | None = None
 
     def screen(
         self,
@@ -693,7 +695,10 @@ class Screener:
         if language is not None and language not in languages:
             flags.append(Flag("off_language", 0, len(text), language))
         flags.sort(key=lambda f: (f.start, KINDS.index(f.kind)))
-        return Screening(text, language, tuple(flags), decide(flags, policy))
+        result = Screening(text, language, tuple(flags), decide(flags, policy))
+        if self.on_screened is not None:
+            self.on_screened(result)
+        return result
 
 
 def screen_in_order(

@@ -261,6 +261,7 @@ class TelegramChannel:
         """
         await self.application.initialize()
         bot = self.application.bot
+        self._core.register_reader(CHANNEL, self._read_stored)
         webhook = self._settings.telegram_webhook
         if not webhook:
             # Telegram refuses getUpdates while a webhook is set; polling owns the bot from here.
@@ -573,16 +574,26 @@ class TelegramChannel:
             # Well-formed JSON, but not an update as Telegram documents it: keep it aside.
             await self._core.mark_unreadable(CHANNEL, str(update.update_id), type(error).__name__)
             return
+        await self._core.handle(CHANNEL, str(update.update_id), await self._verified(event))
+
+    async def _read_stored(self, payload: dict[str, Any]) -> InboundEvent | None:
+        """An update another process stored, read as if it had just arrived here."""
+        update = Update.de_json(payload, self.application.bot)
+        return await self._verified(update_to_event(update, self.application.bot.username))
+
+    async def _verified(self, event: InboundEvent | None) -> InboundEvent | None:
+        """Mark whether the sender belongs to the moderator or staff chat they act in.
+
+        Only members may act there; asked before the unit of work opens.
+        """
         if (
             event is not None
             and event.chat_id in self._verified_chats
             and event.sender_id is not None
         ):
-            # Only members of the moderator or staff chat may act there; asked before the unit of
-            # work opens.
             member = await self._members.check(int(event.chat_id), int(event.sender_id))
             event = replace(event, sender_verified=member)
-        await self._core.handle(CHANNEL, str(update.update_id), event)
+        return event
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         error = context.error

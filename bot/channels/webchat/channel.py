@@ -7,7 +7,8 @@ JSON, a lone surrogate, a made-up button) is refused with its client id and a re
 participant's language, so the page drops it from its resend queue; the socket stays open.
 Messages of one participant are applied in order, through the same dialogue core as Telegram.
 Outbound, the bot's messages are written to the transcript (web_messages) and pushed to every
-open tab of that participant; a reconnecting tab gets the transcript again.
+open tab of that participant; a reconnecting tab gets the transcript again. On PostgreSQL, tabs
+connected to other processes get every push too (``sharing.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.channels.webchat.identity import COOKIE, MAX_AGE_SECONDS, CookieSigner
 from bot.channels.webchat.limits import OpenCounts, TokenBuckets, client_address
+from bot.channels.webchat.sharing import Shared, Sharing
 from bot.config import Settings
 from bot.dialogue.channel import ChannelLimits
 from bot.dialogue.core import DialogueCore
@@ -291,8 +293,11 @@ class WebChatChannel:
         catalogs: Catalogs,
         signer: CookieSigner,
         clock: Callable[[], datetime],
+        sharing: Sharing | None = None,
     ) -> None:
         self._settings = settings
+        # With several processes (PostgreSQL): how pushes reach tabs connected to the others.
+        self._sharing = sharing
         self._core = core
         self._uow = uow
         self._catalogs = catalogs
@@ -313,6 +318,11 @@ class WebChatChannel:
         self._participant_sockets = OpenCounts(SOCKETS_PER_PARTICIPANT)
         self.state = "starting"
 
+    @property
+    def sharing(self) -> Sharing | None:
+        """How pushes reach tabs on other processes (None: this is the only process)."""
+        return self._sharing
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def add_routes(self, app: web.Application) -> None:
@@ -324,7 +334,10 @@ class WebChatChannel:
 
     async def start(self) -> None:
         """Deliver what a crash left queued, then apply what it left unhandled."""
+        if self._sharing is not None:
+            await self._sharing.start(self._has_tabs, self._show_shared, self._resync)
         self._core.delivery.register(self)
+        self._core.register_reader(CHANNEL, self._read_stored)
         await self._core.delivery.deliver_backlog(CHANNEL)
         for external_id, payload in await self._core.pending_payloads(CHANNEL):
             self._schedule(external_id, payload)
@@ -337,6 +350,8 @@ class WebChatChannel:
         for sockets in list(self._sockets.values()):
             for socket in list(sockets):
                 await socket.close()
+        if self._sharing is not None:
+            await self._sharing.stop()
         self._core.delivery.unregister(CHANNEL)
         self.state = "stopped"
 
@@ -551,6 +566,9 @@ class WebChatChannel:
             if new_ids and inbound.kind in ("text", "open"):
                 bubble = await self._bubble(uow, tab, inbound)
                 shown = await uow.web_messages.add(chat_id, "citizen", bubble, self._clock())
+                if self._sharing is not None:
+                    # For the citizen's tabs on other processes, announced with the commit.
+                    await self._sharing.message(uow, chat_id, shown.id, None)
 
         try:
             new = await self._core.accept(
@@ -594,7 +612,7 @@ class WebChatChannel:
             # By now the replies are pushed. A tab disables a message's buttons when one is
             # pressed; a refused press replaces nothing, so this is what lets it enable them
             # again, and what tells it a typed answer was dealt with (kept when refused).
-            await self._push(
+            await self._push_everywhere(
                 chat_id,
                 {
                     "type": "handled",
@@ -606,6 +624,10 @@ class WebChatChannel:
         await self._core.submit(
             CHANNEL, external_id, self._event(payload), then=tell_tabs_it_was_handled
         )
+
+    async def _read_stored(self, payload: dict[str, Any]) -> InboundEvent:
+        """A message another process stored (the tab was connected there), read back."""
+        return self._event(payload)
 
     @staticmethod
     def _event(payload: dict[str, Any]) -> InboundEvent:
@@ -642,8 +664,75 @@ class WebChatChannel:
         )
 
     async def _push(self, chat_id: str, body: dict[str, Any]) -> None:
+        """Send to this process's open tabs of a chat."""
         for socket in list(self._sockets.get(chat_id, ())):
             await _send(socket, body)
+
+    async def _push_everywhere(self, chat_id: str, body: dict[str, Any]) -> None:
+        """Send a push that is not in the transcript to the chat's tabs on every process."""
+        await self._push(chat_id, body)
+        if self._sharing is not None:
+            self._sharing.body(chat_id, body)
+
+    # -- pushes from other processes ---------------------------------------------------------
+
+    def _has_tabs(self, chat_id: str) -> bool:
+        return chat_id in self._sockets
+
+    async def _show_shared(self, batch: list[Shared]) -> None:
+        """Push what other processes pushed to their tabs of chats with a tab here."""
+        wanted = {(s.chat_id, s.message_id) for s in batch if s.message_id is not None}
+        messages: dict[tuple[str, int], dict[str, Any]] = {}
+        shown_here: set[tuple[str, int]] = set()
+        if wanted:
+            # One read for the batch; a message erased since (/forget) is not shown.
+            async with self._uow.read() as uow:
+                for chat_id, message_id in sorted(wanted):
+                    message = await uow.web_messages.get(chat_id, message_id)
+                    if message is not None:
+                        messages[(chat_id, message_id)] = _message_json(message)
+        for shared in batch:
+            if shared.body is not None:
+                await self._push(shared.chat_id, shared.body)
+                continue
+            if shared.message_id is None:
+                continue
+            key = (shared.chat_id, shared.message_id)
+            shown = messages.get(key)
+            # Read once, as it is now: a later edit in the same batch shows nothing new. The
+            # first place keeps the order the messages were written in.
+            if shown is None or key in shown_here:
+                continue
+            shown_here.add(key)
+            if shared.language and shared.chat_id in self._sockets:
+                self._languages[shared.chat_id] = shared.language
+            await self._push(
+                shared.chat_id, {"type": "message", "message": shown, "language": shared.language}
+            )
+
+    async def _resync(self) -> None:
+        """Give every open tab the transcript again: pushes were missed while not listening."""
+        chats = list(self._sockets)
+        if not chats:
+            return
+        async with self._uow.read() as uow:
+            histories = {
+                chat_id: (
+                    await uow.web_messages.history(chat_id, HISTORY_LIMIT),
+                    await uow.participants.get(CHANNEL, chat_id),
+                )
+                for chat_id in chats
+            }
+        for chat_id, (history, stored) in histories.items():
+            # The same as a tab gets when it reconnects.
+            await self._push(
+                chat_id,
+                {
+                    "type": "history",
+                    "messages": [_message_json(m) for m in history],
+                    "language": stored.language if stored and stored.language else None,
+                },
+            )
 
     # -- outbound ----------------------------------------------------------------------------
 
@@ -661,7 +750,7 @@ class WebChatChannel:
                     "text": payload["text"],
                     "message": ref if _MESSAGE_REF.fullmatch(ref) else None,
                 }
-                await self._push(chat_id, notice)
+                await self._push_everywhere(chat_id, notice)
             return None
         async with self._uow() as uow:
             participant = await uow.participants.get(CHANNEL, chat_id)
@@ -698,6 +787,9 @@ class WebChatChannel:
                         expects_text=bool(payload.get("expects_text")),
                     )
             language = participant.language if participant else None
+            if self._sharing is not None:
+                # Announced with the commit, to the tabs of this chat on other processes.
+                await self._sharing.message(uow, chat_id, message.id, language)
             await uow.commit()
         if language and chat_id in self._sockets:
             self._languages[chat_id] = language
