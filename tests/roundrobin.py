@@ -70,11 +70,17 @@ class RoundRobinProxy:
 
     def counts(self) -> dict[int, int]:
         """How many requests each backend answered so far (port: count; 0 for the proxy's 502s)."""
-        future = asyncio.run_coroutine_threadsafe(self._counts(), self._loop)
-        return future.result(10)
+        return self._read(self.answered)
 
-    async def _counts(self) -> dict[int, int]:
-        return dict(self.answered)
+    def failures(self) -> dict[int, int]:
+        """How many requests each backend did not answer (refused, or died before answering)."""
+        return self._read(self.refused)
+
+    def _read(self, counter: Counter[int]) -> dict[int, int]:
+        async def read() -> dict[int, int]:
+            return dict(counter)
+
+        return asyncio.run_coroutine_threadsafe(read(), self._loop).result(10)
 
     async def _start(self) -> None:
         app = web.Application(client_max_size=4 * 1024 * 1024)
