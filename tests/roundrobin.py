@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import socket
 import threading
 from collections import Counter
 from typing import Any
@@ -87,11 +88,10 @@ class RoundRobinProxy:
         app.router.add_route("*", "/{path:.*}", self._forward)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        listening = socket.socket()
+        listening.bind(("127.0.0.1", 0))
+        self.port = listening.getsockname()[1]
+        await web.SockSite(self._runner, listening).start()
         # No pool limit: the proxy must not be the bottleneck between Telegram and the bots.
         self._client = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0),
