@@ -374,6 +374,10 @@ class BorgerDialog:
             "web": self.webchat.state if self.webchat else "disabled",
         }
         faults = self.health_board.faults()
+        sharing = self.webchat.sharing if self.webchat is not None else None
+        if sharing is not None and not sharing.listener.listening:
+            # Tabs here miss what other processes send until it listens again (it retries).
+            faults = {**faults, "web chat across processes": "not listening; retrying"}
         if any(s.startswith("error") for s in channels.values()):
             status = "unhealthy"
         elif database != "ok" or writes != "ok" or faults:

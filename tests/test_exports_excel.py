@@ -264,6 +264,8 @@ def test_the_csv_opens_in_danish_excel_and_json_stays_for_programs(
     assert first["consent_at"] == CONSENT.isoformat()
     assert first["hear_back"] == "yes"
     assert first["visits"] == 12
+    # A point on a scale is a number for a program, as a number answer is.
+    assert first["satisfaction"] == 4
 
 
 async def test_show_counts_a_forgotten_idea_as_the_export_does(

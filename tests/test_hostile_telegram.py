@@ -215,3 +215,18 @@ async def test_hostile_updates_never_stop_intake(
     async with telegram_app.engine.connect() as connection:
         payloads = (await connection.execute(select(InboxEvent.payload))).scalars().all()
     assert not any("\u0000" in str(payload) for payload in payloads)
+
+
+def test_updates_without_a_usable_id_are_each_kept_once_by_their_content() -> None:
+    from bot.channels.telegram.channel import _as_inbox_event
+
+    first = _as_inbox_event(None, {"not an object": [1, 2]})
+    second = _as_inbox_event(None, {"update_id": "7", "message": {"chat": {"id": 5}}})
+    again = _as_inbox_event(None, {"not an object": [1, 2]})
+    # Not all "-1": each is kept for an operator, and the same one again is recognised.
+    assert first[0] != second[0]
+    assert first[0] == again[0]
+    assert first[0].startswith("unreadable-")
+    # The chat is still found, so /forget reaches what that citizen sent.
+    assert second[1] == "5"
+    assert _as_inbox_event(None, {"update_id": 12})[0] == "12"

@@ -175,6 +175,10 @@ async def test_after_the_listening_connection_is_killed_pushes_arrive_again(
                 text("SELECT pg_terminate_backend(:pid)"), {"pid": killed}
             )
         await eventually(lambda: not listener(a).listening, ARRIVES_SECONDS, "A to notice")
+        # While away, A's health says so (a balancer may send new tabs elsewhere).
+        healthy, report = await a.health()
+        assert not healthy
+        assert report["faults"] == {"web chat across processes": "not listening; retrying"}
         histories = sum(e["type"] == "history" for e in on_a.events)
         await on_b.write("/hjaelp")
         # Missed while away; A gives its tabs the transcript again once it listens again.
@@ -185,6 +189,7 @@ async def test_after_the_listening_connection_is_killed_pushes_arrive_again(
         )
         assert listener(a).listening
         assert listener(a).server_pid not in (None, killed)
+        assert (await a.health())[0]
         assert len([t for t in on_a.bot_texts() if t.startswith(HELP)]) == 2
 
         # Listening again: a later message crosses at once, as before.

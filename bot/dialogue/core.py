@@ -327,7 +327,15 @@ class DialogueCore:
         self, channel: str, external_id: str, event: InboundEvent | None
     ) -> tuple[bool, set[ChatAddress]]:
         now = self._clock()
+        # With several processes the chat's turn comes first: only then is it certain that no
+        # other process is applying the event (each statement reads what is committed by then).
+        across_processes = (
+            self._several_processes and event is not None and channel in self._readers
+        )
         async with self._uow() as uow:
+            if across_processes:
+                assert event is not None
+                await uow.inbox.take_chat_turn(channel, event.chat_id)
             stored = await uow.inbox.status_of(channel, external_id)
             if stored is None or stored[1] != InboxStatus.PENDING:
                 # Already applied (a redelivery, or recovery racing a live event): do nothing.
@@ -337,12 +345,7 @@ class DialogueCore:
                 await uow.inbox.mark_done(event_id, now, applied_sequence=0)
                 await uow.commit()
                 return False, set()
-            if self._several_processes and channel in self._readers:
-                await uow.inbox.take_chat_turn(channel, event.chat_id)
-                # Read again in the turn: another process may have applied it meanwhile.
-                stored = await uow.inbox.status_of(channel, external_id)
-                if stored is None or stored[1] != InboxStatus.PENDING:
-                    return False, set()
+            if across_processes:
                 earlier = await uow.inbox.pending_before(channel, event.chat_id, event_id)
                 if earlier:
                     raise _Behind(earlier)

@@ -47,9 +47,8 @@ class Scale(QuestionKind):
         return key
 
     def cell(self, question: Question, value: Any, t: Texts, *, spreadsheet: bool) -> object:
-        if spreadsheet and str(value).isdigit():
-            return int(value)
-        return str(value)
+        # A point on the scale is a number in every format (JSON too), like a number answer.
+        return int(value) if str(value).isdigit() else str(value)
 
     def describe_options(self, question: Question, t: Texts) -> str:
         low, high = (pick(question.settings.get(end) or {}, t.language) for end in ("low", "high"))

@@ -442,7 +442,7 @@ class TelegramChannel:
         if stored is None:
             return False
         new, interrupted = stored
-        seen = [str(_update_id(raw)) for _, raw in updates]
+        seen = [_external_id(raw) for _, raw in updates]
         seen = [external_id for external_id in seen if external_id not in new]
         if (interrupted or retrying) and seen:
             # A commit whose answer was lost looks like a duplicate when stored again: queue
@@ -451,7 +451,7 @@ class TelegramChannel:
         for update, raw in updates:
             # An update stored before (Telegram redelivers what it had no confirmation for)
             # is already queued or handled; queue only the new ones.
-            external_id = str(_update_id(raw))
+            external_id = _external_id(raw)
             if external_id not in new:
                 continue
             if update is not None:
@@ -563,7 +563,7 @@ class TelegramChannel:
                 read_timeout=timeout + POLL_READ_MARGIN,
             )
         return [
-            _parse(item if isinstance(item, dict) else {"update_id": -1}, bot)
+            _parse(item if isinstance(item, dict) else {"not an object": item}, bot)
             for item in (raw if isinstance(raw, list) else [])
         ]
 
@@ -746,7 +746,20 @@ def _parse(raw: dict[str, Any], bot: Any) -> Received:
 
 def _update_id(raw: dict[str, Any]) -> int:
     value = raw.get("update_id")
-    return value if isinstance(value, int) else -1
+    return value if isinstance(value, int) and not isinstance(value, bool) else -1
+
+
+def _external_id(raw: dict[str, Any]) -> str:
+    """The inbox name of an update: its id, or for one without a usable id, its content's hash.
+
+    Each such update is kept for an operator once, however many there are, and the same one
+    delivered again is recognised.
+    """
+    update_id = _update_id(raw)
+    if update_id >= 0:
+        return str(update_id)
+    content = json.dumps(raw, ensure_ascii=True, sort_keys=True, default=str).encode()
+    return "unreadable-" + hashlib.sha256(content).hexdigest()[:32]
 
 
 def _as_inbox_event(
@@ -759,8 +772,8 @@ def _as_inbox_event(
     """
     if update is not None:
         return str(update.update_id), _chat_id(update), raw
-    text = json.dumps(raw, ensure_ascii=True)
-    return str(_update_id(raw)), _raw_chat_id(raw), {"unreadable": text}
+    text = json.dumps(raw, ensure_ascii=True, default=str)
+    return _external_id(raw), _raw_chat_id(raw), {"unreadable": text}
 
 
 def _raw_chat_id(update: dict[str, Any]) -> str | None:
