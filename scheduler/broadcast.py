@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,13 +45,34 @@ CHATS_REMEMBERED = 10_000
 
 
 class Pacer:
-    """Hand out send slots at a steady rate; a pause (429) holds every slot back until it ends."""
+    """Hand out send slots at a steady rate; a pause (429) holds every slot back until it ends.
+
+    Slots are booked ahead for the messages in flight. A task that wakes late (the event loop was
+    busy) would send at once, next to the following slot's message, and a platform counts per
+    second, not per slot: so ``admit`` checks, at the moment of sending, that no one second
+    holds more than the rate (rounded down).
+    """
 
     def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._interval = 1.0 / per_second
         self._clock = clock
         self._next = 0.0
         self.paused_until = 0.0
+        self._in_any_second = max(1, math.floor(per_second)) if math.isfinite(per_second) else 0
+        self._sent: deque[float] = deque()
+
+    async def admit(self) -> None:
+        """Wait, if need be, until sending now keeps every one-second window within the rate."""
+        if not self._in_any_second:
+            return
+        while True:
+            now = self._clock()
+            while self._sent and self._sent[0] <= now - 1.0:
+                self._sent.popleft()
+            if len(self._sent) < self._in_any_second:
+                self._sent.append(now)
+                return
+            await asyncio.sleep(self._sent[0] + 1.0 - now)
 
     def pause(self, seconds: float) -> None:
         """Stop handing out slots for a while (Telegram said: retry after)."""
@@ -189,8 +212,10 @@ class BulkSender:
                 return BulkResult(message.id, OutboxStatus.UNREACHABLE, "recipient unreachable")
             await asyncio.sleep(self._wait_for_slot(sender, message))
             pacer = self._pacers.get(message.channel)
-            if pacer is not None and pacer.paused_until > time.monotonic():
-                continue
+            if pacer is not None:
+                await pacer.admit()
+                if pacer.paused_until > time.monotonic():
+                    continue
             try:
                 external_id = await sender.deliver(message.chat_id, payload)
             except RetryLater as wait:

@@ -47,6 +47,14 @@ def head_revision() -> str:
     return head
 
 
+def is_known_revision(revision: str) -> bool:
+    """Whether this code ships a migration with this revision (an older or the newest one)."""
+    try:
+        return ScriptDirectory.from_config(_config()).get_revision(revision) is not None
+    except Exception:  # alembic: "Can't locate revision identified by …"
+        return False
+
+
 def _current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
@@ -85,6 +93,12 @@ async def prepare_schema(engine: AsyncEngine, url: str) -> None:
             logger.info("database migrated from %s to %s", before.current, before.head)
         return
     status = await schema_status(engine)
+    if status.current is not None and not is_known_revision(status.current):
+        # A newer version migrated it (a rolling upgrade, or a rollback): migrating cannot help.
+        raise SchemaOutdated(
+            f"the database schema is at revision {status.current}, newer than this version "
+            f"knows (up to {status.head}): run the version that migrated it, or a newer one"
+        )
     if not status.up_to_date:
         raise SchemaOutdated(
             f"the database schema is at revision {status.current or 'none'}, this version needs "

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from bot.config import Settings
+from scheduler.broadcast import Pacer
 from storage.database import create_engine
 from storage.models import (
     Consultation,
@@ -413,3 +414,22 @@ def test_plan_import_reports_every_mistake_with_row_and_column_and_imports_nothi
     assert twice.returncode == 2
     assert "only planned posts can be cancelled" in twice.stderr
     assert "cancelled" in in_process("plan", "list", "--all", cwd=tmp_path, env=env).stdout
+
+
+async def test_a_late_wake_up_never_puts_more_than_the_rate_into_one_second() -> None:
+    # Slots booked ahead, then every task woken at once (as after a stalled event loop): the
+    # sends must still spread so that no one second holds more than 29.
+    pacer = Pacer(29)
+    waits = [pacer.reserve() for _ in range(60)]
+    assert waits[-1] > 1.5
+    sent: list[float] = []
+
+    async def send_late() -> None:
+        await pacer.admit()
+        sent.append(time.monotonic())
+
+    await asyncio.gather(*(send_late() for _ in waits))
+    sent.sort()
+    assert len(sent) == 60
+    busiest = max(sum(1 for other in sent if start <= other < start + 1.0) for start in sent)
+    assert busiest == 29
