@@ -431,5 +431,7 @@ async def test_a_late_wake_up_never_puts_more_than_the_rate_into_one_second() ->
     await asyncio.gather(*(send_late() for _ in waits))
     sent.sort()
     assert len(sent) == 60
-    busiest = max(sum(1 for other in sent if start <= other < start + 1.0) for start in sent)
+    # Counted over a little more than a second, so that the varying way to the platform
+    # cannot put 30 into one second at the other end.
+    busiest = max(sum(1 for other in sent if start <= other < start + 1.1) for start in sent)
     assert busiest == 29
