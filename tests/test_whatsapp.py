@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
+from sqlalchemy import update
 
 from bot.app import BorgerDialog
 from bot.config import Settings
-from storage.models import InboxEvent
+from handlers.plan.planning import PostDraft, plan_post
+from handlers.plan.rules import parse_audience
+from storage.models import (
+    InboxEvent,
+    OutboxMessage,
+    OutboxStatus,
+    Participant,
+    PlannedPost,
+    PostState,
+)
 from tests.citizens import import_consultation, open_now
-from tests.conftest import eventually, table_rows
+from tests.conftest import eventually, model_rows, table_rows
 from tests.fake_graph import FakeGraph
+from tests.ideas import ideas_source
 from tests.postgres import free_port
 from tests.wacitizens import WaCitizen
 
@@ -168,3 +182,146 @@ async def test_a_redelivered_message_is_applied_once(
     assert len(dan.messages()) == 1
     rows = await table_rows(wa_app, InboxEvent)
     assert len(rows) == 1
+
+
+async def join_skolevej(app: BorgerDialog, fake: FakeGraph, wa_id: str) -> WaCitizen:
+    """Open the one-question consultation by its slug, consent, answer, and say yes to news."""
+    citizen = WaCitizen(app, fake, wa_id)
+    await citizen.write("skolevej")
+    await citizen.tap("Ja, jeg giver samtykke")
+    await citizen.tap("Ja")
+    menu = await citizen.tap("Ja")
+    assert any(m.text.startswith("💡 Idéer til »Skolevejen«") for m in menu)
+    return citizen
+
+
+async def last_wrote(app: BorgerDialog, fake: FakeGraph, wa_id: str, ago: timedelta) -> None:
+    """Make a citizen's last message older (in the bot's database and at the fake)."""
+    assert app.engine is not None
+    async with app.engine.begin() as connection:
+        await connection.execute(
+            update(Participant)
+            .where(Participant.channel == "whatsapp", Participant.chat_id == wa_id)
+            .values(last_seen_at=datetime.now(UTC) - ago)
+        )
+    fake.call(lambda: fake.last_inbound.__setitem__(wa_id, time.time() - ago.total_seconds()))
+
+
+async def publish_now(app: BorgerDialog, text: str, template: str | None) -> PlannedPost:
+    """Plan a post to the consultation's subscribers for now, publish it, wait until sent."""
+    assert app.uow is not None
+    assert app.publisher is not None
+    draft = PostDraft(
+        texts={"da": text},
+        audience=parse_audience("participants"),
+        when="now",
+        consultation="skolevej",
+        whatsapp_template=template,
+    )
+    async with app.uow() as uow:
+        post, _ = await plan_post(uow, draft, datetime.now(UTC), app.settings.zone, "test")
+        await uow.commit()
+    await app.publisher.publish_due()
+
+    async def finished() -> PlannedPost | None:
+        async with app.uow.read() as uow:  # type: ignore[union-attr]
+            stored = await uow.plan.get(post.id)
+        return stored if stored is not None and stored.state != PostState.SENDING else None
+
+    found = await eventually(finished, what="the post sent")
+    assert isinstance(found, PlannedPost)
+    return found
+
+
+async def test_a_broadcast_outside_the_window_uses_the_template_or_is_skipped_with_a_reason(
+    wa_app: BorgerDialog, fake_graph: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two posts to one citizen would wait out the pair rate (6 s) between them.
+    assert wa_app.whatsapp is not None
+    monkeypatch.setattr(
+        wa_app.whatsapp, "limits", dataclasses.replace(wa_app.whatsapp.limits, chat_per_second=None)
+    )
+    await import_consultation(wa_app, ideas_source())
+    fake_graph.call(lambda: fake_graph.templates.add(("borgerdialog_nyt", "da")))
+    recent = await join_skolevej(wa_app, fake_graph, "4520000011")
+    away = await join_skolevej(wa_app, fake_graph, "4520000012")
+    await last_wrote(wa_app, fake_graph, away.wa_id, timedelta(hours=25))
+
+    post = await publish_now(
+        wa_app, "Nyt om skolevejen\n\nVi går i gang i maj.", "borgerdialog_nyt"
+    )
+    assert post.recipients == 2
+    assert recent.last().kind == "text"
+    assert recent.last().text == "Nyt om skolevejen\n\nVi går i gang i maj."
+    template = away.last()
+    assert template.kind == "template"
+    assert template.body["template"]["name"] == "borgerdialog_nyt"
+    # One line: Meta refuses line breaks in a template's parameters.
+    assert template.text == "Nyt om skolevejen · Vi går i gang i maj."
+
+    before = len(away.messages())
+    post = await publish_now(wa_app, "Husk borgermødet", None)
+    assert post.recipients == 1
+    assert recent.last().text == "Husk borgermødet"
+    assert len(away.messages()) == before
+    assert post.error is not None
+    assert "1 WhatsApp recipient(s) skipped" in post.error
+    assert "no WhatsApp template" in post.error
+    assert fake_graph.refused == []
+
+
+async def test_statuses_update_the_outbox_and_131047_marks_the_citizen_unreachable(
+    wa_app: BorgerDialog, fake_graph: FakeGraph
+) -> None:
+    eva = WaCitizen(wa_app, fake_graph, "4520000021")
+    (answer,) = await eva.write("hjælp")
+    for status in ("sent", "read", "delivered"):  # a late "delivered" never undoes "read"
+        delivery = fake_graph.status(answer, status)
+        await eventually(lambda d=delivery: d.answers, what=f"the {status} status taken in")
+
+    async def outbox_row() -> OutboxMessage:
+        rows = await model_rows(wa_app, OutboxMessage)
+        return next(r[0] for r in rows if r[0].external_message_id == answer.id)
+
+    assert (await outbox_row()).platform_status == "read"
+
+    (second,) = await eva.write("privatliv")
+    delivery = fake_graph.status(second, "failed", code=131047)
+    await eventually(lambda: delivery.answers, what="the failed status taken in")
+    rows = await model_rows(wa_app, OutboxMessage)
+    failed = next(r[0] for r in rows if r[0].external_message_id == second.id)
+    assert (failed.status, failed.platform_status) == (OutboxStatus.UNREACHABLE, "failed")
+    (participant,) = [r[0] for r in await model_rows(wa_app, Participant)]
+    assert participant.unreachable_at is not None
+
+    # A refusal while sending marks them too; writing again makes them reachable.
+    fake_graph.fail_next(eva.wa_id, 131026)
+    await eva.write("hjælp")
+    (participant,) = [r[0] for r in await model_rows(wa_app, Participant)]
+    assert participant.unreachable_at is not None
+    await eva.write("hjælp")
+    (participant,) = [r[0] for r in await model_rows(wa_app, Participant)]
+    assert participant.unreachable_at is None
+
+
+async def test_the_ideas_phase_on_whatsapp_write_and_vote(
+    wa_app: BorgerDialog, fake_graph: FakeGraph
+) -> None:
+    await import_consultation(wa_app, ideas_source())
+    anna = await join_skolevej(wa_app, fake_graph, "4520000031")
+    await anna.tap("✍️ Skriv et udsagn")
+    preview = await anna.write("Der skal males en fodgængerovergang ved bageren")
+    assert preview[0].text.startswith("Dit udsagn:")
+    await anna.tap("✅ Send")
+    assert any("Tak! Dit udsagn er nu med" in m.text for m in anna.messages()[-2:])
+
+    bo = await join_skolevej(wa_app, fake_graph, "4520000032")
+    card = await bo.tap("🗳 Stem om udsagn")
+    assert card[-1].text.startswith("🗳 ")
+    seen = 0
+    while bo.last().text.startswith("🗳 ") and seen < 10:
+        await bo.tap("👍 Enig")
+        seen += 1
+    assert seen == 5, "four seeded statements and Anna's, each once"
+    assert any(m.text.startswith("Du har stemt om alle") for m in bo.messages()[-3:])
+    assert fake_graph.refused == []

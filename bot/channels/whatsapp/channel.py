@@ -24,7 +24,7 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -52,6 +52,7 @@ from handlers.events import (
     clean_text,
     parse_command,
 )
+from handlers.plan.rules import in_service_window
 from handlers.typed_commands import read_typed_command
 from storage.database import is_transient
 from storage.models import OutboxStatus
@@ -60,9 +61,6 @@ from storage.uow import UnitOfWorkFactory
 CHANNEL = "whatsapp"
 # The health board's name for taking in deliveries.
 INTAKE = "whatsapp intake"
-# WhatsApp's customer-service window: free-form messages only this long after the citizen's
-# last message; after it, only approved templates.
-SERVICE_WINDOW = timedelta(hours=24)
 # Throughput per business number: 80 messages a second by default, inbound included
 # (developers.facebook.com/documentation/business-messaging/whatsapp/throughput; error 130429).
 # The bulk lane keeps below it, leaving room for the citizens who write meanwhile.
@@ -344,9 +342,9 @@ class WhatsAppChannel:
         """Whether the citizen wrote within the last 24 hours (free-form messages allowed)."""
         async with self._uow.read() as uow:
             participant = await uow.participants.get(CHANNEL, chat_id)
-        if participant is None:
-            return False
-        return self._clock() - participant.last_seen_at < SERVICE_WINDOW
+        return participant is not None and in_service_window(
+            participant.last_seen_at, self._clock()
+        )
 
     async def _choose_label(self, chat_id: str, rows: list[list[dict[str, str]]]) -> str:
         """The list button's text in the citizen's language (read only when a list is sent)."""
