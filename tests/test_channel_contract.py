@@ -123,7 +123,7 @@ def test_whatsapp_keeps_every_choice_the_flows_write_within_its_limits() -> None
                 ids += [row["id"] for row in rows_shown]
         assert ids == [f"q:1:2:{n}" for n in range(count)], count
         for label in labels:
-            assert label in shown or label[:MAX_ROW_DESCRIPTION - 1] in shown, (count, label)
+            assert label in shown or label[: MAX_ROW_DESCRIPTION - 1] in shown, (count, label)
 
 
 async def test_telegram_pacing_comes_from_its_published_limits_and_the_settings(
