@@ -6,13 +6,16 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import aiohttp
 import pytest
 from sqlalchemy import update
 
 from bot.app import BorgerDialog
-from bot.config import Settings
+from bot.channels.whatsapp.links import whatsapp_link
+from bot.config import Settings, SettingsError, load_settings
+from bot.consultations.export import build_table, to_csv
 from handlers.plan.planning import PostDraft, plan_post
 from handlers.plan.rules import parse_audience
 from storage.models import (
@@ -97,6 +100,16 @@ async def test_a_citizen_walks_the_example_consultation_on_whatsapp(
 
     # No message the bot sent was refused by WhatsApp.
     assert fake_graph.refused == []
+
+    # The export names the channel and a pseudonym, never the phone number.
+    assert wa_app.uow is not None
+    async with wa_app.uow.read() as uow:
+        table = await build_table(uow, "friluftsliv")
+    assert table is not None
+    exported = to_csv(table).decode("utf-8")
+    assert "whatsapp" in exported
+    assert anna.wa_id not in exported
+    assert table.records[0]["participant"]
 
 
 async def test_typed_words_work_as_commands(wa_app: BorgerDialog, fake_graph: FakeGraph) -> None:
@@ -325,3 +338,33 @@ async def test_the_ideas_phase_on_whatsapp_write_and_vote(
     assert seen == 5, "four seeded statements and Anna's, each once"
     assert any(m.text.startswith("Du har stemt om alle") for m in bo.messages()[-3:])
     assert fake_graph.refused == []
+
+
+def test_whatsapp_settings_are_all_or_nothing_and_never_echo_secrets(tmp_path: Path) -> None:
+    base = {"data_dir": tmp_path, "_env_file": None}
+    assert not load_settings(**base).whatsapp_enabled
+    with pytest.raises(SettingsError) as partial:
+        load_settings(**base, whatsapp_token="EAAGsecret-token-value")
+    assert len(partial.value.lines) == 1
+    assert "BORGERDIALOG_WHATSAPP_PHONE_NUMBER_ID" in partial.value.lines[0]
+    assert "secret-token-value" not in str(partial.value)
+    complete = {
+        "whatsapp_token": "EAAGsecret-token-value",
+        "whatsapp_phone_number_id": "106540352242922",
+        "whatsapp_app_secret": "app-secret-value",
+        "whatsapp_verify_token": "verify-me",
+    }
+    settings = load_settings(**base, **complete)
+    assert settings.whatsapp_enabled
+    assert settings.whatsapp_api_url.startswith("https://graph.facebook.com/v")
+    with pytest.raises(SettingsError) as number:
+        load_settings(**base, **complete, whatsapp_number="+45 12 34 56 78")
+    assert number.value.lines[0].startswith("BORGERDIALOG_WHATSAPP_NUMBER:")
+    with pytest.raises(SettingsError) as pasted:
+        load_settings(**base, **{**complete, "whatsapp_app_secret": '"app-secret-value" '})
+    assert pasted.value.lines[0].startswith("BORGERDIALOG_WHATSAPP_APP_SECRET:")
+    assert "app-secret-value" not in str(pasted.value)
+
+
+def test_consultation_link_gives_a_wa_me_link() -> None:
+    assert whatsapp_link("4512345678", "friluftsliv") == "https://wa.me/4512345678?text=friluftsliv"
