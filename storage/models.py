@@ -133,7 +133,8 @@ class InboxEvent(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
-    external_id: Mapped[str] = mapped_column(String(64))
+    # Up to 128: a WhatsApp message id (wamid) can be longer than 64 characters.
+    external_id: Mapped[str] = mapped_column(String(128))
     chat_id: Mapped[str | None] = mapped_column(String(64))
     # The raw event. Cleared once handled: the inbox is a safety net, not an archive of what
     # citizens wrote.
@@ -170,7 +171,7 @@ class OutboxMessage(Base):
     status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(String(200))
-    external_message_id: Mapped[str | None] = mapped_column(String(64))
+    external_message_id: Mapped[str | None] = mapped_column(String(128))
     # What the platform said of it since (WhatsApp: sent, delivered, read, failed).
     platform_status: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -289,7 +289,8 @@ class FakeGraph:
         context = body.get("context")
         if context is not None and not str(context.get("message_id", "")).startswith("wamid."):
             raise parameter("context.message_id")
-        message = WaMessage(f"wamid.FAKE{next(self._ids):08d}", to, body)
+        # As long as Meta's are now (86 characters), past the 64 an id column once held.
+        message = WaMessage(f"wamid.HBgM{next(self._ids):08d}{secrets.token_hex(36)}", to, body)
         self.sent.append(message)
         return message.id
 
@@ -354,7 +355,7 @@ class FakeGraph:
         self.last_inbound[wa_id] = time.time()
         return {
             "from": wa_id,
-            "id": f"wamid.IN{secrets.token_hex(12)}",
+            "id": f"wamid.HBgN{secrets.token_hex(38)}",
             "timestamp": str(int(time.time())),
             "type": kind,
             kind: part,

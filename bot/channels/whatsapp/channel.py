@@ -187,9 +187,14 @@ class WhatsAppChannel:
                 new = await self._core.accept(CHANNEL, events)
             except Exception as error:
                 if not is_transient(error):
-                    raise
-                self._core.health.fault(INTAKE, f"cannot store messages ({type(error).__name__})")
-                return False  # 503: Meta delivers it again
+                    # Refused for what it holds: one by one, and what is refused alone is set
+                    # aside for an operator, so it cannot block the rest for days.
+                    new = await self._accept_one_by_one(events)
+                else:
+                    self._core.health.fault(
+                        INTAKE, f"cannot store messages ({type(error).__name__})"
+                    )
+                    return False  # 503: Meta delivers it again
             self._core.health.clear(INTAKE)
             ids = [external for external, _, _ in events]
             again = await self._core.still_pending(CHANNEL, [i for i in ids if i not in new])
@@ -199,6 +204,18 @@ class WhatsAppChannel:
         if statuses:
             await self._apply_statuses(statuses)
         return True
+
+    async def _accept_one_by_one(self, events: list[tuple[str, str, dict[str, Any]]]) -> set[str]:
+        new: set[str] = set()
+        for external_id, chat_id, payload in events:
+            try:
+                new |= await self._core.accept(CHANNEL, [(external_id, chat_id, payload)])
+            except Exception as error:
+                if is_transient(error):
+                    raise  # 503: Meta delivers the whole delivery again
+                raw = json.dumps(payload, ensure_ascii=True, default=str)
+                await self._core.set_aside(CHANNEL, external_id, chat_id, raw, type(error).__name__)
+        return new
 
     def _schedule(self, external_id: str, payload: dict[str, Any]) -> None:
         task = asyncio.create_task(self._process(external_id, payload))
