@@ -22,6 +22,8 @@ from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel
 from bot.channels.webchat.identity import CookieSigner, load_or_create_secret
 from bot.channels.webchat.sharing import Sharing
+from bot.channels.whatsapp.channel import WhatsAppChannel
+from bot.channels.whatsapp.links import whatsapp_link
 from bot.config import Settings
 from bot.dialogue.core import DialogueCore
 from bot.dialogue.health import HealthBoard
@@ -133,6 +135,7 @@ class BorgerDialog:
         self.telegram: TelegramChannel | None = None
         self.webchat: WebChatChannel | None = None
         self.email: EmailChannel | None = None
+        self.whatsapp: WhatsAppChannel | None = None
         self.uow: UnitOfWorkFactory | None = None
         # Every process redelivers its own replies; only the leader runs the timed work.
         self._redelivery: Housekeeping | None = None
@@ -214,12 +217,19 @@ class BorgerDialog:
             self.telegram = TelegramChannel(settings, self.core, catalogs)
             # Its webhook route (in webhook mode) must be added before the server starts.
             self.telegram.add_routes(web_app)
+        if settings.whatsapp_enabled:
+            # Off unless configured: Meta sees every message of a citizen who writes there.
+            self.whatsapp = WhatsAppChannel(settings, self.core, uow, catalogs, self.clock)
+            self.whatsapp.add_routes(web_app)
         self._web = WebServer(web_app, settings.http_host, settings.http_port)
         await self._web.start()
         await self.webchat.start()
         if self.telegram is not None:
             await self.telegram.start()
+        if self.whatsapp is not None:
+            await self.whatsapp.start()
         channels = [self.webchat.channel] + ([self.telegram.channel] if self.telegram else [])
+        channels += [self.whatsapp.channel] if self.whatsapp else []
         channels += [self.email.channel] if self.email else []
         self._channels = channels
         self.publisher = Publisher(
@@ -311,6 +321,9 @@ class BorgerDialog:
             self._redelivery = None
         if self.telegram is not None:
             await self.telegram.stop()
+        if self.whatsapp is not None:
+            await self.whatsapp.stop()
+            self.whatsapp = None
         if self.webchat is not None:
             await self.webchat.stop()
         if self.email is not None:
@@ -333,6 +346,8 @@ class BorgerDialog:
         username = self.telegram.username if self.telegram is not None else None
         if channel == TelegramChannel.channel and username:
             return f"https://t.me/{username}?start={slug}"
+        if channel == WhatsAppChannel.channel and self.settings.whatsapp_number:
+            return whatsapp_link(self.settings.whatsapp_number, slug)
         return f"{self.settings.public_base_url}/chat?c={slug}"
 
     async def metrics_page(self, _request: web.Request) -> web.Response:
@@ -373,6 +388,8 @@ class BorgerDialog:
             "telegram": self.telegram.state if self.telegram else "disabled",
             "web": self.webchat.state if self.webchat else "disabled",
         }
+        if self.settings.whatsapp_enabled:
+            channels["whatsapp"] = self.whatsapp.state if self.whatsapp else "stopped"
         faults = self.health_board.faults()
         sharing = self.webchat.sharing if self.webchat is not None else None
         if sharing is not None and not sharing.listener.listening:

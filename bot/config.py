@@ -18,6 +18,13 @@ from handlers.email import is_email_address
 
 ENV_PREFIX = "BORGERDIALOG_"
 TELEGRAM_API_URL = "https://api.telegram.org/bot"
+# Meta's Graph API, at the version the WhatsApp channel was written and tested against: a
+# pinned version keeps its answers' shapes from changing under the bot (Meta keeps each version
+# for about two years; move it on deliberately).
+WHATSAPP_API_URL = "https://graph.facebook.com/v23.0"
+# A WhatsApp Cloud API phone number id, and a business number as wa.me links take it.
+_DIGITS = re.compile(r"[0-9]{5,20}")
+_PHONE = re.compile(r"[1-9][0-9]{6,14}")
 
 _DRIVER_ALIASES = {
     "postgres://": "postgresql+asyncpg://",
@@ -118,6 +125,14 @@ class Settings(BaseSettings):
     # The sender, "address" or "Name <address>".
     smtp_from: str = ""
     smtp_starttls: bool = True
+    # WhatsApp Cloud API (Meta): off unless the token, phone number id, app secret and verify
+    # token are all set. The number is the business number citizens write to, for wa.me links.
+    whatsapp_token: SecretStr | None = None
+    whatsapp_phone_number_id: str = ""
+    whatsapp_app_secret: SecretStr | None = None
+    whatsapp_verify_token: SecretStr | None = None
+    whatsapp_api_url: str = WHATSAPP_API_URL
+    whatsapp_number: str = ""
 
     @field_validator("telegram_token", mode="before")
     @classmethod
@@ -159,7 +174,14 @@ class Settings(BaseSettings):
             raise ValueError("must be 1 to 256 of the characters A-Z, a-z, 0-9, _ and -")
         return value
 
-    @field_validator("smtp_password", "telegram_webhook_secret", mode="before")
+    @field_validator(
+        "smtp_password",
+        "telegram_webhook_secret",
+        "whatsapp_token",
+        "whatsapp_app_secret",
+        "whatsapp_verify_token",
+        mode="before",
+    )
     @classmethod
     def _empty_secret_is_none(cls, value: Any) -> Any:
         if isinstance(value, str) and not value:
@@ -179,7 +201,39 @@ class Settings(BaseSettings):
             raise ValueError("is not an e-mail address (e.g. borgerdialog@kommune.dk)")
         return value
 
-    @field_validator("telegram_api_url")
+    @field_validator("whatsapp_phone_number_id")
+    @classmethod
+    def _phone_number_id(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _DIGITS.fullmatch(value):
+            raise ValueError(
+                "is not a WhatsApp phone number id (digits only, from WhatsApp > API Setup; "
+                "not the phone number itself)"
+            )
+        return value
+
+    @field_validator("whatsapp_number")
+    @classmethod
+    def _business_number(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _PHONE.fullmatch(value):
+            raise ValueError(
+                "must be the business phone number in digits with the country code, without + "
+                "or spaces (e.g. 4512345678)"
+            )
+        return value
+
+    @field_validator("whatsapp_token", "whatsapp_app_secret", "whatsapp_verify_token")
+    @classmethod
+    def _printable_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # A quoted or multi-line paste is the usual mistake; the value itself is never echoed.
+        if value is not None:
+            text = value.get_secret_value()
+            if text != text.strip() or not text.isprintable() or len(text) > 1024:
+                raise ValueError("must be one line of printable characters, without spaces around")
+        return value
+
+    @field_validator("telegram_api_url", "whatsapp_api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
@@ -295,6 +349,27 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _whatsapp(self) -> Settings:
+        parts = {
+            "BORGERDIALOG_WHATSAPP_TOKEN": self.whatsapp_token is not None,
+            "BORGERDIALOG_WHATSAPP_PHONE_NUMBER_ID": bool(self.whatsapp_phone_number_id),
+            "BORGERDIALOG_WHATSAPP_APP_SECRET": self.whatsapp_app_secret is not None,
+            "BORGERDIALOG_WHATSAPP_VERIFY_TOKEN": self.whatsapp_verify_token is not None,
+        }
+        missing = [name for name, given in parts.items() if not given]
+        if missing and len(missing) < len(parts):
+            raise ValueError(
+                f"{missing[0]}: needed with the other BORGERDIALOG_WHATSAPP_ settings "
+                "(the channel needs token, phone number id, app secret and verify token)"
+            )
+        if self.whatsapp_number and missing:
+            raise ValueError(
+                "BORGERDIALOG_WHATSAPP_NUMBER: set only with the WhatsApp channel configured "
+                "(token, phone number id, app secret and verify token)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _default_database(self) -> Settings:
         if not self.database_url:
             path = (self.data_dir / "borgerdialog.sqlite3").resolve()
@@ -310,6 +385,11 @@ class Settings(BaseSettings):
     def telegram_webhook(self) -> bool:
         """Whether Telegram delivers updates to the web server instead of being long-polled."""
         return self.telegram_enabled and bool(self.telegram_webhook_url)
+
+    @property
+    def whatsapp_enabled(self) -> bool:
+        """Whether the WhatsApp Cloud API channel is configured."""
+        return self.whatsapp_token is not None and bool(self.whatsapp_phone_number_id)
 
     @property
     def email_enabled(self) -> bool:

@@ -95,7 +95,8 @@ async def route(ctx: FlowContext) -> Outcome:
     elif event.unsupported_content:
         common.unsupported_content(ctx, outcome)
     elif (
-        not await writing.typed(ctx, outcome)
+        not await entry.typed_slug(ctx, outcome)
+        and not await writing.typed(ctx, outcome)
         and not await asking.typed(ctx, outcome)
         and not await email.typed(ctx, outcome)
     ):

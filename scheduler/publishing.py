@@ -122,9 +122,18 @@ class Publisher:
         available = set(self._channels())
         messages: list[tuple[str, str, dict[str, Any]]] = []
         missing = 0
+        no_template = 0
         for recipient, public in recipients:
             if recipient.channel not in available:
                 missing += 1
+                continue
+            if (
+                recipient.channel == content.WHATSAPP_CHANNEL
+                and not post.whatsapp_template
+                and not rules.in_service_window(recipient.last_seen_at, now)
+            ):
+                # WhatsApp refuses free-form messages there, and no template is named.
+                no_template += 1
                 continue
             payload = content.payload_for(
                 post,
@@ -137,8 +146,16 @@ class Publisher:
             messages.append((recipient.channel, recipient.chat_id, payload))
         await unit.plan.queue_bulk(post.id, messages, now)
         post.recipients = len(messages)
+        skipped = []
         if missing:
-            post.error = f"{missing} recipient(s) on a channel that is not running"
+            skipped.append(f"{missing} recipient(s) on a channel that is not running")
+        if no_template:
+            skipped.append(
+                f"{no_template} WhatsApp recipient(s) skipped: their last message is over "
+                "24 hours old and the post names no WhatsApp template"
+            )
+        if skipped:
+            post.error = "; ".join(skipped)[:300]
         if not messages:
             post.state = PostState.SENT if not missing else PostState.FAILED
             post.finished_at = now
@@ -201,6 +218,7 @@ class Publisher:
                 image=None if post.kind in PostKind.AUTOMATIC else post.image,
                 image_file_id=post.image_file_id,
                 button=post.button,
+                whatsapp_template=post.whatsapp_template,
                 audience=post.audience,
                 anchor=None,
                 repeat=repeat,

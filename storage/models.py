@@ -133,7 +133,8 @@ class InboxEvent(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
-    external_id: Mapped[str] = mapped_column(String(64))
+    # Up to 128: a WhatsApp message id (wamid) can be longer than 64 characters.
+    external_id: Mapped[str] = mapped_column(String(128))
     chat_id: Mapped[str | None] = mapped_column(String(64))
     # The raw event. Cleared once handled: the inbox is a safety net, not an archive of what
     # citizens wrote.
@@ -155,6 +156,8 @@ class OutboxMessage(Base):
         Index("ix_outbox_messages_status_lane", "status", "lane"),
         Index("ix_outbox_messages_chat", "channel", "chat_id", "id"),
         Index("ix_outbox_messages_post", "post_id", "status"),
+        # Status notifications (WhatsApp) name a message by the platform's id only.
+        Index("ix_outbox_messages_external", "channel", "external_message_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -168,7 +171,9 @@ class OutboxMessage(Base):
     status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(String(200))
-    external_message_id: Mapped[str | None] = mapped_column(String(64))
+    external_message_id: Mapped[str | None] = mapped_column(String(128))
+    # What the platform said of it since (WhatsApp: sent, delivered, read, failed).
+    platform_status: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The planned post a bulk message belongs to (one row per recipient of a broadcast).
@@ -565,6 +570,9 @@ class PlannedPost(Base):
     image_file_id: Mapped[str | None] = mapped_column(String(200))
     # {"label": {language: text}, "url": "https://…"} or {"label": …, "consultation": slug}.
     button: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    # The approved WhatsApp template it goes as to citizens outside the 24-hour window; None:
+    # they are skipped (WhatsApp refuses free-form messages there).
+    whatsapp_template: Mapped[str | None] = mapped_column(String(512))
     # {"chats": [chat ids], "subscribers": "all"|"hear_back"|"unfinished"|"segment"|"decision",
     #  "segment": {"question": key, "options": [keys]}, "statement": number}
     audience: Mapped[dict[str, Any]] = mapped_column(JsonDocument)

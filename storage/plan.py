@@ -37,6 +37,8 @@ class Recipient:
     channel: str
     chat_id: str
     language: str | None
+    # When they last wrote: WhatsApp takes free-form messages only within 24 hours of it.
+    last_seen_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,13 @@ class BulkResult:
 
 
 # What a broadcast needs of a participant: the chat, and the language to write in.
-_WHO = (Participant.channel, Participant.chat_id, Participant.language, Participant.state)
+_WHO = (
+    Participant.channel,
+    Participant.chat_id,
+    Participant.language,
+    Participant.state,
+    Participant.last_seen_at,
+)
 
 
 def _reachable() -> Any:
@@ -184,10 +192,11 @@ class PlanRepository:
             )
         )
         chosen: list[Recipient] = []
-        for channel, chat_id, language, state, value in (await self._session.execute(query)).all():
+        rows = (await self._session.execute(query)).all()
+        for channel, chat_id, language, state, seen, value in rows:
             values = value if isinstance(value, list) else [value]
             if options & {str(v) for v in values}:
-                chosen.append(Recipient(channel, chat_id, _language(language, state)))
+                chosen.append(Recipient(channel, chat_id, _language(language, state), seen))
         return chosen
 
     async def concerned_by(self, statement: Statement) -> list[Recipient]:
@@ -214,8 +223,8 @@ class PlanRepository:
     async def _recipients(self, query: Any) -> list[Recipient]:
         rows = (await self._session.execute(query)).all()
         return [
-            Recipient(channel, chat_id, _language(language, state))
-            for channel, chat_id, language, state in rows
+            Recipient(channel, chat_id, _language(language, state), seen)
+            for channel, chat_id, language, state, seen in rows
         ]
 
     # -- bulk outbox ----------------------------------------------------------------------------

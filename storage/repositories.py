@@ -407,6 +407,9 @@ class InboxRepository:
         )
 
 
+_PLATFORM_RANK = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
+
+
 class OutboxRepository:
     """Messages waiting to be delivered, and what became of them."""
 
@@ -535,6 +538,42 @@ class OutboxRepository:
     async def get(self, message_id: int) -> OutboxMessage | None:
         """Return one message by id."""
         return await self._session.get(OutboxMessage, message_id)
+
+    async def record_platform_status(
+        self,
+        channel: str,
+        external_id: str,
+        status: str,
+        rank: int,
+        outcome: str | None,
+        error: str | None,
+    ) -> int | None:
+        """Note what the platform said of a sent message; return its id (None: not ours).
+
+        ``rank`` orders the statuses (sent < delivered < read < failed), so a notification that
+        arrives late never undoes a later one. ``outcome`` replaces a sent message's status (a
+        message that failed after all: failed, or unreachable).
+        """
+        if not external_id:
+            return None
+        message = (
+            await self._session.execute(
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.channel == channel,
+                    OutboxMessage.external_message_id == external_id,
+                )
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        if message is None:
+            return None
+        if _PLATFORM_RANK.get(message.platform_status or "", 0) < rank:
+            message.platform_status = status
+        if outcome is not None and message.status == OutboxStatus.SENT:
+            message.status = outcome
+            message.error = (error or outcome)[:200]
+        return message.id
 
     async def external_ref(self, message_id: int) -> str | None:
         """The channel's id of a message once it was sent (not the whole row and its content)."""

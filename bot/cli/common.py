@@ -80,7 +80,14 @@ def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler()
     secrets = [
         secret.get_secret_value()
-        for secret in (settings.telegram_token, settings.web_secret, settings.smtp_password)
+        for secret in (
+            settings.telegram_token,
+            settings.web_secret,
+            settings.smtp_password,
+            settings.whatsapp_token,
+            settings.whatsapp_app_secret,
+            settings.whatsapp_verify_token,
+        )
         if secret is not None
     ]
     handler.setFormatter(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import secrets
 
 from handlers import questionnaire as rules
@@ -27,6 +28,8 @@ from storage.models import Consultation, Participation, ParticipationStatus
 
 # Roughly how long one question takes, for the "about N minutes" in the intro.
 SECONDS_PER_QUESTION = 20
+# A message that could be a slug as a link types it in (wa.me/<number>?text=<slug>).
+_TYPED_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,39}")
 
 
 async def start(ctx: FlowContext, outcome: Outcome) -> None:
@@ -39,6 +42,21 @@ async def start(ctx: FlowContext, outcome: Outcome) -> None:
             return
         outcome.say(ctx.t("consultation.unknown_link"))
     await list_open(ctx, outcome)
+
+
+async def typed_slug(ctx: FlowContext, outcome: Outcome) -> bool:
+    """Open the consultation a message names by exactly its slug; False if it names none.
+
+    Channels without deep-link parameters (WhatsApp) type the slug in as the first message.
+    """
+    text = ctx.event.text.strip().lower()
+    if not _TYPED_SLUG.fullmatch(text) or text.isdigit():
+        return False
+    consultation = await ctx.uow.consultations.by_slug(text)
+    if consultation is None:
+        return False
+    await open_consultation(ctx, outcome, consultation)
+    return True
 
 
 async def list_open(ctx: FlowContext, outcome: Outcome) -> None:

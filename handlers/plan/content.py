@@ -21,6 +21,9 @@ LANGUAGES = ("da", "en")
 # Texts of the public version (channels and groups) are stored under "public:<language>".
 PUBLIC = "public:"
 
+# The channel that needs an approved template outside its 24-hour window (bot.channels.whatsapp).
+WHATSAPP_CHANNEL = "whatsapp"
+
 # Build a link that opens a consultation in a channel: (channel, slug) → URL.
 ConsultationLink = Callable[[str, str], str]
 
@@ -106,4 +109,12 @@ def payload_for(
         payload["image_post"] = post.id
     if paid:
         payload["paid"] = True
+    if channel == WHATSAPP_CHANNEL:
+        # Outside the citizen's 24-hour window WhatsApp takes only an approved template; the
+        # channel sends this one there (None: it refuses, and the report says why).
+        payload["template"] = (
+            {"name": post.whatsapp_template, "language": language}
+            if post.whatsapp_template
+            else None
+        )
     return payload

@@ -38,6 +38,8 @@ class PostDraft:
     repeat: dict[str, Any] | None = None
     image: bytes | None = None
     button: dict[str, Any] | None = None
+    # The approved WhatsApp template for citizens outside WhatsApp's 24-hour window.
+    whatsapp_template: str | None = None
 
 
 async def phases_of(uow: UnitOfWork, consultation: Consultation) -> Phases:
@@ -116,6 +118,7 @@ async def plan_post(
     post.image = draft.image
     post.image_file_id = None
     post.button = draft.button
+    post.whatsapp_template = draft.whatsapp_template
     post.audience = draft.audience
     post.anchor = anchor
     post.repeat = draft.repeat

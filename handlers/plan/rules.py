@@ -325,3 +325,27 @@ def late_decision(due_at: datetime, now: datetime, late_window: timedelta) -> tu
     if late > late_window.total_seconds():
         return "skip", late
     return ("late" if late >= 60 else "on_time"), late
+
+
+# Meta's template names: lower-case letters, digits and underscores, at most 512 characters.
+_TEMPLATE_NAME = re.compile(r"[a-z0-9_]{1,512}")
+
+
+def check_template_name(name: str) -> str:
+    """A WhatsApp template's name as Meta's WhatsApp Manager shows it; PlanError if not one."""
+    name = name.strip()
+    if not _TEMPLATE_NAME.fullmatch(name):
+        raise PlanError(
+            "is not a WhatsApp template name (lower-case letters, digits and _, "
+            "as WhatsApp Manager shows it)"
+        )
+    return name
+
+
+# WhatsApp's customer-service window: free-form messages within this long of the citizen's last.
+SERVICE_WINDOW = timedelta(hours=24)
+
+
+def in_service_window(last_seen_at: datetime | None, now: datetime) -> bool:
+    """Whether a citizen wrote within WhatsApp's 24-hour window (free-form messages allowed)."""
+    return last_seen_at is not None and now - last_seen_at < SERVICE_WINDOW

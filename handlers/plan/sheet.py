@@ -23,6 +23,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "button_da": ("button_da", "knap_da"),
     "button_en": ("button_en", "knap_en"),
     "button_link": ("button_link", "knap_link"),
+    "whatsapp_template": ("whatsapp_template", "whatsapp_skabelon", "whatsapp"),
 }
 REQUIRED = ("when", "audience", "text_da")
 MAX_KEY = 60
@@ -156,6 +157,12 @@ def _draft(
             button = _button(cell)
         except PlanError as error:
             before.fail("button_link" if cell("button_da") else "button_da", str(error))
+    template = cell("whatsapp_template") or None
+    if template is not None:
+        try:
+            template = rules.check_template_name(template)
+        except PlanError as error:
+            before.fail("whatsapp_template", str(error))
     if before.count:
         return None
     return PostDraft(
@@ -166,6 +173,7 @@ def _draft(
         repeat=repeat,
         image=image,
         button=button,
+        whatsapp_template=template,
     )
 
 
