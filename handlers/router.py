@@ -95,9 +95,10 @@ async def route(ctx: FlowContext) -> Outcome:
     elif event.unsupported_content:
         common.unsupported_content(ctx, outcome)
     elif (
-        not await entry.typed_slug(ctx, outcome)
-        and not await writing.typed(ctx, outcome)
+        not await writing.typed(ctx, outcome)
         and not await asking.typed(ctx, outcome)
+        # After the answers: an answer that happens to be a slug stays an answer.
+        and not await entry.typed_slug(ctx, outcome)
         and not await email.typed(ctx, outcome)
     ):
         common.fallback(ctx, outcome)

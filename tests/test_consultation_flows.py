@@ -175,3 +175,26 @@ async def test_a_results_post_names_yes_and_no_in_each_language(bot: FlowBot) ->
     english = results_text(results, bot.core.texts("en"), public=True, limit=4096)
     assert "Yes (67 %)" in english
     assert chart_png(results, "da") is not None
+
+
+async def test_a_typed_slug_opens_a_consultation_but_an_answer_stays_an_answer(
+    bot: FlowBot,
+) -> None:
+    await bot.import_consultation(open_now())
+    # Channels without deep links (WhatsApp's wa.me) type the slug in: it opens the consultation.
+    eva = bot.citizen(104)
+    intro, _consent = await eva.write("friluftsliv")
+    assert intro.text.startswith("Ny friluftspolitik")
+    await eva.tap("Ja, jeg giver samtykke")
+    await eva.tap("Under 25")
+    await eva.tap("Nord")
+    await eva.tap("☐ Løber")
+    await eva.tap("Færdig")
+    await eva.tap("5")
+    await eva.tap("Nej")
+    await eva.write("3")
+    await eva.write("8000")
+    # Asked for an idea, the citizen writes the slug: that is the idea, not a restart.
+    replies = await eva.write("friluftsliv")
+    assert not any(reply.text.startswith("Ny friluftspolitik") for reply in replies)
+    assert "friluftsliv" in [str(row.value) for row in await table_rows(bot, Answer)]
