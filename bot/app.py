@@ -120,6 +120,7 @@ def build_core(
         pseudonym_key=hmac.digest(secret, b"staff and moderator pseudonyms", "sha256"),
         metrics=delivery.metrics,
         several_processes=several_processes,
+        whatsapp_enabled=settings.whatsapp_enabled,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,14 +32,6 @@ from tests.fake_graph import FakeGraph
 from tests.ideas import ideas_source
 from tests.postgres import free_port
 from tests.wacitizens import WaCitizen
-
-
-@pytest.fixture
-def fake_graph() -> Iterator[FakeGraph]:
-    server = FakeGraph()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
