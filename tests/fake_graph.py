@@ -150,7 +150,8 @@ class FakeGraph:
         # When each citizen last wrote (the fake's own clock), for the 24-hour window.
         self.last_inbound: dict[str, float] = {}
         self.deliveries: list[Delivery] = []
-        self._errors: dict[str, list[GraphRefusal]] = {}
+        # What the next messages to a citizen meet: a refusal, or None (taken as usual).
+        self._errors: dict[str, list[GraphRefusal | None]] = {}
         self._ids = itertools.count(1)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -290,7 +291,9 @@ class FakeGraph:
             raise parameter("to")
         injected = self._errors.get(to)
         if injected:
-            raise injected.pop(0)
+            refusal = injected.pop(0)
+            if refusal is not None:
+                raise refusal
         kind = body.get("type")
         if kind != "template":
             last = self.last_inbound.get(to)
@@ -338,13 +341,14 @@ class FakeGraph:
 
     # -- injected errors ---------------------------------------------------------------------
 
-    def fail_next(self, wa_id: str, code: int, times: int = 1, status: int = 400) -> None:
-        """Refuse the next messages to a citizen with a Graph error (131056, 131026…)."""
-        self.call(
-            lambda: self._errors.setdefault(wa_id, []).extend(
-                GraphRefusal(code, f"injected {code}", status=status) for _ in range(times)
-            )
-        )
+    def fail_next(
+        self, wa_id: str, code: int, times: int = 1, status: int = 400, after: int = 0
+    ) -> None:
+        """Refuse the next messages to a citizen with a Graph error (131056, 131026…), after
+        taking ``after`` of them as usual."""
+        injected: list[GraphRefusal | None] = [None] * after
+        injected += [GraphRefusal(code, f"injected {code}", status=status) for _ in range(times)]
+        self.call(lambda: self._errors.setdefault(wa_id, []).extend(injected))
 
     # -- the citizens and the webhook ----------------------------------------------------------
 
