@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -11,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from PIL import Image
 from sqlalchemy import update
 
 from bot.app import BorgerDialog
@@ -215,7 +218,9 @@ async def last_wrote(app: BorgerDialog, fake: FakeGraph, wa_id: str, ago: timede
     fake.call(lambda: fake.last_inbound.__setitem__(wa_id, time.time() - ago.total_seconds()))
 
 
-async def publish_now(app: BorgerDialog, text: str, template: str | None) -> PlannedPost:
+async def publish_now(
+    app: BorgerDialog, text: str, template: str | None, image: bytes | None = None
+) -> PlannedPost:
     """Plan a post to the consultation's subscribers for now, publish it, wait until sent."""
     assert app.uow is not None
     assert app.publisher is not None
@@ -225,6 +230,7 @@ async def publish_now(app: BorgerDialog, text: str, template: str | None) -> Pla
         when="now",
         consultation="skolevej",
         whatsapp_template=template,
+        image=image,
     )
     async with app.uow() as uow:
         post, _ = await plan_post(uow, draft, datetime.now(UTC), app.settings.zone, "test")
@@ -436,3 +442,37 @@ async def test_a_split_message_left_pending_goes_on_from_the_parts_the_database_
     assert [as_sent(m.body) for m in citizen.messages()[before:]] == parts
     (stored,) = [r[0] for r in await model_rows(wa_app, OutboxMessage) if r[0].id == message_id]
     assert stored.status == OutboxStatus.SENT
+
+
+def png(side: int) -> bytes:
+    """A PNG of noise (noise does not compress: about 3 bytes a pixel)."""
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+async def test_an_image_over_whatsapps_5_mb_goes_as_text_only_and_the_report_says_so(
+    wa_app: BorgerDialog, fake_graph: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert wa_app.whatsapp is not None
+    monkeypatch.setattr(
+        wa_app.whatsapp, "limits", dataclasses.replace(wa_app.whatsapp.limits, chat_per_second=None)
+    )
+    await import_consultation(wa_app, ideas_source())
+    ida = await join_skolevej(wa_app, fake_graph, "4520000051")
+
+    small = await publish_now(wa_app, "Sådan bliver krydset", None, image=png(200))
+    assert ida.last().kind == "image"
+    assert ida.last().text == "Sådan bliver krydset"
+    assert small.error is None
+
+    big = png(1450)
+    assert 5 * 1024 * 1024 < len(big) < 10 * 1024 * 1024  # Telegram takes it, WhatsApp not
+    post = await publish_now(wa_app, "Kortet over skolevejen", None, image=big)
+    assert ida.last().kind == "text"
+    assert ida.last().text == "Kortet over skolevejen"
+    assert post.state == PostState.SENT
+    assert post.error is not None
+    assert "1 WhatsApp recipient(s) got the text without the image" in post.error
+    assert "WhatsApp takes at most 5 MB" in post.error
+    assert fake_graph.refused == []
