@@ -120,6 +120,7 @@ def build_core(
         pseudonym_key=hmac.digest(secret, b"staff and moderator pseudonyms", "sha256"),
         metrics=delivery.metrics,
         several_processes=several_processes,
+        whatsapp_enabled=settings.whatsapp_enabled,
     )
 
 
@@ -246,6 +247,9 @@ class BorgerDialog:
             link=self.consultation_link,
             channels=lambda: channels,
             deliver_chat=delivery.deliver_chat,
+            image_limit=lambda name: (
+                sender.limits.max_image_bytes if (sender := delivery.sender(name)) else None
+            ),
         )
         self._redelivery = self._housekeeping(timed=False)
         self._redelivery.start()

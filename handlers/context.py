@@ -70,6 +70,8 @@ class FlowContext:
     staff_chat: ChatAddress | None = None
     # The secret that makes staff and moderator pseudonyms irreversible (see staff_pseudonym).
     pseudonym_key: bytes = b""
+    # Whether the WhatsApp channel is configured: staff planning a post then name its template.
+    whatsapp_enabled: bool = False
 
     def staff_pseudonym(self) -> str:
         """A stable pseudonym for the staff member or moderator who acted, for audit trails.

@@ -458,6 +458,15 @@ class SkipEnglish(_Payload):
 
 
 @dataclass(frozen=True)
+class NoTemplate(_Payload):
+    """pa:nt: the draft post names no WhatsApp template."""
+
+    @property
+    def wire(self) -> str:
+        return "pa:nt"
+
+
+@dataclass(frozen=True)
 class ConfirmDraft(_Payload):
     """pa:ok: plan (or send) the previewed draft post."""
 
@@ -470,7 +479,13 @@ QuestionButton = PickOption | TickOption | TickingDone | SkipQuestion | GoBack
 StatementButton = CardButton | ReportStatement | CancelReport
 ModeratorButton = ModerationButton | HideWithReason
 StaffButton = (
-    CancelPost | DropDraft | DraftConsultation | DraftAudience | SkipEnglish | ConfirmDraft
+    CancelPost
+    | DropDraft
+    | DraftConsultation
+    | DraftAudience
+    | SkipEnglish
+    | NoTemplate
+    | ConfirmDraft
 )
 Payload = (
     ChooseLanguage
@@ -574,6 +589,8 @@ def _read(parts: list[str]) -> Payload | None:
             return DraftAudience(audience)
         case ["pa", "s"]:
             return SkipEnglish()
+        case ["pa", "nt"]:
+            return NoTemplate()
         case ["pa", "ok"]:
             return ConfirmDraft()
     return None

@@ -22,7 +22,14 @@ from typing import Any
 from bot.dialogue.channel import Channel
 from bot.dialogue.health import HealthBoard
 from bot.dialogue.metrics import Metrics
-from bot.dialogue.outbox import RecipientGone, Rejected, RetryLater, TransientFailure
+from bot.dialogue.outbox import (
+    PartsProgress,
+    RecipientGone,
+    Rejected,
+    RetryLater,
+    TransientFailure,
+    send,
+)
 from storage.database import is_transient
 from storage.models import OutboxMessage, OutboxStatus
 from storage.plan import BulkResult
@@ -213,6 +220,7 @@ class BulkSender:
     async def _attempt(
         self, sender: Channel, message: OutboxMessage, payload: dict[str, Any]
     ) -> BulkResult:
+        progress = PartsProgress(self._uow, message.id, message.payload)
         while True:
             if (message.channel, message.chat_id) in self._gone:
                 return BulkResult(message.id, OutboxStatus.UNREACHABLE, "recipient unreachable")
@@ -223,7 +231,7 @@ class BulkSender:
                 if pacer.paused_until > time.monotonic():
                     continue
             try:
-                external_id = await sender.deliver(message.chat_id, payload)
+                external_id = await send(sender, message.chat_id, payload, progress)
             except RetryLater as wait:
                 self._metrics.flood_waits.labels(message.channel, message.lane).inc()
                 # Only this lane waits; replies to citizens go on meanwhile.

@@ -26,6 +26,14 @@ logger = logging.getLogger(__name__)
 # The progress message is edited at most this often (edits count against a group's 20/minute).
 PROGRESS_EVERY = timedelta(seconds=6)
 POSTS_PER_CHECK = 20
+MEGABYTE = 1024 * 1024
+# How a post's report names a channel.
+CHANNEL_NAMES = {
+    "whatsapp": "WhatsApp",
+    "telegram": "Telegram",
+    "web": "web chat",
+    "email": "e-mail",
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ class Publisher:
         channels: Callable[[], list[str]],
         deliver_chat: Callable[[str, str], Any],
         wake_sender: Callable[[], None] = lambda: None,
+        image_limit: Callable[[str], int | None] = lambda _channel: None,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -61,6 +70,8 @@ class Publisher:
         self._link = link
         self._channels = channels
         self._deliver_chat = deliver_chat
+        # The largest image a channel takes (None: not known); a bigger one is left out there.
+        self._image_limit = image_limit
         self.wake_sender = wake_sender
 
     async def publish_due(self) -> list[int]:
@@ -123,6 +134,9 @@ class Publisher:
         messages: list[tuple[str, str, dict[str, Any]]] = []
         missing = 0
         no_template = 0
+        # Recipients per channel whose platform takes no image this big: they get the text only.
+        without_image: dict[str, int] = {}
+        image_size = len(post.image) if post.image else 0
         for recipient, public in recipients:
             if recipient.channel not in available:
                 missing += 1
@@ -144,6 +158,9 @@ class Publisher:
                 paid=self.settings.paid_broadcast,
             )
             messages.append((recipient.channel, recipient.chat_id, payload))
+            limit = self._image_limit(recipient.channel) if image_size else None
+            if limit is not None and image_size > limit:
+                without_image[recipient.channel] = without_image.get(recipient.channel, 0) + 1
         await unit.plan.queue_bulk(post.id, messages, now)
         post.recipients = len(messages)
         skipped = []
@@ -153,6 +170,13 @@ class Publisher:
             skipped.append(
                 f"{no_template} WhatsApp recipient(s) skipped: their last message is over "
                 "24 hours old and the post names no WhatsApp template"
+            )
+        for channel, count in without_image.items():
+            name = CHANNEL_NAMES.get(channel, channel)
+            largest = (self._image_limit(channel) or 0) / MEGABYTE
+            skipped.append(
+                f"{count} {name} recipient(s) got the text without the image: it is "
+                f"{image_size / MEGABYTE:.1f} MB, and {name} takes at most {largest:.0f} MB"
             )
         if skipped:
             post.error = "; ".join(skipped)[:300]

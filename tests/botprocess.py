@@ -42,16 +42,36 @@ class BotProcess:
     """``python -m bot run`` in a child process, as an operator would start it."""
 
     def __init__(self, settings: Settings, workdir: Path) -> None:
-        assert settings.telegram_token is not None
+        assert settings.telegram_token is not None or settings.whatsapp_enabled
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("BORGERDIALOG_")},
-            "BORGERDIALOG_TELEGRAM_TOKEN": settings.telegram_token.get_secret_value(),
-            "BORGERDIALOG_TELEGRAM_API_URL": settings.telegram_api_url,
             "BORGERDIALOG_DATABASE_URL": settings.database_url,
             "BORGERDIALOG_HTTP_PORT": str(settings.http_port),
             "BORGERDIALOG_POLLING_TIMEOUT": "1",
             "BORGERDIALOG_LOG_LEVEL": "WARNING",
         }
+        # The channels the bot runs, each reported "running" by /healthz once it is ready.
+        self.channels: list[str] = []
+        if settings.telegram_token is not None:
+            self.channels.append("telegram")
+            self.env["BORGERDIALOG_TELEGRAM_TOKEN"] = settings.telegram_token.get_secret_value()
+            self.env["BORGERDIALOG_TELEGRAM_API_URL"] = settings.telegram_api_url
+        if settings.whatsapp_enabled:
+            assert settings.whatsapp_token is not None
+            assert settings.whatsapp_app_secret is not None
+            assert settings.whatsapp_verify_token is not None
+            self.channels.append("whatsapp")
+            self.env |= {
+                "BORGERDIALOG_WHATSAPP_TOKEN": settings.whatsapp_token.get_secret_value(),
+                "BORGERDIALOG_WHATSAPP_PHONE_NUMBER_ID": settings.whatsapp_phone_number_id,
+                "BORGERDIALOG_WHATSAPP_APP_SECRET": settings.whatsapp_app_secret.get_secret_value(),
+                "BORGERDIALOG_WHATSAPP_VERIFY_TOKEN": (
+                    settings.whatsapp_verify_token.get_secret_value()
+                ),
+                "BORGERDIALOG_WHATSAPP_API_URL": settings.whatsapp_api_url,
+            }
+            if settings.whatsapp_number:
+                self.env["BORGERDIALOG_WHATSAPP_NUMBER"] = settings.whatsapp_number
         if settings.telegram_webhook:
             assert settings.telegram_webhook_secret is not None
             self.env["BORGERDIALOG_TELEGRAM_WEBHOOK_URL"] = settings.telegram_webhook_url
@@ -84,7 +104,9 @@ class BotProcess:
                     session.get(f"http://127.0.0.1:{self.port}/healthz") as response,
                 ):
                     report = await response.json()
-                    return response.status == 200 and report["channels"]["telegram"] == "running"
+                    return response.status == 200 and all(
+                        report["channels"].get(channel) == "running" for channel in self.channels
+                    )
             except aiohttp.ClientError:
                 return False
 

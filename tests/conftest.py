@@ -24,6 +24,7 @@ from storage.database import create_engine
 from storage.migrate import upgrade
 from tests.browsers import CHROMIUM, CHROMIUM_ARGS, ORGANISATION
 from tests.cli import Cli
+from tests.fake_graph import FakeGraph
 from tests.fake_telegram import FakeBot, FakeTelegram
 from tests.flows import FlowBot
 from tests.postgres import ThrowawayPostgres, create_database, find_bindir, free_port
@@ -63,6 +64,15 @@ def pytest_report_header() -> list[str]:
 @pytest.fixture(scope="session")
 def fake_telegram() -> Iterator[FakeTelegram]:
     server = FakeTelegram()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_graph() -> Iterator[FakeGraph]:
+    """A fake WhatsApp Cloud API for one business number (see tests/fake_graph.py)."""
+    server = FakeGraph()
     server.start()
     yield server
     server.stop()

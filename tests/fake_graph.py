@@ -9,8 +9,10 @@ interactive text over 1024, an unknown template, and free-form messages to someo
 message is older than 24 hours (131047).
 
 Toward the test it plays the citizens and Meta's webhook: ``send_text``, ``tap`` and the like
-POST a signed delivery (``X-Hub-Signature-256``) to the bot, one at a time, and deliver again
-after a pause until the bot answers 2xx, as Meta does.
+POST a signed delivery (``X-Hub-Signature-256``) to the bot, and deliver again after a pause
+until the bot answers 2xx, as Meta does. Deliveries go one at a time, or over
+``webhook_connections`` connections at once as Meta's do under load, each citizen's always on the
+same one, so a citizen's messages arrive in the order they were written.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ class WaMessage:
     id: str
     to: str
     body: dict[str, Any]
+    # When the request reached the fake (time.monotonic()), to tell a repeat sent before a kill.
+    sent_at: float = field(default_factory=time.monotonic)
 
     @property
     def kind(self) -> str:
@@ -146,15 +150,24 @@ class FakeGraph:
         # When each citizen last wrote (the fake's own clock), for the 24-hour window.
         self.last_inbound: dict[str, float] = {}
         self.deliveries: list[Delivery] = []
-        self._errors: dict[str, list[GraphRefusal]] = {}
+        # What the next messages to a citizen meet: a refusal, or None (taken as usual).
+        self._errors: dict[str, list[GraphRefusal | None]] = {}
         self._ids = itertools.count(1)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._queue: asyncio.Queue[Delivery] | None = None
-        self._worker: asyncio.Task[None] | None = None
+        self._queues: list[asyncio.Queue[Delivery]] = []
+        self._workers: list[asyncio.Task[None]] = []
         self.port = 0
+        # A simulated round trip on every Graph API call: half before, half after answering.
+        self.latency = 0.0
+        # Webhook connections delivering at once (set before start); a citizen keeps to one.
+        self.webhook_connections = 1
+        # How often and how far apart a delivery without a 2xx is delivered again. Meta keeps
+        # trying for days; a test that restarts the bot needs more than the default.
+        self.redeliveries = REDELIVERIES
+        self.redelivery_pause = REDELIVERY_PAUSE
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -205,13 +218,15 @@ class FakeGraph:
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._session = aiohttp.ClientSession()
-        self._queue = asyncio.Queue()
-        self._worker = asyncio.create_task(self._deliver_in_order())
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max(100, self.webhook_connections))
+        )
+        self._queues = [asyncio.Queue() for _ in range(max(1, self.webhook_connections))]
+        self._workers = [asyncio.create_task(self._deliver_in_order(q)) for q in self._queues]
 
     async def _stop(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
+        for worker in self._workers:
+            worker.cancel()
         if self._session is not None:
             await self._session.close()
         if self._runner is not None:
@@ -226,13 +241,23 @@ class FakeGraph:
             raise GraphRefusal(100, "Unsupported post request: unknown phone number id")
 
     async def _messages(self, request: web.Request) -> web.Response:
+        if self.latency:
+            await asyncio.sleep(self.latency / 2)
+        answer = self._answer_message(request, await request.read())
+        if self.latency:
+            await asyncio.sleep(self.latency / 2)
+        return answer
+
+    def _answer_message(self, request: web.Request, raw: bytes) -> web.Response:
         body: dict[str, Any] = {}
         try:
             self._check(request)
             try:
-                body = await request.json()
+                body = json.loads(raw)
             except ValueError:
                 raise parameter("the body is not JSON") from None
+            if not isinstance(body, dict):
+                raise parameter("the body is not a JSON object")
             message_id = self._accept(body)
         except GraphRefusal as refusal:
             self.refused.append((str(body.get("to") or ""), refusal.code))
@@ -266,7 +291,9 @@ class FakeGraph:
             raise parameter("to")
         injected = self._errors.get(to)
         if injected:
-            raise injected.pop(0)
+            refusal = injected.pop(0)
+            if refusal is not None:
+                raise refusal
         kind = body.get("type")
         if kind != "template":
             last = self.last_inbound.get(to)
@@ -314,13 +341,14 @@ class FakeGraph:
 
     # -- injected errors ---------------------------------------------------------------------
 
-    def fail_next(self, wa_id: str, code: int, times: int = 1, status: int = 400) -> None:
-        """Refuse the next messages to a citizen with a Graph error (131056, 131026…)."""
-        self.call(
-            lambda: self._errors.setdefault(wa_id, []).extend(
-                GraphRefusal(code, f"injected {code}", status=status) for _ in range(times)
-            )
-        )
+    def fail_next(
+        self, wa_id: str, code: int, times: int = 1, status: int = 400, after: int = 0
+    ) -> None:
+        """Refuse the next messages to a citizen with a Graph error (131056, 131026…), after
+        taking ``after`` of them as usual."""
+        injected: list[GraphRefusal | None] = [None] * after
+        injected += [GraphRefusal(code, f"injected {code}", status=status) for _ in range(times)]
+        self.call(lambda: self._errors.setdefault(wa_id, []).extend(injected))
 
     # -- the citizens and the webhook ----------------------------------------------------------
 
@@ -367,20 +395,34 @@ class FakeGraph:
         body = json.dumps(envelope).encode()
         delivery = Delivery(body)
 
-        def put() -> Delivery:
-            assert self._queue is not None
-            delivery.done = asyncio.Event()
-            self.deliveries.append(delivery)
-            self._queue.put_nowait(delivery)
-            return delivery
+        return self.call(lambda: self._put(delivery, _sender(envelope)))
 
-        return self.call(put)
+    def _put(self, delivery: Delivery, sender: str) -> Delivery:
+        delivery.done = asyncio.Event()
+        self.deliveries.append(delivery)
+        # A citizen's deliveries always go over the same connection: in the order written.
+        self._queues[hash(sender) % len(self._queues)].put_nowait(delivery)
+        return delivery
 
     def send_text(self, wa_id: str, text: str) -> str:
         """The citizen writes; returns the message's wamid."""
         message = self._inbound(wa_id, "text", {"body": text})
         self.deliver(self.envelope([message]))
         return str(message["id"])
+
+    def send_many(self, texts: list[tuple[str, str]]) -> list[str]:
+        """Many citizens write at once (``(wa_id, text)`` in order); return the wamids."""
+
+        def put_all() -> list[str]:
+            wamids = []
+            for wa_id, text in texts:
+                message = self._inbound(wa_id, "text", {"body": text})
+                envelope = self.envelope([message])
+                self._put(Delivery(json.dumps(envelope).encode()), wa_id)
+                wamids.append(str(message["id"]))
+            return wamids
+
+        return self.call(put_all)
 
     def send_media(self, wa_id: str, kind: str = "image") -> str:
         part: dict[str, Any] = {"id": "1234", "mime_type": "image/jpeg"}
@@ -417,12 +459,11 @@ class FakeGraph:
             notice["errors"] = [{"code": code, "title": "injected", "message": "injected"}]
         return self.deliver(self.envelope(statuses=[notice]))
 
-    async def _deliver_in_order(self) -> None:
-        assert self._queue is not None
+    async def _deliver_in_order(self, queue: asyncio.Queue[Delivery]) -> None:
         assert self._session is not None
         while True:
-            delivery = await self._queue.get()
-            for _ in range(REDELIVERIES):
+            delivery = await queue.get()
+            for _ in range(self.redeliveries):
                 try:
                     async with self._session.post(
                         self.webhook_url,
@@ -437,13 +478,25 @@ class FakeGraph:
                             break
                 except aiohttp.ClientError:
                     delivery.answers.append(0)
-                await asyncio.sleep(REDELIVERY_PAUSE)
+                await asyncio.sleep(self.redelivery_pause)
             assert delivery.done is not None
             delivery.done.set()
 
     def to(self, wa_id: str) -> list[WaMessage]:
         """What the bot sent a citizen, oldest first."""
         return self.call(lambda: [m for m in self.sent if m.to == wa_id])
+
+
+def _sender(envelope: dict[str, Any]) -> str:
+    """Whose delivery it is: the first message's sender, or a status's recipient."""
+    for entry in envelope.get("entry") or []:
+        for change in entry.get("changes") or []:
+            value = change.get("value") or {}
+            for item in value.get("messages") or []:
+                return str(item.get("from"))
+            for item in value.get("statuses") or []:
+                return str(item.get("recipient_id"))
+    return ""
 
 
 def _text(body: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from PIL import Image
+from pydantic import SecretStr
 
 from bot.app import BorgerDialog
 from bot.cli.plan import read_rows
@@ -23,6 +24,7 @@ from storage.models import Answer, OutboxMessage, OutboxStatus, PlannedPost, Pos
 from tests.citizens import Citizen, example_with_round, import_consultation
 from tests.clock import Clock
 from tests.conftest import eventually, table_rows
+from tests.fake_graph import FakeGraph
 from tests.fake_telegram import (
     TELEGRAM_PRIVATE_BURST,
     FakeBot,
@@ -432,6 +434,8 @@ async def test_staff_plan_and_send_posts_step_by_step_in_the_staff_chat(
     await staff.write("Tre dage tilbage – husk at svare!")
     preview = await staff.write("Three days left – remember to answer!")
     assert "Til: participants" in (preview.text or "")
+    # Not asked about WhatsApp's template where WhatsApp is not configured.
+    assert "WhatsApp" not in (preview.text or "")
     assert "Tre dage tilbage – husk at svare!" in (preview.text or "")
     done = await staff.tap("Planlæg")
     assert (done.text or "").startswith("🗓 Opslag #")
@@ -516,3 +520,72 @@ async def test_two_processes_racing_publish_each_post_once(
     for row in rows:
         per_post[row.post_id] = per_post.get(row.post_id, 0) + 1
     assert sorted(per_post.values()) == [1] * 12, "every post queued once, by one publisher"
+
+
+async def test_staff_name_the_whatsapp_template_in_the_staff_chat_when_whatsapp_is_on(
+    plan_settings: Settings, fake_graph: FakeGraph, clock: Clock, fake_bot: FakeBot
+) -> None:
+    whatsapp = fake_graph.settings(plan_settings.http_port)
+    settings = plan_settings.model_copy(
+        update={
+            "whatsapp_token": SecretStr(whatsapp["whatsapp_token"]),
+            "whatsapp_phone_number_id": whatsapp["whatsapp_phone_number_id"],
+            "whatsapp_app_secret": SecretStr(whatsapp["whatsapp_app_secret"]),
+            "whatsapp_verify_token": SecretStr(whatsapp["whatsapp_verify_token"]),
+            "whatsapp_api_url": whatsapp["whatsapp_api_url"],
+        }
+    )
+    assert settings.whatsapp_enabled
+    app = BorgerDialog(settings, clock=clock)
+    await app.start()
+    try:
+        await import_consultation(
+            app,
+            example_with_round(local("2027-03-20 12:00"), local("2027-03-31 12:00")),
+            now=clock.now,
+        )
+        staff = StaffMember(fake_bot)
+
+        # To subscribers: after the English text, the template, checked as the sheet checks it.
+        await staff.write("/plan add")
+        await staff.tap("Ny friluftspolitik")
+        await staff.write("round 1 closes - 3d")
+        await staff.tap("Deltagere der vil høre tilbage")
+        await staff.write("Tre dage tilbage – husk at svare!")
+        asked = await staff.tap("Spring over")
+        assert "hvilken godkendt WhatsApp-skabelon" in (asked.text or "")
+        assert [b["text"] for b in asked.buttons] == ["Ingen skabelon", "Drop kladden"]
+        refused = await staff.write("Borgerdialog Nyt")
+        assert "'Borgerdialog Nyt' is not a WhatsApp template name" in (refused.text or "")
+        preview = await staff.write("borgerdialog_nyt")
+        assert "WhatsApp-skabelon: borgerdialog_nyt" in (preview.text or "")
+        planned = await staff.tap("Planlæg")
+        assert (planned.text or "").startswith("🗓 Opslag #")
+
+        # Or none: those outside the 24-hour window are then skipped (and reported).
+        await staff.write("/plan ny")
+        await staff.tap("Ny friluftspolitik")
+        await staff.write("round 1 closes - 1d")
+        await staff.tap("Deltagere der vil høre tilbage")
+        await staff.write("I morgen lukker vi")
+        await staff.tap("Spring over")
+        preview = await staff.tap("Ingen skabelon")
+        assert "WhatsApp-skabelon: ingen" in (preview.text or "")
+        await staff.tap("Planlæg")
+
+        # To the public channel only: no WhatsApp citizen gets it, so no question about it.
+        await staff.write("/plan add")
+        await staff.tap("Ingen bestemt høring")
+        await staff.write("2027-03-25 09:00")
+        await staff.tap("Kanalen")
+        await staff.write("Borgermøde i aften")
+        preview = await staff.tap("Spring over")
+        assert "Sådan bliver opslaget" in (preview.text or "")
+        assert "WhatsApp" not in (preview.text or "")
+        await staff.tap("Planlæg")
+
+        posts = sorted(await table_rows(app, PlannedPost), key=lambda p: p.id)
+        staff_posts = [p for p in posts if p.created_by.startswith("staff")]
+        assert [p.whatsapp_template for p in staff_posts] == ["borgerdialog_nyt", None, None]
+    finally:
+        await app.stop()

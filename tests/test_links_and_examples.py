@@ -154,3 +154,48 @@ def test_link_without_a_bot_gives_the_web_link_and_says_how_to_get_telegrams(
         "friluftsliv-web.svg",
     ]
     assert_png_holds(cli.folder / "friluftsliv-web.png", WEB_LINK)
+
+
+WHATSAPP = {
+    "BORGERDIALOG_WHATSAPP_TOKEN": "EAAGtest-token",
+    "BORGERDIALOG_WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
+    "BORGERDIALOG_WHATSAPP_APP_SECRET": "app-secret",
+    "BORGERDIALOG_WHATSAPP_VERIFY_TOKEN": "verify-me",
+}
+WHATSAPP_LINK = "https://wa.me/4512345678?text=friluftsliv"
+
+
+def test_link_gives_the_wa_me_link_and_its_qr_code_when_whatsapp_is_configured(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BORGERDIALOG_PUBLIC_URL", PUBLIC_URL)
+    for name, value in WHATSAPP.items():
+        monkeypatch.setenv(name, value)
+    no_traceback(cli("consultation", "import", str(example_open_soon(cli.folder))))
+
+    # Without the business number there is no link to print: the command says what to set.
+    result = cli("consultation", "link", "friluftsliv", "--bot", "@kommune_bot")
+    no_traceback(result)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1].startswith("whatsapp: set BORGERDIALOG_WHATSAPP_NUMBER")
+    assert not list(cli.folder.glob("*-whatsapp.*"))
+
+    monkeypatch.setenv("BORGERDIALOG_WHATSAPP_NUMBER", "4512345678")
+    result = cli("consultation", "link", "friluftsliv", "--bot", "@kommune_bot", "--qr-dir", "qr")
+    no_traceback(result)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"web: {WEB_LINK}",
+        f"telegram: {TELEGRAM_LINK}",
+        f"whatsapp: {WHATSAPP_LINK}",
+    ]
+    folder = cli.folder / "qr"
+    assert sorted(path.name for path in folder.glob("*-whatsapp.*")) == [
+        "friluftsliv-whatsapp.png",
+        "friluftsliv-whatsapp.svg",
+    ]
+    assert_png_holds(folder / "friluftsliv-whatsapp.png", WHATSAPP_LINK)
+    assert_svg_holds(folder / "friluftsliv-whatsapp.svg", WHATSAPP_LINK)
+    # No secret of WhatsApp's in anything the command printed.
+    for secret in ("EAAGtest-token", "app-secret", "verify-me"):
+        assert secret not in result.output

@@ -44,6 +44,7 @@ from handlers.payloads import (
     IdeasButton,
     ModerationAction,
     ModerationButton,
+    NoTemplate,
     Payload,
     PickOption,
     ReportStatement,
@@ -108,6 +109,7 @@ def longest_payloads() -> list[Payload]:
         DraftConsultation(None),
         DraftAudience(_longest(AUDIENCES)),
         SkipEnglish(),
+        NoTemplate(),
         ConfirmDraft(),
     ]
     values += [IdeasButton(action, BIGGEST) for action in IdeasAction]
@@ -213,6 +215,7 @@ WIRE_FORMS = {
     "pa:c:-": DraftConsultation(None),
     "pa:a:everyone": DraftAudience("everyone"),
     "pa:s": SkipEnglish(),
+    "pa:nt": NoTemplate(),
     "pa:ok": ConfirmDraft(),
 }
 

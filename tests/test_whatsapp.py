@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+from PIL import Image
 from sqlalchemy import update
 
 from bot.app import BorgerDialog
 from bot.channels.whatsapp.links import whatsapp_link
+from bot.channels.whatsapp.shaping import shape_message
 from bot.config import Settings, SettingsError, load_settings
 from bot.consultations.export import build_table, to_csv
+from bot.dialogue.outbox import TRANSIENT_RETRIES
 from handlers.plan.planning import PostDraft, plan_post
 from handlers.plan.rules import parse_audience
 from storage.models import (
@@ -32,14 +38,6 @@ from tests.fake_graph import FakeGraph
 from tests.ideas import ideas_source
 from tests.postgres import free_port
 from tests.wacitizens import WaCitizen
-
-
-@pytest.fixture
-def fake_graph() -> Iterator[FakeGraph]:
-    server = FakeGraph()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -220,7 +218,9 @@ async def last_wrote(app: BorgerDialog, fake: FakeGraph, wa_id: str, ago: timede
     fake.call(lambda: fake.last_inbound.__setitem__(wa_id, time.time() - ago.total_seconds()))
 
 
-async def publish_now(app: BorgerDialog, text: str, template: str | None) -> PlannedPost:
+async def publish_now(
+    app: BorgerDialog, text: str, template: str | None, image: bytes | None = None
+) -> PlannedPost:
     """Plan a post to the consultation's subscribers for now, publish it, wait until sent."""
     assert app.uow is not None
     assert app.publisher is not None
@@ -230,6 +230,7 @@ async def publish_now(app: BorgerDialog, text: str, template: str | None) -> Pla
         when="now",
         consultation="skolevej",
         whatsapp_template=template,
+        image=image,
     )
     async with app.uow() as uow:
         post, _ = await plan_post(uow, draft, datetime.now(UTC), app.settings.zone, "test")
@@ -368,3 +369,110 @@ def test_whatsapp_settings_are_all_or_nothing_and_never_echo_secrets(tmp_path: P
 
 def test_consultation_link_gives_a_wa_me_link() -> None:
     assert whatsapp_link("4512345678", "friluftsliv") == "https://wa.me/4512345678?text=friluftsliv"
+
+
+def split_message() -> dict[str, Any]:
+    """An outbox message WhatsApp takes only as several: a long text and twelve choices."""
+    text = "\n\n".join(f"Afsnit {n}: " + "ord " * 60 for n in range(6))
+    buttons = [[{"label": f"Valg nummer {n}", "payload": f"x:{n}"}] for n in range(12)]
+    return {"type": "message", "text": text, "buttons": buttons, "edit_ref": None}
+
+
+def as_sent(message: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v for k, v in message.items() if k not in ("to", "messaging_product", "recipient_type")
+    }
+
+
+async def queue_split_message(
+    app: BorgerDialog, fake: FakeGraph
+) -> tuple[WaCitizen, int, list[dict[str, Any]]]:
+    """A citizen in the window, and the split message queued for them; the parts it makes."""
+    citizen = WaCitizen(app, fake, "4520000041")
+    await citizen.write("hjælp")
+    payload = split_message()
+    parts = shape_message(payload["text"], payload["buttons"], choose="Vælg her")
+    assert len(parts) >= 3, "a text ahead, then two lists"
+    assert app.uow is not None
+    async with app.uow() as uow:
+        (message_id,) = await uow.outbox.add_many(
+            [("whatsapp", citizen.wa_id, payload)], datetime.now(UTC)
+        )
+        await uow.commit()
+    return citizen, message_id, parts
+
+
+@pytest.mark.usefixtures("quick_retries")
+async def test_a_split_message_goes_on_after_the_parts_sent_when_a_later_part_fails(
+    wa_app: BorgerDialog, fake_graph: FakeGraph
+) -> None:
+    citizen, message_id, parts = await queue_split_message(wa_app, fake_graph)
+    before = len(citizen.messages())
+    # WhatsApp refuses the second part once, as "something went wrong" (transient).
+    fake_graph.fail_next(citizen.wa_id, 131000, status=500, after=1)
+    assert wa_app.core is not None
+    await wa_app.core.delivery.deliver_chat("whatsapp", citizen.wa_id)
+
+    received = citizen.messages()[before:]
+    assert [as_sent(m.body) for m in received] == parts, "each part once, in order"
+    assert fake_graph.refused == [(citizen.wa_id, 131000)]
+    (stored,) = [r[0] for r in await model_rows(wa_app, OutboxMessage) if r[0].id == message_id]
+    assert stored.status == OutboxStatus.SENT
+    assert stored.external_message_id == received[-1].id
+
+
+@pytest.mark.usefixtures("quick_retries")
+async def test_a_split_message_left_pending_goes_on_from_the_parts_the_database_recorded(
+    wa_app: BorgerDialog, fake_graph: FakeGraph
+) -> None:
+    citizen, message_id, parts = await queue_split_message(wa_app, fake_graph)
+    before = len(citizen.messages())
+    # The second part fails on every attempt of this round: the message stays pending.
+    fake_graph.fail_next(citizen.wa_id, 131000, status=500, after=1, times=TRANSIENT_RETRIES + 1)
+    assert wa_app.core is not None
+    await wa_app.core.delivery.deliver_chat("whatsapp", citizen.wa_id)
+    assert [as_sent(m.body) for m in citizen.messages()[before:]] == parts[:1]
+    (stored,) = [r[0] for r in await model_rows(wa_app, OutboxMessage) if r[0].id == message_id]
+    assert stored.status == OutboxStatus.PENDING
+    assert stored.payload["progress"]["sent"] == 1
+
+    # The next round (the periodic redelivery, or a start after a kill -9) reads the message
+    # from the database as this one does, and sends the rest only.
+    await wa_app.core.delivery.deliver_chat("whatsapp", citizen.wa_id)
+    assert [as_sent(m.body) for m in citizen.messages()[before:]] == parts
+    (stored,) = [r[0] for r in await model_rows(wa_app, OutboxMessage) if r[0].id == message_id]
+    assert stored.status == OutboxStatus.SENT
+
+
+def png(side: int) -> bytes:
+    """A PNG of noise (noise does not compress: about 3 bytes a pixel)."""
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+async def test_an_image_over_whatsapps_5_mb_goes_as_text_only_and_the_report_says_so(
+    wa_app: BorgerDialog, fake_graph: FakeGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert wa_app.whatsapp is not None
+    monkeypatch.setattr(
+        wa_app.whatsapp, "limits", dataclasses.replace(wa_app.whatsapp.limits, chat_per_second=None)
+    )
+    await import_consultation(wa_app, ideas_source())
+    ida = await join_skolevej(wa_app, fake_graph, "4520000051")
+
+    small = await publish_now(wa_app, "Sådan bliver krydset", None, image=png(200))
+    assert ida.last().kind == "image"
+    assert ida.last().text == "Sådan bliver krydset"
+    assert small.error is None
+
+    big = png(1450)
+    assert 5 * 1024 * 1024 < len(big) < 10 * 1024 * 1024  # Telegram takes it, WhatsApp not
+    post = await publish_now(wa_app, "Kortet over skolevejen", None, image=big)
+    assert ida.last().kind == "text"
+    assert ida.last().text == "Kortet over skolevejen"
+    assert post.state == PostState.SENT
+    assert post.error is not None
+    assert "1 WhatsApp recipient(s) got the text without the image" in post.error
+    assert "WhatsApp takes at most 5 MB" in post.error
+    assert fake_graph.refused == []

@@ -377,6 +377,11 @@ def consultation_link(
                 "telegram: give --bot USERNAME (or set BORGERDIALOG_TELEGRAM_TOKEN) for the "
                 "t.me link and its QR code"
             )
+        if settings.whatsapp_enabled and "whatsapp" not in links:
+            click.echo(
+                "whatsapp: set BORGERDIALOG_WHATSAPP_NUMBER (the business number, digits with "
+                "country code) for the wa.me link and its QR code"
+            )
 
     with_database(settings, work)
 

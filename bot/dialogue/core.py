@@ -90,6 +90,7 @@ class DialogueCore:
         pseudonym_key: bytes = b"",
         metrics: Metrics | None = None,
         several_processes: bool = False,
+        whatsapp_enabled: bool = False,
     ) -> None:
         self._uow = uow
         # On a database that several processes share, any of them may have stored a chat's
@@ -106,6 +107,7 @@ class DialogueCore:
         self._screener = screener
         self.moderation = moderation
         self.staff_chat = staff_chat
+        self._whatsapp_enabled = whatsapp_enabled
         self._catalogs = catalogs
         self._detect_language = detect_language
         self._organisation = organisation
@@ -373,6 +375,7 @@ class DialogueCore:
                 texts_in=self.texts,
                 staff_chat=self.staff_chat,
                 pseudonym_key=self._pseudonym_key,
+                whatsapp_enabled=self._whatsapp_enabled,
             )
             outcome = await route(context)
             here = ChatAddress(channel, event.chat_id)

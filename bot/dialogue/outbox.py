@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bot.dialogue.channel import Channel
 from bot.dialogue.locks import KeyedLocks
@@ -54,6 +54,65 @@ class Rejected(Exception):
 
 class TransientFailure(Exception):
     """A network failure: the message may or may not have arrived."""
+
+
+# Where a channel's progress through a message sent in several parts is kept, in its payload.
+PROGRESS_KEY = "progress"
+
+
+class PartsProgress:
+    """How far a channel got with one outbox message that it sends as several platform messages.
+
+    A platform with small messages (WhatsApp: 1024 characters beside buttons, 10 rows in a list)
+    sends one outbox message as several. The channel saves its state after each part but the
+    last, with the message in the database; the next attempt (after a network error, a restart
+    or a kill -9) gets it back and goes on after the parts that went out, so a failure repeats
+    at most the part in flight. What the state holds is the channel's own (a small JSON object).
+    """
+
+    def __init__(self, uow: UnitOfWorkFactory, message_id: int, stored: dict[str, Any]) -> None:
+        self._uow = uow
+        self._message_id = message_id
+        # The payload as stored (the bulk lane adds the image's bytes to what it sends).
+        self._stored = {k: v for k, v in stored.items() if k != PROGRESS_KEY}
+        saved = stored.get(PROGRESS_KEY)
+        self.state: dict[str, Any] | None = saved if isinstance(saved, dict) else None
+
+    async def save(self, state: dict[str, Any]) -> None:
+        """Keep the state with the message (and here, for an attempt in this process)."""
+        self.state = state
+        try:
+            async with self._uow() as uow:
+                await uow.outbox.rewrite_unsent(
+                    self._message_id, {**self._stored, PROGRESS_KEY: state}
+                )
+                await uow.commit()
+        except Exception as error:
+            # Going on is better for the citizen; a crash before the message is settled would
+            # then repeat the parts sent, never lose one.
+            logger.warning(
+                "outbox message %s: progress not saved (%s)", self._message_id, type(error).__name__
+            )
+
+
+@runtime_checkable
+class SendsInParts(Protocol):
+    """A channel that may send one outbox message as several, and resume after the parts sent."""
+
+    async def deliver_in_parts(
+        self, chat_id: str, payload: dict[str, Any], progress: PartsProgress
+    ) -> str | None:
+        """Like ``Channel.deliver``, going on from ``progress.state`` and saving it per part."""
+        ...
+
+
+async def send(
+    sender: Channel, chat_id: str, payload: dict[str, Any], progress: PartsProgress
+) -> str | None:
+    """Deliver one payload through its channel, resuming a message sent in parts."""
+    if isinstance(sender, SendsInParts):
+        return await sender.deliver_in_parts(chat_id, payload, progress)
+    return await sender.deliver(chat_id, payload)
 
 
 class GroupSettler:
@@ -228,9 +287,10 @@ class OutboxDelivery:
         self, sender: Channel, message: OutboxMessage
     ) -> tuple[str, str | None, str | None] | None:
         transient_failures = 0
+        progress = PartsProgress(self._uow, message.id, message.payload)
         while True:
             try:
-                external_id = await sender.deliver(message.chat_id, message.payload)
+                external_id = await send(sender, message.chat_id, message.payload, progress)
             except RetryLater as wait:
                 self.metrics.flood_waits.labels(message.channel, message.lane).inc()
                 logger.warning(

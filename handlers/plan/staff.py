@@ -3,6 +3,10 @@
 Each staff member has their own draft, kept in the staff chat's stored state under their id, so a
 restart (or a second process) continues the conversation. Every draft goes through the same rules
 as the content-plan sheet.
+
+The WhatsApp template is asked only where it can matter: WhatsApp is configured and the post goes
+to subscribers (the public channel and Telegram chats never reach a WhatsApp citizen). Staff who
+do not use WhatsApp are not asked about it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from handlers.payloads import (
     DraftAudience,
     DraftConsultation,
     DropDraft,
+    NoTemplate,
     Payload,
     SkipEnglish,
     StaffButton,
@@ -37,8 +42,11 @@ PLAN_COMMANDS = {"plan", "planlæg"}
 POST_COMMANDS = {"post", "send"}
 # Whom a draft post can go to from the staff chat; the last two need a consultation.
 AUDIENCES = ("channel", "everyone", "participants", "unfinished")
-# The steps of a draft, in order; "when" is left out when sending now.
-STEPS = ("consultation", "when", "audience", "text_da", "text_en", "preview")
+# The steps of a draft, in order; "when" is left out when sending now, "whatsapp_template"
+# unless it can matter (see _asks_template).
+STEPS = ("consultation", "when", "audience", "text_da", "text_en", "whatsapp_template", "preview")
+# How much of a refused template name the answer quotes.
+QUOTED_NAME = 60
 
 
 def is_staff_chat(ctx: FlowContext) -> bool:
@@ -234,6 +242,9 @@ async def _press(ctx: FlowContext, outcome: Outcome, button: Payload | None) -> 
     elif isinstance(button, SkipEnglish) and step == "text_en":
         draft.pop("text_en", None)
         await _advance(ctx, outcome, draft)
+    elif isinstance(button, NoTemplate) and step == "whatsapp_template":
+        draft["whatsapp_template"] = None
+        await _advance(ctx, outcome, draft)
     elif isinstance(button, ConfirmDraft) and step == "preview":
         await _confirm(ctx, outcome, draft)
     else:
@@ -277,8 +288,17 @@ async def _advance(ctx: FlowContext, outcome: Outcome, draft: dict[str, Any]) ->
     index = STEPS.index(draft["step"]) + 1
     if STEPS[index] == "when" and draft["now"]:
         index += 1
+    if STEPS[index] == "whatsapp_template" and not _asks_template(ctx, draft):
+        draft.pop("whatsapp_template", None)
+        index += 1
     draft["step"] = STEPS[index]
     await _ask(ctx, outcome, draft)
+
+
+def _asks_template(ctx: FlowContext, draft: dict[str, Any]) -> bool:
+    """Whether the draft needs a WhatsApp template: WhatsApp is on and subscribers get it."""
+    audience = draft.get("audience") or {}
+    return ctx.whatsapp_enabled and audience.get("subscribers") is not None
 
 
 async def _ask(ctx: FlowContext, outcome: Outcome, draft: dict[str, Any]) -> None:
@@ -316,6 +336,9 @@ async def _ask(ctx: FlowContext, outcome: Outcome, draft: dict[str, Any]) -> Non
     elif step == "text_en":
         skip = Button(ctx.t("plan.staff.skip_english"), payload=SkipEnglish().wire)
         outcome.say(ctx.t("plan.staff.ask_text_en", name=name), buttons=((skip, cancel),))
+    elif step == "whatsapp_template":
+        none = Button(ctx.t("plan.staff.no_template"), payload=NoTemplate().wire)
+        outcome.say(ctx.t("plan.staff.ask_template", name=name), buttons=((none, cancel),))
     else:
         await _preview(ctx, outcome, draft, cancel)
 
@@ -342,6 +365,12 @@ async def _take_answer(
             draft[step] = rules.check_text(
                 text, with_image=False, what=ctx.t("plan.staff.the_text")
             )
+        elif step == "whatsapp_template":
+            try:
+                draft[step] = rules.check_template_name(text)
+            except PlanError as error:
+                quoted = questionnaire.shorten(text, QUOTED_NAME)
+                raise PlanError(f"{quoted!r} {error}") from None
         else:
             outcome.say(ctx.t("plan.staff.use_buttons"))
             return
@@ -360,6 +389,7 @@ def _to_draft(draft: dict[str, Any]) -> PostDraft:
         audience=draft["audience"],
         when="now" if draft["now"] else draft["when"],
         consultation=draft.get("consultation"),
+        whatsapp_template=draft.get("whatsapp_template"),
     )
 
 
@@ -377,6 +407,14 @@ async def _preview(
         "",
         draft["text_da"],
     ]
+    if "whatsapp_template" in draft:
+        template = draft["whatsapp_template"]
+        lines.insert(
+            1,
+            ctx.t("plan.staff.preview_template", template=template)
+            if template
+            else ctx.t("plan.staff.preview_no_template"),
+        )
     if draft.get("text_en"):
         lines += ["", "🇬🇧 " + draft["text_en"]]
     confirm_key = "plan.staff.send_now" if draft["now"] else "plan.staff.plan_it"

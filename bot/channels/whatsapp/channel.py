@@ -41,7 +41,7 @@ from bot.config import Settings
 from bot.dialogue.channel import ChannelLimits
 from bot.dialogue.core import DialogueCore
 from bot.dialogue.i18n import Catalogs, supported_language
-from bot.dialogue.outbox import Rejected
+from bot.dialogue.outbox import PartsProgress, Rejected
 from handlers.context import language_of
 from handlers.events import (
     ACKNOWLEDGEMENT,
@@ -275,34 +275,63 @@ class WhatsAppChannel:
 
     async def deliver(self, chat_id: str, payload: dict[str, Any]) -> str | None:
         """Send one outbox payload; return the WhatsApp id of the message carrying the buttons."""
+        return await self._send_parts(chat_id, payload, None)
+
+    async def deliver_in_parts(
+        self, chat_id: str, payload: dict[str, Any], progress: PartsProgress
+    ) -> str | None:
+        """Send one outbox payload, going on after the parts an earlier attempt sent."""
+        return await self._send_parts(chat_id, payload, progress)
+
+    async def _send_parts(
+        self, chat_id: str, payload: dict[str, Any], progress: PartsProgress | None
+    ) -> str | None:
+        # One outbox message may be several WhatsApp messages (an image, a long text, more
+        # choices than one list holds). The parts are shaped once and kept with the outbox
+        # message after each one sent, so a retry (or a restart) sends the rest, not it all.
+        state = progress.state if progress is not None else None
+        if state and isinstance(state.get("parts"), list) and isinstance(state.get("sent"), int):
+            parts, done = state["parts"], state["sent"]
+            sent, text = state.get("last"), state.get("text")
+        else:
+            parts, text, sent = await self._shape(chat_id, payload)
+            done = 0
+        for index in range(done, len(parts)):
+            sent = await self._graph.send({"to": chat_id, **parts[index]})
+            if progress is not None and index + 1 < len(parts):
+                await progress.save({"parts": parts, "sent": index + 1, "last": sent, "text": text})
+        if sent is not None and text is not None:
+            self._remember(sent, text)
+        return sent
+
+    async def _shape(
+        self, chat_id: str, payload: dict[str, Any]
+    ) -> tuple[list[dict[str, Any]], str | None, str | None]:
+        """The WhatsApp messages (without recipient) for a payload, in sending order; the text
+        to remember for edits (None: not a message of the conversation); and what to answer if
+        there is nothing to send."""
         kind = payload.get("type")
         if kind == ACKNOWLEDGEMENT:
             # WhatsApp has no answer to a tap; what an acknowledgement says (a stale button,
             # "choose at least one") goes as a message of its own.
             if payload.get("text"):
-                return await self._graph.send(
-                    {"to": chat_id, "type": "text", "text": {"body": payload["text"]}}
-                )
-            return None
+                return [{"type": "text", "text": {"body": payload["text"]}}], None, None
+            return [], None, None
         if "template" in payload and not await self._in_window(chat_id):
             template = payload.get("template")
             if not template:
                 raise Rejected("outside WhatsApp's 24-hour window and the post names no template")
-            return await self._graph.send(
-                {
-                    "to": chat_id,
-                    **template_message(
-                        str(template["name"]), str(template["language"]), payload["text"]
-                    ),
-                }
+            message = template_message(
+                str(template["name"]), str(template["language"]), payload["text"]
             )
+            return [message], None, None
         if kind == "document":
             content = base64.b64decode(payload["content"])
             media = await self._graph.upload(content, payload["filename"], "application/json")
             document: dict[str, Any] = {"id": media, "filename": payload["filename"]}
             if payload.get("caption"):
                 document["caption"] = payload["caption"][:MAX_CAPTION]
-            return await self._graph.send({"to": chat_id, "type": "document", "document": document})
+            return [{"type": "document", "document": document}], None, None
         parts: list[dict[str, Any]] = []
         text = str(payload.get("text") or "")
         rows = payload.get("buttons") or []
@@ -312,7 +341,7 @@ class WhatsAppChannel:
         if edit_ref is not None and not rows:
             text = self._only_new(edit_ref, text)
             if not text:
-                return edit_ref  # nothing the citizen has not seen
+                return [], None, edit_ref  # nothing the citizen has not seen
         image = payload.get("image")
         if image and len(image) > MAX_IMAGE_BYTES:
             # The flows allow Telegram's 10 MB; WhatsApp takes 5. The text still goes.
@@ -335,12 +364,7 @@ class WhatsAppChannel:
         if parts and edit_ref is not None:
             # WhatsApp cannot change a sent message: the new state goes as a reply to it.
             parts[0] = {**parts[0], "context": {"message_id": edit_ref}}
-        sent = None
-        for part in parts:
-            sent = await self._graph.send({"to": chat_id, **part})
-        if sent is not None:
-            self._remember(sent, text)
-        return sent
+        return parts, text, None
 
     def _remember(self, message_id: str, text: str) -> None:
         self._sent_paragraphs[message_id] = frozenset(_paragraphs(text))
