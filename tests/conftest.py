@@ -35,6 +35,21 @@ _database_names = itertools.count(1)
 LOCK_FILE = Path(__file__).resolve().parent.parent / "constraints.txt"
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Run on every core by default (pytest-xdist's ``-n auto``); ``-n 0`` or ``-p no:xdist``
+    runs in one process, and so does ``--pdb``.
+
+    Set here rather than in addopts, where ``-n`` would be an unknown option to a run with
+    ``-p no:xdist``. Much of the suite waits (child processes starting, sockets, real-time
+    limits), so the workers overlap those waits as well as using the cores.
+    """
+    if not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput"):
+        return
+    if config.option.numprocesses is None and not config.option.usepdb:
+        config.option.numprocesses = "auto"
+
+
 def pytest_report_header() -> list[str]:
     """Name every locked package's installed version, so a break from a new release names it."""
     installed, differing = [], []
