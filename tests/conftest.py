@@ -27,13 +27,38 @@ from tests.cli import Cli
 from tests.fake_graph import FakeGraph
 from tests.fake_telegram import FakeBot, FakeTelegram
 from tests.flows import FlowBot
-from tests.postgres import ThrowawayPostgres, create_database, find_bindir, free_port
+from tests.postgres import (
+    ThrowawayPostgres,
+    create_database,
+    drop_database,
+    find_bindir,
+    free_port,
+)
 
 BACKENDS = ["sqlite", "postgresql"]
 # The moderators' group chat in tests that have one.
 MODERATORS = -100500
 _database_names = itertools.count(1)
 LOCK_FILE = Path(__file__).resolve().parent.parent / "constraints.txt"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Run on every core by default (pytest-xdist's ``-n auto``); ``-n 0`` or ``-p no:xdist``
+    runs in one process, and so does ``--pdb``.
+
+    Set here rather than in addopts, where ``-n`` would be an unknown option to a run with
+    ``-p no:xdist``. Much of the suite waits (child processes starting, sockets, real-time
+    limits), so the workers overlap those waits as well as using the cores.
+    """
+    if not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput"):
+        return
+    if config.option.numprocesses is None and not config.option.usepdb:
+        config.option.numprocesses = "auto"
+    if config.option.dist == "no":
+        # A worker that runs out of tests takes some from another's queue: a few tests take
+        # tens of seconds, and one of them near the end would otherwise leave a worker idle.
+        config.option.dist = "worksteal"
 
 
 def pytest_report_header() -> list[str]:
@@ -127,7 +152,7 @@ class PostgresProvider:
                 if bindir is None:
                     self._unavailable = "no PostgreSQL server binaries found (initdb)"
                 else:
-                    self._cluster = ThrowawayPostgres(bindir)
+                    self._cluster = ThrowawayPostgres(bindir, in_memory=True)
                     self._cluster.start()
                     self._admin_url = self._cluster.admin_url()
             if self._admin_url is None:
@@ -162,13 +187,18 @@ def postgres() -> Iterator[PostgresProvider]:
 
 
 @pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'borgerdialog.sqlite3'}"
+        yield f"sqlite+aiosqlite:///{tmp_path / 'borgerdialog.sqlite3'}"
+        return
     provider: PostgresProvider = request.getfixturevalue("postgres")
     # Migrated, as an operator would with 'borgerdialog migrate': run refuses an outdated
     # PostgreSQL schema.
-    return provider.new_database(migrated=True)
+    url = provider.new_database(migrated=True)
+    yield url
+    # Torn down after everything that used it (the app, the CLI): a session's copies would
+    # otherwise fill the cluster's folder, in memory when there is room (tests/postgres.py).
+    drop_database(url)
 
 
 async def _migrate(url: str) -> None:

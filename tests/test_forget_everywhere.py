@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from bot.app import BorgerDialog
 from scheduler.jobs import purge_expired
-from storage.models import Base, Participant, WebMessage
+from storage.models import Base, OutboxMessage, OutboxStatus, Participant, WebMessage
 from tests.citizens import import_consultation, open_now
 from tests.conftest import MODERATORS, eventually, table_rows
 from tests.fake_telegram import FakeBot
@@ -39,6 +39,14 @@ def mentioning(rows: dict[str, list[str]], needle: str) -> dict[str, list[str]]:
 async def settle_and_purge(app: BorgerDialog, hours_later: int = 0) -> None:
     """Run the retention job as the scheduler would, once the last replies are out."""
     assert app.uow is not None
+
+    async def replies_settled() -> bool:
+        # A tab shows a reply as it is pushed, a moment before its outbox row is marked sent;
+        # the job keeps pending rows.
+        rows = await table_rows(app, OutboxMessage)
+        return not any(row.status == OutboxStatus.PENDING for row in rows)
+
+    await eventually(replies_settled, what="the last replies marked sent")
     retention = app.settings.inbox_retention_days
     await purge_expired(
         app.uow, lambda: datetime.now(UTC) + timedelta(hours=hours_later), retention

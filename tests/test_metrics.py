@@ -43,7 +43,15 @@ async def test_metrics_count_updates_replies_flood_waits_and_blocked_recipients(
     )
 
     await anna.write("/start friluftsliv", new=2)
-    _, after = await scrape(telegram_app)
+
+    async def reply_timed() -> dict[tuple[str, frozenset], float] | None:
+        # The latency is observed once the send's answer is back: just after the fake has the
+        # reply, and so possibly after the citizen sees it.
+        _, samples = await scrape(telegram_app)
+        timed = value(samples, "borgerdialog_update_reply_seconds_count", channel="telegram")
+        return samples if timed else None
+
+    after = await eventually(reply_timed, what="the reply's latency observed")
     handled = "borgerdialog_updates_handled_total"
     assert value(after, handled, channel="telegram", outcome="applied") == 1
     assert value(after, "borgerdialog_update_reply_seconds_count", channel="telegram") == 1

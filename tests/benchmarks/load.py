@@ -91,6 +91,9 @@ WATCH_SECONDS = 0.005
 STEP_SECONDS = 120.0
 # The planned post of the broadcast part, as staff write a content-plan sheet.
 POST = "Borgermøde om den nye friluftspolitik torsdag kl. 19 på rådhuset"
+# The sizes of a run (--citizens, --walkers, --participants, --subscribers), and of --quick.
+FULL = {"citizens": 2000, "walkers": 150, "participants": 100_000, "subscribers": 5_000}
+QUICK = {"citizens": 50, "walkers": 10, "participants": 2_000, "subscribers": 200}
 # Where py-spy's profiles of borgerdialog go (--profile); None: no profiling.
 PROFILE_DIR: Path | None = None
 
@@ -975,19 +978,22 @@ def run_parts(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.05, help="round trip (s)")
-    parser.add_argument("--citizens", type=int, default=2000, help="citizens in the burst")
-    parser.add_argument("--walkers", type=int, default=150, help="citizens walking at once")
+    # The sizes' defaults are FULL's, or QUICK's with --quick; a size given overrides either.
+    parser.add_argument("--citizens", type=int, help="citizens in the burst (2000)")
+    parser.add_argument("--walkers", type=int, help="citizens walking at once (150)")
     parser.add_argument(
-        "--participants", type=int, default=100_000, help="participants in the scale database"
+        "--participants", type=int, help="participants in the scale database (100,000)"
     )
     parser.add_argument(
-        "--subscribers", type=int, default=5_000, help="recipients of the broadcast part's post"
+        "--subscribers", type=int, help="recipients of the broadcast part's post (5,000)"
     )
     parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
     parser.add_argument(
         "--databases", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"]
     )
-    parser.add_argument("--quick", action="store_true", help="small numbers, for CI")
+    parser.add_argument(
+        "--quick", action="store_true", help="small numbers, for CI (sizes given still count)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument(
         "--profile", type=Path, help="sample borgerdialog with py-spy; collapsed stacks go here"
@@ -1004,11 +1010,9 @@ def main() -> None:
     CHECKOUT = arguments.checkout.resolve()
     # The fake logs every connection the bots drop when they stop; that is not news here.
     logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
-    if arguments.quick:
-        arguments.citizens = 50
-        arguments.walkers = 10
-        arguments.participants = 2_000
-        arguments.subscribers = 200
+    for size, default in (QUICK if arguments.quick else FULL).items():
+        if getattr(arguments, size) is None:
+            setattr(arguments, size, default)
     results: dict[str, Any] = {"latency_ms": arguments.latency * 1000}
     fake = FakeTelegram(auto_chats=True)
     fake.start()

@@ -226,6 +226,9 @@ class TelegramChannel:
         self._members = MembershipCache(self.application.bot)
         # Telegram's file id of each image uploaded, by content: a broadcast uploads once.
         self._uploaded: dict[str, str] = {}
+        # Held while an image's first upload is under way, so sends of it at the same time (a
+        # citizen's results and the channel's) wait for its file id instead of uploading again.
+        self._uploading: dict[str, asyncio.Lock] = {}
         # Chats where only members may act: the moderators' and the staff's.
         self._verified_chats = {
             str(chat)
@@ -680,17 +683,28 @@ class TelegramChannel:
         """Send a post's image with its text as caption; upload it once, then reuse its id."""
         image: bytes = payload["image"]
         fingerprint = hashlib.sha256(image).hexdigest()
-        known = self._uploaded.get(fingerprint)
-        sent = await self.application.bot.send_photo(
+        if fingerprint not in self._uploaded:
+            async with self._uploading.setdefault(fingerprint, asyncio.Lock()):
+                if fingerprint not in self._uploaded:
+                    upload = InputFile(image, filename="image.png")
+                    sent = await self._photo(chat_id, upload, payload)
+                    if sent.photo:
+                        self._uploaded[fingerprint] = sent.photo[-1].file_id
+                    return str(sent.message_id)
+        sent = await self._photo(chat_id, self._uploaded[fingerprint], payload)
+        return str(sent.message_id)
+
+    async def _photo(
+        self, chat_id: int, photo: InputFile | str, payload: dict[str, Any]
+    ) -> Message:
+        sent: Message = await self.application.bot.send_photo(
             chat_id,
-            known or InputFile(image, filename="image.png"),
+            photo,
             caption=payload["text"],
             reply_markup=_markup(payload.get("buttons") or []),
             allow_paid_broadcast=True if payload.get("paid") else None,
         )
-        if known is None and sent.photo:
-            self._uploaded[fingerprint] = sent.photo[-1].file_id
-        return str(sent.message_id)
+        return sent
 
     async def _answer_button(self, payload: dict[str, Any]) -> None:
         try:
