@@ -21,12 +21,16 @@ from handlers.events import MAX_BUTTON_LABEL, MAX_TEXT_LENGTH
 from handlers.plan.planning import PostDraft, plan_post
 from handlers.plan.rules import parse_audience
 from storage.models import InboxEvent, OutboxMessage, Participant, PlannedPost, PostState
-from tests.citizens import import_consultation, open_now
+from tests.citizens import Citizen, import_consultation, open_now
 from tests.conftest import eventually, model_rows, table_rows
+from tests.fake_graph import FakeGraph
 from tests.fake_messenger import FakeMessenger
+from tests.fake_telegram import FakeBot, FakeTelegram
 from tests.ideas import ideas_source
 from tests.mscitizens import MsCitizen
 from tests.postgres import free_port
+from tests.wacitizens import WaCitizen
+from tests.webcitizens import open_tab, web_session
 
 
 @pytest.fixture
@@ -337,6 +341,68 @@ async def test_refusals_map_to_what_the_outbox_does(
     fake_messenger.fail_next(eva.psid, 613)
     await eva.write("privatliv")
     await eventually(lambda: len(eva.messages()) > before, what="the message sent after the wait")
+
+
+async def test_one_export_holds_citizens_from_telegram_the_web_chat_whatsapp_and_messenger(
+    fake_telegram: FakeTelegram,
+    fake_bot: FakeBot,
+    fake_messenger: FakeMessenger,
+    make_settings: Callable[..., Settings],
+) -> None:
+    port = free_port()
+    graph = FakeGraph()
+    graph.start()
+    # Both of Meta's webhooks on the one web server.
+    meta = {**graph.settings(port), **fake_messenger.settings(port)}
+    app = BorgerDialog(
+        make_settings(telegram_token=fake_bot.token, telegram_api_url=fake_telegram.api_url, **meta)
+    )
+    await app.start()
+    try:
+        await import_consultation(app, open_now())
+        telegram = Citizen(fake_bot, 987654321)
+        await telegram.write("/start friluftsliv", new=2)
+        await telegram.tap("Ja, jeg giver samtykke")
+        await telegram.tap("Under 25")
+        async with web_session() as session:
+            tab = await open_tab(app.settings.public_base_url, session)
+            await tab.write("/start friluftsliv", new=2)
+            await tab.tap("Ja, jeg giver samtykke")
+            await tab.tap("25-64")
+            await tab.close()
+        whatsapp = WaCitizen(app, graph, "4520000077")
+        await whatsapp.write("friluftsliv")
+        await whatsapp.tap("Ja, jeg giver samtykke")
+        await whatsapp.tap("65 eller derover")
+        messenger = MsCitizen(app, fake_messenger, "7100000000000077")
+        await messenger.open_link("friluftsliv")
+        await messenger.tap("Ja, jeg giver samtykke")
+        await messenger.tap("Under 25")
+
+        assert app.uow is not None
+        async with app.uow.read() as uow:
+            table = await build_table(uow, "friluftsliv")
+        assert table is not None
+        exported = to_csv(table).decode("utf-8")
+        chat_ids = [r[0].chat_id for r in await model_rows(app, Participant)]
+    finally:
+        await app.stop()
+        graph.stop()
+    assert sorted((r["channel"], r["age_band"]) for r in table.rows) == [
+        ("messenger", "Under 25"),
+        ("telegram", "Under 25"),
+        ("web", "25-64"),
+        ("whatsapp", "65 eller derover"),
+    ]
+    pseudonyms = {r["participant"] for r in table.rows}
+    assert len(pseudonyms) == 4
+    assert all(pseudonyms)
+    # No platform's id of a citizen anywhere in it: phone number, PSID, Telegram id, cookie id.
+    assert len(chat_ids) == 4
+    for chat_id in chat_ids:
+        assert chat_id not in exported
+    assert graph.refused == []
+    assert fake_messenger.refused == []
 
 
 def test_shaping_keeps_within_messengers_limits() -> None:
