@@ -383,43 +383,31 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _whatsapp(self) -> Settings:
-        parts = {
-            "BORGERDIALOG_WHATSAPP_TOKEN": self.whatsapp_token is not None,
-            "BORGERDIALOG_WHATSAPP_PHONE_NUMBER_ID": bool(self.whatsapp_phone_number_id),
-            "BORGERDIALOG_WHATSAPP_APP_SECRET": self.whatsapp_app_secret is not None,
-            "BORGERDIALOG_WHATSAPP_VERIFY_TOKEN": self.whatsapp_verify_token is not None,
-        }
-        missing = [name for name, given in parts.items() if not given]
-        if missing and len(missing) < len(parts):
-            raise ValueError(
-                f"{missing[0]}: needed with the other BORGERDIALOG_WHATSAPP_ settings "
-                "(the channel needs token, phone number id, app secret and verify token)"
-            )
-        if self.whatsapp_number and missing:
-            raise ValueError(
-                "BORGERDIALOG_WHATSAPP_NUMBER: set only with the WhatsApp channel configured "
-                "(token, phone number id, app secret and verify token)"
-            )
+        _all_or_nothing(
+            "WHATSAPP",
+            {
+                "TOKEN": self.whatsapp_token is not None,
+                "PHONE_NUMBER_ID": bool(self.whatsapp_phone_number_id),
+                "APP_SECRET": self.whatsapp_app_secret is not None,
+                "VERIFY_TOKEN": self.whatsapp_verify_token is not None,
+            },
+            ("NUMBER", bool(self.whatsapp_number)),
+            "token, phone number id, app secret and verify token",
+        )
         return self
 
     @model_validator(mode="after")
     def _messenger(self) -> Settings:
-        parts = {
-            "BORGERDIALOG_MESSENGER_PAGE_TOKEN": self.messenger_page_token is not None,
-            "BORGERDIALOG_MESSENGER_APP_SECRET": self.messenger_app_secret is not None,
-            "BORGERDIALOG_MESSENGER_VERIFY_TOKEN": self.messenger_verify_token is not None,
-        }
-        missing = [name for name, given in parts.items() if not given]
-        if missing and len(missing) < len(parts):
-            raise ValueError(
-                f"{missing[0]}: needed with the other BORGERDIALOG_MESSENGER_ settings "
-                "(the channel needs page token, app secret and verify token)"
-            )
-        if self.messenger_page_id and missing:
-            raise ValueError(
-                "BORGERDIALOG_MESSENGER_PAGE_ID: set only with the Messenger channel configured "
-                "(page token, app secret and verify token)"
-            )
+        _all_or_nothing(
+            "MESSENGER",
+            {
+                "PAGE_TOKEN": self.messenger_page_token is not None,
+                "APP_SECRET": self.messenger_app_secret is not None,
+                "VERIFY_TOKEN": self.messenger_verify_token is not None,
+            },
+            ("PAGE_ID", bool(self.messenger_page_id)),
+            "page token, app secret and verify token",
+        )
         return self
 
     @model_validator(mode="after")
@@ -482,6 +470,23 @@ class Settings(BaseSettings):
     def zone(self) -> ZoneInfo:
         """The time zone citizens and staff see times in."""
         return ZoneInfo(self.timezone)
+
+
+def _all_or_nothing(
+    channel: str, parts: dict[str, bool], optional: tuple[str, bool], needs: str
+) -> None:
+    """A channel's settings: every needed one or none, and the optional one only with them."""
+    prefix = f"{ENV_PREFIX}{channel}_"
+    name = channel.capitalize() if channel != "WHATSAPP" else "WhatsApp"
+    missing = [prefix + part for part, given in parts.items() if not given]
+    if missing and len(missing) < len(parts):
+        raise ValueError(
+            f"{missing[0]}: needed with the other {prefix} settings (the channel needs {needs})"
+        )
+    if optional[1] and missing:
+        raise ValueError(
+            f"{prefix}{optional[0]}: set only with the {name} channel configured ({needs})"
+        )
 
 
 def _describe(error: Any) -> str:

@@ -123,8 +123,6 @@ class MessengerChannel:
         # that carried each payload into a chat is remembered. In memory: after a restart, or on
         # another process, a tap has no message to edit and the flows answer with a new one.
         self._button_refs: OrderedDict[tuple[str, str], str] = OrderedDict()
-        self._taking_deliveries = False
-        self._stopping = False
         self.state = "starting"
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -140,25 +138,19 @@ class MessengerChannel:
             settings.messenger_app_secret.get_secret_value(),
             settings.messenger_verify_token.get_secret_value(),
             self.take_in,
-            lambda: self._taking_deliveries and not self._stopping,
+            lambda: self._intake.ready,
         ).add_routes(app)
 
     async def start(self) -> None:
         """Deliver what a crash left queued, queue what it left unhandled, then take deliveries."""
         await self._client.start()
-        self._core.delivery.register(self)
-        await self._core.delivery.deliver_backlog(CHANNEL)
-        await self._intake.recover()
-        # Only now: a new message must queue behind its chat's recovered ones.
-        self._taking_deliveries = True
+        await self._intake.open(self)
         self.state = "running"
         logger.info("Messenger channel running (webhook at %s)", PATH)
 
     async def stop(self) -> None:
         """Stop taking deliveries, finish the events taken in, close connections."""
-        self._stopping = True
-        await self._intake.drain()
-        self._core.delivery.unregister(CHANNEL)
+        await self._intake.close()
         await self._client.stop()
         self.state = "stopped"
 

@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from bot.dialogue.channel import Channel
 from bot.dialogue.core import DialogueCore
 from handlers.events import InboundEvent
 from storage.database import is_transient
@@ -38,17 +39,32 @@ class WebhookIntake:
         self._health_part = health_part
         self._read_event = read_event
         self._tasks: set[asyncio.Task[None]] = set()
+        self._taking = False
+        self._stopping = False
 
-    async def recover(self) -> None:
-        """Apply what another process stored, and queue what a crash left unhandled."""
-        self._core.register_reader(self._channel, self._read_stored)
-        for external_id, payload in await self._core.pending_payloads(self._channel):
+    @property
+    def ready(self) -> bool:
+        """Whether the webhook takes deliveries now (not before a crash's leftovers are queued)."""
+        return self._taking and not self._stopping
+
+    async def open(self, sender: Channel) -> None:
+        """Deliver what a crash left queued, queue what it left unhandled, then take deliveries."""
+        core = self._core
+        core.delivery.register(sender)
+        await core.delivery.deliver_backlog(self._channel)
+        # Apply what another process stored, and what a crash left unhandled.
+        core.register_reader(self._channel, self._read_stored)
+        for external_id, payload in await core.pending_payloads(self._channel):
             self._schedule(external_id, payload)
+        # Only now: a new event must queue behind its chat's recovered ones.
+        self._taking = True
 
-    async def drain(self) -> None:
-        """Wait for the events taken in to be applied."""
+    async def close(self) -> None:
+        """Stop taking deliveries, finish applying the events taken in, stop delivering."""
+        self._stopping = True
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._core.delivery.unregister(self._channel)
 
     async def take(self, events: list[Event]) -> bool:
         """Store events and queue the new (or still pending) ones; False if nothing was stored."""

@@ -116,8 +116,6 @@ class WhatsAppChannel:
         self._intake = WebhookIntake(core, CHANNEL, INTAKE, read_event)
         # What messages sent lately said: an "edit" then sends only what is new.
         self._sent = SentTexts()
-        self._taking_deliveries = False
-        self._stopping = False
         self.state = "starting"
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -133,25 +131,19 @@ class WhatsAppChannel:
             settings.whatsapp_app_secret.get_secret_value(),
             settings.whatsapp_verify_token.get_secret_value(),
             self.take_in,
-            lambda: self._taking_deliveries and not self._stopping,
+            lambda: self._intake.ready,
         ).add_routes(app)
 
     async def start(self) -> None:
         """Deliver what a crash left queued, queue what it left unhandled, then take deliveries."""
         await self._graph.start()
-        self._core.delivery.register(self)
-        await self._core.delivery.deliver_backlog(CHANNEL)
-        await self._intake.recover()
-        # Only now: a new message must queue behind its chat's recovered ones.
-        self._taking_deliveries = True
+        await self._intake.open(self)
         self.state = "running"
         logger.info("WhatsApp channel running (webhook at /whatsapp/webhook)")
 
     async def stop(self) -> None:
-        """Stop taking deliveries, finish the messages taken in, close connections."""
-        self._stopping = True
-        await self._intake.drain()
-        self._core.delivery.unregister(CHANNEL)
+        """Stop taking deliveries, finish the events taken in, close connections."""
+        await self._intake.close()
         await self._graph.stop()
         self.state = "stopped"
 
