@@ -22,6 +22,7 @@ from handlers.plan.planning import PostDraft, plan_post
 from handlers.plan.rules import parse_audience
 from storage.models import InboxEvent, OutboxMessage, Participant, PlannedPost, PostState
 from tests.citizens import Citizen, import_consultation, open_now
+from tests.cli import Cli, no_traceback
 from tests.conftest import eventually, model_rows, table_rows
 from tests.fake_graph import FakeGraph
 from tests.fake_messenger import FakeMessenger
@@ -29,6 +30,7 @@ from tests.fake_telegram import FakeBot, FakeTelegram
 from tests.ideas import ideas_source
 from tests.mscitizens import MsCitizen
 from tests.postgres import free_port
+from tests.test_links_and_examples import example_open_soon
 from tests.wacitizens import WaCitizen
 from tests.webcitizens import open_tab, web_session
 
@@ -466,7 +468,25 @@ def test_messenger_settings_are_all_or_nothing_and_never_echo_secrets(tmp_path: 
     assert "app-secret-value" not in str(pasted.value)
 
 
-def test_consultation_link_gives_an_m_me_link() -> None:
+def test_consultation_link_gives_an_m_me_link_with_its_qr_code(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert messenger_link("aarhuskommune", "friluftsliv") == (
         "https://m.me/aarhuskommune?ref=friluftsliv"
     )
+    for name, value in {
+        "PAGE_TOKEN": "EAAGpage-token",
+        "APP_SECRET": "app-secret",
+        "VERIFY_TOKEN": "verify-me",
+        "PAGE_ID": "aarhuskommune",
+    }.items():
+        monkeypatch.setenv(f"BORGERDIALOG_MESSENGER_{name}", value)
+    no_traceback(cli("consultation", "import", str(example_open_soon(cli.folder))))
+    result = cli("consultation", "link", "friluftsliv", "--qr-dir", "qr")
+    no_traceback(result)
+    assert result.exit_code == 0, result.output
+    assert "messenger: https://m.me/aarhuskommune?ref=friluftsliv" in result.stdout.splitlines()
+    names = sorted(path.name for path in (cli.folder / "qr").iterdir())
+    assert "friluftsliv-messenger.png" in names
+    assert "friluftsliv-messenger.svg" in names
+    assert "EAAGpage-token" not in result.output
