@@ -161,6 +161,32 @@ async def test_typed_words_work_as_commands_and_attachments_get_the_polite_answe
 
     (answer,) = await bo.send_media("image")
     assert "kun læse tekst" in answer.text
+
+    # "Get started" without a link's ref: the open consultations, as /start.
+    item = fake_messenger._item(
+        bo.psid, postback={"mid": "m_" + "g" * 40, "title": "Kom i gang", "payload": "GET_STARTED"}
+    )
+    fake_messenger.deliver(fake_messenger.envelope(item))
+    await bo.settled("m_" + "g" * 40)
+    assert any(c["title"].startswith("Ny friluftspol") for c in bo.last().choices)
+
+    # A post's picture goes as an upload, its text and buttons under it.
+    assert ms_app.messenger is not None
+    before = len(bo.messages())
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+    await ms_app.messenger.deliver(
+        bo.psid,
+        {
+            "type": "message",
+            "text": "Resultaterne",
+            "buttons": [[{"label": "Læs mere", "url": "https://kommune.example/r"}]],
+            "image": png,
+        },
+    )
+    picture, text = bo.messages()[before:]
+    assert picture.kind == "image"
+    assert picture.file == png
+    assert text.text == "Resultaterne\n\nLæs mere: https://kommune.example/r"
     assert fake_messenger.refused == []
 
 

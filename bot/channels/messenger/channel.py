@@ -192,7 +192,12 @@ class MessengerChannel:
             ref = _ref(postback.get("referral"))
             if ref is not None:
                 return _start(chat_id, ref)
-            return self._tap(chat_id, postback.get("payload"), postback.get("mid"))
+            wire = postback.get("payload")
+            if isinstance(wire, str) and ":" not in wire:
+                # Not a payload the bot makes (they are namespaced, "c:<slug>"): the page's
+                # "Get started" button, whatever its payload was set to. It starts, as /start.
+                return _start(chat_id, "")
+            return self._tap(chat_id, wire, postback.get("mid"))
         if isinstance(referral, dict):
             ref = _ref(referral)
             return _start(chat_id, ref) if ref is not None else None
