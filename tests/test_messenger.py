@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import update
 
 from bot.app import BorgerDialog
+from bot.channels.messenger.channel import _event_id
 from bot.channels.messenger.links import messenger_link
 from bot.channels.messenger.shaping import shape_message
 from bot.config import Settings, SettingsError, load_settings
@@ -265,8 +266,6 @@ async def test_a_redelivery_is_applied_once_and_echoes_and_receipts_are_no_input
     # A referral in an open conversation (no mid): delivered twice, applied once.
     item = fake_messenger.open_link(dan.psid, "nothing-here", new=False)
     fake_messenger.deliver(fake_messenger.envelope(item))
-    from bot.channels.messenger.channel import _event_id
-
     await dan.settled(_event_id(item))
     await eventually(
         lambda: all(d.answers and d.answers[-1] == 200 for d in fake_messenger.deliveries),
