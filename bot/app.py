@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.channels.email.links import UnsubscribeLinks
 from bot.channels.email.pages import EmailPages
 from bot.channels.email.sender import EmailChannel
+from bot.channels.messenger.channel import MessengerChannel
+from bot.channels.messenger.links import messenger_link
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel
 from bot.channels.webchat.identity import CookieSigner, load_or_create_secret
@@ -137,6 +139,7 @@ class BorgerDialog:
         self.webchat: WebChatChannel | None = None
         self.email: EmailChannel | None = None
         self.whatsapp: WhatsAppChannel | None = None
+        self.messenger: MessengerChannel | None = None
         self.uow: UnitOfWorkFactory | None = None
         # Every process redelivers its own replies; only the leader runs the timed work.
         self._redelivery: Housekeeping | None = None
@@ -222,6 +225,10 @@ class BorgerDialog:
             # Off unless configured: Meta sees every message of a citizen who writes there.
             self.whatsapp = WhatsAppChannel(settings, self.core, uow, catalogs, self.clock)
             self.whatsapp.add_routes(web_app)
+        if settings.messenger_enabled:
+            # Off unless configured: Meta (Facebook) sees every message of a citizen there.
+            self.messenger = MessengerChannel(settings, self.core, uow, self.clock)
+            self.messenger.add_routes(web_app)
         self._web = WebServer(web_app, settings.http_host, settings.http_port)
         await self._web.start()
         await self.webchat.start()
@@ -229,8 +236,11 @@ class BorgerDialog:
             await self.telegram.start()
         if self.whatsapp is not None:
             await self.whatsapp.start()
+        if self.messenger is not None:
+            await self.messenger.start()
         channels = [self.webchat.channel] + ([self.telegram.channel] if self.telegram else [])
         channels += [self.whatsapp.channel] if self.whatsapp else []
+        channels += [self.messenger.channel] if self.messenger else []
         channels += [self.email.channel] if self.email else []
         self._channels = channels
         self.publisher = Publisher(
@@ -328,6 +338,9 @@ class BorgerDialog:
         if self.whatsapp is not None:
             await self.whatsapp.stop()
             self.whatsapp = None
+        if self.messenger is not None:
+            await self.messenger.stop()
+            self.messenger = None
         if self.webchat is not None:
             await self.webchat.stop()
         if self.email is not None:
@@ -352,6 +365,8 @@ class BorgerDialog:
             return f"https://t.me/{username}?start={slug}"
         if channel == WhatsAppChannel.channel and self.settings.whatsapp_number:
             return whatsapp_link(self.settings.whatsapp_number, slug)
+        if channel == MessengerChannel.channel and self.settings.messenger_page_id:
+            return messenger_link(self.settings.messenger_page_id, slug)
         return f"{self.settings.public_base_url}/chat?c={slug}"
 
     async def metrics_page(self, _request: web.Request) -> web.Response:
@@ -394,6 +409,8 @@ class BorgerDialog:
         }
         if self.settings.whatsapp_enabled:
             channels["whatsapp"] = self.whatsapp.state if self.whatsapp else "stopped"
+        if self.settings.messenger_enabled:
+            channels["messenger"] = self.messenger.state if self.messenger else "stopped"
         faults = self.health_board.faults()
         sharing = self.webchat.sharing if self.webchat is not None else None
         if sharing is not None and not sharing.listener.listening:

@@ -21,10 +21,15 @@ TELEGRAM_API_URL = "https://api.telegram.org/bot"
 # Meta's Graph API, at the version the WhatsApp channel was written and tested against: a
 # pinned version keeps its answers' shapes from changing under the bot (Meta keeps each version
 # for about two years; move it on deliberately).
-WHATSAPP_API_URL = "https://graph.facebook.com/v23.0"
+GRAPH_API_URL = "https://graph.facebook.com/v23.0"
+WHATSAPP_API_URL = GRAPH_API_URL
+# Messenger is the same Graph API: the same pinned version, moved on together.
+MESSENGER_API_URL = GRAPH_API_URL
 # A WhatsApp Cloud API phone number id, and a business number as wa.me links take it.
 _DIGITS = re.compile(r"[0-9]{5,20}")
 _PHONE = re.compile(r"[1-9][0-9]{6,14}")
+# A Facebook page as m.me links take it: its numeric id, or its username (letters, digits, dots).
+_PAGE = re.compile(r"[A-Za-z0-9.]{5,50}")
 
 _DRIVER_ALIASES = {
     "postgres://": "postgresql+asyncpg://",
@@ -133,6 +138,13 @@ class Settings(BaseSettings):
     whatsapp_verify_token: SecretStr | None = None
     whatsapp_api_url: str = WHATSAPP_API_URL
     whatsapp_number: str = ""
+    # Facebook Messenger (Meta): off unless the page access token, app secret and verify token
+    # are all set. The page (its id or username) is the page citizens write to, for m.me links.
+    messenger_page_token: SecretStr | None = None
+    messenger_app_secret: SecretStr | None = None
+    messenger_verify_token: SecretStr | None = None
+    messenger_api_url: str = MESSENGER_API_URL
+    messenger_page_id: str = ""
 
     @field_validator("telegram_token", mode="before")
     @classmethod
@@ -180,6 +192,9 @@ class Settings(BaseSettings):
         "whatsapp_token",
         "whatsapp_app_secret",
         "whatsapp_verify_token",
+        "messenger_page_token",
+        "messenger_app_secret",
+        "messenger_verify_token",
         mode="before",
     )
     @classmethod
@@ -223,7 +238,25 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("whatsapp_token", "whatsapp_app_secret", "whatsapp_verify_token")
+    @field_validator("messenger_page_id")
+    @classmethod
+    def _page(cls, value: str) -> str:
+        value = value.strip().removeprefix("@")
+        if value and not _PAGE.fullmatch(value):
+            raise ValueError(
+                "must be the Facebook page's id (digits) or username (as in "
+                "facebook.com/<username>), without https://"
+            )
+        return value
+
+    @field_validator(
+        "whatsapp_token",
+        "whatsapp_app_secret",
+        "whatsapp_verify_token",
+        "messenger_page_token",
+        "messenger_app_secret",
+        "messenger_verify_token",
+    )
     @classmethod
     def _printable_secret(cls, value: SecretStr | None) -> SecretStr | None:
         # A quoted or multi-line paste is the usual mistake; the value itself is never echoed.
@@ -233,7 +266,7 @@ class Settings(BaseSettings):
                 raise ValueError("must be one line of printable characters, without spaces around")
         return value
 
-    @field_validator("telegram_api_url", "whatsapp_api_url")
+    @field_validator("telegram_api_url", "whatsapp_api_url", "messenger_api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
@@ -350,23 +383,31 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _whatsapp(self) -> Settings:
-        parts = {
-            "BORGERDIALOG_WHATSAPP_TOKEN": self.whatsapp_token is not None,
-            "BORGERDIALOG_WHATSAPP_PHONE_NUMBER_ID": bool(self.whatsapp_phone_number_id),
-            "BORGERDIALOG_WHATSAPP_APP_SECRET": self.whatsapp_app_secret is not None,
-            "BORGERDIALOG_WHATSAPP_VERIFY_TOKEN": self.whatsapp_verify_token is not None,
-        }
-        missing = [name for name, given in parts.items() if not given]
-        if missing and len(missing) < len(parts):
-            raise ValueError(
-                f"{missing[0]}: needed with the other BORGERDIALOG_WHATSAPP_ settings "
-                "(the channel needs token, phone number id, app secret and verify token)"
-            )
-        if self.whatsapp_number and missing:
-            raise ValueError(
-                "BORGERDIALOG_WHATSAPP_NUMBER: set only with the WhatsApp channel configured "
-                "(token, phone number id, app secret and verify token)"
-            )
+        _all_or_nothing(
+            "WHATSAPP",
+            {
+                "TOKEN": self.whatsapp_token is not None,
+                "PHONE_NUMBER_ID": bool(self.whatsapp_phone_number_id),
+                "APP_SECRET": self.whatsapp_app_secret is not None,
+                "VERIFY_TOKEN": self.whatsapp_verify_token is not None,
+            },
+            ("NUMBER", bool(self.whatsapp_number)),
+            "token, phone number id, app secret and verify token",
+        )
+        return self
+
+    @model_validator(mode="after")
+    def _messenger(self) -> Settings:
+        _all_or_nothing(
+            "MESSENGER",
+            {
+                "PAGE_TOKEN": self.messenger_page_token is not None,
+                "APP_SECRET": self.messenger_app_secret is not None,
+                "VERIFY_TOKEN": self.messenger_verify_token is not None,
+            },
+            ("PAGE_ID", bool(self.messenger_page_id)),
+            "page token, app secret and verify token",
+        )
         return self
 
     @model_validator(mode="after")
@@ -390,6 +431,11 @@ class Settings(BaseSettings):
     def whatsapp_enabled(self) -> bool:
         """Whether the WhatsApp Cloud API channel is configured."""
         return self.whatsapp_token is not None and bool(self.whatsapp_phone_number_id)
+
+    @property
+    def messenger_enabled(self) -> bool:
+        """Whether the Messenger channel is configured."""
+        return self.messenger_page_token is not None
 
     @property
     def email_enabled(self) -> bool:
@@ -424,6 +470,23 @@ class Settings(BaseSettings):
     def zone(self) -> ZoneInfo:
         """The time zone citizens and staff see times in."""
         return ZoneInfo(self.timezone)
+
+
+def _all_or_nothing(
+    channel: str, parts: dict[str, bool], optional: tuple[str, bool], needs: str
+) -> None:
+    """A channel's settings: every needed one or none, and the optional one only with them."""
+    prefix = f"{ENV_PREFIX}{channel}_"
+    name = channel.capitalize() if channel != "WHATSAPP" else "WhatsApp"
+    missing = [prefix + part for part, given in parts.items() if not given]
+    if missing and len(missing) < len(parts):
+        raise ValueError(
+            f"{missing[0]}: needed with the other {prefix} settings (the channel needs {needs})"
+        )
+    if optional[1] and missing:
+        raise ValueError(
+            f"{prefix}{optional[0]}: set only with the {name} channel configured ({needs})"
+        )
 
 
 def _describe(error: Any) -> str:

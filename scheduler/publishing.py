@@ -25,11 +25,15 @@ logger = logging.getLogger(__name__)
 
 # The progress message is edited at most this often (edits count against a group's 20/minute).
 PROGRESS_EVERY = timedelta(seconds=6)
+# The channel that takes no post outside its 24-hour window at all (bot.channels.messenger):
+# message tags are for narrow uses a consultation's news is not, so such citizens are skipped.
+MESSENGER_CHANNEL = "messenger"
 POSTS_PER_CHECK = 20
 MEGABYTE = 1024 * 1024
 # How a post's report names a channel.
 CHANNEL_NAMES = {
     "whatsapp": "WhatsApp",
+    "messenger": "Messenger",
     "telegram": "Telegram",
     "web": "web chat",
     "email": "e-mail",
@@ -134,6 +138,7 @@ class Publisher:
         messages: list[tuple[str, str, dict[str, Any]]] = []
         missing = 0
         no_template = 0
+        outside_window = 0
         # Recipients per channel whose platform takes no image this big: they get the text only.
         without_image: dict[str, int] = {}
         image_size = len(post.image) if post.image else 0
@@ -148,6 +153,12 @@ class Publisher:
             ):
                 # WhatsApp refuses free-form messages there, and no template is named.
                 no_template += 1
+                continue
+            if recipient.channel == MESSENGER_CHANNEL and not rules.in_service_window(
+                recipient.last_seen_at, now
+            ):
+                # Messenger takes only message tags there, and a consultation's news fits none.
+                outside_window += 1
                 continue
             payload = content.payload_for(
                 post,
@@ -170,6 +181,11 @@ class Publisher:
             skipped.append(
                 f"{no_template} WhatsApp recipient(s) skipped: their last message is over "
                 "24 hours old and the post names no WhatsApp template"
+            )
+        if outside_window:
+            skipped.append(
+                f"{outside_window} Messenger recipient(s) skipped: their last message is over "
+                "24 hours old (Messenger takes no free-form message after 24 hours)"
             )
         for channel, count in without_image.items():
             name = CHANNEL_NAMES.get(channel, channel)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     text,
     update,
@@ -574,6 +575,26 @@ class OutboxRepository:
             message.status = outcome
             message.error = (error or outcome)[:200]
         return message.id
+
+    async def record_read_until(self, channel: str, chat_id: str, until: datetime) -> None:
+        """Note that a chat's messages sent up to a time were read (Messenger's read watermark).
+
+        A message failed since, or already read, keeps what it has.
+        """
+        await self._session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.channel == channel,
+                OutboxMessage.chat_id == chat_id,
+                OutboxMessage.status == OutboxStatus.SENT,
+                OutboxMessage.sent_at <= until,
+                or_(
+                    OutboxMessage.platform_status.is_(None),
+                    OutboxMessage.platform_status.in_(("sent", "delivered")),
+                ),
+            )
+            .values(platform_status="read")
+        )
 
     async def external_ref(self, message_id: int) -> str | None:
         """The channel's id of a message once it was sent (not the whole row and its content)."""

@@ -13,6 +13,9 @@ POST a signed delivery (``X-Hub-Signature-256``) to the bot, and deliver again a
 until the bot answers 2xx, as Meta does. Deliveries go one at a time, or over
 ``webhook_connections`` connections at once as Meta's do under load, each citizen's always on the
 same one, so a citizen's messages arrive in the order they were written.
+
+``MetaFake`` is what the fakes of Meta's platforms share (its own thread and loop, the signed
+webhook deliveries, Graph errors); ``tests/fake_messenger.py`` is the other one.
 """
 
 from __future__ import annotations
@@ -134,19 +137,15 @@ class Delivery:
     done: asyncio.Event | None = None
 
 
-class FakeGraph:
-    """One WhatsApp business number: the Graph API it answers, the citizens who write to it."""
+class MetaFake:
+    """A fake Meta platform on its own thread: its Graph API routes, its signed webhook."""
 
     def __init__(self) -> None:
         self.token = "EAAG" + secrets.token_hex(16)
-        self.phone_number_id = str(100000000000000 + secrets.randbelow(10**12))
         self.app_secret = secrets.token_hex(16)
         self.verify_token = secrets.token_hex(8)
         self.webhook_url = ""
-        self.templates: set[tuple[str, str]] = set()
-        self.sent: list[WaMessage] = []
         self.refused: list[tuple[str, int]] = []
-        self.media: dict[str, bytes] = {}
         # When each citizen last wrote (the fake's own clock), for the 24-hour window.
         self.last_inbound: dict[str, float] = {}
         self.deliveries: list[Delivery] = []
@@ -175,19 +174,6 @@ class FakeGraph:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/{VERSION}"
 
-    def settings(self, webhook_port: int) -> dict[str, Any]:
-        """The bot's settings for this number, its webhook on ``webhook_port``."""
-        self.webhook_url = f"http://127.0.0.1:{webhook_port}/whatsapp/webhook"
-        return {
-            "whatsapp_token": self.token,
-            "whatsapp_phone_number_id": self.phone_number_id,
-            "whatsapp_app_secret": self.app_secret,
-            "whatsapp_verify_token": self.verify_token,
-            "whatsapp_api_url": self.api_url,
-            "whatsapp_number": "4512345678",
-            "http_port": webhook_port,
-        }
-
     def start(self) -> None:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
@@ -209,10 +195,13 @@ class FakeGraph:
         self._loop.call_soon_threadsafe(run)
         return future.result(10)
 
+    def add_routes(self, app: web.Application) -> None:
+        """The platform's Graph API routes."""
+        raise NotImplementedError
+
     async def _start(self) -> None:
         app = web.Application(client_max_size=120 * 1024 * 1024)
-        app.router.add_post(f"/{VERSION}/{{number}}/messages", self._messages)
-        app.router.add_post(f"/{VERSION}/{{number}}/media", self._upload)
+        self.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -231,6 +220,98 @@ class FakeGraph:
             await self._session.close()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    # -- injected errors ---------------------------------------------------------------------
+
+    def fail_next(
+        self, recipient: str, code: int, times: int = 1, status: int = 400, after: int = 0
+    ) -> None:
+        """Refuse the next messages to a citizen with a Graph error (131056, 551…), after
+        taking ``after`` of them as usual."""
+        injected: list[GraphRefusal | None] = [None] * after
+        injected += [GraphRefusal(code, f"injected {code}", status=status) for _ in range(times)]
+        self.call(lambda: self._errors.setdefault(recipient, []).extend(injected))
+
+    def _injected(self, recipient: str) -> None:
+        injected = self._errors.get(recipient)
+        if injected:
+            refusal = injected.pop(0)
+            if refusal is not None:
+                raise refusal
+
+    # -- the webhook ---------------------------------------------------------------------------
+
+    def sign(self, body: bytes) -> str:
+        return "sha256=" + hmac.new(self.app_secret.encode(), body, hashlib.sha256).hexdigest()
+
+    def deliver(self, envelope: dict[str, Any]) -> Delivery:
+        """Queue a signed delivery to the bot (delivered again until it answers 2xx)."""
+        body = json.dumps(envelope).encode()
+        delivery = Delivery(body)
+
+        return self.call(lambda: self._put(delivery, self.sender(envelope)))
+
+    def _put(self, delivery: Delivery, sender: str) -> Delivery:
+        delivery.done = asyncio.Event()
+        self.deliveries.append(delivery)
+        # A citizen's deliveries always go over the same connection: in the order written.
+        self._queues[hash(sender) % len(self._queues)].put_nowait(delivery)
+        return delivery
+
+    def sender(self, envelope: dict[str, Any]) -> str:
+        """Whose delivery it is (the platform's fake knows where its envelopes say so)."""
+        return ""
+
+    async def _deliver_in_order(self, queue: asyncio.Queue[Delivery]) -> None:
+        assert self._session is not None
+        while True:
+            delivery = await queue.get()
+            for _ in range(self.redeliveries):
+                try:
+                    async with self._session.post(
+                        self.webhook_url,
+                        data=delivery.body,
+                        headers={
+                            "Content-Type": "application/json",
+                            "X-Hub-Signature-256": self.sign(delivery.body),
+                        },
+                    ) as response:
+                        delivery.answers.append(response.status)
+                        if 200 <= response.status < 300:
+                            break
+                except aiohttp.ClientError:
+                    delivery.answers.append(0)
+                await asyncio.sleep(self.redelivery_pause)
+            assert delivery.done is not None
+            delivery.done.set()
+
+
+class FakeGraph(MetaFake):
+    """One WhatsApp business number: the Graph API it answers, the citizens who write to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.phone_number_id = str(100000000000000 + secrets.randbelow(10**12))
+        self.templates: set[tuple[str, str]] = set()
+        self.sent: list[WaMessage] = []
+        self.media: dict[str, bytes] = {}
+
+    def settings(self, webhook_port: int) -> dict[str, Any]:
+        """The bot's settings for this number, its webhook on ``webhook_port``."""
+        self.webhook_url = f"http://127.0.0.1:{webhook_port}/whatsapp/webhook"
+        return {
+            "whatsapp_token": self.token,
+            "whatsapp_phone_number_id": self.phone_number_id,
+            "whatsapp_app_secret": self.app_secret,
+            "whatsapp_verify_token": self.verify_token,
+            "whatsapp_api_url": self.api_url,
+            "whatsapp_number": "4512345678",
+            "http_port": webhook_port,
+        }
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post(f"/{VERSION}/{{number}}/messages", self._messages)
+        app.router.add_post(f"/{VERSION}/{{number}}/media", self._upload)
 
     # -- the Graph API -----------------------------------------------------------------------
 
@@ -289,11 +370,7 @@ class FakeGraph:
         to = body.get("to")
         if not isinstance(to, str) or not to.isdigit():
             raise parameter("to")
-        injected = self._errors.get(to)
-        if injected:
-            refusal = injected.pop(0)
-            if refusal is not None:
-                raise refusal
+        self._injected(to)
         kind = body.get("type")
         if kind != "template":
             last = self.last_inbound.get(to)
@@ -339,21 +416,7 @@ class FakeGraph:
         if len(str(part.get("caption") or "")) > MAX_CAPTION:
             raise parameter("caption is too long")
 
-    # -- injected errors ---------------------------------------------------------------------
-
-    def fail_next(
-        self, wa_id: str, code: int, times: int = 1, status: int = 400, after: int = 0
-    ) -> None:
-        """Refuse the next messages to a citizen with a Graph error (131056, 131026…), after
-        taking ``after`` of them as usual."""
-        injected: list[GraphRefusal | None] = [None] * after
-        injected += [GraphRefusal(code, f"injected {code}", status=status) for _ in range(times)]
-        self.call(lambda: self._errors.setdefault(wa_id, []).extend(injected))
-
     # -- the citizens and the webhook ----------------------------------------------------------
-
-    def sign(self, body: bytes) -> str:
-        return "sha256=" + hmac.new(self.app_secret.encode(), body, hashlib.sha256).hexdigest()
 
     def envelope(
         self,
@@ -390,25 +453,16 @@ class FakeGraph:
             **extra,
         }
 
-    def deliver(self, envelope: dict[str, Any]) -> Delivery:
-        """Queue a signed delivery to the bot (delivered again until it answers 2xx)."""
-        body = json.dumps(envelope).encode()
-        delivery = Delivery(body)
-
-        return self.call(lambda: self._put(delivery, _sender(envelope)))
-
-    def _put(self, delivery: Delivery, sender: str) -> Delivery:
-        delivery.done = asyncio.Event()
-        self.deliveries.append(delivery)
-        # A citizen's deliveries always go over the same connection: in the order written.
-        self._queues[hash(sender) % len(self._queues)].put_nowait(delivery)
-        return delivery
-
-    def send_text(self, wa_id: str, text: str) -> str:
-        """The citizen writes; returns the message's wamid."""
-        message = self._inbound(wa_id, "text", {"body": text})
-        self.deliver(self.envelope([message]))
-        return str(message["id"])
+    def sender(self, envelope: dict[str, Any]) -> str:
+        """Whose delivery it is: the first message's sender, or a status's recipient."""
+        for entry in envelope.get("entry") or []:
+            for change in entry.get("changes") or []:
+                value = change.get("value") or {}
+                for item in value.get("messages") or []:
+                    return str(item.get("from"))
+                for item in value.get("statuses") or []:
+                    return str(item.get("recipient_id"))
+        return ""
 
     def send_many(self, texts: list[tuple[str, str]]) -> list[str]:
         """Many citizens write at once (``(wa_id, text)`` in order); return the wamids."""
@@ -423,6 +477,12 @@ class FakeGraph:
             return wamids
 
         return self.call(put_all)
+
+    def send_text(self, wa_id: str, text: str) -> str:
+        """The citizen writes; returns the message's wamid."""
+        message = self._inbound(wa_id, "text", {"body": text})
+        self.deliver(self.envelope([message]))
+        return str(message["id"])
 
     def send_media(self, wa_id: str, kind: str = "image") -> str:
         part: dict[str, Any] = {"id": "1234", "mime_type": "image/jpeg"}
@@ -459,44 +519,9 @@ class FakeGraph:
             notice["errors"] = [{"code": code, "title": "injected", "message": "injected"}]
         return self.deliver(self.envelope(statuses=[notice]))
 
-    async def _deliver_in_order(self, queue: asyncio.Queue[Delivery]) -> None:
-        assert self._session is not None
-        while True:
-            delivery = await queue.get()
-            for _ in range(self.redeliveries):
-                try:
-                    async with self._session.post(
-                        self.webhook_url,
-                        data=delivery.body,
-                        headers={
-                            "Content-Type": "application/json",
-                            "X-Hub-Signature-256": self.sign(delivery.body),
-                        },
-                    ) as response:
-                        delivery.answers.append(response.status)
-                        if 200 <= response.status < 300:
-                            break
-                except aiohttp.ClientError:
-                    delivery.answers.append(0)
-                await asyncio.sleep(self.redelivery_pause)
-            assert delivery.done is not None
-            delivery.done.set()
-
     def to(self, wa_id: str) -> list[WaMessage]:
         """What the bot sent a citizen, oldest first."""
         return self.call(lambda: [m for m in self.sent if m.to == wa_id])
-
-
-def _sender(envelope: dict[str, Any]) -> str:
-    """Whose delivery it is: the first message's sender, or a status's recipient."""
-    for entry in envelope.get("entry") or []:
-        for change in entry.get("changes") or []:
-            value = change.get("value") or {}
-            for item in value.get("messages") or []:
-                return str(item.get("from"))
-            for item in value.get("statuses") or []:
-                return str(item.get("recipient_id"))
-    return ""
 
 
 def _text(body: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.channels.email.sender import EmailChannel
+from bot.channels.messenger.channel import MessengerChannel
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel
 from bot.channels.whatsapp.channel import WhatsAppChannel
@@ -57,19 +58,26 @@ async def every_channels_limits(tmp_path: Path) -> dict[str, ChannelLimits]:
         "web": WebChatChannel.limits,
         "email": EmailChannel.limits,
         "whatsapp": WhatsAppChannel.limits,
+        "messenger": MessengerChannel.limits,
     }
 
 
 # Limits a channel is stricter in than the flows write, and adapts to itself instead of every
 # flow writing for it: WhatsApp cuts a button's title to 20 characters and writes the choice in
 # full into the text (test below), and sends a post's image over its 5 MB as text alone.
-ADAPTED = {"whatsapp": {"max_button_label", "max_image_bytes"}}
+# Messenger cuts titles the same way, and splits a text over its 2000 characters at paragraph
+# breaks (tests/test_messenger.py checks both).
+ADAPTED = {
+    "whatsapp": {"max_button_label", "max_image_bytes"},
+    "messenger": {"max_button_label", "max_text"},
+}
 
 
 async def test_every_channel_takes_what_the_flows_write(tmp_path: Path) -> None:
     for name, limits in (await every_channels_limits(tmp_path)).items():
         adapted = ADAPTED.get(name, set())
-        assert limits.max_text >= MAX_TEXT_LENGTH, name
+        if "max_text" not in adapted:
+            assert limits.max_text >= MAX_TEXT_LENGTH, name
         assert limits.max_caption >= MAX_CAPTION_LENGTH, name
         if "max_button_label" not in adapted:
             assert limits.max_button_label >= MAX_BUTTON_LABEL, name
@@ -82,7 +90,8 @@ async def test_the_flows_write_for_the_strictest_channel(tmp_path: Path) -> None
     # A limit looser than every channel's would let a flow write what some channel refuses.
     every = (await every_channels_limits(tmp_path)).items()
     kept = [limits for name, limits in every if name not in ADAPTED]
-    assert min(limits.max_text for _, limits in every) == MAX_TEXT_LENGTH
+    whole = [limits for name, limits in every if "max_text" not in ADAPTED.get(name, set())]
+    assert min(limits.max_text for limits in whole) == MAX_TEXT_LENGTH
     assert min(limits.max_caption for _, limits in every) == MAX_CAPTION_LENGTH
     assert min(limits.max_button_payload_bytes for _, limits in every) == MAX_BUTTON_PAYLOAD_BYTES
     assert min(limits.max_image_bytes for limits in kept) == MAX_IMAGE_BYTES

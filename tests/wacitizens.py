@@ -14,6 +14,8 @@ CHANNEL = "whatsapp"
 class WaCitizen:
     """One citizen writing to the business number."""
 
+    channel = CHANNEL
+
     def __init__(self, app: BorgerDialog, fake: FakeGraph, wa_id: str) -> None:
         self.app = app
         self.fake = fake
@@ -35,10 +37,10 @@ class WaCitizen:
 
         async def done() -> bool:
             async with uow.read() as unit:
-                stored = await unit.inbox.status_of(CHANNEL, wamid)
+                stored = await unit.inbox.status_of(self.channel, wamid)
                 if stored is None or stored[1] == InboxStatus.PENDING:
                     return False
-                waiting = await unit.outbox.pending_for_chat(CHANNEL, self.wa_id, Lane.REPLY)
+                waiting = await unit.outbox.pending_for_chat(self.channel, self.wa_id, Lane.REPLY)
             return not waiting
 
         await eventually(done, what=f"message {wamid} applied and answered")

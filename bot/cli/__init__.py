@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from bot import __version__
+from bot.channels.messenger.links import messenger_link
 from bot.channels.whatsapp.links import whatsapp_link
 from bot.cli.common import (
     EXIT_BAD_INPUT,
@@ -328,7 +329,8 @@ def consultation_show(slug: str) -> None:
     "--qr-dir",
     "qr_dir",
     type=click.Path(path_type=Path, file_okay=False),
-    help="Where to write poster-size QR codes, SLUG-telegram, SLUG-whatsapp and SLUG-web, each "
+    help="Where to write poster-size QR codes, SLUG-telegram, SLUG-whatsapp, SLUG-messenger "
+    "and SLUG-web, each "
     "as SVG and PNG "
     "[default: the current folder].",
 )
@@ -341,7 +343,7 @@ def consultation_show(slug: str) -> None:
 def consultation_link(
     slug: str, bot_username: str | None, qr_dir: Path | None, qr_path: Path | None
 ) -> None:
-    """Print the links that open a consultation (web chat, Telegram, WhatsApp), with QR codes."""
+    """Print the links that open a consultation in every channel, with QR codes."""
     settings = settings_or_exit()
     configure_logging(settings)
     if qr_dir is not None and qr_path is not None:
@@ -360,6 +362,8 @@ def consultation_link(
             links["telegram"] = f"https://t.me/{username.lstrip('@')}?start={slug}"
         if settings.whatsapp_enabled and settings.whatsapp_number:
             links["whatsapp"] = whatsapp_link(settings.whatsapp_number, slug)
+        if settings.messenger_enabled and settings.messenger_page_id:
+            links["messenger"] = messenger_link(settings.messenger_page_id, slug)
         if qr_path is not None:
             if "telegram" not in links:
                 fail("--qr writes the Telegram link: give --bot USERNAME too", EXIT_BAD_INPUT)

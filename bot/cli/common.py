@@ -87,6 +87,9 @@ def configure_logging(settings: Settings) -> None:
             settings.whatsapp_token,
             settings.whatsapp_app_secret,
             settings.whatsapp_verify_token,
+            settings.messenger_page_token,
+            settings.messenger_app_secret,
+            settings.messenger_verify_token,
         )
         if secret is not None
     ]

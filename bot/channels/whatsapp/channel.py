@@ -18,17 +18,18 @@ post's report shows.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
+from bot.channels.meta.intake import WebhookIntake
+from bot.channels.meta.text import SentTexts, typed_event
+from bot.channels.meta.webhook import SignedWebhook
 from bot.channels.whatsapp.graph import GraphClient
 from bot.channels.whatsapp.shaping import (
     MAX_CAPTION,
@@ -36,29 +37,19 @@ from bot.channels.whatsapp.shaping import (
     shape_message,
     template_message,
 )
-from bot.channels.whatsapp.webhook import WhatsAppWebhook
 from bot.config import Settings
 from bot.dialogue.channel import ChannelLimits
 from bot.dialogue.core import DialogueCore
 from bot.dialogue.i18n import Catalogs, supported_language
 from bot.dialogue.outbox import PartsProgress, Rejected
 from handlers.context import language_of
-from handlers.events import (
-    ACKNOWLEDGEMENT,
-    MAX_BUTTON_PAYLOAD_BYTES,
-    MAX_INBOUND_TEXT,
-    InboundEvent,
-    UnreadableText,
-    clean_text,
-    parse_command,
-)
+from handlers.events import ACKNOWLEDGEMENT, MAX_BUTTON_PAYLOAD_BYTES, InboundEvent
 from handlers.plan.rules import in_service_window
-from handlers.typed_commands import read_typed_command
-from storage.database import is_transient
 from storage.models import OutboxStatus
 from storage.uow import UnitOfWorkFactory
 
 CHANNEL = "whatsapp"
+PATH = "/whatsapp/webhook"
 # The health board's name for taking in deliveries.
 INTAKE = "whatsapp intake"
 # Throughput per business number: 80 messages a second by default, inbound included
@@ -78,8 +69,6 @@ IGNORED_KINDS = {"reaction", "system", "ephemeral", "request_welcome", "unsuppor
 STATUS_ORDER = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
 # Meta's reasons a sent message did not arrive because of the citizen's side.
 GONE_CODES = {131026, 131047, 131050}
-# Messages whose text is remembered for edits (see WhatsAppChannel._only_new).
-REMEMBERED_MESSAGES = 20_000
 
 logger = logging.getLogger(__name__)
 
@@ -124,12 +113,9 @@ class WhatsAppChannel:
             settings.whatsapp_token.get_secret_value(),
             settings.whatsapp_phone_number_id,
         )
-        self._tasks: set[asyncio.Task[None]] = set()
-        # The paragraphs of messages sent lately, by WhatsApp id: an "edit" then sends only
-        # what is new (see _only_new). Lost on restart, which costs only a longer message.
-        self._sent_paragraphs: OrderedDict[str, frozenset[str]] = OrderedDict()
-        self._taking_deliveries = False
-        self._stopping = False
+        self._intake = WebhookIntake(core, CHANNEL, INTAKE, read_event)
+        # What messages sent lately said: an "edit" then sends only what is new.
+        self._sent = SentTexts()
         self.state = "starting"
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -139,100 +125,43 @@ class WhatsAppChannel:
         settings = self._settings
         assert settings.whatsapp_app_secret is not None
         assert settings.whatsapp_verify_token is not None
-        WhatsAppWebhook(
+        SignedWebhook(
+            PATH,
+            "WhatsApp",
             settings.whatsapp_app_secret.get_secret_value(),
             settings.whatsapp_verify_token.get_secret_value(),
             self.take_in,
-            lambda: self._taking_deliveries and not self._stopping,
+            lambda: self._intake.ready,
         ).add_routes(app)
 
     async def start(self) -> None:
         """Deliver what a crash left queued, queue what it left unhandled, then take deliveries."""
         await self._graph.start()
-        self._core.delivery.register(self)
-        self._core.register_reader(CHANNEL, self._read_stored)
-        await self._core.delivery.deliver_backlog(CHANNEL)
-        for external_id, payload in await self._core.pending_payloads(CHANNEL):
-            self._schedule(external_id, payload)
-        # Only now: a new message must queue behind its chat's recovered ones.
-        self._taking_deliveries = True
+        await self._intake.open(self)
         self.state = "running"
         logger.info("WhatsApp channel running (webhook at /whatsapp/webhook)")
 
     async def stop(self) -> None:
-        """Stop taking deliveries, finish the messages taken in, close connections."""
-        self._stopping = True
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._core.delivery.unregister(CHANNEL)
+        """Stop taking deliveries, finish the events taken in, close connections."""
+        await self._intake.close()
         await self._graph.stop()
         self.state = "stopped"
 
     # -- inbound -----------------------------------------------------------------------------
 
     async def take_in(self, body: bytes) -> bool:
-        """Store a delivery's messages and apply its statuses; True once stored.
-
-        Every delivery counts as a possible redelivery: a message stored before (its answer
-        lost) and still pending is queued again; one already applied is left alone.
-        """
+        """Store a delivery's messages and apply its statuses; True once stored."""
         try:
             delivery = json.loads(body)
         except ValueError:
             delivery = None
         messages, statuses = _read_delivery(delivery, self._phone_number_id)
         events = [(str(m["id"]), str(m["from"]), {"message": m}) for m in messages]
-        if events:
-            try:
-                new = await self._core.accept(CHANNEL, events)
-            except Exception as error:
-                if not is_transient(error):
-                    # Refused for what it holds: one by one, and what is refused alone is set
-                    # aside for an operator, so it cannot block the rest for days.
-                    new = await self._accept_one_by_one(events)
-                else:
-                    self._core.health.fault(
-                        INTAKE, f"cannot store messages ({type(error).__name__})"
-                    )
-                    return False  # 503: Meta delivers it again
-            self._core.health.clear(INTAKE)
-            ids = [external for external, _, _ in events]
-            again = await self._core.still_pending(CHANNEL, [i for i in ids if i not in new])
-            for external_id, _, payload in events:
-                if external_id in new or external_id in again:
-                    self._schedule(external_id, payload)
+        if not await self._intake.take(events):
+            return False
         if statuses:
             await self._apply_statuses(statuses)
         return True
-
-    async def _accept_one_by_one(self, events: list[tuple[str, str, dict[str, Any]]]) -> set[str]:
-        new: set[str] = set()
-        for external_id, chat_id, payload in events:
-            try:
-                new |= await self._core.accept(CHANNEL, [(external_id, chat_id, payload)])
-            except Exception as error:
-                if is_transient(error):
-                    raise  # 503: Meta delivers the whole delivery again
-                raw = json.dumps(payload, ensure_ascii=True, default=str)
-                await self._core.set_aside(CHANNEL, external_id, chat_id, raw, type(error).__name__)
-        return new
-
-    def _schedule(self, external_id: str, payload: dict[str, Any]) -> None:
-        task = asyncio.create_task(self._process(external_id, payload))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _process(self, external_id: str, payload: dict[str, Any]) -> None:
-        try:
-            event = read_event(payload)
-        except Exception as error:
-            await self._core.mark_unreadable(CHANNEL, external_id, type(error).__name__)
-            return
-        await self._core.submit(CHANNEL, external_id, event)
-
-    async def _read_stored(self, payload: dict[str, Any]) -> InboundEvent | None:
-        """A message another process stored, read as if it had just arrived here."""
-        return read_event(payload)
 
     async def _apply_statuses(self, statuses: list[dict[str, Any]]) -> None:
         """Record what became of sent messages; a failure on the citizen's side marks them gone."""
@@ -301,7 +230,7 @@ class WhatsAppChannel:
             if progress is not None and index + 1 < len(parts):
                 await progress.save({"parts": parts, "sent": index + 1, "last": sent, "text": text})
         if sent is not None and text is not None:
-            self._remember(sent, text)
+            self._sent.remember(sent, text)
         return sent
 
     async def _shape(
@@ -339,7 +268,7 @@ class WhatsAppChannel:
         if not isinstance(edit_ref, str) or not edit_ref.startswith("wamid."):
             edit_ref = None
         if edit_ref is not None and not rows:
-            text = self._only_new(edit_ref, text)
+            text = self._sent.only_new(edit_ref, text)
             if not text:
                 return [], None, edit_ref  # nothing the citizen has not seen
         image = payload.get("image")
@@ -366,23 +295,6 @@ class WhatsAppChannel:
             parts[0] = {**parts[0], "context": {"message_id": edit_ref}}
         return parts, text, None
 
-    def _remember(self, message_id: str, text: str) -> None:
-        self._sent_paragraphs[message_id] = frozenset(_paragraphs(text))
-        while len(self._sent_paragraphs) > REMEMBERED_MESSAGES:
-            self._sent_paragraphs.popitem(last=False)
-
-    def _only_new(self, edit_ref: str, text: str) -> str:
-        """Of an edit without buttons, the paragraphs the edited message did not already show.
-
-        The flows "close" a message by editing it into its text and what became of it (a
-        question and "✅ 5"); on WhatsApp, which cannot edit, the reply quoting the question
-        then says only "✅ 5".
-        """
-        shown = self._sent_paragraphs.get(edit_ref)
-        if shown is None:
-            return text
-        return "\n\n".join(p for p in _paragraphs(text) if p not in shown)
-
     async def _in_window(self, chat_id: str) -> bool:
         """Whether the citizen wrote within the last 24 hours (free-form messages allowed)."""
         async with self._uow.read() as uow:
@@ -399,10 +311,6 @@ class WhatsAppChannel:
             participant = await uow.participants.get(CHANNEL, chat_id)
         language = supported_language(language_of(participant) if participant else None)
         return self._catalogs.texts(language or self._catalogs.default_language)("whatsapp.choose")
-
-
-def _paragraphs(text: str) -> list[str]:
-    return [p.strip() for p in text.split("\n\n") if p.strip()]
 
 
 def _read_delivery(
@@ -468,13 +376,4 @@ def read_event(payload: dict[str, Any]) -> InboundEvent | None:
     else:
         # An image, voice message, location, sticker, contact, document…: not read.
         return InboundEvent(channel=CHANNEL, chat_id=chat_id, unsupported_content=True)
-    try:
-        text = clean_text(text).strip()[:MAX_INBOUND_TEXT]
-    except UnreadableText:
-        return InboundEvent(channel=CHANNEL, chat_id=chat_id, unreadable=True)
-    typed = read_typed_command(text)
-    command = parse_command(text)
-    name, argument = typed if typed else (command.name, command.argument) if command else (None, "")
-    return InboundEvent(
-        channel=CHANNEL, chat_id=chat_id, text=text, command=name, argument=argument
-    )
+    return typed_event(CHANNEL, chat_id, text)

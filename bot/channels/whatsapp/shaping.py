@@ -21,6 +21,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.channels.meta import text as meta_text
+from bot.channels.meta.text import ELLIPSIS, cut, full_labels, text_for_choices
+
+__all__ = ["ELLIPSIS", "cut", "shape_message", "split_text", "template_message"]
+
 MAX_TEXT = 4096
 MAX_INTERACTIVE_BODY = 1024
 MAX_CAPTION = 1024
@@ -33,51 +38,11 @@ MAX_ROW_DESCRIPTION = 72
 MAX_LIST_BUTTON = 20
 # A template's body parameter: one line (Meta refuses line breaks and tabs in parameters).
 MAX_TEMPLATE_PARAMETER = 1024
-ELLIPSIS = "…"
-
-
-def cut(text: str, limit: int) -> str:
-    """The text, cut to ``limit`` characters with an ellipsis if it is longer."""
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    return text[: limit - 1].rstrip() + ELLIPSIS
 
 
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Split text into pieces of at most ``limit`` characters, at paragraph or line breaks."""
-    pieces: list[str] = []
-    rest = text
-    while len(rest) > limit:
-        window = rest[:limit]
-        at = max(window.rfind("\n\n"), window.rfind("\n"))
-        if at <= 0:
-            at = window.rfind(" ")
-        if at <= 0:
-            at = limit
-        pieces.append(rest[:at].rstrip())
-        rest = rest[at:].lstrip()
-    if rest.strip():
-        pieces.append(rest)
-    return pieces
-
-
-def _head_and_body(text: str, limit: int) -> tuple[list[str], str]:
-    """Plain messages to go first, and the last paragraphs (≤ ``limit``) for the choices."""
-    if len(text) <= limit:
-        return [], text
-    paragraphs = text.split("\n\n")
-    tail: list[str] = []
-    while paragraphs and len("\n\n".join([paragraphs[-1], *tail])) <= limit:
-        tail.insert(0, paragraphs.pop())
-    if not tail:
-        # One paragraph longer than an interactive body: its end rides with the choices.
-        last = paragraphs.pop()
-        pieces = split_text(last, limit)
-        paragraphs.append("\n".join(pieces[:-1]))
-        tail = [pieces[-1]]
-    head = "\n\n".join(paragraphs)
-    return split_text(head), "\n\n".join(tail)
+    """Split text into WhatsApp messages, at paragraph or line breaks."""
+    return meta_text.split_text(text, limit)
 
 
 def _text(body: str) -> dict[str, Any]:
@@ -99,17 +64,11 @@ def shape_message(
         return [_text(piece) for piece in split_text(text)]
     as_buttons = len(choices) <= MAX_REPLY_BUTTONS
     limit = MAX_BUTTON_TITLE if as_buttons else MAX_ROW_TITLE
-    cut_labels = [b["label"] for b in choices if len(" ".join(b["label"].split())) > limit]
-    note = "\n".join(f"▸ {label}" for label in cut_labels)
+    note = full_labels([b["label"] for b in choices], limit)
     pages = [choices[at : at + MAX_LIST_ROWS] for at in range(0, len(choices), MAX_LIST_ROWS)]
     # The cut choices in full: with the first page's text, or alone when that is too long.
-    full = f"{text}\n\n{note}" if note else text
     messages: list[dict[str, Any]] = []
-    head, body = _head_and_body(full, MAX_INTERACTIVE_BODY)
-    if note and note not in body:
-        head, body = _head_and_body(text, MAX_INTERACTIVE_BODY)
-        head = [*head, *split_text(body)]
-        body = note if len(note) <= MAX_INTERACTIVE_BODY else cut(note, MAX_INTERACTIVE_BODY)
+    head, body = text_for_choices(text, note, MAX_INTERACTIVE_BODY, MAX_TEXT)
     messages += [_text(piece) for piece in head]
     for number, page in enumerate(pages):
         page_body = body if number == 0 else f"{more or ELLIPSIS} ({number + 1}/{len(pages)})"

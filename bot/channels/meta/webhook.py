@@ -1,4 +1,4 @@
-"""WhatsApp's webhook over HTTP: Meta's verification handshake, signed deliveries, capped bodies.
+"""Meta's webhook over HTTP: the verification handshake, signed deliveries, capped bodies.
 
 Meta first checks the address with a GET (``hub.mode=subscribe``, ``hub.verify_token``,
 ``hub.challenge``: answer the challenge if the token is ours). Then every delivery is a POST
@@ -6,6 +6,8 @@ signed with the app secret (``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of th
 and Meta delivers it again, for up to days, until it gets a 200. So: a missing or wrong
 signature is 401 and nothing is stored; the answer is 200 only once what the delivery holds is
 stored in the inbox; anything that stored nothing answers so that Meta delivers it again.
+WhatsApp and Messenger follow the same rules (developers.facebook.com/docs/graph-api/webhooks/
+getting-started).
 """
 
 from __future__ import annotations
@@ -17,11 +19,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-PATH = "/whatsapp/webhook"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
-# A delivery batches up to about a thousand changes of one business account (messages and
-# statuses). A text message is at most 4096 characters, so even a full batch of them stays
-# well under this; a forger without the app secret is refused before the body is read at all.
+# A delivery batches up to about a thousand changes (messages and statuses). A text message is
+# at most 4096 characters, so even a full batch of them stays well under this; a forger without
+# the app secret is refused before the body is read at all.
 MAX_BODY_BYTES = 3 * 1024 * 1024
 # The challenge is a number Meta makes up; anything longer is not from Meta.
 MAX_CHALLENGE = 200
@@ -34,16 +35,21 @@ def signature(app_secret: bytes, body: bytes) -> str:
     return "sha256=" + hmac.new(app_secret, body, hashlib.sha256).hexdigest()
 
 
-class WhatsAppWebhook:
-    """Serve ``GET`` and ``POST /whatsapp/webhook`` for a channel that takes in a body."""
+class SignedWebhook:
+    """Serve ``GET`` and ``POST`` at one path for a channel that takes in a signed body."""
 
     def __init__(
         self,
+        path: str,
+        platform: str,
         app_secret: str,
         verify_token: str,
         take_in: Callable[[bytes], Awaitable[bool]],
         ready: Callable[[], bool],
     ) -> None:
+        self.path = path
+        # The platform's name in log lines ("WhatsApp", "Messenger").
+        self._platform = platform
         self._app_secret = app_secret.encode()
         self._verify_token = verify_token.encode()
         # True once the delivery is stored (or set aside); False if nothing could be stored.
@@ -53,8 +59,8 @@ class WhatsAppWebhook:
 
     def add_routes(self, app: web.Application) -> None:
         """Add the webhook's routes to the web application."""
-        app.router.add_get(PATH, self.verify)
-        app.router.add_post(PATH, self.handle)
+        app.router.add_get(self.path, self.verify)
+        app.router.add_post(self.path, self.handle)
 
     async def verify(self, request: web.Request) -> web.Response:
         """Meta's subscription check: echo the challenge to the right verify token only."""
@@ -68,22 +74,27 @@ class WhatsAppWebhook:
             or not challenge
             or len(challenge) > MAX_CHALLENGE
         ):
-            logger.warning("a WhatsApp webhook verification without the right token was refused")
+            logger.warning(
+                "a %s webhook verification without the right token was refused", self._platform
+            )
             return web.Response(status=403)
         return web.Response(text=challenge, content_type="text/plain")
 
     async def handle(self, request: web.Request) -> web.Response:
         """Check the signature of the capped body, and answer 200 only once it is stored."""
+        platform = self._platform
         given = request.headers.get(SIGNATURE_HEADER, "")
         if not given.startswith("sha256="):
-            logger.warning("an unsigned WhatsApp webhook delivery was refused")
+            logger.warning("an unsigned %s webhook delivery was refused", platform)
             return web.Response(status=401)
         body = await _read_capped(request, MAX_BODY_BYTES)
         if body is None:
-            logger.error("a WhatsApp webhook delivery over %d bytes was refused", MAX_BODY_BYTES)
+            logger.error(
+                "a %s webhook delivery over %d bytes was refused", platform, MAX_BODY_BYTES
+            )
             return web.Response(status=413)
         if not hmac.compare_digest(given.encode(), signature(self._app_secret, body).encode()):
-            logger.warning("a WhatsApp webhook delivery with a wrong signature was refused")
+            logger.warning("a %s webhook delivery with a wrong signature was refused", platform)
             return web.Response(status=401)
         if not self._ready():
             return web.Response(status=503)
@@ -91,7 +102,7 @@ class WhatsAppWebhook:
             stored = await self._take_in(body)
         except Exception as error:
             # The type only: the message may quote the delivery. Meta delivers it again.
-            logger.error("taking in a WhatsApp delivery failed: %s", type(error).__name__)
+            logger.error("taking in a %s delivery failed: %s", platform, type(error).__name__)
             return web.Response(status=503)
         return web.Response(status=200 if stored else 503)
 
