@@ -42,7 +42,11 @@ class BotProcess:
     """``python -m bot run`` in a child process, as an operator would start it."""
 
     def __init__(self, settings: Settings, workdir: Path) -> None:
-        assert settings.telegram_token is not None or settings.whatsapp_enabled
+        assert (
+            settings.telegram_token is not None
+            or settings.whatsapp_enabled
+            or settings.messenger_enabled
+        )
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("BORGERDIALOG_")},
             "BORGERDIALOG_DATABASE_URL": settings.database_url,
@@ -72,6 +76,25 @@ class BotProcess:
             }
             if settings.whatsapp_number:
                 self.env["BORGERDIALOG_WHATSAPP_NUMBER"] = settings.whatsapp_number
+        if settings.messenger_enabled:
+            assert settings.messenger_page_token is not None
+            assert settings.messenger_app_secret is not None
+            assert settings.messenger_verify_token is not None
+            self.channels.append("messenger")
+            self.env |= {
+                "BORGERDIALOG_MESSENGER_PAGE_TOKEN": (
+                    settings.messenger_page_token.get_secret_value()
+                ),
+                "BORGERDIALOG_MESSENGER_APP_SECRET": (
+                    settings.messenger_app_secret.get_secret_value()
+                ),
+                "BORGERDIALOG_MESSENGER_VERIFY_TOKEN": (
+                    settings.messenger_verify_token.get_secret_value()
+                ),
+                "BORGERDIALOG_MESSENGER_API_URL": settings.messenger_api_url,
+            }
+            if settings.messenger_page_id:
+                self.env["BORGERDIALOG_MESSENGER_PAGE_ID"] = settings.messenger_page_id
         if settings.telegram_webhook:
             assert settings.telegram_webhook_secret is not None
             self.env["BORGERDIALOG_TELEGRAM_WEBHOOK_URL"] = settings.telegram_webhook_url

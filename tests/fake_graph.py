@@ -262,6 +262,23 @@ class MetaFake:
         """Whose delivery it is (the platform's fake knows where its envelopes say so)."""
         return ""
 
+    def text_envelope(self, sender: str, text: str) -> tuple[dict[str, Any], str]:
+        """A delivery of one text a citizen wrote, and the message's platform id."""
+        raise NotImplementedError
+
+    def send_many(self, texts: list[tuple[str, str]]) -> list[str]:
+        """Many citizens write at once (``(sender, text)`` in order); return the message ids."""
+
+        def put_all() -> list[str]:
+            ids = []
+            for sender, text in texts:
+                envelope, message_id = self.text_envelope(sender, text)
+                self._put(Delivery(json.dumps(envelope).encode()), sender)
+                ids.append(message_id)
+            return ids
+
+        return self.call(put_all)
+
     async def _deliver_in_order(self, queue: asyncio.Queue[Delivery]) -> None:
         assert self._session is not None
         while True:
@@ -464,25 +481,15 @@ class FakeGraph(MetaFake):
                     return str(item.get("recipient_id"))
         return ""
 
-    def send_many(self, texts: list[tuple[str, str]]) -> list[str]:
-        """Many citizens write at once (``(wa_id, text)`` in order); return the wamids."""
-
-        def put_all() -> list[str]:
-            wamids = []
-            for wa_id, text in texts:
-                message = self._inbound(wa_id, "text", {"body": text})
-                envelope = self.envelope([message])
-                self._put(Delivery(json.dumps(envelope).encode()), wa_id)
-                wamids.append(str(message["id"]))
-            return wamids
-
-        return self.call(put_all)
+    def text_envelope(self, sender: str, text: str) -> tuple[dict[str, Any], str]:
+        message = self._inbound(sender, "text", {"body": text})
+        return self.envelope([message]), str(message["id"])
 
     def send_text(self, wa_id: str, text: str) -> str:
         """The citizen writes; returns the message's wamid."""
-        message = self._inbound(wa_id, "text", {"body": text})
-        self.deliver(self.envelope([message]))
-        return str(message["id"])
+        envelope, wamid = self.text_envelope(wa_id, text)
+        self.deliver(envelope)
+        return wamid
 
     def send_media(self, wa_id: str, kind: str = "image") -> str:
         part: dict[str, Any] = {"id": "1234", "mime_type": "image/jpeg"}

@@ -15,10 +15,11 @@ referral) and the like POST a signed delivery to the bot's ``/messenger/webhook`
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -48,6 +49,8 @@ class MsMessage:
     message: dict[str, Any]
     messaging_type: str
     file: bytes | None = None
+    # When the request reached the fake (time.monotonic()), to tell a repeat sent before a kill.
+    sent_at: float = field(default_factory=time.monotonic)
 
     @property
     def kind(self) -> str:
@@ -109,6 +112,14 @@ class FakeMessenger(MetaFake):
     # -- the Send API --------------------------------------------------------------------------
 
     async def _messages(self, request: web.Request) -> web.Response:
+        if self.latency:
+            await asyncio.sleep(self.latency / 2)
+        answer = await self._answer_message(request)
+        if self.latency:
+            await asyncio.sleep(self.latency / 2)
+        return answer
+
+    async def _answer_message(self, request: web.Request) -> web.Response:
         recipient = ""
         try:
             if request.headers.get("Authorization") != f"Bearer {self.token}":
@@ -185,10 +196,24 @@ class FakeMessenger(MetaFake):
     def _mid() -> str:
         return "m_" + secrets.token_urlsafe(64)
 
+    def sender(self, envelope: dict[str, Any]) -> str:
+        """Whose delivery it is: the first item's citizen (the recipient of a page's echo)."""
+        for entry in envelope.get("entry") or []:
+            for item in entry.get("messaging") or []:
+                sender = str((item.get("sender") or {}).get("id") or "")
+                if sender == self.page_id:
+                    return str((item.get("recipient") or {}).get("id") or "")
+                return sender
+        return ""
+
+    def text_envelope(self, sender: str, text: str) -> tuple[dict[str, Any], str]:
+        mid = self._mid()
+        return self.envelope(self._item(sender, message={"mid": mid, "text": text})), mid
+
     def send_text(self, psid: str, text: str) -> str:
         """The citizen writes; returns the message's mid."""
-        mid = self._mid()
-        self.deliver(self.envelope(self._item(psid, message={"mid": mid, "text": text})))
+        envelope, mid = self.text_envelope(psid, text)
+        self.deliver(envelope)
         return mid
 
     def send_media(self, psid: str, kind: str = "image") -> str:

@@ -1,15 +1,17 @@
-"""A kill -9 in the middle of a WhatsApp burst loses no message, applies none twice, keeps order.
+"""A kill -9 in the middle of a WhatsApp or Messenger burst loses no message, applies none twice,
+keeps order.
 
 Many citizens write at once through signed webhook deliveries to ``borgerdialog run`` in a child
 process; it is killed -9 mid-burst and started again. Meta delivers again every delivery that got
-no 2xx (the fake does: the one on the wire at the kill, and those refused while the bot starts);
-the inbox takes each WhatsApp message id once.
+no 2xx (the fakes do: the one on the wire at the kill, and those refused while the bot starts);
+the inbox takes each message id (WhatsApp's wamid, Messenger's mid) once.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,8 @@ from storage.database import create_engine
 from storage.models import InboxEvent, InboxStatus, Participant
 from tests.botprocess import BotProcess, citizen_script, reply_kind
 from tests.conftest import eventually
-from tests.fake_graph import FakeGraph
+from tests.fake_graph import FakeGraph, WaMessage
+from tests.fake_messenger import FakeMessenger, MsMessage
 from tests.postgres import free_port
 
 # How long after the kill a reply sent before it may still reach the fake.
@@ -32,9 +35,31 @@ KILL_AFTER_TAKEN_IN = 200
 WEBHOOK_CONNECTIONS = 16
 
 
+@dataclass(frozen=True)
+class Platform:
+    """One of Meta's platforms: its fake, and how it names the citizen with number ``n``."""
+
+    channel: str
+    fake: type[FakeGraph | FakeMessenger]
+    citizen: Callable[[int], str]
+
+
+PLATFORMS = [
+    # A phone number.
+    Platform("whatsapp", FakeGraph, lambda number: f"45300{number:05d}"),
+    # A page-scoped id.
+    Platform("messenger", FakeMessenger, lambda number: f"71000000{number:08d}"),
+]
+
+
+@pytest.fixture(params=PLATFORMS, ids=lambda platform: platform.channel)
+def platform(request: pytest.FixtureRequest) -> Platform:
+    return request.param  # type: ignore[no-any-return]
+
+
 @pytest.fixture
-def burst_graph() -> Iterator[FakeGraph]:
-    server = FakeGraph()
+def burst_fake(platform: Platform) -> Iterator[FakeGraph | FakeMessenger]:
+    server = platform.fake()
     server.webhook_connections = WEBHOOK_CONNECTIONS
     # A simulated 50 ms round trip keeps many sends in flight when the kill lands.
     server.latency = 0.05
@@ -45,14 +70,14 @@ def burst_graph() -> Iterator[FakeGraph]:
     server.stop()
 
 
-def citizen(number: int) -> str:
-    return f"45300{number:05d}"
-
-
-async def test_kill_9_mid_whatsapp_burst_loses_nothing_and_applies_nothing_twice(
-    burst_graph: FakeGraph, make_settings: Callable[..., Settings], tmp_path: Path
+async def test_kill_9_mid_burst_loses_nothing_and_applies_nothing_twice(
+    platform: Platform,
+    burst_fake: FakeGraph | FakeMessenger,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
 ) -> None:
-    fake = burst_graph
+    fake = burst_fake
+    citizen = platform.citizen
     settings = make_settings(**fake.settings(free_port()))
     bot = BotProcess(settings, tmp_path)
     bot.start()
@@ -63,10 +88,10 @@ async def test_kill_9_mid_whatsapp_burst_loses_nothing_and_applies_nothing_twice
             for position in range(MESSAGES_EACH)
             for number in range(CITIZENS)
         ]
-        wamids = fake.send_many(burst)
+        ids = fake.send_many(burst)
         written: dict[str, list[str]] = {}
-        for (wa_id, _text), wamid in zip(burst, wamids, strict=True):
-            written.setdefault(wa_id, []).append(wamid)
+        for (sender, _text), message_id in zip(burst, ids, strict=True):
+            written.setdefault(sender, []).append(message_id)
 
         def replies_sent() -> int:
             return fake.call(lambda: len(fake.sent))
@@ -127,12 +152,12 @@ async def test_kill_9_mid_whatsapp_burst_loses_nothing_and_applies_nothing_twice
     finally:
         await engine.dispose()
     assert len(events) == CITIZENS * MESSAGES_EACH
-    assert {event.channel for event in events} == {"whatsapp"}
+    assert {event.channel for event in events} == {platform.channel}
     assert {event.status for event in events} == {InboxStatus.DONE}
     sequence = {event.external_id: event.applied_sequence for event in events}
-    for wa_id, in_written_order in written.items():
-        assert [sequence[w] for w in in_written_order] == list(range(1, MESSAGES_EACH + 1)), (
-            f"chat {wa_id[-3:]}"
+    for sender, in_written_order in written.items():
+        assert [sequence[m] for m in in_written_order] == list(range(1, MESSAGES_EACH + 1)), (
+            f"chat {sender[-3:]}"
         )
     assert {p.events_applied for p in participants} == {MESSAGES_EACH}
     assert len(participants) == CITIZENS
@@ -140,7 +165,7 @@ async def test_kill_9_mid_whatsapp_burst_loses_nothing_and_applies_nothing_twice
     # Answered in order; a reply repeats only if it was in flight at the kill.
     repeats = 0
     for number in range(CITIZENS):
-        sent = fake.to(citizen(number))
+        sent: Sequence[WaMessage | MsMessage] = fake.to(citizen(number))
         kinds: list[str] = []
         for index, message in enumerate(sent):
             kind = reply_kind(message.text)
