@@ -7,9 +7,9 @@ The layers, lowest first (README, "Architecture"):
 - core (``bot.dialogue``): inbox, applying events, outbox, order, texts; no channel, no setting.
 - settings (``bot.config``): validated settings, built on the core's and flows' constants.
 - services (``bot.consultations``): consultation files, exports, opinion groups.
-- platforms (``bot.channels.meta``): what channels on one platform's API share (Meta's webhook
-  signature and handshake, Graph API errors, cut titles); no channel, so every channel may
-  import it.
+- platforms (``bot.channels.meta``, ``bot.channels.webhooks``): what channels on one platform's
+  API share (Meta's webhook signature and handshake, Graph API errors, cut titles), and what
+  every webhook shares (a capped body); no channel, so every channel may import it.
 - channels (``bot.channels``): one package per channel, each on its own.
 - scheduler (``scheduler``): jobs on the core; it knows no channel.
 - composition (``bot.app``, ``bot.cli``, ``bot.web``…): builds and runs everything.
@@ -41,6 +41,8 @@ LAYER_OF_PREFIX = {
     # share lives here, below the channels, instead of one channel importing the other or the
     # same code written twice. It is no channel itself (channel_of), and imports none.
     "bot.channels.meta": "platforms",
+    # Reading a webhook's capped body: Telegram's webhook needs it as Meta's does.
+    "bot.channels.webhooks": "platforms",
     "scheduler": "scheduler",
     "bot": "composition",
 }

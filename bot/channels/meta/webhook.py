@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from bot.channels.webhooks import read_capped
+
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 # A delivery batches up to about a thousand changes (messages and statuses). A text message is
 # at most 4096 characters, so even a full batch of them stays well under this; a forger without
@@ -87,7 +89,7 @@ class SignedWebhook:
         if not given.startswith("sha256="):
             logger.warning("an unsigned %s webhook delivery was refused", platform)
             return web.Response(status=401)
-        body = await _read_capped(request, MAX_BODY_BYTES)
+        body = await read_capped(request, MAX_BODY_BYTES)
         if body is None:
             logger.error(
                 "a %s webhook delivery over %d bytes was refused", platform, MAX_BODY_BYTES
@@ -105,15 +107,3 @@ class SignedWebhook:
             logger.error("taking in a %s delivery failed: %s", platform, type(error).__name__)
             return web.Response(status=503)
         return web.Response(status=200 if stored else 503)
-
-
-async def _read_capped(request: web.Request, cap: int) -> bytes | None:
-    """The request's body, or None if it is longer than ``cap`` bytes (read no further)."""
-    if request.content_length is not None and request.content_length > cap:
-        return None
-    body = bytearray()
-    async for chunk in request.content.iter_any():
-        body += chunk
-        if len(body) > cap:
-            return None
-    return bytes(body)

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from bot.channels.webhooks import read_capped
+
 PATH = "/telegram/webhook"
 # The header Telegram sends the secret_token in (the name, not a secret).
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105
@@ -56,7 +58,7 @@ class WebhookEndpoint:
             return web.Response(status=401)
         if not self._ready():
             return web.Response(status=503)
-        body = await _read_capped(request, MAX_BODY_BYTES)
+        body = await read_capped(request, MAX_BODY_BYTES)
         if body is None:
             logger.error("a webhook delivery over %d bytes was refused", MAX_BODY_BYTES)
             return web.Response(status=413)
@@ -67,15 +69,3 @@ class WebhookEndpoint:
             logger.error("taking in a webhook delivery failed: %s", type(error).__name__)
             return web.Response(status=503)
         return web.Response(status=200 if stored else 503)
-
-
-async def _read_capped(request: web.Request, cap: int) -> bytes | None:
-    """The request's body, or None if it is longer than ``cap`` bytes (read no further)."""
-    if request.content_length is not None and request.content_length > cap:
-        return None
-    body = bytearray()
-    async for chunk in request.content.iter_any():
-        body += chunk
-        if len(body) > cap:
-            return None
-    return bytes(body)
