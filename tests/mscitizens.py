@@ -34,6 +34,10 @@ class MsCitizen(WaCitizen):
         await self.settled(_event_id(item))
         return self.messages()[before:]
 
+    async def open_consultation(self, slug: str) -> list[MsMessage]:  # type: ignore[override]
+        """Open m.me/<page>?ref=<slug> in a new conversation."""
+        return await self.open_link(slug)
+
     def choice(self, label: str) -> tuple[MsMessage, dict[str, str]]:  # type: ignore[override]
         """Find a quick reply or button by the choice's full label, newest message first."""
         shown = cut(label, MAX_TITLE)

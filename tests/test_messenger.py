@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-import aiohttp
 import pytest
-from sqlalchemy import update
 
 from bot.app import BorgerDialog
 from bot.channels.messenger.channel import _event_id
@@ -19,9 +16,7 @@ from bot.channels.messenger.shaping import shape_message
 from bot.config import Settings, SettingsError, load_settings
 from bot.consultations.export import build_table, to_csv
 from handlers.events import MAX_BUTTON_LABEL, MAX_TEXT_LENGTH
-from handlers.plan.planning import PostDraft, plan_post
-from handlers.plan.rules import parse_audience
-from storage.models import InboxEvent, OutboxMessage, Participant, PlannedPost, PostState
+from storage.models import InboxEvent, OutboxMessage, Participant
 from tests.citizens import Citizen, import_consultation, open_now
 from tests.cli import Cli, no_traceback
 from tests.conftest import eventually, model_rows, table_rows
@@ -29,6 +24,13 @@ from tests.fake_graph import FakeGraph
 from tests.fake_messenger import FakeMessenger
 from tests.fake_telegram import FakeBot, FakeTelegram
 from tests.ideas import ideas_source
+from tests.meta_citizens import (
+    check_delivered_twice_applied_once,
+    check_forged_deliveries_refused,
+    join_skolevej,
+    last_wrote,
+    publish_now,
+)
 from tests.mscitizens import MsCitizen
 from tests.postgres import free_port
 from tests.test_links_and_examples import example_open_soon
@@ -55,10 +57,6 @@ async def ms_app(
         yield app
     finally:
         await app.stop()
-
-
-def webhook(app: BorgerDialog) -> str:
-    return f"{app.settings.public_base_url}/messenger/webhook"
 
 
 async def test_a_citizen_walks_the_example_consultation_on_messenger(
@@ -120,14 +118,14 @@ async def test_the_ideas_phase_on_messenger_write_and_vote(
     ms_app: BorgerDialog, fake_messenger: FakeMessenger
 ) -> None:
     await import_consultation(ms_app, ideas_source())
-    anna = await join_skolevej(ms_app, fake_messenger, "7100000000000031")
+    anna = await join_skolevej(MsCitizen(ms_app, fake_messenger, "7100000000000031"))
     await anna.tap("✍️ Skriv et udsagn")
     preview = await anna.write("Der skal males en fodgængerovergang ved bageren")
     assert preview[0].text.startswith("Dit udsagn:")
     await anna.tap("✅ Send")
     assert any("Tak! Dit udsagn er nu med" in m.text for m in anna.messages()[-2:])
 
-    bo = await join_skolevej(ms_app, fake_messenger, "7100000000000032")
+    bo = await join_skolevej(MsCitizen(ms_app, fake_messenger, "7100000000000032"))
     card = await bo.tap("🗳 Stem om udsagn")
     assert card[-1].text.startswith("🗳 ")
     seen = 0
@@ -199,54 +197,16 @@ async def test_forged_and_unsigned_deliveries_are_refused_and_nothing_is_stored(
         b'"messaging":[{"sender":{"id":"7100000000000004"},"recipient":{"id":"1"},'
         b'"timestamp":1,"message":{"mid":"m_FORGED","text":"hej"}}]}]}'
     )
-    async with aiohttp.ClientSession() as http:
-        for headers in (
-            {},
-            {"X-Hub-Signature-256": "sha256=" + "0" * 64},
-            {"X-Hub-Signature-256": "sha1=abc"},
-        ):
-            async with http.post(webhook(ms_app), data=body, headers=headers) as answer:
-                assert answer.status == 401
-        # Signed with WhatsApp's secret, or any other: still not Messenger's.
-        other = "sha256=" + "ab" * 32
-        async with http.post(
-            webhook(ms_app), data=body, headers={"X-Hub-Signature-256": other}
-        ) as answer:
-            assert answer.status == 401
-        # The handshake only with the right verify token.
-        query = {"hub.mode": "subscribe", "hub.challenge": "1158201444"}
-        async with http.get(
-            webhook(ms_app), params={**query, "hub.verify_token": "wrong"}
-        ) as answer:
-            assert answer.status == 403
-        async with http.get(
-            webhook(ms_app), params={**query, "hub.verify_token": fake_messenger.verify_token}
-        ) as answer:
-            assert answer.status == 200
-            assert await answer.text() == "1158201444"
-        big = b"x" * (4 * 1024 * 1024)
-        async with http.post(
-            webhook(ms_app), data=big, headers={"X-Hub-Signature-256": fake_messenger.sign(big)}
-        ) as answer:
-            assert answer.status == 413
-    assert await table_rows(ms_app, InboxEvent) == []
-    assert fake_messenger.sent == []
+    await check_forged_deliveries_refused(ms_app, fake_messenger, "messenger", body)
 
 
 async def test_a_redelivery_is_applied_once_and_echoes_and_receipts_are_no_input(
     ms_app: BorgerDialog, fake_messenger: FakeMessenger
 ) -> None:
     dan = MsCitizen(ms_app, fake_messenger, "7100000000000005")
-    item = fake_messenger._item(dan.psid, message={"mid": "m_" + "d" * 80, "text": "hjælp"})
-    envelope = fake_messenger.envelope(item)
-    first = fake_messenger.deliver(envelope)
-    second = fake_messenger.deliver(envelope)
-    await dan.settled("m_" + "d" * 80)
-    await eventually(lambda: first.answers and second.answers, what="both deliveries answered")
-    assert first.answers[-1] == second.answers[-1] == 200
-    await dan.settled("m_" + "d" * 80)
-    assert len(dan.messages()) == 1
-    assert len(await table_rows(ms_app, InboxEvent)) == 1
+    mid = "m_" + "d" * 80
+    item = fake_messenger._item(dan.psid, message={"mid": mid, "text": "hjælp"})
+    await check_delivered_twice_applied_once(dan, fake_messenger.envelope(item), mid)
 
     # An echo of the page's own message, a delivery and a read: no input, nothing answered.
     (answer,) = dan.messages()
@@ -274,54 +234,6 @@ async def test_a_redelivery_is_applied_once_and_echoes_and_receipts_are_no_input
     assert len(await table_rows(ms_app, InboxEvent)) == 2
 
 
-async def join_skolevej(app: BorgerDialog, fake: FakeMessenger, psid: str) -> MsCitizen:
-    """Open the one-question consultation from its m.me link, consent, answer, say yes to news."""
-    citizen = MsCitizen(app, fake, psid)
-    await citizen.open_link("skolevej")
-    await citizen.tap("Ja, jeg giver samtykke")
-    await citizen.tap("Ja")
-    menu = await citizen.tap("Ja")
-    assert any(m.text.startswith("💡 Idéer til »Skolevejen«") for m in menu)
-    return citizen
-
-
-async def last_wrote(app: BorgerDialog, fake: FakeMessenger, psid: str, ago: timedelta) -> None:
-    """Make a citizen's last message older (in the bot's database and at the fake)."""
-    assert app.engine is not None
-    async with app.engine.begin() as connection:
-        await connection.execute(
-            update(Participant)
-            .where(Participant.channel == "messenger", Participant.chat_id == psid)
-            .values(last_seen_at=datetime.now(UTC) - ago)
-        )
-    fake.call(lambda: fake.last_inbound.__setitem__(psid, time.time() - ago.total_seconds()))
-
-
-async def publish_now(app: BorgerDialog, text: str) -> PlannedPost:
-    """Plan a post to the consultation's subscribers for now, publish it, wait until sent."""
-    assert app.uow is not None
-    assert app.publisher is not None
-    draft = PostDraft(
-        texts={"da": text},
-        audience=parse_audience("participants"),
-        when="now",
-        consultation="skolevej",
-    )
-    async with app.uow() as uow:
-        post, _ = await plan_post(uow, draft, datetime.now(UTC), app.settings.zone, "test")
-        await uow.commit()
-    await app.publisher.publish_due()
-
-    async def finished() -> PlannedPost | None:
-        async with app.uow.read() as uow:  # type: ignore[union-attr]
-            stored = await uow.plan.get(post.id)
-        return stored if stored is not None and stored.state != PostState.SENDING else None
-
-    found = await eventually(finished, what="the post sent")
-    assert isinstance(found, PlannedPost)
-    return found
-
-
 async def test_a_broadcast_outside_the_window_is_skipped_with_a_reason(
     ms_app: BorgerDialog, fake_messenger: FakeMessenger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -332,9 +244,9 @@ async def test_a_broadcast_outside_the_window_is_skipped_with_a_reason(
         dataclasses.replace(ms_app.messenger.limits, chat_per_second=None),
     )
     await import_consultation(ms_app, ideas_source())
-    recent = await join_skolevej(ms_app, fake_messenger, "7100000000000011")
-    away = await join_skolevej(ms_app, fake_messenger, "7100000000000012")
-    await last_wrote(ms_app, fake_messenger, away.psid, timedelta(hours=25))
+    recent = await join_skolevej(MsCitizen(ms_app, fake_messenger, "7100000000000011"))
+    away = await join_skolevej(MsCitizen(ms_app, fake_messenger, "7100000000000012"))
+    await last_wrote(away, timedelta(hours=25))
     before = len(away.messages())
 
     post = await publish_now(ms_app, "Nyt om skolevejen\n\nVi går i gang i maj.")

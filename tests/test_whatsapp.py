@@ -5,16 +5,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from PIL import Image
-from sqlalchemy import update
 
 from bot.app import BorgerDialog
 from bot.channels.whatsapp.links import whatsapp_link
@@ -22,20 +19,23 @@ from bot.channels.whatsapp.shaping import shape_message
 from bot.config import Settings, SettingsError, load_settings
 from bot.consultations.export import build_table, to_csv
 from bot.dialogue.outbox import TRANSIENT_RETRIES
-from handlers.plan.planning import PostDraft, plan_post
-from handlers.plan.rules import parse_audience
 from storage.models import (
-    InboxEvent,
     OutboxMessage,
     OutboxStatus,
     Participant,
-    PlannedPost,
     PostState,
 )
 from tests.citizens import import_consultation, open_now
-from tests.conftest import eventually, model_rows, table_rows
+from tests.conftest import eventually, model_rows
 from tests.fake_graph import FakeGraph
 from tests.ideas import ideas_source
+from tests.meta_citizens import (
+    check_delivered_twice_applied_once,
+    check_forged_deliveries_refused,
+    join_skolevej,
+    last_wrote,
+    publish_now,
+)
 from tests.postgres import free_port
 from tests.wacitizens import WaCitizen
 
@@ -51,10 +51,6 @@ async def wa_app(
         yield app
     finally:
         await app.stop()
-
-
-def webhook(app: BorgerDialog) -> str:
-    return f"{app.settings.public_base_url}/whatsapp/webhook"
 
 
 async def test_a_citizen_walks_the_example_consultation_on_whatsapp(
@@ -149,33 +145,7 @@ async def test_forged_and_unsigned_deliveries_are_refused_and_nothing_is_stored(
         b'"messages":[{"from":"4520000004","id":"wamid.FORGED","type":"text",'
         b'"text":{"body":"hej"}}]}}]}]}'
     )
-    async with aiohttp.ClientSession() as http:
-        for headers in (
-            {},
-            {"X-Hub-Signature-256": "sha256=" + "0" * 64},
-            {"X-Hub-Signature-256": "sha1=abc"},
-        ):
-            async with http.post(webhook(wa_app), data=body, headers=headers) as answer:
-                assert answer.status == 401
-        # The handshake only with the right verify token.
-        query = {"hub.mode": "subscribe", "hub.challenge": "1158201444"}
-        async with http.get(
-            webhook(wa_app), params={**query, "hub.verify_token": "wrong"}
-        ) as answer:
-            assert answer.status == 403
-        async with http.get(
-            webhook(wa_app), params={**query, "hub.verify_token": fake_graph.verify_token}
-        ) as answer:
-            assert answer.status == 200
-            assert await answer.text() == "1158201444"
-        # Too big: refused before it is read whole.
-        big = b"x" * (4 * 1024 * 1024)
-        async with http.post(
-            webhook(wa_app), data=big, headers={"X-Hub-Signature-256": fake_graph.sign(big)}
-        ) as answer:
-            assert answer.status == 413
-    assert await table_rows(wa_app, InboxEvent) == []
-    assert fake_graph.sent == []
+    await check_forged_deliveries_refused(wa_app, fake_graph, "whatsapp", body)
 
 
 async def test_a_redelivered_message_is_applied_once(
@@ -183,68 +153,7 @@ async def test_a_redelivered_message_is_applied_once(
 ) -> None:
     dan = WaCitizen(wa_app, fake_graph, "4520000005")
     inbound = fake_graph._inbound(dan.wa_id, "text", {"body": "hjælp"})
-    envelope = fake_graph.envelope([inbound])
-    first = fake_graph.deliver(envelope)
-    second = fake_graph.deliver(envelope)
-    await dan.settled(inbound["id"])
-    await eventually(lambda: first.answers and second.answers, what="both deliveries answered")
-    assert first.answers[-1] == second.answers[-1] == 200
-    await dan.settled(inbound["id"])
-    assert len(dan.messages()) == 1
-    rows = await table_rows(wa_app, InboxEvent)
-    assert len(rows) == 1
-
-
-async def join_skolevej(app: BorgerDialog, fake: FakeGraph, wa_id: str) -> WaCitizen:
-    """Open the one-question consultation by its slug, consent, answer, and say yes to news."""
-    citizen = WaCitizen(app, fake, wa_id)
-    await citizen.write("skolevej")
-    await citizen.tap("Ja, jeg giver samtykke")
-    await citizen.tap("Ja")
-    menu = await citizen.tap("Ja")
-    assert any(m.text.startswith("💡 Idéer til »Skolevejen«") for m in menu)
-    return citizen
-
-
-async def last_wrote(app: BorgerDialog, fake: FakeGraph, wa_id: str, ago: timedelta) -> None:
-    """Make a citizen's last message older (in the bot's database and at the fake)."""
-    assert app.engine is not None
-    async with app.engine.begin() as connection:
-        await connection.execute(
-            update(Participant)
-            .where(Participant.channel == "whatsapp", Participant.chat_id == wa_id)
-            .values(last_seen_at=datetime.now(UTC) - ago)
-        )
-    fake.call(lambda: fake.last_inbound.__setitem__(wa_id, time.time() - ago.total_seconds()))
-
-
-async def publish_now(
-    app: BorgerDialog, text: str, template: str | None, image: bytes | None = None
-) -> PlannedPost:
-    """Plan a post to the consultation's subscribers for now, publish it, wait until sent."""
-    assert app.uow is not None
-    assert app.publisher is not None
-    draft = PostDraft(
-        texts={"da": text},
-        audience=parse_audience("participants"),
-        when="now",
-        consultation="skolevej",
-        whatsapp_template=template,
-        image=image,
-    )
-    async with app.uow() as uow:
-        post, _ = await plan_post(uow, draft, datetime.now(UTC), app.settings.zone, "test")
-        await uow.commit()
-    await app.publisher.publish_due()
-
-    async def finished() -> PlannedPost | None:
-        async with app.uow.read() as uow:  # type: ignore[union-attr]
-            stored = await uow.plan.get(post.id)
-        return stored if stored is not None and stored.state != PostState.SENDING else None
-
-    found = await eventually(finished, what="the post sent")
-    assert isinstance(found, PlannedPost)
-    return found
+    await check_delivered_twice_applied_once(dan, fake_graph.envelope([inbound]), inbound["id"])
 
 
 async def test_a_broadcast_outside_the_window_uses_the_template_or_is_skipped_with_a_reason(
@@ -257,9 +166,9 @@ async def test_a_broadcast_outside_the_window_uses_the_template_or_is_skipped_wi
     )
     await import_consultation(wa_app, ideas_source())
     fake_graph.call(lambda: fake_graph.templates.add(("borgerdialog_nyt", "da")))
-    recent = await join_skolevej(wa_app, fake_graph, "4520000011")
-    away = await join_skolevej(wa_app, fake_graph, "4520000012")
-    await last_wrote(wa_app, fake_graph, away.wa_id, timedelta(hours=25))
+    recent = await join_skolevej(WaCitizen(wa_app, fake_graph, "4520000011"))
+    away = await join_skolevej(WaCitizen(wa_app, fake_graph, "4520000012"))
+    await last_wrote(away, timedelta(hours=25))
 
     post = await publish_now(
         wa_app, "Nyt om skolevejen\n\nVi går i gang i maj.", "borgerdialog_nyt"
@@ -322,14 +231,14 @@ async def test_the_ideas_phase_on_whatsapp_write_and_vote(
     wa_app: BorgerDialog, fake_graph: FakeGraph
 ) -> None:
     await import_consultation(wa_app, ideas_source())
-    anna = await join_skolevej(wa_app, fake_graph, "4520000031")
+    anna = await join_skolevej(WaCitizen(wa_app, fake_graph, "4520000031"))
     await anna.tap("✍️ Skriv et udsagn")
     preview = await anna.write("Der skal males en fodgængerovergang ved bageren")
     assert preview[0].text.startswith("Dit udsagn:")
     await anna.tap("✅ Send")
     assert any("Tak! Dit udsagn er nu med" in m.text for m in anna.messages()[-2:])
 
-    bo = await join_skolevej(wa_app, fake_graph, "4520000032")
+    bo = await join_skolevej(WaCitizen(wa_app, fake_graph, "4520000032"))
     card = await bo.tap("🗳 Stem om udsagn")
     assert card[-1].text.startswith("🗳 ")
     seen = 0
@@ -459,7 +368,7 @@ async def test_an_image_over_whatsapps_5_mb_goes_as_text_only_and_the_report_say
         wa_app.whatsapp, "limits", dataclasses.replace(wa_app.whatsapp.limits, chat_per_second=None)
     )
     await import_consultation(wa_app, ideas_source())
-    ida = await join_skolevej(wa_app, fake_graph, "4520000051")
+    ida = await join_skolevej(WaCitizen(wa_app, fake_graph, "4520000051"))
 
     small = await publish_now(wa_app, "Sådan bliver krydset", None, image=png(200))
     assert ida.last().kind == "image"

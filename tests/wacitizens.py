@@ -51,6 +51,10 @@ class WaCitizen:
         await self.settled(self.fake.send_text(self.wa_id, text))
         return self.messages()[before:]
 
+    async def open_consultation(self, slug: str) -> list[WaMessage]:
+        """Open wa.me/<number>?text=<slug>: the citizen sends the slug it types in."""
+        return await self.write(slug)
+
     async def send_media(self, kind: str = "image") -> list[WaMessage]:
         before = len(self.messages())
         await self.settled(self.fake.send_media(self.wa_id, kind))
