@@ -5,6 +5,8 @@ forged delivery is refused and a redelivery applied once."""
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -12,15 +14,30 @@ import aiohttp
 from sqlalchemy import update
 
 from bot.app import BorgerDialog
+from bot.config import Settings
 from handlers.plan.planning import PostDraft, plan_post
 from handlers.plan.rules import parse_audience
 from storage.models import InboxEvent, Participant, PlannedPost, PostState
 from tests.conftest import eventually, table_rows
 from tests.fake_graph import FakeGraph
 from tests.fake_messenger import FakeMessenger
+from tests.postgres import free_port
 from tests.wacitizens import WaCitizen
 
 C = TypeVar("C", bound=WaCitizen)
+
+
+@asynccontextmanager
+async def running_on(
+    fake: FakeGraph | FakeMessenger, make_settings: Callable[..., Settings]
+) -> AsyncIterator[BorgerDialog]:
+    """The real application, built by the composition root, with the channel on the fake."""
+    app = BorgerDialog(make_settings(**fake.settings(free_port())))
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
 
 
 def webhook(app: BorgerDialog, channel: str) -> str:

@@ -30,6 +30,7 @@ from tests.meta_citizens import (
     join_skolevej,
     last_wrote,
     publish_now,
+    running_on,
 )
 from tests.mscitizens import MsCitizen
 from tests.postgres import free_port
@@ -51,12 +52,8 @@ async def ms_app(
     fake_messenger: FakeMessenger, make_settings: Callable[..., Settings]
 ) -> AsyncIterator[BorgerDialog]:
     """The real application, built by the composition root, with Messenger on the fake."""
-    app = BorgerDialog(make_settings(**fake_messenger.settings(free_port())))
-    await app.start()
-    try:
+    async with running_on(fake_messenger, make_settings) as app:
         yield app
-    finally:
-        await app.stop()
 
 
 async def test_a_citizen_walks_the_example_consultation_on_messenger(

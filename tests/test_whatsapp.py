@@ -35,8 +35,8 @@ from tests.meta_citizens import (
     join_skolevej,
     last_wrote,
     publish_now,
+    running_on,
 )
-from tests.postgres import free_port
 from tests.wacitizens import WaCitizen
 
 
@@ -45,12 +45,8 @@ async def wa_app(
     fake_graph: FakeGraph, make_settings: Callable[..., Settings]
 ) -> AsyncIterator[BorgerDialog]:
     """The real application, built by the composition root, with WhatsApp on the fake."""
-    app = BorgerDialog(make_settings(**fake_graph.settings(free_port())))
-    await app.start()
-    try:
+    async with running_on(fake_graph, make_settings) as app:
         yield app
-    finally:
-        await app.stop()
 
 
 async def test_a_citizen_walks_the_example_consultation_on_whatsapp(
