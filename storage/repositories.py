@@ -81,6 +81,21 @@ _INBOX_PENDING_BEFORE = (
     )
     .order_by(InboxEvent.id)
 )
+_EARLIER = InboxEvent.__table__.alias("earlier")
+_INBOX_STATUS_IN_TURN = select(
+    InboxEvent.id,
+    InboxEvent.status,
+    select(_EARLIER.c.id)
+    .where(
+        _EARLIER.c.channel == InboxEvent.channel,
+        _EARLIER.c.chat_id == bindparam("chat_id"),
+        _EARLIER.c.status == InboxStatus.PENDING,
+        _EARLIER.c.id < InboxEvent.id,
+    )
+    .exists(),
+).where(
+    InboxEvent.channel == bindparam("channel"), InboxEvent.external_id == bindparam("external_id")
+)
 # PostgreSQL returns the ids of a many-row insert in the rows' order (SQLAlchemy adds what it
 # needs for that); SQLAlchemy can only promise that on SQLite by inserting row by row. There,
 # one statement is run and its ids sorted instead: SQLite numbers the rows of one INSERT one after
@@ -283,6 +298,15 @@ class InboxRepository:
             return
         chat = f"{channel}:{chat_id}"
         await self._session.execute(_CHAT_TURN, {"namespace": CHAT_TURN_NAMESPACE, "chat": chat})
+
+    async def status_in_turn(
+        self, channel: str, external_id: str, chat_id: str
+    ) -> tuple[int, str, bool] | None:
+        """Like ``status_of``, and whether the chat has earlier events still pending (one query:
+        it runs for every event while several processes share the database)."""
+        parameters = {"channel": channel, "external_id": external_id, "chat_id": chat_id}
+        row = (await self._session.execute(_INBOX_STATUS_IN_TURN, parameters)).one_or_none()
+        return None if row is None else (row[0], row[1], bool(row[2]))
 
     async def pending_before(
         self, channel: str, chat_id: str, event_id: int

@@ -97,6 +97,9 @@ class DialogueCore:
         # earlier event: it is applied first (per-chat order across processes).
         self._several_processes = several_processes
         self._readers: dict[str, EventReader] = {}
+        # Events this process stored (or recovered) and has yet to handle: its own queue holds
+        # them, so the search for events another process left behind passes them by.
+        self._taken: set[tuple[str, str]] = set()
         self.metrics = metrics or Metrics()
         self.health = health or HealthBoard()
         self._pseudonym_key = pseudonym_key
@@ -141,6 +144,7 @@ class DialogueCore:
             if alongside is not None:
                 await alongside(uow, new_ids)
             await uow.commit()
+        self._taken.update((channel, external_id) for external_id in new_ids)
         return new_ids
 
     def in_order(self, channel: str, chat_id: str) -> AbstractAsyncContextManager[None]:
@@ -188,6 +192,7 @@ class DialogueCore:
 
     async def mark_unreadable(self, channel: str, external_id: str, reason: str) -> None:
         """Mark a stored event that no flow can read as failed; its raw copy stays for now."""
+        self._taken.discard((channel, external_id))
         async with self._uow() as uow:
             stored = await uow.inbox.status_of(channel, external_id)
             if stored is not None and stored[1] == InboxStatus.PENDING:
@@ -204,7 +209,9 @@ class DialogueCore:
         """Return (external id, payload) of a channel's unhandled events, oldest first."""
         async with self._uow.read() as uow:
             rows = await uow.inbox.pending(channel)
-            return [(row.external_id, row.payload or {}) for row in rows]
+            pending = [(row.external_id, row.payload or {}) for row in rows]
+        self._taken.update((channel, external_id) for external_id, _ in pending)
+        return pending
 
     def close(self) -> None:
         """Stop waiting for an unavailable database: what is pending is taken up at next start."""
@@ -216,6 +223,12 @@ class DialogueCore:
         ``event`` is None for platform events that carry nothing for a flow; they are only
         marked done.
         """
+        try:
+            await self._handle(channel, external_id, event)
+        finally:
+            self._taken.discard((channel, external_id))
+
+    async def _handle(self, channel: str, external_id: str, event: InboundEvent | None) -> None:
         started = time.perf_counter()
         others: set[ChatAddress] = set()
         attempt = 0
@@ -301,6 +314,7 @@ class DialogueCore:
                 (row.channel, row.chat_id, row.external_id, row.payload or {})
                 for row in rows
                 if row.channel in self._readers
+                and (row.channel, row.external_id) not in self._taken
             ]
         by_chat: dict[tuple[str, str | None], list[tuple[str, dict[str, Any]]]] = {}
         for channel, chat_id, external_id, payload in stale:
@@ -335,10 +349,15 @@ class DialogueCore:
             self._several_processes and event is not None and channel in self._readers
         )
         async with self._uow() as uow:
+            behind = False
             if across_processes:
                 assert event is not None
                 await uow.inbox.take_chat_turn(channel, event.chat_id)
-            stored = await uow.inbox.status_of(channel, external_id)
+                in_turn = await uow.inbox.status_in_turn(channel, external_id, event.chat_id)
+                stored = None if in_turn is None else (in_turn[0], in_turn[1])
+                behind = in_turn is not None and in_turn[2]
+            else:
+                stored = await uow.inbox.status_of(channel, external_id)
             if stored is None or stored[1] != InboxStatus.PENDING:
                 # Already applied (a redelivery, or recovery racing a live event): do nothing.
                 return False, set()
@@ -347,10 +366,8 @@ class DialogueCore:
                 await uow.inbox.mark_done(event_id, now, applied_sequence=0)
                 await uow.commit()
                 return False, set()
-            if across_processes:
-                earlier = await uow.inbox.pending_before(channel, event.chat_id, event_id)
-                if earlier:
-                    raise _Behind(earlier)
+            if behind:
+                raise _Behind(await uow.inbox.pending_before(channel, event.chat_id, event_id))
             participant = await uow.participants.get_or_create(channel, event.chat_id, now)
             participant.last_seen_at = now
             participant.unreachable_at = None

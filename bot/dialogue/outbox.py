@@ -332,6 +332,10 @@ class OutboxDelivery:
             return 0
         async with self._uow() as uow:
             chats = await uow.outbox.chats_with_pending(channel, lane, queued_before)
+        if queued_before is not None:
+            # Looking for what another process left: a chat this process is sending to now
+            # is not left behind.
+            chats = [chat for chat in chats if not self._locks.busy((channel, chat, lane))]
         limit = asyncio.Semaphore(BACKLOG_CONCURRENCY)
 
         async def one(chat_id: str) -> None:
