@@ -232,6 +232,7 @@ class DialogueCore:
         started = time.perf_counter()
         others: set[ChatAddress] = set()
         attempt = 0
+        catch_ups = 0
         outcome = "applied"
         while True:
             if self._closing.is_set() and self._database_away:
@@ -240,6 +241,12 @@ class DialogueCore:
                 applied, others = await self._apply(channel, external_id, event)
             except _Behind as behind:
                 # Still in this chat's turn: its earlier events first, then this one again.
+                if catch_ups:
+                    # An earlier event stayed pending after its turn (its failure could not be
+                    # recorded either): try again later, not in a tight loop.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._closing.wait(), retry_delay(catch_ups))
+                catch_ups += 1
                 for earlier_id, payload in behind.earlier:
                     await self._handle_stored(channel, earlier_id, payload)
                 if self._closing.is_set():
