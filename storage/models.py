@@ -687,3 +687,56 @@ class EmailAddress(Base):
     token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StaffRole:
+    ADMIN = "admin"
+    STAFF = "staff"
+    MODERATOR = "moderator"
+    ALL = (ADMIN, STAFF, MODERATOR)
+
+
+class StaffAccount(Base):
+    """A person who logs in to the dashboard: staff, a moderator or an admin."""
+
+    __tablename__ = "staff_accounts"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    # Ids never come back: the audit trail's pseudonym of an account is made from its id.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Stored lower-cased, so one person cannot get two accounts by the case of a letter.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    # An argon2id hash in its PHC string form (parameters and salt included).
+    password_hash: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class StaffSession(Base):
+    """A logged-in browser; the cookie holds a random token, the table only its SHA-256."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_accounts.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StaffLoginAttempt(Base):
+    """One login attempt from an address, kept for the per-address limit (in the database, so
+    every process counts the same attempts)."""
+
+    __tablename__ = "staff_login_attempts"
+    __table_args__ = (Index("ix_staff_login_attempts_address_at", "address_hash", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # A keyed hash of the IP address: enough to count, not enough to tell who it was.
+    address_hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -20,6 +20,7 @@ from storage.repositories import (
     ParticipationRepository,
     WebMessageRepository,
 )
+from storage.staff import StaffRepository
 
 
 class UnitOfWork:
@@ -40,6 +41,7 @@ class UnitOfWork:
     plan: PlanRepository
     email: EmailRepository
     notifications: NotificationRepository
+    staff: StaffRepository
 
     def __init__(
         self,
@@ -63,6 +65,7 @@ class UnitOfWork:
         self.plan = PlanRepository(self._session)
         self.email = EmailRepository(self._session)
         self.notifications = NotificationRepository(self._session)
+        self.staff = StaffRepository(self._session)
         return self
 
     async def __aexit__(
