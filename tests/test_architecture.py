@@ -44,6 +44,9 @@ LAYER_OF_PREFIX = {
     # Reading a webhook's capped body: Telegram's webhook needs it as Meta's does.
     "bot.channels.webhooks": "platforms",
     "scheduler": "scheduler",
+    # The dashboard's account rules (passwords, limits, sessions) are a service the command line
+    # and the pages share; its pages speak HTTP, so they stay in the composition layer.
+    "bot.admin.accounts": "services",
     "bot": "composition",
 }
 BELOW = {

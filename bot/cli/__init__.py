@@ -536,6 +536,7 @@ def _export_polis(settings: Settings, slug: str, directory: Path) -> None:
 from bot.cli.ideas import ideas, import_  # noqa: E402
 from bot.cli.moderation import moderation, screen  # noqa: E402
 from bot.cli.plan import broadcast, plan  # noqa: E402
+from bot.cli.staff import staff  # noqa: E402
 
 main.add_command(screen)
 main.add_command(moderation)
@@ -543,3 +544,4 @@ main.add_command(ideas)
 main.add_command(import_)
 main.add_command(plan)
 main.add_command(broadcast)
+main.add_command(staff)

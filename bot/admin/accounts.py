@@ -1,0 +1,205 @@
+"""Staff accounts and logins: the rules, without the web (the CLI and the pages share them)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from storage.models import StaffAccount, StaffRole, StaffSession
+from storage.uow import UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 1024  # argon2 takes any length; a megabyte "password" is only a load
+ACCOUNT_FAILURES_BEFORE_LOCK = 5
+ACCOUNT_LOCK = timedelta(minutes=15)
+ADDRESS_ATTEMPTS = 20
+ADDRESS_WINDOW = timedelta(minutes=15)
+IDLE_TIMEOUT = timedelta(minutes=30)
+ABSOLUTE_TIMEOUT = timedelta(hours=12)
+
+_hasher = PasswordHasher()
+# Verified against when the e-mail is unknown, so an unknown address costs as long as a wrong
+# password and the answer's timing does not tell which addresses have accounts.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class AccountError(ValueError):
+    """A request about accounts that cannot be done; the message says why, in one line."""
+
+
+def normalise_email(email: str) -> str:
+    """The e-mail as stored: trimmed and lower-cased; AccountError if it is no address."""
+    email = email.strip().lower()
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or len(email) > 254 or any(c.isspace() for c in email):
+        raise AccountError(f"not an e-mail address: {email!r}")
+    return email
+
+
+def check_password(password: str) -> None:
+    """Refuse a password too short (or absurdly long) to use."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise AccountError(f"the password must have at most {MAX_PASSWORD_LENGTH} characters")
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of a password that passed check_password."""
+    check_password(password)
+    return _hasher.hash(password)
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def account_pseudonym(key: bytes, account_id: int) -> str:
+    """The account as the audit trail names it: keyed, so only the installation can link it."""
+    return hmac.new(key, f"staff-account:{account_id}".encode(), "sha256").hexdigest()[:10]
+
+
+def token_hash(token: str) -> str:
+    """What the database keeps of a session token: a leaked table logs nobody in."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def address_hash(key: bytes, address: str) -> str:
+    return hmac.new(key, f"login-address:{address}".encode(), "sha256").hexdigest()
+
+
+async def add_account(
+    uow: UnitOfWork, email: str, role: str, password: str, now: datetime
+) -> StaffAccount:
+    """Create an account; AccountError for a bad role, a taken e-mail or a weak password."""
+    email = normalise_email(email)
+    if role not in StaffRole.ALL:
+        raise AccountError(f"unknown role {role!r} (one of {', '.join(StaffRole.ALL)})")
+    if await uow.staff.by_email(email) is not None:
+        raise AccountError(f"there is already an account for {email}")
+    return await uow.staff.add(
+        StaffAccount(
+            email=email,
+            role=role,
+            password_hash=hash_password(password),
+            created_at=now,
+            failed_attempts=0,
+        )
+    )
+
+
+async def existing_account(uow: UnitOfWork, email: str) -> StaffAccount:
+    email = normalise_email(email)
+    account = await uow.staff.by_email(email)
+    if account is None:
+        raise AccountError(f"no account for {email} (see 'borgerdialog staff list')")
+    return account
+
+
+async def reset_password(uow: UnitOfWork, email: str, password: str) -> StaffAccount:
+    """Set a new password, lift a lock and end the account's sessions (whoever had them)."""
+    account = await existing_account(uow, email)
+    account.password_hash = hash_password(password)
+    account.failed_attempts = 0
+    account.locked_until = None
+    await uow.staff.end_sessions(account.id)
+    return account
+
+
+@dataclass(frozen=True)
+class Login:
+    """What a login attempt came to: ``outcome`` is ok, wrong, locked or throttled."""
+
+    outcome: str
+    account: StaffAccount | None = None
+    token: str | None = None
+    # An account locked by this very attempt: the audit trail records the lockout.
+    locked_now: bool = False
+
+
+async def log_in(
+    uow: UnitOfWork, email: str, password: str, address_key: str, now: datetime
+) -> Login:
+    """Check a login against the limits and the password; open a session when it is right.
+
+    The caller commits whatever the outcome: failures and attempts must be counted too.
+    """
+    await uow.staff.forget_attempts_before(now - ADDRESS_WINDOW)
+    if await uow.staff.attempts_since(address_key, now - ADDRESS_WINDOW) >= ADDRESS_ATTEMPTS:
+        return Login("throttled")
+    await uow.staff.add_attempt(address_key, now)
+    try:
+        account = await uow.staff.by_email(normalise_email(email))
+    except AccountError:
+        account = None
+    if account is None:
+        _verify(_DUMMY_HASH, password)
+        return Login("wrong")
+    if account.locked_until is not None and account.locked_until > now:
+        # Checked before the password: a locked account tells nothing about a guess.
+        return Login("locked", account)
+    if not _verify(account.password_hash, password):
+        account.failed_attempts += 1
+        if account.failed_attempts >= ACCOUNT_FAILURES_BEFORE_LOCK:
+            account.failed_attempts = 0
+            account.locked_until = now + ACCOUNT_LOCK
+            return Login("locked", account, locked_now=True)
+        return Login("wrong", account)
+    account.failed_attempts = 0
+    account.locked_until = None
+    account.last_login_at = now
+    token = secrets.token_urlsafe(32)
+    await uow.staff.add_session(
+        StaffSession(
+            token_hash=token_hash(token), account_id=account.id, created_at=now, last_seen_at=now
+        )
+    )
+    return Login("ok", account, token)
+
+
+async def current_session(
+    uow: UnitOfWork, token: str | None, now: datetime
+) -> tuple[StaffSession, StaffAccount] | None:
+    """The session and account a cookie's token belongs to, seen now; None if none or expired.
+
+    An expired session is ended here; a live one's last_seen moves (the caller commits).
+    """
+    if not token or len(token) > 100:
+        return None
+    session = await uow.staff.session_by_token_hash(token_hash(token))
+    if session is None:
+        return None
+    if now - session.last_seen_at > IDLE_TIMEOUT or now - session.created_at > ABSOLUTE_TIMEOUT:
+        await uow.staff.end_session(session)
+        return None
+    account = await uow.staff.get(session.account_id)
+    if account is None:
+        return None
+    session.last_seen_at = now
+    return session, account
+
+
+async def audit(
+    uow: UnitOfWork, event: str, account: StaffAccount, key: bytes, now: datetime
+) -> None:
+    """Put a login, logout or lockout in the audit trail the moderation keeps, by pseudonym."""
+    await uow.moderation.log(
+        item_id=None,
+        consultation="",
+        event=event,
+        actor=f"{account.role} {account_pseudonym(key, account.id)}",
+        author="",
+        at=now,
+    )

@@ -1,0 +1,124 @@
+"""``borgerdialog staff``: the accounts that log in to the web dashboard."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from bot.admin.accounts import AccountError, add_account, check_password, existing_account
+from bot.admin.accounts import reset_password as set_new_password
+from bot.cli.common import (
+    EXIT_BAD_INPUT,
+    configure_logging,
+    fail,
+    local_time,
+    settings_or_exit,
+    utc_now,
+    with_database,
+)
+from storage.uow import UnitOfWorkFactory
+
+
+def _read_password(from_stdin: bool) -> str:
+    """The new password: one line of standard input, or typed twice without echo."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt(
+            "Password", hide_input=True, confirmation_prompt="Repeat the password", err=True
+        )
+    try:
+        check_password(password)
+    except AccountError as error:
+        fail(str(error), EXIT_BAD_INPUT)
+    return password
+
+
+@click.group()
+def staff() -> None:
+    """Accounts for the web dashboard under /admin: admin, staff or moderator."""
+
+
+@staff.command("add")
+@click.argument("email")
+@click.option("--role", required=True, help="admin, staff or moderator.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def staff_add(email: str, role: str, password_stdin: bool) -> None:
+    """Create an account; the password is asked for twice (or read from standard input)."""
+    settings = settings_or_exit()
+    configure_logging(settings)
+    password = _read_password(password_stdin)
+
+    async def work(uow_factory: UnitOfWorkFactory) -> None:
+        async with uow_factory() as uow:
+            try:
+                account = await add_account(uow, email, role, password, utc_now())
+            except AccountError as error:
+                fail(str(error), EXIT_BAD_INPUT)
+            await uow.commit()
+        click.echo(f"Added {account.email} as {account.role}.")
+
+    with_database(settings, work)
+
+
+@staff.command("list")
+def staff_list() -> None:
+    """List the accounts: e-mail, role and last login."""
+    settings = settings_or_exit()
+    configure_logging(settings)
+
+    async def work(uow_factory: UnitOfWorkFactory) -> None:
+        async with uow_factory.read() as uow:
+            accounts = await uow.staff.all()
+        if not accounts:
+            click.echo("No accounts yet: add one with 'borgerdialog staff add EMAIL --role admin'.")
+            return
+        click.echo(f"{'e-mail':<40} {'role':<10} last login")
+        for account in accounts:
+            last = local_time(account.last_login_at, settings) if account.last_login_at else "never"
+            click.echo(f"{account.email:<40} {account.role:<10} {last}")
+
+    with_database(settings, work)
+
+
+@staff.command("remove")
+@click.argument("email")
+def staff_remove(email: str) -> None:
+    """Remove an account; its sessions end at once."""
+    settings = settings_or_exit()
+    configure_logging(settings)
+
+    async def work(uow_factory: UnitOfWorkFactory) -> None:
+        async with uow_factory() as uow:
+            try:
+                account = await existing_account(uow, email)
+            except AccountError as error:
+                fail(str(error), EXIT_BAD_INPUT)
+            address = account.email
+            await uow.staff.remove(account)
+            await uow.commit()
+        click.echo(f"Removed {address}.")
+
+    with_database(settings, work)
+
+
+@staff.command("reset-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def staff_reset_password(email: str, password_stdin: bool) -> None:
+    """Set a new password; a lock is lifted and the account's sessions end."""
+    settings = settings_or_exit()
+    configure_logging(settings)
+    password = _read_password(password_stdin)
+
+    async def work(uow_factory: UnitOfWorkFactory) -> None:
+        async with uow_factory() as uow:
+            try:
+                account = await set_new_password(uow, email, password)
+            except AccountError as error:
+                fail(str(error), EXIT_BAD_INPUT)
+            await uow.commit()
+        click.echo(f"New password set for {account.email}; its sessions have ended.")
+
+    with_database(settings, work)
