@@ -15,6 +15,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.admin.pages import AdminPages
 from bot.channels.email.links import UnsubscribeLinks
 from bot.channels.email.pages import EmailPages
 from bot.channels.email.sender import EmailChannel
@@ -70,6 +71,11 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def pseudonym_key(secret: bytes) -> bytes:
+    """The key of staff, moderator and account pseudonyms: the same in chats and dashboard."""
+    return hmac.digest(secret, b"staff and moderator pseudonyms", "sha256")
+
+
 def moderation_desk(settings: Settings) -> ModerationDesk:
     """Where moderators work: the Telegram moderator chat, when one is configured."""
     chat = None
@@ -119,7 +125,7 @@ def build_core(
         moderation=moderation_desk(settings),
         staff_chat=telegram_chat(settings, settings.staff_chat_id),
         health=health,
-        pseudonym_key=hmac.digest(secret, b"staff and moderator pseudonyms", "sha256"),
+        pseudonym_key=pseudonym_key(secret),
         metrics=delivery.metrics,
         several_processes=several_processes,
         whatsapp_enabled=settings.whatsapp_enabled,
@@ -208,6 +214,14 @@ class BorgerDialog:
         web_app.router.add_get("/metrics", self.metrics_page)
         web_app.middlewares.append(security_headers(settings))
         self.webchat.add_routes(web_app)
+        AdminPages(
+            settings,
+            uow,
+            catalogs,
+            self.clock,
+            secret,
+            pseudonym_key(secret),
+        ).add_routes(web_app)
         # The pages work without SMTP too: an unsubscribe link keeps working if e-mail is off.
         links = UnsubscribeLinks(
             hmac.digest(secret, b"e-mail unsubscribe links", "sha256"), settings.public_base_url

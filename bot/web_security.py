@@ -13,6 +13,17 @@ logger = logging.getLogger(__name__)
 
 # The one page other sites may put in an iframe; everything else refuses to be framed.
 FRAMEABLE_PATH = "/chat"
+# The dashboard: its forms post to itself, and nothing of it may be framed (clickjacking).
+ADMIN_PREFIX = "/admin"
+ADMIN_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
 HSTS_MAX_AGE_SECONDS = 365 * 24 * 3600
 
 
@@ -53,7 +64,10 @@ def security_headers(settings: Settings) -> Middleware:
             # A WebSocket answer has gone out already (its handshake needs none of these).
             return
         response.headers.update(headers)
-        response.headers["Content-Security-Policy"] = policies[request.path == FRAMEABLE_PATH]
+        if request.path == ADMIN_PREFIX or request.path.startswith(ADMIN_PREFIX + "/"):
+            response.headers["Content-Security-Policy"] = ADMIN_POLICY
+        else:
+            response.headers["Content-Security-Policy"] = policies[request.path == FRAMEABLE_PATH]
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
