@@ -1,0 +1,357 @@
+"""Staff accounts and the dashboard's login: the command line, the login page's limits, CSRF,
+sessions that expire on the application's clock, and nothing secret in the HTML or the logs."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from click.testing import Result
+
+from bot.admin.accounts import add_account
+from bot.app import BorgerDialog
+from bot.config import Settings
+from storage.models import ModerationLogEntry, StaffAccount, StaffSession
+from tests.cli import Cli, no_traceback
+from tests.clock import Clock
+from tests.conftest import model_rows
+
+PASSWORD = "korrekt hest batteri"
+EMAIL = "anne@kommune.dk"
+
+
+def refused(result: Result) -> str:
+    """Exit 2, nothing on stdout, one line on stderr; return it."""
+    no_traceback(result)
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    return line
+
+
+def ok(result: Result) -> str:
+    no_traceback(result)
+    assert result.exit_code == 0, (result.exit_code, result.output)
+    return result.stdout
+
+
+def test_staff_commands(cli: Cli) -> None:
+    assert ok(cli("migrate"))
+    assert "Added anne@kommune.dk as admin" in ok(
+        cli_in(cli, "staff", "add", "Anne@Kommune.dk", "--role", "admin", "--password-stdin")
+    )
+    assert "at least 12" in refused(
+        cli_in(cli, "staff", "add", "b@kommune.dk", "--role", "staff", "--password-stdin", "kort")
+    )
+    assert "unknown role 'boss'" in refused(
+        cli_in(cli, "staff", "add", "b@kommune.dk", "--role", "boss", "--password-stdin")
+    )
+    assert "already an account" in refused(
+        cli_in(cli, "staff", "add", EMAIL, "--role", "staff", "--password-stdin")
+    )
+    assert "not an e-mail" in refused(
+        cli_in(cli, "staff", "add", "anne", "--role", "staff", "--password-stdin")
+    )
+    listing = ok(cli("staff", "list"))
+    assert "anne@kommune.dk" in listing
+    assert "admin" in listing
+    assert "never" in listing
+    assert "argon2" not in listing
+    assert "no account for x@kommune.dk" in refused(cli("staff", "remove", "x@kommune.dk"))
+    assert "New password set" in ok(
+        cli_in(cli, "staff", "reset-password", EMAIL, "--password-stdin", "et helt nyt kodeord")
+    )
+    assert "no account" in refused(
+        cli_in(cli, "staff", "reset-password", "x@kommune.dk", "--password-stdin")
+    )
+    assert "Removed anne@kommune.dk" in ok(cli("staff", "remove", EMAIL))
+    assert "No accounts yet" in ok(cli("staff", "list"))
+
+
+def test_typed_password_is_asked_twice(cli: Cli) -> None:
+    assert ok(cli("migrate"))
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    env = {"BORGERDIALOG_DATABASE_URL": cli.database_url}
+    typed = CliRunner().invoke(
+        main,
+        ["staff", "add", EMAIL, "--role", "moderator"],
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+        env=env,
+    )
+    assert typed.exit_code == 0, typed.output
+    assert PASSWORD not in typed.output
+    differing = CliRunner().invoke(
+        main,
+        ["staff", "add", "b@kommune.dk", "--role", "staff"],
+        input=f"{PASSWORD}\nsomething else entirely\n{PASSWORD}\n{PASSWORD}\n",
+        env=env,
+    )
+    assert differing.exit_code == 0, differing.output
+    assert "moderator" in ok(cli("staff", "list"))
+
+
+def cli_in(cli: Cli, *args: str) -> Result:
+    """A command whose last argument is what standard input carries (else the good password)."""
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    *command, stdin = args if args[-1] != "--password-stdin" else (*args, PASSWORD)
+    return CliRunner().invoke(
+        main, command, input=stdin + "\n", env={"BORGERDIALOG_DATABASE_URL": cli.database_url}
+    )
+
+
+# -- the login page ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def admin_app(make_settings: Callable[..., Settings]) -> AsyncIterator[BorgerDialog]:
+    application = BorgerDialog(make_settings(), clock=Clock(datetime(2026, 12, 1, 9, tzinfo=UTC)))
+    await application.start()
+    assert application.uow is not None
+    async with application.uow() as uow:
+        await add_account(uow, EMAIL, "staff", PASSWORD, application.clock())
+        await uow.commit()
+    try:
+        yield application
+    finally:
+        await application.stop()
+
+
+@pytest.fixture
+async def browser_session(admin_app: BorgerDialog) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(
+        base_url=admin_app.settings.public_base_url,
+        cookie_jar=aiohttp.CookieJar(unsafe=True),
+        headers={"Accept-Language": "da-DK,da;q=0.9,en;q=0.5"},
+    ) as session:
+        yield session
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+async def login(
+    session: aiohttp.ClientSession, email: str = EMAIL, password: str = PASSWORD
+) -> tuple[aiohttp.ClientResponse, str]:
+    async with session.get("/admin/login") as page:
+        token = csrf_of(await page.text())
+    response = await session.post(
+        "/admin/login",
+        data={"email": email, "password": password, "csrf": token},
+        allow_redirects=False,
+    )
+    return response, await response.text()
+
+
+async def test_login_sets_a_strict_cookie_and_shows_who(
+    admin_app: BorgerDialog, browser_session: aiohttp.ClientSession, caplog: Any
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with browser_session.get("/admin/login") as page:
+        html = await page.text()
+        assert page.status == 200
+        assert "Log ind" in html
+        assert "<script" not in html
+        policy = page.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in policy
+        assert "form-action 'self'" in policy
+        assert "frame-ancestors 'none'" in policy
+    response, _ = await login(browser_session)
+    assert response.status == 303
+    assert response.headers["Location"] == "/admin"
+    cookie = next(c for c in response.headers.getall("Set-Cookie") if c.startswith("bd_admin="))
+    assert "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
+    assert "Path=/admin" in cookie
+    assert "Secure" not in cookie  # served over http here; see the https test
+    async with browser_session.get("/admin") as overview:
+        html = await overview.text()
+        assert overview.status == 200
+        assert "anne@kommune.dk" in html
+        assert "kommunikationsmedarbejder" in html
+    async with browser_session.get("/admin", headers={"Accept-Language": "en"}) as overview:
+        assert "communications staff" in await overview.text()
+    (account,) = [row[0] for row in await model_rows(admin_app, StaffAccount)]
+    assert account.last_login_at == admin_app.clock()
+    assert account.password_hash not in html
+    (entry,) = [row[0] for row in await model_rows(admin_app, ModerationLogEntry)]
+    assert entry.event == "staff_login"
+    assert re.fullmatch(r"staff [0-9a-f]{10}", entry.actor)
+    assert EMAIL not in caplog.text
+    assert PASSWORD not in caplog.text
+    assert "argon2" not in caplog.text
+
+    # Logging out needs the form's token; then the session is gone.
+    async with browser_session.post(
+        "/admin/logout", data={"csrf": "0" * 64}, allow_redirects=False
+    ) as forged:
+        assert forged.status == 403
+    assert len(await model_rows(admin_app, StaffSession)) == 1
+    async with browser_session.post(
+        "/admin/logout", data={"csrf": csrf_of(html)}, allow_redirects=False
+    ) as out:
+        assert out.status == 303
+        assert out.headers["Location"] == "/admin/login"
+    assert await model_rows(admin_app, StaffSession) == []
+    events = [row[0].event for row in await model_rows(admin_app, ModerationLogEntry)]
+    assert events == ["staff_login", "staff_logout"]
+    async with browser_session.get("/admin", allow_redirects=False) as after:
+        assert after.status == 303
+
+
+async def test_session_cookie_is_secure_behind_https(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(public_url="https://borgerdialog.kommune.dk")
+    application = BorgerDialog(settings)
+    await application.start()
+    try:
+        assert application.uow is not None
+        async with application.uow() as uow:
+            await add_account(uow, EMAIL, "admin", PASSWORD, application.clock())
+            await uow.commit()
+        local = f"http://{settings.http_host}:{settings.http_port}"
+        async with aiohttp.ClientSession(base_url=local) as session:
+            async with session.get("/admin/login") as page:
+                pre = page.cookies["bd_admin_pre"]
+                assert pre["secure"]
+                token = csrf_of(await page.text())
+            response = await session.post(
+                "/admin/login",
+                data={"email": EMAIL, "password": PASSWORD, "csrf": token},
+                cookies={"bd_admin_pre": pre.value},
+                allow_redirects=False,
+            )
+            assert response.status == 303
+            assert response.cookies["bd_admin"]["secure"]
+            assert response.cookies["bd_admin"]["httponly"]
+    finally:
+        await application.stop()
+
+
+async def test_wrong_password_and_unknown_email_get_the_same_answer(
+    browser_session: aiohttp.ClientSession,
+) -> None:
+    wrong, wrong_html = await login(browser_session, password="ikke det rigtige kodeord")
+    unknown, unknown_html = await login(browser_session, email="ukendt@kommune.dk")
+    assert wrong.status == unknown.status == 401
+    assert "E-mail eller adgangskode er forkert." in wrong_html
+
+    def without_token(html: str) -> str:
+        return re.sub(r'name="csrf" value="[0-9a-f]+"', "", html)
+
+    assert without_token(wrong_html) == without_token(unknown_html)
+
+
+async def test_lockout_after_five_failures(
+    admin_app: BorgerDialog, browser_session: aiohttp.ClientSession
+) -> None:
+    for _ in range(4):
+        response, _ = await login(browser_session, password="ikke det rigtige kodeord")
+        assert response.status == 401
+    response, html = await login(browser_session, password="ikke det rigtige kodeord")
+    assert response.status == 429
+    assert "låst i 15 minutter" in html
+    # Even the right password is refused while the lock lasts.
+    response, html = await login(browser_session)
+    assert response.status == 429
+    assert "låst" in html
+    events = [row[0].event for row in await model_rows(admin_app, ModerationLogEntry)]
+    assert events == ["staff_lockout"]
+    clock = admin_app.clock
+    assert isinstance(clock, Clock)
+    clock.now += timedelta(minutes=16)
+    response, _ = await login(browser_session)
+    assert response.status == 303
+
+
+async def test_an_address_gets_twenty_attempts(
+    admin_app: BorgerDialog, browser_session: aiohttp.ClientSession
+) -> None:
+    for number in range(20):
+        response, _ = await login(browser_session, email=f"gæt{number}@kommune.dk")
+        assert response.status == 401
+    response, html = await login(browser_session)
+    assert response.status == 429
+    assert "For mange forsøg fra din adresse" in html
+    clock = admin_app.clock
+    assert isinstance(clock, Clock)
+    clock.now += timedelta(minutes=16)
+    response, _ = await login(browser_session)
+    assert response.status == 303
+
+
+async def test_login_without_the_right_csrf_token_is_refused(
+    admin_app: BorgerDialog, browser_session: aiohttp.ClientSession
+) -> None:
+    async with browser_session.get("/admin/login") as page:
+        token = csrf_of(await page.text())
+    for data in (
+        {"email": EMAIL, "password": PASSWORD},
+        {"email": EMAIL, "password": PASSWORD, "csrf": "f" * 64},
+    ):
+        async with browser_session.post("/admin/login", data=data, allow_redirects=False) as r:
+            assert r.status == 403
+    # The right token without its pre-session cookie is refused as well.
+    async with aiohttp.ClientSession(base_url=admin_app.settings.public_base_url) as other:
+        data = {"email": EMAIL, "password": PASSWORD, "csrf": token}
+        async with other.post("/admin/login", data=data, allow_redirects=False) as r:
+            assert r.status == 403
+    assert await model_rows(admin_app, StaffSession) == []
+    assert await model_rows(admin_app, ModerationLogEntry) == []
+    (account,) = [row[0] for row in await model_rows(admin_app, StaffAccount)]
+    assert account.last_login_at is None
+
+
+async def test_idle_and_old_sessions_end(
+    admin_app: BorgerDialog, browser_session: aiohttp.ClientSession
+) -> None:
+    clock = admin_app.clock
+    assert isinstance(clock, Clock)
+    response, _ = await login(browser_session)
+    assert response.status == 303
+    clock.now += timedelta(minutes=29)
+    async with browser_session.get("/admin", allow_redirects=False) as page:
+        assert page.status == 200
+    clock.now += timedelta(minutes=31)
+    async with browser_session.get("/admin", allow_redirects=False) as page:
+        assert page.status == 303
+        assert page.headers["Location"] == "/admin/login"
+    # Active all along, a session still ends after twelve hours.
+    response, _ = await login(browser_session)
+    for _ in range(25):
+        clock.now += timedelta(minutes=29)
+        async with browser_session.get("/admin", allow_redirects=False) as page:
+            last = page.status
+    assert last == 303
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/admin"),
+        ("GET", "/admin/moderation"),
+        ("POST", "/admin/accounts"),
+        ("GET", "/admin/"),
+    ],
+)
+async def test_no_admin_page_without_login(
+    browser_session: aiohttp.ClientSession, method: str, path: str
+) -> None:
+    async with browser_session.request(method, path, allow_redirects=False) as page:
+        assert page.status == 303
+        assert page.headers["Location"] == "/admin/login"
+        assert "anne" not in await page.text()
