@@ -25,6 +25,7 @@ from bot.admin.accounts import (
     current_session,
     log_in,
 )
+from bot.channels.webchat.limits import client_address
 from bot.config import Settings
 from bot.dialogue.i18n import BoundTexts, Catalogs, supported_language
 from storage.models import StaffAccount
@@ -69,6 +70,7 @@ class AdminPages:
         self._clock = clock
         self._default_language = settings.default_language
         self._secure = settings.public_base_url.startswith("https://")
+        self._trusted_proxy = settings.trusted_proxy
         # Separate keys from one secret: a CSRF token says nothing about an address hash.
         self._csrf_key = hmac.digest(secret, b"admin csrf tokens", "sha256")
         self._address_key = hmac.digest(secret, b"admin login addresses", "sha256")
@@ -248,7 +250,9 @@ class AdminPages:
         return isinstance(given, str) and hmac.compare_digest(self._token(purpose, cookie), given)
 
     def _address(self, request: web.Request) -> str:
-        return address_hash(self._address_key, request.remote or "unknown")
+        # Behind the reverse proxy every request comes from the proxy: the citizen's (here the
+        # staff member's) address is the one the proxy adds, as for the web chat's limits.
+        return address_hash(self._address_key, client_address(request, self._trusted_proxy))
 
     def _pseudonym(self, account: StaffAccount) -> str:
         return account_pseudonym(self._pseudonym_key, account.id)
