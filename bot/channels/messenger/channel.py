@@ -29,8 +29,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
-
 from bot.channels.messenger.send import SendClient
 from bot.channels.messenger.shaping import (
     MAX_PAYLOAD,
@@ -39,9 +37,8 @@ from bot.channels.messenger.shaping import (
     payloads_of,
     shape_message,
 )
-from bot.channels.meta.intake import WebhookIntake
+from bot.channels.meta.intake import SignedWebhookChannel, WebhookIntake
 from bot.channels.meta.text import ELLIPSIS, SentTexts, split_text, typed_event
-from bot.channels.meta.webhook import SignedWebhook
 from bot.config import Settings
 from bot.dialogue.channel import ChannelLimits
 from bot.dialogue.core import DialogueCore
@@ -79,7 +76,7 @@ MAX_REF = 64
 logger = logging.getLogger(__name__)
 
 
-class MessengerChannel:
+class MessengerChannel(SignedWebhookChannel):
     """Everything Messenger-specific, built from settings by the composition root."""
 
     channel = CHANNEL
@@ -105,6 +102,8 @@ class MessengerChannel:
         clock: Callable[[], datetime],
     ) -> None:
         assert settings.messenger_page_token is not None
+        assert settings.messenger_app_secret is not None
+        assert settings.messenger_verify_token is not None
         self._settings = settings
         self._core = core
         self._uow = uow
@@ -115,7 +114,14 @@ class MessengerChannel:
         self._client = SendClient(
             settings.messenger_api_url, settings.messenger_page_token.get_secret_value()
         )
-        self._intake = WebhookIntake(core, CHANNEL, INTAKE, self.read_event)
+        super().__init__(
+            platform="Messenger",
+            path=PATH,
+            intake=WebhookIntake(core, CHANNEL, INTAKE, self.read_event),
+            api=self._client,
+            app_secret=settings.messenger_app_secret.get_secret_value(),
+            verify_token=settings.messenger_verify_token.get_secret_value(),
+        )
         # What messages sent lately said: an "edit" then sends only what is new.
         self._sent = SentTexts()
         # Neither a quick reply nor a button tells which message carried it. The flows answer a
@@ -123,36 +129,6 @@ class MessengerChannel:
         # that carried each payload into a chat is remembered. In memory: after a restart, or on
         # another process, a tap has no message to edit and the flows answer with a new one.
         self._button_refs: OrderedDict[tuple[str, str], str] = OrderedDict()
-        self.state = "starting"
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def add_routes(self, app: web.Application) -> None:
-        """Serve the webhook (before the web server starts: routes freeze)."""
-        settings = self._settings
-        assert settings.messenger_app_secret is not None
-        assert settings.messenger_verify_token is not None
-        SignedWebhook(
-            PATH,
-            "Messenger",
-            settings.messenger_app_secret.get_secret_value(),
-            settings.messenger_verify_token.get_secret_value(),
-            self.take_in,
-            lambda: self._intake.ready,
-        ).add_routes(app)
-
-    async def start(self) -> None:
-        """Deliver what a crash left queued, queue what it left unhandled, then take deliveries."""
-        await self._client.start()
-        await self._intake.open(self)
-        self.state = "running"
-        logger.info("Messenger channel running (webhook at %s)", PATH)
-
-    async def stop(self) -> None:
-        """Stop taking deliveries, finish the events taken in, close connections."""
-        await self._intake.close()
-        await self._client.stop()
-        self.state = "stopped"
 
     # -- inbound -----------------------------------------------------------------------------
 

@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, cast
 
+from aiohttp import web
+
+from bot.channels.meta.webhook import SignedWebhook
 from bot.dialogue.channel import Channel
 from bot.dialogue.core import DialogueCore
 from handlers.events import InboundEvent
 from storage.database import is_transient
+
+logger = logging.getLogger(__name__)
 
 # (platform's id of the event, chat id, raw payload stored in the inbox)
 Event = tuple[str, str, dict[str, Any]]
@@ -119,3 +125,65 @@ class WebhookIntake:
     async def _read_stored(self, payload: dict[str, Any]) -> InboundEvent | None:
         """An event another process stored, read as if it had just arrived here."""
         return self._read_event(payload)
+
+
+class _Connected(Protocol):
+    """A platform client with connections to open and close (the Graph or Send API)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class SignedWebhookChannel:
+    """What a Meta channel does around its webhook: serve it, and open and close its intake.
+
+    A channel subclasses it, calls this constructor, and implements ``take_in`` (and, as every
+    channel, ``channel``, ``limits`` and ``deliver``).
+    """
+
+    def __init__(
+        self,
+        *,
+        platform: str,
+        path: str,
+        intake: WebhookIntake,
+        api: _Connected,
+        app_secret: str,
+        verify_token: str,
+    ) -> None:
+        self._platform = platform
+        self._path = path
+        self._intake = intake
+        self._api = api
+        self._app_secret = app_secret
+        self._verify_token = verify_token
+        self.state = "starting"
+
+    def add_routes(self, app: web.Application) -> None:
+        """Serve the webhook (before the web server starts: routes freeze)."""
+        SignedWebhook(
+            self._path,
+            self._platform,
+            self._app_secret,
+            self._verify_token,
+            self.take_in,
+            lambda: self._intake.ready,
+        ).add_routes(app)
+
+    async def start(self) -> None:
+        """Deliver what a crash left queued, queue what it left unhandled, then take deliveries."""
+        await self._api.start()
+        await self._intake.open(cast(Channel, self))
+        self.state = "running"
+        logger.info("%s channel running (webhook at %s)", self._platform, self._path)
+
+    async def stop(self) -> None:
+        """Stop taking deliveries, finish the events taken in, close connections."""
+        await self._intake.close()
+        await self._api.stop()
+        self.state = "stopped"
+
+    async def take_in(self, body: bytes) -> bool:
+        """Store a delivery's events (and note what else it says); True once stored."""
+        raise NotImplementedError

@@ -25,11 +25,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from aiohttp import web
-
-from bot.channels.meta.intake import WebhookIntake
+from bot.channels.meta.intake import SignedWebhookChannel, WebhookIntake
 from bot.channels.meta.text import SentTexts, typed_event
-from bot.channels.meta.webhook import SignedWebhook
 from bot.channels.whatsapp.graph import GraphClient
 from bot.channels.whatsapp.shaping import (
     MAX_CAPTION,
@@ -73,7 +70,7 @@ GONE_CODES = {131026, 131047, 131050}
 logger = logging.getLogger(__name__)
 
 
-class WhatsAppChannel:
+class WhatsAppChannel(SignedWebhookChannel):
     """Everything WhatsApp-specific, built from settings by the composition root."""
 
     channel = CHANNEL
@@ -113,39 +110,16 @@ class WhatsAppChannel:
             settings.whatsapp_token.get_secret_value(),
             settings.whatsapp_phone_number_id,
         )
-        self._intake = WebhookIntake(core, CHANNEL, INTAKE, read_event)
+        super().__init__(
+            platform="WhatsApp",
+            path=PATH,
+            intake=WebhookIntake(core, CHANNEL, INTAKE, read_event),
+            api=self._graph,
+            app_secret=settings.whatsapp_app_secret.get_secret_value(),
+            verify_token=settings.whatsapp_verify_token.get_secret_value(),
+        )
         # What messages sent lately said: an "edit" then sends only what is new.
         self._sent = SentTexts()
-        self.state = "starting"
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def add_routes(self, app: web.Application) -> None:
-        """Serve the webhook (before the web server starts: routes freeze)."""
-        settings = self._settings
-        assert settings.whatsapp_app_secret is not None
-        assert settings.whatsapp_verify_token is not None
-        SignedWebhook(
-            PATH,
-            "WhatsApp",
-            settings.whatsapp_app_secret.get_secret_value(),
-            settings.whatsapp_verify_token.get_secret_value(),
-            self.take_in,
-            lambda: self._intake.ready,
-        ).add_routes(app)
-
-    async def start(self) -> None:
-        """Deliver what a crash left queued, queue what it left unhandled, then take deliveries."""
-        await self._graph.start()
-        await self._intake.open(self)
-        self.state = "running"
-        logger.info("WhatsApp channel running (webhook at /whatsapp/webhook)")
-
-    async def stop(self) -> None:
-        """Stop taking deliveries, finish the events taken in, close connections."""
-        await self._intake.close()
-        await self._graph.stop()
-        self.state = "stopped"
 
     # -- inbound -----------------------------------------------------------------------------
 
