@@ -15,6 +15,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.admin.kit import DashboardKit
 from bot.admin.pages import AdminPages
 from bot.channels.email.links import UnsubscribeLinks
 from bot.channels.email.pages import EmailPages
@@ -69,6 +70,13 @@ PROBE_NAME = f"{socket.gethostname()[:40]}:{os.getpid()}"
 def utc_now() -> datetime:
     """Return the current time, timezone-aware UTC."""
     return datetime.now(UTC)
+
+
+def installation_secret(settings: Settings) -> bytes:
+    """The one secret cookies, links and pseudonyms are keyed from: set, or kept in data_dir."""
+    if settings.web_secret is not None:
+        return settings.web_secret.get_secret_value().encode()
+    return load_or_create_secret(settings.data_dir)
 
 
 def pseudonym_key(secret: bytes) -> bytes:
@@ -143,6 +151,7 @@ class BorgerDialog:
         self.core: DialogueCore | None = None
         self.telegram: TelegramChannel | None = None
         self.webchat: WebChatChannel | None = None
+        self.dashboard: DashboardKit | None = None
         self.email: EmailChannel | None = None
         self.whatsapp: WhatsAppChannel | None = None
         self.messenger: MessengerChannel | None = None
@@ -186,11 +195,7 @@ class BorgerDialog:
         delivery = self._delivery = OutboxDelivery(
             uow, self.clock, shared_locks=self._delivery_locks
         )
-        secret = (
-            settings.web_secret.get_secret_value().encode()
-            if settings.web_secret is not None
-            else load_or_create_secret(settings.data_dir)
-        )
+        secret = installation_secret(settings)
         self.core = build_core(
             settings,
             uow,
@@ -214,14 +219,13 @@ class BorgerDialog:
         web_app.router.add_get("/metrics", self.metrics_page)
         web_app.middlewares.append(security_headers(settings))
         self.webchat.add_routes(web_app)
-        AdminPages(
-            settings,
-            uow,
-            catalogs,
-            self.clock,
-            secret,
-            pseudonym_key(secret),
-        ).add_routes(web_app)
+        dashboard = self.dashboard = DashboardKit(
+            settings, uow, catalogs, self.clock, secret, pseudonym_key(secret)
+        )
+        dashboard.setup(web_app)
+        dashboard_door = AdminPages(dashboard, settings.trusted_proxy)
+        dashboard_door.add_routes(web_app)
+        dashboard_door.add_fallback(web_app)
         # The pages work without SMTP too: an unsubscribe link keeps working if e-mail is off.
         links = UnsubscribeLinks(
             hmac.digest(secret, b"e-mail unsubscribe links", "sha256"), settings.public_base_url

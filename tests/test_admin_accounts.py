@@ -20,6 +20,8 @@ from storage.models import ModerationLogEntry, StaffAccount, StaffSession
 from tests.cli import Cli, no_traceback
 from tests.clock import Clock
 from tests.conftest import model_rows
+from tests.dashboard import csrf_of, logged_in
+from tests.dashboard import login as dashboard_login
 
 PASSWORD = "korrekt hest batteri"
 EMAIL = "anne@kommune.dk"
@@ -71,6 +73,11 @@ def test_staff_commands(cli: Cli) -> None:
     )
     assert "Removed anne@kommune.dk" in ok(cli("staff", "remove", EMAIL))
     assert "No accounts yet" in ok(cli("staff", "list"))
+    # Each change made at the terminal is in the audit trail, by pseudonym, never the e-mail.
+    trail = ok(cli("moderation", "log"))
+    assert "anne@kommune.dk" not in trail
+    for event in ("staff_added", "staff_password_reset", "staff_removed"):
+        assert event in trail
 
 
 def test_typed_password_is_asked_twice(cli: Cli) -> None:
@@ -137,23 +144,10 @@ async def browser_session(admin_app: BorgerDialog) -> AsyncIterator[aiohttp.Clie
         yield session
 
 
-def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
-    assert found, html
-    return found.group(1)
-
-
 async def login(
     session: aiohttp.ClientSession, email: str = EMAIL, password: str = PASSWORD
 ) -> tuple[aiohttp.ClientResponse, str]:
-    async with session.get("/admin/login") as page:
-        token = csrf_of(await page.text())
-    response = await session.post(
-        "/admin/login",
-        data={"email": email, "password": password, "csrf": token},
-        allow_redirects=False,
-    )
-    return response, await response.text()
+    return await dashboard_login(session, email, password)
 
 
 async def test_login_sets_a_strict_cookie_and_shows_who(
@@ -355,3 +349,31 @@ async def test_no_admin_page_without_login(
         assert page.status == 303
         assert page.headers["Location"] == "/admin/login"
         assert "anne" not in await page.text()
+
+
+async def test_each_role_sees_its_own_sections(admin_app: BorgerDialog) -> None:
+    """The navigation shows a role the parts it may open, and a part it may not says so."""
+    expected = {
+        "moderator": ({"/admin/moderation"}, "/admin/consultations"),
+        "staff": ({"/admin/consultations", "/admin/plan"}, "/admin/moderation"),
+    }
+    for role, (shown, refused_path) in expected.items():
+        async with logged_in(admin_app, role) as session:
+            async with session.get("/admin") as overview:
+                html = await overview.text()
+            links = set(re.findall(r'<a href="(/admin/[a-z]+)"', html))
+            assert admin_app.dashboard is not None
+            registered = {s.path for s in admin_app.dashboard.sections}
+            assert links & registered == shown & registered, (role, links)
+            if refused_path in registered:
+                async with session.get(refused_path) as page:
+                    assert page.status == 403
+                    assert "Ikke for din rolle" in await page.text()
+
+
+async def test_an_unknown_admin_address_is_not_found_after_login(admin_app: BorgerDialog) -> None:
+    async with logged_in(admin_app, "staff") as session, session.get("/admin/findes-ikke") as page:
+        assert page.status == 404
+        html = await page.text()
+    assert "Siden findes ikke" in html
+    assert 'lang="da"' in html

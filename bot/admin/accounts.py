@@ -192,14 +192,47 @@ async def current_session(
 
 
 async def audit(
+    uow: UnitOfWork,
+    event: str,
+    account: StaffAccount,
+    key: bytes,
+    now: datetime,
+    *,
+    consultation: str = "",
+    item_id: int | None = None,
+    reason: str | None = None,
+    author: str = "",
+    before: str | None = None,
+    after: str | None = None,
+) -> None:
+    """Put a staff action in the audit trail the moderation keeps, by the account's pseudonym.
+
+    The caller commits. ``reason`` and ``before``/``after`` are short codes, never free text.
+    """
+    await uow.moderation.log(
+        item_id=item_id,
+        consultation=consultation,
+        event=event,
+        actor=f"{account.role} {account_pseudonym(key, account.id)}",
+        author=author,
+        at=now,
+        before=before,
+        after=after,
+        reason=reason,
+    )
+
+
+async def audit_command_line(
     uow: UnitOfWork, event: str, account: StaffAccount, key: bytes, now: datetime
 ) -> None:
-    """Put a login, logout or lockout in the audit trail the moderation keeps, by pseudonym."""
+    """Put an account change made with ``borgerdialog staff`` in the audit trail: whoever sat
+    at the terminal is not known, so the actor is the command line and the account it concerned
+    goes where a decision's author would (by pseudonym)."""
     await uow.moderation.log(
         item_id=None,
         consultation="",
         event=event,
-        actor=f"{account.role} {account_pseudonym(key, account.id)}",
-        author="",
+        actor="command line",
+        author=account_pseudonym(key, account.id),
         at=now,
     )

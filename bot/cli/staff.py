@@ -6,8 +6,15 @@ import sys
 
 import click
 
-from bot.admin.accounts import AccountError, add_account, check_password, existing_account
+from bot.admin.accounts import (
+    AccountError,
+    add_account,
+    audit_command_line,
+    check_password,
+    existing_account,
+)
 from bot.admin.accounts import reset_password as set_new_password
+from bot.app import installation_secret, pseudonym_key
 from bot.cli.common import (
     EXIT_BAD_INPUT,
     configure_logging,
@@ -17,7 +24,12 @@ from bot.cli.common import (
     utc_now,
     with_database,
 )
+from bot.config import Settings
 from storage.uow import UnitOfWorkFactory
+
+
+def _audit_key(settings: Settings) -> bytes:
+    return pseudonym_key(installation_secret(settings))
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -56,6 +68,7 @@ def staff_add(email: str, role: str, password_stdin: bool) -> None:
                 account = await add_account(uow, email, role, password, utc_now())
             except AccountError as error:
                 fail(str(error), EXIT_BAD_INPUT)
+            await audit_command_line(uow, "staff_added", account, _audit_key(settings), utc_now())
             await uow.commit()
         click.echo(f"Added {account.email} as {account.role}.")
 
@@ -96,6 +109,7 @@ def staff_remove(email: str) -> None:
             except AccountError as error:
                 fail(str(error), EXIT_BAD_INPUT)
             address = account.email
+            await audit_command_line(uow, "staff_removed", account, _audit_key(settings), utc_now())
             await uow.staff.remove(account)
             await uow.commit()
         click.echo(f"Removed {address}.")
@@ -118,6 +132,9 @@ def staff_reset_password(email: str, password_stdin: bool) -> None:
                 account = await set_new_password(uow, email, password)
             except AccountError as error:
                 fail(str(error), EXIT_BAD_INPUT)
+            await audit_command_line(
+                uow, "staff_password_reset", account, _audit_key(settings), utc_now()
+            )
             await uow.commit()
         click.echo(f"New password set for {account.email}; its sessions have ended.")
 
