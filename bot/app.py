@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.admin.kit import DashboardKit
 from bot.admin.pages import AdminPages
+from bot.admin.results import ResultsPages
 from bot.channels.email.links import UnsubscribeLinks
 from bot.channels.email.pages import EmailPages
 from bot.channels.email.sender import EmailChannel
@@ -225,6 +226,7 @@ class BorgerDialog:
         dashboard.setup(web_app)
         dashboard_door = AdminPages(dashboard, settings.trusted_proxy)
         dashboard_door.add_routes(web_app)
+        ResultsPages(dashboard, self.core).add_routes(web_app)
         dashboard_door.add_fallback(web_app)
         # The pages work without SMTP too: an unsubscribe link keeps working if e-mail is off.
         links = UnsubscribeLinks(

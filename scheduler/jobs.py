@@ -21,7 +21,7 @@ from handlers.questionnaire import pick
 from scheduler.publishing import Publisher
 from storage.database import is_transient
 from storage.models import Lane
-from storage.uow import UnitOfWorkFactory
+from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +147,17 @@ async def send_statement_notices(
     return len(chats)
 
 
+async def votes_for_groups(unit: UnitOfWork, consultation_id: int) -> list[tuple[int, int, int]]:
+    """The votes opinion groups are computed from: (participation, statement, value), with each
+    author agreeing with their own visible statements."""
+    authored = [
+        (s.participation_id, s.id)
+        for s in await unit.ideas.statements(consultation_id, visible_only=True)
+        if s.participation_id is not None
+    ]
+    return with_own_statements(await unit.ideas.current_votes(consultation_id), authored)
+
+
 async def refresh_opinion_groups(
     uow: UnitOfWorkFactory, clock: Callable[[], datetime], *, only: str | None = None
 ) -> list[str]:
@@ -168,12 +179,7 @@ async def refresh_opinion_groups(
             stored = await unit.ideas.groups(consultation.id)
             if stored is not None and stored.vote_events_seen == events:
                 continue
-            authored = [
-                (s.participation_id, s.id)
-                for s in await unit.ideas.statements(consultation.id, visible_only=True)
-                if s.participation_id is not None
-            ]
-            votes = with_own_statements(await unit.ideas.current_votes(consultation.id), authored)
+            votes = await votes_for_groups(unit, consultation.id)
         model = await asyncio.to_thread(compute_groups, votes)
         async with uow() as unit:
             await unit.ideas.save_groups(

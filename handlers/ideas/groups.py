@@ -117,8 +117,17 @@ class GroupModel:
 
     def place(self, votes: dict[int, int]) -> int | None:
         """The group a participant's votes are closest to; None with too few votes to tell."""
+        point = self.position(votes)
+        if point is None or not self.centers:
+            return None
+        distances = np.linalg.norm(np.array(self.centers) - np.array(point), axis=1)
+        return int(np.argmin(distances))
+
+    def position(self, votes: dict[int, int]) -> tuple[float, float] | None:
+        """Where a participant's votes put them in the two dimensions (as ``compute_groups``
+        placed its rows); None with too few votes to tell."""
         known = {s: v for s, v in votes.items() if s in self._columns}
-        if len(known) < min(MIN_VOTES, len(self.statements)) or not self.centers:
+        if not known or len(known) < min(MIN_VOTES, len(self.statements)):
             return None
         row = np.array(self.means, dtype=np.float64)
         for statement_id, value in known.items():
@@ -126,8 +135,7 @@ class GroupModel:
         centred = row - np.array(self.means)
         point = np.array(self.components) @ centred
         point *= math.sqrt(len(self.statements) / len(known))
-        distances = np.linalg.norm(np.array(self.centers) - point, axis=1)
-        return int(np.argmin(distances))
+        return float(point[0]), float(point[1])
 
     @property
     def _columns(self) -> dict[int, int]:

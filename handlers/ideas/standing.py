@@ -175,7 +175,7 @@ def _group_part(
         letter=group_letter(group),
         size=sizes[group],
     )
-    marks = _marks(model, group, set(statements))
+    marks = group_marks(model, group, set(statements))
     if marks[0] is not None:
         text += "\n" + ctx.t("ideas.standing.group_agrees", text=quote(marks[0]))
     if marks[1] is not None:
@@ -183,7 +183,7 @@ def _group_part(
     return text
 
 
-def _marks(model: GroupModel, group: int, shown: set[int]) -> tuple[int | None, int | None]:
+def group_marks(model: GroupModel, group: int, shown: set[int]) -> tuple[int | None, int | None]:
     """The statements this group agrees and disagrees with more than the other groups do."""
     others = [g for g in range(len(model.centers)) if g != group]
     best_agree: tuple[float, int] | None = None

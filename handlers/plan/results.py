@@ -4,7 +4,7 @@ statements most agreed on."""
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageDraw, ImageFont
@@ -16,8 +16,10 @@ from handlers.ideas.rules import short
 from handlers.ideas.standing import percent
 from handlers.questions import kind_of
 from storage.models import (
+    Answer,
     Consultation,
     ParticipationStatus,
+    Question,
     Visibility,
 )
 from storage.uow import UnitOfWork
@@ -63,14 +65,9 @@ async def gather_results(
     questions = await uow.consultations.questions(consultation.id)
     main = next((q for q in questions if kind_of(q).charted), None)
     if main is not None:
-        counts: dict[str, int] = {str(option["key"]): 0 for option in main.options}
-        for answer in await uow.participations.answers_of_consultation(consultation.id):
-            if answer.question_id != main.id or answer.skipped:
-                continue
-            values = answer.value if isinstance(answer.value, list) else [answer.value]
-            for value in values:
-                if str(value) in counts:
-                    counts[str(value)] += 1
+        counts = count_options(
+            main, await uow.participations.answers_of_consultation(consultation.id)
+        )
         # The kind names its options: a yes/no question stores none, its texts say "Ja"/"Yes".
         kind = kind_of(main)
         results.question = main.text
@@ -111,6 +108,19 @@ async def gather_results(
                 if sid in statements
             ]
     return results
+
+
+def count_options(question: Question, answers: Iterable[Answer]) -> dict[str, int]:
+    """How many answers to a question chose each of its options (a ticked list counts each)."""
+    counts: dict[str, int] = {str(option["key"]): 0 for option in question.options}
+    for answer in answers:
+        if answer.question_id != question.id or answer.skipped:
+            continue
+        values = answer.value if isinstance(answer.value, list) else [answer.value]
+        for value in values:
+            if str(value) in counts:
+                counts[str(value)] += 1
+    return counts
 
 
 def results_text(results: Results, t: Texts, *, public: bool, limit: int) -> str:
