@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import numpy as np
+from babel.numbers import format_decimal
 
 from bot.consultations.export import LANGUAGE_KEYS
 from bot.dialogue.i18n import BoundTexts
@@ -75,8 +76,8 @@ class NumberSummary:
     count: int
     lowest: int
     highest: int
-    mean: float
-    median: float
+    mean: str
+    median: str
     edges: list[int]
     values: list[int]
 
@@ -186,6 +187,11 @@ def described(t: BoundTexts, flags: Sequence[Flag]) -> list[str]:
     ]
 
 
+def decimal(value: float, language: str) -> str:
+    """A number as the reader writes it: "21,5" in Danish, "21.5" in English."""
+    return str(format_decimal(value, format="#,##0.#", locale=language))
+
+
 def number_bins(values: Sequence[int]) -> list[int]:
     """Edges of at most ``MAX_BINS`` bins of whole numbers of one width, covering the values."""
     lowest, highest = min(values), max(values)
@@ -269,8 +275,8 @@ async def _question(
             len(values),
             min(values),
             max(values),
-            statistics.fmean(values),
-            statistics.median(values),
+            decimal(statistics.fmean(values), t.language),
+            decimal(statistics.median(values), t.language),
             edges,
             values,
         )
