@@ -63,3 +63,32 @@ async def test_the_accessibility_check_can_fail(browser: Any) -> None:
     assert "label" in str(failed.value)
     assert "image-alt" in str(failed.value)
     await page.close()
+
+
+async def test_accounts_audit_and_password_pages_pass_axe(
+    browser: Any, dashboard_app: BorgerDialog
+) -> None:
+    page = await browser_login(browser, dashboard_app, "admin")
+    base = dashboard_app.settings.public_base_url
+    await page.get_by_role("link", name="Konti").click()
+    await page.wait_for_url(f"{base}/admin/accounts")
+    await assert_accessible(page)
+    # Add a moderator the way an admin would, with the keyboard and the form's labels.
+    await page.get_by_label("E-mail").fill("ny@kommune.dk")
+    await page.get_by_label("Rolle", exact=True).select_option("moderator")
+    await page.get_by_label("Første adgangskode").fill(PASSWORD)
+    await page.get_by_role("button", name="Opret konto").click()
+    await page.get_by_text("Kontoen er oprettet.").wait_for()
+    await assert_accessible(page)
+    await page.get_by_role("link", name="Revisionslog").click()
+    await page.wait_for_url(f"{base}/admin/audit")
+    assert await page.get_by_role("cell", name="staff_added").count() == 1
+    await assert_accessible(page)
+    await page.get_by_role("link", name="Skift adgangskode").click()
+    await assert_accessible(page)
+    await page.context.close()
+    page = await browser_login(browser, dashboard_app, "moderator")
+    await page.goto(f"{base}/admin/accounts")
+    assert await page.get_by_role("heading", level=1).inner_text() == "Ikke for din rolle"
+    await assert_accessible(page)
+    await page.context.close()
