@@ -15,9 +15,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.admin.audit import AuditPages
 from bot.admin.kit import DashboardKit
 from bot.admin.pages import AdminPages
 from bot.admin.results import ResultsPages
+from bot.admin.staff_pages import StaffPages
 from bot.channels.email.links import UnsubscribeLinks
 from bot.channels.email.pages import EmailPages
 from bot.channels.email.sender import EmailChannel
@@ -226,6 +228,8 @@ class BorgerDialog:
         dashboard.setup(web_app)
         dashboard_door = AdminPages(dashboard, settings.trusted_proxy)
         dashboard_door.add_routes(web_app)
+        StaffPages(dashboard).add_routes(web_app)
+        AuditPages(dashboard).add_routes(web_app)
         ResultsPages(dashboard, self.core).add_routes(web_app)
         dashboard_door.add_fallback(web_app)
         # The pages work without SMTP too: an unsubscribe link keeps working if e-mail is off.
