@@ -3,6 +3,7 @@ and citizens who answer and vote through the fake Telegram as anyone would."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -26,6 +27,7 @@ CAMP_A, CAMP_B, EVERYONE = SEEDS[:2], SEEDS[2:4], SEEDS[4]
 OWN_STATEMENT = "Lys på stien gennem parken om vinteren"
 TRANSPORT = ("Går", "Cykler", "Bliver kørt")
 WORRIES = (("Farten",), ("Farten", "Krydset"), ("Mørket",))
+MINUTES = (5, 10, 12, 15, 8, 20, 25, 10, 30, 12, 45, 7)
 # Free texts: one with a phone number and one with an e-mail address (held, masked), two plain.
 COMMENTS = {
     0: "Ring til mig på 22 33 44 55, så fortæller jeg mere om krydset",
@@ -123,7 +125,7 @@ class Person:
 
     @property
     def minutes(self) -> int:
-        return 5 + 3 * self.index
+        return MINUTES[self.index % len(MINUTES)] + self.index // len(MINUTES)
 
     @property
     def comment(self) -> str | None:
@@ -138,12 +140,16 @@ class Person:
         return "A" if self.index % 2 == 0 else "B"
 
     def choice(self, statement: str) -> str:
-        if statement in CAMP_A:
-            return "👍 Enig" if self.camp == "A" else "👎 Uenig"
-        if statement in CAMP_B:
-            return "👎 Uenig" if self.camp == "A" else "👍 Enig"
+        # Now and then someone passes: people in a camp are alike, not the same (the same
+        # person always makes the same choice, so the test knows every vote).
+        unsure = random.Random(f"{self.index} {statement}").random()
+        if statement in CAMP_A or statement in CAMP_B:
+            if unsure < 0.2:
+                return "🤷 Ved ikke"
+            agrees = (statement in CAMP_A) == (self.camp == "A")
+            return "👍 Enig" if agrees else "👎 Uenig"
         if statement == OWN_STATEMENT:
-            return "🤷 Ved ikke" if self.index % 3 == 0 else "👍 Enig"
+            return "🤷 Ved ikke" if unsure < 0.3 else "👍 Enig"
         return "👍 Enig"
 
 
