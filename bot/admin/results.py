@@ -39,8 +39,8 @@ RESULTS = PREFIX + "/consultations/{slug}/results"
 EXPORTS = (
     ("csv", ";", "admin.results.export.csv_semicolon"),
     ("csv", ",", "admin.results.export.csv_comma"),
-    ("xlsx", ";", "admin.results.export.xlsx"),
-    ("json", ";", "admin.results.export.json"),
+    ("xlsx", ";", "admin.results.export.workbook"),
+    ("json", ";", "admin.results.export.programs"),
     ("polis", ";", "admin.results.export.polis"),
 )
 CONTENT_TYPES = {
