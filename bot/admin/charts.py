@@ -1,6 +1,7 @@
 """Charts for the dashboard's pages, drawn by matplotlib as SVG documents.
 
-Every function returns the text of one standalone SVG image; a page serves it from a route of
+Every ``*_svg`` function returns the text of one standalone SVG image (``await draw(chart,
+...)`` runs one off the event loop); a page serves it from a route of
 its own and shows it with ``<img src=... alt=...>`` next to a table of the same figures (the
 table is what a screen reader reads). An image, not SVG inside the page: matplotlib styles its
 shapes with ``style`` attributes, which the dashboard's Content-Security-Policy forbids in the
@@ -13,9 +14,11 @@ global state, so two requests drawing at once do not share anything.
 
 from __future__ import annotations
 
+import asyncio
 import io
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 from aiohttp import web
 
@@ -38,6 +41,9 @@ PALETTE = (
     "#FFBC79",
     "#CFCFCF",
 )
+# matplotlib's font cache is not made for several threads: one chart is drawn at a time.
+_DRAWING = threading.Lock()
+P = ParamSpec("P")
 WIDTH_INCHES = 7.0
 HEIGHT_INCHES = 3.6
 
@@ -159,6 +165,17 @@ def scatter_svg(
         axes.legend(frameon=False)
     _titles(axes, title, x_label, y_label)
     return _svg(figure)
+
+
+async def draw(chart: Callable[P, str], *args: P.args, **kwargs: P.kwargs) -> str:
+    """Draw a chart (one of the functions above) in a thread: a chart takes tens of
+    milliseconds, which the event loop (and every citizen's chat) must not wait for."""
+
+    def locked() -> str:
+        with _DRAWING:
+            return chart(*args, **kwargs)
+
+    return await asyncio.to_thread(locked)
 
 
 def svg_response(svg: str) -> web.Response:
