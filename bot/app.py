@@ -21,18 +21,17 @@ from bot.channels.email.links import UnsubscribeLinks
 from bot.channels.email.pages import EmailPages
 from bot.channels.email.sender import EmailChannel
 from bot.channels.messenger.channel import MessengerChannel
-from bot.channels.messenger.links import messenger_link
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel
 from bot.channels.webchat.identity import CookieSigner, load_or_create_secret
 from bot.channels.webchat.sharing import Sharing
 from bot.channels.whatsapp.channel import WhatsAppChannel
-from bot.channels.whatsapp.links import whatsapp_link
 from bot.config import Settings
 from bot.dialogue.core import DialogueCore
 from bot.dialogue.health import HealthBoard
 from bot.dialogue.i18n import Catalogs, make_language_detector, make_language_identifier
 from bot.dialogue.outbox import OutboxDelivery
+from bot.links import channel_links
 from bot.web import WebServer, make_web_app
 from bot.web_security import security_headers
 from handlers.context import ModerationDesk
@@ -376,16 +375,15 @@ class BorgerDialog:
             await self.engine.dispose()
             self.engine = None
 
-    def consultation_link(self, channel: str, slug: str) -> str:
-        """The link that opens a consultation: in Telegram when connected, else the web chat."""
+    def consultation_links(self, slug: str) -> dict[str, str]:
+        """The links that open a consultation, by channel (Telegram's once it is connected)."""
         username = self.telegram.username if self.telegram is not None else None
-        if channel == TelegramChannel.channel and username:
-            return f"https://t.me/{username}?start={slug}"
-        if channel == WhatsAppChannel.channel and self.settings.whatsapp_number:
-            return whatsapp_link(self.settings.whatsapp_number, slug)
-        if channel == MessengerChannel.channel and self.settings.messenger_page_id:
-            return messenger_link(self.settings.messenger_page_id, slug)
-        return f"{self.settings.public_base_url}/chat?c={slug}"
+        return channel_links(self.settings, slug, username)
+
+    def consultation_link(self, channel: str, slug: str) -> str:
+        """The link that opens a consultation in a channel, else in the web chat."""
+        links = self.consultation_links(slug)
+        return links.get(channel, links["web"])
 
     async def metrics_page(self, _request: web.Request) -> web.Response:
         """The counters in Prometheus's text format, with the outbox backlog read now."""
