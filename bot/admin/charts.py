@@ -1,9 +1,9 @@
 """Charts for the dashboard's pages, drawn by matplotlib as SVG documents.
 
-Every ``*_svg`` function returns the text of one standalone SVG image (``await draw(chart,
-...)`` runs one off the event loop); a page serves it from a route of
-its own and shows it with ``<img src=... alt=...>`` next to a table of the same figures (the
-table is what a screen reader reads). An image, not SVG inside the page: matplotlib styles its
+Every ``*_svg`` function returns the text of one standalone SVG image, and ``await draw(chart,
+...)`` runs one off the event loop. A page serves the image from a route of its own and shows it
+with ``<img src=... alt=...>`` next to a table of the same figures (the table is what a screen
+reader reads). An image, not SVG inside the page: matplotlib styles its
 shapes with ``style`` attributes, which the dashboard's Content-Security-Policy forbids in the
 page itself, and an image can carry no script either.
 
@@ -101,7 +101,14 @@ def bar_chart_svg(
         _counts(axes.xaxis, values)
     else:
         axes.bar(positions, values, color=PALETTE[0])
-        axes.set_xticks(positions, labels, rotation=45 if len(labels) > 8 else 0, ha="right")
+        # Many bars (the days of a long consultation): about a dozen labels, evenly spread.
+        step = max(1, len(labels) // 12)
+        axes.set_xticks(
+            list(positions)[::step],
+            list(labels)[::step],
+            rotation=45 if len(labels) > 8 else 0,
+            ha="right" if len(labels) > 8 else "center",
+        )
         _counts(axes.yaxis, values)
     _titles(axes, title, x_label, y_label)
     return _svg(figure)
