@@ -15,6 +15,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.admin.consultations import ConsultationPages
 from bot.admin.kit import DashboardKit
 from bot.admin.pages import AdminPages
 from bot.channels.email.links import UnsubscribeLinks
@@ -224,6 +225,9 @@ class BorgerDialog:
         dashboard.setup(web_app)
         dashboard_door = AdminPages(dashboard, settings.trusted_proxy)
         dashboard_door.add_routes(web_app)
+        ConsultationPages(
+            dashboard, dashboard_door, self.consultation_links, settings.telegram_enabled
+        ).add_routes(web_app)
         dashboard_door.add_fallback(web_app)
         # The pages work without SMTP too: an unsubscribe link keeps working if e-mail is off.
         links = UnsubscribeLinks(
