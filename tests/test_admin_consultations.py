@@ -122,9 +122,12 @@ async def test_staff_see_consultations_by_state_with_todays_and_all_participatio
         page = await page_text(staff, LIST)
         overview = await page_text(staff, "/admin")
     open_, upcoming, closed = (section(page, f"group-{s}") for s in ("open", "upcoming", "closed"))
-    assert "friluftsliv" in open_ and "(1)" in open_
-    assert "skolevej" in upcoming and "friluftsliv" not in upcoming
-    assert "budget" in closed and "skolevej" not in closed
+    assert "friluftsliv" in open_
+    assert "(1)" in open_
+    assert "skolevej" in upcoming
+    assert "friluftsliv" not in upcoming
+    assert "budget" in closed
+    assert "skolevej" not in closed
     title, when, today, total = row_of(page, "friluftsliv")
     assert title.startswith("Ny friluftspolitik")
     assert when.startswith("Lukker 31. december 2026")
@@ -136,7 +139,8 @@ async def test_staff_see_consultations_by_state_with_todays_and_all_participatio
     for line in ("1 høring er åben.", "1 høring er på vej.", "1 har sagt ja til at deltage i dag."):
         assert line in overview
     # Pseudonyms only: no citizen's Telegram id on any page.
-    assert "7001" not in page and "7003" not in page
+    assert "7001" not in page
+    assert "7003" not in page
 
 
 async def test_a_moderator_may_not_open_consultations(
@@ -299,8 +303,10 @@ async def test_a_consultations_page_timeline_participation_coverage_and_qr_codes
     assert f'href="{base}/results"' in page
     # The timeline: the round with its dates, open now.
     timeline = section(page, "timeline-heading")
-    assert "First round" in timeline and "open" in timeline
-    assert "28 November 2026" in timeline and "31 December 2026" in timeline
+    assert "First round" in timeline
+    assert "open" in timeline
+    assert "28 November 2026" in timeline
+    assert "31 December 2026" in timeline
     # Participation: two in total, one today; a chart and the same figures as a table.
     participation = section(page, "participation-heading")
     assert "1 said yes to taking part today." in participation
@@ -308,19 +314,23 @@ async def test_a_consultations_page_timeline_participation_coverage_and_qr_codes
     assert f'src="{base}/chart/participation.svg"' in participation
     rows = re.findall(r'<tr><th scope="row">([^<]+)</th><td class="number">(\d+)</td></tr>', page)
     assert rows == [("28 Nov", "0"), ("29 Nov", "1"), ("30 Nov", "0"), ("1 Dec", "1")]
-    assert chart_svg.lstrip().startswith("<?xml") and "<svg" in chart_svg
+    assert chart_svg.lstrip().startswith("<?xml")
+    assert "<svg" in chart_svg
     # Coverage: the example's quota, under 25s, at least 50; both citizens tapped "Under 25".
     coverage = section(page, "coverage-heading")
-    assert "How old are you?" in coverage and "Under 25" in coverage
+    assert "How old are you?" in coverage
+    assert "Under 25" in coverage
     assert re.search(r'class="number">50</td>\s*<td class="number">2</td>', coverage)
     assert "not yet" in coverage
     # Links and poster QR codes: the same as 'borgerdialog consultation link' gives.
     web_link = f"{app.settings.public_base_url}/chat?c=friluftsliv"
     telegram_link = f"https://t.me/{fake_bot.me['username']}?start=friluftsliv"
-    assert web_link in page and telegram_link in page
+    assert web_link in page
+    assert telegram_link in page
     assert web_svg == segno_svg(web_link)
     assert telegram_svg == segno_svg(telegram_link)
-    assert "7101" not in page and "7102" not in page
+    assert "7101" not in page
+    assert "7102" not in page
 
 
 def segno_svg(link: str) -> bytes:
@@ -375,3 +385,37 @@ async def test_staff_fix_a_file_in_the_browser_and_open_its_page_with_its_chart(
     assert await qr.evaluate("image => image.naturalWidth") > 0
     await assert_accessible(page)
     await page.context.close()
+
+
+# -- the charts module (the results page draws with it too) --------------------------------------
+
+
+async def test_every_chart_is_a_standalone_svg_image_drawn_the_same_for_the_same_figures() -> None:
+    from bot.admin import charts
+
+    drawn = {
+        "bars": await charts.draw(charts.bar_chart_svg, ["a", "b"], [1, 3], "Søjler"),
+        "lying bars": await charts.draw(
+            charts.bar_chart_svg, ["et langt navn", "b"], [0.25, 0.5], "Andele", horizontal=True
+        ),
+        "lines": await charts.draw(
+            charts.line_chart_svg, ["1. dec.", "2. dec."], {"ja": [1, 2], "nej": [0, 4]}, "Linjer"
+        ),
+        "histogram": await charts.draw(charts.histogram_svg, [1, 2, 2, 3, 3, 3], "Fordeling"),
+        "scatter": await charts.draw(
+            charts.scatter_svg, {"A": [(0.0, 1.0), (1.0, 2.0)], "B": [(2.0, 2.0)]}, "Grupper"
+        ),
+    }
+    for name, svg in drawn.items():
+        size = re.search(r'<svg [^>]*width="([\d.]+)pt" height="([\d.]+)pt"', svg)
+        assert size, name
+        assert float(size.group(1)) > 0, name
+        assert 'xmlns="http://www.w3.org/2000/svg"' in svg, name
+        # An image for <img>: nothing in it runs, and it asks for nothing outside itself.
+        assert "<script" not in svg, name
+        assert 'href="http' not in svg, name
+    assert drawn["bars"] == charts.bar_chart_svg(["a", "b"], [1, 3], "Søjler")
+    assert drawn["bars"] != charts.bar_chart_svg(["a", "b"], [1, 4], "Søjler")
+    response = charts.svg_response(drawn["bars"])
+    assert response.content_type == "image/svg+xml"
+    assert response.headers["Cache-Control"] == "no-store"

@@ -42,7 +42,7 @@ PALETTE = (
     "#CFCFCF",
 )
 # matplotlib's font cache is not made for several threads: one chart is drawn at a time.
-_DRAWING = threading.Lock()
+_DRAWING = threading.RLock()
 P = ParamSpec("P")
 WIDTH_INCHES = 7.0
 HEIGHT_INCHES = 3.6
@@ -59,9 +59,13 @@ def _figure(height: float = HEIGHT_INCHES) -> tuple[Figure, Axes]:
 
 
 def _svg(figure: Figure) -> str:
+    from matplotlib import rc_context
+
     buffer = io.StringIO()
-    # No timestamp in the file: the same figures give the same bytes (and cache and test well).
-    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    # No timestamp and no random ids in the file: the same figures give the same bytes. The
+    # salt is a setting of matplotlib's shared state, so it is set under the drawing lock.
+    with _DRAWING, rc_context({"svg.hashsalt": "borgerdialog"}):
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
     return buffer.getvalue()
 
 
