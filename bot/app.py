@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.admin.audit import AuditPages
+from bot.admin.consultations import ConsultationPages
 from bot.admin.kit import DashboardKit
 from bot.admin.pages import AdminPages
 from bot.admin.results import ResultsPages
@@ -24,18 +25,17 @@ from bot.channels.email.links import UnsubscribeLinks
 from bot.channels.email.pages import EmailPages
 from bot.channels.email.sender import EmailChannel
 from bot.channels.messenger.channel import MessengerChannel
-from bot.channels.messenger.links import messenger_link
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.webchat.channel import WebChatChannel
 from bot.channels.webchat.identity import CookieSigner, load_or_create_secret
 from bot.channels.webchat.sharing import Sharing
 from bot.channels.whatsapp.channel import WhatsAppChannel
-from bot.channels.whatsapp.links import whatsapp_link
 from bot.config import Settings
 from bot.dialogue.core import DialogueCore
 from bot.dialogue.health import HealthBoard
 from bot.dialogue.i18n import Catalogs, make_language_detector, make_language_identifier
 from bot.dialogue.outbox import OutboxDelivery
+from bot.links import channel_links
 from bot.web import WebServer, make_web_app
 from bot.web_security import security_headers
 from handlers.context import ModerationDesk
@@ -230,6 +230,9 @@ class BorgerDialog:
         dashboard_door.add_routes(web_app)
         StaffPages(dashboard).add_routes(web_app)
         AuditPages(dashboard).add_routes(web_app)
+        ConsultationPages(
+            dashboard, dashboard_door, self.consultation_links, settings.telegram_enabled
+        ).add_routes(web_app)
         ResultsPages(dashboard, self.core).add_routes(web_app)
         dashboard_door.add_fallback(web_app)
         # The pages work without SMTP too: an unsubscribe link keeps working if e-mail is off.
@@ -382,16 +385,15 @@ class BorgerDialog:
             await self.engine.dispose()
             self.engine = None
 
-    def consultation_link(self, channel: str, slug: str) -> str:
-        """The link that opens a consultation: in Telegram when connected, else the web chat."""
+    def consultation_links(self, slug: str) -> dict[str, str]:
+        """The links that open a consultation, by channel (Telegram's once it is connected)."""
         username = self.telegram.username if self.telegram is not None else None
-        if channel == TelegramChannel.channel and username:
-            return f"https://t.me/{username}?start={slug}"
-        if channel == WhatsAppChannel.channel and self.settings.whatsapp_number:
-            return whatsapp_link(self.settings.whatsapp_number, slug)
-        if channel == MessengerChannel.channel and self.settings.messenger_page_id:
-            return messenger_link(self.settings.messenger_page_id, slug)
-        return f"{self.settings.public_base_url}/chat?c={slug}"
+        return channel_links(self.settings, slug, username)
+
+    def consultation_link(self, channel: str, slug: str) -> str:
+        """The link that opens a consultation in a channel, else in the web chat."""
+        links = self.consultation_links(slug)
+        return links.get(channel, links["web"])
 
     async def metrics_page(self, _request: web.Request) -> web.Response:
         """The counters in Prometheus's text format, with the outbox backlog read now."""

@@ -845,6 +845,24 @@ class ParticipationRepository:
         )
         return list((await self._session.execute(statement)).scalars().all())
 
+    async def consent_times(self, consultation_ids: Sequence[int]) -> list[tuple[int, datetime]]:
+        """When each participant said yes to taking part: (consultation id, consent time) for
+        every participation with consent in these consultations, oldest first. (The results
+        post counts its participants the same way: everyone who gave consent.)"""
+        statement = (
+            select(Participation.consultation_id, Participation.consent_at)
+            .where(
+                Participation.consultation_id.in_(consultation_ids),
+                Participation.consent_at.is_not(None),
+            )
+            .order_by(Participation.consent_at)
+        )
+        return [
+            (consultation_id, consent_at)
+            for consultation_id, consent_at in (await self._session.execute(statement)).all()
+            if consent_at is not None
+        ]
+
     async def answer(self, answer_id: int) -> Answer | None:
         """Return one answer by id."""
         return await self._session.get(Answer, answer_id)

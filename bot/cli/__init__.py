@@ -13,8 +13,6 @@ from typing import Any
 import click
 
 from bot import __version__
-from bot.channels.messenger.links import messenger_link
-from bot.channels.whatsapp.links import whatsapp_link
 from bot.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -30,6 +28,7 @@ from bot.cli.common import (
     with_database,
 )
 from bot.config import Settings
+from bot.links import QR_BORDER, channel_links, poster_scale, qr_code
 from storage.uow import UnitOfWorkFactory
 
 
@@ -235,6 +234,7 @@ def consultation_list() -> None:
 def consultation_show(slug: str) -> None:
     """Show a consultation: texts, rounds, questions and participation."""
     from bot.consultations.export import ANONYMISED, build_table, counts
+    from bot.consultations.progress import quota_coverage
     from handlers.questionnaire import pick
 
     settings = settings_or_exit()
@@ -286,26 +286,11 @@ def consultation_show(slug: str) -> None:
                     f"  {index:>2}. {question.key} ({', '.join(flags)}; {answered}): "
                     f"{terminal_text(pick(question.text, 'da'))}"
                 )
-            questions = {
-                q.key: q for q in await uow.consultations.questions(item.id, include_archived=True)
-            }
-            answers = await uow.participations.answers_of_consultation(item.id)
-            for quota in item.target_group.get("quotas", []):
-                quota_question = questions.get(str(quota["question"]))
-                reached = sum(
-                    1
-                    for answer in answers
-                    if quota_question is not None
-                    and answer.question_id == quota_question.id
-                    and answer.participation_id is not None
-                    and not answer.skipped
-                    and str(quota["option"])
-                    in (answer.value if isinstance(answer.value, list) else [str(answer.value)])
-                )
-                mark = "reached" if reached >= quota["minimum"] else "not yet"
+            for quota in await quota_coverage(uow, item):
+                mark = "reached" if quota.met else "not yet"
                 click.echo(
-                    f"Quota {quota['question']} = {quota['option']}: {reached} of at "
-                    f"least {quota['minimum']} ({mark})"
+                    f"Quota {quota.question_key} = {quota.option}: {quota.reached} of at "
+                    f"least {quota.minimum} ({mark})"
                 )
             by_status = dict(counted.statuses)
             anonymised = by_status.pop(ANONYMISED, 0)
@@ -356,14 +341,10 @@ def consultation_link(
                     f"no consultation '{slug}' (see 'borgerdialog consultation list')",
                     EXIT_BAD_INPUT,
                 )
-        links = {"web": f"{settings.public_base_url}/chat?c={slug}"}
+        username = None
         if bot_username or settings.telegram_token is not None:
             username = bot_username or await _bot_username(settings)
-            links["telegram"] = f"https://t.me/{username.lstrip('@')}?start={slug}"
-        if settings.whatsapp_enabled and settings.whatsapp_number:
-            links["whatsapp"] = whatsapp_link(settings.whatsapp_number, slug)
-        if settings.messenger_enabled and settings.messenger_page_id:
-            links["messenger"] = messenger_link(settings.messenger_page_id, slug)
+        links = channel_links(settings, slug, username)
         if qr_path is not None:
             if "telegram" not in links:
                 fail("--qr writes the Telegram link: give --bot USERNAME too", EXIT_BAD_INPUT)
@@ -390,19 +371,11 @@ def consultation_link(
     with_database(settings, work)
 
 
-# A poster's QR code: at least this many pixels wide as PNG (an SVG scales to any size).
-QR_POSTER_PIXELS = 1000
-
-
 def _write_qr(link: str, target: Path) -> None:
     """Write a QR code of a link, SVG or PNG by the file's name, big enough for a poster."""
-    import segno
-
-    code = segno.make(link, error="m")
-    width, _ = code.symbol_size(scale=1, border=4)
-    scale = -(-QR_POSTER_PIXELS // width)
+    code = qr_code(link)
     try:
-        code.save(str(target), scale=scale, border=4)
+        code.save(str(target), scale=poster_scale(code), border=QR_BORDER)
     except OSError as error:
         fail(f"{target}: cannot be written: {error.strerror or error}", EXIT_BAD_INPUT)
     click.echo(f"QR code written to {target}", err=True)

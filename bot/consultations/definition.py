@@ -586,7 +586,17 @@ def _moderation(reader: _Reader, data: Any) -> dict[str, Any]:
 def read_definition(path: Path, zone: ZoneInfo) -> ConsultationDefinition:
     """Read a consultation file from disk, refusing one too large to be a consultation."""
     try:
-        source = decode_text(read_limited(path, MAX_DEFINITION_BYTES))
+        data = read_limited(path, MAX_DEFINITION_BYTES)
+    except FileProblem as problem:
+        raise DefinitionError([FileError(problem.row, "(file)", problem.reason)]) from None
+    return definition_from_bytes(data, zone)
+
+
+def definition_from_bytes(data: bytes, zone: ZoneInfo) -> ConsultationDefinition:
+    """Parse a consultation file's bytes (read within MAX_DEFINITION_BYTES by the caller: from
+    disk by the command line, from an upload by the dashboard); DefinitionError if wrong."""
+    try:
+        source = decode_text(data)
     except FileProblem as problem:
         raise DefinitionError([FileError(problem.row, "(file)", problem.reason)]) from None
     return parse_definition(source, zone)

@@ -1,0 +1,423 @@
+"""The dashboard's consultations: the list, importing a consultation file, and one
+consultation's page (its timeline, participation per day, target-group coverage, and the links
+and QR codes per channel).
+
+The same rules as the command line, behind a second door: a file is read by the parser of
+``borgerdialog consultation import`` and imported by its importer; coverage is what
+``consultation show`` reports; links and QR codes are those of ``consultation link``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from aiohttp import web
+from babel.dates import format_date
+
+from bot.admin import charts
+from bot.admin.kit import PREFIX, DashboardKit, Visitor, as_error
+from bot.admin.pages import AdminPages, Panel
+from bot.admin.uploads import read_upload_form
+from bot.consultations.definition import (
+    ConsultationDefinition,
+    DefinitionError,
+    FileError,
+    definition_from_bytes,
+    parse_definition,
+)
+from bot.consultations.files import MAX_DEFINITION_BYTES, size_text
+from bot.consultations.importer import ImportReport, QuestionsWithAnswers, import_definition
+from bot.consultations.progress import local_day, participation_by_day, quota_coverage
+from bot.links import qr_svg
+from handlers.moderation.cards import moment_text
+from handlers.questionnaire import RoundState, pick, round_state
+from handlers.questions.registry import kind_of
+from storage.models import Consultation, Round
+from storage.uow import UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+BASE = f"{PREFIX}/consultations"
+STATES = ("open", "upcoming", "closed")
+CHANNEL_NAMES = {
+    "web": "admin.consultations.channel.web",
+    "telegram": "admin.consultations.channel.telegram",
+    "whatsapp": "admin.consultations.channel.whatsapp",
+    "messenger": "admin.consultations.channel.messenger",
+}
+SVG = "image/svg+xml"
+
+# The links of a consultation by channel, as the running application knows them.
+ConsultationLinks = Callable[[str], dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A consultation as the list shows it."""
+
+    consultation: Consultation
+    state: RoundState
+    today: int
+    total: int
+
+    # A consultation without rounds (from a Pol.is summary) sorts by when it was imported.
+    @property
+    def opens_at(self) -> datetime:
+        round_ = self.state.round
+        return round_.opens_at if round_ else self.consultation.created_at
+
+    @property
+    def closes_at(self) -> datetime:
+        round_ = self.state.round
+        return round_.closes_at if round_ else self.consultation.created_at
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stretch of a consultation's timeline: a round or the ideas phase."""
+
+    name: str
+    opens_at: datetime
+    closes_at: datetime
+    state: str  # "closed", "open" or "upcoming"
+
+
+class ConsultationPages:
+    """The consultations area: the list and import, and one page per consultation."""
+
+    def __init__(
+        self, kit: DashboardKit, door: AdminPages, links: ConsultationLinks, telegram_on: bool
+    ) -> None:
+        self._kit = kit
+        self._links = links
+        self._telegram_on = telegram_on
+        door.add_panel("consultations", self.panel)
+
+    def add_routes(self, app: web.Application) -> None:
+        self._kit.add_section("consultations", BASE, "admin.nav.consultations")
+        app.router.add_get(BASE, self.list_page)
+        app.router.add_post(BASE, self.import_file)
+        app.router.add_get(BASE + "/{slug}", self.consultation_page)
+        app.router.add_get(BASE + "/{slug}/qr/{channel}.svg", self.qr_code)
+        app.router.add_get(BASE + "/{slug}/chart/participation.svg", self.participation_chart)
+
+    # -- the list and the import ---------------------------------------------------------------
+
+    async def list_page(self, request: web.Request) -> web.Response:
+        """Every consultation, grouped open / upcoming / closed, and the import form."""
+        visitor = await self._kit.require(request, "consultations")
+        return await self._list(request, visitor, {})
+
+    async def import_file(self, request: web.Request) -> web.Response:
+        """Import an uploaded or pasted consultation file, as ``consultation import`` does."""
+        kit = self._kit
+        visitor = await kit.require(request, "consultations")
+        t = visitor.texts
+        limit = size_text(MAX_DEFINITION_BYTES)
+        form = await read_upload_form(request, MAX_DEFINITION_BYTES)
+        # Checked by hand, not with kit.form: that reads the body whole, within the 64 KiB every
+        # request is allowed; a consultation file may be as large as the command line takes.
+        if form.too_large is None and not kit.token_matches(
+            "session", visitor.token, form.fields.get("csrf")
+        ):
+            raise as_error(kit.refusal(request))
+        source = form.fields.get("source", "")
+        uploaded = form.files.get("file")
+        force = form.fields.get("force") == "yes"
+        kept = {"source": source, "force": force}
+        if form.too_large is not None:
+            # Nothing is done: without the whole form, not even its token could be checked.
+            message = t("admin.consultations.import.too_large", limit=limit)
+            return await self._list(request, visitor, {**kept, "problem": message}, status=413)
+        if uploaded is not None and source.strip():
+            message = t("admin.consultations.import.both")
+            return await self._list(request, visitor, {**kept, "problem": message}, status=400)
+        if uploaded is None and not source.strip():
+            message = t("admin.consultations.import.nothing")
+            return await self._list(request, visitor, {**kept, "problem": message}, status=400)
+        zone = kit.settings.zone
+        try:
+            if uploaded is not None:
+                definition = definition_from_bytes(uploaded, zone)
+            elif len(source.encode()) > MAX_DEFINITION_BYTES:
+                raise DefinitionError(
+                    [FileError(None, "(file)", f"is larger than {limit} (the limit)")]
+                )
+            else:
+                definition = parse_definition(source, zone)
+        except DefinitionError as error:
+            # The command line's own lines ("line 12: rounds[0].closes: must be after opens"):
+            # one set of messages, wherever a file is checked.
+            context = {**kept, "mistakes": [str(mistake) for mistake in error.errors]}
+            return await self._list(request, visitor, context, status=400)
+        try:
+            async with kit.uow() as uow:
+                report = await import_definition(uow, definition, kit.clock(), force=force)
+                await kit.audit(
+                    uow,
+                    visitor.account,
+                    "consultation_imported",
+                    consultation=definition.slug,
+                    after="created" if report.created else "updated",
+                )
+                await uow.commit()
+        except QuestionsWithAnswers as refusal:
+            message = t("admin.consultations.import.needs_force", questions=str(refusal))
+            return await self._list(request, visitor, {**kept, "problem": message}, status=409)
+        logger.info(
+            "consultation %s imported from the dashboard by %s",
+            definition.slug,
+            kit.pseudonym(visitor.account),
+        )
+        imported = self._report(visitor, definition, report)
+        return await self._list(request, visitor, {"imported": imported})
+
+    async def _list(
+        self,
+        request: web.Request,
+        visitor: Visitor,
+        context: Mapping[str, Any],
+        *,
+        status: int = 200,
+    ) -> web.Response:
+        kit = self._kit
+        now = kit.clock()
+        zone = kit.settings.zone
+        async with kit.uow.read() as uow:
+            listed = await self._listed(uow, now)
+        groups = {state: [i for i in listed if i.state.status == state] for state in STATES}
+        # Open ones by how soon they close, upcoming by how soon they open, closed newest first.
+        groups["open"].sort(key=lambda i: i.closes_at)
+        groups["upcoming"].sort(key=lambda i: i.opens_at)
+        groups["closed"].sort(key=lambda i: i.closes_at, reverse=True)
+        t = visitor.texts
+        page = {
+            "groups": [(state, groups[state]) for state in STATES],
+            "title_of": lambda c: pick(c.title, t.language),
+            "when": lambda moment: moment_text(t, moment, zone),
+            "base": BASE,
+            "limit": size_text(MAX_DEFINITION_BYTES),
+            "source": "",
+            "force": False,
+            "problem": None,
+            "mistakes": [],
+            "imported": None,
+            "today": local_day(now, zone),
+            **context,
+        }
+        return kit.render(request, visitor, "consultations/list.html", page, status=status)
+
+    async def _listed(self, uow: UnitOfWork, now: datetime) -> list[Listed]:
+        zone = self._kit.settings.zone
+        today = local_day(now, zone)
+        consultations = await uow.consultations.all()
+        consents = await uow.participations.consent_times([c.id for c in consultations])
+        listed = []
+        for consultation in consultations:
+            times = [moment for owner, moment in consents if owner == consultation.id]
+            listed.append(
+                Listed(
+                    consultation,
+                    round_state(await uow.consultations.rounds(consultation.id), now),
+                    sum(1 for moment in times if local_day(moment, zone) == today),
+                    len(times),
+                )
+            )
+        return listed
+
+    def _report(
+        self, visitor: Visitor, definition: ConsultationDefinition, report: ImportReport
+    ) -> dict[str, Any]:
+        """What an import did, as the command line tells it, in the reader's language."""
+        t = visitor.texts
+        lines = []
+        if report.added:
+            lines.append(t("admin.consultations.import.added", keys=", ".join(report.added)))
+        for question, count in report.archived.items():
+            lines.append(t("admin.consultations.import.archived", key=question, count=count))
+        if report.removed:
+            lines.append(t("admin.consultations.import.removed", keys=", ".join(report.removed)))
+        for change in report.plan_changes:
+            lines.append(t("admin.consultations.import.plan_change", change=change))
+        if report.automatic_posts:
+            lines.append(t.n("admin.consultations.import.automatic_posts", report.automatic_posts))
+        figures = {
+            "title": pick(definition.title, t.language),
+            "slug": definition.slug,
+            "questions": len(definition.questions),
+            "rounds": len(definition.rounds),
+        }
+        summary = (
+            t("admin.consultations.import.created", **figures)
+            if report.created
+            else t("admin.consultations.import.updated", **figures)
+        )
+        return {"slug": definition.slug, "summary": summary, "lines": lines}
+
+    # -- one consultation ------------------------------------------------------------------------
+
+    async def consultation_page(self, request: web.Request) -> web.Response:
+        """One consultation: timeline, participation per day, coverage, links and QR codes."""
+        kit = self._kit
+        visitor = await kit.require(request, "consultations")
+        t = visitor.texts
+        zone = kit.settings.zone
+        now = kit.clock()
+        async with kit.uow.read() as uow:
+            consultation = await self._consultation(request, visitor, uow)
+            rounds = await uow.consultations.rounds(consultation.id)
+            days = await self._days(uow, consultation, rounds, now)
+            coverage = await quota_coverage(uow, consultation)
+        quotas = [
+            {
+                "question": pick(quota.question.text, t.language) if quota.question else "",
+                "key": quota.question_key,
+                "option": (
+                    kind_of(quota.question).option_label(quota.question, quota.option, t)
+                    if quota.question
+                    else quota.option
+                ),
+                "minimum": quota.minimum,
+                "reached": quota.reached,
+                "met": quota.met,
+            }
+            for quota in coverage
+        ]
+        links = self._links(consultation.slug)
+        page = {
+            "consultation": consultation,
+            "title": pick(consultation.title, t.language),
+            "description": pick(consultation.target_group.get("description") or {}, t.language),
+            "state": round_state(rounds, now).status,
+            "phases": self._phases(visitor, consultation, rounds, now),
+            "when": lambda moment: moment_text(t, moment, zone),
+            "days": [(self._day(visitor, day), count) for day, count in days],
+            "today": sum(count for day, count in days if day == local_day(now, zone)),
+            "total": sum(count for _, count in days),
+            "quotas": quotas,
+            "links": [(channel, CHANNEL_NAMES[channel], link) for channel, link in links.items()],
+            "telegram_waiting": self._telegram_on and "telegram" not in links,
+            "base": f"{BASE}/{consultation.slug}",
+        }
+        return kit.render(request, visitor, "consultations/consultation.html", page)
+
+    async def qr_code(self, request: web.Request) -> web.Response:
+        """The poster-size QR code of a consultation's link in one channel, as an SVG image."""
+        kit = self._kit
+        visitor = await kit.require(request, "consultations")
+        async with kit.uow.read() as uow:
+            consultation = await self._consultation(request, visitor, uow)
+        link = self._links(consultation.slug).get(request.match_info["channel"])
+        if link is None:
+            raise self._not_found(request, visitor)
+        return web.Response(
+            body=qr_svg(link),
+            content_type=SVG,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def participation_chart(self, request: web.Request) -> web.Response:
+        """Participation per day as a bar chart (the page has the same figures as a table)."""
+        kit = self._kit
+        visitor = await kit.require(request, "consultations")
+        t = visitor.texts
+        async with kit.uow.read() as uow:
+            consultation = await self._consultation(request, visitor, uow)
+            rounds = await uow.consultations.rounds(consultation.id)
+            days = await self._days(uow, consultation, rounds, kit.clock())
+        svg = await charts.draw(
+            charts.bar_chart_svg,
+            [self._day(visitor, day) for day, _ in days],
+            [count for _, count in days],
+            t("admin.consultations.participation.chart_title"),
+            y_label=t("admin.consultations.participation.new"),
+        )
+        return charts.svg_response(svg)
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    async def _consultation(
+        self, request: web.Request, visitor: Visitor, uow: UnitOfWork
+    ) -> Consultation:
+        consultation = await uow.consultations.by_slug(request.match_info["slug"])
+        if consultation is None:
+            raise self._not_found(request, visitor)
+        return consultation
+
+    def _not_found(self, request: web.Request, visitor: Visitor) -> web.HTTPNotFound:
+        page = self._kit.render(request, visitor, "not_found.html", {}, status=404)
+        return web.HTTPNotFound(
+            text=page.text, content_type="text/html", headers={"Cache-Control": "no-store"}
+        )
+
+    async def _days(
+        self, uow: UnitOfWork, consultation: Consultation, rounds: Sequence[Round], now: datetime
+    ) -> list[tuple[date, int]]:
+        """New participants per day, from the first opening (or consent) to today or the end."""
+        zone = self._kit.settings.zone
+        times = [moment for _, moment in await uow.participations.consent_times([consultation.id])]
+        starts = [r.opens_at for r in rounds] + times
+        ends = [r.closes_at for r in rounds] + times
+        if consultation.ideas_opens_at and consultation.ideas_closes_at:
+            starts.append(consultation.ideas_opens_at)
+            ends.append(consultation.ideas_closes_at)
+        if not starts:
+            return []
+        first = local_day(min(starts), zone)
+        last = min(local_day(max(ends), zone), local_day(now, zone))
+        return participation_by_day(times, first, last, zone)
+
+    def _day(self, visitor: Visitor, day: date) -> str:
+        t = visitor.texts
+        return str(format_date(day, t("admin.consultations.day_format"), locale=t.language))
+
+    def _phases(
+        self, visitor: Visitor, consultation: Consultation, rounds: Sequence[Round], now: datetime
+    ) -> list[Phase]:
+        t = visitor.texts
+        phases = [
+            Phase(
+                pick(r.name, t.language) or t("admin.consultations.timeline.round", number=index),
+                r.opens_at,
+                r.closes_at,
+                phase_state(r.opens_at, r.closes_at, now),
+            )
+            for index, r in enumerate(rounds, 1)
+        ]
+        if consultation.ideas_opens_at and consultation.ideas_closes_at:
+            phases.append(
+                Phase(
+                    t("admin.consultations.timeline.ideas"),
+                    consultation.ideas_opens_at,
+                    consultation.ideas_closes_at,
+                    phase_state(consultation.ideas_opens_at, consultation.ideas_closes_at, now),
+                )
+            )
+        return sorted(phases, key=lambda p: (p.opens_at, p.closes_at))
+
+    # -- the overview ----------------------------------------------------------------------------
+
+    async def panel(self, uow: UnitOfWork, visitor: Visitor) -> Panel:
+        """The overview's box: how many are open and upcoming, and how many took part today."""
+        t = visitor.texts
+        listed = await self._listed(uow, self._kit.clock())
+        count = {state: sum(i.state.status == state for i in listed) for state in STATES}
+        return Panel(
+            t("admin.nav.consultations"),
+            BASE,
+            (
+                t.n("admin.consultations.panel.open", count["open"]),
+                t.n("admin.consultations.panel.upcoming", count["upcoming"]),
+                t.n("admin.consultations.participation.today", sum(i.today for i in listed)),
+            ),
+        )
+
+
+def phase_state(opens_at: datetime, closes_at: datetime, now: datetime) -> str:
+    if now < opens_at:
+        return "upcoming"
+    return "open" if now < closes_at else "closed"

@@ -1,0 +1,421 @@
+"""The dashboard's consultations (/admin/consultations): the list by state with participation,
+importing a file as ``borgerdialog consultation import`` does (its messages, its audit), one
+consultation's page with its QR codes and chart, and the same in a real browser under the CSP."""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+import segno
+
+from bot.app import BorgerDialog
+from bot.config import Settings
+from bot.consultations.definition import DefinitionError, parse_definition
+from bot.consultations.files import MAX_DEFINITION_BYTES
+from storage.models import Consultation, ModerationLogEntry
+from tests.axe import assert_accessible
+from tests.citizens import Citizen, answer_all, example_with_round, import_consultation
+from tests.clock import Clock
+from tests.conftest import model_rows
+from tests.dashboard import csrf_of, logged_in, post_form
+from tests.fake_telegram import FakeBot, FakeTelegram
+from tests.test_admin_browser import browser_login
+
+NOW = datetime(2026, 12, 1, 10, tzinfo=UTC)
+LIST = "/admin/consultations"
+
+
+@pytest.fixture
+async def clocked_app(
+    fake_bot: FakeBot, fake_telegram: FakeTelegram, make_settings: Callable[..., Settings]
+) -> AsyncIterator[tuple[BorgerDialog, Clock]]:
+    """The real application on the fake Telegram, on a clock the test moves."""
+    clock = Clock(NOW)
+    settings = make_settings(telegram_token=fake_bot.token, telegram_api_url=fake_telegram.api_url)
+    application = BorgerDialog(settings, clock=clock)
+    await application.start()
+    try:
+        yield application, clock
+    finally:
+        await application.stop()
+
+
+def consultation_file(slug: str, opens: datetime, closes: datetime) -> str:
+    return example_with_round(opens, closes, slug)
+
+
+async def three_consultations(app: BorgerDialog) -> None:
+    """One open (friluftsliv), one upcoming (skolevej) and one closed (budget)."""
+    for slug, opens, closes in (
+        ("friluftsliv", NOW - timedelta(days=3), NOW + timedelta(days=30)),
+        ("skolevej", NOW + timedelta(days=10), NOW + timedelta(days=40)),
+        ("budget", NOW - timedelta(days=60), NOW - timedelta(days=20)),
+    ):
+        await import_consultation(app, consultation_file(slug, opens, closes), now=NOW)
+
+
+async def page_text(session: aiohttp.ClientSession, path: str) -> str:
+    async with session.get(path) as page:
+        assert page.status == 200, (path, page.status)
+        return await page.text()
+
+
+def section(page: str, heading_id: str) -> str:
+    """The HTML of the <section> labelled by a heading's id."""
+    found = re.search(rf'<section[^>]*aria-labelledby="{heading_id}".*?</section>', page, re.S)
+    assert found, heading_id
+    return found.group(0)
+
+
+def row_of(page: str, slug: str) -> list[str]:
+    """The cells of the list's row for a consultation, as text."""
+    found = re.search(rf'<tr>\s*<th scope="row"><a href="{LIST}/{slug}">.*?</tr>', page, re.S)
+    assert found, slug
+    return [re.sub(r"<[^>]+>", " ", cell).strip() for cell in re.findall(
+        r"<t[hd][^>]*>(.*?)</t[hd]>", found.group(0), re.S)]  # fmt: skip
+
+
+def textarea_of(page: str) -> str:
+    found = re.search(r'<textarea[^>]*name="source"[^>]*>\n(.*?)</textarea>', page, re.S)
+    assert found
+    return html.unescape(found.group(1))
+
+
+def upload(token: str, content: bytes, **fields: str) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    form.add_field("csrf", token)
+    for name, value in fields.items():
+        form.add_field(name, value)
+    form.add_field("file", content, filename="høring.yaml", content_type="application/yaml")
+    return form
+
+
+async def token_of(session: aiohttp.ClientSession) -> str:
+    return csrf_of(await page_text(session, LIST))
+
+
+# -- the list ------------------------------------------------------------------------------------
+
+
+async def test_staff_see_consultations_by_state_with_todays_and_all_participation(
+    clocked_app: tuple[BorgerDialog, Clock], fake_bot: FakeBot
+) -> None:
+    app, clock = clocked_app
+    await three_consultations(app)
+    # Two citizens take part through Telegram yesterday, one today; one only looks.
+    clock.now = NOW - timedelta(days=1)
+    await answer_all(Citizen(fake_bot, 7001))
+    await Citizen(fake_bot, 7002).write("/start friluftsliv", new=2)
+    await Citizen(fake_bot, 7002).tap("Ja, jeg giver samtykke")
+    clock.now = NOW
+    await answer_all(Citizen(fake_bot, 7003))
+    await Citizen(fake_bot, 7004).write("/start friluftsliv", new=2)
+
+    async with logged_in(app, "staff") as staff:
+        page = await page_text(staff, LIST)
+        overview = await page_text(staff, "/admin")
+    open_, upcoming, closed = (section(page, f"group-{s}") for s in ("open", "upcoming", "closed"))
+    assert "friluftsliv" in open_
+    assert "(1)" in open_
+    assert "skolevej" in upcoming
+    assert "friluftsliv" not in upcoming
+    assert "budget" in closed
+    assert "skolevej" not in closed
+    title, when, today, total = row_of(page, "friluftsliv")
+    assert title.startswith("Ny friluftspolitik")
+    assert when.startswith("Lukker 31. december 2026")
+    assert (today, total) == ("1", "3")
+    assert row_of(page, "skolevej")[1].startswith("Åbner 11. december 2026")
+    assert row_of(page, "budget")[2:] == ["0", "0"]
+    # The overview's panel: one open, one upcoming, one said yes today.
+    assert f'href="{LIST}"' in overview
+    for line in ("1 høring er åben.", "1 høring er på vej.", "1 har sagt ja til at deltage i dag."):
+        assert line in overview
+    # Pseudonyms only: no citizen's Telegram id on any page.
+    assert "7001" not in page
+    assert "7003" not in page
+
+
+async def test_a_moderator_may_not_open_consultations(
+    clocked_app: tuple[BorgerDialog, Clock],
+) -> None:
+    app, _ = clocked_app
+    await three_consultations(app)
+    async with logged_in(app, "moderator") as moderator:
+        for path in (
+            LIST,
+            f"{LIST}/friluftsliv",
+            f"{LIST}/friluftsliv/qr/web.svg",
+            f"{LIST}/friluftsliv/chart/participation.svg",
+        ):
+            async with moderator.get(path) as page:
+                assert page.status == 403, path
+                assert "Ikke for din rolle" in await page.text()
+        token = csrf_of(await page_text(moderator, "/admin"))
+        source = consultation_file("ny", NOW, NOW + timedelta(days=5)).encode()
+        async with moderator.post(LIST, data=upload(token, source)) as refused:
+            assert refused.status == 403
+        overview = await page_text(moderator, "/admin")
+    assert "høring er åben" not in overview
+    assert [row[0].slug for row in await model_rows(app, Consultation)] == [
+        "friluftsliv",
+        "skolevej",
+        "budget",
+    ]
+
+
+# -- importing -----------------------------------------------------------------------------------
+
+
+async def test_a_pasted_file_with_a_mistake_shows_the_commands_messages_and_keeps_the_text(
+    clocked_app: tuple[BorgerDialog, Clock],
+) -> None:
+    app, _ = clocked_app
+    good = consultation_file("hundeskov", NOW, NOW + timedelta(days=20))
+    # Two mistakes: a round that closes before it opens, and a quota naming no option.
+    wrong = good.replace("closes: ", "closes: 2020-01-01 10:00\n    # was: ", 1).replace(
+        "option: under_25", "option: under_20"
+    )
+    with pytest.raises(DefinitionError) as parsed:
+        parse_definition(wrong, app.settings.zone)
+    expected = [str(mistake) for mistake in parsed.value.errors]
+    assert len(expected) == 2
+    assert any(m.startswith("line ") and "rounds[0].closes" in m for m in expected)
+
+    async with logged_in(app, "staff") as staff:
+        response = await post_form(staff, LIST, LIST, {"source": wrong})
+        page = await response.text()
+    assert response.status == 400
+    assert "Filen har 2 fejl, så intet er importeret." in page
+    # The command line's lines, one each, in its order.
+    mistakes = re.search(r'id="mistakes">(.*?)</div>', page, re.S)
+    assert mistakes
+    assert [html.unescape(m) for m in re.findall(r"<li>(.*?)</li>", mistakes.group(1))] == expected
+    assert textarea_of(page) == wrong
+    assert await model_rows(app, Consultation) == []
+
+
+async def test_an_uploaded_file_is_imported_audited_and_listed_and_a_second_one_updates_it(
+    clocked_app: tuple[BorgerDialog, Clock],
+) -> None:
+    app, _ = clocked_app
+    source = consultation_file("hundeskov", NOW - timedelta(hours=1), NOW + timedelta(days=20))
+    async with logged_in(app, "staff") as staff:
+        async with staff.post(LIST, data=upload(await token_of(staff), source.encode())) as done:
+            assert done.status == 200
+            page = await done.text()
+        assert "Høringen »Ny friluftspolitik« (hundeskov) er oprettet med 9 spørgsmål" in page
+        assert "hundeskov" in section(page, "group-open")
+        assert "hundeskov" in section(await page_text(staff, LIST), "group-open")
+        # The same file again, with a question fewer: updated, as the command line does.
+        shorter = re.sub(r"\n  # postcode:.*?optional: true\n", "\n", source, flags=re.S)
+        assert shorter != source
+        async with staff.post(LIST, data=upload(await token_of(staff), shorter.encode())) as again:
+            page = await again.text()
+        assert "(hundeskov) er opdateret: 8 spørgsmål" in page
+        assert "Fjernede spørgsmål uden svar: postcode" in page
+    (consultation,) = [row[0] for row in await model_rows(app, Consultation)]
+    assert consultation.slug == "hundeskov"
+    audit = [row[0] for row in await model_rows(app, ModerationLogEntry)]
+    imports = [entry for entry in audit if entry.event == "consultation_imported"]
+    assert [(e.consultation, e.after) for e in imports] == [
+        ("hundeskov", "created"),
+        ("hundeskov", "updated"),
+    ]
+    assert all(re.fullmatch(r"staff [0-9a-f]{10}", e.actor) for e in imports)
+    assert not any("sofie" in e.actor for e in audit)
+
+
+async def test_import_without_the_forms_token_is_refused(
+    clocked_app: tuple[BorgerDialog, Clock],
+) -> None:
+    app, _ = clocked_app
+    source = consultation_file("hundeskov", NOW, NOW + timedelta(days=20)).encode()
+    async with logged_in(app, "staff") as staff:
+        form = aiohttp.FormData()
+        form.add_field("file", source, filename="h.yaml")
+        async with staff.post(LIST, data=form) as without:
+            assert without.status == 403
+        async with staff.post(LIST, data=upload("0" * 64, source)) as wrong:
+            assert wrong.status == 403
+        async with staff.post(LIST, data={"source": source.decode()}) as plain:
+            assert plain.status == 403
+    assert await model_rows(app, Consultation) == []
+
+
+async def test_a_file_over_the_limit_is_refused_politely_and_the_pasted_text_kept(
+    clocked_app: tuple[BorgerDialog, Clock],
+) -> None:
+    app, _ = clocked_app
+    async with logged_in(app, "staff") as staff:
+        token = await token_of(staff)
+        big = b"# " + b"x" * MAX_DEFINITION_BYTES + b"\n"
+        async with staff.post(LIST, data=upload(token, big, source="slug: noget")) as response:
+            assert response.status == 413
+            page = await response.text()
+        assert "Filen fylder mere end 1 MiB, som er grænsen" in page
+        assert textarea_of(page) == "slug: noget"
+        # Neither a file nor a text: said so, nothing done.
+        response = await post_form(staff, LIST, LIST, {"source": "   "})
+        assert response.status == 400
+        assert "Vælg en fil, eller indsæt filens tekst." in await response.text()
+    assert await model_rows(app, Consultation) == []
+
+
+# -- one consultation ----------------------------------------------------------------------------
+
+
+async def test_a_consultations_page_timeline_participation_coverage_and_qr_codes(
+    clocked_app: tuple[BorgerDialog, Clock], fake_bot: FakeBot
+) -> None:
+    app, clock = clocked_app
+    await three_consultations(app)
+    clock.now = NOW - timedelta(days=2)
+    await answer_all(Citizen(fake_bot, 7101))
+    clock.now = NOW
+    await answer_all(Citizen(fake_bot, 7102))
+    base = f"{LIST}/friluftsliv"
+    async with logged_in(app, "staff", language="en") as staff:
+        page = await page_text(staff, base)
+        async with staff.get(f"{base}/qr/web.svg") as web_qr:
+            assert web_qr.status == 200
+            assert web_qr.content_type == "image/svg+xml"
+            web_svg = await web_qr.read()
+        async with staff.get(f"{base}/qr/telegram.svg") as telegram_qr:
+            telegram_svg = await telegram_qr.read()
+        async with staff.get(f"{base}/qr/whatsapp.svg") as missing:
+            assert missing.status == 404  # WhatsApp is not configured here
+        async with staff.get(f"{LIST}/nowhere") as unknown:
+            assert unknown.status == 404
+        async with staff.get(f"{base}/chart/participation.svg") as chart:
+            assert chart.status == 200
+            assert chart.content_type == "image/svg+xml"
+            assert "default-src 'self'" in chart.headers["Content-Security-Policy"]
+            chart_svg = await chart.text()
+    assert "<h1>A new outdoor-recreation policy</h1>" in page
+    assert f'href="{base}/results"' in page
+    # The timeline: the round with its dates, open now.
+    timeline = section(page, "timeline-heading")
+    assert "First round" in timeline
+    assert "open" in timeline
+    assert "28 November 2026" in timeline
+    assert "31 December 2026" in timeline
+    # Participation: two in total, one today; a chart and the same figures as a table.
+    participation = section(page, "participation-heading")
+    assert "1 said yes to taking part today." in participation
+    assert "2 participants in total." in participation
+    assert f'src="{base}/chart/participation.svg"' in participation
+    rows = re.findall(r'<tr><th scope="row">([^<]+)</th><td class="number">(\d+)</td></tr>', page)
+    assert rows == [("28 Nov", "0"), ("29 Nov", "1"), ("30 Nov", "0"), ("1 Dec", "1")]
+    assert chart_svg.lstrip().startswith("<?xml")
+    assert "<svg" in chart_svg
+    # Coverage: the example's quota, under 25s, at least 50; both citizens tapped "Under 25".
+    coverage = section(page, "coverage-heading")
+    assert "How old are you?" in coverage
+    assert "Under 25" in coverage
+    assert re.search(r'class="number">50</td>\s*<td class="number">2</td>', coverage)
+    assert "not yet" in coverage
+    # Links and poster QR codes: the same as 'borgerdialog consultation link' gives.
+    web_link = f"{app.settings.public_base_url}/chat?c=friluftsliv"
+    telegram_link = f"https://t.me/{fake_bot.me['username']}?start=friluftsliv"
+    assert web_link in page
+    assert telegram_link in page
+    assert web_svg == segno_svg(web_link)
+    assert telegram_svg == segno_svg(telegram_link)
+    assert "7101" not in page
+    assert "7102" not in page
+
+
+def segno_svg(link: str) -> bytes:
+    """The poster SVG segno draws for a link (as tests/test_links_and_examples.py checks)."""
+    code = segno.make(link, error="m")
+    scale = -(-1000 // code.symbol_size(scale=1, border=4)[0])
+    buffer = io.BytesIO()
+    code.save(buffer, kind="svg", scale=scale, border=4)
+    return buffer.getvalue()
+
+
+# -- in a browser --------------------------------------------------------------------------------
+
+
+async def test_staff_fix_a_file_in_the_browser_and_open_its_page_with_its_chart(
+    browser: Any, clocked_app: tuple[BorgerDialog, Clock], fake_bot: FakeBot
+) -> None:
+    app, _ = clocked_app
+    good = consultation_file("hundeskov", NOW - timedelta(days=1), NOW + timedelta(days=20))
+    good = good.replace("slug: hundeskov", "slug: friluftsliv")  # the citizens' /start below
+    wrong = good.replace("citizen_role: co-design", "citizen_role: co-pilot")
+    line = next(n for n, text in enumerate(wrong.splitlines(), 1) if "co-pilot" in text)
+
+    page = await browser_login(browser, app, "staff")
+    await page.get_by_role("navigation").get_by_role("link", name="Høringer").click()
+    await page.wait_for_url(f"**{LIST}")
+    await assert_accessible(page)
+    await page.get_by_label("Eller indsæt filens tekst her").fill(wrong)
+    await page.get_by_role("button", name="Importér").click()
+    alert = page.locator("#mistakes")
+    await alert.wait_for()
+    assert f"line {line}: citizen_role: must be one of" in await alert.inner_text()
+    assert await page.get_by_label("Eller indsæt filens tekst her").input_value() == wrong
+    await assert_accessible(page)
+
+    await page.get_by_label("Eller indsæt filens tekst her").fill(good)
+    await page.get_by_role("button", name="Importér").click()
+    await page.get_by_role("status").wait_for()
+    assert "er oprettet" in await page.get_by_role("status").inner_text()
+    await answer_all(Citizen(fake_bot, 7201))
+    await page.get_by_role("link", name="Gå til høringen").click()
+    await page.wait_for_url(f"**{LIST}/friluftsliv")
+    assert await page.get_by_role("heading", level=1).inner_text() == "Ny friluftspolitik"
+    chart = page.get_by_role("img", name=re.compile("Søjlediagram over nye deltagere"))
+    await chart.wait_for()
+    await page.wait_for_function(
+        "Array.from(document.images).every(image => image.complete)", timeout=10_000
+    )
+    # Loaded under the page's real policy (the context does not bypass it): a real picture.
+    assert await chart.evaluate("image => image.naturalWidth") > 0
+    qr = page.get_by_role("img", name=re.compile("QR-kode til Webchat"))
+    assert await qr.evaluate("image => image.naturalWidth") > 0
+    await assert_accessible(page)
+    await page.context.close()
+
+
+# -- the charts module (the results page draws with it too) --------------------------------------
+
+
+async def test_every_chart_is_a_standalone_svg_image_drawn_the_same_for_the_same_figures() -> None:
+    from bot.admin import charts
+
+    drawn = {
+        "bars": await charts.draw(charts.bar_chart_svg, ["a", "b"], [1, 3], "Søjler"),
+        "lying bars": await charts.draw(
+            charts.bar_chart_svg, ["et langt navn", "b"], [0.25, 0.5], "Andele", horizontal=True
+        ),
+        "lines": await charts.draw(
+            charts.line_chart_svg, ["1. dec.", "2. dec."], {"ja": [1, 2], "nej": [0, 4]}, "Linjer"
+        ),
+        "histogram": await charts.draw(charts.histogram_svg, [1, 2, 2, 3, 3, 3], "Fordeling"),
+        "scatter": await charts.draw(
+            charts.scatter_svg, {"A": [(0.0, 1.0), (1.0, 2.0)], "B": [(2.0, 2.0)]}, "Grupper"
+        ),
+    }
+    for name, svg in drawn.items():
+        size = re.search(r'<svg [^>]*width="([\d.]+)pt" height="([\d.]+)pt"', svg)
+        assert size, name
+        assert float(size.group(1)) > 0, name
+        assert 'xmlns="http://www.w3.org/2000/svg"' in svg, name
+        # An image for <img>: nothing in it runs, and it asks for nothing outside itself.
+        assert "<script" not in svg, name
+        assert 'href="http' not in svg, name
+    assert drawn["bars"] == charts.bar_chart_svg(["a", "b"], [1, 3], "Søjler")
+    assert drawn["bars"] != charts.bar_chart_svg(["a", "b"], [1, 4], "Søjler")
+    response = charts.svg_response(drawn["bars"])
+    assert response.content_type == "image/svg+xml"
+    assert response.headers["Cache-Control"] == "no-store"
