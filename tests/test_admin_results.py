@@ -153,6 +153,12 @@ async def test_staff_read_the_results_decide_and_download_every_export(
                 assert participant is not None
                 camps_per_group[(group, by_user[int(participant.chat_id)].camp)] += 1
         assert len({group for group, _ in camps_per_group}) == len(camps_per_group)
+        assert f'src="{PAGE}/charts/statements.svg"' in page
+        async with session.get(f"{PAGE}/charts/statements.svg") as image:
+            assert image.status == 200
+            votes_chart = await image.text()
+        for label in ("Enig", "Uenig", "Ved ikke", "Udsagn 6"):
+            assert f"<!-- {label} -->" in votes_chart  # matplotlib names its texts so
         async with session.get(f"{PAGE}/charts/groups.svg") as image:
             assert image.status == 200
             assert "<svg" in await image.text()
@@ -347,7 +353,8 @@ async def test_staff_see_the_charts_and_record_a_decision_in_a_browser(
     await page.goto(PAGE)
     await page.get_by_role("heading", name="Resultater: Trafik ved skolen", level=1).wait_for()
     images = page.locator("main img")
-    assert await images.count() == 5  # four questions with charts, and the groups' map
+    # Four questions with charts, the statements' votes and the groups' map.
+    assert await images.count() == 6
     for index in range(await images.count()):
         image = images.nth(index)
         await image.scroll_into_view_if_needed()
@@ -374,3 +381,17 @@ async def test_staff_see_the_charts_and_record_a_decision_in_a_browser(
         what="the author hears the decision",
     )
     await context.close()
+
+
+async def test_the_statements_chart_is_a_standalone_svg_with_a_legend_drawn_the_same() -> None:
+    from bot.admin import charts
+
+    series = {"enig": [3, 0], "uenig": [1, 2], "ved ikke": [0, 1]}
+    drawn = await charts.draw(charts.stacked_bar_chart_svg, ["Udsagn 1", "Udsagn 2"], series, "X")
+    assert drawn.lstrip().startswith("<?xml")
+    assert "<script" not in drawn
+    assert charts.stacked_bar_chart_svg(["Udsagn 1", "Udsagn 2"], series, "X") == drawn
+    assert (
+        charts.stacked_bar_chart_svg(["Udsagn 1", "Udsagn 2"], {**series, "enig": [3, 1]}, "X")
+        != drawn
+    )

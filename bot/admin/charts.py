@@ -194,3 +194,42 @@ def svg_response(svg: str) -> web.Response:
     return web.Response(
         text=svg, content_type=SVG_CONTENT_TYPE, headers={"Cache-Control": "no-store"}
     )
+
+
+# -- the results page's charts (bot/admin/results.py) -------------------------------------------
+
+
+def stacked_bar_chart_svg(
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    title: str,
+    *,
+    x_label: str = "",
+    y_label: str = "",
+) -> str:
+    """Lying bars, one per label, each split into the named series (agree, disagree, pass);
+    each series has its colour and a hatching, so it is told apart without colour too."""
+    height = max(HEIGHT_INCHES, 0.4 * len(labels) + 1.4)
+    figure, axes = _figure(height)
+    positions = range(len(labels))
+    hatches = ("", "//", "..", "xx", "\\\\")
+    left = [0.0] * len(labels)
+    for index, (name, values) in enumerate(series.items()):
+        axes.barh(
+            positions,
+            values,
+            left=left,
+            label=name,
+            color=PALETTE[index % len(PALETTE)],
+            hatch=hatches[index % len(hatches)],
+            edgecolor="white",
+        )
+        left = [start + value for start, value in zip(left, values, strict=True)]
+    axes.set_yticks(positions, labels)
+    axes.invert_yaxis()  # the first label on top, as in the table beside it
+    _counts(axes.xaxis, left)
+    if series:
+        # Under the chart, clear of the title and of the bars.
+        figure.legend(frameon=False, ncols=len(series), loc="outside lower center")
+    _titles(axes, title, x_label, y_label)
+    return _svg(figure)

@@ -75,6 +75,7 @@ class ResultsPages:
         app.router.add_get(RESULTS + "/export/{format}", self.export)
         app.router.add_get(RESULTS + "/charts/questions/{key}.svg", self.question_chart)
         app.router.add_get(RESULTS + "/charts/groups.svg", self.groups_chart)
+        app.router.add_get(RESULTS + "/charts/statements.svg", self.statements_chart)
 
     # -- the page ----------------------------------------------------------------------------
 
@@ -278,7 +279,8 @@ class ResultsPages:
         result, t = found[0], visitor.texts
         if result.chart == "histogram":
             assert result.numbers is not None
-            svg = charts.histogram_svg(
+            svg = await charts.draw(
+                charts.histogram_svg,
                 result.numbers.values,
                 result.chart_title,
                 bins=result.numbers.edges,
@@ -286,13 +288,42 @@ class ResultsPages:
                 y_label=t("admin.results.chart.answers"),
             )
         else:
-            svg = charts.bar_chart_svg(
+            svg = await charts.draw(
+                charts.bar_chart_svg,
                 [bar.label for bar in result.bars],
                 [bar.count for bar in result.bars],
                 result.chart_title,
                 horizontal=True,
                 x_label=t("admin.results.chart.answers"),
             )
+        return charts.svg_response(svg)
+
+    async def statements_chart(self, request: web.Request) -> web.Response:
+        """Each statement's agree, disagree and pass as one bar (the page's table has them)."""
+        kit = self._kit
+        visitor = await kit.require(request, AREA)
+        t = visitor.texts
+        async with kit.uow.read() as uow:
+            consultation = await self._consultation(
+                request, visitor, uow, request.match_info["slug"]
+            )
+            statements = await data.statement_results(uow, consultation, t)
+        if not statements.rows:
+            raise as_not_found(kit.render(request, visitor, "not_found.html", {}, status=404))
+        svg = await charts.draw(
+            charts.stacked_bar_chart_svg,
+            [
+                t("admin.results.chart.statement", number=r.statement.number)
+                for r in statements.rows
+            ],
+            {
+                t("admin.results.column.agree"): [r.tally.agree for r in statements.rows],
+                t("admin.results.column.disagree"): [r.tally.disagree for r in statements.rows],
+                t("admin.results.column.pass"): [r.tally.passed for r in statements.rows],
+            },
+            t("admin.results.statements"),
+            x_label=t("admin.results.chart.votes"),
+        )
         return charts.svg_response(svg)
 
     async def groups_chart(self, request: web.Request) -> web.Response:
@@ -313,7 +344,8 @@ class ResultsPages:
             ]
             for group in statements.groups
         }
-        svg = charts.scatter_svg(
+        svg = await charts.draw(
+            charts.scatter_svg,
             points,
             t("admin.results.groups.chart_title"),
             x_label=t("admin.results.chart.first"),
