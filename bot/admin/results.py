@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.exc import IntegrityError
 
 from bot.admin import charts
 from bot.admin import results_data as data
@@ -85,7 +86,11 @@ class ResultsPages:
         slug = request.match_info["slug"]
         # As `borgerdialog ideas groups` does: the groups as of the latest vote (a no-op when
         # nothing changed since the scheduler's last run).
-        await refresh_opinion_groups(self._kit.uow, self._kit.clock, only=slug)
+        try:
+            await refresh_opinion_groups(self._kit.uow, self._kit.clock, only=slug)
+        except IntegrityError:
+            # The scheduler stored the first groups at the same moment: those are as good.
+            logger.info("opinion groups of %s were being stored already", slug)
         notice = None
         decided, told = request.query.get("decided", ""), request.query.get("told", "")
         if decided.isdigit() and told.isdigit():
