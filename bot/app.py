@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.admin.kit import DashboardKit
+from bot.admin.moderation import ModerationPages
 from bot.admin.pages import AdminPages
 from bot.channels.email.links import UnsubscribeLinks
 from bot.channels.email.pages import EmailPages
@@ -225,6 +226,9 @@ class BorgerDialog:
         dashboard.setup(web_app)
         dashboard_door = AdminPages(dashboard, settings.trusted_proxy)
         dashboard_door.add_routes(web_app)
+        moderation_pages = ModerationPages(dashboard, self.core)
+        moderation_pages.add_routes(web_app)
+        dashboard_door.add_panel("moderation", moderation_pages.panel)
         dashboard_door.add_fallback(web_app)
         # The pages work without SMTP too: an unsubscribe link keeps working if e-mail is off.
         links = UnsubscribeLinks(
