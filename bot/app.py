@@ -15,9 +15,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.admin.audit import AuditPages
 from bot.admin.kit import DashboardKit
 from bot.admin.moderation import ModerationPages
 from bot.admin.pages import AdminPages
+from bot.admin.staff_pages import StaffPages
 from bot.channels.email.links import UnsubscribeLinks
 from bot.channels.email.pages import EmailPages
 from bot.channels.email.sender import EmailChannel
@@ -226,6 +228,8 @@ class BorgerDialog:
         dashboard.setup(web_app)
         dashboard_door = AdminPages(dashboard, settings.trusted_proxy)
         dashboard_door.add_routes(web_app)
+        StaffPages(dashboard).add_routes(web_app)
+        AuditPages(dashboard).add_routes(web_app)
         moderation_pages = ModerationPages(dashboard, self.core)
         moderation_pages.add_routes(web_app)
         dashboard_door.add_panel("moderation", moderation_pages.panel)

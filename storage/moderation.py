@@ -283,6 +283,40 @@ class ModerationRepository:
         )
         await self._session.flush()
 
+    async def log_page(
+        self,
+        *,
+        event: str | None = None,
+        actor: str | None = None,
+        consultation: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[ModerationLogEntry]:
+        """The audit trail newest first, filtered; ``actor`` matches a part of the actor."""
+        statement = select(ModerationLogEntry).order_by(ModerationLogEntry.id.desc())
+        if event:
+            statement = statement.where(ModerationLogEntry.event == event)
+        if actor:
+            statement = statement.where(ModerationLogEntry.actor.contains(actor, autoescape=True))
+        if consultation:
+            statement = statement.where(ModerationLogEntry.consultation == consultation)
+        if since is not None:
+            statement = statement.where(ModerationLogEntry.at >= since)
+        if until is not None:
+            statement = statement.where(ModerationLogEntry.at < until)
+        if before_id is not None:
+            statement = statement.where(ModerationLogEntry.id < before_id)
+        if limit is not None:
+            statement = statement.limit(limit)
+        return list((await self._session.execute(statement)).scalars().all())
+
+    async def log_events(self) -> list[str]:
+        """The kinds of entry the trail holds, for a filter's choices."""
+        statement = select(ModerationLogEntry.event).distinct().order_by(ModerationLogEntry.event)
+        return list((await self._session.execute(statement)).scalars().all())
+
     async def log_entries(self, since: datetime | None = None) -> list[ModerationLogEntry]:
         """The audit trail, oldest first."""
         statement = select(ModerationLogEntry).order_by(ModerationLogEntry.id)

@@ -29,6 +29,10 @@ class StaffRepository:
     async def get(self, account_id: int) -> StaffAccount | None:
         return await self._session.get(StaffAccount, account_id)
 
+    async def count_role(self, role: str) -> int:
+        statement = select(func.count(StaffAccount.id)).where(StaffAccount.role == role)
+        return int((await self._session.execute(statement)).scalar_one())
+
     async def all(self) -> list[StaffAccount]:
         statement = select(StaffAccount).order_by(StaffAccount.email)
         return list((await self._session.execute(statement)).scalars().all())
@@ -43,6 +47,14 @@ class StaffRepository:
         """End every session of an account (a new password, a removed account)."""
         await self._session.execute(
             delete(StaffSession).where(StaffSession.account_id == account_id)
+        )
+
+    async def end_other_sessions(self, account_id: int, keep_token_hash: str) -> None:
+        """End an account's sessions but the one in use (after its own new password)."""
+        await self._session.execute(
+            delete(StaffSession).where(
+                StaffSession.account_id == account_id, StaffSession.token_hash != keep_token_hash
+            )
         )
 
     async def add_session(self, session: StaffSession) -> None:
@@ -71,3 +83,13 @@ class StaffRepository:
     async def forget_attempts_before(self, before: datetime) -> None:
         """Drop attempts too old to count: the table holds only the current window."""
         await self._session.execute(delete(StaffLoginAttempt).where(StaffLoginAttempt.at < before))
+
+    async def end_expired_sessions(self, idle_before: datetime, created_before: datetime) -> int:
+        """Drop sessions past their idle or absolute timeout; how many went."""
+        done = await self._session.execute(
+            delete(StaffSession).where(
+                (StaffSession.last_seen_at < idle_before)
+                | (StaffSession.created_at < created_before)
+            )
+        )
+        return int(getattr(done, "rowcount", 0) or 0)

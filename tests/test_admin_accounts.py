@@ -20,7 +20,7 @@ from storage.models import ModerationLogEntry, StaffAccount, StaffSession
 from tests.cli import Cli, no_traceback
 from tests.clock import Clock
 from tests.conftest import model_rows
-from tests.dashboard import csrf_of, logged_in
+from tests.dashboard import csrf_of, logged_in, new_session
 from tests.dashboard import login as dashboard_login
 
 PASSWORD = "korrekt hest batteri"
@@ -331,6 +331,14 @@ async def test_idle_and_old_sessions_end(
         async with browser_session.get("/admin", allow_redirects=False) as page:
             last = page.status
     assert last == 303
+    # A session nobody ends (a browser closed without logging out) is cleared at the next login.
+    async with new_session(admin_app) as other:
+        response, _ = await login(other)
+        assert response.status == 303
+    clock.now += timedelta(minutes=31)
+    response, _ = await login(browser_session)
+    assert response.status == 303
+    assert len(await model_rows(admin_app, StaffSession)) == 1
 
 
 @pytest.mark.parametrize(

@@ -84,7 +84,8 @@ TEMPLATE_LOOKUP = re.compile(r"""\bt(?:\.n)?\(\s*["']([a-z_]+(?:\.[a-z_]+)+)["']
 def keys_in_templates(root: Path = ROOT) -> set[str]:
     return {
         key
-        for path in sorted((root / "bot").rglob("templates/**/*.html"))
+        for path in sorted((root / "bot").rglob("*.html"))
+        if "templates" in path.parts
         for key in TEMPLATE_LOOKUP.findall(path.read_text())
     }
 

@@ -99,7 +99,12 @@ def test_held_out_figures_meet_the_targets() -> None:
 
 
 @pytest.mark.xfail(
-    strict=True, reason="Norwegian Bokmål is still read as Danish too often (0.967 held out)"
+    strict=True,
+    reason=(
+        "Norwegian Bokmål is still read as Danish too often (0.967 held out, 118 of 122). "
+        "On the tuning part (120 of 124) three of the four misses are also correct Danish, "
+        "and any weighting that wins the fourth loses a Danish sentence"
+    ),
 )
 def test_held_out_norwegian_meets_the_target() -> None:
     scores = {s.language: s.accuracy for s in evaluate_languages() if s.part == "heldout"}

@@ -33,7 +33,15 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 class AccountError(ValueError):
-    """A request about accounts that cannot be done; the message says why, in one line."""
+    """A request about accounts that cannot be done; the message says why, in one line.
+
+    ``key`` and ``params`` name the same reason as a text of the catalogs, for the dashboard.
+    """
+
+    def __init__(self, message: str, key: str, **params: object) -> None:
+        super().__init__(message)
+        self.key = key
+        self.params = params
 
 
 def normalise_email(email: str) -> str:
@@ -41,16 +49,24 @@ def normalise_email(email: str) -> str:
     email = email.strip().lower()
     local, _, domain = email.partition("@")
     if not local or "." not in domain or len(email) > 254 or any(c.isspace() for c in email):
-        raise AccountError(f"not an e-mail address: {email!r}")
+        raise AccountError(f"not an e-mail address: {email!r}", "admin.accounts.error.email")
     return email
 
 
 def check_password(password: str) -> None:
     """Refuse a password too short (or absurdly long) to use."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+        raise AccountError(
+            f"the password must have at least {MIN_PASSWORD_LENGTH} characters",
+            "admin.accounts.error.short",
+            minimum=MIN_PASSWORD_LENGTH,
+        )
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise AccountError(f"the password must have at most {MAX_PASSWORD_LENGTH} characters")
+        raise AccountError(
+            f"the password must have at most {MAX_PASSWORD_LENGTH} characters",
+            "admin.accounts.error.long",
+            maximum=MAX_PASSWORD_LENGTH,
+        )
 
 
 def hash_password(password: str) -> str:
@@ -80,15 +96,20 @@ def address_hash(key: bytes, address: str) -> str:
     return hmac.new(key, f"login-address:{address}".encode(), "sha256").hexdigest()
 
 
+def _check_role(role: str) -> None:
+    if role not in StaffRole.ALL:
+        roles = ", ".join(StaffRole.ALL)
+        raise AccountError(f"unknown role {role!r} (one of {roles})", "admin.accounts.error.role")
+
+
 async def add_account(
     uow: UnitOfWork, email: str, role: str, password: str, now: datetime
 ) -> StaffAccount:
     """Create an account; AccountError for a bad role, a taken e-mail or a weak password."""
     email = normalise_email(email)
-    if role not in StaffRole.ALL:
-        raise AccountError(f"unknown role {role!r} (one of {', '.join(StaffRole.ALL)})")
+    _check_role(role)
     if await uow.staff.by_email(email) is not None:
-        raise AccountError(f"there is already an account for {email}")
+        raise AccountError(f"there is already an account for {email}", "admin.accounts.error.taken")
     return await uow.staff.add(
         StaffAccount(
             email=email,
@@ -104,7 +125,9 @@ async def existing_account(uow: UnitOfWork, email: str) -> StaffAccount:
     email = normalise_email(email)
     account = await uow.staff.by_email(email)
     if account is None:
-        raise AccountError(f"no account for {email} (see 'borgerdialog staff list')")
+        raise AccountError(
+            f"no account for {email} (see 'borgerdialog staff list')", "admin.accounts.error.none"
+        )
     return account
 
 
@@ -116,6 +139,40 @@ async def reset_password(uow: UnitOfWork, email: str, password: str) -> StaffAcc
     account.locked_until = None
     await uow.staff.end_sessions(account.id)
     return account
+
+
+async def _keep_an_admin(uow: UnitOfWork, account: StaffAccount) -> None:
+    """Refuse to take away the last admin: nobody could manage accounts on the web then."""
+    if account.role == StaffRole.ADMIN and await uow.staff.count_role(StaffRole.ADMIN) <= 1:
+        raise AccountError(
+            f"{account.email} is the only admin; make another account admin first",
+            "admin.accounts.error.last_admin",
+        )
+
+
+async def change_role(uow: UnitOfWork, account: StaffAccount, role: str) -> None:
+    """Give an account another role; its sessions end, so the new role holds at once."""
+    _check_role(role)
+    if role != account.role:
+        await _keep_an_admin(uow, account)
+        account.role = role
+        await uow.staff.end_sessions(account.id)
+
+
+async def remove_account(uow: UnitOfWork, account: StaffAccount) -> None:
+    """Remove an account and end its sessions; never the last admin."""
+    await _keep_an_admin(uow, account)
+    await uow.staff.remove(account)
+
+
+async def change_own_password(
+    uow: UnitOfWork, account: StaffAccount, current: str, new: str, keep_token_hash: str
+) -> None:
+    """A person's own new password, after the current one; their other sessions end."""
+    if not _verify(account.password_hash, current):
+        raise AccountError("the current password is wrong", "admin.password.wrong_current")
+    account.password_hash = hash_password(new)
+    await uow.staff.end_other_sessions(account.id, keep_token_hash)
 
 
 @dataclass(frozen=True)
@@ -137,6 +194,9 @@ async def log_in(
     The caller commits whatever the outcome: failures and attempts must be counted too.
     """
     await uow.staff.forget_attempts_before(now - ADDRESS_WINDOW)
+    # Sessions left to expire (a closed browser never logs out) go here, with the old attempts:
+    # every login clears them, so the table holds only live ones and no job is needed.
+    await uow.staff.end_expired_sessions(now - IDLE_TIMEOUT, now - ABSOLUTE_TIMEOUT)
     if await uow.staff.attempts_since(address_key, now - ADDRESS_WINDOW) >= ADDRESS_ATTEMPTS:
         return Login("throttled")
     await uow.staff.add_attempt(address_key, now)

@@ -31,24 +31,13 @@ from bot.dialogue.i18n import Catalogs, make_language_identifier
 from bot.dialogue.i18n.languages import explain as explain_language
 from handlers.events import record_id
 from handlers.moderation.cards import REASONS, describe, load_view, masked_text
+from handlers.moderation.trail import TRAIL_COLUMNS, trail_row
 from handlers.screening.offensive_model import REASONS_SHOWN, OffensiveModel
 from handlers.screening.rules import Screener, WordLists, screen_in_order
 from storage.uow import UnitOfWorkFactory
 
 # The queue lists everything that waits; a moderator chat's /queue shows ten at a time.
 QUEUE_ALL = 10_000
-LOG_COLUMNS = (
-    "at",
-    "item",
-    "consultation",
-    "event",
-    "actor",
-    "author",
-    "before",
-    "after",
-    "reason",
-    "flags",
-)
 
 
 def _open_input(file: Path | None) -> TextIO:
@@ -362,23 +351,12 @@ def moderation_log(since: datetime | None, file_format: str) -> None:
             entries = await unit.moderation.log_entries(cutoff)
         writer = csv.writer(sys.stdout) if file_format == "csv" else None
         if writer is not None:
-            writer.writerow(LOG_COLUMNS)
+            writer.writerow(TRAIL_COLUMNS)
         for entry in entries:
-            row = {
-                "at": local_time(entry.at, settings),
-                "item": entry.item_id,
-                "consultation": entry.consultation,
-                "event": entry.event,
-                "actor": entry.actor,
-                "author": entry.author,
-                "before": entry.before or "",
-                "after": entry.after or "",
-                "reason": entry.reason or "",
-                "flags": " ".join(entry.flags),
-            }
+            row = trail_row(entry, settings.zone)
             if writer is not None:
                 # A spreadsheet file like the exports: reasons are free text and stay inert.
-                writer.writerow(safe_cell(row[column]) for column in LOG_COLUMNS)
+                writer.writerow(safe_cell(row[column]) for column in TRAIL_COLUMNS)
             else:
                 click.echo(json.dumps(row, ensure_ascii=False))
 

@@ -1,0 +1,150 @@
+"""The audit trail under /admin/audit: every screening result, decision and staff action, with
+filters, in pages, and as a CSV download (the same columns as ``borgerdialog moderation log``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from bot.admin.kit import PREFIX, DashboardKit
+from bot.consultations.files import safe_cell
+from handlers.moderation.trail import TRAIL_COLUMNS, trail_row
+from storage.models import ModerationLogEntry
+from storage.uow import UnitOfWork
+
+AUDIT = f"{PREFIX}/audit"
+PAGE_SIZE = 100
+FILTER_LENGTH = 64  # longer than any event, actor or slug the trail holds
+
+
+@dataclass(frozen=True)
+class TrailFilter:
+    """What the reader asked to see; ``problem`` is a text key when a date was not one."""
+
+    event: str = ""
+    actor: str = ""
+    consultation: str = ""
+    since: str = ""
+    until: str = ""
+    problem: str | None = None
+
+    def query(self) -> dict[str, str]:
+        """The filter as the address's query, for links to the next page and the download."""
+        fields = {
+            "event": self.event,
+            "actor": self.actor,
+            "consultation": self.consultation,
+            "from": self.since,
+            "to": self.until,
+        }
+        return {name: value for name, value in fields.items() if value}
+
+
+def read_filter(query: Any) -> TrailFilter:
+    def field(name: str) -> str:
+        return str(query.get(name, "")).strip()[:FILTER_LENGTH]
+
+    since, until = field("from"), field("to")
+    problem = None
+    for value in (since, until):
+        if value and _day(value) is None:
+            problem = "admin.audit.bad_date"
+    return TrailFilter(field("event"), field("actor"), field("consultation"), since, until, problem)
+
+
+def _day(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+class AuditPages:
+    """The trail for admins: who did what and when, by pseudonym, never a citizen's words."""
+
+    def __init__(self, kit: DashboardKit) -> None:
+        self._kit = kit
+
+    def add_routes(self, app: web.Application) -> None:
+        self._kit.add_section("audit", AUDIT, "admin.nav.audit")
+        app.router.add_get(AUDIT, self.trail)
+        app.router.add_get(f"{AUDIT}.csv", self.download)
+
+    async def trail(self, request: web.Request) -> web.Response:
+        kit = self._kit
+        visitor = await kit.require(request, "audit")
+        wanted = read_filter(request.query)
+        before = request.query.get("before", "")
+        before_id = int(before) if before.isdigit() else None
+        async with kit.uow.read() as uow:
+            events = await uow.moderation.log_events()
+            entries = await self._entries(uow, wanted, before_id, PAGE_SIZE + 1)
+        more = len(entries) > PAGE_SIZE
+        entries = entries[:PAGE_SIZE]
+        rows = [trail_row(entry, kit.settings.zone) for entry in entries]
+        next_query = {**wanted.query(), "before": str(entries[-1].id)} if more else None
+        context = {
+            "wanted": wanted,
+            "events": events,
+            "rows": rows,
+            "columns": TRAIL_COLUMNS,
+            "next_query": next_query,
+            "download_query": wanted.query(),
+        }
+        status = 400 if wanted.problem else 200
+        return kit.render(request, visitor, "audit/trail.html", context, status=status)
+
+    async def download(self, request: web.Request) -> web.StreamResponse:
+        """Every entry the filter selects, as CSV; the download itself goes in the trail."""
+        kit = self._kit
+        visitor = await kit.require(request, "audit")
+        wanted = read_filter(request.query)
+        if wanted.problem:
+            raise web.HTTPSeeOther(f"{AUDIT}?{urlencode(wanted.query())}")
+        async with kit.uow() as uow:
+            entries = await self._entries(uow, wanted, None, None)
+            await kit.audit(uow, visitor.account, "audit_exported")
+            await uow.commit()
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(TRAIL_COLUMNS)
+        for entry in reversed(entries):  # oldest first, like the CLI's export
+            row = trail_row(entry, kit.settings.zone)
+            # Reasons are free text: inert in a spreadsheet, as in every export.
+            writer.writerow(safe_cell(row[column]) for column in TRAIL_COLUMNS)
+        stamp = kit.clock().astimezone(kit.settings.zone).strftime("%Y-%m-%d")
+        response = web.Response(
+            text=out.getvalue(),
+            content_type="text/csv",
+            headers={
+                "Content-Disposition": f'attachment; filename="audit-{stamp}.csv"',
+                "Cache-Control": "no-store",
+            },
+        )
+        return response
+
+    async def _entries(
+        self, uow: UnitOfWork, wanted: TrailFilter, before_id: int | None, limit: int | None
+    ) -> list[ModerationLogEntry]:
+        zone = self._kit.settings.zone
+        since_day, until_day = _day(wanted.since), _day(wanted.until)
+        since = datetime.combine(since_day, time(0), zone) if since_day else None
+        # "to" is the last day shown, whole.
+        until = (
+            datetime.combine(until_day + timedelta(days=1), time(0), zone) if until_day else None
+        )
+        return await uow.moderation.log_page(
+            event=wanted.event or None,
+            actor=wanted.actor or None,
+            consultation=wanted.consultation or None,
+            since=since,
+            until=until,
+            before_id=before_id,
+            limit=limit,
+        )
