@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 
 from bot.app import BorgerDialog
 from storage.models import Answer, ItemStatus, ModerationItem, ModerationLogEntry, Visibility
+from tests.axe import assert_accessible
 from tests.citizens import Citizen, import_consultation
 from tests.conftest import eventually, model_rows
 from tests.dashboard import PASSWORD, ROLE_EMAILS, add_staff, csrf_of, logged_in, post_form
@@ -78,6 +80,13 @@ async def test_the_queue_is_oldest_first_masked_and_a_reveal_is_in_the_audit_tra
     await held(fake_bot, ANNA, PERSONAL)
     await held(fake_bot, BO, "Idiotkommune, byg nu bare den sti")
     first, second = await items(app)
+    # The oldest came in two hours and five minutes ago (the app's clock is the real one).
+    assert app.uow is not None
+    async with app.uow() as uow:
+        oldest = await uow.moderation.get(first.id)
+        assert oldest is not None
+        oldest.created_at = app.clock() - timedelta(hours=2, minutes=5, seconds=10)
+        await uow.commit()
 
     async with logged_in(app, "moderator") as session:
         html = await page(session)
@@ -115,7 +124,8 @@ async def test_the_queue_is_oldest_first_masked_and_a_reveal_is_in_the_audit_tra
         overview = await page(session, "/admin")
         assert "Moderationskø" in overview
         assert "2 bidrag venter på en afgørelse." in overview
-        assert "Det ældste har ventet" in overview
+        assert "Det ældste har ventet 2 t. 5 min." in overview
+        assert "har ventet 2 t. 5 min." in html
 
     async with logged_in(app, "moderator", language="en") as session:
         english = await page(session)
@@ -330,7 +340,7 @@ async def test_a_moderator_decides_in_a_browser_with_the_keyboard_and_without_ja
     await import_consultation(app, consultation_source())
     anna = await held(fake_bot, ANNA, "Idiotkommune, byg nu bare den sti")
     bo = await held(fake_bot, BO, "I er nogle idioter på rådhuset")
-    carl = await held(fake_bot, CARL, "Idioter, allesammen på rådhuset")
+    carl = await held(fake_bot, CARL, f"Idioter, allesammen på rådhuset. Ring på {PHONE}")
     ditte = await held(fake_bot, DITTE, "Idiotkommune igen, byg den sti")
     first, second, third, fourth = await items(app)
     await add_staff(app, ROLE_EMAILS["moderator"], "moderator")
@@ -340,8 +350,10 @@ async def test_a_moderator_decides_in_a_browser_with_the_keyboard_and_without_ja
     context = await browser.new_context(locale="da-DK")
     page = await browser_login(context, app)
     assert await page.locator("#shortcuts").is_visible()
+    await assert_accessible(page)
     await page.keyboard.press("a")
     await page.get_by_text(f"#{first.id}: ✅ Godkendt af moderator").wait_for()
+    await assert_accessible(page)
     await page.keyboard.press("j")  # the next item: the oldest left is now the first, j moves on
     await page.keyboard.press("k")  # and k comes back to it
     await page.keyboard.press("h")
@@ -353,6 +365,21 @@ async def test_a_moderator_decides_in_a_browser_with_the_keyboard_and_without_ja
     await page.keyboard.press("Enter")
     await page.get_by_text(f"#{second.id}: 🙈 Skjult af moderator").wait_for()
     assert "(Krænkende sprog)" in await page.locator(".notice").inner_text()
+    assert PHONE not in await page.content()
+    await (
+        page.locator(f"#item-{third.id}")
+        .get_by_role("button", name="Vis de skjulte oplysninger")
+        .click()
+    )
+    await page.locator(".contribution.revealed").wait_for()
+    assert PHONE in await page.locator(f"#item-{third.id}").inner_text()
+    # The keys now act on the revealed item: "h" goes to its reason.
+    await page.keyboard.press("h")
+    await page.wait_for_function(f"document.activeElement.id === 'reason-{third.id}'")
+    await assert_accessible(page)
+    await page.goto(f"{app.settings.public_base_url}/admin")
+    assert "2 bidrag venter på en afgørelse." in await page.content()
+    await assert_accessible(page)
     await context.close()
 
     # Without JavaScript: the same forms, by their buttons.
@@ -366,6 +393,7 @@ async def test_a_moderator_decides_in_a_browser_with_the_keyboard_and_without_ja
     await item.get_by_role("button", name="Skjul").click()
     await page.get_by_text(f"#{fourth.id}: 🙈 Skjult af moderator").wait_for()
     assert "Der er ingen bidrag at tage stilling til lige nu." in await page.content()
+    assert PHONE not in await page.content()
     await context.close()
 
     await eventually(lambda: outcomes(anna) and outcomes(carl), what="approvals told")

@@ -85,6 +85,8 @@
     }
   });
 
-  // After a decision the page comes back: the keys act on the oldest item that still waits.
-  select(0, false);
+  // After a reveal the keys act on the revealed item; after a decision the page comes back and
+  // they act on the oldest item that still waits.
+  var revealed = document.querySelector("article.item .contribution.revealed");
+  select(revealed ? items.indexOf(revealed.closest("article.item")) : 0, false);
 })();
