@@ -69,7 +69,7 @@ class QueueEntry:
 
 
 @dataclass(frozen=True)
-class Message:
+class Notice:
     """A line at the top of the page: a notice (done) or an alert (refused, or too late)."""
 
     text: str
@@ -113,7 +113,7 @@ class ModerationPages:
             async with kit.uow.read() as uow:
                 item = await uow.moderation.get(decided_id)
                 if item is not None and item.status != ItemStatus.WAITING:
-                    message = Message(await self._decided_text(uow, visitor.texts, item), False)
+                    message = Notice(await self._decided_text(uow, visitor.texts, item), False)
         return await self._page(request, visitor, message)
 
     async def reveal(self, request: web.Request) -> web.Response:
@@ -127,15 +127,15 @@ class ModerationPages:
             item = await uow.moderation.get(item_id) if item_id is not None else None
             if item is None:
                 return await self._page(
-                    request, visitor, Message(t("admin.moderation.no_item"), True), status=404
+                    request, visitor, Notice(t("admin.moderation.no_item"), True), status=404
                 )
             if item.status != ItemStatus.WAITING:
                 decided = await self._decided_text(uow, t, item)
-                return await self._page(request, visitor, Message(decided, True), status=409)
+                return await self._page(request, visitor, Notice(decided, True), status=409)
             view = await load_view(uow, item)
             if view.text is None:
                 return await self._page(
-                    request, visitor, Message(t("moderation.card.withdrawn"), True), status=409
+                    request, visitor, Notice(t("moderation.card.withdrawn"), True), status=409
                 )
             await kit.audit(
                 uow,
@@ -162,11 +162,11 @@ class ModerationPages:
             reason is not None and (chosen != "hide" or reason not in REASONS)
         ):
             return await self._page(
-                request, visitor, Message(t("admin.moderation.bad_decision"), True), status=400
+                request, visitor, Notice(t("admin.moderation.bad_decision"), True), status=400
             )
         if chosen == "block" and form.get("confirm") != "yes":
             return await self._page(
-                request, visitor, Message(t("admin.moderation.confirm_block"), True), status=400
+                request, visitor, Notice(t("admin.moderation.confirm_block"), True), status=400
             )
         action = HIDE_WITH_REASON if reason is not None else ACTIONS[chosen]
         # The audit trail names the account as every dashboard action does: role and pseudonym.
@@ -176,7 +176,7 @@ class ModerationPages:
             item = await uow.moderation.get(item_id) if item_id is not None else None
             if item is None:
                 return await self._page(
-                    request, visitor, Message(t("admin.moderation.no_item"), True), status=404
+                    request, visitor, Notice(t("admin.moderation.no_item"), True), status=404
                 )
             decided = await decide_elsewhere(
                 uow,
@@ -195,7 +195,7 @@ class ModerationPages:
                 return await self._page(
                     request,
                     visitor,
-                    Message(t("admin.moderation.taken", decided=first), True),
+                    Notice(t("admin.moderation.taken", decided=first), True),
                     status=409,
                 )
             await uow.outbox.add_many(
@@ -212,7 +212,7 @@ class ModerationPages:
         await self._deliver({address for address, _ in decided.messages})
         if decided.outcome == WITHDRAWN:
             return await self._page(
-                request, visitor, Message(t("moderation.card.withdrawn"), True), status=409
+                request, visitor, Notice(t("moderation.card.withdrawn"), True), status=409
             )
         raise web.HTTPSeeOther(f"{QUEUE}?decided={item.id}#queue")
 
@@ -243,7 +243,7 @@ class ModerationPages:
         self,
         request: web.Request,
         visitor: Visitor,
-        message: Message | None,
+        message: Notice | None,
         *,
         revealed: int | None = None,
         status: int = 200,
