@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.admin.audit import AuditPages
 from bot.admin.consultations import ConsultationPages
 from bot.admin.kit import DashboardKit
+from bot.admin.moderation import ModerationPages
 from bot.admin.pages import AdminPages
 from bot.admin.staff_pages import StaffPages
 from bot.channels.email.links import UnsubscribeLinks
@@ -232,6 +233,9 @@ class BorgerDialog:
         ConsultationPages(
             dashboard, dashboard_door, self.consultation_links, settings.telegram_enabled
         ).add_routes(web_app)
+        moderation_pages = ModerationPages(dashboard, self.core)
+        moderation_pages.add_routes(web_app)
+        dashboard_door.add_panel("moderation", moderation_pages.panel)
         dashboard_door.add_fallback(web_app)
         # The pages work without SMTP too: an unsubscribe link keeps working if e-mail is off.
         links = UnsubscribeLinks(
