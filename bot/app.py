@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.admin.kit import DashboardKit
 from bot.admin.pages import AdminPages
+from bot.admin.plan import PlanPages
 from bot.channels.email.links import UnsubscribeLinks
 from bot.channels.email.pages import EmailPages
 from bot.channels.email.sender import EmailChannel
@@ -225,6 +226,9 @@ class BorgerDialog:
         dashboard.setup(web_app)
         dashboard_door = AdminPages(dashboard, settings.trusted_proxy)
         dashboard_door.add_routes(web_app)
+        plan_pages = PlanPages(dashboard, self.core.texts, self.consultation_link)
+        plan_pages.add_routes(web_app)
+        dashboard_door.add_panel("plan", plan_pages.panel)
         dashboard_door.add_fallback(web_app)
         # The pages work without SMTP too: an unsubscribe link keeps working if e-mail is off.
         links = UnsubscribeLinks(

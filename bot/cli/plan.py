@@ -25,7 +25,7 @@ from bot.consultations.plan_sheet import image_loader as shared_image_loader
 from handlers.events import MAX_IMAGE_BYTES
 from handlers.plan import rules
 from handlers.plan.sheet import store_sheet
-from storage.models import OutboxStatus, PlannedPost, PostState
+from storage.models import PlannedPost, PostState
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 
@@ -74,13 +74,12 @@ def describe(post: PlannedPost, settings: Settings, counts: dict[str, int] | Non
 
 def delivery_line(post: PlannedPost, counts: dict[str, int]) -> str:
     """How a post's broadcast stands."""
-    done = post.recipients - counts.get(OutboxStatus.PENDING, 0)
+    delivery = rules.Delivery.of(post.recipients, counts)
     late = f", {post.late_seconds // 60} min late" if post.late_seconds else ""
     return (
-        f"{done}/{post.recipients} done: {counts.get(OutboxStatus.SENT, 0)} delivered, "
-        f"{counts.get(OutboxStatus.UNREACHABLE, 0)} unreachable, "
-        f"{counts.get(OutboxStatus.FAILED, 0)} failed, "
-        f"{counts.get(OutboxStatus.PENDING, 0)} waiting{late}"
+        f"{delivery.done}/{delivery.total} done: {delivery.sent} delivered, "
+        f"{delivery.unreachable} unreachable, {delivery.failed} failed, "
+        f"{delivery.pending} waiting{late}"
     )
 
 
