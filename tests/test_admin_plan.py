@@ -444,6 +444,13 @@ async def test_a_sheet_with_mistakes_shows_each_row_and_column_and_imports_nothi
     assert (others[0].reason, others[0].after) == ("0 added", "4 rows")
 
 
+async def progress_of(session: aiohttp.ClientSession, post_id: int) -> dict[str, Any]:
+    async with session.get(f"/admin/plan/{post_id}/progress") as answer:
+        assert answer.status == 200
+        assert answer.headers["Cache-Control"] == "no-store"
+        return dict(json.loads(await answer.text()))
+
+
 async def test_the_progress_endpoint_follows_a_running_broadcast(
     app: BorgerDialog, clock: Clock, fake_bot: FakeBot
 ) -> None:
@@ -462,10 +469,7 @@ async def test_the_progress_endpoint_follows_a_running_broadcast(
         assert await app.publisher.publish(post_id)
 
         async def progress() -> dict[str, Any]:
-            async with staff.get(f"/admin/plan/{post_id}/progress") as answer:
-                assert answer.status == 200
-                assert answer.headers["Cache-Control"] == "no-store"
-                return dict(json.loads(await answer.text()))
+            return await progress_of(staff, post_id)
 
         async def three_settled() -> dict[str, Any] | None:
             shown = await progress()
@@ -498,29 +502,49 @@ async def test_the_progress_endpoint_follows_a_running_broadcast(
         done = await eventually(finished, what="the broadcast finished")
         assert (done["state"], done["done"], done["sent"], done["pending"]) == ("sent", 4, 2, 0)
         assert "data-progress=" not in await text_of(staff, f"/admin/plan/{post_id}")
+
+        # A post that reached nobody failed: the overview says so.
+        lost = await add_post(staff, when="now", audience=str(unknown), text_da="Til ingen")
+        lost_id = int(lost.headers["Location"].split("/")[-1].split("?")[0])
+        assert await app.publisher.publish(lost_id)
+
+        async def failed() -> bool:
+            return (await progress_of(staff, lost_id))["state"] == "failed"
+
+        await eventually(failed, what="the post to nobody failed")
+        overview = plain(await text_of(staff, "/admin"))
+        assert "1 opslag fejlede:" in overview
+        assert f"✕ Opslag #{lost_id}" in overview
+        post_page = plain(await text_of(staff, f"/admin/plan/{lost_id}"))
+        assert "✕ fejlede" in post_page
+        assert "Bemærkning 1× " in post_page
     assert fake_bot.texts(delivered) == ["Vejen er lukket"]
     assert fake_bot.texts(flaky) == ["Vejen er lukket"]
+
+
+async def browser_login(browser: Any, app: BorgerDialog) -> tuple[Any, Any, list[str]]:
+    """A Chromium page logged in as staff through the login form; and its console's errors."""
+    await add_staff(app, ROLE_EMAILS["staff"], "staff")
+    context = await browser.new_context(locale="da-DK", viewport={"width": 1400, "height": 900})
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on(
+        "console",
+        lambda message: errors.append(message.text) if message.type == "error" else None,
+    )
+    await page.goto(f"{app.settings.public_base_url}/admin/login")
+    await page.get_by_label("E-mail", exact=True).fill(ROLE_EMAILS["staff"])
+    await page.get_by_label("Adgangskode", exact=True).fill(PASSWORD)
+    await page.get_by_role("button", name="Log ind").click()
+    await page.get_by_role("heading", name="Oversigt").wait_for()
+    return context, page, errors
 
 
 async def test_staff_plan_a_post_in_the_browser_and_see_it_in_the_calendar(
     browser: Any, app: BorgerDialog
 ) -> None:
-    await add_staff(app, ROLE_EMAILS["staff"], "staff")
-    context = await browser.new_context(locale="da-DK", viewport={"width": 1400, "height": 900})
+    context, page, errors = await browser_login(browser, app)
     try:
-        page = await context.new_page()
-        errors: list[str] = []
-        page.on(
-            "console",
-            lambda message: errors.append(message.text) if message.type == "error" else None,
-        )
-        base = app.settings.public_base_url
-        await page.goto(f"{base}/admin/login")
-        await page.get_by_label("E-mail", exact=True).fill(ROLE_EMAILS["staff"])
-        await page.get_by_label("Adgangskode", exact=True).fill(PASSWORD)
-        await page.get_by_role("button", name="Log ind").click()
-        await page.get_by_role("heading", name="Oversigt").wait_for()
-
         await page.get_by_role("link", name="Indholdsplan").first.click()
         await page.get_by_role("heading", name="Indholdsplan", level=1).wait_for()
         await page.get_by_role("link", name="Planlæg et opslag").first.click()
@@ -560,6 +584,38 @@ async def test_staff_plan_a_post_in_the_browser_and_see_it_in_the_calendar(
             "list => getComputedStyle(list).gridTemplateColumns.split(' ').length"
         )
         assert columns == 1
+        assert errors == []
+    finally:
+        await context.close()
+
+
+async def test_the_page_follows_a_running_broadcast_without_a_reload(
+    browser: Any, app: BorgerDialog, clock: Clock, fake_bot: FakeBot
+) -> None:
+    delivered, flaky = -100301, -100302
+    for chat in (delivered, flaky):
+        fake_bot.open_channel(chat, "group")
+    fake_bot.inject(500, "Internal Server Error", method="sendMessage", chat_id=flaky)
+    async with logged_in(app, "staff") as staff:
+        added = await add_post(staff, when="now", audience=f"{delivered}, {flaky}", text_da="Hej")
+        post_id = int(added.headers["Location"].split("/")[-1].split("?")[0])
+    assert app.publisher is not None
+    assert await app.publisher.publish(post_id)
+    await eventually(lambda: fake_bot.texts(delivered) == ["Hej"], what="the first delivered")
+    context, page, errors = await browser_login(browser, app)
+    try:
+        base = app.settings.public_base_url
+        await page.goto(f"{base}/admin/plan")
+        post = page.locator(f'[data-post="{post_id}"]')
+        await post.get_by_text("1 af 2 færdige").wait_for()
+        assert "sendes" in await post.locator(".state").inner_text()
+        # The flaky chat's retry is due once the application's clock moves on.
+        clock.now += timedelta(minutes=1)
+        assert app.bulk is not None
+        app.bulk.wake()
+        await post.get_by_text("2 af 2 færdige · leveret 2").wait_for(timeout=20_000)
+        await post.locator(".state").get_by_text("sendt").wait_for()
+        assert await post.locator("progress").evaluate("bar => [bar.value, bar.max]") == [2, 2]
         assert errors == []
     finally:
         await context.close()
