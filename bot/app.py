@@ -21,6 +21,7 @@ from bot.admin.kit import DashboardKit
 from bot.admin.moderation import ModerationPages
 from bot.admin.pages import AdminPages
 from bot.admin.staff_pages import StaffPages
+from bot.admin.plan import PlanPages
 from bot.channels.email.links import UnsubscribeLinks
 from bot.channels.email.pages import EmailPages
 from bot.channels.email.sender import EmailChannel
@@ -236,6 +237,9 @@ class BorgerDialog:
         moderation_pages = ModerationPages(dashboard, self.core)
         moderation_pages.add_routes(web_app)
         dashboard_door.add_panel("moderation", moderation_pages.panel)
+        plan_pages = PlanPages(dashboard, self.core.texts, self.consultation_link)
+        plan_pages.add_routes(web_app)
+        dashboard_door.add_panel("plan", plan_pages.panel)
         dashboard_door.add_fallback(web_app)
         # The pages work without SMTP too: an unsubscribe link keeps working if e-mail is off.
         links = UnsubscribeLinks(
