@@ -20,6 +20,7 @@ from PIL import Image
 from bot.app import BorgerDialog
 from bot.config import Settings
 from storage.models import ModerationLogEntry, PlannedPost, PostState
+from tests.axe import assert_accessible
 from tests.citizens import example_with_round, import_consultation
 from tests.clock import Clock
 from tests.conftest import eventually, model_rows
@@ -547,7 +548,9 @@ async def test_staff_plan_a_post_in_the_browser_and_see_it_in_the_calendar(
     try:
         await page.get_by_role("link", name="Indholdsplan").first.click()
         await page.get_by_role("heading", name="Indholdsplan", level=1).wait_for()
+        await assert_accessible(page)
         await page.get_by_role("link", name="Planlæg et opslag").first.click()
+        await assert_accessible(page)
         await page.get_by_label("Høring").select_option("friluftsliv")
         when = page.get_by_label("Tidspunkt", exact=True)
         await when.fill("round 1 opens + 2h")
@@ -567,15 +570,18 @@ async def test_staff_plan_a_post_in_the_browser_and_see_it_in_the_calendar(
         )
         english = preview.get_by_role("figure").filter(has_text="Engelsk")
         assert (await english.locator(".message").inner_text()) == "Join the outdoor consultation"
+        await assert_accessible(page)
         # The form kept what was typed; now plan it.
         assert await when.input_value() == "round 1 opens + 2h"
         await page.get_by_role("button", name="Planlæg").click()
         await page.get_by_text("Opslaget er planlagt.").wait_for()
+        await assert_accessible(page)
 
         await page.get_by_role("link", name="Tilbage til indholdsplanen").click()
         wednesday = page.locator("#day-2026-10-21")
         post = wednesday.locator(".post").filter(has_text="Kom og vær med i friluftshøringen")
         await post.wait_for()
+        await assert_accessible(page)
         assert "14:00" in await post.inner_text()
         assert "planlagt" in await post.inner_text()
         # On a phone's width the week is a list by day: one column.
@@ -609,6 +615,7 @@ async def test_the_page_follows_a_running_broadcast_without_a_reload(
         post = page.locator(f'[data-post="{post_id}"]')
         await post.get_by_text("1 af 2 færdige").wait_for()
         assert "sendes" in await post.locator(".state").inner_text()
+        await assert_accessible(page)
         # The flaky chat's retry is due once the application's clock moves on.
         clock.now += timedelta(minutes=1)
         assert app.bulk is not None
@@ -616,6 +623,10 @@ async def test_the_page_follows_a_running_broadcast_without_a_reload(
         await post.get_by_text("2 af 2 færdige · leveret 2").wait_for(timeout=20_000)
         await post.locator(".state").get_by_text("sendt").wait_for()
         assert await post.locator("progress").evaluate("bar => [bar.value, bar.max]") == [2, 2]
+        await page.goto(f"{base}/admin/plan/{post_id}")
+        await assert_accessible(page)
+        await page.goto(f"{base}/admin/plan/upload")
+        await assert_accessible(page)
         assert errors == []
     finally:
         await context.close()
