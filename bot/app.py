@@ -18,7 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.admin.audit import AuditPages
 from bot.admin.consultations import ConsultationPages
 from bot.admin.kit import DashboardKit
+from bot.admin.moderation import ModerationPages
 from bot.admin.pages import AdminPages
+from bot.admin.plan import PlanPages
 from bot.admin.results import ResultsPages
 from bot.admin.staff_pages import StaffPages
 from bot.channels.email.links import UnsubscribeLinks
@@ -222,19 +224,7 @@ class BorgerDialog:
         web_app.router.add_get("/metrics", self.metrics_page)
         web_app.middlewares.append(security_headers(settings))
         self.webchat.add_routes(web_app)
-        dashboard = self.dashboard = DashboardKit(
-            settings, uow, catalogs, self.clock, secret, pseudonym_key(secret)
-        )
-        dashboard.setup(web_app)
-        dashboard_door = AdminPages(dashboard, settings.trusted_proxy)
-        dashboard_door.add_routes(web_app)
-        StaffPages(dashboard).add_routes(web_app)
-        AuditPages(dashboard).add_routes(web_app)
-        ConsultationPages(
-            dashboard, dashboard_door, self.consultation_links, settings.telegram_enabled
-        ).add_routes(web_app)
-        ResultsPages(dashboard, self.core).add_routes(web_app)
-        dashboard_door.add_fallback(web_app)
+        self.dashboard = self._add_dashboard(web_app, uow, catalogs, secret)
         # The pages work without SMTP too: an unsubscribe link keeps working if e-mail is off.
         links = UnsubscribeLinks(
             hmac.digest(secret, b"e-mail unsubscribe links", "sha256"), settings.public_base_url
@@ -384,6 +374,31 @@ class BorgerDialog:
         if self.engine is not None:
             await self.engine.dispose()
             self.engine = None
+
+    def _add_dashboard(
+        self, web_app: web.Application, uow: UnitOfWorkFactory, catalogs: Catalogs, secret: bytes
+    ) -> DashboardKit:
+        """The staff dashboard under /admin: its door, then each part, then the fallback."""
+        settings = self.settings
+        assert self.core is not None
+        dashboard = DashboardKit(settings, uow, catalogs, self.clock, secret, pseudonym_key(secret))
+        dashboard.setup(web_app)
+        dashboard_door = AdminPages(dashboard, settings.trusted_proxy)
+        dashboard_door.add_routes(web_app)
+        StaffPages(dashboard).add_routes(web_app)
+        AuditPages(dashboard).add_routes(web_app)
+        ConsultationPages(
+            dashboard, dashboard_door, self.consultation_links, settings.telegram_enabled
+        ).add_routes(web_app)
+        moderation_pages = ModerationPages(dashboard, self.core)
+        moderation_pages.add_routes(web_app)
+        dashboard_door.add_panel("moderation", moderation_pages.panel)
+        plan_pages = PlanPages(dashboard, self.core.texts, self.consultation_link)
+        plan_pages.add_routes(web_app)
+        dashboard_door.add_panel("plan", plan_pages.panel)
+        ResultsPages(dashboard, self.core).add_routes(web_app)
+        dashboard_door.add_fallback(web_app)
+        return dashboard
 
     def consultation_links(self, slug: str) -> dict[str, str]:
         """The links that open a consultation, by channel (Telegram's once it is connected)."""

@@ -73,6 +73,14 @@ class ModerationRepository:
         )
         return list((await self._session.execute(statement)).scalars().all())
 
+    async def queue_size(self) -> tuple[int, datetime | None]:
+        """How many items wait for a decision, and since when the oldest has waited."""
+        statement = select(func.count(), func.min(ModerationItem.created_at)).where(
+            ModerationItem.status == ItemStatus.WAITING
+        )
+        count, oldest = (await self._session.execute(statement)).one()
+        return int(count), oldest
+
     async def due_for_digest(self, waited_since: datetime) -> list[ModerationItem]:
         """Waiting items older than a moment and not put in a digest since then."""
         statement = (
@@ -216,6 +224,26 @@ class ModerationRepository:
         )
         await self._session.flush()
         return True
+
+    async def report_reasons(self, contribution: Answer | Statement) -> dict[str, int]:
+        """How many participants reported a contribution, by the reason they chose."""
+        statement = (
+            select(ModerationReport.reason, func.count())
+            .where(_report_target(contribution))
+            .group_by(ModerationReport.reason)
+            .order_by(ModerationReport.reason)
+        )
+        return {reason: int(count) for reason, count in (await self._session.execute(statement))}
+
+    async def decision_entry(self, item: ModerationItem) -> ModerationLogEntry | None:
+        """The audit trail's entry of the decision on an item: who decided, by pseudonym."""
+        statement = (
+            select(ModerationLogEntry)
+            .where(ModerationLogEntry.item_id == item.id, ModerationLogEntry.event == item.status)
+            .order_by(ModerationLogEntry.id.desc())
+            .limit(1)
+        )
+        return (await self._session.execute(statement)).scalars().first()
 
     async def count_reports(self, contribution: Answer | Statement) -> int:
         """How many participants reported a contribution."""

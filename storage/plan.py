@@ -82,6 +82,27 @@ class PlanRepository:
         """One post by id."""
         return await self._session.get(PlannedPost, post_id)
 
+    async def get_for_update(self, post_id: int) -> PlannedPost | None:
+        """One post to change, locked until commit: the publisher's claim waits for the change
+        (and then sees it) instead of the change undoing a claim (PostgreSQL; SQLite has one
+        writer at a time anyway)."""
+        query = (
+            select(PlannedPost)
+            .where(PlannedPost.id == post_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self._session.execute(query)).scalar_one_or_none()
+
+    async def between(self, start: datetime, end: datetime) -> list[PlannedPost]:
+        """Every post due from ``start`` up to ``end`` (a calendar's week), by time."""
+        query = (
+            select(PlannedPost)
+            .where(PlannedPost.due_at >= start, PlannedPost.due_at < end)
+            .order_by(PlannedPost.due_at, PlannedPost.id)
+        )
+        return list((await self._session.execute(query)).scalars())
+
     async def by_key(self, key: str) -> PlannedPost | None:
         """The post a sheet row (or an automatic post) made, by its key."""
         query = select(PlannedPost).where(PlannedPost.key == key)

@@ -84,8 +84,9 @@ TEMPLATE_LOOKUP = re.compile(r"""\bt(?:\.n)?\(\s*["']([a-z_]+(?:\.[a-z_]+)+)["']
 def keys_in_templates(root: Path = ROOT) -> set[str]:
     return {
         key
+        # Templates may sit in a folder per part of the dashboard (templates/plan/week.html).
         for path in sorted((root / "bot").rglob("*.html"))
-        if "templates" in path.parts
+        if "templates" in path.relative_to(root).parts
         for key in TEMPLATE_LOOKUP.findall(path.read_text())
     }
 

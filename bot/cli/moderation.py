@@ -246,7 +246,7 @@ def _decision_command(name: str, action: str, summary: str, about: str) -> click
         help="With hide: the reason template the author is given (as the chat's reason buttons).",
     )
     def command(item_number: int, reason: str | None) -> None:
-        from handlers.moderation.decision import TAKEN, WITHDRAWN, card_update, decide_item
+        from handlers.moderation.decision import TAKEN, WITHDRAWN, decide_elsewhere
 
         settings = settings_or_exit()
         configure_logging(settings)
@@ -267,20 +267,20 @@ def _decision_command(name: str, action: str, summary: str, about: str) -> click
                         f"no moderation item {item_number} (see 'borgerdialog moderation queue')",
                         EXIT_BAD_INPUT,
                     )
-                decided = await decide_item(
+                decided = await decide_elsewhere(
                     uow,
-                    await load_view(uow, item),
+                    item,
                     chosen,
                     reason,
                     by=CLI_ACTOR,
                     actor=CLI_ACTOR,
                     now=utc_now(),
                     texts_in=texts,
+                    zone=settings.zone,
                 )
                 if decided.outcome == TAKEN:
                     fail(decided_before(item, settings), EXIT_BAD_INPUT)
-                card = await card_update(uow, decided, texts, settings.zone)
-                messages = decided.messages + ([card] if card is not None else [])
+                messages = decided.messages
                 await queue_messages(uow, messages)
                 await uow.commit()
             if decided.outcome == WITHDRAWN:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import click
@@ -20,82 +19,29 @@ from bot.cli.common import (
     with_database,
 )
 from bot.config import Settings
-from bot.consultations.files import (
-    MAX_SHEET_BYTES,
-    MAX_SHEET_IMAGE_BYTES,
-    MAX_SHEET_ROWS,
-    FileMissing,
-    FileProblem,
-    csv_rows,
-    decode_text,
-    read_inside,
-    read_limited,
-    size_text,
-    xlsx_rows,
-)
-from handlers.events import MAX_IMAGE_BYTES, clean_text
+from bot.consultations.files import MAX_SHEET_BYTES, FileProblem, read_inside, read_limited
+from bot.consultations.plan_sheet import SHEET_SUFFIXES, sheet_rows
+from bot.consultations.plan_sheet import image_loader as shared_image_loader
+from handlers.events import MAX_IMAGE_BYTES
 from handlers.plan import rules
-from handlers.plan.planning import FieldError, plan_post
-from handlers.plan.rules import PlanError
-from handlers.plan.sheet import SheetError, column_label, header_columns, read_sheet
-from storage.models import OutboxStatus, PlannedPost, PostState
+from handlers.plan.sheet import store_sheet
+from storage.models import PlannedPost, PostState
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 
 def read_rows(path: Path) -> list[list[str]]:
     """The cells of a CSV (comma or semicolon) or XLSX sheet as text; exit 2 if unreadable."""
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".xlsx"):
+    if path.suffix.lower() not in SHEET_SUFFIXES:
         fail(f"{path}: the content plan is a .csv or .xlsx file", EXIT_BAD_INPUT)
     try:
-        if suffix == ".xlsx":
-            rows = list(xlsx_rows(path, MAX_SHEET_ROWS, _cell_text))
-        else:
-            text = decode_text(read_limited(path, MAX_SHEET_BYTES))
-            first = text.splitlines()[0] if text.strip() else ""
-            # Danish spreadsheets save CSV with semicolons; others use commas.
-            delimiter = ";" if first.count(";") > first.count(",") else ","
-            rows = csv_rows(text, MAX_SHEET_ROWS, delimiter)
+        return sheet_rows(path.name, read_limited(path, MAX_SHEET_BYTES))
     except FileProblem as problem:
         fail(f"{path}: {problem}", EXIT_BAD_INPUT)
-    # Cells become posts: they enter as a citizen's message does (no NUL, no terminal escapes).
-    return [[clean_text(cell) for cell in row] for row in rows]
-
-
-def _cell_text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        # A date cell is a local time, as staff typed it.
-        return value.strftime(rules.TIME_FORMAT)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def image_loader(folder: Path) -> Callable[[str], bytes]:
-    """Read the images a sheet names: files next to it, each within Telegram's photo limit.
-
-    An image used in many rows is read once; all of them together stay within a limit, so a
-    sheet cannot fill the memory with thousands of photos.
-    """
-    loaded: dict[str, bytes] = {}
-
-    def load(name: str) -> bytes:
-        if name not in loaded:
-            try:
-                content = read_inside(folder, name, MAX_IMAGE_BYTES)
-            except FileMissing:
-                raise PlanError(f"no image file {name!r} next to the sheet") from None
-            except FileProblem as problem:
-                raise PlanError(f"the image {name!r} {problem}") from None
-            if sum(map(len, loaded.values())) + len(content) > MAX_SHEET_IMAGE_BYTES:
-                limit = size_text(MAX_SHEET_IMAGE_BYTES)
-                raise PlanError(f"the sheet's images together are larger than {limit}")
-            loaded[name] = content
-        return loaded[name]
-
-    return load
+    """Read the images a sheet names: files next to it, each within Telegram's photo limit."""
+    return shared_image_loader(lambda name: read_inside(folder, name, MAX_IMAGE_BYTES))
 
 
 def _first_text(post: PlannedPost) -> str:
@@ -128,13 +74,12 @@ def describe(post: PlannedPost, settings: Settings, counts: dict[str, int] | Non
 
 def delivery_line(post: PlannedPost, counts: dict[str, int]) -> str:
     """How a post's broadcast stands."""
-    done = post.recipients - counts.get(OutboxStatus.PENDING, 0)
+    delivery = rules.Delivery.of(post.recipients, counts)
     late = f", {post.late_seconds // 60} min late" if post.late_seconds else ""
     return (
-        f"{done}/{post.recipients} done: {counts.get(OutboxStatus.SENT, 0)} delivered, "
-        f"{counts.get(OutboxStatus.UNREACHABLE, 0)} unreachable, "
-        f"{counts.get(OutboxStatus.FAILED, 0)} failed, "
-        f"{counts.get(OutboxStatus.PENDING, 0)} waiting{late}"
+        f"{delivery.done}/{delivery.total} done: {delivery.sent} delivered, "
+        f"{delivery.unreachable} unreachable, {delivery.failed} failed, "
+        f"{delivery.pending} waiting{late}"
     )
 
 
@@ -155,41 +100,31 @@ def plan_import(path: Path, dry_run: bool) -> None:
     settings = settings_or_exit()
     configure_logging(settings)
     rows = read_rows(path)
-    drafts, errors = read_sheet(rows, image_loader(path.parent))
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
-        now = utc_now()
-        problems: list[SheetError] = list(errors)
-        stored: list[tuple[int, PlannedPost, bool]] = []
-        where = header_columns(rows[0] if rows else [])
         async with uow_factory() as uow:
-            for number, draft in drafts:
-                try:
-                    post, created = await plan_post(
-                        uow,
-                        draft,
-                        now,
-                        settings.zone,
-                        "sheet",
-                        channel_configured=settings.public_channel_id is not None,
-                    )
-                    stored.append((number, post, created))
-                except FieldError as error:
-                    problems.append(
-                        SheetError(number, column_label(where, error.field), str(error))
-                    )
+            stored, problems = await store_sheet(
+                uow,
+                rows,
+                image_loader(path.parent),
+                utc_now(),
+                settings.zone,
+                channel_configured=settings.public_channel_id is not None,
+            )
             if problems:
-                for problem in sorted(problems, key=lambda p: p.row):
+                for problem in problems:
                     mistake(f"{path.name}: {problem}")
                 fail(f"{len(problems)} mistake(s); nothing was imported", EXIT_BAD_INPUT)
             if not dry_run:
                 await uow.commit()
-            for number, post, created in stored:
+            for imported in stored:
                 # Which sheet row became which post: the number 'plan cancel' and staff use.
+                post, created = imported.post, imported.created
                 verb = "would add" if dry_run and created else "added" if created else "updated"
                 target = "a new post" if dry_run and created else f"post #{post.id}"
                 click.echo(
-                    f"row {number} → {target} (planned {local_time(post.due_at, settings)}), "
+                    f"row {imported.row} → {target} "
+                    f"(planned {local_time(post.due_at, settings)}), "
                     f"{verb}: {terminal_text(_first_text(post))[:50]}"
                 )
         verb = "Would import" if dry_run else "Imported"

@@ -157,9 +157,17 @@ def xlsx_rows(path: Path, max_rows: int, cell_text: Callable[[object], str]) -> 
     A broken workbook fails inside openpyxl in many ways (a bad zip, missing parts, broken XML,
     dates out of range); each becomes one FileProblem naming the row reached.
     """
+    return xlsx_data_rows(read_limited(path, MAX_SHEET_BYTES), max_rows, cell_text)
+
+
+def xlsx_data_rows(
+    data: bytes, max_rows: int, cell_text: Callable[[object], str]
+) -> Iterator[list[str]]:
+    """``xlsx_rows`` of a workbook already read (an upload), at most MAX_SHEET_BYTES of it."""
     from openpyxl import load_workbook
 
-    data = read_limited(path, MAX_SHEET_BYTES)
+    if len(data) > MAX_SHEET_BYTES:
+        raise FileProblem(f"is larger than {size_text(MAX_SHEET_BYTES)} (the limit)")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             unpacked = sum(item.file_size for item in archive.infolist())

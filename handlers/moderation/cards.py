@@ -204,12 +204,13 @@ def decided_footer(t: Texts, item: ModerationItem, zone: ZoneInfo) -> str:
     return decided_line(t, item, moment)
 
 
-def decided_line(t: Texts, item: ModerationItem, moment: str) -> str:
-    """Who decided what, and when, for the card's last line."""
+def decided_line(t: Texts, item: ModerationItem, moment: str, who: str | None = None) -> str:
+    """Who decided what, and when, for the card's last line; ``who`` instead of the name the
+    card shows (the dashboard names moderators by their audit-trail pseudonym)."""
     reason = f" ({t(f'moderation.reason_button.{item.reason}')})" if item.reason else ""
     return t(
         f"moderation.decided.{item.status}",
-        who=item.decided_by or "?",
+        who=who or item.decided_by or "?",
         when=moment,
         reason=reason,
     )

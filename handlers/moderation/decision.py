@@ -1,8 +1,9 @@
 """One decision on a moderation item, with the same rules wherever it is made.
 
-The moderator chat's buttons and the command line both call ``decide_item``: the first decision
-wins, the contribution is shown or hidden, the audit trail gets its entry and the author gets
-their message. Callers only differ in how they show the result.
+The moderator chat's buttons, the command line and the dashboard all call ``decide_item``: the
+first decision wins, the contribution is shown or hidden, the audit trail gets its entry and the
+author gets their message. Callers only differ in how they show the result; a decision made
+outside the moderator chat (``decide_elsewhere``) also redraws the item's card there.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from zoneinfo import ZoneInfo
 from handlers.context import Texts
 from handlers.events import ChatAddress, Reply
 from handlers.moderation.author import message_for_author
-from handlers.moderation.cards import ItemView, card_text, decided_footer
+from handlers.moderation.cards import ItemView, card_text, decided_footer, load_view
 from handlers.moderation.intake import posted_card
-from storage.models import ItemStatus, Visibility
+from storage.models import ItemStatus, ModerationItem, Visibility
 from storage.uow import UnitOfWork
 
 # What a decision does to the contribution's visibility, by the action of the card's buttons:
@@ -111,3 +112,36 @@ async def card_update(
     )
     address, reference = posted
     return address, Reply(f"{card_text(t, decided.view)}\n\n{footer}", edit_ref=reference)
+
+
+async def decide_elsewhere(
+    uow: UnitOfWork,
+    item: ModerationItem,
+    action: str,
+    reason: str | None,
+    *,
+    by: str,
+    actor: str,
+    now: datetime,
+    texts_in: Callable[[str | None], Texts],
+    zone: ZoneInfo,
+) -> Decided:
+    """A decision made outside the moderator chat (command line, dashboard).
+
+    Its messages are the author's news and, when the card was posted, the card redrawn as
+    decided: the moderator chat sees it decided and nobody there decides it again.
+    """
+    decided = await decide_item(
+        uow,
+        await load_view(uow, item),
+        action,
+        reason,
+        by=by,
+        actor=actor,
+        now=now,
+        texts_in=texts_in,
+    )
+    if decided.outcome == TAKEN:
+        return decided
+    card = await card_update(uow, decided, texts_in, zone)
+    return Decided(decided.outcome, decided.view, decided.messages + ([card] if card else []))

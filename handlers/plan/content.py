@@ -4,6 +4,7 @@ written when they go out (so a results post has the results of the moment the ro
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -118,3 +119,58 @@ def payload_for(
             else None
         )
     return payload
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A post as one kind of recipient sees it: a language, the public version or a citizen's."""
+
+    language: str
+    public: bool
+    payload: dict[str, Any]
+    # False when the post has no text in the language: its readers get the Danish one.
+    translated: bool
+
+
+async def previews(
+    uow: UnitOfWork,
+    post: PlannedPost,
+    texts_in: Callable[[str | None], Texts],
+    zone: ZoneInfo,
+    link: ConsultationLink,
+    channel: str,
+) -> list[Preview]:
+    """What the post's recipients will get on ``channel``, in each language: the publisher's own
+    payloads. A post of the bot's own not yet written is written as it would be now, on a copy
+    (the stored post stays as it is: it is written again when it goes out)."""
+    shown = post
+    if post.kind in PostKind.AUTOMATIC and not post.texts:
+        shown = PlannedPost(
+            id=post.id,
+            kind=post.kind,
+            consultation_id=post.consultation_id,
+            anchor=post.anchor,
+            audience=post.audience,
+            texts={},
+            image=None,
+            button=None,
+            whatsapp_template=post.whatsapp_template,
+        )
+        await write_automatic(uow, shown, texts_in, zone)
+    audience = post.audience
+    versions = []
+    if audience.get("subscribers") is not None:
+        versions.append(False)
+    if audience.get("channel") or audience.get("chats"):
+        versions.append(True)
+    has_public = any(key.startswith(PUBLIC) for key in shown.texts)
+    return [
+        Preview(
+            language,
+            public,
+            payload_for(shown, language, channel, public=public, link=link, paid=False),
+            (PUBLIC + language if public and has_public else language) in shown.texts,
+        )
+        for public in versions
+        for language in LANGUAGES
+    ]

@@ -62,11 +62,15 @@ async def plan_post(
     created_by: str,
     *,
     channel_configured: bool = True,
+    replacing: PlannedPost | None = None,
 ) -> tuple[PlannedPost, bool]:
     """Check a draft against the database and store it; return the post and whether it is new.
 
     A draft with the key of a post still planned replaces that post; one whose post already went
     out (or was cancelled) is refused, so re-importing a sheet never sends anything twice.
+    ``replacing`` is a post being edited (read with ``uow.plan.get_for_update``): the same
+    rule holds for it, and the bot's own posts are not edited (their text is written when they
+    go out).
     """
     consultation = None
     if draft.consultation:
@@ -106,9 +110,20 @@ async def plan_post(
         rules.check_channel(draft.audience, channel_configured=channel_configured)
     except PlanError as error:
         raise FieldError("audience", str(error)) from None
-    post = await uow.plan.by_key(draft.key) if draft.key else None
-    if post is not None and post.state != PostState.PLANNED:
-        raise FieldError("id", f"post {draft.key!r} is already {post.state}; give a new id")
+    if replacing is not None:
+        post: PlannedPost | None = replacing
+        if replacing.state != PostState.PLANNED:
+            raise FieldError("id", f"post {replacing.id} is already {replacing.state}")
+        if replacing.kind != PostKind.MESSAGE:
+            raise FieldError(
+                "id",
+                f"post {replacing.id} is the bot's own {replacing.kind} post, written when it "
+                "goes out; cancel it and plan a post of your own instead",
+            )
+    else:
+        post = await uow.plan.by_key(draft.key) if draft.key else None
+        if post is not None and post.state != PostState.PLANNED:
+            raise FieldError("id", f"post {draft.key!r} is already {post.state}; give a new id")
     created = post is None
     if post is None:
         post = PlannedPost(key=draft.key, created_by=created_by, created_at=now)
@@ -122,7 +137,8 @@ async def plan_post(
     post.audience = draft.audience
     post.anchor = anchor
     post.repeat = draft.repeat
-    post.occurrence = 1
+    # An edited later time of a repeating post stays that time: it does not start over.
+    post.occurrence = replacing.occurrence if replacing is not None else 1
     post.due_at = due_at
     post.state = PostState.PLANNED
     post.recipients = 0

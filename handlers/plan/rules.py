@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from handlers.events import MAX_CAPTION_LENGTH, MAX_IMAGE_BYTES, MAX_TEXT_LENGTH
+from storage.models import OutboxStatus
 
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 MAX_REPEATS = 52
@@ -317,6 +318,33 @@ def check_link(link: str) -> dict[str, str]:
     if word.lower() in ("consultation", "høring", "hoering"):
         return {"consultation": slug.strip()}
     raise PlanError(f"a button links to https://… or to 'consultation' (got {link!r})")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How a post's broadcast stands: its recipients and what became of their messages."""
+
+    total: int
+    sent: int
+    unreachable: int
+    failed: int
+    pending: int
+
+    @classmethod
+    def of(cls, recipients: int, counts: dict[str, int]) -> Delivery:
+        """From the post's recipients and its outbox rows counted by status."""
+        return cls(
+            total=recipients,
+            sent=counts.get(OutboxStatus.SENT, 0),
+            unreachable=counts.get(OutboxStatus.UNREACHABLE, 0),
+            failed=counts.get(OutboxStatus.FAILED, 0),
+            pending=counts.get(OutboxStatus.PENDING, 0),
+        )
+
+    @property
+    def done(self) -> int:
+        """Messages settled either way: delivered, unreachable or failed."""
+        return self.total - self.pending
 
 
 def late_decision(due_at: datetime, now: datetime, late_window: timedelta) -> tuple[str, int]:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from handlers.events import MAX_BUTTON_LABEL
 from handlers.plan import rules
-from handlers.plan.planning import PostDraft
+from handlers.plan.planning import FieldError, PostDraft, plan_post
 from handlers.plan.rules import PlanError
+from storage.models import PlannedPost
+from storage.uow import UnitOfWork
 
 # Each column by its English and Danish header; headers are matched without case or spaces.
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -99,7 +103,7 @@ def read_sheet(
         def fail(name: str, message: str, number: int = number) -> None:
             errors.append(SheetError(number, column_label(where, name), message))
 
-        draft = _draft(cell, fail, load_image)
+        draft = read_post(cell, fail, load_image)
         if draft is None:
             continue
         key = cell("id")
@@ -116,11 +120,13 @@ def read_sheet(
     return drafts, errors
 
 
-def _draft(
+def read_post(
     cell: Callable[[str], str],
     fail: Callable[[str, str], None],
     load_image: Callable[[str], bytes],
 ) -> PostDraft | None:
+    """Read one post from its cells by column name (a sheet's row, the dashboard's form); each
+    mistake goes to ``fail(column, message)``, and then there is no draft."""
     before = _Counter(fail)
     image = None
     if cell("image"):
@@ -175,6 +181,45 @@ def _draft(
         button=button,
         whatsapp_template=template,
     )
+
+
+@dataclass(frozen=True)
+class ImportedRow:
+    """A sheet row that became a post: new, or an update of the post with the row's id."""
+
+    row: int
+    post: PlannedPost
+    created: bool
+
+
+async def store_sheet(
+    uow: UnitOfWork,
+    rows: list[list[str]],
+    load_image: Callable[[str], bytes],
+    now: datetime,
+    zone: ZoneInfo,
+    *,
+    channel_configured: bool,
+) -> tuple[list[ImportedRow], list[SheetError]]:
+    """Read a sheet and check each row against the database, storing the posts in ``uow``.
+
+    Return the stored rows and every mistake (by row, then as found). The caller commits only
+    when there is no mistake: a sheet goes in whole or not at all.
+    """
+    drafts, errors = read_sheet(rows, load_image)
+    problems = list(errors)
+    stored: list[ImportedRow] = []
+    where = header_columns(rows[0] if rows else [])
+    for number, draft in drafts:
+        try:
+            post, created = await plan_post(
+                uow, draft, now, zone, "sheet", channel_configured=channel_configured
+            )
+        except FieldError as error:
+            problems.append(SheetError(number, column_label(where, error.field), str(error)))
+            continue
+        stored.append(ImportedRow(number, post, created))
+    return stored, sorted(problems, key=lambda problem: problem.row)
 
 
 def _button(cell: Callable[[str], str]) -> dict[str, object]:

@@ -34,7 +34,7 @@ from handlers.payloads import (
 from handlers.plan import rules
 from handlers.plan.planning import FieldError, PostDraft, plan_post
 from handlers.plan.rules import PlanError
-from storage.models import Consultation, OutboxStatus, PlannedPost, PostState
+from storage.models import Consultation, PlannedPost, PostState
 
 DRAFTS = "plan_drafts"
 LISTED = 15
@@ -74,20 +74,15 @@ def progress_text(
     """The staff chat's report of a post going out, edited as it goes."""
     if post.state == PostState.SKIPPED:
         return t("plan.progress.skipped", post=title, reason=post.error or "")
-    done = post.recipients - counts.get(OutboxStatus.PENDING, 0)
+    delivery = rules.Delivery.of(post.recipients, counts)
     head = "plan.progress.sent" if post.state == PostState.SENT else "plan.progress.sending"
     lines = [
-        t(
-            head,
-            post=title,
-            done=done,
-            total=post.recipients,
-        ),
+        t(head, post=title, done=delivery.done, total=delivery.total),
         t(
             "plan.progress.counts",
-            sent=counts.get(OutboxStatus.SENT, 0),
-            unreachable=counts.get(OutboxStatus.UNREACHABLE, 0),
-            failed=counts.get(OutboxStatus.FAILED, 0),
+            sent=delivery.sent,
+            unreachable=delivery.unreachable,
+            failed=delivery.failed,
         ),
     ]
     if post.late_seconds:
