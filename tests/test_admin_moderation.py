@@ -8,8 +8,10 @@ moderator chat redrawn, the first decision winning against a moderator in Telegr
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -31,6 +33,8 @@ PERSONAL = f"Ring til mig på {PHONE} eller skriv til {EMAIL}, mit cpr er {CPR},
 APPROVED = "✅ Dit svar på »Hvad er din bedste idé?«"
 HIDDEN = "bliver ikke brugt"
 REPHRASE = "med andre ord"
+
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "dashboard-moderation.png"
 
 
 async def held(fake_bot: FakeBot, user_id: int, text: str) -> Citizen:
@@ -347,10 +351,13 @@ async def test_a_moderator_decides_in_a_browser_with_the_keyboard_and_without_ja
 
     # With JavaScript: the shortcuts. "a" approves the oldest; "h" puts the focus on the
     # reason, the arrow keys choose one and Enter hides.
-    context = await browser.new_context(locale="da-DK")
+    context = await browser.new_context(locale="da-DK", viewport={"width": 1280, "height": 900})
     page = await browser_login(context, app)
     assert await page.locator("#shortcuts").is_visible()
     await assert_accessible(page)
+    if os.environ.get("BORGERDIALOG_SCREENSHOTS") == "1":
+        # The README's picture of the queue: four held contributions, the phone number masked.
+        await page.screenshot(path=str(SCREENSHOT), full_page=True)
     await page.keyboard.press("a")
     await page.get_by_text(f"#{first.id}: ✅ Godkendt af moderator").wait_for()
     await assert_accessible(page)
