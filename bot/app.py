@@ -19,6 +19,7 @@ from bot.admin.audit import AuditPages
 from bot.admin.consultations import ConsultationPages
 from bot.admin.kit import DashboardKit
 from bot.admin.moderation import ModerationPages
+from bot.admin.notices import ModeratorMail
 from bot.admin.pages import AdminPages
 from bot.admin.plan import PlanPages
 from bot.admin.results import ResultsPages
@@ -303,6 +304,12 @@ class BorgerDialog:
             health=self.health_board,
             timed=timed,
             finish_stale=self.core.finish_stale if self._delivery_locks is not None else None,
+            # Moderators who work in the dashboard hear of waiting contributions by e-mail.
+            mail_moderators=(
+                ModeratorMail(self.settings, self.core.texts(None), self.clock)
+                if self.settings.email_enabled
+                else None
+            ),
         )
 
     async def _lead(self) -> None:

@@ -30,6 +30,8 @@ REDELIVERY_INTERVAL_SECONDS = 60
 # (killed before it applied or sent them), and how old they must be to count as left behind.
 STALE_CHECK_SECONDS = 5
 STALE_AFTER = timedelta(seconds=15)
+# Sends a moderation digest's text to the dashboard's moderators (by e-mail), in a unit of work.
+MailModerators = Callable[[UnitOfWork, str], Awaitable[None]]
 DIGEST_CHECK_INTERVAL_SECONDS = 60
 NOTICE_INTERVAL_SECONDS = 60
 RETENTION_INTERVAL_MINUTES = 60
@@ -99,18 +101,27 @@ async def send_moderation_digest(
     delivery: OutboxDelivery,
     desk: ModerationDesk,
     texts: Callable[[str | None], Texts],
+    mail_moderators: MailModerators | None = None,
 ) -> bool:
-    """Remind the moderator chat of items waiting too long; True if a digest went out."""
-    if desk.chat is None:
+    """Remind moderators of items waiting too long; True if a digest went out.
+
+    The moderator chat gets it through the outbox; the dashboard's moderators by e-mail, sent
+    before the items are marked as reminded of, so a failed send is tried again next time.
+    """
+    if desk.chat is None and mail_moderators is None:
         return False
     now = clock()
     async with uow() as unit:
         reminder = await digest(unit, texts(None), desk, now)
         if reminder is None:
             return False
-        await unit.outbox.add(desk.chat.channel, desk.chat.chat_id, reminder.to_payload(), now)
+        if desk.chat is not None:
+            await unit.outbox.add(desk.chat.channel, desk.chat.chat_id, reminder.to_payload(), now)
+        if mail_moderators is not None:
+            await mail_moderators(unit, reminder.text)
         await unit.commit()
-    await delivery.deliver_chat(desk.chat.channel, desk.chat.chat_id)
+    if desk.chat is not None:
+        await delivery.deliver_chat(desk.chat.channel, desk.chat.chat_id)
     return True
 
 
@@ -218,6 +229,7 @@ class Housekeeping:
         groups_minutes: int = 5,
         health: HealthBoard | None = None,
         finish_stale: Callable[[timedelta], Awaitable[int]] | None = None,
+        mail_moderators: MailModerators | None = None,
     ) -> None:
         self._running: set[asyncio.Task[object]] = set()
         self._health = health or HealthBoard()
@@ -272,7 +284,7 @@ class Housekeeping:
             self._tracked(send_moderation_digest),
             "interval",
             seconds=DIGEST_CHECK_INTERVAL_SECONDS,
-            args=[uow, clock, delivery, moderation, texts],
+            args=[uow, clock, delivery, moderation, texts, mail_moderators],
             id="moderation-digest",
             max_instances=1,
             coalesce=True,

@@ -18,15 +18,18 @@ import aiohttp
 import pytest
 from aiosmtpd.controller import Controller
 
+from bot.admin.notices import ModeratorMail
 from bot.app import BorgerDialog
 from bot.config import Settings, SettingsError, load_settings
 from handlers.email import read_address
 from handlers.ideas.staff import add_staff_statement, decide
 from handlers.plan.planning import PostDraft, plan_post
+from scheduler.jobs import send_moderation_digest
 from storage.models import EmailAddress, OutboxMessage, OutboxStatus
 from tests.citizens import example_with_round, import_consultation
 from tests.clock import Clock
 from tests.conftest import eventually, table_rows
+from tests.dashboard import add_staff
 from tests.postgres import free_port
 from tests.webcitizens import WebTab, open_tab, web_session
 
@@ -348,3 +351,44 @@ def test_addresses_are_read_politely_and_smtp_settings_are_checked() -> None:
     with pytest.raises(SettingsError) as bad_sender:
         load_settings(_env_file=None, smtp_host="mail.example", smtp_from="not an address")
     assert bad_sender.value.lines[0].startswith("BORGERDIALOG_SMTP_FROM: is not an e-mail")
+
+
+async def test_dashboard_moderators_hear_by_e_mail_that_contributions_wait(
+    app: BorgerDialog, mailbox: tuple[Mailbox, int]
+) -> None:
+    """No Telegram moderator chat here: the digest reaches the moderator accounts by e-mail,
+    with counts and the queue's address only, once per wait."""
+    box, _ = mailbox
+    await import_example(app)
+    await add_staff(app, "mads@kommune.dk", "moderator")
+    await add_staff(app, "ada@kommune.dk", "admin")
+    async with web_session() as session:
+        tab = await open_tab(base(app), session)
+        await tab.write("/start friluftsliv", new=2)
+        await tab.tap("Ja, jeg giver samtykke")
+        await tab.tap("Under 25")
+        await tab.tap("Nord")
+        await tab.tap("☐ Løber", new=0)
+        await tab.tap("Færdig")
+        await tab.tap("5")
+        await tab.tap("Nej")
+        await tab.write("3")
+        await tab.write("8000")
+        held = "I er nogle idioter på rådhuset, lav en sti rundt om søen"
+        await tab.write(held)
+    assert app.uow is not None
+    assert app.core is not None
+    mail = ModeratorMail(app.settings, app.core.texts(None), app.clock)
+    later = clock_of(app).now + timedelta(hours=2)
+    job = (app.uow, lambda: later, app.core.delivery, app.core.moderation, app.core.texts, mail)
+    assert await send_moderation_digest(*job)
+    await eventually(lambda: box.messages, what="the digest e-mail")
+    (message,) = box.messages
+    assert box.recipients == [["mads@kommune.dk"]]  # the moderator; the admin only if none
+    assert message["Subject"] == f"Bidrag venter på moderation – {ORGANISATION}"
+    text = body(message)
+    assert "1 bidrag venter" in text
+    assert f"{base(app)}/admin/moderation" in text
+    assert "idioter" not in text
+    assert not await send_moderation_digest(*job), "not again before they wait that long again"
+    assert len(box.messages) == 1

@@ -201,9 +201,8 @@ def waited(t: Texts, span: timedelta) -> str:
 
 
 async def digest(uow: UnitOfWork, t: Texts, desk: ModerationDesk, now: datetime) -> Reply | None:
-    """A reminder for the moderator chat when items wait longer than the desk allows."""
-    if desk.chat is None:
-        return None
+    """A reminder for moderators (the chat, the dashboard's by e-mail) when items wait longer
+    than the desk allows; the items it names are not named again until they wait that long."""
     overdue = await uow.moderation.due_for_digest(
         now - timedelta(minutes=desk.digest_after_minutes)
     )

@@ -152,16 +152,8 @@ class EmailChannel:
 
     def _send(self, message: EmailMessage) -> None:
         """Hand one message to the SMTP server (blocking: runs in a worker thread)."""
-        settings = self._settings
         try:
-            with smtplib.SMTP(
-                settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT_SECONDS
-            ) as smtp:
-                if settings.smtp_starttls:
-                    smtp.starttls(context=ssl.create_default_context())
-                if settings.smtp_username and settings.smtp_password is not None:
-                    smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
-                smtp.send_message(message)
+            hand_to_smtp(self._settings, message)
         except smtplib.SMTPRecipientsRefused as refusal:
             # Never the address in an error: errors are stored and shown to staff.
             code = next(iter(refusal.recipients.values()))[0]
@@ -190,3 +182,16 @@ def _carries_confirmation(payload: dict[str, Any]) -> bool:
         for buttons in payload.get("buttons") or []
         for button in buttons
     )
+
+
+def hand_to_smtp(settings: Settings, message: EmailMessage) -> None:
+    """One SMTP session for one message, with the configured TLS and login (blocking).
+
+    smtplib's errors pass through: each caller knows what a refusal means for its message.
+    """
+    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT_SECONDS) as smtp:
+        if settings.smtp_starttls:
+            smtp.starttls(context=ssl.create_default_context())
+        if settings.smtp_username and settings.smtp_password is not None:
+            smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+        smtp.send_message(message)
