@@ -7,6 +7,8 @@ from __future__ import annotations
 import html
 import io
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -419,3 +421,16 @@ async def test_every_chart_is_a_standalone_svg_image_drawn_the_same_for_the_same
     response = charts.svg_response(drawn["bars"])
     assert response.content_type == "image/svg+xml"
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_matplotlib_loads_only_when_a_chart_is_drawn() -> None:
+    """Charts are for the dashboard's few readers: the bot serving citizens does not carry
+    matplotlib's memory unless someone opens a page with a chart."""
+    code = (
+        "import sys; import bot.app, bot.admin.charts as charts; "
+        "before = 'matplotlib' in sys.modules; "
+        "charts.bar_chart_svg(['a', 'b'], [1, 2], 'x'); "
+        "print(before, 'matplotlib' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]
