@@ -313,7 +313,7 @@ class ConsultationPages:
             consultation = await self._consultation(request, visitor, uow)
         link = self._links(consultation.slug).get(request.match_info["channel"])
         if link is None:
-            raise self._not_found(request, visitor)
+            raise self._kit.not_found(request, visitor)
         return web.Response(
             body=qr_svg(link),
             content_type=SVG,
@@ -345,14 +345,8 @@ class ConsultationPages:
     ) -> Consultation:
         consultation = await uow.consultations.by_slug(request.match_info["slug"])
         if consultation is None:
-            raise self._not_found(request, visitor)
+            raise self._kit.not_found(request, visitor)
         return consultation
-
-    def _not_found(self, request: web.Request, visitor: Visitor) -> web.HTTPNotFound:
-        page = self._kit.render(request, visitor, "not_found.html", {}, status=404)
-        return web.HTTPNotFound(
-            text=page.text, content_type="text/html", headers={"Cache-Control": "no-store"}
-        )
 
     async def _days(
         self, uow: UnitOfWork, consultation: Consultation, rounds: Sequence[Round], now: datetime

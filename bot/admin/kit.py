@@ -188,6 +188,10 @@ class DashboardKit:
         no_store(response)
         return response
 
+    def not_found(self, request: web.Request, visitor: Visitor | None) -> web.HTTPException:
+        """The dashboard's own 404 page (in the reader's language, with the navigation)."""
+        return as_error(self.render(request, visitor, "not_found.html", {}, status=404))
+
     def refusal(self, request: web.Request) -> web.Response:
         """A form whose token is missing or stale: 403 and a way back, never the action."""
         return self.render(request, None, "refused.html", {}, status=403)
@@ -210,10 +214,17 @@ def no_store(response: web.StreamResponse) -> None:
     response.headers["Cache-Control"] = "no-store"
 
 
+ERRORS: Mapping[int, type[web.HTTPException]] = {
+    400: web.HTTPBadRequest,
+    403: web.HTTPForbidden,
+    404: web.HTTPNotFound,
+    409: web.HTTPConflict,
+}
+
+
 def as_error(page: web.Response) -> web.HTTPException:
-    """A rendered 403 page as an exception, to leave a handler from a helper with it."""
-    assert page.status == 403
+    """A rendered error page as an exception, to leave a handler from a helper with it."""
     assert page.text is not None
-    return web.HTTPForbidden(
+    return ERRORS[page.status](
         text=page.text, content_type="text/html", headers={"Cache-Control": "no-store"}
     )

@@ -147,10 +147,7 @@ class AdminPages:
     async def elsewhere(self, request: web.Request) -> web.Response:
         """Any other /admin address: the login page without a session, else not found."""
         visitor = await self._kit.visitor(request)
-        page = self._kit.render(request, visitor, "not_found.html", {}, status=404)
-        raise web.HTTPNotFound(
-            text=page.text, content_type="text/html", headers={"Cache-Control": "no-store"}
-        )
+        raise self._kit.not_found(request, visitor)
 
     # -- helpers ---------------------------------------------------------------------------
 

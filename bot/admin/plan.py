@@ -271,7 +271,7 @@ class PlanPages:
         kit = self._kit
         visitor = await kit.require(request, "plan")
         async with kit.uow.read() as uow:
-            post = await self._post(uow, request)
+            post = await self._post(uow, request, visitor)
             view = await self._view(uow, post, visitor.texts)
             previews = await content.previews(
                 uow, post, self._texts_in, self._settings.zone, self._link, PREVIEW_CHANNEL
@@ -293,7 +293,7 @@ class PlanPages:
         kit = self._kit
         visitor = await kit.require(request, "plan")
         async with kit.uow.read() as uow:
-            post = await self._post(uow, request)
+            post = await self._post(uow, request, visitor)
             view = await self._view(uow, post, visitor.texts)
         response = web.json_response(view.progress)
         response.headers["Cache-Control"] = "no-store"
@@ -302,16 +302,15 @@ class PlanPages:
     async def image(self, request: web.Request) -> web.Response:
         """A post's stored image, for its preview."""
         kit = self._kit
-        await kit.require(request, "plan")
+        visitor = await kit.require(request, "plan")
         async with kit.uow.read() as uow:
-            post = await self._post(uow, request)
-        if not post.image:
-            raise web.HTTPNotFound()
-        kind = next((k for sig, k in IMAGE_TYPES.items() if post.image.startswith(sig)), None)
+            post = await self._post(uow, request, visitor)
+        image = post.image or b""
+        kind = next((k for sig, k in IMAGE_TYPES.items() if image.startswith(sig)), None)
         if kind is None:
-            raise web.HTTPNotFound()
+            raise kit.not_found(request, visitor)
         return web.Response(
-            body=post.image, content_type=kind, headers={"Cache-Control": "private, no-store"}
+            body=image, content_type=kind, headers={"Cache-Control": "private, no-store"}
         )
 
     async def cancel(self, request: web.Request) -> web.Response:
@@ -320,7 +319,7 @@ class PlanPages:
         visitor = await kit.require(request, "plan")
         await kit.form(request, visitor)
         async with kit.uow() as uow:
-            post = await self._post(uow, request)
+            post = await self._post(uow, request, visitor)
             if not await uow.plan.cancel(post.id, kit.clock()):
                 view = await self._view(uow, post, visitor.texts)
                 message = visitor.texts("plan.staff.cannot_cancel", post=post.id, state=view.state)
@@ -360,7 +359,7 @@ class PlanPages:
         kit = self._kit
         visitor = await kit.require(request, "plan")
         async with kit.uow.read() as uow:
-            post = await self._post(uow, request)
+            post = await self._post(uow, request, visitor)
             if post.state != PostState.PLANNED or post.kind != PostKind.MESSAGE:
                 view = await self._view(uow, post, visitor.texts)
                 message = visitor.texts("admin.plan.not_editable", state=view.state)
@@ -393,7 +392,7 @@ class PlanPages:
             if post_id is not None:
                 replacing = await uow.plan.get_for_update(post_id)
                 if replacing is None:
-                    raise web.HTTPNotFound()
+                    raise kit.not_found(request, visitor)
             before = self._local(replacing.due_at) if replacing is not None else None
             kept_image = replacing.image if replacing is not None and not remove_image else None
 
@@ -647,10 +646,10 @@ class PlanPages:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    async def _post(self, uow: UnitOfWork, request: web.Request) -> PlannedPost:
+    async def _post(self, uow: UnitOfWork, request: web.Request, visitor: Visitor) -> PlannedPost:
         post = await uow.plan.get(int(request.match_info["post"]))
         if post is None:
-            raise web.HTTPNotFound()
+            raise self._kit.not_found(request, visitor)
         return post
 
     async def _post_with_message(

@@ -144,7 +144,7 @@ class ResultsPages:
     ) -> Consultation:
         consultation = await uow.consultations.by_slug(slug)
         if consultation is None:
-            raise as_not_found(self._kit.render(request, visitor, "not_found.html", {}, status=404))
+            raise self._kit.not_found(request, visitor)
         return consultation
 
     # -- decisions ---------------------------------------------------------------------------
@@ -242,7 +242,7 @@ class ResultsPages:
         slug, name = request.match_info["slug"], request.match_info["format"]
         delimiter = "," if request.query.get("delimiter") == "," else ";"
         if name not in CONTENT_TYPES:
-            raise as_not_found(kit.render(request, visitor, "not_found.html", {}, status=404))
+            raise kit.not_found(request, visitor)
         async with kit.uow() as uow:
             consultation = await self._consultation(request, visitor, uow, slug)
             if name == "polis":
@@ -280,7 +280,7 @@ class ResultsPages:
                 uow, consultation, visitor.texts, kit.settings.zone, only=request.match_info["key"]
             )
         if not found or not found[0].chart or not found[0].bars:
-            raise as_not_found(kit.render(request, visitor, "not_found.html", {}, status=404))
+            raise kit.not_found(request, visitor)
         result, t = found[0], visitor.texts
         if result.chart == "histogram":
             assert result.numbers is not None
@@ -303,18 +303,25 @@ class ResultsPages:
             )
         return charts.svg_response(svg)
 
-    async def statements_chart(self, request: web.Request) -> web.Response:
-        """Each statement's agree, disagree and pass as one bar (the page's table has them)."""
+    async def _statement_results(
+        self, request: web.Request
+    ) -> tuple[Visitor, data.StatementResults]:
+        """The visitor (staff) and the consultation's statements as the page shows them."""
         kit = self._kit
         visitor = await kit.require(request, AREA)
-        t = visitor.texts
         async with kit.uow.read() as uow:
             consultation = await self._consultation(
                 request, visitor, uow, request.match_info["slug"]
             )
-            statements = await data.statement_results(uow, consultation, t)
+            return visitor, await data.statement_results(uow, consultation, visitor.texts)
+
+    async def statements_chart(self, request: web.Request) -> web.Response:
+        """Each statement's agree, disagree and pass as one bar (the page's table has them)."""
+        kit = self._kit
+        visitor, statements = await self._statement_results(request)
+        t = visitor.texts
         if not statements.rows:
-            raise as_not_found(kit.render(request, visitor, "not_found.html", {}, status=404))
+            raise kit.not_found(request, visitor)
         svg = await charts.draw(
             charts.stacked_bar_chart_svg,
             [
@@ -334,15 +341,10 @@ class ResultsPages:
     async def groups_chart(self, request: web.Request) -> web.Response:
         """The opinion groups' map: participants as points, by group (colour and marker)."""
         kit = self._kit
-        visitor = await kit.require(request, AREA)
+        visitor, statements = await self._statement_results(request)
         t = visitor.texts
-        async with kit.uow.read() as uow:
-            consultation = await self._consultation(
-                request, visitor, uow, request.match_info["slug"]
-            )
-            statements = await data.statement_results(uow, consultation, t)
         if not statements.groups:
-            raise as_not_found(kit.render(request, visitor, "not_found.html", {}, status=404))
+            raise kit.not_found(request, visitor)
         points = {
             t("admin.results.group", letter=group.letter): [
                 (m.x, m.y) for m in statements.members if m.letter == group.letter
@@ -366,9 +368,3 @@ def zipped(files: Mapping[str, str]) -> bytes:
         for name, content in files.items():
             archive.writestr(name, content.encode("utf-8"))
     return buffer.getvalue()
-
-
-def as_not_found(page: web.Response) -> web.HTTPException:
-    return web.HTTPNotFound(
-        text=page.text, content_type="text/html", headers={"Cache-Control": "no-store"}
-    )
