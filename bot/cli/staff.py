@@ -14,7 +14,6 @@ from bot.admin.accounts import (
     existing_account,
 )
 from bot.admin.accounts import reset_password as set_new_password
-from bot.app import installation_secret, pseudonym_key
 from bot.cli.common import (
     EXIT_BAD_INPUT,
     configure_logging,
@@ -29,6 +28,10 @@ from storage.uow import UnitOfWorkFactory
 
 
 def _audit_key(settings: Settings) -> bytes:
+    # Imported here, as the other commands do: the whole application is slow to import, and
+    # `staff list` needs none of it.
+    from bot.app import installation_secret, pseudonym_key
+
     return pseudonym_key(installation_secret(settings))
 
 

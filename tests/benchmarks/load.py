@@ -227,8 +227,11 @@ def running_bot(
         if PROFILE_DIR is not None:
             # py-spy samples the bot from outside; it writes collapsed stacks when the bot ends.
             output = PROFILE_DIR / f"{work.name}.collapsed"
+            # Installed into the virtualenv (pip install py-spy), it sits beside its Python even
+            # when the virtualenv is not activated.
+            beside = Path(sys.executable).parent / "py-spy"
             command = [
-                "py-spy",
+                str(beside) if beside.exists() else "py-spy",
                 "record",
                 "--format",
                 "raw",
@@ -1007,6 +1010,8 @@ def main() -> None:
     arguments = parser.parse_args()
     global PROFILE_DIR, CHECKOUT
     PROFILE_DIR = arguments.profile
+    if PROFILE_DIR is not None:
+        PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     CHECKOUT = arguments.checkout.resolve()
     # The fake logs every connection the bots drop when they stop; that is not news here.
     logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
