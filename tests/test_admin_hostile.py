@@ -163,3 +163,40 @@ async def test_a_burst_of_logins_does_not_stall_the_server(demo_app: BorgerDialo
     # On the event loop the health check waited for every guess in the burst; in threads it
     # is answered while they run.
     assert health < elapsed / 3, (health, elapsed)
+
+
+async def test_reading_a_large_consultation_file_does_not_stall_the_server(
+    demo_app: BorgerDialog,
+) -> None:
+    """PyYAML is pure Python: a file near the 1 MiB limit took tens of seconds on the loop."""
+    # A valid YAML mapping of about 240 KB (an unknown field, so it is refused once read): a
+    # couple of seconds of reading.
+    source = "slug: stor\nextra:\n" + "".join(
+        f'  - {{a: {n}, b: [1, 2, 3], c: "tekst"}}\n' for n in range(6000)
+    )
+    async with logged_in(demo_app, "staff") as session:
+        async with session.get("/admin/consultations") as page:
+            token = csrf_of(await page.text())
+        form = aiohttp.FormData()
+        form.add_field("csrf", token)
+        form.add_field("file", source.encode(), filename="stor.yaml")
+        # The server runs on this test's event loop: how late a short sleep wakes up is how
+        # long the loop stood still (for every citizen's chat as for this ticker).
+        gaps: list[float] = []
+
+        async def tick() -> None:
+            while True:
+                before = time.perf_counter()
+                await asyncio.sleep(0.01)
+                gaps.append(time.perf_counter() - before)
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        async with session.post("/admin/consultations", data=form) as response:
+            assert response.status == 400  # read whole, and its mistake shown
+            assert "extra" in await response.text()
+        elapsed = time.perf_counter() - started
+        await asyncio.sleep(0.05)  # the ticker's last gap is counted
+        ticker.cancel()
+    assert max(gaps) < elapsed / 3, (max(gaps), elapsed)
