@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -69,17 +70,25 @@ def check_password(password: str) -> None:
         )
 
 
-def hash_password(password: str) -> str:
+async def hash_password(password: str) -> str:
     """An argon2id hash of a password that passed check_password."""
     check_password(password)
-    return _hasher.hash(password)
+    # Off the event loop, as _verify: a hash takes a good part of a second of CPU.
+    return await asyncio.to_thread(_hasher.hash, password)
 
 
-def _verify(password_hash: str, password: str) -> bool:
+def _verify_now(password_hash: str, password: str) -> bool:
     try:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+async def _verify(password_hash: str, password: str) -> bool:
+    # In a thread: argon2 is made to take a good part of a second of CPU, and the login form is
+    # open to anyone; run on the event loop, a handful of guesses at once would stall every
+    # citizen's chat and the health check for seconds. argon2-cffi lets go of the GIL meanwhile.
+    return await asyncio.to_thread(_verify_now, password_hash, password)
 
 
 def account_pseudonym(key: bytes, account_id: int) -> str:
@@ -114,7 +123,7 @@ async def add_account(
         StaffAccount(
             email=email,
             role=role,
-            password_hash=hash_password(password),
+            password_hash=await hash_password(password),
             created_at=now,
             failed_attempts=0,
         )
@@ -134,7 +143,7 @@ async def existing_account(uow: UnitOfWork, email: str) -> StaffAccount:
 async def reset_password(uow: UnitOfWork, email: str, password: str) -> StaffAccount:
     """Set a new password, lift a lock and end the account's sessions (whoever had them)."""
     account = await existing_account(uow, email)
-    account.password_hash = hash_password(password)
+    account.password_hash = await hash_password(password)
     account.failed_attempts = 0
     account.locked_until = None
     await uow.staff.end_sessions(account.id)
@@ -169,9 +178,9 @@ async def change_own_password(
     uow: UnitOfWork, account: StaffAccount, current: str, new: str, keep_token_hash: str
 ) -> None:
     """A person's own new password, after the current one; their other sessions end."""
-    if not _verify(account.password_hash, current):
+    if not await _verify(account.password_hash, current):
         raise AccountError("the current password is wrong", "admin.password.wrong_current")
-    account.password_hash = hash_password(new)
+    account.password_hash = await hash_password(new)
     await uow.staff.end_other_sessions(account.id, keep_token_hash)
 
 
@@ -186,31 +195,73 @@ class Login:
     locked_now: bool = False
 
 
-async def log_in(
-    uow: UnitOfWork, email: str, password: str, address_key: str, now: datetime
-) -> Login:
-    """Check a login against the limits and the password; open a session when it is right.
+@dataclass(frozen=True)
+class Attempt:
+    """A login attempt, counted against its address: whose account it names (None for an
+    unknown e-mail) and, when the limits decide already, the outcome ("throttled" or "locked")."""
 
-    The caller commits whatever the outcome: failures and attempts must be counted too.
+    account_id: int | None
+    password_hash: str
+    outcome: str | None = None
+
+
+# A login is three steps, so that no transaction is open while argon2 runs (a good part of a
+# second): on SQLite a writing unit holds the one write lock, and every citizen's answer, the
+# health check's write probe and every other login would wait for each guess in turn.
+#   async with uow() as unit: attempt = await count_attempt(unit, ...); await unit.commit()
+#   right = await password_matches(attempt, password)      # no transaction open
+#   async with uow() as unit: login = await log_in(unit, attempt, right, now); await unit.commit()
+# The attempt is committed before the password is checked: a burst of guesses from one address
+# is throttled even while the first of them are still being checked.
+
+
+async def count_attempt(uow: UnitOfWork, email: str, address_key: str, now: datetime) -> Attempt:
+    """Count a login attempt against its address's limit and find the account it names.
+
+    The caller commits whatever the outcome: attempts must be counted too.
     """
     await uow.staff.forget_attempts_before(now - ADDRESS_WINDOW)
     # Sessions left to expire (a closed browser never logs out) go here, with the old attempts:
     # every login clears them, so the table holds only live ones and no job is needed.
     await uow.staff.end_expired_sessions(now - IDLE_TIMEOUT, now - ABSOLUTE_TIMEOUT)
     if await uow.staff.attempts_since(address_key, now - ADDRESS_WINDOW) >= ADDRESS_ATTEMPTS:
-        return Login("throttled")
+        return Attempt(None, _DUMMY_HASH, "throttled")
     await uow.staff.add_attempt(address_key, now)
     try:
         account = await uow.staff.by_email(normalise_email(email))
     except AccountError:
         account = None
     if account is None:
-        _verify(_DUMMY_HASH, password)
-        return Login("wrong")
+        return Attempt(None, _DUMMY_HASH)
     if account.locked_until is not None and account.locked_until > now:
         # Checked before the password: a locked account tells nothing about a guess.
+        return Attempt(account.id, account.password_hash, "locked")
+    return Attempt(account.id, account.password_hash)
+
+
+async def password_matches(attempt: Attempt, password: str) -> bool:
+    """Whether the password is the account's; an unknown e-mail is checked against a dummy hash
+    so that it costs as long as a wrong password. Outside any transaction (see above)."""
+    if attempt.outcome is not None:
+        return False
+    return await _verify(attempt.password_hash, password) and attempt.account_id is not None
+
+
+async def log_in(uow: UnitOfWork, attempt: Attempt, right: bool, now: datetime) -> Login:
+    """Record what a counted attempt came to; open a session when the password was right.
+
+    The caller commits whatever the outcome: failures must be counted too.
+    """
+    if attempt.outcome == "throttled":
+        return Login("throttled")
+    account = await uow.staff.get(attempt.account_id) if attempt.account_id is not None else None
+    if account is None:
+        return Login("wrong")
+    if account.locked_until is not None and account.locked_until > now:
+        # Locked before, or by another guess while this one was checked.
         return Login("locked", account)
-    if not _verify(account.password_hash, password):
+    if not right or account.password_hash != attempt.password_hash:
+        # (A password changed while this one was checked against the old: wrong, as it is now.)
         account.failed_attempts += 1
         if account.failed_attempts >= ACCOUNT_FAILURES_BEFORE_LOCK:
             account.failed_attempts = 0

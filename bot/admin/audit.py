@@ -14,6 +14,7 @@ from aiohttp import web
 
 from bot.admin.kit import PREFIX, DashboardKit
 from bot.consultations.files import safe_cell
+from handlers.events import record_id
 from handlers.moderation.trail import TRAIL_COLUMNS, trail_row
 from storage.models import ModerationLogEntry
 from storage.uow import UnitOfWork
@@ -60,9 +61,12 @@ def read_filter(query: Any) -> TrailFilter:
 
 def _day(value: str) -> date | None:
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         return None
+    # The first and the last day Python has are no filter anyone means, and their midnight in
+    # the zone (or the day after "to") is no datetime: 0001-01-01 and 9999-12-31 crashed here.
+    return day if date.min < day < date.max else None
 
 
 class AuditPages:
@@ -80,8 +84,9 @@ class AuditPages:
         kit = self._kit
         visitor = await kit.require(request, "audit")
         wanted = read_filter(request.query)
-        before = request.query.get("before", "")
-        before_id = int(before) if before.isdigit() else None
+        # A row id as the next-page link writes it; not str.isdigit(), which takes "²", nor a
+        # number larger than the column holds (both crashed the page).
+        before_id = record_id(request.query.get("before", ""))
         async with kit.uow.read() as uow:
             events = await uow.moderation.log_events()
             entries = await self._entries(uow, wanted, before_id, PAGE_SIZE + 1)

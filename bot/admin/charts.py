@@ -183,7 +183,13 @@ async def draw(chart: Callable[P, str], *args: P.args, **kwargs: P.kwargs) -> st
     milliseconds, which the event loop (and every citizen's chat) must not wait for."""
 
     def locked() -> str:
-        with _DRAWING:
+        from matplotlib import rc_context
+
+        # Labels are what staff and citizens wrote: "$" must stay a dollar sign. matplotlib
+        # reads text between two of them as TeX-like maths, drawn as something else than written,
+        # and "$\foo$" (an unknown symbol) made the chart a 500. Set while the texts are made,
+        # under the lock: rc settings are matplotlib's shared state.
+        with _DRAWING, rc_context({"text.parse_math": False}):
             return chart(*args, **kwargs)
 
     return await asyncio.to_thread(locked)

@@ -9,6 +9,7 @@ The same rules as the command line, behind a second door: a file is read by the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -95,6 +96,8 @@ class ConsultationPages:
         self._kit = kit
         self._links = links
         self._telegram_on = telegram_on
+        # One file read at a time (see import_file): each reading takes the CPU while it runs.
+        self._reading = asyncio.Lock()
         door.add_panel("consultations", self.panel)
 
     def add_routes(self, app: web.Application) -> None:
@@ -141,14 +144,18 @@ class ConsultationPages:
             return await self._list(request, visitor, {**kept, "problem": message}, status=400)
         zone = kit.settings.zone
         try:
-            if uploaded is not None:
-                definition = definition_from_bytes(uploaded, zone)
-            elif len(source.encode()) > MAX_DEFINITION_BYTES:
+            if uploaded is None and len(source.encode()) > MAX_DEFINITION_BYTES:
                 raise DefinitionError(
                     [FileError(None, "(file)", f"is larger than {limit} (the limit)")]
                 )
-            else:
-                definition = parse_definition(source, zone)
+            # In a thread, one at a time: PyYAML reads a file of the limit's size (1 MiB) in
+            # tens of seconds of pure Python, during which the event loop, every citizen's chat
+            # and the health check stood still.
+            async with self._reading:
+                if uploaded is not None:
+                    definition = await asyncio.to_thread(definition_from_bytes, uploaded, zone)
+                else:
+                    definition = await asyncio.to_thread(parse_definition, source, zone)
         except DefinitionError as error:
             # The command line's own lines ("line 12: rounds[0].closes: must be after opens"):
             # one set of messages, wherever a file is checked.

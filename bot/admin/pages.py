@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from bot.admin.accounts import ABSOLUTE_TIMEOUT, address_hash, current_session, log_in
+from bot.admin.accounts import (
+    ABSOLUTE_TIMEOUT,
+    address_hash,
+    count_attempt,
+    current_session,
+    log_in,
+    password_matches,
+)
 from bot.admin.kit import (
     LOGIN,
     PRE_SESSION_COOKIE,
@@ -79,8 +86,13 @@ class AdminPages:
             return kit.refusal(request)
         t = kit.texts(request)
         email, password = str(form.get("email", "")), str(form.get("password", ""))
+        # Three steps, the password checked between two short units (see accounts.py).
         async with kit.uow() as uow:
-            result = await log_in(uow, email, password, self._address(request), kit.clock())
+            attempt = await count_attempt(uow, email, self._address(request), kit.clock())
+            await uow.commit()
+        right = await password_matches(attempt, password)
+        async with kit.uow() as uow:
+            result = await log_in(uow, attempt, right, kit.clock())
             if result.account is not None and result.outcome in ("ok", "locked"):
                 if result.outcome == "ok":
                     await kit.audit(uow, result.account, "staff_login")

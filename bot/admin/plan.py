@@ -109,7 +109,9 @@ class Week:
     def parse(cls, text: str) -> Week | None:
         """A week written as 2026-W49; None if it is none."""
         match = WEEK.fullmatch(text.strip())
-        if match is None:
+        # The calendar links the weeks either side: in year 1 or 9999 one of them is no date
+        # (and ?week=9999-W52 crashed the page), so only years with a week on both sides.
+        if match is None or not 1 < int(match[1]) < 9999:
             return None
         try:
             return cls(date.fromisocalendar(int(match[1]), int(match[2]), 1))
@@ -534,8 +536,15 @@ class PlanPages:
         kit, settings = self._kit, self._settings
         visitor = await kit.require(request, "plan")
         t = visitor.texts
+        if not request.content_type.startswith("multipart/"):
+            # No form of ours (the page's form sends multipart): reading it as one crashed.
+            # Without its parts there is no token to check, so it is refused as a stale form.
+            return kit.refusal(request)
         try:
             fields, files = await _read_upload(request)
+        except ValueError:
+            # A body that is no readable multipart form (no boundary, a broken part): as above.
+            return kit.refusal(request)
         except UploadTooLarge as error:
             if not kit.token_matches("session", visitor.token, error.csrf):
                 return kit.refusal(request)

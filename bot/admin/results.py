@@ -24,7 +24,7 @@ from bot.admin.kit import PREFIX, DashboardKit, Visitor, no_store
 from bot.consultations.export import RENDERERS, build_table
 from bot.consultations.polis import export_polis
 from bot.dialogue.core import DialogueCore
-from handlers.events import ChatAddress, Reply
+from handlers.events import ChatAddress, Reply, record_id
 from handlers.ideas.staff import StaffError, decide
 from handlers.plan.results import gather_results
 from handlers.questionnaire import pick
@@ -92,9 +92,13 @@ class ResultsPages:
             # The scheduler stored the first groups at the same moment: those are as good.
             logger.info("opinion groups of %s were being stored already", slug)
         notice = None
-        decided, told = request.query.get("decided", ""), request.query.get("told", "")
-        if decided.isdigit() and told.isdigit():
-            notice = visitor.texts.n("admin.results.decided", int(told), number=int(decided))
+        # As the decision's own redirect writes them; the address is anyone's to edit, and
+        # str.isdigit() takes "²" (int() then refuses it) and numbers of thousands of digits.
+        decided = record_id(request.query.get("decided", ""))
+        told_text = request.query.get("told", "")
+        told = 0 if told_text == "0" else record_id(told_text)
+        if decided is not None and told is not None:
+            notice = visitor.texts.n("admin.results.decided", told, number=decided)
         return await self._render(request, visitor, slug, notice=notice)
 
     async def _render(
@@ -177,10 +181,11 @@ class ResultsPages:
     ) -> str | list[tuple[ChatAddress, Reply]]:
         """Record the decision the form asks for: the news to send, or the key of a problem."""
         kit = self._kit
-        number = int(form["number"]) if form["number"].isdigit() else None
+        # record_id, not str.isdigit(): "²" and numbers larger than the column crashed here.
+        number = record_id(form["number"])
         decision = form["decision"]
         merging = decision == Decision.MERGED
-        into = int(form["into"]) if merging and form["into"].isdigit() else None
+        into = record_id(form["into"]) if merging else None
         if number is None:
             return "admin.results.problem.statement"
         if decision not in DECISION_CHOICES:

@@ -18,6 +18,7 @@ from bot.admin.accounts import (
     token_hash,
 )
 from bot.admin.kit import PREFIX, ROLE_KEYS, DashboardKit, Visitor
+from handlers.events import record_id
 from storage.models import StaffAccount, StaffRole
 from storage.uow import UnitOfWork
 
@@ -156,7 +157,10 @@ class StaffPages:
     # -- helpers ---------------------------------------------------------------------------
 
     async def _account(self, uow: UnitOfWork, request: web.Request) -> StaffAccount:
-        account = await uow.staff.get(int(request.match_info["id"]))
+        # The route takes any run of digits; one larger than the column holds crashed the
+        # query (SQLite and PostgreSQL both refuse it), so it is an account that is not there.
+        account_id = record_id(request.match_info["id"])
+        account = await uow.staff.get(account_id) if account_id is not None else None
         if account is None:
             # Removed meanwhile (by another admin, or in another tab): say so on the list.
             raise web.HTTPSeeOther(f"{ACCOUNTS}?done=removed")
