@@ -1,0 +1,177 @@
+"""A municipality's first consultation through the dashboard, as a person who has never seen a
+consultation file: the empty overview and list say where the first one comes from, the import
+form starts from the annotated example (or downloads it), a consultation's page leads on to
+planning a post about it, and the pages fit a phone's width."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.app import BorgerDialog
+from bot.config import Settings
+from bot.consultations.definition import parse_definition
+from bot.consultations.demo import demo_source
+from storage.models import Consultation
+from tests.axe import assert_accessible
+from tests.citizens import example_with_round, import_consultation
+from tests.clock import Clock
+from tests.conftest import model_rows
+from tests.dashboard import logged_in, post_form
+from tests.test_admin_browser import browser_login
+
+NOW = datetime(2026, 12, 1, 10, tzinfo=UTC)
+LIST = "/admin/consultations"
+EXAMPLE = "/admin/consultations/example.yaml"
+PHONE = {"width": 390, "height": 800}
+
+
+@pytest.fixture
+async def clocked_app(make_settings: Callable[..., Settings]) -> AsyncIterator[BorgerDialog]:
+    application = BorgerDialog(make_settings(), clock=Clock(NOW))
+    await application.start()
+    try:
+        yield application
+    finally:
+        await application.stop()
+
+
+async def page_text(session: aiohttp.ClientSession, path: str) -> str:
+    async with session.get(path) as page:
+        assert page.status == 200, (path, page.status)
+        return await page.text()
+
+
+def textarea_of(page: str) -> str:
+    found = re.search(r'<textarea[^>]*name="source"[^>]*>\n(.*?)</textarea>', page, re.S)
+    assert found
+    return html.unescape(found.group(1))
+
+
+async def test_a_new_installation_says_where_the_first_consultation_comes_from(
+    clocked_app: BorgerDialog,
+) -> None:
+    async with logged_in(clocked_app, "staff") as staff:
+        overview = await page_text(staff, "/admin")
+        listing = await page_text(staff, LIST)
+    assert "Der er ingen høringer endnu. Opret den første under Høringer." in overview
+    assert "høringer er åbne" not in overview
+    assert "Der er ingen høringer endnu." in listing
+    assert 'href="#import-heading"' in listing
+    assert f'href="{LIST}?start=example#source"' in listing
+    assert f'href="{EXAMPLE}"' in listing
+
+    await import_consultation(
+        clocked_app, example_with_round(NOW, NOW + timedelta(days=9), "hundeskov"), now=NOW
+    )
+    async with logged_in(clocked_app, "staff") as staff:
+        overview = await page_text(staff, "/admin")
+        listing = await page_text(staff, LIST)
+    # Once there is one, the figures take the hint's place.
+    assert "ingen høringer endnu" not in overview
+    assert "1 høring er åben." in overview
+    assert "ingen høringer endnu" not in listing
+    # The way to start from the example stays: a second consultation is written the same way.
+    assert f'href="{LIST}?start=example#source"' in listing
+
+
+async def test_staff_start_from_the_example_change_it_and_import_it(
+    clocked_app: BorgerDialog,
+) -> None:
+    async with logged_in(clocked_app, "staff") as staff:
+        empty = await page_text(staff, LIST)
+        started = await page_text(staff, f"{LIST}?start=example")
+        async with staff.get(EXAMPLE) as download:
+            assert download.status == 200
+            assert download.content_type == "application/yaml"
+            assert download.charset == "utf-8"
+            assert download.headers["Content-Disposition"] == (
+                'attachment; filename="eksempel-friluftsliv.yaml"'
+            )
+            downloaded = await download.text()
+        assert textarea_of(empty) == ""
+        example = textarea_of(started)
+        assert example == demo_source() == downloaded
+        # What a first-timer does: change the slug and the title, keep the rest, import.
+        own = example.replace("slug: friluftsliv", "slug: cykelstier").replace(
+            "da: Ny friluftspolitik", "da: Nye cykelstier i midtbyen"
+        )
+        response = await post_form(staff, LIST, LIST, {"source": own})
+        page = await response.text()
+    assert response.status == 200, page
+    assert "Høringen »Nye cykelstier i midtbyen« (cykelstier) er oprettet" in page
+    (consultation,) = [row[0] for row in await model_rows(clocked_app, Consultation)]
+    assert consultation.slug == "cykelstier"
+    # The example is a file the importer takes as it is.
+    assert parse_definition(downloaded, clocked_app.settings.zone).slug == "friluftsliv"
+
+
+async def test_the_example_is_for_those_who_may_import(clocked_app: BorgerDialog) -> None:
+    async with (
+        logged_in(clocked_app, "moderator") as moderator,
+        moderator.get(EXAMPLE) as refused,
+    ):
+        assert refused.status == 403
+    async with (
+        aiohttp.ClientSession(base_url=clocked_app.settings.public_base_url) as anonymous,
+        anonymous.get(EXAMPLE, allow_redirects=False) as away,
+    ):
+        assert away.status == 303
+        assert away.headers["Location"] == "/admin/login"
+
+
+async def test_a_consultations_page_leads_on_to_planning_a_post_about_it(
+    clocked_app: BorgerDialog,
+) -> None:
+    await import_consultation(
+        clocked_app, example_with_round(NOW, NOW + timedelta(days=9), "hundeskov"), now=NOW
+    )
+    async with logged_in(clocked_app, "staff") as staff:
+        page = await page_text(staff, f"{LIST}/hundeskov")
+        link = re.search(r'<a class="button secondary" href="([^"]+)">Planlæg et opslag', page)
+        assert link
+        assert link.group(1) == "/admin/plan/new?consultation=hundeskov"
+        form = await page_text(staff, link.group(1))
+    assert re.search(r'<option value="hundeskov" selected', form)
+
+
+async def test_the_plan_form_explains_its_danish_words(clocked_app: BorgerDialog) -> None:
+    async with logged_in(clocked_app, "staff") as staff:
+        form = html.unescape(await page_text(staff, "/admin/plan/new"))
+    # The Danish words the sheet's rules read, each with what it means.
+    for words in ("»runde 1 lukker - 2 dage«", "»dagligt 3«", "»deltagere« (dem, der har sagt ja"):
+        assert words in form
+
+
+async def test_the_pages_of_a_first_consultation_fit_a_phone(
+    browser: Any, clocked_app: BorgerDialog
+) -> None:
+    """At 390 px nothing is wider than the screen: the header with a long address and the
+    logout button, the import form with the example in it, the coverage table."""
+    await import_consultation(
+        clocked_app, example_with_round(NOW, NOW + timedelta(days=9), "hundeskov"), now=NOW
+    )
+    page = await browser_login(browser, clocked_app, "staff")
+    await page.set_viewport_size(PHONE)
+    for path in ("/admin", f"{LIST}?start=example", f"{LIST}/hundeskov", "/admin/plan/new"):
+        await page.goto(f"{clocked_app.settings.public_base_url}{path}")
+        widest = await page.evaluate("document.documentElement.scrollWidth")
+        wide = await page.evaluate(
+            "() => Array.from(document.querySelectorAll('body *'))"
+            ".filter(e => e.getBoundingClientRect().right > 390)"
+            ".map(e => e.tagName + '.' + e.className + ' ' + e.getBoundingClientRect().right)"
+        )
+        assert widest <= PHONE["width"], (path, widest, wide)
+        await assert_accessible(page)
+    await page.goto(f"{clocked_app.settings.public_base_url}{LIST}")
+    await page.get_by_role("link", name="Start fra eksemplet").click()
+    await page.wait_for_url(f"**{LIST}?start=example#source")
+    typed = await page.get_by_label("Eller indsæt filens tekst her").input_value()
+    assert typed.startswith("# An annotated example consultation")
+    await page.context.close()
