@@ -141,12 +141,37 @@ async def test_a_consultations_page_leads_on_to_planning_a_post_about_it(
     assert re.search(r'<option value="hundeskov" selected', form)
 
 
-async def test_the_plan_form_explains_its_danish_words(clocked_app: BorgerDialog) -> None:
+async def test_the_plan_form_explains_its_danish_words_and_they_work(
+    clocked_app: BorgerDialog,
+) -> None:
+    await import_consultation(
+        clocked_app, example_with_round(NOW, NOW + timedelta(days=9), "hundeskov"), now=NOW
+    )
     async with logged_in(clocked_app, "staff") as staff:
         form = html.unescape(await page_text(staff, "/admin/plan/new"))
-    # The Danish words the sheet's rules read, each with what it means.
-    for words in ("»runde 1 lukker - 2 dage«", "»dagligt 3«", "»deltagere« (dem, der har sagt ja"):
-        assert words in form
+        # The Danish words the sheet's rules read, each with what it means ...
+        for words in (
+            "»runde 1 lukker - 2 dage«",
+            "»dagligt 3«",
+            "»deltagere« (dem, der har sagt ja i denne høring)",
+        ):
+            assert words in form
+        # ... and planned as the hints write them.
+        response = await post_form(
+            staff,
+            "/admin/plan/new",
+            "/admin/plan/new",
+            {
+                "consultation": "hundeskov",
+                "when": "runde 1 lukker - 2 dage",
+                "repeat": "dagligt 3",
+                "audience": "deltagere",
+                "text_da": "Husk at svare: høringen lukker snart.",
+            },
+        )
+        assert response.status == 303, await response.text()
+        post = await page_text(staff, response.headers["Location"])
+    assert "Opslaget er planlagt." in post
 
 
 async def test_the_pages_of_a_first_consultation_fit_a_phone(
