@@ -24,6 +24,8 @@ from tests.citizens import example_with_round, import_consultation
 from tests.clock import Clock
 from tests.conftest import model_rows
 from tests.dashboard import logged_in, post_form
+from tests.results import SLUG as RESULTS_SLUG
+from tests.results import results_source
 from tests.test_admin_browser import browser_login
 
 NOW = datetime(2026, 12, 1, 10, tzinfo=UTC)
@@ -200,3 +202,26 @@ async def test_the_pages_of_a_first_consultation_fit_a_phone(
     typed = await page.get_by_label("Eller indsæt filens tekst her").input_value()
     assert typed.startswith("# An annotated example consultation")
     await page.context.close()
+
+
+async def test_a_recorded_decision_is_confirmed_where_the_page_comes_back_to(
+    app: BorgerDialog,
+) -> None:
+    """The page returns scrolled to the decision form (#decisions): the confirmation is there,
+    not at the top, out of sight."""
+    await import_consultation(app, results_source())
+    page_path = f"/admin/consultations/{RESULTS_SLUG}/results"
+    async with logged_in(app, "staff") as staff:
+        response = await post_form(
+            staff,
+            page_path,
+            f"{page_path}/decision",
+            {"number": "1", "decision": "accepted", "into": "", "reason": "Vi gør det."},
+        )
+        assert response.status == 303
+        location = response.headers["Location"]
+        assert location.endswith("#decisions")
+        page = await page_text(staff, location.partition("#")[0])
+    decisions = page[page.index('id="decisions"') :]
+    assert '<p class="notice" role="status">Beslutningen om udsagn 1 er registreret.' in decisions
+    assert page.count('class="notice"') == 1
