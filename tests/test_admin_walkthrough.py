@@ -18,6 +18,7 @@ from bot.app import BorgerDialog
 from bot.config import Settings
 from bot.consultations.definition import parse_definition
 from bot.consultations.demo import demo_source
+from handlers.moderation.trail import TRAIL_COLUMNS
 from storage.models import Consultation
 from tests.axe import assert_accessible
 from tests.citizens import example_with_round, import_consultation
@@ -225,3 +226,38 @@ async def test_a_recorded_decision_is_confirmed_where_the_page_comes_back_to(
     decisions = page[page.index('id="decisions"') :]
     assert '<p class="notice" role="status">Beslutningen om udsagn 1 er registreret.' in decisions
     assert page.count('class="notice"') == 1
+
+
+async def test_an_admin_reads_accounts_and_the_audit_log_in_danish_on_a_phone(
+    browser: Any, clocked_app: BorgerDialog
+) -> None:
+    """The navigation puts a consultation's work first and the admins' pages last; the last
+    login reads as the other pages' times do; the audit log's headings are Danish (the CSV
+    keeps the command line's); neither wide table widens the page on a phone."""
+    page = await browser_login(browser, clocked_app, "admin")
+    navigation = page.get_by_role("navigation")
+    assert await navigation.get_by_role("link").all_inner_texts() == [
+        "Oversigt",
+        "Høringer",
+        "Moderation",
+        "Indholdsplan",
+        "Konti",
+        "Revisionslog",
+    ]
+    await page.set_viewport_size(PHONE)
+    base = clocked_app.settings.public_base_url
+    await page.goto(f"{base}/admin/accounts")
+    row = page.get_by_role("row", name=re.compile("ada@kommune.dk"))
+    assert "1. december 2026 kl. 11:00" in await row.inner_text()
+    await page.goto(f"{base}/admin/audit")
+    headings = await page.get_by_role("columnheader").all_inner_texts()
+    assert headings[:5] == ["Tidspunkt", "Nr.", "Høring", "Hændelse", "Udført af"]
+    for path in ("/admin/accounts", "/admin/audit"):
+        await page.goto(f"{base}{path}")
+        widest = await page.evaluate("document.documentElement.scrollWidth")
+        assert widest <= PHONE["width"], (path, widest)
+        await assert_accessible(page)
+    download = await page.context.request.get(f"{base}/admin/audit.csv")
+    header = (await download.text()).lstrip("\ufeff").splitlines()[0]
+    assert header.replace(";", ",").split(",") == list(TRAIL_COLUMNS)
+    await page.context.close()
