@@ -24,7 +24,7 @@ from tests.axe import assert_accessible
 from tests.citizens import example_with_round, import_consultation
 from tests.clock import Clock
 from tests.conftest import model_rows
-from tests.dashboard import logged_in, post_form
+from tests.dashboard import csrf_of, logged_in, post_form
 from tests.results import SLUG as RESULTS_SLUG
 from tests.results import results_source
 from tests.test_admin_browser import browser_login
@@ -109,6 +109,9 @@ async def test_staff_start_from_the_example_change_it_and_import_it(
         page = await response.text()
     assert response.status == 200, page
     assert "Høringen »Nye cykelstier i midtbyen« (cykelstier) er oprettet" in page
+    # The pasted text stays, to be saved: nothing else keeps it for the next correction.
+    assert textarea_of(page) == own
+    assert "Teksten står stadig i feltet nedenfor. Gem den i en fil" in page
     (consultation,) = [row[0] for row in await model_rows(clocked_app, Consultation)]
     assert consultation.slug == "cykelstier"
     # The example is a file the importer takes as it is.
@@ -261,3 +264,18 @@ async def test_an_admin_reads_accounts_and_the_audit_log_in_danish_on_a_phone(
     header = (await download.text()).lstrip("\ufeff").splitlines()[0]
     assert header.replace(";", ",").split(",") == list(TRAIL_COLUMNS)
     await page.context.close()
+
+
+async def test_an_uploaded_file_is_not_copied_into_the_form(clocked_app: BorgerDialog) -> None:
+    """Whoever uploaded a file has it; only pasted text is handed back to be saved."""
+    source = example_with_round(NOW, NOW + timedelta(days=9), "hundeskov")
+    async with logged_in(clocked_app, "staff") as staff:
+        form = aiohttp.FormData()
+        form.add_field("csrf", csrf_of(await page_text(staff, LIST)))
+        form.add_field("file", source.encode(), filename="høring.yaml")
+        async with staff.post(LIST, data=form) as done:
+            assert done.status == 200
+            page = await done.text()
+    assert "(hundeskov) er oprettet" in page
+    assert textarea_of(page) == ""
+    assert "Gem den i en fil" not in page

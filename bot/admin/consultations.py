@@ -195,7 +195,11 @@ class ConsultationPages:
             kit.pseudonym(visitor.account),
         )
         imported = self._report(visitor, definition, report)
-        return await self._list(request, visitor, {"imported": imported})
+        if uploaded is not None:
+            return await self._list(request, visitor, {"imported": imported})
+        # Pasted text is kept: the installation stores no file, and a consultation is corrected
+        # later by changing its text and importing it again.
+        return await self._list(request, visitor, {"imported": imported, "source": source})
 
     async def _list(
         self,
