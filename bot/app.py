@@ -392,8 +392,7 @@ class BorgerDialog:
         dashboard.setup(web_app)
         dashboard_door = AdminPages(dashboard, settings.trusted_proxy)
         dashboard_door.add_routes(web_app)
-        StaffPages(dashboard).add_routes(web_app)
-        AuditPages(dashboard).add_routes(web_app)
+        # In the navigation's order: a consultation's work first, the admins' pages last.
         ConsultationPages(
             dashboard, dashboard_door, self.consultation_links, settings.telegram_enabled
         ).add_routes(web_app)
@@ -404,6 +403,8 @@ class BorgerDialog:
         plan_pages.add_routes(web_app)
         dashboard_door.add_panel("plan", plan_pages.panel)
         ResultsPages(dashboard, self.core).add_routes(web_app)
+        StaffPages(dashboard).add_routes(web_app)
+        AuditPages(dashboard).add_routes(web_app)
         dashboard_door.add_fallback(web_app)
         return dashboard
 

@@ -30,6 +30,7 @@ from bot.consultations.definition import (
     definition_from_bytes,
     parse_definition,
 )
+from bot.consultations.demo import demo_source
 from bot.consultations.files import MAX_DEFINITION_BYTES, size_text
 from bot.consultations.importer import ImportReport, QuestionsWithAnswers, import_definition
 from bot.consultations.progress import local_day, participation_by_day, quota_coverage
@@ -51,6 +52,9 @@ CHANNEL_NAMES = {
     "messenger": "admin.consultations.channel.messenger",
 }
 SVG = "image/svg+xml"
+# The annotated example consultation (the demo's file), to download or to start from.
+EXAMPLE = f"{BASE}/example.yaml"
+EXAMPLE_NAME = "eksempel-friluftsliv.yaml"
 
 # The links of a consultation by channel, as the running application knows them.
 ConsultationLinks = Callable[[str], dict[str, str]]
@@ -104,6 +108,8 @@ class ConsultationPages:
         self._kit.add_section("consultations", BASE, "admin.nav.consultations")
         app.router.add_get(BASE, self.list_page)
         app.router.add_post(BASE, self.import_file)
+        # Before "/{slug}": a slug has no dot, so the two can never mean the same address.
+        app.router.add_get(EXAMPLE, self.example_file)
         app.router.add_get(BASE + "/{slug}", self.consultation_page)
         app.router.add_get(BASE + "/{slug}/qr/{channel}.svg", self.qr_code)
         app.router.add_get(BASE + "/{slug}/chart/participation.svg", self.participation_chart)
@@ -111,9 +117,24 @@ class ConsultationPages:
     # -- the list and the import ---------------------------------------------------------------
 
     async def list_page(self, request: web.Request) -> web.Response:
-        """Every consultation, grouped open / upcoming / closed, and the import form."""
+        """Every consultation, grouped open / upcoming / closed, and the import form.
+
+        ``?start=example`` fills the form with the example file, so a first consultation can
+        be written by changing one that works rather than from memory.
+        """
         visitor = await self._kit.require(request, "consultations")
-        return await self._list(request, visitor, {})
+        started = request.query.get("start") == "example"
+        return await self._list(request, visitor, {"source": demo_source()} if started else {})
+
+    async def example_file(self, request: web.Request) -> web.Response:
+        """The annotated example consultation file, as a download."""
+        await self._kit.require(request, "consultations")
+        return web.Response(
+            text=demo_source(),
+            content_type="application/yaml",
+            charset="utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{EXAMPLE_NAME}"'},
+        )
 
     async def import_file(self, request: web.Request) -> web.Response:
         """Import an uploaded or pasted consultation file, as ``consultation import`` does."""
@@ -181,7 +202,11 @@ class ConsultationPages:
             kit.pseudonym(visitor.account),
         )
         imported = self._report(visitor, definition, report)
-        return await self._list(request, visitor, {"imported": imported})
+        if uploaded is not None:
+            return await self._list(request, visitor, {"imported": imported})
+        # Pasted text is kept: the installation stores no file, and a consultation is corrected
+        # later by changing its text and importing it again.
+        return await self._list(request, visitor, {"imported": imported, "source": source})
 
     async def _list(
         self,
@@ -207,12 +232,14 @@ class ConsultationPages:
             "title_of": lambda c: pick(c.title, t.language),
             "when": lambda moment: moment_text(t, moment, zone),
             "base": BASE,
+            "example": EXAMPLE,
             "limit": size_text(MAX_DEFINITION_BYTES),
             "source": "",
             "force": False,
             "problem": None,
             "mistakes": [],
             "imported": None,
+            "none_yet": not listed,
             "today": local_day(now, zone),
             **context,
         }
@@ -406,6 +433,9 @@ class ConsultationPages:
         """The overview's box: how many are open and upcoming, and how many took part today."""
         t = visitor.texts
         listed = await self._listed(uow, self._kit.clock())
+        if not listed:
+            # A new installation: say where the first consultation comes from.
+            return Panel(t("admin.nav.consultations"), BASE, (t("admin.consultations.panel.none"),))
         count = {state: sum(i.state.status == state for i in listed) for state in STATES}
         return Panel(
             t("admin.nav.consultations"),

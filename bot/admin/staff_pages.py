@@ -19,6 +19,7 @@ from bot.admin.accounts import (
 )
 from bot.admin.kit import PREFIX, ROLE_KEYS, DashboardKit, Visitor
 from handlers.events import record_id
+from handlers.moderation.cards import moment_text
 from storage.models import StaffAccount, StaffRole
 from storage.uow import UnitOfWork
 
@@ -187,7 +188,7 @@ class StaffPages:
                 "email": account.email,
                 "role": account.role,
                 "last_login": (
-                    account.last_login_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+                    moment_text(t, account.last_login_at, zone)
                     if account.last_login_at
                     else t("admin.accounts.never")
                 ),
