@@ -74,6 +74,19 @@ class StaffRepository:
         self._session.add(StaffLoginAttempt(address_hash=address_hash, at=at))
         await self._session.flush()
 
+    async def forget_attempt(self, address_hash: str, at: datetime) -> None:
+        """Take one counted attempt off an address (its login succeeded)."""
+        found = await self._session.execute(
+            select(StaffLoginAttempt.id)
+            .where(StaffLoginAttempt.address_hash == address_hash, StaffLoginAttempt.at == at)
+            .limit(1)
+        )
+        attempt_id = found.scalar_one_or_none()
+        if attempt_id is not None:
+            await self._session.execute(
+                delete(StaffLoginAttempt).where(StaffLoginAttempt.id == attempt_id)
+            )
+
     async def attempts_since(self, address_hash: str, since: datetime) -> int:
         statement = select(func.count(StaffLoginAttempt.id)).where(
             StaffLoginAttempt.address_hash == address_hash, StaffLoginAttempt.at >= since

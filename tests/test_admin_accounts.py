@@ -275,6 +275,10 @@ async def test_lockout_after_five_failures(
 async def test_an_address_gets_twenty_attempts(
     admin_app: BorgerDialog, browser_session: aiohttp.ClientSession
 ) -> None:
+    # Logins that succeed do not count: a town hall's staff share one address.
+    for _ in range(21):
+        response, _ = await login(browser_session)
+        assert response.status == 303
     for number in range(20):
         response, _ = await login(browser_session, email=f"gæt{number}@kommune.dk")
         assert response.status == 401

@@ -203,6 +203,9 @@ class Attempt:
     account_id: int | None
     password_hash: str
     outcome: str | None = None
+    # Where and when it was counted: a login that succeeds is taken off its address's count.
+    address_key: str = ""
+    at: datetime | None = None
 
 
 # A login is three steps, so that no transaction is open while argon2 runs (a good part of a
@@ -232,11 +235,11 @@ async def count_attempt(uow: UnitOfWork, email: str, address_key: str, now: date
     except AccountError:
         account = None
     if account is None:
-        return Attempt(None, _DUMMY_HASH)
+        return Attempt(None, _DUMMY_HASH, None, address_key, now)
     if account.locked_until is not None and account.locked_until > now:
         # Checked before the password: a locked account tells nothing about a guess.
-        return Attempt(account.id, account.password_hash, "locked")
-    return Attempt(account.id, account.password_hash)
+        return Attempt(account.id, account.password_hash, "locked", address_key, now)
+    return Attempt(account.id, account.password_hash, None, address_key, now)
 
 
 async def password_matches(attempt: Attempt, password: str) -> bool:
@@ -271,6 +274,10 @@ async def log_in(uow: UnitOfWork, attempt: Attempt, right: bool, now: datetime) 
     account.failed_attempts = 0
     account.locked_until = None
     account.last_login_at = now
+    if attempt.at is not None:
+        # The address's limit is for guesses: a town hall's staff behind one address may log in
+        # many times a morning, and only their failures count.
+        await uow.staff.forget_attempt(attempt.address_key, attempt.at)
     token = secrets.token_urlsafe(32)
     await uow.staff.add_session(
         StaffSession(
