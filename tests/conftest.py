@@ -118,6 +118,21 @@ def fake_bot(fake_telegram: FakeTelegram) -> FakeBot:
     return fake_telegram.new_bot()
 
 
+@pytest.fixture(autouse=True)
+def quick_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Staff passwords are still argon2id, hashed and checked by the same code, at the
+    library's cheapest cost: the installation's cost (a good part of a second of CPU each) is
+    for attackers, and the suite logs in a few hundred times. What depends on the cost (the check
+    kept off the event loop) is tested by holding the check, not by timing it."""
+    from argon2 import PasswordHasher, profiles
+
+    from bot.admin import accounts
+
+    cheap = PasswordHasher.from_parameters(profiles.CHEAPEST)
+    monkeypatch.setattr(accounts, "_hasher", cheap)
+    monkeypatch.setattr(accounts, "_DUMMY_HASH", cheap.hash("no account has this password"))
+
+
 @pytest.fixture
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """The outbox waits 1, 2 and 4 s between attempts after network errors; here a twentieth of

@@ -8,11 +8,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import aiohttp
+import pytest
 
 from bot.admin.accounts import add_account
 from bot.app import BorgerDialog
 
 PASSWORD = "korrekt hest batteri"
+# The dashboard's browser tests are about the pages, on SQLite; what differs between the
+# databases (decisions, races, limits, sessions) is tested over HTTP on both.
+BROWSER_DATABASE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 ROLE_EMAILS = {
     "admin": "ada@kommune.dk",
     "staff": "sofie@kommune.dk",

@@ -11,7 +11,7 @@ import pytest
 from bot.app import BorgerDialog
 from bot.config import Settings
 from tests.axe import assert_accessible
-from tests.dashboard import PASSWORD, ROLE_EMAILS, add_staff
+from tests.dashboard import BROWSER_DATABASE, PASSWORD, ROLE_EMAILS, add_staff
 
 
 @pytest.fixture
@@ -37,6 +37,7 @@ async def browser_login(browser: Any, app: BorgerDialog, role: str, locale: str 
     return page
 
 
+@BROWSER_DATABASE
 async def test_login_page_and_overview_pass_axe(browser: Any, dashboard_app: BorgerDialog) -> None:
     context = await browser.new_context(locale="da-DK")
     page = await context.new_page()
@@ -65,6 +66,7 @@ async def test_the_accessibility_check_can_fail(browser: Any) -> None:
     await page.close()
 
 
+@BROWSER_DATABASE
 async def test_accounts_audit_and_password_pages_pass_axe(
     browser: Any, dashboard_app: BorgerDialog
 ) -> None:

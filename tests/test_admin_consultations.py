@@ -26,7 +26,7 @@ from tests.axe import assert_accessible
 from tests.citizens import Citizen, answer_all, example_with_round, import_consultation
 from tests.clock import Clock
 from tests.conftest import model_rows
-from tests.dashboard import csrf_of, logged_in, post_form
+from tests.dashboard import BROWSER_DATABASE, csrf_of, logged_in, post_form
 from tests.fake_telegram import FakeBot, FakeTelegram
 from tests.test_admin_browser import browser_login
 
@@ -347,6 +347,7 @@ def segno_svg(link: str) -> bytes:
 # -- in a browser --------------------------------------------------------------------------------
 
 
+@BROWSER_DATABASE
 async def test_staff_fix_a_file_in_the_browser_and_open_its_page_with_its_chart(
     browser: Any, clocked_app: tuple[BorgerDialog, Clock], fake_bot: FakeBot
 ) -> None:

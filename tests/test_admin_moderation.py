@@ -21,7 +21,15 @@ from storage.models import Answer, ItemStatus, ModerationItem, ModerationLogEntr
 from tests.axe import assert_accessible
 from tests.citizens import Citizen, import_consultation
 from tests.conftest import eventually, model_rows
-from tests.dashboard import PASSWORD, ROLE_EMAILS, add_staff, csrf_of, logged_in, post_form
+from tests.dashboard import (
+    BROWSER_DATABASE,
+    PASSWORD,
+    ROLE_EMAILS,
+    add_staff,
+    csrf_of,
+    logged_in,
+    post_form,
+)
 from tests.fake_telegram import FakeBot, SentMessage
 from tests.moderators import Moderator, consultation_source, join
 
@@ -338,6 +346,7 @@ async def browser_login(context: Any, app: BorgerDialog) -> Any:
     return page
 
 
+@BROWSER_DATABASE
 async def test_a_moderator_decides_in_a_browser_with_the_keyboard_and_without_javascript(
     app: BorgerDialog, fake_bot: FakeBot, browser: Any
 ) -> None:

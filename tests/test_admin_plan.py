@@ -24,7 +24,15 @@ from tests.axe import assert_accessible
 from tests.citizens import example_with_round, import_consultation
 from tests.clock import Clock
 from tests.conftest import eventually, model_rows
-from tests.dashboard import PASSWORD, ROLE_EMAILS, add_staff, csrf_of, logged_in, post_form
+from tests.dashboard import (
+    BROWSER_DATABASE,
+    PASSWORD,
+    ROLE_EMAILS,
+    add_staff,
+    csrf_of,
+    logged_in,
+    post_form,
+)
 from tests.fake_telegram import FakeBot, FakeTelegram
 
 ZONE = ZoneInfo("Europe/Copenhagen")
@@ -541,6 +549,7 @@ async def browser_login(browser: Any, app: BorgerDialog) -> tuple[Any, Any, list
     return context, page, errors
 
 
+@BROWSER_DATABASE
 async def test_staff_plan_a_post_in_the_browser_and_see_it_in_the_calendar(
     browser: Any, app: BorgerDialog
 ) -> None:
@@ -595,6 +604,7 @@ async def test_staff_plan_a_post_in_the_browser_and_see_it_in_the_calendar(
         await context.close()
 
 
+@BROWSER_DATABASE
 async def test_the_page_follows_a_running_broadcast_without_a_reload(
     browser: Any, app: BorgerDialog, clock: Clock, fake_bot: FakeBot
 ) -> None:

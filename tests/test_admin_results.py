@@ -21,7 +21,7 @@ from storage.models import ModerationLogEntry, Participation, Statement
 from tests.axe import assert_accessible
 from tests.citizens import import_consultation
 from tests.conftest import eventually, model_rows
-from tests.dashboard import PASSWORD, ROLE_EMAILS, add_staff, logged_in, post_form
+from tests.dashboard import BROWSER_DATABASE, PASSWORD, ROLE_EMAILS, add_staff, logged_in, post_form
 from tests.fake_telegram import FakeBot
 from tests.ideas import uow_of
 from tests.results import (
@@ -330,6 +330,7 @@ async def test_results_are_for_staff_and_admins_and_decisions_need_the_form_toke
     assert all(s.decision is None for (s,) in await model_rows(app, Statement))
 
 
+@BROWSER_DATABASE
 async def test_staff_see_the_charts_and_record_a_decision_in_a_browser(
     browser: Any, app: BorgerDialog, fake_bot: FakeBot
 ) -> None:

@@ -24,7 +24,7 @@ from tests.axe import assert_accessible
 from tests.citizens import example_with_round, import_consultation
 from tests.clock import Clock
 from tests.conftest import model_rows
-from tests.dashboard import csrf_of, logged_in, post_form
+from tests.dashboard import BROWSER_DATABASE, csrf_of, logged_in, post_form
 from tests.results import SLUG as RESULTS_SLUG
 from tests.results import results_source
 from tests.test_admin_browser import browser_login
@@ -180,6 +180,7 @@ async def test_the_plan_form_explains_its_danish_words_and_they_work(
     assert "Opslaget er planlagt." in post
 
 
+@BROWSER_DATABASE
 async def test_the_pages_of_a_first_consultation_fit_a_phone(
     browser: Any, clocked_app: BorgerDialog
 ) -> None:
@@ -231,6 +232,7 @@ async def test_a_recorded_decision_is_confirmed_where_the_page_comes_back_to(
     assert page.count('class="notice"') == 1
 
 
+@BROWSER_DATABASE
 async def test_an_admin_reads_accounts_and_the_audit_log_in_danish_on_a_phone(
     browser: Any, clocked_app: BorgerDialog
 ) -> None:
