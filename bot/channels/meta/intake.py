@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
@@ -135,7 +136,7 @@ class _Connected(Protocol):
     async def stop(self) -> None: ...
 
 
-class SignedWebhookChannel:
+class SignedWebhookChannel(ABC):
     """What a Meta channel does around its webhook: serve it, and open and close its intake.
 
     A channel subclasses it, calls this constructor, and implements ``take_in`` (and, as every
@@ -184,6 +185,6 @@ class SignedWebhookChannel:
         await self._api.stop()
         self.state = "stopped"
 
+    @abstractmethod
     async def take_in(self, body: bytes) -> bool:
         """Store a delivery's events (and note what else it says); True once stored."""
-        raise NotImplementedError
