@@ -150,8 +150,10 @@ async def test_staff_plan_posts_and_see_them_on_their_local_days_across_the_cloc
         assert sunday.startswith("søndag 25. oktober")
         assert "12:00 ◷ planlagt Opslag #" in sunday
         assert "To dage tilbage – husk at svare!" in sunday
-        assert "round 1 closes - 2d" in sunday
-        assert "Til: participants" in sunday
+        # Typed as "round 1 closes - 2d" and "participants"; a Danish reader reads Danish words
+        # (which the form reads back as well).
+        assert "runde 1 lukker - 2 dage" in sunday
+        assert "Til: deltagere" in sunday
         assert "02:30 ◷ planlagt" in sunday
         assert "Natlig besked" in sunday
         assert "Mandag lige efter midnat" not in page
@@ -171,7 +173,10 @@ async def test_staff_plan_posts_and_see_them_on_their_local_days_across_the_cloc
         # The post's page: its facts, and the publisher's own text for Danish and English readers.
         post_page = plain(await text_of(staff, f"/admin/plan/{post_id}?done=added"))
         assert "Opslaget er planlagt." in post_page
-        assert "2026-10-25 12:00 (Europe/Copenhagen) · round 1 closes - 2d" in post_page
+        assert "2026-10-25 12:00 (Europe/Copenhagen) · runde 1 lukker - 2 dage" in post_page
+        edit_form = await text_of(staff, f"/admin/plan/{post_id}/edit")
+        assert 'value="runde 1 lukker - 2 dage"' in edit_form
+        assert 'value="deltagere"' in edit_form
         assert "Dansk To dage tilbage – husk at svare!" in post_page
         assert "Engelsk Two days left – remember to answer!" in post_page
 

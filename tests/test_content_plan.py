@@ -19,6 +19,7 @@ from bot.app import BorgerDialog
 from bot.cli.plan import read_rows
 from bot.config import Settings
 from handlers.plan.planning import plan_post
+from handlers.plan.rules import describe_anchor, describe_audience, parse_anchor, parse_audience
 from handlers.plan.sheet import read_sheet
 from storage.models import Answer, OutboxMessage, OutboxStatus, PlannedPost, PostState
 from tests.citizens import Citizen, example_with_round, import_consultation
@@ -433,7 +434,7 @@ async def test_staff_plan_and_send_posts_step_by_step_in_the_staff_chat(
     await staff.tap("Deltagere der vil høre tilbage")
     await staff.write("Tre dage tilbage – husk at svare!")
     preview = await staff.write("Three days left – remember to answer!")
-    assert "Til: participants" in (preview.text or "")
+    assert "Til: deltagere" in (preview.text or "")
     # Not asked about WhatsApp's template where WhatsApp is not configured.
     assert "WhatsApp" not in (preview.text or "")
     assert "Tre dage tilbage – husk at svare!" in (preview.text or "")
@@ -441,7 +442,7 @@ async def test_staff_plan_and_send_posts_step_by_step_in_the_staff_chat(
     assert (done.text or "").startswith("🗓 Opslag #")
     assert "2027-03-28 12:00" in (done.text or "")
     listing = await staff.write("/plan")
-    assert "Opslag · Ny friluftspolitik · 2027-03-28 12:00 (round 1 closes - 3d)" in (
+    assert "Opslag · Ny friluftspolitik · 2027-03-28 12:00 (runde 1 lukker - 3 dage)" in (
         listing.text or ""
     )
 
@@ -589,3 +590,32 @@ async def test_staff_name_the_whatsapp_template_in_the_staff_chat_when_whatsapp_
         assert [p.whatsapp_template for p in staff_posts] == ["borgerdialog_nyt", None, None]
     finally:
         await app.stop()
+
+
+@pytest.mark.parametrize(
+    ("anchor", "audience", "danish"),
+    [
+        ("round 1 closes - 2d", "participants", ("runde 1 lukker - 2 dage", "deltagere")),
+        ("ideas opens + 1h", "channel, everyone", ("idéer åbner + 1 time", "kanal, alle")),
+        (
+            "round 2 opens + 90m",
+            "unfinished, -100123",
+            ("runde 2 åbner + 90 minutter", "-100123, ufærdige"),
+        ),
+        ("round 1 closes - 1d", "decision:4", ("runde 1 lukker - 1 dag", "beslutning:4")),
+    ],
+)
+def test_phases_and_audiences_are_written_back_in_the_readers_words_and_read_again(
+    anchor: str, audience: str, danish: tuple[str, str]
+) -> None:
+    """The dashboard and the staff chat show a post's phase and audience in the reader's
+    language; written back into a form, either language means the same post."""
+    parsed_anchor, parsed_audience = parse_anchor(anchor), parse_audience(audience)
+    assert parsed_anchor is not None
+    assert (
+        describe_anchor(parsed_anchor, "da"),
+        describe_audience(parsed_audience, "da"),
+    ) == danish
+    for language in ("da", "en"):
+        assert parse_anchor(describe_anchor(parsed_anchor, language)) == parsed_anchor
+        assert parse_audience(describe_audience(parsed_audience, language)) == parsed_audience

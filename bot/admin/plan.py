@@ -366,7 +366,7 @@ class PlanPages:
                 view = await self._view(uow, post, visitor.texts)
                 message = visitor.texts("admin.plan.not_editable", state=view.state)
                 return await self._post_with_message(request, visitor, uow, post, message)
-            values = await self._values_of(uow, post)
+            values = await self._values_of(uow, post, visitor.texts.language)
         return await self._form(request, visitor, values, {}, post)
 
     async def edit_post(self, request: web.Request) -> web.Response:
@@ -503,8 +503,8 @@ class PlanPages:
         }
         return kit.render(request, visitor, "plan/form.html", context, status=status)
 
-    async def _values_of(self, uow: UnitOfWork, post: PlannedPost) -> dict[str, str]:
-        """A post's fields as the form (and the sheet) writes them."""
+    async def _values_of(self, uow: UnitOfWork, post: PlannedPost, language: str) -> dict[str, str]:
+        """A post's fields as the form (and the sheet) writes them, in the reader's words."""
         button = post.button or {}
         labels = button.get("label") or {}
         link = button.get("url") or (
@@ -513,9 +513,13 @@ class PlanPages:
         repeat = post.repeat
         return {
             "consultation": await self._slug(uow, post),
-            "when": rules.describe_anchor(post.anchor) if post.anchor else self._local(post.due_at),
+            "when": (
+                rules.describe_anchor(post.anchor, language)
+                if post.anchor
+                else self._local(post.due_at)
+            ),
             "repeat": _repeat_text(repeat) if repeat else "",
-            "audience": rules.describe_audience(post.audience),
+            "audience": rules.describe_audience(post.audience, language),
             "text_da": post.texts.get("da", ""),
             "text_en": post.texts.get("en", ""),
             "button_da": labels.get("da", ""),
@@ -700,8 +704,8 @@ class PlanPages:
             text=questionnaire.shorten(text.replace("\n", " "), TEXT_SHOWN)
             if text
             else t("admin.plan.written_when_sent"),
-            anchor=rules.describe_anchor(post.anchor) if post.anchor else "",
-            audience=rules.describe_audience(post.audience),
+            anchor=rules.describe_anchor(post.anchor, t.language) if post.anchor else "",
+            audience=rules.describe_audience(post.audience, t.language),
             consultation=questionnaire.pick(consultation.title, t.language) if consultation else "",
             delivery=delivery,
             progress=progress_json(post, delivery, t),

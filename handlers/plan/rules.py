@@ -123,23 +123,53 @@ def parse_anchor(text: str) -> dict[str, Any] | None:
     return {"event": event, "round": round_number, "offset_minutes": offset}
 
 
-def describe_anchor(anchor: dict[str, Any]) -> str:
-    """Write an anchor back the way staff write it."""
+# How an anchor and an audience are written back, per language; each is read again by
+# parse_anchor and parse_audience, so a post edited in the dashboard keeps its meaning.
+_EVENT_WORDS = {
+    "en": {"round": "round", "ideas": "ideas", "opens": "opens", "closes": "closes"},
+    "da": {"round": "runde", "ideas": "idéer", "opens": "åbner", "closes": "lukker"},
+}
+_UNIT_WORDS = {
+    "en": ((1440, "d", "d"), (60, "h", "h"), (1, "m", "m")),
+    "da": ((1440, " dag", " dage"), (60, " time", " timer"), (1, " minut", " minutter")),
+}
+_AUDIENCE_WORDS = {
+    "en": {
+        "channel": "channel",
+        "all": "everyone",
+        "hear_back": "participants",
+        "unfinished": "unfinished",
+        "decision": "decision",
+    },
+    "da": {
+        "channel": "kanal",
+        "all": "alle",
+        "hear_back": "deltagere",
+        "unfinished": "ufærdige",
+        "decision": "beslutning",
+    },
+}
+
+
+def describe_anchor(anchor: dict[str, Any], language: str = "en") -> str:
+    """Write an anchor back the way staff write it (in English, or in Danish)."""
+    words = _EVENT_WORDS.get(language, _EVENT_WORDS["en"])
     event = anchor["event"]
     head = (
-        f"round {anchor['round']} {event}"
+        f"{words['round']} {anchor['round']} {words[event]}"
         if event in ("opens", "closes")
-        else f"ideas {event.split('_')[1]}"
+        else f"{words['ideas']} {words[event.split('_')[1]]}"
     )
     minutes = int(anchor.get("offset_minutes") or 0)
     if not minutes:
         return head
     sign = "-" if minutes < 0 else "+"
     minutes = abs(minutes)
-    for unit, size in (("d", 1440), ("h", 60)):
+    for size, one, many in _UNIT_WORDS.get(language, _UNIT_WORDS["en"]):
         if minutes % size == 0:
-            return f"{head} {sign} {minutes // size}{unit}"
-    return f"{head} {sign} {minutes}m"
+            amount = minutes // size
+            return f"{head} {sign} {amount}{one if amount == 1 else many}"
+    raise AssertionError("every whole number of minutes divides by 1")
 
 
 @dataclass(frozen=True)
@@ -253,24 +283,21 @@ def _set_subscribers(audience: dict[str, Any], kind: str) -> None:
     audience["subscribers"] = kind
 
 
-def describe_audience(audience: dict[str, Any]) -> str:
-    """Write an audience back the way staff write it."""
+def describe_audience(audience: dict[str, Any], language: str = "en") -> str:
+    """Write an audience back the way staff write it (in English, or in Danish)."""
+    words = _AUDIENCE_WORDS.get(language, _AUDIENCE_WORDS["en"])
     parts: list[str] = []
     if audience.get("channel"):
-        parts.append("channel")
+        parts.append(words["channel"])
     parts.extend(str(chat) for chat in audience.get("chats") or [])
     kind = audience.get("subscribers")
-    if kind == "all":
-        parts.append("everyone")
-    elif kind == "hear_back":
-        parts.append("participants")
-    elif kind == "unfinished":
-        parts.append("unfinished")
+    if kind in ("all", "hear_back", "unfinished"):
+        parts.append(words[kind])
     elif kind == "segment":
         segment = audience["segment"]
         parts.append(f"segment:{segment['question']}={'|'.join(segment['options'])}")
     elif kind == "decision":
-        parts.append(f"decision:{audience['statement']}")
+        parts.append(f"{words['decision']}:{audience['statement']}")
     return ", ".join(parts)
 
 

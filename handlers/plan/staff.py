@@ -166,11 +166,12 @@ async def show_plan(ctx: FlowContext, outcome: Outcome, *, cancelling: bool = Fa
 
 
 async def _line(ctx: FlowContext, post: PlannedPost, consultation: Consultation | None) -> str:
-    anchor = f" ({rules.describe_anchor(post.anchor)})" if post.anchor else ""
+    language = ctx.t.language
+    anchor = f" ({rules.describe_anchor(post.anchor, language)})" if post.anchor else ""
     state = ctx.t(f"plan.state.{post.state}")
     return (
         f"{post_title(post, consultation, ctx.t)} · {when_text(post.due_at, ctx.zone)}{anchor}"
-        f" · {rules.describe_audience(post.audience)} · {state}"
+        f" · {rules.describe_audience(post.audience, language)} · {state}"
     )
 
 
@@ -396,7 +397,7 @@ async def _preview(
         ctx.t(
             "plan.staff.preview",
             when=when,
-            audience=rules.describe_audience(draft["audience"]),
+            audience=rules.describe_audience(draft["audience"], ctx.t.language),
             consultation=draft.get("consultation") or "–",
         ),
         "",
