@@ -190,6 +190,42 @@ async def test_ideas_hide_hides_a_shown_statement_and_its_author_can_write_anew(
     assert line.startswith("Statement 1 of 'skolevej' is hidden; nobody is told")
 
 
+async def test_ideas_decide_tells_the_author_and_goes_in_the_audit_trail(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    await import_consultation(app, ideas_source())
+    anna = await join_ideas(fake_bot, 603)
+    await write_statement(anna, "Bænke langs stien hver 200 meter")
+    await anna.tap("✅ Send")
+    (written,) = [s for s in await statements(app) if s.origin == "citizen"]
+
+    line = done(
+        await cli(
+            app,
+            "ideas",
+            "decide",
+            "skolevej",
+            str(written.number),
+            "accepted",
+            "--reason",
+            "Det kommer med i budgettet",
+        )
+    )
+    assert line.startswith(f"Statement {written.number}: accepted.")
+    entry = (await log_entries(app))[-1]
+    assert (entry.event, entry.actor, entry.consultation, entry.after) == (
+        "statement_decided",
+        CLI_NAME,
+        "skolevej",
+        "accepted",
+    )
+    assert entry.reason == f"statement {written.number}"  # which one, never the reason's text
+    await send_queued(app)
+    await eventually(
+        lambda: any("Det kommer med i budgettet" in t for t in anna.texts()), what="Anna told"
+    )
+
+
 # --- moderation queue --------------------------------------------------------------------------
 
 

@@ -341,16 +341,16 @@ async def audit(
 
 
 async def audit_command_line(
-    uow: UnitOfWork, event: str, account: StaffAccount, key: bytes, now: datetime
+    uow: UnitOfWork, event: str, account: StaffAccount, key: bytes, now: datetime, actor: str
 ) -> None:
     """Put an account change made with ``borgerdialog staff`` in the audit trail: whoever sat
-    at the terminal is not known, so the actor is the command line and the account it concerned
-    goes where a decision's author would (by pseudonym)."""
+    at the terminal is not known, so the actor is the command line's, and the account it
+    concerned goes where a decision's author would (by pseudonym)."""
     await uow.moderation.log(
         item_id=None,
         consultation="",
         event=event,
-        actor="command line",
+        actor=actor,
         author=account_pseudonym(key, account.id),
         at=now,
     )

@@ -194,6 +194,10 @@ def with_database(settings: Settings, work: Callable[[UnitOfWorkFactory], Awaita
     run_async(main(), settings)
 
 
+# Who the audit trail names for what is done at the terminal: the person is not known.
+CLI_ACTOR = "staff (command line)"
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 

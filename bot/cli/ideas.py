@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from bot.cli.common import (
+    CLI_ACTOR,
     EXIT_BAD_INPUT,
     configure_logging,
     decided_before,
@@ -27,7 +28,6 @@ from storage.models import Consultation, Decision, Statement
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 # Who the audit trail (and a decided card) names when staff decide from the command line.
-CLI_ACTOR = "staff (command line)"
 
 
 async def _consultation(uow: UnitOfWork, slug: str) -> Consultation:
@@ -222,6 +222,7 @@ def ideas_decide(
             consultation = await _consultation(uow, slug)
             statement = await _statement(uow, consultation, number)
             merged = await _statement(uow, consultation, into) if into is not None else None
+            before = statement.decision
             try:
                 messages = await decide(
                     uow, statement, decision, reason, merged, utc_now(), citizen_texts(settings)
@@ -229,6 +230,17 @@ def ideas_decide(
             except StaffError as refusal:
                 fail(str(refusal), EXIT_BAD_INPUT)
             told = await queue_messages(uow, messages)
+            await uow.moderation.log(
+                item_id=None,
+                consultation=slug,
+                event="statement_decided",
+                actor=CLI_ACTOR,
+                author="",
+                at=utc_now(),
+                reason=f"statement {number}",
+                before=before,
+                after=decision,
+            )
             await uow.commit()
         click.echo(f"Statement {number}: {decision}. {told} citizen(s) will hear it in their chat.")
 

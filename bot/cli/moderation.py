@@ -14,6 +14,7 @@ from typing import TextIO
 import click
 
 from bot.cli.common import (
+    CLI_ACTOR,
     EXIT_BAD_INPUT,
     configure_logging,
     decided_before,
@@ -24,7 +25,7 @@ from bot.cli.common import (
     utc_now,
     with_database,
 )
-from bot.cli.ideas import CLI_ACTOR, citizen_texts, queue_messages, told_author
+from bot.cli.ideas import citizen_texts, queue_messages, told_author
 from bot.config import Settings
 from bot.consultations.files import safe_cell
 from bot.dialogue.i18n import Catalogs, make_language_identifier

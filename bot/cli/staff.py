@@ -15,6 +15,7 @@ from bot.admin.accounts import (
 )
 from bot.admin.accounts import reset_password as set_new_password
 from bot.cli.common import (
+    CLI_ACTOR,
     EXIT_BAD_INPUT,
     configure_logging,
     fail,
@@ -24,15 +25,18 @@ from bot.cli.common import (
     with_database,
 )
 from bot.config import Settings
-from storage.uow import UnitOfWorkFactory
+from storage.models import StaffAccount
+from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 
-def _audit_key(settings: Settings) -> bytes:
+async def _audit(uow: UnitOfWork, event: str, account: StaffAccount, settings: Settings) -> None:
+    """An account change made here, in the audit trail by the account's pseudonym."""
     # Imported here, as the other commands do: the whole application is slow to import, and
     # `staff list` needs none of it.
     from bot.app import installation_secret, pseudonym_key
 
-    return pseudonym_key(installation_secret(settings))
+    key = pseudonym_key(installation_secret(settings))
+    await audit_command_line(uow, event, account, key, utc_now(), CLI_ACTOR)
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -71,7 +75,7 @@ def staff_add(email: str, role: str, password_stdin: bool) -> None:
                 account = await add_account(uow, email, role, password, utc_now())
             except AccountError as error:
                 fail(str(error), EXIT_BAD_INPUT)
-            await audit_command_line(uow, "staff_added", account, _audit_key(settings), utc_now())
+            await _audit(uow, "staff_added", account, settings)
             await uow.commit()
         click.echo(f"Added {account.email} as {account.role}.")
 
@@ -112,7 +116,7 @@ def staff_remove(email: str) -> None:
             except AccountError as error:
                 fail(str(error), EXIT_BAD_INPUT)
             address = account.email
-            await audit_command_line(uow, "staff_removed", account, _audit_key(settings), utc_now())
+            await _audit(uow, "staff_removed", account, settings)
             await uow.staff.remove(account)
             await uow.commit()
         click.echo(f"Removed {address}.")
@@ -135,9 +139,7 @@ def staff_reset_password(email: str, password_stdin: bool) -> None:
                 account = await set_new_password(uow, email, password)
             except AccountError as error:
                 fail(str(error), EXIT_BAD_INPUT)
-            await audit_command_line(
-                uow, "staff_password_reset", account, _audit_key(settings), utc_now()
-            )
+            await _audit(uow, "staff_password_reset", account, settings)
             await uow.commit()
         click.echo(f"New password set for {account.email}; its sessions have ended.")
 
