@@ -373,6 +373,8 @@ async def test_a_moderator_is_refused_and_a_form_without_its_token_does_nothing(
         overview = plain(await text_of(staff, "/admin"))
         assert "Indholdsplan" in overview
         assert "Næste: Åbning #" in overview
+        # A time as people read it, not the form's 2026-10-21 12:00.
+        assert re.search(r"Næste: Åbning #\d+ · \d{1,2}\. [a-zæøå]+ \d{4} kl\. \d\d:\d\d", overview)
     assert len(await posts(app)) == before
     assert (await posts(app))[0].state == PostState.PLANNED
 

@@ -33,6 +33,7 @@ from bot.consultations.plan_sheet import image_loader, sheet_rows
 from handlers import questionnaire
 from handlers.context import Texts
 from handlers.events import MAX_IMAGE_BYTES, UnreadableText, clean_text
+from handlers.moderation.cards import moment_text
 from handlers.plan import content, rules
 from handlers.plan.content import ConsultationLink, Preview
 from handlers.plan.planning import FieldError, plan_post
@@ -645,7 +646,7 @@ class PlanPages:
         if upcoming:
             view = await self._view(uow, upcoming[0], t)
             lines.append(
-                t("admin.plan.panel_next", post=view.title, when=self._local(view.post.due_at))
+                t("admin.plan.panel_next", post=view.title, when=self._moment(view.post.due_at, t))
             )
         else:
             lines.append(t("admin.plan.panel_nothing"))
@@ -654,10 +655,14 @@ class PlanPages:
             lines.append(t.n("admin.plan.panel_failed", len(failed)))
             for post in failed[-3:]:
                 view = await self._view(uow, post, t)
-                lines.append(f"{view.marker} {view.title} · {self._local(post.due_at)}")
+                lines.append(f"{view.marker} {view.title} · {self._moment(post.due_at, t)}")
         return Panel(t("admin.plan.title"), PLAN, tuple(lines))
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _moment(self, moment: datetime, t: Texts) -> str:
+        """A time as people read it ("29. januar 2027 kl. 15:52"); forms keep _local's."""
+        return moment_text(t, moment, self._kit.settings.zone)
 
     async def _post(self, uow: UnitOfWork, request: web.Request, visitor: Visitor) -> PlannedPost:
         post = await uow.plan.get(int(request.match_info["post"]))
