@@ -101,8 +101,8 @@ async def import_example(app: BorgerDialog) -> datetime:
     return closes
 
 
-async def finish_and_say_yes(tab: WebTab, new: int = 1) -> list[str]:
-    """Answer the example consultation in the web chat and say yes to hearing back."""
+async def answer_up_to_the_idea(tab: WebTab) -> None:
+    """Consent and answer the example consultation in the web chat until it asks for an idea."""
     await tab.write("/start friluftsliv", new=2)
     await tab.tap("Ja, jeg giver samtykke")
     await tab.tap("Under 25")
@@ -113,6 +113,11 @@ async def finish_and_say_yes(tab: WebTab, new: int = 1) -> list[str]:
     await tab.tap("Nej")
     await tab.write("3")
     await tab.write("8000")
+
+
+async def finish_and_say_yes(tab: WebTab, new: int = 1) -> list[str]:
+    """Answer the example consultation in the web chat and say yes to hearing back."""
+    await answer_up_to_the_idea(tab)
     await tab.write("En sti hele vejen rundt om søen", new=2)
     return await tab.tap("Ja", new=new)
 
@@ -364,16 +369,7 @@ async def test_dashboard_moderators_hear_by_e_mail_that_contributions_wait(
     await add_staff(app, "ada@kommune.dk", "admin")
     async with web_session() as session:
         tab = await open_tab(base(app), session)
-        await tab.write("/start friluftsliv", new=2)
-        await tab.tap("Ja, jeg giver samtykke")
-        await tab.tap("Under 25")
-        await tab.tap("Nord")
-        await tab.tap("☐ Løber", new=0)
-        await tab.tap("Færdig")
-        await tab.tap("5")
-        await tab.tap("Nej")
-        await tab.write("3")
-        await tab.write("8000")
+        await answer_up_to_the_idea(tab)
         held = "I er nogle idioter på rådhuset, lav en sti rundt om søen"
         await tab.write(held)
     assert app.uow is not None
