@@ -64,7 +64,10 @@ _VERSION = select(DefinitionVersion.version).where(DefinitionVersion.id == 1)
 
 async def read_version(session: AsyncSession) -> int:
     """The stored definition version."""
-    return int((await session.execute(_VERSION)).scalar_one_or_none() or 0)
+    # On the connection, not the session: a flow's changes need not be flushed (an autoflush
+    # of its own) before a row no flow writes is read.
+    connection = await session.connection()
+    return int((await connection.execute(_VERSION)).scalar_one_or_none() or 0)
 
 
 async def move_version(session: AsyncSession) -> None:

@@ -375,16 +375,23 @@ class DialogueCore:
                 return False, set()
             if behind:
                 raise _Behind(await uow.inbox.pending_before(channel, event.chat_id, event_id))
-            participant = await uow.participants.get_or_create(channel, event.chat_id, now)
-            participant.last_seen_at = now
-            participant.unreachable_at = None
-            # /stop holds only until the participant writes again (the /stop flow sets it anew).
-            participant.stopped_at = None
-            participant.events_applied += 1
-            texts = self._texts_for(participant.language, event)
-            if participant.state.get(LAST_LANGUAGE) != texts.language:
-                # Remembered for messages they did not ask for (a moderator's decision).
-                participant.state = {**participant.state, LAST_LANGUAGE: texts.language}
+            # Seen now, reachable, and /stop holds only until they write again (the /stop flow
+            # sets it anew). The language is remembered for messages they did not ask for (a
+            # moderator's decision).
+            participant = await uow.participants.arrive(channel, event.chat_id, now)
+            if participant is None:
+                texts = self._texts_for(None, event)
+                participant = await uow.participants.add(
+                    channel,
+                    event.chat_id,
+                    now,
+                    state={LAST_LANGUAGE: texts.language},
+                    events_applied=1,
+                )
+            else:
+                texts = self._texts_for(participant.language, event)
+                if participant.state.get(LAST_LANGUAGE) != texts.language:
+                    participant.state = {**participant.state, LAST_LANGUAGE: texts.language}
             context = FlowContext(
                 event=event,
                 participant=participant,

@@ -13,8 +13,8 @@ from bot.dialogue.channel import Channel
 from bot.dialogue.locks import KeyedLocks
 from bot.dialogue.metrics import Metrics
 from handlers.events import ACKNOWLEDGEMENT
-from storage.models import Lane, OutboxMessage, OutboxStatus
-from storage.repositories import Settlement
+from storage.models import Lane, OutboxStatus
+from storage.repositories import QueuedMessage, Settlement
 from storage.uow import UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
@@ -246,7 +246,7 @@ class OutboxDelivery:
         sender: Channel,
         channel: str,
         chat_id: str,
-        pending: list[OutboxMessage],
+        pending: list[QueuedMessage],
         acknowledgements: list[asyncio.Task[None]],
     ) -> None:
         for position, message in enumerate(pending):
@@ -275,7 +275,7 @@ class OutboxDelivery:
                 await uow.commit()
             return
 
-    async def _acknowledge(self, sender: Channel, message: OutboxMessage) -> None:
+    async def _acknowledge(self, sender: Channel, message: QueuedMessage) -> None:
         settled = await self._deliver_one(sender, message)
         if settled is not None:
             status, external_id, error = settled
@@ -284,7 +284,7 @@ class OutboxDelivery:
             )
 
     async def _deliver_one(
-        self, sender: Channel, message: OutboxMessage
+        self, sender: Channel, message: QueuedMessage
     ) -> tuple[str, str | None, str | None] | None:
         transient_failures = 0
         progress = PartsProgress(self._uow, message.id, message.payload)

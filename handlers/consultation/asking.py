@@ -35,9 +35,12 @@ Buttons = tuple[tuple[Button, ...], ...]
 ANSWERING = (ParticipationStatus.ANSWERING, ParticipationStatus.COMPLETED)
 
 
-async def ask_next(ctx: FlowContext, outcome: Outcome, participation: Participation) -> None:
-    """Ask the next unanswered question, or finish."""
-    sheet = await load_sheet(ctx, participation)
+async def ask_next(
+    ctx: FlowContext, outcome: Outcome, participation: Participation, sheet: Sheet | None = None
+) -> None:
+    """Ask the next unanswered question, or finish (``sheet``: the participation's, if at hand)."""
+    if sheet is None:
+        sheet = await load_sheet(ctx, participation)
     question = rules.next_unanswered(sheet.questions, sheet.answers)
     if question is None:
         await finish(ctx, outcome, sheet)
@@ -285,10 +288,12 @@ async def store(
     # A changed answer can make later conditional questions irrelevant; drop their answers.
     for irrelevant in rules.no_longer_applicable(sheet.questions, sheet.answers):
         await ctx.uow.participations.delete_answer(irrelevant)
+        sheet = sheet.without_answer(irrelevant)
     participation.pending_selection = []
     participation.current_question_id = None
     participation.updated_at = ctx.now
-    await ask_next(ctx, outcome, participation)
+    # The sheet as it now stands: reading it again would cost a query and a flush per answer.
+    await ask_next(ctx, outcome, participation, sheet)
 
 
 async def review(ctx: FlowContext, outcome: Outcome, participation: Participation) -> None:

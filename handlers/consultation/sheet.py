@@ -31,6 +31,11 @@ class Sheet:
         """The same sheet with one answer added or replaced."""
         return replace(self, answers={**self.answers, answer.question_id: answer})
 
+    def without_answer(self, answer: Answer) -> Sheet:
+        """The same sheet without an answer (deleted)."""
+        answers = {key: kept for key, kept in self.answers.items() if kept is not answer}
+        return replace(self, answers=answers)
+
 
 async def load_sheet(ctx: FlowContext, participation: Participation) -> Sheet:
     """Load a participation's consultation, questions and answers."""
