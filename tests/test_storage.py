@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -11,7 +14,7 @@ from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.database import create_engine, create_session_factory
-from storage.migrate import _config, schema_status, upgrade
+from storage.migrate import HEAD_REVISION, _config, head_revision, schema_status, upgrade
 from storage.models import InboxStatus, OutboxStatus
 from storage.uow import UnitOfWorkFactory
 
@@ -209,3 +212,40 @@ async def test_replies_queued_together_get_ids_in_the_order_given(uow: UnitOfWor
     async with uow() as unit:
         stored = [await unit.outbox.get(message_id) for message_id in ids]
     assert [message.payload["text"] for message in stored if message is not None] == texts
+
+
+def test_the_head_revision_the_start_compares_with_is_alembics() -> None:
+    """A start compares the database with HEAD_REVISION instead of asking alembic; a new
+    migration that forgot to move it would otherwise pass for up to date."""
+    assert head_revision() == HEAD_REVISION
+
+
+def test_a_start_on_a_migrated_database_loads_no_migration_or_number_libraries(
+    database_url: str,
+) -> None:
+    """Memory: a bot starting on a database already up to date loads neither alembic (for the
+    schema), numpy (opinion groups, the dashboard's histograms) nor Pillow (results charts)
+    until something needs them; together about 24 MB a process would keep."""
+    asyncio.run(_migrated(database_url))
+    code = (
+        "import asyncio, sys\n"
+        "import bot.app\n"
+        "from storage.database import create_engine\n"
+        "from storage.migrate import prepare_schema\n"
+        "async def start(url):\n"
+        "    engine = create_engine(url)\n"
+        "    await prepare_schema(engine, url)\n"
+        "    await engine.dispose()\n"
+        f"asyncio.run(start({database_url!r}))\n"
+        "print(sorted(m for m in ('alembic', 'numpy', 'PIL') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+async def _migrated(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-import numpy as np
 from babel.numbers import format_decimal
 
 from bot.consultations.export import LANGUAGE_KEYS
@@ -207,6 +206,9 @@ def bin_label(low: int, high: int) -> str:
 
 def bin_bars(values: Sequence[int], edges: list[int]) -> list[Bar]:
     """How many values fall in each bin (numpy's histogram: the chart draws the same)."""
+    # Imported here: the bot serving citizens need not carry numpy for the dashboard's sake.
+    import numpy as np
+
     counts, _ = np.histogram(values, bins=edges)
     return [
         Bar(bin_label(low, high), int(count), percent(int(count), len(values)))

@@ -18,12 +18,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
-Matrix = npt.NDArray[np.float64]
+    Matrix = npt.NDArray[np.float64]
+
+# numpy is imported by the functions that compute (about 11 MB of a process's memory): a bot
+# whose consultations have no opinion groups yet, or no statements at all, never loads it.
 
 # Pol.is places a participant from their seventh vote (or all statements, when there are fewer).
 MIN_VOTES = 7
@@ -117,6 +121,8 @@ class GroupModel:
 
     def place(self, votes: dict[int, int]) -> int | None:
         """The group a participant's votes are closest to; None with too few votes to tell."""
+        import numpy as np
+
         point = self.position(votes)
         if point is None or not self.centers:
             return None
@@ -126,6 +132,8 @@ class GroupModel:
     def position(self, votes: dict[int, int]) -> tuple[float, float] | None:
         """Where a participant's votes put them in the two dimensions (as ``compute_groups``
         placed its rows); None with too few votes to tell."""
+        import numpy as np
+
         known = {s: v for s, v in votes.items() if s in self._columns}
         if not known or len(known) < min(MIN_VOTES, len(self.statements)):
             return None
@@ -156,6 +164,8 @@ def compute_groups(
     placed = sorted(p for p, row in by_participant.items() if len(row) >= needed)
     if len(placed) < MIN_PARTICIPANTS:
         return None
+    import numpy as np
+
     column = {statement: index for index, statement in enumerate(statements)}
     matrix = np.full((len(placed), len(statements)), np.nan)
     for row_index, participant in enumerate(placed):
@@ -223,6 +233,8 @@ def _kmeans(
     points: Matrix, k: int, rng: np.random.Generator
 ) -> tuple[npt.NDArray[np.int64], Matrix]:
     """k-means with k-means++ starts; the best of a few restarts."""
+    import numpy as np
+
     best: tuple[float, npt.NDArray[np.int64], Matrix] | None = None
     for _ in range(KMEANS_RESTARTS):
         centers = _plus_plus(points, k, rng)
@@ -247,6 +259,8 @@ def _kmeans(
 
 
 def _plus_plus(points: Matrix, k: int, rng: np.random.Generator) -> Matrix:
+    import numpy as np
+
     centers = [points[rng.integers(len(points))]]
     for _ in range(1, k):
         nearest = np.min(
@@ -263,6 +277,8 @@ def _plus_plus(points: Matrix, k: int, rng: np.random.Generator) -> Matrix:
 
 def _silhouette(points: Matrix, labels: npt.NDArray[np.int64], rng: np.random.Generator) -> float:
     """The mean silhouette: near 1 when groups are tight and far apart, near 0 when they blur."""
+    import numpy as np
+
     if len(points) > SILHOUETTE_SAMPLE:
         chosen = rng.choice(len(points), SILHOUETTE_SAMPLE, replace=False)
         points, labels = points[chosen], labels[chosen]

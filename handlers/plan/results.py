@@ -7,8 +7,6 @@ import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from PIL import Image, ImageDraw, ImageFont
-
 from handlers import questionnaire
 from handlers.context import Texts
 from handlers.ideas.groups import GroupModel
@@ -167,6 +165,9 @@ def chart_png(results: Results, language: str) -> bytes | None:
     total = sum(count for _, count in results.bars)
     if not results.bars or not total:
         return None
+    # Imported here: only a results post draws, and the bot need not carry Pillow until then.
+    from PIL import Image, ImageDraw, ImageFont
+
     title_font = ImageFont.load_default(size=30)
     font = ImageFont.load_default(size=24)
     margin, label_width = 30, 330
