@@ -65,3 +65,36 @@ def test_the_quick_load_benchmark_reports_every_part(tmp_path: Path) -> None:
         for name, value in figures.items():
             assert isinstance(value, int | float), f"{part}.{name} is {value!r}"
             assert value > 0, f"{part}.{name} is {value}"
+
+
+def test_statement_counts_are_reported_per_update(tmp_path: Path) -> None:
+    """--count-statements: the bot under test counts its SQL statements and flushes, and the
+    burst and the walkers report them per update, with the statements themselves listed."""
+    output = tmp_path / "load.json"
+    counts = tmp_path / "counts"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.benchmarks.load",
+            "--quick",
+            *SIZES,
+            *("--parts", "burst", "walkers", "--databases", "sqlite"),
+            *("--count-statements", str(counts), "--json", str(output)),
+        ],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = json.loads(output.read_text())
+    for part in ("borgerdialog_sqlite", "walkers_sqlite"):
+        # Every update stores its event, applies it and marks it done: three statements at least.
+        assert results[part]["statements_per_update"] >= 3, results[part]
+        assert results[part]["flushes_per_update"] > 0, results[part]
+    listed = (counts / "sqlite-walkers.tsv").read_text()
+    assert "INSERT INTO inbox_events" in listed
+    assert "UPDATE inbox_events" in listed
+    assert "\tflush " in listed
+    assert "statements and" in run.stdout

@@ -61,6 +61,7 @@ from bot.consultations.demo import DEMO_SLUG, ensure_demo
 from storage.database import create_engine, create_session_factory
 from storage.models import Answer, Consultation, Participant, Participation
 from storage.uow import UnitOfWorkFactory
+from tests.benchmarks.counting import totals
 from tests.citizens import question_ids
 from tests.fake_telegram import FakeBot, FakeTelegram
 from tests.postgres import ThrowawayPostgres, create_database, find_bindir, free_port
@@ -96,6 +97,8 @@ FULL = {"citizens": 2000, "walkers": 150, "participants": 100_000, "subscribers"
 QUICK = {"citizens": 50, "walkers": 10, "participants": 2_000, "subscribers": 200}
 # Where py-spy's profiles of borgerdialog go (--profile); None: no profiling.
 PROFILE_DIR: Path | None = None
+# Where the counts of borgerdialog's SQL statements and flushes go (--count-statements).
+COUNT_DIR: Path | None = None
 
 
 def rss_megabytes(pid: int) -> float:
@@ -224,6 +227,9 @@ def running_bot(
         if prepare is not None:
             prepare(database_url)
         command = [sys.executable, "-m", "bot", "demo"]
+        if COUNT_DIR is not None:
+            counter = Path(__file__).with_name("counting.py")
+            command = [sys.executable, str(counter), str(counts_file(work)), "demo"]
         if PROFILE_DIR is not None:
             # py-spy samples the bot from outside; it writes collapsed stacks when the bot ends.
             output = PROFILE_DIR / f"{work.name}.collapsed"
@@ -265,6 +271,31 @@ def running_bot(
         process.stop()
 
 
+def counts_file(work: Path) -> Path:
+    """Where a part's bot writes its statement counts (--count-statements)."""
+    assert COUNT_DIR is not None
+    return COUNT_DIR / f"{work.parent.name}-{work.name}.tsv"
+
+
+def statement_counts(work: Path, updates: int) -> dict[str, float]:
+    """Statements and flushes per update of a part's bot, once it has stopped; {} when not
+    counting. The bot's start and the warm-up citizen are in the counts (a few dozen)."""
+    if COUNT_DIR is None:
+        return {}
+    statements, flushes = totals(counts_file(work))
+    return {"statements_per_update": statements / updates, "flushes_per_update": flushes / updates}
+
+
+def counted(figures: dict[str, Any]) -> str:
+    """The statement counts as the tables print them ('' when not counting)."""
+    if "statements_per_update" not in figures:
+        return ""
+    return (
+        f"; {figures['statements_per_update']:.1f} statements and "
+        f"{figures['flushes_per_update']:.1f} flushes an update"
+    )
+
+
 def first_message(kind: str) -> str:
     return "hej" if kind == "bare" else "/start friluftsliv"
 
@@ -289,12 +320,15 @@ def burst(
             time.sleep(0.01)
         elapsed = time.perf_counter() - started
         cpu = cpu_seconds(process.process.pid) - cpu_before
-        return {
+        figures = {
             "updates_per_second": citizens / elapsed,
             "cpu_ms_per_update": cpu * 1000 / citizens,
             "messages_per_answer": answer_size,
             "rss_mb": rss_megabytes(process.process.pid),
         }
+    if kind == "bare":
+        return figures
+    return {**figures, **statement_counts(work, citizens)}
 
 
 # -- part 2: walkers -----------------------------------------------------------------------------
@@ -523,7 +557,8 @@ def walkers_part(
 ) -> dict[str, float]:
     """N citizens walk the example consultation at once, on a fresh bot."""
     with running_bot("borgerdialog", fake, database_url, work) as (bot, process, _):
-        return walk_figures(fake, bot, process, range(FIRST_WALKER, FIRST_WALKER + walkers))
+        figures = walk_figures(fake, bot, process, range(FIRST_WALKER, FIRST_WALKER + walkers))
+    return {**figures, **statement_counts(work, int(figures["steps"]))}
 
 
 def print_walk(label: str, figures: dict[str, float]) -> None:
@@ -533,7 +568,7 @@ def print_walk(label: str, figures: dict[str, float]) -> None:
         f"{figures['whole_answer_p50_ms']:6.0f} ms, p99 {figures['whole_answer_p99_ms']:6.0f} ms; "
         f"{figures['steps']:.0f} steps, {figures['steps_per_second']:.0f} steps/s, "
         f"{figures['cpu_ms_per_step']:.1f} ms CPU/step "
-        f"(fake and driver: {figures['driver_cpu_share']:.0%} of a core)"
+        f"(fake and driver: {figures['driver_cpu_share']:.0%} of a core){counted(figures)}"
     )
 
 
@@ -933,7 +968,7 @@ def run_parts(
                     f"  borgerdialog on {kind:10s}:      {ours['updates_per_second']:8.0f} "
                     f"updates/s  {ours['cpu_ms_per_update']:6.2f} ms CPU/update  "
                     f"ratio {ours['ratio_to_bare']:.2f}x  "
-                    f"({ours['messages_per_answer']:.0f} messages an answer)"
+                    f"({ours['messages_per_answer']:.0f} messages an answer){counted(ours)}"
                 )
         if "walkers" in arguments.parts:
             print(
@@ -1002,16 +1037,24 @@ def main() -> None:
         "--profile", type=Path, help="sample borgerdialog with py-spy; collapsed stacks go here"
     )
     parser.add_argument(
+        "--count-statements",
+        type=Path,
+        metavar="DIR",
+        help="count borgerdialog's SQL statements and ORM flushes (per update; lists go in DIR)",
+    )
+    parser.add_argument(
         "--checkout",
         type=Path,
         default=PROJECT,
         help="run borgerdialog from this checkout (e.g. a git worktree of an older commit)",
     )
     arguments = parser.parse_args()
-    global PROFILE_DIR, CHECKOUT
+    global PROFILE_DIR, COUNT_DIR, CHECKOUT
     PROFILE_DIR = arguments.profile
-    if PROFILE_DIR is not None:
-        PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+    COUNT_DIR = arguments.count_statements
+    for folder in (PROFILE_DIR, COUNT_DIR):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
     CHECKOUT = arguments.checkout.resolve()
     # The fake logs every connection the bots drop when they stop; that is not news here.
     logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
