@@ -180,7 +180,7 @@ class PostgresProvider:
             if self._migrated_template is None:
                 # Migrating takes longer than copying (PostgreSQL copies a template's files).
                 template = f"template_{os.getpid()}"
-                asyncio.run(_migrate(create_database(self._admin_url, template)))
+                asyncio.run(migrate_database(create_database(self._admin_url, template)))
                 self._migrated_template = template
             return create_database(self._admin_url, name, template=self._migrated_template)
 
@@ -216,7 +216,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     drop_database(url)
 
 
-async def _migrate(url: str) -> None:
+async def migrate_database(url: str) -> None:
+    """Bring a database's schema up to date, as 'borgerdialog migrate' does."""
     engine = create_engine(url)
     try:
         await upgrade(engine)

@@ -37,27 +37,25 @@ def numbers(figures: dict[str, Any], where: str = "") -> dict[str, Any]:
     return found
 
 
-def test_the_quick_load_benchmark_reports_every_part(tmp_path: Path) -> None:
+def quick_run(
+    tmp_path: Path, *arguments: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """Run the benchmark at the sizes above; return the run and its JSON results."""
     output = tmp_path / "load.json"
+    command = [sys.executable, "-m", "tests.benchmarks.load", "--quick", *SIZES, *arguments]
     run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.benchmarks.load",
-            "--quick",
-            *SIZES,
-            "--databases",
-            "sqlite",
-            "--json",
-            str(output),
-        ],
+        [*command, "--json", str(output)],
         cwd=PROJECT,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    results = json.loads(output.read_text())
+    return run, json.loads(output.read_text())
+
+
+def test_the_quick_load_benchmark_reports_every_part(tmp_path: Path) -> None:
+    _, results = quick_run(tmp_path, "--databases", "sqlite")
     for part in PARTS:
         assert part in results, f"no {part} in {sorted(results)}"
         figures = numbers(results[part])
@@ -70,25 +68,12 @@ def test_the_quick_load_benchmark_reports_every_part(tmp_path: Path) -> None:
 def test_statement_counts_are_reported_per_update(tmp_path: Path) -> None:
     """--count-statements: the bot under test counts its SQL statements and flushes, and the
     burst and the walkers report them per update, with the statements themselves listed."""
-    output = tmp_path / "load.json"
     counts = tmp_path / "counts"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.benchmarks.load",
-            "--quick",
-            *SIZES,
-            *("--parts", "burst", "walkers", "--databases", "sqlite"),
-            *("--count-statements", str(counts), "--json", str(output)),
-        ],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    run, results = quick_run(
+        tmp_path,
+        *("--parts", "burst", "walkers", "--databases", "sqlite"),
+        *("--count-statements", str(counts)),
     )
-    assert run.returncode == 0, run.stdout + run.stderr
-    results = json.loads(output.read_text())
     for part in ("borgerdialog_sqlite", "walkers_sqlite"):
         # Every update stores its event, applies it and marks it done: three statements at least.
         assert results[part]["statements_per_update"] >= 3, results[part]

@@ -17,6 +17,7 @@ from storage.database import create_engine, create_session_factory
 from storage.migrate import HEAD_REVISION, _config, head_revision, schema_status, upgrade
 from storage.models import InboxStatus, OutboxStatus
 from storage.uow import UnitOfWorkFactory
+from tests.conftest import migrate_database
 
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 
@@ -226,7 +227,7 @@ def test_a_start_on_a_migrated_database_loads_no_migration_or_number_libraries(
     """Memory: a bot starting on a database already up to date loads neither alembic (for the
     schema), numpy (opinion groups, the dashboard's histograms) nor Pillow (results charts)
     until something needs them; together about 24 MB a process would keep."""
-    asyncio.run(_migrated(database_url))
+    asyncio.run(migrate_database(database_url))
     code = (
         "import asyncio, sys\n"
         "import bot.app\n"
@@ -241,11 +242,3 @@ def test_a_start_on_a_migrated_database_loads_no_migration_or_number_libraries(
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
-
-
-async def _migrated(url: str) -> None:
-    engine = create_engine(url)
-    try:
-        await upgrade(engine)
-    finally:
-        await engine.dispose()
