@@ -99,9 +99,14 @@ def _undecided(question: Question, questions: list[Question], answers: dict[int,
 
 
 def no_longer_applicable(questions: list[Question], answers: dict[int, Answer]) -> list[Answer]:
-    """Answers to questions that a changed answer made irrelevant."""
+    """Answers to questions that a changed answer made irrelevant.
+
+    Answers to questions no longer among ``questions`` (archived by an import) are not among
+    them: the export keeps those.
+    """
+    current = {q.id for q in questions}
     path = {q.id for q in applicable(questions, answers)}
-    return [answer for qid, answer in answers.items() if qid not in path]
+    return [answer for qid, answer in answers.items() if qid in current and qid not in path]
 
 
 def option_keys(question: Question) -> list[str]:

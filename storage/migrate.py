@@ -37,6 +37,11 @@ class SchemaStatus:
         return self.current == self.head
 
 
+class SchemaOutdated(Exception):
+    """The schema does not fit this version (behind it on PostgreSQL, where an operator must
+    migrate deliberately; newer; or recorded wrongly)."""
+
+
 def _config(connection: Connection | None = None) -> Config:
     from alembic.config import Config
 
@@ -71,7 +76,15 @@ def _current(connection: Connection) -> str | None:
     """The database's revision, read from alembic's table as alembic keeps it (None: empty)."""
     if not inspect(connection).has_table("alembic_version"):
         return None
-    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    revisions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars()
+    recorded = sorted(revisions)
+    if len(recorded) > 1:
+        # Our migrations form one line; several rows mean the table was edited by hand.
+        raise SchemaOutdated(
+            f"the database records several schema revisions ({', '.join(recorded)}): "
+            "alembic_version must hold one row"
+        )
+    return recorded[0] if recorded else None
 
 
 async def schema_status(engine: AsyncEngine) -> SchemaStatus:
@@ -90,10 +103,6 @@ async def upgrade(engine: AsyncEngine) -> SchemaStatus:
         async with engine.begin() as connection:
             await connection.run_sync(lambda sync: command.upgrade(_config(sync), "head"))
     return before
-
-
-class SchemaOutdated(Exception):
-    """The PostgreSQL schema is behind this version; an operator must migrate deliberately."""
 
 
 async def prepare_schema(engine: AsyncEngine, url: str) -> None:

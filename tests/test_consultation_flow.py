@@ -299,3 +299,7 @@ async def test_removing_an_answered_question_needs_force_and_archives_it(
         welcome.text == "Velkommen tilbage til »Ny friluftspolitik«. Vi fortsætter, hvor du slap."
     )
     assert (question.text or "").startswith("1/8 · Hvor i kommunen bor du?")
+    # Answering on keeps it too: an archived question's answer is no answer made irrelevant.
+    await liv.tap("Nord")
+    (row,) = await export_rows(telegram_app)
+    assert row["age_band"] == "Under 25"

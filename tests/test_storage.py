@@ -10,11 +10,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.database import create_engine, create_session_factory
-from storage.migrate import HEAD_REVISION, _config, head_revision, schema_status, upgrade
+from storage.migrate import (
+    HEAD_REVISION,
+    SchemaOutdated,
+    _config,
+    head_revision,
+    schema_status,
+    upgrade,
+)
 from storage.models import InboxStatus, OutboxStatus
 from storage.uow import UnitOfWorkFactory
 from tests.conftest import migrate_database
@@ -242,3 +249,12 @@ def test_a_start_on_a_migrated_database_loads_no_migration_or_number_libraries(
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+async def test_a_schema_recorded_at_several_revisions_is_refused(engine: AsyncEngine) -> None:
+    """The migrations form one line, so alembic_version holds one row; a second one (the table
+    edited by hand) must not pass for up to date, whichever row comes first."""
+    async with engine.begin() as connection:
+        await connection.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0011')"))
+    with pytest.raises(SchemaOutdated, match=r"several schema revisions \(0011, 0012\)"):
+        await schema_status(engine)
