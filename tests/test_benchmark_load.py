@@ -48,7 +48,7 @@ def quick_run(
         cwd=PROJECT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=240,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     return run, json.loads(output.read_text())
