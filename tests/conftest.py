@@ -61,6 +61,18 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         config.option.dist = "worksteal"
 
 
+# A soak test (marked slow) runs for minutes at real rates; pyproject's per-test timeout is for
+# the default run's tests.
+SOAK_TIMEOUT_SECONDS = 1800
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give soak tests the soak timeout, unless a test names its own."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SOAK_TIMEOUT_SECONDS))
+
+
 def pytest_report_header() -> list[str]:
     """Name every locked package's installed version, so a break from a new release names it."""
     installed, differing = [], []
