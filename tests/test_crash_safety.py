@@ -107,8 +107,12 @@ async def test_kill_9_mid_burst_loses_nothing_and_applies_nothing_twice(
                 previous = sent[index - 1]
                 # Bytes already on the wire at the kill may reach the fake a moment after it
                 # was recorded: "in flight" has a little slack.
+                # A send that timed out is sent again too (the bot cannot know whether it
+                # arrived): the logs say whether one did.
                 assert previous.sent_at < killed_at + IN_FLIGHT_SLACK < message.sent_at, (
-                    f"chat {chat_id}: a reply repeated that was not in flight at the kill"
+                    f"chat {chat_id}: a reply repeated that was not in flight at the kill "
+                    f"({previous.sent_at - killed_at:.1f} s and "
+                    f"{message.sent_at - killed_at:.1f} s after it)\n{bot.logs()}"
                 )
                 repeats += 1
                 continue

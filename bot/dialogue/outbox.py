@@ -317,6 +317,13 @@ class OutboxDelivery:
                         failure,
                     )
                     return None
+                # Said, because it can repeat the message: a request that timed out may have
+                # reached the platform all the same.
+                logger.warning(
+                    "outbox message %s: network error (%s), sending it again",
+                    message.id,
+                    failure,
+                )
                 await self._sleep(2.0 ** (transient_failures - 1))
             else:
                 return OutboxStatus.SENT, external_id, None
