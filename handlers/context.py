@@ -72,6 +72,8 @@ class FlowContext:
     pseudonym_key: bytes = b""
     # Whether the WhatsApp channel is configured: staff planning a post then name its template.
     whatsapp_enabled: bool = False
+    # The participant was stored by this event (their first): they have no participation yet.
+    first_contact: bool = False
 
     def staff_pseudonym(self) -> str:
         """A stable pseudonym for the staff member or moderator who acted, for audit trails.

@@ -379,6 +379,7 @@ class DialogueCore:
             # sets it anew). The language is remembered for messages they did not ask for (a
             # moderator's decision).
             participant = await uow.participants.arrive(channel, event.chat_id, now)
+            first_contact = participant is None
             if participant is None:
                 texts = self._texts_for(None, event)
                 participant = await uow.participants.add(
@@ -407,6 +408,7 @@ class DialogueCore:
                 staff_chat=self.staff_chat,
                 pseudonym_key=self._pseudonym_key,
                 whatsapp_enabled=self._whatsapp_enabled,
+                first_contact=first_contact,
             )
             outcome = await route(context)
             here = ChatAddress(channel, event.chat_id)

@@ -105,7 +105,11 @@ async def open_consultation(ctx: FlowContext, outcome: Outcome, consultation: Co
     if not round_open and not ideas_open:
         say_not_open(ctx, outcome, consultation, state)
         return
-    participation = await ctx.uow.participations.find(consultation.id, ctx.participant.id)
+    participation = (
+        None
+        if ctx.first_contact
+        else await ctx.uow.participations.find(consultation.id, ctx.participant.id)
+    )
     # The link opened again (a new tab, the deep link tapped twice) by someone who was shown
     # the consent card and has not answered it.
     reopened = participation is not None and participation.status == ParticipationStatus.INVITED
