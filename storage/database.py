@@ -36,8 +36,11 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     return create_async_engine(
         url,
         echo=echo,
+        # At most 10 connections, none more at peaks: PostgreSQL's default 100 (3 kept for
+        # superusers) then serves seven processes, not two. Twenty more at peaks bought nothing:
+        # the PostgreSQL burst and walkers ran as fast without them (README, "Several processes").
         pool_size=10,
-        max_overflow=20,
+        max_overflow=0,
         pool_pre_ping=True,
         # Error messages would otherwise quote the statement's values: citizens' texts and ids.
         hide_parameters=True,

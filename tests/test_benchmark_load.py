@@ -67,13 +67,17 @@ def test_the_quick_load_benchmark_reports_every_part(tmp_path: Path) -> None:
 
 def test_statement_counts_are_reported_per_update(tmp_path: Path) -> None:
     """--count-statements: the bot under test counts its SQL statements and flushes, and the
-    burst and the walkers report them per update, with the statements themselves listed."""
+    burst and the walkers report them per update, with the statements themselves listed.
+
+    The walkers here read each question for a moment first (--reading), as citizens do."""
     counts = tmp_path / "counts"
     run, results = quick_run(
         tmp_path,
-        *("--parts", "burst", "walkers", "--databases", "sqlite"),
+        *("--parts", "burst", "walkers", "--databases", "sqlite", "--reading", "0.05"),
         *("--count-statements", str(counts)),
     )
+    assert results["walkers_sqlite"]["reading_seconds"] == 0.05
+    assert "reading each question 0.05 s on average" in run.stdout
     for part in ("borgerdialog_sqlite", "walkers_sqlite"):
         # Every update stores its event, applies it and marks it done: three statements at least.
         assert results[part]["statements_per_update"] >= 3, results[part]

@@ -21,6 +21,9 @@ of its own that long-polls the fake exactly as it would poll Telegram:
    reply's way in), and to the step's whole answer (the next question shown). Nobody pauses to
    think, so enough walkers keep the bot busy all the time and the latencies are then mostly
    waiting behind other citizens' updates; steps per second says how many the bot got through.
+   ``--reading S`` lets each walker first read every question for S seconds on average (half to
+   one and a half times S, drawn per walker and step), as citizens do: the same walk at the
+   pace people take it.
 3. **Scale**: a database with P participants, of whom 10,000 are halfway through the example
    consultation, bulk-seeded before the bot starts. The bot's memory once started and after a
    burst, and its CPU per update for a burst of typed answers from existing participants,
@@ -39,6 +42,7 @@ import asyncio
 import json
 import logging
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -463,10 +467,16 @@ class StepTimes:
     whole: float
 
 
-async def walk(bot: FakeBot, chat: int, view: ChatView, steps: list[Step]) -> list[StepTimes]:
-    """One citizen's way through the consultation, each step as soon as the last is answered."""
+async def walk(
+    bot: FakeBot, chat: int, view: ChatView, steps: list[Step], reading: float = 0.0
+) -> list[StepTimes]:
+    """One citizen's way through the consultation, each step once the last is answered and read
+    (``reading`` seconds on average; 0: at once)."""
     times: list[StepTimes] = []
+    pace = random.Random(chat)  # the same pauses in every run, for comparisons
     for step in steps:
+        if reading:
+            await asyncio.sleep(pace.uniform(0.5 * reading, 1.5 * reading))
         # Found before the clock starts: a citizen sees the button before pressing it.
         pressed = find_button(bot, chat, step.what) if step.how == "tap" else None
         sends, edits = view.sends + step.messages, view.edits + step.edits
@@ -495,14 +505,16 @@ async def walk(bot: FakeBot, chat: int, view: ChatView, steps: list[Step]) -> li
     return times
 
 
-async def walk_all(fake: FakeTelegram, bot: FakeBot, walkers: range) -> list[StepTimes]:
+async def walk_all(
+    fake: FakeTelegram, bot: FakeBot, walkers: range, reading: float = 0.0
+) -> list[StepTimes]:
     """Every walker at once, as asyncio tasks; each step's times, all walkers together."""
     watch = ReplyWatch(fake, bot, list(walkers))
     stop = asyncio.Event()
     reader = asyncio.create_task(watch.run(stop))
     try:
         walks = await asyncio.gather(
-            *(walk(bot, chat, watch.views[chat], walk_of(chat)) for chat in walkers)
+            *(walk(bot, chat, watch.views[chat], walk_of(chat), reading) for chat in walkers)
         )
     finally:
         stop.set()
@@ -527,12 +539,12 @@ async def walk_all(fake: FakeTelegram, bot: FakeBot, walkers: range) -> list[Ste
 
 
 def walk_figures(
-    fake: FakeTelegram, bot: FakeBot, process: BotProcess, walkers: range
+    fake: FakeTelegram, bot: FakeBot, process: BotProcess, walkers: range, reading: float = 0.0
 ) -> dict[str, float]:
     """Walk everyone at once; latency percentiles, steps, and the bot's CPU per step."""
     cpu_before, driver_before = cpu_seconds(process.process.pid), time.process_time()
     started = time.perf_counter()
-    times = asyncio.run(walk_all(fake, bot, walkers))
+    times = asyncio.run(walk_all(fake, bot, walkers, reading))
     elapsed = time.perf_counter() - started
     cpu = cpu_seconds(process.process.pid) - cpu_before
     # This process serves the fake and drives the walkers: near one core, it is the limit.
@@ -553,12 +565,14 @@ def walk_figures(
 
 
 def walkers_part(
-    fake: FakeTelegram, database_url: str, work: Path, walkers: int
+    fake: FakeTelegram, database_url: str, work: Path, walkers: int, reading: float = 0.0
 ) -> dict[str, float]:
     """N citizens walk the example consultation at once, on a fresh bot."""
+    chats = range(FIRST_WALKER, FIRST_WALKER + walkers)
     with running_bot("borgerdialog", fake, database_url, work) as (bot, process, _):
-        figures = walk_figures(fake, bot, process, range(FIRST_WALKER, FIRST_WALKER + walkers))
-    return {**figures, **statement_counts(work, int(figures["steps"]))}
+        figures = walk_figures(fake, bot, process, chats, reading)
+    paced = {"reading_seconds": reading} if reading else {}
+    return {**figures, **paced, **statement_counts(work, int(figures["steps"]))}
 
 
 def print_walk(label: str, figures: dict[str, float]) -> None:
@@ -971,13 +985,20 @@ def run_parts(
                     f"({ours['messages_per_answer']:.0f} messages an answer){counted(ours)}"
                 )
         if "walkers" in arguments.parts:
+            pace = (
+                f", reading each question {arguments.reading:g} s on average"
+                if arguments.reading
+                else ", each step as soon as the last is answered"
+            )
             print(
-                f"walkers: {arguments.walkers} citizens walk the example consultation at once "
-                "(update queued → first message or edit; the round trip is in it)"
+                f"walkers: {arguments.walkers} citizens walk the example consultation at once"
+                f"{pace} (update queued → first message or edit; the round trip is in it)"
             )
             for kind in kinds:
                 url = databases.url(kind, "load_walkers")
-                figures = walkers_part(fake, url, work / kind / "walkers", arguments.walkers)
+                figures = walkers_part(
+                    fake, url, work / kind / "walkers", arguments.walkers, arguments.reading
+                )
                 results[f"walkers_{kind}"] = figures
                 print_walk(f"{kind:10s}", figures)
         if "scale" in arguments.parts:
@@ -1020,6 +1041,13 @@ def main() -> None:
     parser.add_argument("--citizens", type=int, help="citizens in the burst (2000)")
     parser.add_argument("--walkers", type=int, help="citizens walking at once (150)")
     parser.add_argument(
+        "--reading",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="walkers read each question this long on average before answering (0: at once)",
+    )
+    parser.add_argument(
         "--participants", type=int, help="participants in the scale database (100,000)"
     )
     parser.add_argument(
@@ -1049,6 +1077,8 @@ def main() -> None:
         help="run borgerdialog from this checkout (e.g. a git worktree of an older commit)",
     )
     arguments = parser.parse_args()
+    if not 0 <= arguments.reading <= 60:
+        parser.error("--reading: give the seconds a walker reads a question, 0 to 60")
     global PROFILE_DIR, COUNT_DIR, CHECKOUT
     PROFILE_DIR = arguments.profile
     COUNT_DIR = arguments.count_statements
