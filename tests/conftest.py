@@ -288,12 +288,61 @@ async def model_rows(app: BorgerDialog, model: type) -> list:
         return list((await session.execute(select(model).order_by(model.id))).all())
 
 
+class NestedUnitsOfWork:
+    """Record every task that held two of an engine's pooled connections at once.
+
+    That is a unit of work opened inside another (rendering a page in a unit of its own before
+    the first has ended, say). With a pool of fixed size, enough such requests at once each hold
+    one connection while waiting for a second, until the pool's timeout. Use it around a test:
+    ``watch = NestedUnitsOfWork(app.engine)`` ... ``assert not watch.nested, watch.nested``.
+    """
+
+    def __init__(self, engine: Any) -> None:
+        from sqlalchemy import event
+
+        self._owner: dict[int, asyncio.Task[Any] | None] = {}
+        self._held: dict[asyncio.Task[Any] | None, int] = {}
+        self.nested: list[str] = []
+        event.listen(engine.sync_engine.pool, "checkout", self._checked_out)
+        event.listen(engine.sync_engine.pool, "checkin", self._checked_in)
+
+    def _checked_out(self, _dbapi: Any, record: Any, _proxy: Any) -> None:
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:
+            task = None
+        self._owner[id(record)] = task
+        self._held[task] = self._held.get(task, 0) + 1
+        if task is not None and self._held[task] > 1:
+            # SQLAlchemy checks out in a greenlet of its own; the task's frames are its parent's.
+            import greenlet
+
+            parent = greenlet.getcurrent().parent
+            frame = parent.gr_frame if parent is not None else None
+            ours = []
+            while frame is not None:
+                if "/bot/" in frame.f_code.co_filename:
+                    ours.append(f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}")
+                frame = frame.f_back
+            self.nested.append(" < ".join(ours) or task.get_name())
+
+    def _checked_in(self, _dbapi: Any, record: Any) -> None:
+        task = self._owner.pop(id(record), None)
+        if task in self._held:
+            self._held[task] -= 1
+
+
 async def eventually(
     check: Callable[[], Any] | Callable[[], Awaitable[Any]],
     timeout: float = 15.0,
     what: str = "condition",
+    interval: float = 0.02,
 ) -> Any:
-    """Wait until check() returns something truthy; fail the test with ``what`` on timeout."""
+    """Wait until check() returns something truthy; fail the test with ``what`` on timeout.
+
+    A check that reads much of the fake (every chat of a burst) takes a longer ``interval``: run
+    every 20 ms it takes the fake's thread from serving the bot under test.
+    """
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         result = check()
@@ -303,7 +352,7 @@ async def eventually(
             return result
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(interval)
 
 
 @pytest.fixture

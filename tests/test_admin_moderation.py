@@ -20,7 +20,7 @@ from bot.app import BorgerDialog
 from storage.models import Answer, ItemStatus, ModerationItem, ModerationLogEntry, Visibility
 from tests.axe import assert_accessible
 from tests.citizens import Citizen, import_consultation
-from tests.conftest import eventually, model_rows
+from tests.conftest import NestedUnitsOfWork, eventually, model_rows
 from tests.dashboard import (
     BROWSER_DATABASE,
     PASSWORD,
@@ -151,6 +151,8 @@ async def test_the_queue_is_oldest_first_masked_and_a_reveal_is_in_the_audit_tra
 async def test_staff_may_not_open_the_queue_and_a_forged_form_changes_nothing(
     app: BorgerDialog, fake_bot: FakeBot
 ) -> None:
+    # Refusals (404, 409) show the queue: never from inside the refused unit of work.
+    watch = NestedUnitsOfWork(app.engine)
     await import_consultation(app, consultation_source())
     anna = await held(fake_bot, ANNA, "Idiotkommune, byg nu bare den sti")
     (item,) = await items(app)
@@ -197,6 +199,7 @@ async def test_staff_may_not_open_the_queue_and_a_forged_form_changes_nothing(
     assert still.status == ItemStatus.WAITING
     assert [e.event for e in await trail(app) if e.item_id == item.id] == ["screened"]
     assert outcomes(anna) == []
+    assert not watch.nested, watch.nested
 
 
 async def test_decisions_reach_the_author_and_the_card_in_the_moderator_chat(
@@ -280,6 +283,8 @@ async def test_decisions_reach_the_author_and_the_card_in_the_moderator_chat(
 async def test_a_telegram_moderator_and_the_dashboard_race_for_the_same_item(
     app: BorgerDialog, fake_bot: FakeBot
 ) -> None:
+    # Refusals (404, 409) show the queue: never from inside the refused unit of work.
+    watch = NestedUnitsOfWork(app.engine)
     await import_consultation(app, consultation_source())
     authors = [
         await held(fake_bot, ANNA, "Idiotkommune, byg nu bare den sti"),
@@ -333,6 +338,7 @@ async def test_a_telegram_moderator_and_the_dashboard_race_for_the_same_item(
             assert outcomes(author) == [told]
             assert (told.startswith(APPROVED)) == (decided.status == ItemStatus.APPROVED)
     assert winners  # which side wins is up to the race; either way exactly one decision counts
+    assert not watch.nested, watch.nested
 
 
 async def browser_login(context: Any, app: BorgerDialog) -> Any:

@@ -13,6 +13,7 @@ import pytest
 from bot.app import BorgerDialog
 from bot.config import Settings
 from tests.clock import Clock
+from tests.conftest import NestedUnitsOfWork
 from tests.dashboard import (
     PASSWORD,
     ROLE_EMAILS,
@@ -32,10 +33,13 @@ async def dashboard_app(make_settings: Callable[..., Settings]) -> AsyncIterator
 
     application = BorgerDialog(make_settings(), clock=Clock(datetime(2026, 12, 1, 9, tzinfo=UTC)))
     await application.start()
+    # A refused change shows the accounts page: never from inside the refused unit of work.
+    watch = NestedUnitsOfWork(application.engine)
     try:
         yield application
     finally:
         await application.stop()
+    assert not watch.nested, watch.nested
 
 
 def account_id(html: str, email: str) -> str:

@@ -65,7 +65,9 @@ async def test_kill_9_mid_burst_loses_nothing_and_applies_nothing_twice(
                 for c in range(CITIZENS)
             )
 
-        await eventually(all_answered, timeout=120, what="every message answered after restart")
+        await eventually(
+            all_answered, timeout=120, what="every message answered after restart", interval=0.25
+        )
         await eventually(lambda: fake_bot.unconfirmed() == 0, what="every update confirmed")
         assert bot.terminate() == 0, bot.logs()
     finally:

@@ -123,7 +123,9 @@ async def test_kill_9_mid_burst_loses_nothing_and_applies_nothing_twice(
                 for n in range(CITIZENS)
             )
 
-        await eventually(all_answered, timeout=120, what="every message answered after restart")
+        await eventually(
+            all_answered, timeout=120, what="every message answered after restart", interval=0.25
+        )
 
         def all_delivered() -> bool:
             return fake.call(

@@ -123,29 +123,31 @@ class ModerationPages:
         await kit.form(request, visitor)
         t = visitor.texts
         item_id = record_id(request.match_info["item"])
+        # A refusal is shown after the unit of work has ended: the page reads in a unit of its
+        # own, and one request never holds two of the pool's connections at once.
+        refusal: tuple[Notice, int] | None = None
         async with kit.uow() as uow:
             item = await uow.moderation.get(item_id) if item_id is not None else None
             if item is None:
-                return await self._page(
-                    request, visitor, Notice(t("admin.moderation.no_item"), True), status=404
+                refusal = Notice(t("admin.moderation.no_item"), True), 404
+            elif item.status != ItemStatus.WAITING:
+                refusal = Notice(await self._decided_text(uow, t, item), True), 409
+            elif (view := await load_view(uow, item)).text is None:
+                refusal = Notice(t("moderation.card.withdrawn"), True), 409
+            else:
+                await kit.audit(
+                    uow,
+                    visitor.account,
+                    "moderation_reveal",
+                    consultation=view.consultation.slug,
+                    item_id=item.id,
+                    author=item.pseudonym,
                 )
-            if item.status != ItemStatus.WAITING:
-                decided = await self._decided_text(uow, t, item)
-                return await self._page(request, visitor, Notice(decided, True), status=409)
-            view = await load_view(uow, item)
-            if view.text is None:
-                return await self._page(
-                    request, visitor, Notice(t("moderation.card.withdrawn"), True), status=409
-                )
-            await kit.audit(
-                uow,
-                visitor.account,
-                "moderation_reveal",
-                consultation=view.consultation.slug,
-                item_id=item.id,
-                author=item.pseudonym,
-            )
-            await uow.commit()
+                await uow.commit()
+        if refusal is not None:
+            notice, status = refusal
+            return await self._page(request, visitor, notice, status=status)
+        assert item is not None
         logger.info("moderation item %s revealed to %s", item.id, kit.pseudonym(visitor.account))
         return await self._page(request, visitor, None, revealed=item.id)
 
@@ -172,37 +174,41 @@ class ModerationPages:
         # The audit trail names the account as every dashboard action does: role and pseudonym.
         actor = f"{visitor.account.role} {kit.pseudonym(visitor.account)}"
         now = kit.clock()
+        # As in reveal: a refusal is shown once the unit of work has ended.
+        refusal: tuple[Notice, int] | None = None
         async with kit.uow() as uow:
             item = await uow.moderation.get(item_id) if item_id is not None else None
             if item is None:
-                return await self._page(
-                    request, visitor, Notice(t("admin.moderation.no_item"), True), status=404
+                refusal = Notice(t("admin.moderation.no_item"), True), 404
+            else:
+                decided = await decide_elsewhere(
+                    uow,
+                    item,
+                    action,
+                    reason,
+                    # The name the moderator chat's card shows: by whom (pseudonym), and where.
+                    by=f"{actor} (dashboard)",
+                    actor=actor,
+                    now=now,
+                    texts_in=self._core.texts,
+                    zone=self._zone,
                 )
-            decided = await decide_elsewhere(
-                uow,
-                item,
-                action,
-                reason,
-                # The name the moderator chat's card shows: by whom (pseudonym), and where.
-                by=f"{actor} (dashboard)",
-                actor=actor,
-                now=now,
-                texts_in=self._core.texts,
-                zone=self._zone,
-            )
-            if decided.outcome == TAKEN:
-                first = await self._decided_text(uow, t, item)
-                return await self._page(
-                    request,
-                    visitor,
-                    Notice(t("admin.moderation.taken", decided=first), True),
-                    status=409,
-                )
-            await uow.outbox.add_many(
-                [(a.channel, a.chat_id, reply.to_payload()) for a, reply in decided.messages],
-                now,
-            )
-            await uow.commit()
+                if decided.outcome == TAKEN:
+                    first = await self._decided_text(uow, t, item)
+                    refusal = Notice(t("admin.moderation.taken", decided=first), True), 409
+                else:
+                    await uow.outbox.add_many(
+                        [
+                            (a.channel, a.chat_id, reply.to_payload())
+                            for a, reply in decided.messages
+                        ],
+                        now,
+                    )
+                    await uow.commit()
+        if refusal is not None:
+            notice, status = refusal
+            return await self._page(request, visitor, notice, status=status)
+        assert item is not None
         logger.info(
             "moderation item %s decided (%s) by %s",
             item.id,

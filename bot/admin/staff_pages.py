@@ -62,70 +62,88 @@ class StaffPages:
         visitor = await kit.require(request, "accounts")
         form = await kit.form(request, visitor)
         email, role = str(form.get("email", "")), str(form.get("role", ""))
+        # A refusal is shown after the unit of work has ended: the page reads in a unit of its
+        # own, and one request never holds two of the pool's connections at once.
+        refused: AccountError | None = None
         async with kit.uow() as uow:
             try:
                 account = await add_account(
                     uow, email, role, str(form.get("password", "")), kit.clock()
                 )
             except AccountError as error:
-                return await self._accounts_page(
-                    request, visitor, problem=error, typed={"email": email, "role": role}
-                )
-            await kit.audit(uow, visitor.account, "staff_added", author=kit.pseudonym(account))
-            await uow.commit()
+                refused = error
+            else:
+                await kit.audit(uow, visitor.account, "staff_added", author=kit.pseudonym(account))
+                await uow.commit()
+        if refused is not None:
+            return await self._accounts_page(
+                request, visitor, problem=refused, typed={"email": email, "role": role}
+            )
         raise web.HTTPSeeOther(f"{ACCOUNTS}?done=added")
 
     async def role(self, request: web.Request) -> web.Response:
         kit = self._kit
         visitor = await kit.require(request, "accounts")
         form = await kit.form(request, visitor)
+        refused: AccountError | None = None
         async with kit.uow() as uow:
             account = await self._account(uow, request)
             before = account.role
             try:
                 await change_role(uow, account, str(form.get("role", "")))
             except AccountError as error:
-                return await self._accounts_page(request, visitor, problem=error)
-            await kit.audit(
-                uow,
-                visitor.account,
-                "staff_role_changed",
-                author=kit.pseudonym(account),
-                before=before,
-                after=account.role,
-            )
-            await uow.commit()
+                refused = error
+            else:
+                await kit.audit(
+                    uow,
+                    visitor.account,
+                    "staff_role_changed",
+                    author=kit.pseudonym(account),
+                    before=before,
+                    after=account.role,
+                )
+                await uow.commit()
+        if refused is not None:
+            return await self._accounts_page(request, visitor, problem=refused)
         raise web.HTTPSeeOther(f"{ACCOUNTS}?done=role")
 
     async def reset(self, request: web.Request) -> web.Response:
         kit = self._kit
         visitor = await kit.require(request, "accounts")
         form = await kit.form(request, visitor)
+        refused: AccountError | None = None
         async with kit.uow() as uow:
             account = await self._account(uow, request)
             try:
                 await reset_password(uow, account.email, str(form.get("password", "")))
             except AccountError as error:
-                return await self._accounts_page(request, visitor, problem=error)
-            await kit.audit(
-                uow, visitor.account, "staff_password_reset", author=kit.pseudonym(account)
-            )
-            await uow.commit()
+                refused = error
+            else:
+                await kit.audit(
+                    uow, visitor.account, "staff_password_reset", author=kit.pseudonym(account)
+                )
+                await uow.commit()
+        if refused is not None:
+            return await self._accounts_page(request, visitor, problem=refused)
         raise web.HTTPSeeOther(f"{ACCOUNTS}?done=password")
 
     async def remove(self, request: web.Request) -> web.Response:
         kit = self._kit
         visitor = await kit.require(request, "accounts")
         await kit.form(request, visitor)
+        refused: AccountError | None = None
         async with kit.uow() as uow:
             account = await self._account(uow, request)
             pseudonym = kit.pseudonym(account)
             try:
                 await remove_account(uow, account)
             except AccountError as error:
-                return await self._accounts_page(request, visitor, problem=error)
-            await kit.audit(uow, visitor.account, "staff_removed", author=pseudonym)
-            await uow.commit()
+                refused = error
+            else:
+                await kit.audit(uow, visitor.account, "staff_removed", author=pseudonym)
+                await uow.commit()
+        if refused is not None:
+            return await self._accounts_page(request, visitor, problem=refused)
         raise web.HTTPSeeOther(f"{ACCOUNTS}?done=removed")
 
     # -- everyone: their own password ------------------------------------------------------
