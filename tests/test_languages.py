@@ -101,9 +101,10 @@ def test_held_out_figures_meet_the_targets() -> None:
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "Norwegian Bokmål is still read as Danish too often (0.967 held out, 118 of 122). "
-        "On the tuning part (120 of 124) three of the four misses are also correct Danish, "
-        "and any weighting that wins the fourth loses a Danish sentence"
+        "Norwegian Bokmål is still read as Danish too often: 0.950 held out (207 of 218); on "
+        "the catalogs of Python packages that no model or tuning had seen, 89 of 96. Most "
+        "misses are also correct Danish word for word ('Har du allerede en konto?'), and the "
+        "Danish prior leans such a text to Danish on purpose"
     ),
 )
 def test_held_out_norwegian_meets_the_target() -> None:

