@@ -3,6 +3,7 @@ finishes what was taken in."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from sqlalchemy import select
 
 from bot.app import BorgerDialog
 from bot.config import Settings
+from bot.dialogue.tasks import stop_tasks
 from storage.database import create_engine
 from storage.models import InboxEvent, InboxStatus
 from tests.botprocess import SCRIPT, BotProcess, citizen_script, reply_kind
@@ -85,3 +87,24 @@ async def test_sigterm_finishes_updates_in_flight_and_exits_cleanly(
         assert event.status == InboxStatus.DONE
         assert fake_bot.texts(int(event.chat_id)), f"chat {event.chat_id} got its reply"
     assert "Traceback" not in bot.logs()
+
+
+async def test_a_background_task_that_loses_a_cancel_still_stops() -> None:
+    """Python 3.11's asyncio.wait_for can lose a cancel (when the call it waits on finished in
+    the same step); the web chat's sender then went on waiting on its queue, and a shutdown on
+    PostgreSQL waited for it for good. stop_tasks cancels again until the task has ended."""
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    lost: list[bool] = []
+
+    async def loses_the_first_cancel() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            lost.append(True)  # as wait_for does: the cancel is not passed on
+        await queue.get()
+
+    task = asyncio.create_task(loses_the_first_cancel())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(stop_tasks(task, None), 10)
+    assert lost == [True]
+    assert task.cancelled()

@@ -10,7 +10,6 @@ also in the ``List-Unsubscribe`` header.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import smtplib
 import ssl
@@ -25,6 +24,7 @@ from bot.channels.email.links import UnsubscribeLinks
 from bot.config import Settings
 from bot.dialogue.channel import ChannelLimits
 from bot.dialogue.outbox import RecipientGone, Rejected, TransientFailure
+from bot.dialogue.tasks import stop_tasks
 from handlers.context import LAST_LANGUAGE, Texts
 from handlers.email import CONFIRM_PATH
 from handlers.events import record_id
@@ -74,11 +74,8 @@ class EmailChannel:
 
     async def stop(self) -> None:
         """Stop the background job."""
-        if self._purger is not None:
-            self._purger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._purger
-            self._purger = None
+        await stop_tasks(self._purger)
+        self._purger = None
 
     async def purge_unconfirmed(self) -> int:
         """Erase addresses whose confirmation link expired unused; return how many."""

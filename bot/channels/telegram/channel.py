@@ -49,6 +49,7 @@ from bot.dialogue.channel import ChannelLimits
 from bot.dialogue.core import DialogueCore, retry_delay
 from bot.dialogue.i18n import Catalogs
 from bot.dialogue.outbox import RecipientGone, Rejected, RetryLater, TransientFailure
+from bot.dialogue.tasks import stop_tasks
 from handlers.events import ACKNOWLEDGEMENT, InboundEvent, UnreadableText, clean_text, parse_command
 from storage.database import is_transient
 
@@ -332,9 +333,7 @@ class TelegramChannel:
         for another process behind the same address).
         """
         self._stopping.set()
-        if self._poll_task is not None:
-            self._poll_task.cancel()
-            await asyncio.gather(self._poll_task, return_exceptions=True)
+        await stop_tasks(self._poll_task)
         if self.application.running:
             await self.application.stop()
         self._core.delivery.unregister(CHANNEL)

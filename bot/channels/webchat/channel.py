@@ -80,6 +80,9 @@ ADDRESS_BURST = 60.0
 ADDRESS_PER_SECOND = 6.0
 NEW_COOKIES_PER_MINUTE = 20.0
 SOCKETS_PER_ADDRESS = 20
+# At shutdown a socket gets this long to close politely (the browser's reply to our close frame);
+# after that its connection is dropped, so one stalled tab cannot hold up the process's exit.
+CLOSE_SECONDS = 5.0
 SOCKETS_PER_PARTICIPANT = 8
 PAGE_TEXT_KEYS = (
     "web.title",
@@ -347,9 +350,13 @@ class WebChatChannel:
         """Finish the messages taken in, then close every socket."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        for sockets in list(self._sockets.values()):
-            for socket in list(sockets):
-                await socket.close()
+        # All at once, each within CLOSE_SECONDS; cancelled, aiohttp drops the connection.
+        closing = [
+            asyncio.wait_for(socket.close(), CLOSE_SECONDS)
+            for sockets in list(self._sockets.values())
+            for socket in list(sockets)
+        ]
+        await asyncio.gather(*closing, return_exceptions=True)
         if self._sharing is not None:
             await self._sharing.stop()
         self._core.delivery.unregister(CHANNEL)

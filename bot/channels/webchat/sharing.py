@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.dialogue.tasks import stop_tasks
 from storage.notifications import Listener, fits
 from storage.uow import UnitOfWork
 
@@ -144,10 +145,7 @@ class Sharing:
 
     async def stop(self) -> None:
         """Stop listening; what was received and not yet shown or sent is dropped."""
-        for task in (self._sender, self._task):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        await stop_tasks(self._sender, self._task)
         self._sender = self._task = None
         await self._listener.stop()
 
