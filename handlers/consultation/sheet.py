@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import lru_cache
-from zoneinfo import ZoneInfo
-
-from babel.dates import format_datetime
 
 from handlers import questionnaire as rules
 from handlers.context import FlowContext
 from handlers.events import Outcome, record_id
+from handlers.moderation.cards import moment_text
 from handlers.questions import kind_of
 from storage.models import Answer, Consultation, Participation, Question
 
@@ -50,14 +47,7 @@ async def load_sheet(ctx: FlowContext, participation: Participation) -> Sheet:
 
 def when(ctx: FlowContext, moment: datetime) -> str:
     """A time as citizens read it, in their language and the local time zone."""
-    return _formatted(moment, ctx.t("format.datetime"), ctx.zone, ctx.t.language)
-
-
-@lru_cache(maxsize=512)
-def _formatted(moment: datetime, pattern: str, zone: ZoneInfo, language: str) -> str:
-    # The citizens of a consultation are shown the same few times (when a round closes); Babel
-    # took more CPU to format one than the rest of the /start that shows it (py-spy, the burst).
-    return str(format_datetime(moment, pattern, tzinfo=zone, locale=language))
+    return moment_text(ctx.t, moment, ctx.zone)
 
 
 def title(ctx: FlowContext, consultation: Consultation) -> str:

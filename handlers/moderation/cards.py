@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
@@ -91,8 +92,15 @@ async def load_view(uow: UnitOfWork, item: ModerationItem) -> ItemView:
 
 
 def moment_text(t: Texts, moment: datetime, zone: ZoneInfo) -> str:
-    """A moment as moderators read it, in local time."""
-    return str(format_datetime(moment, t("format.datetime"), tzinfo=zone, locale=t.language))
+    """A moment as people read it, in their language and local time."""
+    return _formatted(moment, t("format.datetime"), zone, t.language)
+
+
+@lru_cache(maxsize=512)
+def _formatted(moment: datetime, pattern: str, zone: ZoneInfo, language: str) -> str:
+    # The same few times are shown again and again (when a round closes, to every citizen who
+    # starts); Babel took more CPU to format one than the rest of the /start that shows it.
+    return str(format_datetime(moment, pattern, tzinfo=zone, locale=language))
 
 
 def card_text(t: Texts, view: ItemView) -> str:

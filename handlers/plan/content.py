@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
-
-from babel.dates import format_datetime
 
 from handlers import questionnaire
 from handlers.context import Texts
 from handlers.events import MAX_CAPTION_LENGTH, MAX_TEXT_LENGTH
+from handlers.moderation.cards import moment_text
 from handlers.plan.results import chart_png, gather_results, results_text
 from storage.models import PlannedPost, PostKind
 from storage.uow import UnitOfWork
@@ -27,10 +25,6 @@ WHATSAPP_CHANNEL = "whatsapp"
 
 # Build a link that opens a consultation in a channel: (channel, slug) → URL.
 ConsultationLink = Callable[[str, str], str]
-
-
-def _when(t: Texts, moment: datetime, zone: ZoneInfo) -> str:
-    return str(format_datetime(moment, t("format.datetime"), tzinfo=zone, locale=t.language))
 
 
 async def write_automatic(
@@ -73,7 +67,7 @@ async def write_automatic(
                 purpose=questionnaire.shorten(
                     questionnaire.pick(consultation.purpose, language), 600
                 ),
-                closes=_when(t, round_.closes_at, zone) if round_ else "",
+                closes=moment_text(t, round_.closes_at, zone) if round_ else "",
             )
     post.texts = written
     if button_key is not None:
