@@ -25,6 +25,39 @@ MAX_INBOUND_TEXT = 4096
 _KEPT_CONTROLS = frozenset("\n\t")
 
 
+class Phrase:
+    """A text for people, kept as its catalog key and values until its reader is known.
+
+    Rules that check what staff give (a consultation file, a planned post) name their mistakes
+    this way, so the dashboard and the staff chat show them in the reader's language and the
+    command line in English. A value may itself be a phrase ("the Danish text" inside "… is
+    empty").
+    """
+
+    __slots__ = ("key", "values")
+
+    def __init__(self, key: str, /, **values: object) -> None:
+        self.key = key
+        self.values = values
+
+    def read(self, t: Callable[..., str]) -> str:
+        """The text as ``t`` (a language's texts) writes it."""
+        values = {
+            name: value.read(t) if isinstance(value, Phrase) else value
+            for name, value in self.values.items()
+        }
+        return t(self.key, **values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Phrase) and (self.key, self.values) == (other.key, other.values)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __repr__(self) -> str:
+        return f"Phrase({self.key!r}, {self.values!r})"
+
+
 class UnreadableText(ValueError):
     """Text that cannot be stored as written: a lone surrogate (broken UTF-16 from a client)."""
 

@@ -21,6 +21,7 @@ from bot.app import BorgerDialog
 from bot.config import Settings
 from bot.consultations.definition import DefinitionError, parse_definition
 from bot.consultations.files import MAX_DEFINITION_BYTES
+from bot.dialogue.i18n import Catalogs
 from storage.models import Consultation, ModerationLogEntry
 from tests.axe import assert_accessible
 from tests.citizens import Citizen, answer_all, example_with_round, import_consultation
@@ -187,9 +188,12 @@ async def test_a_pasted_file_with_a_mistake_shows_the_commands_messages_and_keep
     )
     with pytest.raises(DefinitionError) as parsed:
         parse_definition(wrong, app.settings.zone)
-    expected = [str(mistake) for mistake in parsed.value.errors]
-    assert len(expected) == 2
-    assert any(m.startswith("line ") and "rounds[0].closes" in m for m in expected)
+    command_line = [str(mistake) for mistake in parsed.value.errors]
+    assert len(command_line) == 2
+    assert "line 69: rounds[0].closes: must be after opens" in command_line
+    # The dashboard says the same, in Danish for a Danish visitor.
+    expected = [mistake.read(Catalogs("da").texts("da")) for mistake in parsed.value.errors]
+    assert "linje 69: rounds[0].closes: skal ligge efter opens" in expected
 
     async with logged_in(app, "staff") as staff:
         response = await post_form(staff, LIST, LIST, {"source": wrong})
@@ -365,7 +369,7 @@ async def test_staff_fix_a_file_in_the_browser_and_open_its_page_with_its_chart(
     await page.get_by_role("button", name="Importér").click()
     alert = page.locator("#mistakes")
     await alert.wait_for()
-    assert f"line {line}: citizen_role: must be one of" in await alert.inner_text()
+    assert f"linje {line}: citizen_role: skal være en af co-design" in await alert.inner_text()
     assert await page.get_by_label("Eller indsæt filens tekst her").input_value() == wrong
     await assert_accessible(page)
 

@@ -56,8 +56,9 @@ def placeholders(text: str) -> set[str]:
 
 # The names a text lookup is called by: `ctx.t("key")`, `t("key")`, `ctx.t.n("key", count)` for a
 # text with plural forms; `catalogs.texts(lang)` is not one (its argument is a language), but
-# `texts("key")` on a bound lookup is.
-LOOKUP_NAMES = frozenset({"t", "texts", "n"})
+# `texts("key")` on a bound lookup is. `Phrase("key", ...)` is a lookup put off until the reader's
+# language is known (a mistake in a file staff give).
+LOOKUP_NAMES = frozenset({"t", "texts", "n", "Phrase"})
 
 
 def keys_called_in(path: Path) -> set[str]:

@@ -16,6 +16,7 @@ from openpyxl import load_workbook
 from bot.consultations.definition import DefinitionError, parse_definition
 from bot.consultations.export import build_table, to_csv, to_xlsx
 from bot.dialogue.i18n import Catalogs
+from handlers.events import Phrase
 from handlers.context import Texts
 from handlers.questions import (
     Answering,
@@ -104,7 +105,7 @@ class Year(QuestionKind):
     def parse(self, fields: DefinitionFields) -> KindFields:
         earliest = fields.get("earliest", 1900)
         if not isinstance(earliest, int) or isinstance(earliest, bool):
-            fields.error("earliest", "must be a year such as 1900")
+            fields.error("earliest", Phrase("mistake.question.whole_number"))
             earliest = 1900
         return KindFields(settings={"min": earliest, "max": 2100})
 
@@ -179,7 +180,7 @@ async def test_a_kind_defined_in_one_place_is_read_asked_answered_and_exported(
     with pytest.raises(DefinitionError) as raised:
         parse_definition(consultation("snart"), ZONE)
     assert [str(error) for error in raised.value.errors] == [
-        "line 15: questions[0].earliest: must be a year such as 1900"
+        "line 15: questions[0].earliest: must be a whole number"
     ]
     definition = parse_definition(consultation("1600"), ZONE)
     assert definition.questions[0].settings == {"min": 1600, "max": 2100}

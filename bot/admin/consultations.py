@@ -35,6 +35,7 @@ from bot.consultations.files import MAX_DEFINITION_BYTES, size_text
 from bot.consultations.importer import ImportReport, QuestionsWithAnswers, import_definition
 from bot.consultations.progress import local_day, participation_by_day, quota_coverage
 from bot.links import qr_svg
+from handlers.events import Phrase
 from handlers.moderation.cards import moment_text
 from handlers.questionnaire import RoundState, pick, round_state
 from handlers.questions.registry import kind_of
@@ -167,7 +168,7 @@ class ConsultationPages:
         try:
             if uploaded is None and len(source.encode()) > MAX_DEFINITION_BYTES:
                 raise DefinitionError(
-                    [FileError(None, "(file)", f"is larger than {limit} (the limit)")]
+                    [FileError(None, "(file)", Phrase("mistake.file.too_large", limit=limit))]
                 )
             # In a thread, one at a time: PyYAML reads a file of the limit's size (1 MiB) in
             # tens of seconds of pure Python, during which the event loop, every citizen's chat
@@ -178,9 +179,10 @@ class ConsultationPages:
                 else:
                     definition = await asyncio.to_thread(parse_definition, source, zone)
         except DefinitionError as error:
-            # The command line's own lines ("line 12: rounds[0].closes: must be after opens"):
-            # one set of messages, wherever a file is checked.
-            context = {**kept, "mistakes": [str(mistake) for mistake in error.errors]}
+            # The command line's lines ("line 12: rounds[0].closes: must be after opens") in the
+            # visitor's language: one set of messages, wherever a file is checked.
+            mistakes = [mistake.read(visitor.texts) for mistake in error.errors]
+            context = {**kept, "mistakes": mistakes}
             return await self._list(request, visitor, context, status=400)
         try:
             async with kit.uow() as uow:

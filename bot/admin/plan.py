@@ -32,7 +32,7 @@ from bot.consultations.files import (
 from bot.consultations.plan_sheet import image_loader, sheet_rows
 from handlers import questionnaire
 from handlers.context import Texts
-from handlers.events import MAX_IMAGE_BYTES, UnreadableText, clean_text
+from handlers.events import MAX_IMAGE_BYTES, Phrase, UnreadableText, clean_text
 from handlers.moderation.cards import moment_text
 from handlers.plan import content, rules
 from handlers.plan.content import ConsultationLink, Preview
@@ -573,7 +573,7 @@ class PlanPages:
 
         def read_image(image_name: str) -> bytes:
             if image_name not in images:
-                raise FileMissing("not uploaded")
+                raise FileMissing(Phrase("mistake.file.not_uploaded"))
             return images[image_name]
 
         async with kit.uow() as uow:

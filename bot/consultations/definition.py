@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,8 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from bot.consultations.files import MAX_DEFINITION_BYTES, FileProblem, decode_text, read_limited
+from bot.dialogue.i18n import english_texts
+from handlers.events import Phrase
 from handlers.questions import OptionDefinition, all_kinds, find_kind
 from handlers.questions.free_text import DEFAULT_IDEA_LENGTH
 from handlers.questions.kind import MAX_OPTION_LABEL
@@ -37,6 +40,8 @@ MAX_VALUES = 100_000
 YEARS = (2000, 2999)
 
 Texts = dict[str, str]
+# The field of a mistake in the file as a whole, or in its top level.
+WHOLE_FILE = ("(file)", "(top)")
 
 
 @dataclass(frozen=True)
@@ -45,11 +50,21 @@ class FileError:
 
     line: int | None
     field: str
-    reason: str
+    reason: Phrase
+
+    def read(self, t: Callable[..., str]) -> str:
+        """The mistake in ``t``'s language: "line 17: rounds[0].closes: must be after opens"."""
+        where = (
+            t("mistake.where.line", line=self.line)
+            if self.line is not None
+            else t("mistake.where.file")
+        )
+        field = t("mistake.where.whole_file") if self.field in WHOLE_FILE else self.field
+        return f"{where}: {field}: {self.reason.read(t)}"
 
     def __str__(self) -> str:
-        where = f"line {self.line}" if self.line is not None else "file"
-        return f"{where}: {self.field}: {self.reason}"
+        # The command line's language, and the logs'.
+        return self.read(english_texts())
 
 
 class DefinitionError(Exception):
@@ -125,13 +140,23 @@ class _Loader(yaml.SafeLoader):
             self.aliases += 1
             if self.aliases > MAX_ALIASES:
                 raise DefinitionError(
-                    [FileError(line, "(file)", f"uses more than {MAX_ALIASES} aliases (*name)")]
+                    [
+                        FileError(
+                            line,
+                            "(file)",
+                            Phrase("mistake.consultation.aliases", limit=MAX_ALIASES),
+                        )
+                    ]
                 )
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
                 raise DefinitionError(
-                    [FileError(line, "(file)", f"nests more than {MAX_DEPTH} levels deep")]
+                    [
+                        FileError(
+                            line, "(file)", Phrase("mistake.consultation.nesting", limit=MAX_DEPTH)
+                        )
+                    ]
                 )
             return super().compose_node(parent, index)
         finally:
@@ -154,7 +179,7 @@ class _Reader:
         self.values += 1
         if self.values > MAX_VALUES:
             raise DefinitionError(
-                [FileError(None, "(file)", f"expands to more than {MAX_VALUES} values")]
+                [FileError(None, "(file)", Phrase("mistake.consultation.values", limit=MAX_VALUES))]
             )
         if isinstance(node, yaml.MappingNode):
             result: dict[str, Any] = {}
@@ -171,10 +196,13 @@ class _Reader:
             return self._constructor.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, OverflowError) as error:
             # A number of 5,000 digits, a date like 2027-02-30 10:00:00.
-            self.error(path or "(file)", f"cannot be read: {error}")
+            self.error(
+                path or "(file)",
+                Phrase("mistake.consultation.unreadable_value", problem=str(error)),
+            )
             return None
 
-    def error(self, path: str, reason: str) -> None:
+    def error(self, path: str, reason: Phrase) -> None:
         """Record a mistake at the line of the field, or of its nearest parent that is there."""
         line = self.lines.get(path)
         probe = path
@@ -198,26 +226,32 @@ def _texts(
     """A text is a plain string (Danish) or a mapping with one entry per language."""
     if data is None:
         if required:
-            reader.error(path, "is missing")
+            reader.error(path, Phrase("mistake.consultation.missing"))
         return {}
     if isinstance(data, str):
         data = {"da": data}
     if not isinstance(data, dict):
-        reader.error(path, "must be a text or a mapping of language to text")
+        reader.error(path, Phrase("mistake.consultation.texts_shape"))
         return {}
     texts: Texts = {}
     for language, text in data.items():
         if language not in LANGUAGES:
-            reader.error(f"{path}.{language}", f"unknown language; use {', '.join(LANGUAGES)}")
+            reader.error(
+                f"{path}.{language}",
+                Phrase("mistake.consultation.unknown_language", languages=", ".join(LANGUAGES)),
+            )
         elif not isinstance(text, str) or not text.strip():
-            reader.error(f"{path}.{language}", "must be a non-empty text")
+            reader.error(f"{path}.{language}", Phrase("mistake.consultation.empty_text"))
         elif len(text) > limit:
-            reader.error(f"{path}.{language}", f"is {len(text)} characters; {limit} allowed")
+            reader.error(
+                f"{path}.{language}",
+                Phrase("mistake.consultation.text_length", length=len(text), limit=limit),
+            )
         else:
             texts[language] = text.strip()
     for language in languages:
         if language not in data and (required or data):
-            reader.error(f"{path}.{language}", "is missing")
+            reader.error(f"{path}.{language}", Phrase("mistake.consultation.missing"))
     return texts
 
 
@@ -228,15 +262,21 @@ def _time(reader: _Reader, data: Any, path: str, zone: ZoneInfo) -> datetime | N
         try:
             moment = datetime.strptime(data.strip(), TIME_FORMAT)
         except ValueError:
-            reader.error(path, f"must be a time like 2027-01-31 23:59 (got {data!r})")
+            reader.error(path, Phrase("mistake.consultation.time_got", value=repr(data)))
             return None
     else:
         reader.error(
-            path, "must be a time like 2027-01-31 23:59" if data is not None else "is missing"
+            path,
+            Phrase(
+                "mistake.consultation.time" if data is not None else "mistake.consultation.missing"
+            ),
         )
         return None
     if not YEARS[0] <= moment.year <= YEARS[1]:
-        reader.error(path, f"must be in the years {YEARS[0]} to {YEARS[1]} (got {moment.year})")
+        reader.error(
+            path,
+            Phrase("mistake.consultation.years", first=YEARS[0], last=YEARS[1], year=moment.year),
+        )
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
@@ -247,32 +287,39 @@ def _options(reader: _Reader, data: Any, path: str, languages: list[str]) -> lis
     if not isinstance(data, list) or not data:
         reader.error(
             path,
-            "must list at least two options"
-            if data is None or data == []
-            else "must be a list of options",
+            Phrase(
+                "mistake.consultation.two_options"
+                if data is None or data == []
+                else "mistake.consultation.options_shape"
+            ),
         )
         return []
     if len(data) > MAX_OPTIONS:
-        reader.error(path, f"has {len(data)} options; {MAX_OPTIONS} allowed")
+        reader.error(
+            path,
+            Phrase("mistake.consultation.too_many_options", count=len(data), limit=MAX_OPTIONS),
+        )
     options: list[OptionDefinition] = []
     seen: set[str] = set()
     for index, item in enumerate(data):
         item_path = f"{path}[{index}]"
         if not isinstance(item, dict):
-            reader.error(item_path, "must be a mapping with id and label")
+            reader.error(item_path, Phrase("mistake.consultation.option_shape"))
             continue
         key = str(item.get("id", ""))
         if not KEY_PATTERN.match(key):
-            reader.error(f"{item_path}.id", "must be 1-24 lower-case letters, digits or _")
+            reader.error(f"{item_path}.id", Phrase("mistake.consultation.id_shape"))
         elif key in seen:
-            reader.error(f"{item_path}.id", f"repeats the option id {key!r}")
+            reader.error(
+                f"{item_path}.id", Phrase("mistake.consultation.repeated_option", id=repr(key))
+            )
         seen.add(key)
         label = _texts(
             reader, item.get("label"), f"{item_path}.label", languages, limit=MAX_OPTION_LABEL
         )
         options.append(OptionDefinition(key, label))
     if len(options) == 1:
-        reader.error(path, "must list at least two options")
+        reader.error(path, Phrase("mistake.consultation.two_options"))
     return options
 
 
@@ -284,25 +331,28 @@ def _question(
     earlier: dict[str, QuestionDefinition],
 ) -> QuestionDefinition | None:
     if not isinstance(data, dict):
-        reader.error(path, "must be a mapping")
+        reader.error(path, Phrase("mistake.consultation.mapping"))
         return None
     key = str(data.get("id", ""))
     if not KEY_PATTERN.match(key):
-        reader.error(f"{path}.id", "must be 1-24 lower-case letters, digits or _")
+        reader.error(f"{path}.id", Phrase("mistake.consultation.id_shape"))
     elif key in earlier:
-        reader.error(f"{path}.id", f"repeats the question id {key!r}")
+        reader.error(f"{path}.id", Phrase("mistake.consultation.repeated_question", id=repr(key)))
     kind = find_kind(data.get("kind"))
     if kind is None:
         names = ", ".join(known.name for known in all_kinds())
-        reader.error(f"{path}.kind", f"must be one of {names} (got {data.get('kind')!r})")
+        reader.error(
+            f"{path}.kind",
+            Phrase("mistake.consultation.one_of", choices=names, value=repr(data.get("kind"))),
+        )
         return None
     text = _texts(reader, data.get("text"), f"{path}.text", languages, limit=1000)
     optional = data.get("optional", False)
     if not isinstance(optional, bool):
-        reader.error(f"{path}.optional", "must be true or false")
+        reader.error(f"{path}.optional", Phrase("mistake.consultation.true_false"))
         optional = False
     if "options" in data and "options" not in kind.fields:
-        reader.error(f"{path}.options", f"a {kind.name} question has no options")
+        reader.error(f"{path}.options", Phrase("mistake.consultation.no_options", kind=kind.name))
     own = kind.parse(_QuestionFields(reader, data, path, languages))
     condition = _condition(reader, data.get("when"), f"{path}.when", earlier)
     return QuestionDefinition(key, kind.name, text, own.options, own.settings, optional, condition)
@@ -320,7 +370,7 @@ class _QuestionFields:
     def get(self, name: str, default: Any = None) -> Any:
         return self.data.get(name, default)
 
-    def error(self, name: str, reason: str) -> None:
+    def error(self, name: str, reason: Phrase) -> None:
         self.reader.error(f"{self.path}.{name}", reason)
 
     def texts(self, name: str, value: Any, *, limit: int) -> Texts:
@@ -336,28 +386,36 @@ def _condition(
     if data is None:
         return None
     if not isinstance(data, dict) or "question" not in data:
-        reader.error(
-            path, "must name an earlier question and the answers: {question: id, in: [option ids]}"
-        )
+        reader.error(path, Phrase("mistake.consultation.condition_shape"))
         return None
     target = earlier.get(str(data["question"]))
     if target is None:
-        reader.error(f"{path}.question", f"{data['question']!r} is not an earlier question")
+        reader.error(
+            f"{path}.question",
+            Phrase("mistake.consultation.not_earlier", value=repr(data["question"])),
+        )
         return None
     target_kind = find_kind(target.kind)
     if target_kind is None or not target_kind.has_options:
-        reader.error(f"{path}.question", f"a {target.kind} question cannot be a condition")
+        reader.error(
+            f"{path}.question", Phrase("mistake.consultation.condition_kind", kind=target.kind)
+        )
         return None
     wanted = data.get("in", [data["equals"]] if "equals" in data else None)
     if not isinstance(wanted, list) or not wanted:
-        reader.error(f"{path}.in", "must list the answers that make this question apply")
+        reader.error(f"{path}.in", Phrase("mistake.consultation.condition_answers"))
         return None
     known = {option.key for option in target.options}
     for value in wanted:
         if str(value) not in known:
             reader.error(
                 f"{path}.in",
-                f"{value!r} is not an answer of {target.key!r} ({', '.join(sorted(known))})",
+                Phrase(
+                    "mistake.consultation.not_an_answer",
+                    value=repr(value),
+                    question=repr(target.key),
+                    answers=", ".join(sorted(known)),
+                ),
             )
     return {"question": target.key, "in": [str(value) for value in wanted]}
 
@@ -372,10 +430,10 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise DefinitionError(
-            [FileError(line, "(file)", f"is not valid YAML: {problem}")]
+            [FileError(line, "(file)", Phrase("mistake.consultation.not_yaml", problem=problem))]
         ) from None
     if not isinstance(node, yaml.MappingNode):
-        raise DefinitionError([FileError(1, "(file)", "must be a mapping of fields")])
+        raise DefinitionError([FileError(1, "(file)", Phrase("mistake.consultation.top_mapping"))])
     data = reader.value(node, "")
 
     known = {
@@ -394,25 +452,23 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
         "ideas",
     }
     for unknown in sorted(set(data) - known):
-        reader.error(unknown, "is not a known field")
+        reader.error(unknown, Phrase("mistake.consultation.unknown_field"))
     slug = str(data.get("slug", ""))
     if not SLUG_PATTERN.fullmatch(slug):
-        reader.error(
-            "slug", "must be 2-40 lower-case letters, digits or hyphens (it goes in links)"
-        )
+        reader.error("slug", Phrase("mistake.consultation.slug"))
     languages = data.get("languages", ["da"])
     if (
         not isinstance(languages, list)
         or "da" not in languages
         or any(language not in LANGUAGES for language in languages)
     ):
-        reader.error("languages", "must be [da] or [da, en]")
+        reader.error("languages", Phrase("mistake.consultation.languages"))
         languages = ["da"]
     title = _texts(reader, data.get("title"), "title", languages, limit=100)
     purpose = _texts(reader, data.get("purpose"), "purpose", languages, limit=600)
     basis_data = data.get("basis") or {}
     if not isinstance(basis_data, dict):
-        reader.error("basis", "must be a mapping with decided, influence and decides")
+        reader.error("basis", Phrase("mistake.consultation.basis"))
         basis_data = {}
     basis = {
         part: _texts(reader, basis_data.get(part), f"basis.{part}", languages, limit=800)
@@ -420,7 +476,7 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
     }
     target = data.get("target_group") or {}
     if not isinstance(target, dict):
-        reader.error("target_group", "must be a mapping with description and quotas")
+        reader.error("target_group", Phrase("mistake.consultation.target_group"))
         target = {}
     target_group = {
         "description": _texts(
@@ -430,23 +486,28 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
     }
     role = data.get("citizen_role")
     if role not in CITIZEN_ROLES:
-        reader.error("citizen_role", f"must be one of {', '.join(CITIZEN_ROLES)} (got {role!r})")
+        reader.error(
+            "citizen_role",
+            Phrase(
+                "mistake.consultation.one_of", choices=", ".join(CITIZEN_ROLES), value=repr(role)
+            ),
+        )
     organiser = data.get("organiser") or {}
     if not isinstance(organiser, dict) or not organiser.get("name") or not organiser.get("contact"):
-        reader.error("organiser", "must give the organiser's name and contact")
+        reader.error("organiser", Phrase("mistake.consultation.organiser"))
         organiser = {}
     results = _texts(reader, data.get("results"), "results", languages, limit=500)
 
     rounds: list[RoundDefinition] = []
     rounds_data = data.get("rounds")
     if not isinstance(rounds_data, list) or not rounds_data:
-        reader.error("rounds", "must list at least one round with opens and closes")
+        reader.error("rounds", Phrase("mistake.consultation.rounds"))
         rounds_data = []
     zone_name = zone
     for index, item in enumerate(rounds_data):
         path = f"rounds[{index}]"
         if not isinstance(item, dict):
-            reader.error(path, "must be a mapping with opens and closes")
+            reader.error(path, Phrase("mistake.consultation.round_shape"))
             continue
         opens = _time(reader, item.get("opens"), f"{path}.opens", zone_name)
         closes = _time(reader, item.get("closes"), f"{path}.closes", zone_name)
@@ -455,16 +516,16 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
         )
         if opens and closes:
             if closes <= opens:
-                reader.error(f"{path}.closes", "must be after opens")
+                reader.error(f"{path}.closes", Phrase("mistake.consultation.after_opens"))
             elif rounds and opens < rounds[-1].closes_at:
-                reader.error(f"{path}.opens", "must not be before the previous round closes")
+                reader.error(f"{path}.opens", Phrase("mistake.consultation.overlap"))
             else:
                 rounds.append(RoundDefinition(name, opens, closes))
 
     questions: list[QuestionDefinition] = []
     questions_data = data.get("questions")
     if not isinstance(questions_data, list) or not questions_data:
-        reader.error("questions", "must list at least one question")
+        reader.error("questions", Phrase("mistake.consultation.questions"))
         questions_data = []
     earlier: dict[str, QuestionDefinition] = {}
     for index, item in enumerate(questions_data):
@@ -475,14 +536,18 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
     for index, quota in enumerate(target_group["quotas"]):
         path = f"target_group.quotas[{index}]"
         if not isinstance(quota, dict) or str(quota.get("question")) not in earlier:
-            reader.error(path, "must name a question of this file ({question, option, minimum})")
+            reader.error(path, Phrase("mistake.consultation.quota"))
         elif str(quota.get("option")) not in {o.key for o in earlier[quota["question"]].options}:
             reader.error(
                 f"{path}.option",
-                f"{quota.get('option')!r} is not an option of {quota['question']!r}",
+                Phrase(
+                    "mistake.consultation.not_an_option",
+                    value=repr(quota.get("option")),
+                    question=repr(quota["question"]),
+                ),
             )
         elif not isinstance(quota.get("minimum"), int) or quota["minimum"] < 1:
-            reader.error(f"{path}.minimum", "must be a whole number of at least 1")
+            reader.error(f"{path}.minimum", Phrase("mistake.consultation.at_least_one"))
 
     moderation = _moderation(reader, data.get("moderation"))
     ideas = _ideas(reader, data.get("ideas"), languages, zone)
@@ -513,16 +578,16 @@ def _ideas(
     if data is None:
         return None
     if not isinstance(data, dict):
-        reader.error(IDEAS, "must be a mapping with opens, closes and prompt")
+        reader.error(IDEAS, Phrase("mistake.consultation.ideas_shape"))
         return None
     for unknown in sorted(
         set(data) - {"opens", "closes", "prompt", "max_length", "moderation", "statements"}
     ):
-        reader.error(f"{IDEAS}.{unknown}", "is not a known field")
+        reader.error(f"{IDEAS}.{unknown}", Phrase("mistake.consultation.unknown_field"))
     opens = _time(reader, data.get("opens"), f"{IDEAS}.opens", zone)
     closes = _time(reader, data.get("closes"), f"{IDEAS}.closes", zone)
     if opens and closes and closes <= opens:
-        reader.error(f"{IDEAS}.closes", "must be after opens")
+        reader.error(f"{IDEAS}.closes", Phrase("mistake.consultation.after_opens"))
     prompt = _texts(reader, data.get("prompt"), f"{IDEAS}.prompt", languages, limit=500)
     length = data.get("max_length", DEFAULT_IDEA_LENGTH)
     if (
@@ -532,20 +597,23 @@ def _ideas(
     ):
         reader.error(
             f"{IDEAS}.max_length",
-            f"must be a whole number from {MIN_STATEMENT_LENGTH} to {MAX_STATEMENT_LENGTH}",
+            Phrase(
+                "mistake.consultation.whole_number_from",
+                low=MIN_STATEMENT_LENGTH,
+                high=MAX_STATEMENT_LENGTH,
+            ),
         )
         length = DEFAULT_IDEA_LENGTH
     mode = data.get("moderation", "post")
     if mode not in IDEAS_MODERATION:
         reader.error(
             f"{IDEAS}.moderation",
-            f"must be post (shown at once, moderated after) or pre (shown after approval); "
-            f"got {mode!r}",
+            Phrase("mistake.consultation.ideas_moderation", value=repr(mode)),
         )
     seeded: list[Texts] = []
     items = data.get("statements") or []
     if not isinstance(items, list):
-        reader.error(f"{IDEAS}.statements", "must be a list of statements")
+        reader.error(f"{IDEAS}.statements", Phrase("mistake.consultation.statements"))
         items = []
     for index, item in enumerate(items):
         path = f"{IDEAS}.statements[{index}]"
@@ -563,23 +631,31 @@ def _moderation(reader: _Reader, data: Any) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        reader.error("moderation", "must be a mapping such as {offensive: hold, spam: review}")
+        reader.error("moderation", Phrase("mistake.consultation.moderation_shape"))
         return {}
     settings: dict[str, Any] = {}
     for key, value in data.items():
         path = f"moderation.{key}"
         if key == "reports_to_hold":
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                reader.error(path, "must be a whole number of at least 1")
+                reader.error(path, Phrase("mistake.consultation.at_least_one"))
             else:
                 settings[key] = value
         elif key in CATEGORIES:
             if value not in ACTIONS:
-                reader.error(path, f"must be one of {', '.join(ACTIONS)} (got {value!r})")
+                reader.error(
+                    path,
+                    Phrase(
+                        "mistake.consultation.one_of", choices=", ".join(ACTIONS), value=repr(value)
+                    ),
+                )
             else:
                 settings[key] = value
         else:
-            reader.error(path, f"is not known; use {', '.join(CATEGORIES)} or reports_to_hold")
+            reader.error(
+                path,
+                Phrase("mistake.consultation.moderation_unknown", categories=", ".join(CATEGORIES)),
+            )
     return settings
 
 

@@ -16,6 +16,8 @@ import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from bot.dialogue.i18n import english_texts
+from handlers.events import Phrase
 from handlers.plan.sheet import column_letter
 
 # The limits of what staff hand the command line; far above any real file, far below harm.
@@ -48,17 +50,25 @@ _UNWRITABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
 class FileProblem(Exception):
     """A file that cannot be used as it is; the reason names the row and column where known."""
 
-    def __init__(self, reason: str, row: int | None = None, column: str | None = None) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: Phrase, row: int | None = None, column: str | None = None) -> None:
+        super().__init__(reason.key)
         self.reason = reason
         self.row = row
         self.column = column
 
-    def __str__(self) -> str:
-        where = f"row {self.row}" if self.row is not None else ""
+    def read(self, t: Callable[..., str]) -> str:
+        """The problem in ``t``'s language: "row 3, column B: …"."""
+        places = []
+        if self.row is not None:
+            places.append(t("mistake.where.row", row=self.row))
         if self.column:
-            where += (", " if where else "") + f"column {self.column}"
-        return f"{where}: {self.reason}" if where else self.reason
+            places.append(t("mistake.where.column", column=self.column))
+        reason = self.reason.read(t)
+        return f"{', '.join(places)}: {reason}" if places else reason
+
+    def __str__(self) -> str:
+        # The command line's language, and the logs'.
+        return self.read(english_texts())
 
 
 class FileMissing(FileProblem):
@@ -83,15 +93,19 @@ def read_limited(path: Path, limit: int) -> bytes:
     try:
         mode = path.stat().st_mode
         if not stat.S_ISREG(mode):
-            raise FileProblem("is a folder" if stat.S_ISDIR(mode) else "is not a regular file")
+            raise FileProblem(
+                Phrase("mistake.file.folder" if stat.S_ISDIR(mode) else "mistake.file.special")
+            )
         with path.open("rb") as handle:
             data = handle.read(limit + 1)
     except FileNotFoundError:
-        raise FileMissing("cannot be read: no such file") from None
+        raise FileMissing(Phrase("mistake.file.missing")) from None
     except OSError as error:
-        raise FileProblem(f"cannot be read: {error.strerror or error}") from None
+        raise FileProblem(
+            Phrase("mistake.file.unreadable", problem=str(error.strerror or error))
+        ) from None
     if len(data) > limit:
-        raise FileProblem(f"is larger than {size_text(limit)} (the limit)")
+        raise FileProblem(Phrase("mistake.file.too_large", limit=size_text(limit)))
     return data
 
 
@@ -101,10 +115,10 @@ def read_inside(folder: Path, name: str, limit: int) -> bytes:
     try:
         target = (base / name).resolve()
     except (OSError, RuntimeError, ValueError) as error:
-        raise FileProblem(f"cannot be found: {error}") from None
+        raise FileProblem(Phrase("mistake.file.not_found", problem=str(error))) from None
     # Resolved first, so neither '../' nor a symbolic link leads out of the folder.
     if not target.is_relative_to(base):
-        raise FileProblem("is outside the sheet's folder (name a file next to the sheet)")
+        raise FileProblem(Phrase("mistake.file.outside"))
     return read_limited(target, limit)
 
 
@@ -114,7 +128,7 @@ def decode_text(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
-        raise FileProblem("the text is not UTF-8 (save the file as UTF-8)", row=line) from None
+        raise FileProblem(Phrase("mistake.file.not_utf8"), row=line) from None
 
 
 def csv_rows(text: str, max_rows: int, delimiter: str = ",") -> list[list[str]]:
@@ -130,12 +144,12 @@ def csv_rows(text: str, max_rows: int, delimiter: str = ",") -> list[list[str]]:
         except csv.Error as error:
             # The csv module's own limit (128 KiB) is far above ours: say ours.
             if "field limit" in str(error):
-                reason = f"a cell is longer than {MAX_CELL_CHARS} characters"
+                reason = Phrase("mistake.file.cell_too_long", limit=MAX_CELL_CHARS)
                 raise FileProblem(reason, number) from None
-            raise FileProblem(f"is not a readable CSV file ({error})", number) from None
+            reason = Phrase("mistake.file.not_csv", problem=str(error))
+            raise FileProblem(reason, number) from None
         if number > max_rows + 1:
-            reason = f"has more than {max_rows} rows below the header (the limit); split the file"
-            raise FileProblem(reason, number)
+            raise FileProblem(Phrase("mistake.file.too_many_rows", limit=max_rows), number)
         check_cells(row, number)
         rows.append(row)
 
@@ -145,7 +159,7 @@ def check_cells(row: list[str], number: int) -> None:
     for index, value in enumerate(row):
         if len(value) > MAX_CELL_CHARS:
             raise FileProblem(
-                f"the cell has {len(value)} characters; at most {MAX_CELL_CHARS}",
+                Phrase("mistake.file.cell_length", length=len(value), limit=MAX_CELL_CHARS),
                 number,
                 column_letter(index),
             )
@@ -167,14 +181,16 @@ def xlsx_data_rows(
     from openpyxl import load_workbook
 
     if len(data) > MAX_SHEET_BYTES:
-        raise FileProblem(f"is larger than {size_text(MAX_SHEET_BYTES)} (the limit)")
+        raise FileProblem(Phrase("mistake.file.too_large", limit=size_text(MAX_SHEET_BYTES)))
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             unpacked = sum(item.file_size for item in archive.infolist())
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
-        raise FileProblem(f"is not an XLSX workbook ({error})") from None
+        raise FileProblem(Phrase("mistake.file.not_xlsx", problem=str(error))) from None
     if unpacked > MAX_XLSX_UNPACKED_BYTES:
-        raise FileProblem(f"unpacks to more than {size_text(MAX_XLSX_UNPACKED_BYTES)} (the limit)")
+        raise FileProblem(
+            Phrase("mistake.file.unpacks_too_large", limit=size_text(MAX_XLSX_UNPACKED_BYTES))
+        )
     number = 0
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
@@ -186,8 +202,7 @@ def xlsx_data_rows(
             ):
                 number += 1
                 if number > max_rows + 1:
-                    reason = f"has more than {max_rows} rows below the header (the limit)"
-                    raise FileProblem(f"{reason}; split the sheet", number)
+                    raise FileProblem(Phrase("mistake.file.too_many_rows", limit=max_rows), number)
                 row = [cell_text(value) for value in values]
                 check_cells(row, number)
                 yield row
@@ -196,7 +211,8 @@ def xlsx_data_rows(
     except FileProblem:
         raise
     except Exception as error:  # openpyxl has no one error for a broken file
-        reason = f"is not a readable XLSX workbook ({type(error).__name__}: {error})"
+        problem = f"{type(error).__name__}: {error}"
+        reason = Phrase("mistake.file.broken_xlsx", problem=problem)
         raise FileProblem(reason, number + 1 if number else None) from None
 
 

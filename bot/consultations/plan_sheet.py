@@ -19,7 +19,7 @@ from bot.consultations.files import (
     size_text,
     xlsx_data_rows,
 )
-from handlers.events import clean_text
+from handlers.events import Phrase, clean_text
 from handlers.plan import rules
 from handlers.plan.rules import PlanError
 
@@ -30,7 +30,7 @@ def sheet_rows(name: str, data: bytes) -> list[list[str]]:
     """The cells of a CSV (comma or semicolon) or XLSX sheet as text; FileProblem if unreadable."""
     suffix = name[name.rfind(".") :].lower() if "." in name else ""
     if suffix not in SHEET_SUFFIXES:
-        raise FileProblem("the content plan is a .csv or .xlsx file")
+        raise FileProblem(Phrase("mistake.file.not_a_sheet"))
     if suffix == ".xlsx":
         rows = list(xlsx_data_rows(data, MAX_SHEET_ROWS, cell_text))
     else:

@@ -25,6 +25,7 @@ from bot.consultations.files import (
     restore_cell,
     safe_cell,
 )
+from bot.dialogue.i18n import english_texts
 from handlers.events import UnreadableText, clean_text
 from handlers.ideas.groups import GroupModel
 from handlers.questionnaire import pick
@@ -271,7 +272,9 @@ def _read(
     try:
         rows = _rows(path)
     except FileProblem as problem:
-        problems.append(PolisProblem(name, problem.row, problem.column, problem.reason))
+        problems.append(
+            PolisProblem(name, problem.row, problem.column, problem.reason.read(english_texts()))
+        )
         return []
     header = rows[0] if rows else []
     missing = [c for c in columns if c not in header]
@@ -418,7 +421,11 @@ def read_folder(directory: Path) -> PolisFolder:
         try:
             pairs = _rows(directory / SUMMARY)
         except FileProblem as problem:
-            problems.append(PolisProblem(SUMMARY, problem.row, problem.column, problem.reason))
+            problems.append(
+                PolisProblem(
+                    SUMMARY, problem.row, problem.column, problem.reason.read(english_texts())
+                )
+            )
             pairs = []
         for pair in pairs:
             if len(pair) >= 2:

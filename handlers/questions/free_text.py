@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from handlers.events import Phrase
 from handlers.questions.kind import (
     Answering,
     DefinitionFields,
@@ -30,7 +31,10 @@ class _FreeText(QuestionKind):
         length = fields.get("max_length", self.default_length)
         if not isinstance(length, int) or not MIN_LENGTH <= length <= MAX_TEXT_ANSWER:
             fields.error(
-                "max_length", f"must be a whole number from {MIN_LENGTH} to {MAX_TEXT_ANSWER}"
+                "max_length",
+                Phrase(
+                    "mistake.consultation.whole_number_from", low=MIN_LENGTH, high=MAX_TEXT_ANSWER
+                ),
             )
             length = self.default_length
         return KindFields(settings={"max_length": length})

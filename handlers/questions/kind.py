@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from handlers.context import Texts
+from handlers.events import Phrase
 from handlers.questionnaire import pick, shorten
 from storage.models import Question
 
@@ -54,7 +55,7 @@ class DefinitionFields(Protocol):
         """The value of a field of the question; the default if it is not there."""
         ...
 
-    def error(self, name: str, reason: str) -> None:
+    def error(self, name: str, reason: Phrase) -> None:
         """Report a mistake in a field of the question."""
         ...
 

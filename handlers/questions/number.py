@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from handlers.context import Texts
+from handlers.events import Phrase
 from handlers.questions.kind import (
     Answering,
     DefinitionFields,
@@ -34,11 +35,11 @@ class Number(QuestionKind):
         low, high = fields.get("min"), fields.get("max")
         for name, bound in (("min", low), ("max", high)):
             if not isinstance(bound, int) or isinstance(bound, bool):
-                fields.error(name, "must be a whole number")
+                fields.error(name, Phrase("mistake.question.whole_number"))
             elif abs(bound) > MAX_NUMBER:
-                fields.error(name, "must have at most 15 digits")
+                fields.error(name, Phrase("mistake.question.digits", limit=15))
         if isinstance(low, int) and isinstance(high, int) and low >= high:
-            fields.error("max", f"must be above min ({low})")
+            fields.error("max", Phrase("mistake.question.above_min", low=low))
         return KindFields(settings={"min": low, "max": high})
 
     def hint_params(self, question: Question, language: str) -> dict[str, object]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from handlers.context import Texts
+from handlers.events import Phrase
 from handlers.questionnaire import pick
 from handlers.questions.kind import (
     MAX_OPTION_LABEL,
@@ -30,7 +31,7 @@ class Scale(QuestionKind):
     def parse(self, fields: DefinitionFields) -> KindFields:
         labels = fields.get("labels") or {}
         if not isinstance(labels, dict):
-            fields.error("labels", "must be a mapping with low and high")
+            fields.error("labels", Phrase("mistake.question.labels"))
             labels = {}
         return KindFields(
             options=[OptionDefinition(step, {}) for step in STEPS],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gettext
 import logging
 from collections.abc import Callable, Mapping
@@ -109,6 +110,12 @@ class Catalogs:
     def keys(self, language: str) -> set[str]:
         """Return the keys a catalog translates."""
         return set(self._catalogs[language])
+
+
+@functools.cache
+def english_texts() -> BoundTexts:
+    """The English texts: the command line's language, and the logs'."""
+    return Catalogs("en").texts("en")
 
 
 def supported_language(tag: str | None) -> str | None:
