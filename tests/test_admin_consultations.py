@@ -239,6 +239,26 @@ async def test_an_uploaded_file_is_imported_audited_and_listed_and_a_second_one_
     assert not any("sofie" in e.actor for e in audit)
 
 
+async def test_removing_answered_questions_needs_the_tick_and_says_so_in_danish(
+    clocked_app: tuple[BorgerDialog, Clock], fake_bot: FakeBot
+) -> None:
+    app, _ = clocked_app
+    source = consultation_file("friluftsliv", NOW - timedelta(days=1), NOW + timedelta(days=20))
+    await import_consultation(app, source, now=NOW)
+    await answer_all(Citizen(fake_bot, 7301))
+    without = re.sub(r"\n  # scale:.*?\n  # yesno\n", "\n  # yesno\n", source, flags=re.S)
+    assert "satisfaction" not in without
+    async with logged_in(app, "staff") as staff:
+        refused = await post_form(staff, LIST, LIST, {"source": without})
+        page = html.unescape(await refused.text())
+        assert refused.status == 409
+        assert "har allerede svar: satisfaction (1 svar). Intet er importeret." in page
+        assert textarea_of(page) == without
+        done = await post_form(staff, LIST, LIST, {"source": without, "force": "yes"})
+        assert done.status == 200
+        assert "(friluftsliv) er opdateret" in await done.text()
+
+
 async def test_import_without_the_forms_token_is_refused(
     clocked_app: tuple[BorgerDialog, Clock],
 ) -> None:

@@ -196,7 +196,11 @@ class ConsultationPages:
                 )
                 await uow.commit()
         except QuestionsWithAnswers as refusal:
-            message = t("admin.consultations.import.needs_force", questions=str(refusal))
+            questions = ", ".join(
+                t.n("admin.consultations.import.question_answers", count, question=key)
+                for key, count in refusal.counts.items()
+            )
+            message = t("admin.consultations.import.needs_force", questions=questions)
             return await self._list(request, visitor, {**kept, "problem": message}, status=409)
         logger.info(
             "consultation %s imported from the dashboard by %s",
