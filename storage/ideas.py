@@ -22,6 +22,7 @@ from storage.models import (
     VoteEvent,
     VoteValue,
 )
+from storage.repositories import insert_for
 
 
 @dataclass(frozen=True)
@@ -326,22 +327,32 @@ class IdeasRepository:
     async def save_groups(
         self, consultation_id: int, model: dict[str, Any], events_seen: int, at: datetime
     ) -> None:
-        """Store newly computed opinion groups."""
-        stored = await self.groups(consultation_id)
-        if stored is None:
-            self._session.add(
-                OpinionGroups(
-                    consultation_id=consultation_id,
-                    model=model,
-                    vote_events_seen=events_seen,
-                    computed_at=at,
-                )
-            )
-        else:
-            stored.model = model
-            stored.vote_events_seen = events_seen
-            stored.computed_at = at
-        await self._session.flush()
+        """Store newly computed opinion groups, unless groups of more votes are stored already.
+
+        Two computations can overlap (the leader's timed job, a results page asking for fresh
+        groups, ``borgerdialog ideas groups``): reading the row and then adding or changing it
+        let both add one (a duplicate key for the second), or let the slower one put back groups
+        of fewer votes. One INSERT … ON CONFLICT does either, and only forward.
+        """
+        insert = insert_for(self._session)(OpinionGroups).values(
+            consultation_id=consultation_id,
+            model=model,
+            vote_events_seen=events_seen,
+            computed_at=at,
+        )
+        newer = insert.excluded
+        await self._session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[OpinionGroups.consultation_id],
+                set_={
+                    "model": newer.model,
+                    "vote_events_seen": newer.vote_events_seen,
+                    "computed_at": newer.computed_at,
+                },
+                where=OpinionGroups.vote_events_seen <= newer.vote_events_seen,
+            ),
+            execution_options={"synchronize_session": False},
+        )
 
     async def to_notify(self, now: datetime) -> list[tuple[Participation, Participant, int]]:
         """Who asked to hear of new statements and has some now: with how many are new.

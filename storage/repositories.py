@@ -187,8 +187,8 @@ class QueuedMessage(NamedTuple):
     payload: dict[str, Any]
 
 
-def _insert_for(session: AsyncSession) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT DO NOTHING (PostgreSQL and SQLite both)."""
+def insert_for(session: AsyncSession) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT (PostgreSQL and SQLite both)."""
     dialect = session.get_bind().dialect.name
     return postgresql_insert if dialect == "postgresql" else sqlite_insert
 
@@ -324,7 +324,7 @@ class InboxRepository:
             }
             for external_id, chat_id, payload in events
         ]
-        dialect_insert = _insert_for(self._session)
+        dialect_insert = insert_for(self._session)
         statement = (
             dialect_insert(InboxEvent)
             .values(rows)
@@ -473,7 +473,7 @@ class InboxRepository:
         now: datetime,
     ) -> None:
         """Store an event as failed at once: set aside, never applied."""
-        dialect_insert = _insert_for(self._session)
+        dialect_insert = insert_for(self._session)
         await self._session.execute(
             dialect_insert(InboxEvent)
             .values(

@@ -207,6 +207,42 @@ async def test_delivery_outcomes_of_many_chats_share_a_commit(uow: UnitOfWorkFac
             assert message.payload == {"cleared": True}
 
 
+async def test_opinion_groups_only_move_forward_whoever_saves_them_last(
+    uow: UnitOfWorkFactory,
+) -> None:
+    """The leader's job and a results page may compute groups at once: the groups of more votes
+    stay, whichever computation finishes last, and the second save adds no second row."""
+    from zoneinfo import ZoneInfo
+
+    from bot.consultations.definition import parse_definition
+    from bot.consultations.importer import import_definition
+    from tests.citizens import example_with_round
+
+    source = example_with_round(NOW - timedelta(days=1), NOW + timedelta(days=30))
+    async with uow() as unit:
+        await import_definition(unit, parse_definition(source, ZoneInfo("Europe/Copenhagen")), NOW)
+        await unit.commit()
+        consultation = await unit.consultations.by_slug("friluftsliv")
+        assert consultation is not None
+
+    async def save(events: int) -> None:
+        async with uow() as unit:
+            await unit.ideas.save_groups(consultation.id, {"votes": events}, events, NOW)
+            await unit.commit()
+
+    async def stored() -> tuple[int, dict[str, int]] | None:
+        async with uow() as unit:
+            groups = await unit.ideas.groups(consultation.id)
+            return None if groups is None else (groups.vote_events_seen, groups.model)
+
+    await save(5)
+    assert await stored() == (5, {"votes": 5})
+    await save(3)  # a slower computation of fewer votes
+    assert await stored() == (5, {"votes": 5})
+    await save(8)
+    assert await stored() == (8, {"votes": 8})
+
+
 async def test_replies_queued_together_get_ids_in_the_order_given(uow: UnitOfWorkFactory) -> None:
     """An event's replies go in with one statement; each id must still belong to its message."""
     async with uow() as unit:
