@@ -98,13 +98,25 @@ def test_held_out_figures_meet_the_targets() -> None:
         assert scores[language] >= 0.97, language
 
 
+def test_a_demonstrative_before_a_definite_noun_is_norwegian() -> None:
+    """Norwegian says "denne siden", Danish "denne side"; a noun that ends so in its own form
+    ("denne aften", "dette budget") is no sign of Norwegian."""
+    assert identify("Er du sikker på at du vil slette denne siden?") == "nb"
+    assert identify("Er du sikker på at du vil slette denne side?") == "da"
+    assert identify("Jeg synes dette forslaget er bra for byen.") == "nb"
+    assert identify("Jeg synes dette forslag er godt for byen.") == "da"
+    assert identify("Vi mødes ved søen denne aften klokken syv.") == "da"
+    assert identify("Kommunen har lagt dette budget for næste år.") == "da"
+
+
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "Norwegian Bokmål is still read as Danish too often: 0.950 held out (207 of 218); on "
-        "the catalogs of Python packages that no model or tuning had seen, 89 of 96. Most "
-        "misses are also correct Danish word for word ('Har du allerede en konto?'), and the "
-        "Danish prior leans such a text to Danish on purpose"
+        "Norwegian Bokmål is still read as Danish a little too often: 0.968 held out (211 of "
+        "218, one short of 0.97); on the catalogs of Python packages that no model or tuning "
+        "had seen, 93 of 96. The misses left in the tuning part are correct Danish word for "
+        "word ('Har du allerede en konto?', 'Feltet kan ikke være tomt.'), and the Danish "
+        "prior leans such a text to Danish on purpose"
     ),
 )
 def test_held_out_norwegian_meets_the_target() -> None:
