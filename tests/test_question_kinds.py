@@ -16,8 +16,8 @@ from openpyxl import load_workbook
 from bot.consultations.definition import DefinitionError, parse_definition
 from bot.consultations.export import build_table, to_csv, to_xlsx
 from bot.dialogue.i18n import Catalogs
-from handlers.events import Phrase
 from handlers.context import Texts
+from handlers.events import Phrase
 from handlers.questions import (
     Answering,
     DefinitionFields,
