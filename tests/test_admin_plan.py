@@ -205,7 +205,7 @@ async def test_a_mistake_comes_back_with_its_message_next_to_the_field_and_the_v
         assert first.status == 400
         page = await first.text()
         audience = plain(field_of(page, "audience"))
-        assert "unknown audience 'everybody': use channel, a chat id, everyone" in audience
+        assert "ukendte modtagere 'everybody': brug kanal, et chat-id, alle, deltagere" in audience
         assert 'aria-invalid="true"' in field_of(page, "audience")
         assert "Der er 1 fejl i formularen." in plain(page)
         # Everything typed is still there, escaped as text.
@@ -218,21 +218,45 @@ async def test_a_mistake_comes_back_with_its_message_next_to_the_field_and_the_v
         second = await add_post(staff, **{**typed, "audience": "participants"})
         assert second.status == 400
         page = await second.text()
-        assert "2027-03-28 02:30 does not exist in Europe/Copenhagen: the clocks go forward" in (
+        assert "2027-03-28 02:30 findes ikke i Europe/Copenhagen: urene stilles en time frem" in (
             plain(field_of(page, "when"))
         )
-        assert "unknown audience" not in page
+        assert "ukendte modtagere" not in page
 
         # A phase the consultation does not have, and a past time.
         for when, message in (
-            ("round 7 closes - 1d", "the consultation has no round 7"),
-            ("2026-10-19 09:00", "2026-10-19 09:00 has passed"),
+            ("round 7 closes - 1d", "høringen har ingen runde 7"),
+            ("2026-10-19 09:00", "2026-10-19 09:00 er allerede passeret"),
         ):
             answer = await add_post(staff, **{**typed, "audience": "participants", "when": when})
             assert answer.status == 400
             assert message in plain(field_of(await answer.text(), "when"))
     assert len(await posts(app)) == before, "nothing stored"
     assert not [e for e in await trail(app) if e.event.startswith("plan_")]
+
+
+async def test_a_bad_time_is_explained_next_to_its_field_in_the_visitors_language(
+    app: BorgerDialog,
+) -> None:
+    typed = {
+        "consultation": "friluftsliv",
+        "when": "31-01-2027 9.00",
+        "audience": "participants",
+        "text_da": "Godt nyt",
+    }
+    for language, message in (
+        ("da", "skal være et tidspunkt som 2027-01-31 09:00 (der står '31-01-2027 9.00')"),
+        ("en", "must be a time like 2027-01-31 09:00 (got '31-01-2027 9.00')"),
+    ):
+        async with logged_in(app, "staff", language=language) as staff:
+            answer = await add_post(staff, **typed)
+            assert answer.status == 400
+            page = await answer.text()
+            when = field_of(page, "when")
+            assert message in plain(when)
+            assert 'aria-invalid="true"' in when
+            # A mistake is never shown as its catalog key.
+            assert "mistake." not in page
 
 
 async def test_the_preview_stores_nothing_and_shows_what_citizens_get(app: BorgerDialog) -> None:
@@ -421,11 +445,10 @@ async def test_a_sheet_with_mistakes_shows_each_row_and_column_and_imports_nothi
         assert status == 400
         text = plain(page)
         assert "plan.csv har 3 fejl. Intet er indlæst." in text
-        assert (
-            "3 D (audience) unknown audience 'everybody': use channel, a chat id, everyone" in text
-        )
-        assert "4 C (when) the consultation has no round 7" in text
-        assert "5 F (image) no image file 'kort.png' next to the sheet" in text
+        assert "3 D (audience) ukendte modtagere 'everybody': brug kanal, et chat-id, alle" in text
+        assert "4 C (when) høringen har ingen runde 7" in text
+        # The upload did not hold the image the row names (no folder "next to the sheet" here).
+        assert "5 F (image) billedet 'kort.png' er ikke uploadet" in text
         assert len(await posts(app)) == before
 
         fixed = sheet.replace("everybody", "everyone").replace("round 7", "round 1")
@@ -443,7 +466,7 @@ async def test_a_sheet_with_mistakes_shows_each_row_and_column_and_imports_nothi
 
         status, page = await upload(staff, "plan.txt", fixed)
         assert status == 400
-        assert "plan.txt: the content plan is a .csv or .xlsx file" in plain(page)
+        assert "plan.txt: indholdsplanen skal være en .csv- eller .xlsx-fil" in plain(page)
 
         imported = {p.key: p for p in await posts(app)}
         with_image = imported["sheet:a4"]

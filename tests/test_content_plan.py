@@ -428,7 +428,11 @@ async def test_staff_plan_and_send_posts_step_by_step_in_the_staff_chat(
     assert "hvilken høring" in (asked.text or "")
     assert "hvornår" in ((await staff.tap("Ny friluftspolitik")).text or "")
     refused = await staff.write("2027-03-28 02:30")
-    assert "2027-03-28 02:30 does not exist in Europe/Copenhagen" in (refused.text or "")
+    # The rules' reason in the staff member's language, as the dashboard shows it.
+    assert (refused.text or "") == (
+        "Det gik ikke: 2027-03-28 02:30 findes ikke i Europe/Copenhagen: urene stilles en time "
+        "frem den nat; vælg et tidspunkt uden for den time. Prøv igen."
+    )
     await staff.write("round 1 closes - 3d")
     assert "hvem skal have det" in (staff.last().text or "")
     await staff.tap("Deltagere der vil høre tilbage")
@@ -557,7 +561,9 @@ async def test_staff_name_the_whatsapp_template_in_the_staff_chat_when_whatsapp_
         assert "hvilken godkendt WhatsApp-skabelon" in (asked.text or "")
         assert [b["text"] for b in asked.buttons] == ["Ingen skabelon", "Drop kladden"]
         refused = await staff.write("Borgerdialog Nyt")
-        assert "'Borgerdialog Nyt' is not a WhatsApp template name" in (refused.text or "")
+        assert "'Borgerdialog Nyt' er ikke navnet på en WhatsApp-skabelon (små bogstaver" in (
+            refused.text or ""
+        )
         preview = await staff.write("borgerdialog_nyt")
         assert "WhatsApp-skabelon: borgerdialog_nyt" in (preview.text or "")
         planned = await staff.tap("Planlæg")

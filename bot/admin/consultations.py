@@ -282,7 +282,7 @@ class ConsultationPages:
         if report.removed:
             lines.append(t("admin.consultations.import.removed", keys=", ".join(report.removed)))
         for change in report.plan_changes:
-            lines.append(t("admin.consultations.import.plan_change", change=change))
+            lines.append(t("admin.consultations.import.plan_change", change=change.read(t)))
         if report.automatic_posts:
             lines.append(t.n("admin.consultations.import.automatic_posts", report.automatic_posts))
         figures = {

@@ -25,7 +25,6 @@ from bot.config import Settings
 from bot.consultations.files import (
     MAX_SHEET_BYTES,
     MAX_SHEET_IMAGE_BYTES,
-    FileMissing,
     FileProblem,
     size_text,
 )
@@ -88,12 +87,20 @@ IMAGE_TYPES = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg"}
 
 
 class UploadTooLarge(Exception):
-    """An upload over a limit; the message names it. The form's CSRF token (its first field)
-    is kept, so the refusal is shown only to the form's owner."""
+    """An upload over a limit: the part (its file name, if one) and the limit it is over. The
+    form's CSRF token (its first field) is kept, so the refusal is shown only to the form's
+    owner."""
 
-    def __init__(self, message: str, csrf: str | None) -> None:
-        super().__init__(message)
+    def __init__(self, name: str | None, reason: Phrase, csrf: str | None) -> None:
+        super().__init__(reason.key)
+        self.name = name
+        self.reason = reason
         self.csrf = csrf
+
+    def read(self, t: Texts) -> str:
+        """The refusal in ``t``'s language: "kort.png: is larger than 10 MB (the limit)"."""
+        reason = self.reason.read(t)
+        return f"{self.name}: {reason}" if self.name else reason
 
 
 @dataclass(frozen=True)
@@ -404,8 +411,8 @@ class PlanPages:
                     return KEPT_IMAGE if kept_image else ""
                 return values.get(name, "").strip()
 
-            def fail(name: str, message: str) -> None:
-                mistakes.setdefault(FIELD_OF_MISTAKE.get(name, name), message)
+            def fail(name: str, message: Phrase) -> None:
+                mistakes.setdefault(FIELD_OF_MISTAKE.get(name, name), message.read(visitor.texts))
 
             def load_image(_name: str) -> bytes:
                 assert kept_image is not None
@@ -425,7 +432,7 @@ class PlanPages:
                         replacing=replacing,
                     )
                 except FieldError as error:
-                    fail(error.field, str(error))
+                    fail(error.field, error.phrase)
             if post is None or mistakes:
                 return await self._form(
                     request, visitor, values, mistakes, replacing, status=400, uow=uow
@@ -553,7 +560,7 @@ class PlanPages:
         except UploadTooLarge as error:
             if not kit.token_matches("session", visitor.token, error.csrf):
                 return kit.refusal(request)
-            return self._upload_page(request, visitor, {"problem": str(error)}, status=413)
+            return self._upload_page(request, visitor, {"problem": error.read(t)}, status=413)
         if not kit.token_matches("session", visitor.token, fields.get("csrf")):
             return kit.refusal(request)
         checking = fields.get("dry_run") == "yes"
@@ -565,15 +572,19 @@ class PlanPages:
         name, data = sheet
         try:
             rows = sheet_rows(name, data)
-        except (FileProblem, UnreadableText) as problem:
-            return self._upload_page(
-                request, visitor, {"problem": f"{name}: {problem}", "name": name}, status=400
-            )
+        except FileProblem as problem:
+            shown = f"{name}: {problem.read(t)}"
+            return self._upload_page(request, visitor, {"problem": shown, "name": name}, status=400)
+        except UnreadableText:
+            shown = f"{name}: {t('mistake.file.unreadable_text')}"
+            return self._upload_page(request, visitor, {"problem": shown, "name": name}, status=400)
         images = {image_name: content for image_name, content in files.values()}
 
         def read_image(image_name: str) -> bytes:
             if image_name not in images:
-                raise FileMissing(Phrase("mistake.file.not_uploaded"))
+                # Not FileMissing: that says "no image file next to the sheet", the command
+                # line's folder; here the image is one the upload did not hold.
+                raise FileProblem(Phrase("mistake.file.not_uploaded"))
             return images[image_name]
 
         async with kit.uow() as uow:
@@ -633,7 +644,7 @@ class PlanPages:
             "zone": self._settings.timezone,
             **context,
         }
-        shown["problems"] = [_problem(p) for p in shown["problems"]]
+        shown["problems"] = [_problem(p, visitor.texts) for p in shown["problems"]]
         return self._kit.render(request, visitor, "plan/upload.html", shown, status=status)
 
     # -- the overview's panel ------------------------------------------------------------------
@@ -757,8 +768,8 @@ def _repeat_text(repeat: dict[str, Any]) -> str:
     return f"every {every} days {times}"
 
 
-def _problem(problem: SheetError) -> dict[str, Any]:
-    return {"row": problem.row, "column": problem.column, "message": problem.message}
+def _problem(problem: SheetError, t: Texts) -> dict[str, Any]:
+    return {"row": problem.row, "column": problem.column, "message": problem.message.read(t)}
 
 
 async def _read_upload(
@@ -789,8 +800,8 @@ async def _read_upload(
         content = await _read_part(part, MAX_IMAGE_BYTES, fields)
         images_total += len(content)
         if images_total > MAX_SHEET_IMAGE_BYTES:
-            limit = size_text(MAX_SHEET_IMAGE_BYTES)
-            raise UploadTooLarge(f"the images together are larger than {limit}", fields.get("csrf"))
+            reason = Phrase("mistake.plan.images_too_large", limit=size_text(MAX_SHEET_IMAGE_BYTES))
+            raise UploadTooLarge(None, reason, fields.get("csrf"))
         if part.filename:
             files[f"image:{part.filename}"] = (part.filename, content)
     return fields, files
@@ -802,6 +813,6 @@ async def _read_part(part: BodyPartReader, limit: int, fields: dict[str, str]) -
         data += chunk
         if len(data) > limit:
             name = part.filename or part.name or ""
-            message = f"{name} is larger than {size_text(limit)} (the limit)"
-            raise UploadTooLarge(message, fields.get("csrf"))
+            reason = Phrase("mistake.file.too_large", limit=size_text(limit))
+            raise UploadTooLarge(name, reason, fields.get("csrf"))
     return bytes(data)

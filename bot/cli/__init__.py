@@ -156,6 +156,7 @@ def consultation_import(file: Path, force: bool) -> None:
     """Validate a consultation file and import it; nothing is imported if anything is wrong."""
     from bot.consultations.definition import DefinitionError, read_definition
     from bot.consultations.importer import QuestionsWithAnswers, import_definition
+    from bot.dialogue.i18n import english_texts
 
     settings = settings_or_exit()
     configure_logging(settings)
@@ -189,7 +190,7 @@ def consultation_import(file: Path, force: bool) -> None:
         if report.removed:
             click.echo(f"  removed questions without answers: {', '.join(report.removed)}")
         for change in report.plan_changes:
-            click.echo(f"  content plan: {change}")
+            click.echo(f"  content plan: {change.read(english_texts())}")
         if report.automatic_posts:
             click.echo(
                 f"  content plan: {report.automatic_posts} automatic post(s) added "

@@ -22,6 +22,7 @@ from bot.config import Settings
 from bot.consultations.files import MAX_SHEET_BYTES, FileProblem, read_inside, read_limited
 from bot.consultations.plan_sheet import SHEET_SUFFIXES, sheet_rows
 from bot.consultations.plan_sheet import image_loader as shared_image_loader
+from bot.dialogue.i18n import english_texts
 from handlers.events import MAX_IMAGE_BYTES
 from handlers.plan import rules
 from handlers.plan.sheet import store_sheet
@@ -112,8 +113,9 @@ def plan_import(path: Path, dry_run: bool) -> None:
                 channel_configured=settings.public_channel_id is not None,
             )
             if problems:
+                english = english_texts()
                 for problem in problems:
-                    mistake(f"{path.name}: {problem}")
+                    mistake(f"{path.name}: {problem.read(english)}")
                 fail(f"{len(problems)} mistake(s); nothing was imported", EXIT_BAD_INPUT)
             if not dry_run:
                 await uow.commit()

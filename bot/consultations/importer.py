@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.consultations.definition import ConsultationDefinition, QuestionDefinition
+from bot.dialogue.i18n import english_texts
+from handlers.events import Phrase
 from handlers.ideas.staff import add_staff_statement
 from handlers.plan.planning import follow_phases, plan_automatic_posts
 from storage.models import Consultation, Question, Round, StatementOrigin
@@ -23,7 +25,7 @@ class ImportReport:
     removed: list[str] = field(default_factory=list)
     seeded: int = 0
     # Planned posts tied to the rounds that moved or were cancelled, and automatic posts added.
-    plan_changes: list[str] = field(default_factory=list)
+    plan_changes: list[Phrase] = field(default_factory=list)
     automatic_posts: int = 0
 
 
@@ -137,7 +139,7 @@ async def import_definition(
             _apply_question(stored, definition_question, position)
             report.updated.append(definition_question.key)
     # Posts tied to the rounds follow them; new rounds get their own automatic posts.
-    report.plan_changes = await follow_phases(uow, consultation, now)
+    report.plan_changes = await follow_phases(uow, consultation, now, english_texts())
     report.automatic_posts = await plan_automatic_posts(uow, consultation, now)
     return report
 

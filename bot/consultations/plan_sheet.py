@@ -68,12 +68,16 @@ def image_loader(read: Callable[[str], bytes]) -> Callable[[str], bytes]:
             try:
                 content = read(name)
             except FileMissing:
-                raise PlanError(f"no image file {name!r} next to the sheet") from None
+                raise PlanError(Phrase("mistake.plan.no_image", name=repr(name))) from None
             except FileProblem as problem:
-                raise PlanError(f"the image {name!r} {problem}") from None
+                # An image's problem has no row or column of its own: the row is the sheet's.
+                reason = Phrase(
+                    "mistake.plan.image_problem", name=repr(name), problem=problem.reason
+                )
+                raise PlanError(reason) from None
             if sum(map(len, loaded.values())) + len(content) > MAX_SHEET_IMAGE_BYTES:
                 limit = size_text(MAX_SHEET_IMAGE_BYTES)
-                raise PlanError(f"the sheet's images together are larger than {limit}")
+                raise PlanError(Phrase("mistake.plan.images_too_large", limit=limit))
             loaded[name] = content
         return loaded[name]
 

@@ -3,11 +3,13 @@ posts in step with their phases; and plan the posts every round gets by itself."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from handlers.events import Phrase
 from handlers.plan import rules
 from handlers.plan.rules import Phases, PlanError
 from storage.models import Consultation, PlannedPost, PostKind, PostState
@@ -21,8 +23,8 @@ REMINDER_MIN_ROUND = timedelta(days=2)
 class FieldError(PlanError):
     """A planning mistake in one field (a sheet column, a step of /plan add)."""
 
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, field_name: str, phrase: Phrase) -> None:
+        super().__init__(phrase)
         self.field = field_name
 
 
@@ -76,14 +78,22 @@ async def plan_post(
     if draft.consultation:
         consultation = await uow.consultations.by_slug(draft.consultation)
         if consultation is None:
-            raise FieldError("consultation", f"no consultation {draft.consultation!r}")
+            raise FieldError(
+                "consultation",
+                Phrase("mistake.plan.no_consultation", slug=repr(draft.consultation)),
+            )
     if rules.needs_consultation(draft.audience) and consultation is None:
-        raise FieldError("audience", "this audience needs a consultation in its row")
+        raise FieldError("audience", Phrase("mistake.plan.audience_needs_consultation"))
     await _check_audience(uow, draft.audience, consultation)
     if draft.button and "consultation" in draft.button:
         slug = draft.button["consultation"] or (consultation.slug if consultation else "")
         if not slug or await uow.consultations.by_slug(slug) is None:
-            raise FieldError("button", f"the button links to no consultation ({slug or 'none'})")
+            raise FieldError(
+                "button",
+                Phrase(
+                    "mistake.plan.button_consultation", slug=slug or Phrase("mistake.plan.none")
+                ),
+            )
         draft.button = {**draft.button, "consultation": slug}
     anchor = None
     if draft.when.strip().lower() in ("now", "nu"):
@@ -92,38 +102,55 @@ async def plan_post(
         try:
             anchor = rules.parse_anchor(draft.when)
         except PlanError as error:
-            raise FieldError("when", str(error)) from None
+            raise FieldError("when", error.phrase) from None
         try:
             if anchor is not None:
                 if consultation is None:
-                    raise PlanError("a time tied to a phase needs a consultation in its row")
+                    raise PlanError(Phrase("mistake.plan.phase_needs_consultation"))
                 due_at = rules.anchored_time(anchor, await phases_of(uow, consultation))
             else:
                 due_at = rules.parse_time(draft.when, zone)
         except PlanError as error:
-            raise FieldError("when", str(error)) from None
+            raise FieldError("when", error.phrase) from None
         if due_at < now - timedelta(minutes=1):
             local = due_at.astimezone(zone)
-            raise FieldError("when", f"{local:%Y-%m-%d %H:%M} has passed")
+            raise FieldError("when", Phrase("mistake.plan.passed", time=f"{local:%Y-%m-%d %H:%M}"))
     # Checked last: a row's other mistakes (a time, a consultation) are the ones to fix first.
     try:
         rules.check_channel(draft.audience, channel_configured=channel_configured)
     except PlanError as error:
-        raise FieldError("audience", str(error)) from None
+        raise FieldError("audience", error.phrase) from None
     if replacing is not None:
         post: PlannedPost | None = replacing
         if replacing.state != PostState.PLANNED:
-            raise FieldError("id", f"post {replacing.id} is already {replacing.state}")
+            raise FieldError(
+                "id",
+                Phrase(
+                    "mistake.plan.post_done",
+                    post=replacing.id,
+                    state=Phrase(f"plan.state.{replacing.state}"),
+                ),
+            )
         if replacing.kind != PostKind.MESSAGE:
             raise FieldError(
                 "id",
-                f"post {replacing.id} is the bot's own {replacing.kind} post, written when it "
-                "goes out; cancel it and plan a post of your own instead",
+                Phrase(
+                    "mistake.plan.automatic_post",
+                    post=replacing.id,
+                    kind=Phrase(f"plan.kind.{replacing.kind}"),
+                ),
             )
     else:
         post = await uow.plan.by_key(draft.key) if draft.key else None
         if post is not None and post.state != PostState.PLANNED:
-            raise FieldError("id", f"post {draft.key!r} is already {post.state}; give a new id")
+            raise FieldError(
+                "id",
+                Phrase(
+                    "mistake.plan.key_done",
+                    key=repr(draft.key),
+                    state=Phrase(f"plan.state.{post.state}"),
+                ),
+            )
     created = post is None
     if post is None:
         post = PlannedPost(key=draft.key, created_by=created_by, created_at=now)
@@ -160,31 +187,52 @@ async def _check_audience(
         question = questions.get(segment["question"])
         if question is None:
             raise FieldError(
-                "audience", f"{consultation.slug} has no question {segment['question']!r}"
+                "audience",
+                Phrase(
+                    "mistake.plan.no_question",
+                    consultation=consultation.slug,
+                    question=repr(segment["question"]),
+                ),
             )
         known = {str(option["key"]) for option in question.options}
         unknown = [o for o in segment["options"] if o not in known]
         if unknown:
             raise FieldError(
                 "audience",
-                f"question {question.key!r} has no option {unknown[0]!r} "
-                f"(it has {', '.join(sorted(known)) or 'none'})",
+                Phrase(
+                    "mistake.plan.no_option",
+                    question=repr(question.key),
+                    option=repr(unknown[0]),
+                    options=", ".join(sorted(known)) or Phrase("mistake.plan.none"),
+                ),
             )
     elif kind == "decision":
         statement = await uow.ideas.by_number(consultation.id, int(audience["statement"]))
         if statement is None:
             raise FieldError(
-                "audience", f"{consultation.slug} has no statement {audience['statement']}"
+                "audience",
+                Phrase(
+                    "mistake.plan.no_statement",
+                    consultation=consultation.slug,
+                    number=audience["statement"],
+                ),
             )
 
 
-async def follow_phases(uow: UnitOfWork, consultation: Consultation, now: datetime) -> list[str]:
+async def follow_phases(
+    uow: UnitOfWork,
+    consultation: Consultation,
+    now: datetime,
+    stored_in: Callable[..., str],
+) -> list[Phrase]:
     """Move the planned posts tied to a consultation's phases after its times changed.
 
-    A post whose phase no longer exists is cancelled with the reason; one whose new time has
-    passed goes out at the next check (late, within the late window). Return what changed.
+    A post whose phase no longer exists is cancelled with the reason, written with
+    ``stored_in`` (English, as the scheduler writes its notes: the note is stored once and shown
+    to everyone); one whose new time has passed goes out at the next check (late, within the late
+    window). Return what changed, for whoever imported the consultation to read.
     """
-    changes: list[str] = []
+    changes: list[Phrase] = []
     phases = await phases_of(uow, consultation)
     for post in await uow.plan.of_consultation(consultation.id, [PostState.PLANNED]):
         if post.anchor is None:
@@ -192,14 +240,15 @@ async def follow_phases(uow: UnitOfWork, consultation: Consultation, now: dateti
         try:
             due_at = rules.anchored_time(post.anchor, phases)
         except PlanError as error:
-            post.state, post.error, post.updated_at = PostState.CANCELLED, str(error), now
-            changes.append(f"post {post.id} cancelled: {error}")
+            post.state, post.updated_at = PostState.CANCELLED, now
+            post.error = error.phrase.read(stored_in)
+            changes.append(Phrase("plan.change.cancelled", post=post.id, reason=error.phrase))
             continue
         if post.repeat and post.occurrence > 1:
             continue
         if due_at != post.due_at:
             post.due_at, post.updated_at = due_at, now
-            changes.append(f"post {post.id} moved")
+            changes.append(Phrase("plan.change.moved", post=post.id))
     return changes
 
 

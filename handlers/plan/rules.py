@@ -12,10 +12,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from handlers.events import MAX_CAPTION_LENGTH, MAX_IMAGE_BYTES, MAX_TEXT_LENGTH
+from handlers.events import MAX_CAPTION_LENGTH, MAX_IMAGE_BYTES, MAX_TEXT_LENGTH, Phrase
 from storage.models import OutboxStatus
 
 TIME_FORMAT = "%Y-%m-%d %H:%M"
+# Near year 1 or 9999 a time overflows when shifted by a zone or a repeat; it is a typo anyway.
+YEARS = (2000, 2999)
 MAX_REPEATS = 52
 # A post may be planned up to a year before or after the phase it follows.
 MAX_OFFSET_MINUTES = 366 * 1440
@@ -67,7 +69,16 @@ CHANNEL_WORDS = {"channel", "kanal"}
 
 
 class PlanError(ValueError):
-    """A planning mistake, with a message for the person who planned."""
+    """A planning mistake, named for the person who planned: ``phrase`` is read in their
+    language (the dashboard's and the staff chat's reader's; English on the command line).
+
+    ``str()`` of it is only the phrase's key: flows cannot reach the catalogs, so whoever shows
+    the mistake to a person reads ``phrase`` with that person's texts.
+    """
+
+    def __init__(self, phrase: Phrase) -> None:
+        super().__init__(phrase.key)
+        self.phrase = phrase
 
 
 def local_to_utc(moment: datetime, zone: ZoneInfo) -> datetime:
@@ -81,8 +92,7 @@ def local_to_utc(moment: datetime, zone: ZoneInfo) -> datetime:
     placed = naive.replace(tzinfo=zone, fold=0)
     if placed.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != naive:
         raise PlanError(
-            f"{naive:%Y-%m-%d %H:%M} does not exist in {zone.key}: the clocks go forward "
-            "that night; choose a time outside that hour"
+            Phrase("mistake.plan.no_such_time", time=f"{naive:%Y-%m-%d %H:%M}", zone=zone.key)
         )
     return placed.astimezone(UTC)
 
@@ -92,10 +102,11 @@ def parse_time(text: str, zone: ZoneInfo) -> datetime:
     try:
         moment = datetime.strptime(text.strip(), TIME_FORMAT)
     except ValueError:
-        raise PlanError(f"must be a time like 2027-01-31 09:00 (got {text.strip()!r})") from None
-    # Near year 1 or 9999 a time overflows when shifted by a zone or a repeat; it is a typo anyway.
-    if not 2000 <= moment.year <= 2999:
-        raise PlanError(f"must be in the years 2000 to 2999 (got {moment.year})")
+        raise PlanError(Phrase("mistake.plan.time", value=repr(text.strip()))) from None
+    if not YEARS[0] <= moment.year <= YEARS[1]:
+        raise PlanError(
+            Phrase("mistake.plan.years", first=YEARS[0], last=YEARS[1], year=moment.year)
+        )
     return local_to_utc(moment, zone)
 
 
@@ -114,12 +125,11 @@ def parse_anchor(text: str) -> dict[str, Any] | None:
     if match["amount"] is not None:
         unit = _UNITS.get(match["unit"].lower())
         if unit is None:
-            raise PlanError(
-                f"unknown unit {match['unit']!r}: use m (minutes), h (hours) or d (days)"
-            )
+            raise PlanError(Phrase("mistake.plan.unknown_unit", unit=repr(match["unit"])))
         offset = int(match["amount"]) * unit * (-1 if match["sign"] == "-" else 1)
         if abs(offset) > MAX_OFFSET_MINUTES:
-            raise PlanError("can be at most 366 days before or after the phase")
+            days = MAX_OFFSET_MINUTES // 1440
+            raise PlanError(Phrase("mistake.plan.offset_too_far", days=days))
     return {"event": event, "round": round_number, "offset_minutes": offset}
 
 
@@ -186,11 +196,11 @@ def anchored_time(anchor: dict[str, Any], phases: Phases) -> datetime:
     if event in ("opens", "closes"):
         window = phases.rounds.get(int(anchor["round"]))
         if window is None:
-            raise PlanError(f"the consultation has no round {anchor['round']}")
+            raise PlanError(Phrase("mistake.plan.no_round", round=anchor["round"]))
         moment = window[0] if event == "opens" else window[1]
     else:
         if phases.ideas is None:
-            raise PlanError("the consultation has no ideas phase")
+            raise PlanError(Phrase("mistake.plan.no_ideas_phase"))
         moment = phases.ideas[0] if event == "ideas_opens" else phases.ideas[1]
     return moment + timedelta(minutes=int(anchor.get("offset_minutes") or 0))
 
@@ -201,9 +211,7 @@ def parse_repeat(text: str) -> dict[str, Any] | None:
         return None
     match = _REPEAT.match(text)
     if match is None:
-        raise PlanError(
-            f"must be like 'daily 3', 'weekly 4' or 'every 2 days 5' (got {text.strip()!r})"
-        )
+        raise PlanError(Phrase("mistake.plan.repeat_shape", value=repr(text.strip())))
     every = match["every"].lower()
     days = (
         1
@@ -214,9 +222,9 @@ def parse_repeat(text: str) -> dict[str, Any] | None:
     )
     times = int(match["times"])
     if not 1 <= days <= 365:
-        raise PlanError("can repeat every 1 to 365 days")
+        raise PlanError(Phrase("mistake.plan.repeat_every"))
     if not 2 <= times <= MAX_REPEATS:
-        raise PlanError(f"can repeat 2 to {MAX_REPEATS} times in all")
+        raise PlanError(Phrase("mistake.plan.repeat_times", limit=MAX_REPEATS))
     return {"every_days": days, "times": times}
 
 
@@ -247,7 +255,7 @@ def parse_audience(text: str) -> dict[str, Any]:
         elif re.fullmatch(r"-?\d+", word, re.ASCII):
             # Checked by length first: int() of thousands of digits is refused, and slow.
             if len(word) > 17 or not 0 < abs(int(word)) < MAX_CHAT_ID:
-                raise PlanError(f"{raw!r} is not a Telegram chat id")
+                raise PlanError(Phrase("mistake.plan.not_a_chat", value=repr(raw)))
             audience["chats"].append(int(word))
         elif word in SUBSCRIBER_AUDIENCES:
             _set_subscribers(audience, SUBSCRIBER_AUDIENCES[word])
@@ -255,7 +263,7 @@ def parse_audience(text: str) -> dict[str, Any]:
             question, _, options = raw[len("segment:") :].partition("=")
             keys = [o.strip() for o in options.split("|") if o.strip()]
             if not question.strip() or not keys:
-                raise PlanError(f"a segment is written segment:QUESTION=OPTION (got {raw!r})")
+                raise PlanError(Phrase("mistake.plan.segment_shape", value=repr(raw)))
             _set_subscribers(audience, "segment")
             audience["segment"] = {"question": question.strip(), "options": keys}
         elif word.startswith(("decision:", "beslutning:")):
@@ -264,22 +272,19 @@ def parse_audience(text: str) -> dict[str, Any]:
             if not re.fullmatch(r"\d{1,10}", number, re.ASCII) or not (
                 0 < int(number) <= MAX_STATEMENT_NUMBER
             ):
-                raise PlanError(f"write decision:N with a statement number (got {raw!r})")
+                raise PlanError(Phrase("mistake.plan.decision_shape", value=repr(raw)))
             _set_subscribers(audience, "decision")
             audience["statement"] = int(number)
         else:
-            raise PlanError(
-                f"unknown audience {raw!r}: use channel, a chat id, everyone, participants, "
-                "unfinished, segment:QUESTION=OPTION or decision:N"
-            )
+            raise PlanError(Phrase("mistake.plan.unknown_audience", value=repr(raw)))
     if not audience["chats"] and not audience["channel"] and audience["subscribers"] is None:
-        raise PlanError("is missing: say who gets the post")
+        raise PlanError(Phrase("mistake.plan.no_audience"))
     return audience
 
 
 def _set_subscribers(audience: dict[str, Any], kind: str) -> None:
     if audience["subscribers"] not in (None, kind):
-        raise PlanError("name one group of subscribers per post (plan two posts for two)")
+        raise PlanError(Phrase("mistake.plan.one_group"))
     audience["subscribers"] = kind
 
 
@@ -304,10 +309,7 @@ def describe_audience(audience: dict[str, Any], language: str = "en") -> str:
 def check_channel(audience: dict[str, Any], *, channel_configured: bool) -> None:
     """Refuse a post to the public channel when there is none: it would reach nobody."""
     if audience.get("channel") and not channel_configured:
-        raise PlanError(
-            "'channel' needs a public channel: set BORGERDIALOG_PUBLIC_CHANNEL_ID, "
-            "or choose another audience"
-        )
+        raise PlanError(Phrase("mistake.plan.no_channel"))
 
 
 def needs_consultation(audience: dict[str, Any]) -> bool:
@@ -315,24 +317,27 @@ def needs_consultation(audience: dict[str, Any]) -> bool:
     return audience.get("subscribers") in ("hear_back", "unfinished", "segment", "decision")
 
 
-def check_text(text: str, *, with_image: bool, what: str) -> str:
-    """A post text as Telegram will take it: not empty, within the message or caption limit."""
+def check_text(text: str, *, with_image: bool, what: Phrase) -> str:
+    """A post text as Telegram will take it: not empty, within the message or caption limit.
+
+    ``what`` names the text in the mistake ("the da text", "the text").
+    """
     text = text.strip()
     if not text:
-        raise PlanError(f"{what} is empty")
+        raise PlanError(Phrase("mistake.plan.text_empty", what=what))
     limit = MAX_CAPTION_LENGTH if with_image else MAX_TEXT_LENGTH
     if len(text) > limit:
-        kind = "under an image" if with_image else "in a message"
-        raise PlanError(f"{what} has {len(text)} characters; Telegram takes {limit} {kind}")
+        key = "mistake.plan.caption_too_long" if with_image else "mistake.plan.text_too_long"
+        raise PlanError(Phrase(key, what=what, length=len(text), limit=limit))
     return text
 
 
 def check_image(content: bytes, name: str) -> bytes:
     """Accept a PNG or JPEG Telegram will take as a photo."""
     if len(content) > MAX_IMAGE_BYTES:
-        raise PlanError(f"{name} is larger than Telegram's 10 MB for a photo")
+        raise PlanError(Phrase("mistake.plan.image_too_large", name=name))
     if not (content.startswith(b"\x89PNG\r\n\x1a\n") or content.startswith(b"\xff\xd8\xff")):
-        raise PlanError(f"{name} is not a PNG or JPEG image")
+        raise PlanError(Phrase("mistake.plan.not_an_image", name=name))
     return content
 
 
@@ -344,7 +349,7 @@ def check_link(link: str) -> dict[str, str]:
     word, _, slug = link.partition(":")
     if word.lower() in ("consultation", "høring", "hoering"):
         return {"consultation": slug.strip()}
-    raise PlanError(f"a button links to https://… or to 'consultation' (got {link!r})")
+    raise PlanError(Phrase("mistake.plan.link_shape", value=repr(link)))
 
 
 @dataclass(frozen=True)
@@ -390,10 +395,7 @@ def check_template_name(name: str) -> str:
     """A WhatsApp template's name as Meta's WhatsApp Manager shows it; PlanError if not one."""
     name = name.strip()
     if not _TEMPLATE_NAME.fullmatch(name):
-        raise PlanError(
-            "is not a WhatsApp template name (lower-case letters, digits and _, "
-            "as WhatsApp Manager shows it)"
-        )
+        raise PlanError(Phrase("mistake.plan.template_name"))
     return name
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from handlers.events import MAX_BUTTON_LABEL
+from handlers.events import MAX_BUTTON_LABEL, Phrase
 from handlers.plan import rules
 from handlers.plan.planning import FieldError, PostDraft, plan_post
 from handlers.plan.rules import PlanError
@@ -30,6 +30,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "whatsapp_template": ("whatsapp_template", "whatsapp_skabelon", "whatsapp"),
 }
 REQUIRED = ("when", "audience", "text_da")
+# How a mistake names a post's text by its column's language.
+THE_TEXT = {"da": Phrase("mistake.plan.the_da_text"), "en": Phrase("mistake.plan.the_en_text")}
 MAX_KEY = 60
 
 
@@ -39,10 +41,13 @@ class SheetError:
 
     row: int
     column: str
-    message: str
+    message: Phrase
 
-    def __str__(self) -> str:
-        return f"row {self.row}, column {self.column}: {self.message}"
+    def read(self, t: Callable[..., str]) -> str:
+        """The mistake in ``t``'s language: "row 3, column C (when): the consultation has …"."""
+        row = t("mistake.where.row", row=self.row)
+        column = t("mistake.where.column", column=self.column)
+        return f"{row}, {column}: {self.message.read(t)}"
 
 
 def column_letter(index: int) -> str:
@@ -81,12 +86,13 @@ def read_sheet(
     own columns in the same sheet.
     """
     if not rows:
-        return [], [SheetError(1, "A", "the sheet is empty")]
+        return [], [SheetError(1, "A", Phrase("mistake.sheet.empty"))]
     where = header_columns(rows[0])
     missing = [name for name in REQUIRED if name not in where]
     if missing:
+        headers = ", ".join(rows[0])
         return [], [
-            SheetError(1, "-", f"there is no '{name}' column (headers: {', '.join(rows[0])})")
+            SheetError(1, "-", Phrase("mistake.sheet.no_column", name=name, headers=headers))
             for name in missing
         ]
     drafts: list[tuple[int, PostDraft]] = []
@@ -100,7 +106,7 @@ def read_sheet(
             index = where.get(name)
             return row[index].strip() if index is not None and index < len(row) else ""
 
-        def fail(name: str, message: str, number: int = number) -> None:
+        def fail(name: str, message: Phrase, number: int = number) -> None:
             errors.append(SheetError(number, column_label(where, name), message))
 
         draft = read_post(cell, fail, load_image)
@@ -109,10 +115,10 @@ def read_sheet(
         key = cell("id")
         if key:
             if len(key) > MAX_KEY or key.startswith("auto:"):
-                fail("id", f"must be at most {MAX_KEY} characters and not start with 'auto:'")
+                fail("id", Phrase("mistake.sheet.id_shape", limit=MAX_KEY))
                 continue
             if key in keys:
-                fail("id", f"{key!r} is also the id of row {keys[key]}")
+                fail("id", Phrase("mistake.sheet.id_repeated", id=repr(key), row=keys[key]))
                 continue
             keys[key] = number
             draft.key = f"sheet:{key}"
@@ -122,7 +128,7 @@ def read_sheet(
 
 def read_post(
     cell: Callable[[str], str],
-    fail: Callable[[str, str], None],
+    fail: Callable[[str, Phrase], None],
     load_image: Callable[[str], bytes],
 ) -> PostDraft | None:
     """Read one post from its cells by column name (a sheet's row, the dashboard's form); each
@@ -141,34 +147,34 @@ def read_post(
             continue
         try:
             texts[language] = rules.check_text(
-                raw, with_image=image is not None, what=f"the {language} text"
+                raw, with_image=image is not None, what=THE_TEXT[language]
             )
         except PlanError as error:
-            before.fail(f"text_{language}", str(error))
+            before.fail(f"text_{language}", error.phrase)
     audience: dict[str, object] = {}
     try:
         audience = rules.parse_audience(cell("audience"))
     except PlanError as error:
-        before.fail("audience", str(error))
+        before.fail("audience", error.phrase)
     repeat = None
     try:
         repeat = rules.parse_repeat(cell("repeat"))
     except PlanError as error:
-        before.fail("repeat", str(error))
+        before.fail("repeat", error.phrase)
     if not cell("when"):
-        before.fail("when", "is missing: a time like 2027-01-31 09:00 or 'round 1 closes - 2d'")
+        before.fail("when", Phrase("mistake.plan.when_missing"))
     button = None
     if cell("button_link") or cell("button_da"):
         try:
             button = _button(cell)
         except PlanError as error:
-            before.fail("button_link" if cell("button_da") else "button_da", str(error))
+            before.fail("button_link" if cell("button_da") else "button_da", error.phrase)
     template = cell("whatsapp_template") or None
     if template is not None:
         try:
             template = rules.check_template_name(template)
         except PlanError as error:
-            before.fail("whatsapp_template", str(error))
+            before.fail("whatsapp_template", error.phrase)
     if before.count:
         return None
     return PostDraft(
@@ -216,7 +222,7 @@ async def store_sheet(
                 uow, draft, now, zone, "sheet", channel_configured=channel_configured
             )
         except FieldError as error:
-            problems.append(SheetError(number, column_label(where, error.field), str(error)))
+            problems.append(SheetError(number, column_label(where, error.field), error.phrase))
             continue
         stored.append(ImportedRow(number, post, created))
     return stored, sorted(problems, key=lambda problem: problem.row)
@@ -224,31 +230,32 @@ async def store_sheet(
 
 def _button(cell: Callable[[str], str]) -> dict[str, object]:
     if not cell("button_da"):
-        raise PlanError("a button needs a Danish label (button_da)")
+        raise PlanError(Phrase("mistake.plan.button_label_missing"))
     if not cell("button_link"):
-        raise PlanError("a button needs a link (https://… or 'consultation')")
+        raise PlanError(Phrase("mistake.plan.button_link_missing"))
     labels = {lang: cell(f"button_{lang}") for lang in ("da", "en") if cell(f"button_{lang}")}
     for label in labels.values():
         if len(label) > MAX_BUTTON_LABEL:
-            raise PlanError(f"a button label has at most {MAX_BUTTON_LABEL} characters")
+            raise PlanError(Phrase("mistake.plan.button_label_length", limit=MAX_BUTTON_LABEL))
     return {"label": labels, **rules.check_link(cell("button_link"))}
 
 
-def _reason(error: Exception, name: str) -> str:
+def _reason(error: PlanError | OSError, name: str) -> Phrase:
+    if isinstance(error, PlanError):
+        return error.phrase
     if isinstance(error, FileNotFoundError):
-        return f"no image file {name!r} next to the sheet"
-    if isinstance(error, OSError):
-        return f"cannot read {name!r}: {error.strerror or error}"
-    return str(error)
+        return Phrase("mistake.plan.no_image", name=repr(name))
+    problem = str(error.strerror or error)
+    return Phrase("mistake.plan.image_unreadable", name=repr(name), problem=problem)
 
 
 class _Counter:
     """Pass mistakes on and count them."""
 
-    def __init__(self, fail: Callable[[str, str], None]) -> None:
+    def __init__(self, fail: Callable[[str, Phrase], None]) -> None:
         self._fail = fail
         self.count = 0
 
-    def fail(self, name: str, message: str) -> None:
+    def fail(self, name: str, message: Phrase) -> None:
         self.count += 1
         self._fail(name, message)

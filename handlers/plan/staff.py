@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from handlers import common, questionnaire
 from handlers.context import FlowContext, Texts
-from handlers.events import Button, ChatAddress, Outcome, record_id
+from handlers.events import Button, ChatAddress, Outcome, Phrase, record_id
 from handlers.payloads import (
     CancelPost,
     CancelStep,
@@ -359,19 +359,21 @@ async def _take_answer(
             draft["audience"] = rules.parse_audience(text)
         elif step in ("text_da", "text_en"):
             draft[step] = rules.check_text(
-                text, with_image=False, what=ctx.t("plan.staff.the_text")
+                text, with_image=False, what=Phrase("plan.staff.the_text")
             )
         elif step == "whatsapp_template":
             try:
                 draft[step] = rules.check_template_name(text)
             except PlanError as error:
-                quoted = questionnaire.shorten(text, QUOTED_NAME)
-                raise PlanError(f"{quoted!r} {error}") from None
+                quoted = repr(questionnaire.shorten(text, QUOTED_NAME))
+                raise PlanError(
+                    Phrase("mistake.plan.quoted", value=quoted, problem=error.phrase)
+                ) from None
         else:
             outcome.say(ctx.t("plan.staff.use_buttons"))
             return
     except PlanError as error:
-        outcome.say(ctx.t("plan.staff.try_again", reason=str(error)))
+        outcome.say(ctx.t("plan.staff.try_again", reason=error.phrase.read(ctx.t)))
         return
     await _advance(ctx, outcome, draft)
 
@@ -430,7 +432,7 @@ async def _confirm(ctx: FlowContext, outcome: Outcome, draft: dict[str, Any]) ->
         if step == "when" and draft["now"]:
             step = "audience"
         draft["step"] = step
-        outcome.say(ctx.t("plan.staff.try_again", reason=str(error)))
+        outcome.say(ctx.t("plan.staff.try_again", reason=error.phrase.read(ctx.t)))
         await _ask(ctx, outcome, draft)
         return
     _save_draft(ctx, None)
