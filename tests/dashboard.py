@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import aiohttp
 import pytest
 
-from bot.admin.accounts import add_account
+from bot.admin.accounts import add_account, hash_password
 from bot.app import BorgerDialog
 
 PASSWORD = "korrekt hest batteri"
@@ -33,9 +33,10 @@ def csrf_of(html: str) -> str:
 
 async def add_staff(app: BorgerDialog, email: str, role: str) -> None:
     assert app.uow is not None
+    password_hash = await hash_password(PASSWORD)  # before the unit of work, as the dashboard
     async with app.uow() as uow:
         if await uow.staff.by_email(email) is None:
-            await add_account(uow, email, role, PASSWORD, app.clock())
+            await add_account(uow, email, role, password_hash, app.clock())
         await uow.commit()
 
 

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from click.testing import Result
 
-from bot.admin.accounts import add_account
+from bot.admin.accounts import add_account, hash_password
 from bot.app import BorgerDialog
 from bot.config import Settings
 from storage.models import ModerationLogEntry, StaffAccount, StaffSession
@@ -126,7 +126,7 @@ async def admin_app(make_settings: Callable[..., Settings]) -> AsyncIterator[Bor
     await application.start()
     assert application.uow is not None
     async with application.uow() as uow:
-        await add_account(uow, EMAIL, "staff", PASSWORD, application.clock())
+        await add_account(uow, EMAIL, "staff", await hash_password(PASSWORD), application.clock())
         await uow.commit()
     try:
         yield application
@@ -215,7 +215,9 @@ async def test_session_cookie_is_secure_behind_https(
     try:
         assert application.uow is not None
         async with application.uow() as uow:
-            await add_account(uow, EMAIL, "admin", PASSWORD, application.clock())
+            await add_account(
+                uow, EMAIL, "admin", await hash_password(PASSWORD), application.clock()
+            )
             await uow.commit()
         local = f"http://{settings.http_host}:{settings.http_port}"
         async with aiohttp.ClientSession(base_url=local) as session:

@@ -206,6 +206,70 @@ async def test_everyone_changes_their_own_password(dashboard_app: BorgerDialog) 
         assert response.status == 303
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_no_password_is_hashed_or_checked_while_the_database_is_locked(
+    dashboard_app: BorgerDialog, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """argon2 takes a good part of a second: on SQLite, a writing unit of work open meanwhile
+    would hold the one write lock, and every citizen's reply would wait for it."""
+    import sqlite3
+
+    from bot.admin import accounts
+
+    path = database_url.removeprefix("sqlite+aiosqlite:///")
+    locked: list[str] = []
+
+    def writable() -> bool:
+        probe = sqlite3.connect(path, timeout=0)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.rollback()
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            probe.close()
+
+    class Watched:
+        def hash(self, password: str) -> str:
+            if not writable():
+                locked.append("hash")
+            return real.hash(password)
+
+        def verify(self, stored: str, password: str) -> bool:
+            if not writable():
+                locked.append("verify")
+            return real.verify(stored, password)
+
+    real = accounts._hasher
+    monkeypatch.setattr(accounts, "_hasher", Watched())
+    async with logged_in(dashboard_app, "admin") as admin:
+        added = await post_form(
+            admin,
+            "/admin/accounts",
+            "/admin/accounts",
+            {"email": NEW_EMAIL, "role": "staff", "password": PASSWORD},
+        )
+        assert added.status == 303
+        async with admin.get("/admin/accounts") as page:
+            new_id = account_id(await page.text(), NEW_EMAIL)
+        reset = await post_form(
+            admin,
+            "/admin/accounts",
+            f"/admin/accounts/{new_id}/password",
+            {"password": "et andet langt kodeord"},
+        )
+        assert reset.status == 303
+        changed = await post_form(
+            admin,
+            "/admin/password",
+            "/admin/password",
+            {"current": PASSWORD, "new": "nyt langt kodeord", "again": "nyt langt kodeord"},
+        )
+        assert changed.status == 303
+    assert locked == []
+
+
 async def test_the_trail_filters_and_downloads(dashboard_app: BorgerDialog) -> None:
     async with logged_in(dashboard_app, "staff"), logged_in(dashboard_app, "admin") as admin:
         async with admin.get("/admin/audit", params={"event": "staff_login"}) as page:

@@ -111,10 +111,17 @@ def _check_role(role: str) -> None:
         raise AccountError(f"unknown role {role!r} (one of {roles})", "admin.accounts.error.role")
 
 
+# Changing a password is two steps for the same reason as a login (below): the new password is
+# hashed, and the current one checked, before the unit of work that stores it begins.
+#   password_hash = await hash_password(password)           # no transaction open
+#   async with uow() as unit: await reset_password(unit, email, password_hash); await unit.commit()
+
+
 async def add_account(
-    uow: UnitOfWork, email: str, role: str, password: str, now: datetime
+    uow: UnitOfWork, email: str, role: str, password_hash: str, now: datetime
 ) -> StaffAccount:
-    """Create an account; AccountError for a bad role, a taken e-mail or a weak password."""
+    """Create an account with a password hashed beforehand (``hash_password``); AccountError for
+    a bad role or a taken e-mail."""
     email = normalise_email(email)
     _check_role(role)
     if await uow.staff.by_email(email) is not None:
@@ -123,7 +130,7 @@ async def add_account(
         StaffAccount(
             email=email,
             role=role,
-            password_hash=await hash_password(password),
+            password_hash=password_hash,
             created_at=now,
             failed_attempts=0,
         )
@@ -140,10 +147,11 @@ async def existing_account(uow: UnitOfWork, email: str) -> StaffAccount:
     return account
 
 
-async def reset_password(uow: UnitOfWork, email: str, password: str) -> StaffAccount:
-    """Set a new password, lift a lock and end the account's sessions (whoever had them)."""
+async def reset_password(uow: UnitOfWork, email: str, password_hash: str) -> StaffAccount:
+    """Set a new password (hashed beforehand), lift a lock and end the account's sessions
+    (whoever had them)."""
     account = await existing_account(uow, email)
-    account.password_hash = await hash_password(password)
+    account.password_hash = password_hash
     account.failed_attempts = 0
     account.locked_until = None
     await uow.staff.end_sessions(account.id)
@@ -174,13 +182,26 @@ async def remove_account(uow: UnitOfWork, account: StaffAccount) -> None:
     await uow.staff.remove(account)
 
 
-async def change_own_password(
-    uow: UnitOfWork, account: StaffAccount, current: str, new: str, keep_token_hash: str
-) -> None:
-    """A person's own new password, after the current one; their other sessions end."""
-    if not await _verify(account.password_hash, current):
+async def check_current_password(stored_hash: str, current: str) -> None:
+    """AccountError unless ``current`` is the password of ``stored_hash``; outside any
+    transaction, as it takes a good part of a second."""
+    if not await _verify(stored_hash, current):
         raise AccountError("the current password is wrong", "admin.password.wrong_current")
-    account.password_hash = await hash_password(new)
+
+
+async def change_own_password(
+    uow: UnitOfWork,
+    account: StaffAccount,
+    checked_hash: str,
+    new_hash: str,
+    keep_token_hash: str,
+) -> None:
+    """A person's own new password (hashed beforehand), once the current one was checked
+    against ``checked_hash``; their other sessions end. If the password changed meanwhile (a
+    reset by an admin), the check was against the old one: refused as wrong."""
+    if account.password_hash != checked_hash:
+        raise AccountError("the current password is wrong", "admin.password.wrong_current")
+    account.password_hash = new_hash
     await uow.staff.end_other_sessions(account.id, keep_token_hash)
 
 

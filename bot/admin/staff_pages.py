@@ -13,6 +13,8 @@ from bot.admin.accounts import (
     add_account,
     change_own_password,
     change_role,
+    check_current_password,
+    hash_password,
     remove_account,
     reset_password,
     token_hash,
@@ -65,16 +67,20 @@ class StaffPages:
         # A refusal is shown after the unit of work has ended: the page reads in a unit of its
         # own, and one request never holds two of the pool's connections at once.
         refused: AccountError | None = None
-        async with kit.uow() as uow:
-            try:
-                account = await add_account(
-                    uow, email, role, str(form.get("password", "")), kit.clock()
-                )
-            except AccountError as error:
-                refused = error
-            else:
-                await kit.audit(uow, visitor.account, "staff_added", author=kit.pseudonym(account))
-                await uow.commit()
+        try:
+            password_hash = await hash_password(str(form.get("password", "")))
+        except AccountError as error:
+            refused = error
+        else:
+            async with kit.uow() as uow:
+                try:
+                    account = await add_account(uow, email, role, password_hash, kit.clock())
+                except AccountError as error:
+                    refused = error
+                else:
+                    author = kit.pseudonym(account)
+                    await kit.audit(uow, visitor.account, "staff_added", author=author)
+                    await uow.commit()
         if refused is not None:
             return await self._accounts_page(
                 request, visitor, problem=refused, typed={"email": email, "role": role}
@@ -112,17 +118,21 @@ class StaffPages:
         visitor = await kit.require(request, "accounts")
         form = await kit.form(request, visitor)
         refused: AccountError | None = None
-        async with kit.uow() as uow:
-            account = await self._account(uow, request)
-            try:
-                await reset_password(uow, account.email, str(form.get("password", "")))
-            except AccountError as error:
-                refused = error
-            else:
-                await kit.audit(
-                    uow, visitor.account, "staff_password_reset", author=kit.pseudonym(account)
-                )
-                await uow.commit()
+        try:
+            password_hash = await hash_password(str(form.get("password", "")))
+        except AccountError as error:
+            refused = error
+        else:
+            async with kit.uow() as uow:
+                account = await self._account(uow, request)
+                try:
+                    await reset_password(uow, account.email, password_hash)
+                except AccountError as error:
+                    refused = error
+                else:
+                    author = kit.pseudonym(account)
+                    await kit.audit(uow, visitor.account, "staff_password_reset", author=author)
+                    await uow.commit()
         if refused is not None:
             return await self._accounts_page(request, visitor, problem=refused)
         raise web.HTTPSeeOther(f"{ACCOUNTS}?done=password")
@@ -158,19 +168,23 @@ class StaffPages:
         visitor = await kit.visitor(request)
         form = await kit.form(request, visitor)
         new, again = str(form.get("new", "")), str(form.get("again", ""))
-        async with kit.uow() as uow:
-            account = await uow.staff.get(visitor.account.id)
-            assert account is not None  # the session was just found with it
-            try:
-                if new != again:
-                    raise AccountError("the new passwords differ", "admin.password.differ")
+        # argon2 runs outside any transaction (bot.admin.accounts): check, hash, then store.
+        checked_hash = visitor.account.password_hash
+        try:
+            if new != again:
+                raise AccountError("the new passwords differ", "admin.password.differ")
+            await check_current_password(checked_hash, str(form.get("current", "")))
+            new_hash = await hash_password(new)
+            async with kit.uow() as uow:
+                account = await uow.staff.get(visitor.account.id)
+                assert account is not None  # the session was just found with it
                 await change_own_password(
-                    uow, account, str(form.get("current", "")), new, token_hash(visitor.token)
+                    uow, account, checked_hash, new_hash, token_hash(visitor.token)
                 )
-            except AccountError as error:
-                return self._password_form(request, visitor, problem=error, done=False)
-            await kit.audit(uow, account, "staff_password_changed")
-            await uow.commit()
+                await kit.audit(uow, account, "staff_password_changed")
+                await uow.commit()
+        except AccountError as error:
+            return self._password_form(request, visitor, problem=error, done=False)
         raise web.HTTPSeeOther(f"{PASSWORD}?done=1")
 
     # -- helpers ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from bot.admin.accounts import (
     audit_command_line,
     check_password,
     existing_account,
+    hash_password,
 )
 from bot.admin.accounts import reset_password as set_new_password
 from bot.cli.common import (
@@ -70,9 +71,12 @@ def staff_add(email: str, role: str, password_stdin: bool) -> None:
     password = _read_password(password_stdin)
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
+        # Hashed before the unit of work: on SQLite a writing unit holds the one write lock,
+        # and the running bot's replies would wait for argon2 meanwhile.
+        password_hash = await hash_password(password)
         async with uow_factory() as uow:
             try:
-                account = await add_account(uow, email, role, password, utc_now())
+                account = await add_account(uow, email, role, password_hash, utc_now())
             except AccountError as error:
                 fail(str(error), EXIT_BAD_INPUT)
             await _audit(uow, "staff_added", account, settings)
@@ -134,9 +138,10 @@ def staff_reset_password(email: str, password_stdin: bool) -> None:
     password = _read_password(password_stdin)
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
+        password_hash = await hash_password(password)  # before the unit, as in staff add
         async with uow_factory() as uow:
             try:
-                account = await set_new_password(uow, email, password)
+                account = await set_new_password(uow, email, password_hash)
             except AccountError as error:
                 fail(str(error), EXIT_BAD_INPUT)
             await _audit(uow, "staff_password_reset", account, settings)
