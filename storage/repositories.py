@@ -15,6 +15,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    inspect,
     literal,
     or_,
     select,
@@ -24,11 +25,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 
 from storage.definitions import DefinitionCache, move_version
 from storage.models import (
     CONSENTED_STATUSES,
     Answer,
+    Base,
     Consultation,
     InboxEvent,
     InboxStatus,
@@ -73,16 +76,22 @@ _PARTICIPANT_ARRIVES = (
 _INBOX_STATUS = select(InboxEvent.id, InboxEvent.status).where(
     InboxEvent.channel == bindparam("channel"), InboxEvent.external_id == bindparam("external_id")
 )
-_INBOX_DONE = (
+# Applying an event: marked done (its raw copy dropped) only if still pending, its id returned.
+_INBOX_CLAIM = (
     update(InboxEvent)
-    .where(InboxEvent.id == bindparam("event_id"))
+    .where(
+        InboxEvent.channel == bindparam("b_channel"),
+        InboxEvent.external_id == bindparam("b_external_id"),
+        InboxEvent.status == InboxStatus.PENDING,
+    )
     .values(
         status=InboxStatus.DONE,
-        handled_at=bindparam("now"),
-        applied_sequence=bindparam("applied_sequence"),
+        handled_at=bindparam("b_now"),
+        applied_sequence=bindparam("b_applied_sequence"),
         payload=None,
         attempts=InboxEvent.attempts + 1,
     )
+    .returning(InboxEvent.id)
 )
 # A chat's turn across processes: a transaction-level advisory lock on (namespace, hash of the
 # chat), freed by the commit or rollback that ends the unit of work, and by the server when the
@@ -113,6 +122,17 @@ _INBOX_STATUS_IN_TURN = select(
     .exists(),
 ).where(
     InboxEvent.channel == bindparam("channel"), InboxEvent.external_id == bindparam("external_id")
+)
+# The claim in a chat's turn (several processes): only when no earlier event of the chat waits.
+_INBOX_CLAIM_IN_TURN = _INBOX_CLAIM.where(
+    ~select(_EARLIER.c.id)
+    .where(
+        _EARLIER.c.channel == InboxEvent.channel,
+        _EARLIER.c.chat_id == bindparam("b_chat_id"),
+        _EARLIER.c.status == InboxStatus.PENDING,
+        _EARLIER.c.id < InboxEvent.id,
+    )
+    .exists()
 )
 # PostgreSQL returns the ids of a many-row insert in the rows' order (SQLAlchemy adds what it
 # needs for that); SQLAlchemy can only promise that on SQLite by inserting row by row. There,
@@ -187,6 +207,44 @@ class QueuedMessage(NamedTuple):
     payload: dict[str, Any]
 
 
+# Per mapped class: one INSERT of every column but the id, returning the id (built once).
+_ATTACHING_INSERTS: dict[type, Any] = {}
+
+
+async def add_without_flush(session: AsyncSession, record: Base) -> None:
+    """Store a new record with one plain INSERT and put it in the session as if loaded.
+
+    ``session.add`` and ``flush`` cost the unit-of-work machinery (about 0.3 ms on SQLite, twice
+    the statement itself) on the path of every citizen's first message. The record must have
+    every column set but the id (columns left unset get their default, or None); later changes
+    to it are flushed as UPDATEs, as for any loaded record.
+    """
+    mapper = inspect(type(record))
+    table: Table = record.__table__  # type: ignore[assignment]
+    statement = _ATTACHING_INSERTS.get(type(record))
+    if statement is None:
+        statement = insert(table).returning(table.c.id)
+        _ATTACHING_INSERTS[type(record)] = statement
+    values: dict[str, Any] = {}
+    for attribute in mapper.column_attrs:
+        column = attribute.columns[0]
+        if column.primary_key:
+            continue
+        if attribute.key not in record.__dict__:
+            default = column.default
+            value = None
+            if default is not None and default.is_callable:
+                value = default.arg(None)
+            elif default is not None and default.is_scalar:
+                value = default.arg
+            setattr(record, attribute.key, value)
+        values[column.key] = getattr(record, attribute.key)
+    connection = await session.connection()
+    record.id = (await connection.execute(statement, values)).scalar_one()  # type: ignore[attr-defined]
+    make_transient_to_detached(record)
+    session.add(record)
+
+
 def insert_for(session: AsyncSession) -> Any:
     """The dialect's INSERT, which knows ON CONFLICT (PostgreSQL and SQLite both)."""
     dialect = session.get_bind().dialect.name
@@ -243,8 +301,7 @@ class ParticipantRepository:
             created_at=now,
             last_seen_at=now,
         )
-        self._session.add(participant)
-        await self._session.flush()
+        await add_without_flush(self._session, participant)
         return participant
 
     async def delete(self, participant: Participant) -> None:
@@ -416,13 +473,29 @@ class InboxRepository:
             .values(chat_id=None, payload=None, **forgotten)
         )
 
-    async def mark_done(self, event_id: int, now: datetime, applied_sequence: int) -> None:
-        """Record that an event was applied, and drop its raw copy."""
+    async def claim(
+        self,
+        channel: str,
+        external_id: str,
+        now: datetime,
+        applied_sequence: int,
+        *,
+        in_turn_of: str | None = None,
+    ) -> int | None:
+        """Mark a pending event applied and drop its raw copy; return its id, or None if it is
+        not pending (applied already, failed, not stored) or, given ``in_turn_of`` (its chat),
+        an earlier event of that chat still is. It stays so only if the unit commits."""
         connection = await self._session.connection()
-        await connection.execute(
-            _INBOX_DONE,
-            {"event_id": event_id, "now": now, "applied_sequence": applied_sequence},
-        )
+        parameters = {
+            "b_channel": channel,
+            "b_external_id": external_id,
+            "b_now": now,
+            "b_applied_sequence": applied_sequence,
+        }
+        if in_turn_of is None:
+            return (await connection.execute(_INBOX_CLAIM, parameters)).scalar_one_or_none()
+        parameters["b_chat_id"] = in_turn_of
+        return (await connection.execute(_INBOX_CLAIM_IN_TURN, parameters)).scalar_one_or_none()
 
     async def mark_failed(self, event_id: int, now: datetime, error: str) -> None:
         """Record a handling failure; the raw event stays for a retry or an inspection."""
@@ -884,8 +957,7 @@ class ParticipationRepository:
 
     async def add(self, participation: Participation) -> Participation:
         """Add a participation."""
-        self._session.add(participation)
-        await self._session.flush()
+        await add_without_flush(self._session, participation)
         return participation
 
     async def of_participant(self, participant_id: int) -> list[Participation]:

@@ -101,9 +101,8 @@ async def test_retention_deletes_only_old_settled_records(uow: UnitOfWorkFactory
     old, recent = NOW - timedelta(days=40), NOW - timedelta(days=1)
     async with uow() as unit:
         await unit.inbox.add_new("telegram", [("1", "5", {}), ("2", "5", {}), ("3", "5", {})], old)
-        events = await unit.inbox.pending("telegram")
-        await unit.inbox.mark_done(events[0].id, old, 1)
-        await unit.inbox.mark_done(events[1].id, recent, 2)
+        assert await unit.inbox.claim("telegram", "1", old, 1) is not None
+        assert await unit.inbox.claim("telegram", "2", recent, 2) is not None
         sent_id = await unit.outbox.add("telegram", "5", {"type": "message"}, old)
         await unit.outbox.settle(sent_id, OutboxStatus.SENT, old)
         await unit.outbox.add("telegram", "5", {"type": "message"}, old)
