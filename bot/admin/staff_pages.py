@@ -64,24 +64,17 @@ class StaffPages:
         visitor = await kit.require(request, "accounts")
         form = await kit.form(request, visitor)
         email, role = str(form.get("email", "")), str(form.get("role", ""))
-        # A refusal is shown after the unit of work has ended: the page reads in a unit of its
-        # own, and one request never holds two of the pool's connections at once.
-        refused: AccountError | None = None
+        # The password is hashed before the unit of work (bot.admin.accounts), and a refusal
+        # is shown after it has ended: the page reads in a unit of its own, and one request
+        # never holds two of the pool's connections at once.
         try:
             password_hash = await hash_password(str(form.get("password", "")))
-        except AccountError as error:
-            refused = error
-        else:
             async with kit.uow() as uow:
-                try:
-                    account = await add_account(uow, email, role, password_hash, kit.clock())
-                except AccountError as error:
-                    refused = error
-                else:
-                    author = kit.pseudonym(account)
-                    await kit.audit(uow, visitor.account, "staff_added", author=author)
-                    await uow.commit()
-        if refused is not None:
+                account = await add_account(uow, email, role, password_hash, kit.clock())
+                author = kit.pseudonym(account)
+                await kit.audit(uow, visitor.account, "staff_added", author=author)
+                await uow.commit()
+        except AccountError as refused:
             return await self._accounts_page(
                 request, visitor, problem=refused, typed={"email": email, "role": role}
             )
@@ -117,23 +110,15 @@ class StaffPages:
         kit = self._kit
         visitor = await kit.require(request, "accounts")
         form = await kit.form(request, visitor)
-        refused: AccountError | None = None
         try:
-            password_hash = await hash_password(str(form.get("password", "")))
-        except AccountError as error:
-            refused = error
-        else:
+            password_hash = await hash_password(str(form.get("password", "")))  # as in add
             async with kit.uow() as uow:
                 account = await self._account(uow, request)
-                try:
-                    await reset_password(uow, account.email, password_hash)
-                except AccountError as error:
-                    refused = error
-                else:
-                    author = kit.pseudonym(account)
-                    await kit.audit(uow, visitor.account, "staff_password_reset", author=author)
-                    await uow.commit()
-        if refused is not None:
+                await reset_password(uow, account.email, password_hash)
+                author = kit.pseudonym(account)
+                await kit.audit(uow, visitor.account, "staff_password_reset", author=author)
+                await uow.commit()
+        except AccountError as refused:
             return await self._accounts_page(request, visitor, problem=refused)
         raise web.HTTPSeeOther(f"{ACCOUNTS}?done=password")
 
