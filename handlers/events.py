@@ -48,6 +48,25 @@ class Phrase:
         }
         return t(self.key, **values)
 
+    def to_document(self) -> dict[str, Any]:
+        """The phrase as a JSON column keeps it (a value that is a phrase as {"phrase": …})."""
+        values = {
+            name: {"phrase": value.to_document()} if isinstance(value, Phrase) else value
+            for name, value in self.values.items()
+        }
+        return {"key": self.key, "values": values}
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> Phrase:
+        """The phrase ``to_document`` stored."""
+        values = {
+            name: cls.from_document(value["phrase"])
+            if isinstance(value, dict) and set(value) == {"phrase"}
+            else value
+            for name, value in dict(document.get("values") or {}).items()
+        }
+        return cls(str(document["key"]), **values)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Phrase) and (self.key, self.values) == (other.key, other.values)
 

@@ -10,9 +10,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.dialogue.i18n import english_texts
 from handlers.context import Texts
 from handlers.email import WEB_CHANNEL
-from handlers.events import ChatAddress, Reply
+from handlers.events import ChatAddress, Phrase, Reply
 from handlers.plan import content, rules
 from handlers.plan.content import ConsultationLink
 from handlers.plan.staff import post_title, progress_text
@@ -125,10 +126,8 @@ class Publisher:
         window = int(self.settings.late_window.total_seconds() // 60)
         post.state = PostState.SKIPPED
         post.late_seconds = late
-        post.error = (
-            f"missed by {late // 60} min while the bot was not running; "
-            f"later than the late window of {window} min, so it was not sent"
-        )
+        note = Phrase("plan.note.missed", minutes=late // 60, window=window)
+        rules.set_note(post, [note], english_texts())
         post.finished_at = now
         logger.warning("post %s skipped: %s", post.id, post.error)
 
@@ -174,28 +173,28 @@ class Publisher:
                 without_image[recipient.channel] = without_image.get(recipient.channel, 0) + 1
         await unit.plan.queue_bulk(post.id, messages, now)
         post.recipients = len(messages)
-        skipped = []
+        skipped: list[Phrase] = []
         if missing:
-            skipped.append(f"{missing} recipient(s) on a channel that is not running")
+            skipped.append(Phrase("plan.note.channel_not_running", count=missing))
         if no_template:
-            skipped.append(
-                f"{no_template} WhatsApp recipient(s) skipped: their last message is over "
-                "24 hours old and the post names no WhatsApp template"
-            )
+            skipped.append(Phrase("plan.note.whatsapp_window", count=no_template))
         if outside_window:
-            skipped.append(
-                f"{outside_window} Messenger recipient(s) skipped: their last message is over "
-                "24 hours old (Messenger takes no free-form message after 24 hours)"
-            )
+            skipped.append(Phrase("plan.note.messenger_window", count=outside_window))
         for channel, count in without_image.items():
             name = CHANNEL_NAMES.get(channel, channel)
             largest = (self._image_limit(channel) or 0) / MEGABYTE
+            size = f"{image_size / MEGABYTE:.1f}"
             skipped.append(
-                f"{count} {name} recipient(s) got the text without the image: it is "
-                f"{image_size / MEGABYTE:.1f} MB, and {name} takes at most {largest:.0f} MB"
+                Phrase(
+                    "plan.note.without_image",
+                    count=count,
+                    channel=name,
+                    size=size,
+                    largest=f"{largest:.0f}",
+                )
             )
         if skipped:
-            post.error = "; ".join(skipped)[:300]
+            rules.set_note(post, skipped, english_texts())
         if not messages:
             post.state = PostState.SENT if not missing else PostState.FAILED
             post.finished_at = now
@@ -310,7 +309,12 @@ class Publisher:
                     post.finished_at = now
                     if failed:
                         reasons = await unit.plan.failure_reasons(post_id)
-                        post.error = "; ".join(f"{n}× {reason}" for reason, n in reasons)[:300]
+                        # The reasons are the platforms' own texts, quoted as they came.
+                        failures = [
+                            Phrase("plan.note.failed", count=n, reason=reason)
+                            for reason, n in reasons
+                        ]
+                        rules.set_note(post, failures, english_texts())
                     logger.info("post %s finished: %s", post_id, counts)
                 due = (
                     post.progress_shown_at is None or now - post.progress_shown_at >= PROGRESS_EVERY

@@ -586,7 +586,10 @@ class PlannedPost(Base):
     state: Mapped[str] = mapped_column(String(16), default=PostState.PLANNED)
     # How late it went out (the bot was down at its time), in seconds.
     late_seconds: Mapped[int | None] = mapped_column(Integer)
+    # Why it was skipped, cancelled or partly failed: in English (the command line, the logs),
+    # and as phrases (handlers.events.Phrase documents) that staff read in their language.
     error: Mapped[str | None] = mapped_column(String(300))
+    note: Mapped[list[dict[str, Any]] | None] = mapped_column(JsonDocument)
     recipients: Mapped[int] = mapped_column(Integer, default=0)
     # The staff chat's progress message (an outbox message), edited while the post goes out.
     progress_message_id: Mapped[int | None] = mapped_column(Integer)

@@ -277,8 +277,11 @@ async def test_a_plan_runs_through_restart_moved_deadline_cancellation_dst_and_c
         assert plan["l1"].late_seconds == 30 * 60
         assert plan["s1"].state == PostState.SKIPPED
         assert "late window of 60 min" in (plan["s1"].error or "")
+        # Staff read why in their language; the command line's note stays English.
+        missed = "ikke sendt: tidspunktet blev overset med 390 min, mens botten ikke kørte"
         await eventually(
-            lambda: any("⛔" in t and "ikke sendt" in t for t in staff_texts(fake_bot))
+            lambda: any("⛔" in t and missed in t for t in staff_texts(fake_bot)),
+            what=f"the skipped post's report in the staff chat: {staff_texts(fake_bot)}",
         )
         await eventually(lambda: any("30 min. for sent" in t for t in staff_texts(fake_bot)))
 

@@ -193,3 +193,21 @@ def test_texts_with_a_number_take_its_plural_form() -> None:
     assert english.n("forget.ideas_anonymised", 1).startswith("1 idea remains")
     assert english.n("forget.ideas_anonymised", 0).startswith("0 ideas remain")
     assert danish.n("ideas.notice", 1, title="T") == "💡 Der er 1 nyt udsagn at stemme om i »T«."
+
+
+def test_a_phrase_kept_in_a_json_column_reads_as_before_in_each_language() -> None:
+    """A post's note is stored as phrases and read later by staff of either language."""
+    import json
+
+    from handlers.events import Phrase
+
+    phrase = Phrase(
+        "plan.change.cancelled", post=4, reason=Phrase("mistake.plan.no_round", round=2)
+    )
+    stored = json.loads(json.dumps(phrase.to_document()))
+    assert Phrase.from_document(stored) == phrase
+    danish = Catalogs("da").texts("da")
+    assert (
+        Phrase.from_document(stored).read(danish)
+        == "opslag 4 er aflyst: høringen har ingen runde 2"
+    )

@@ -160,6 +160,8 @@ class PostView:
     anchor: str
     audience: str
     consultation: str
+    # Why it was skipped, cancelled or partly failed, in the visitor's language ("" if nothing).
+    note: str
     delivery: Delivery | None
     # The delivery's figures and sentence, as the progress endpoint answers them.
     progress: dict[str, Any]
@@ -723,6 +725,7 @@ class PlanPages:
             anchor=rules.describe_anchor(post.anchor, t.language) if post.anchor else "",
             audience=rules.describe_audience(post.audience, t.language),
             consultation=questionnaire.pick(consultation.title, t.language) if consultation else "",
+            note=rules.note_text(post, t),
             delivery=delivery,
             progress=progress_json(post, delivery, t),
         )

@@ -227,10 +227,10 @@ async def follow_phases(
 ) -> list[Phrase]:
     """Move the planned posts tied to a consultation's phases after its times changed.
 
-    A post whose phase no longer exists is cancelled with the reason, written with
-    ``stored_in`` (English, as the scheduler writes its notes: the note is stored once and shown
-    to everyone); one whose new time has passed goes out at the next check (late, within the late
-    window). Return what changed, for whoever imported the consultation to read.
+    A post whose phase no longer exists is cancelled with the reason as its note (``stored_in``:
+    the English texts, for the note's English copy); one whose new time has passed goes out at
+    the next check (late, within the late window). Return what changed, for whoever imported
+    the consultation to read.
     """
     changes: list[Phrase] = []
     phases = await phases_of(uow, consultation)
@@ -241,7 +241,7 @@ async def follow_phases(
             due_at = rules.anchored_time(post.anchor, phases)
         except PlanError as error:
             post.state, post.updated_at = PostState.CANCELLED, now
-            post.error = error.phrase.read(stored_in)
+            rules.set_note(post, [error.phrase], stored_in)
             changes.append(Phrase("plan.change.cancelled", post=post.id, reason=error.phrase))
             continue
         if post.repeat and post.occurrence > 1:

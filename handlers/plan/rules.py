@@ -7,13 +7,14 @@ checked the same way.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from handlers.events import MAX_CAPTION_LENGTH, MAX_IMAGE_BYTES, MAX_TEXT_LENGTH, Phrase
-from storage.models import OutboxStatus
+from storage.models import OutboxStatus, PlannedPost
 
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 # Near year 1 or 9999 a time overflows when shifted by a zone or a repeat; it is a typo anyway.
@@ -350,6 +351,24 @@ def check_link(link: str) -> dict[str, str]:
     if word.lower() in ("consultation", "høring", "hoering"):
         return {"consultation": slug.strip()}
     raise PlanError(Phrase("mistake.plan.link_shape", value=repr(link)))
+
+
+# A post's note is one text of at most this many characters (the column's size).
+NOTE_LENGTH = 300
+
+
+def set_note(post: PlannedPost, parts: list[Phrase], english: Callable[..., str]) -> None:
+    """Note why a post was skipped, cancelled or partly failed: as phrases, which staff read in
+    their language, and in English (``english``: the English texts) for the command line."""
+    post.note = [part.to_document() for part in parts]
+    post.error = "; ".join(part.read(english) for part in parts)[:NOTE_LENGTH]
+
+
+def note_text(post: PlannedPost, t: Callable[..., str]) -> str:
+    """A post's note in ``t``'s language; a note from before notes were phrases is English."""
+    if post.note:
+        return "; ".join(Phrase.from_document(part).read(t) for part in post.note)
+    return post.error or ""
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ def progress_text(
 ) -> str:
     """The staff chat's report of a post going out, edited as it goes."""
     if post.state == PostState.SKIPPED:
-        return t("plan.progress.skipped", post=title, reason=post.error or "")
+        return t("plan.progress.skipped", post=title, reason=rules.note_text(post, t))
     delivery = rules.Delivery.of(post.recipients, counts)
     head = "plan.progress.sent" if post.state == PostState.SENT else "plan.progress.sending"
     lines = [
@@ -94,7 +94,7 @@ def progress_text(
             )
         )
     if post.state == PostState.FAILED or (post.error and post.state == PostState.SENT):
-        lines.append(t("plan.progress.failed", reason=post.error or ""))
+        lines.append(t("plan.progress.failed", reason=rules.note_text(post, t)))
     return "\n".join(lines)
 
 
