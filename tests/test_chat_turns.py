@@ -19,12 +19,12 @@ import pytest
 from bot.app import BorgerDialog
 from bot.config import Settings
 from bot.dialogue.channel import ChannelLimits
-from bot.dialogue.outbox import OutboxDelivery
+from bot.dialogue.outbox import OutboxDelivery, RetryLater
 from storage.advisory import ChatDeliveryLocks
 from storage.database import create_engine, create_session_factory
 from storage.models import InboxStatus
 from storage.uow import UnitOfWorkFactory
-from tests.conftest import eventually
+from tests.conftest import eventually, migrate_database
 from tests.fake_telegram import FakeBot, FakeTelegram
 
 POSTGRES = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -146,6 +146,51 @@ class SlowRecorder:
         await asyncio.sleep(0.005)
         self.received.append(payload["text"])
         return str(next(self._ids))
+
+
+class FloodedOnce(SlowRecorder):
+    """A channel whose first send is refused by flood control, as Telegram's 429 does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused = False
+
+    async def deliver(self, chat_id: str, payload: dict[str, Any]) -> str | None:
+        if not self.refused:
+            self.refused = True
+            raise RetryLater(5)
+        return await super().deliver(chat_id, payload)
+
+
+async def test_a_message_rewritten_during_a_flood_wait_goes_out_as_rewritten(
+    database_url: str,
+) -> None:
+    """A moderators' card waits out flood control while another process applies its author's
+    /forget, which rewrites the waiting card without the words. The wait ends: what goes out is
+    the card as stored now, never the one read before the wait (nothing would edit it later)."""
+    await migrate_database(database_url)
+    engine = create_engine(database_url)
+    try:
+        uow = UnitOfWorkFactory(create_session_factory(engine))
+        async with uow() as unit:
+            now = datetime.now(UTC)
+            card = await unit.outbox.add("telegram", "-100", {"type": "text", "text": "ord"}, now)
+            await unit.commit()
+
+        async def rewritten_meanwhile(seconds: float) -> None:
+            assert seconds == 5
+            async with uow() as unit:
+                erased = {"type": "text", "text": "slettet"}
+                assert await unit.outbox.rewrite_unsent(card, erased)
+                await unit.commit()
+
+        recorder = FloodedOnce()
+        delivery = OutboxDelivery(uow, lambda: datetime.now(UTC), sleep=rewritten_meanwhile)
+        delivery.register(recorder)
+        await delivery.deliver_chat("telegram", "-100")
+        assert recorder.received == ["slettet"]
+    finally:
+        await engine.dispose()
 
 
 async def two_processes_deliver_one_chat(database_url: str, *, locked: bool) -> list[str]:

@@ -300,6 +300,13 @@ class OutboxDelivery:
                     wait.seconds,
                 )
                 await self._sleep(wait.seconds)
+                # What waited may have been rewritten meanwhile (a moderators' card whose
+                # author erased their answer): send what is stored now, as a restart would.
+                current = await self._still_pending(message)
+                if current is None:
+                    return None
+                message = current
+                progress = PartsProgress(self._uow, message.id, message.payload)
             except RecipientGone:
                 self.metrics.recipients_gone.labels(message.channel, message.lane).inc()
                 logger.info("recipient of outbox message %s is unreachable", message.id)
@@ -325,8 +332,21 @@ class OutboxDelivery:
                     failure,
                 )
                 await self._sleep(2.0 ** (transient_failures - 1))
+                current = await self._still_pending(message)  # as after a flood wait
+                if current is None:
+                    return None
+                message = current
+                progress = PartsProgress(self._uow, message.id, message.payload)
             else:
                 return OutboxStatus.SENT, external_id, None
+
+    async def _still_pending(self, message: QueuedMessage) -> QueuedMessage | None:
+        """The message as stored now, if it still waits to be sent; None if it does not."""
+        async with self._uow.read() as uow:
+            stored = await uow.outbox.get(message.id)
+            if stored is None or stored.status != OutboxStatus.PENDING:
+                return None
+            return message._replace(payload=stored.payload)
 
     async def deliver_backlog(
         self, channel: str, lane: str = Lane.REPLY, queued_before: datetime | None = None
