@@ -326,6 +326,10 @@ class FakeBot:
         error = ApiError(code, description, retry_after)
         self._server.call(lambda: self.injected.append(Injected(method, chat_id, error, times)))
 
+    def injected_left(self) -> int:
+        """How many injected failures have not happened yet."""
+        return self._server.call(lambda: sum(max(0, i.times) for i in self.injected))
+
     def set_member(self, chat_id: int, user_id: int, status: str) -> None:
         """Set someone's membership status in a group (for getChatMember)."""
         self._server.call(lambda: self.members.__setitem__((chat_id, user_id), status))

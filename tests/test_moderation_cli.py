@@ -27,7 +27,7 @@ from storage.migrate import _config, head_revision, prepare_schema
 from storage.models import Answer, ItemStatus, ModerationItem, ModerationLogEntry, Visibility
 from tests.citizens import import_consultation
 from tests.cli import no_traceback
-from tests.conftest import eventually, model_rows
+from tests.conftest import MODERATORS, eventually, model_rows
 from tests.fake_telegram import FakeBot, SentMessage
 from tests.ideas import ideas_source, statements, uow_of, write_statement
 from tests.ideas import join as join_ideas
@@ -303,6 +303,27 @@ async def test_approve_from_the_command_line_then_the_chat_is_told_who_decided_f
     assert decided.buttons == []
     assert f"✅ Godkendt af {CLI_NAME}" in (decided.text or "")
     assert "22 33 44 55" not in (decided.text or "")
+
+
+async def test_a_card_still_waiting_when_decided_elsewhere_goes_out_decided_without_buttons(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    """The moderators' chat is rate-limited, so the card waits; meanwhile staff approve the
+    item from the command line. The card then goes out once, as decided: nobody is shown
+    buttons for an item already decided."""
+    await import_consultation(app, consultation_source())
+    anna = await join(fake_bot, 625)
+    moderator = Moderator(fake_bot, 901)
+    fake_bot.inject(429, "Too Many Requests: retry after 4", chat_id=MODERATORS, retry_after=4)
+    await anna.write("Ring til mig på 22 33 44 55", new=2)
+    await eventually(lambda: fake_bot.injected_left() == 0, what="the card held by flood control")
+    (item,) = [row[0] for row in await model_rows(app, ModerationItem)]
+    line = done(await cli(app, "moderation", "approve", str(item.id)))
+    assert line.startswith(f"Item {item.id} approved and shown")
+    card = await new_card(moderator, 0)
+    assert card.buttons == []
+    assert f"✅ Godkendt af {CLI_NAME}" in (card.text or "")
+    assert card.edits == 0, "it went out decided, not redrawn afterwards"
 
 
 async def test_a_decision_from_the_chat_first_refuses_the_command_line_with_who_and_when(

@@ -100,18 +100,26 @@ async def card_update(
     """The item's card as decided, replacing the one posted in the moderator chat (if any).
 
     The moderator chat redraws the card that was pressed; a decision made elsewhere needs this.
+    A card not delivered yet (the moderators' chat was being rate-limited) is rewritten where it
+    waits, so it goes out decided, without buttons.
     """
-    posted = await posted_card(uow, decided.view.item)
-    if posted is None:
-        return None
+    item = decided.view.item
     t = texts_in(None)
     footer = (
         t("moderation.card.withdrawn")
         if decided.outcome == WITHDRAWN
-        else decided_footer(t, decided.view.item, zone)
+        else decided_footer(t, item, zone)
     )
+    text = f"{card_text(t, decided.view)}\n\n{footer}"
+    if item.card_message_id is not None and await uow.outbox.rewrite_unsent(
+        item.card_message_id, Reply(text).to_payload()
+    ):
+        return None
+    posted = await posted_card(uow, item)
+    if posted is None:
+        return None
     address, reference = posted
-    return address, Reply(f"{card_text(t, decided.view)}\n\n{footer}", edit_ref=reference)
+    return address, Reply(text, edit_ref=reference)
 
 
 async def decide_elsewhere(
