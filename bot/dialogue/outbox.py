@@ -288,7 +288,17 @@ class OutboxDelivery:
     ) -> tuple[str, str | None, str | None] | None:
         transient_failures = 0
         progress = PartsProgress(self._uow, message.id, message.payload)
+        waited = False
         while True:
+            if waited:
+                # What waited may have been rewritten meanwhile (a moderators' card whose
+                # author erased their answer): send what is stored now, as a restart would.
+                current = await self._still_pending(message)
+                if current is None:
+                    return None
+                message = current
+                progress = PartsProgress(self._uow, message.id, message.payload)
+                waited = False
             try:
                 external_id = await send(sender, message.chat_id, message.payload, progress)
             except RetryLater as wait:
@@ -300,13 +310,7 @@ class OutboxDelivery:
                     wait.seconds,
                 )
                 await self._sleep(wait.seconds)
-                # What waited may have been rewritten meanwhile (a moderators' card whose
-                # author erased their answer): send what is stored now, as a restart would.
-                current = await self._still_pending(message)
-                if current is None:
-                    return None
-                message = current
-                progress = PartsProgress(self._uow, message.id, message.payload)
+                waited = True
             except RecipientGone:
                 self.metrics.recipients_gone.labels(message.channel, message.lane).inc()
                 logger.info("recipient of outbox message %s is unreachable", message.id)
@@ -332,11 +336,7 @@ class OutboxDelivery:
                     failure,
                 )
                 await self._sleep(2.0 ** (transient_failures - 1))
-                current = await self._still_pending(message)  # as after a flood wait
-                if current is None:
-                    return None
-                message = current
-                progress = PartsProgress(self._uow, message.id, message.payload)
+                waited = True
             else:
                 return OutboxStatus.SENT, external_id, None
 
