@@ -112,11 +112,11 @@ def test_a_demonstrative_before_a_definite_noun_is_norwegian() -> None:
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "Norwegian Bokmål is still read as Danish a little too often: 0.968 held out (211 of "
-        "218, one short of 0.97); on the catalogs of Python packages that no model or tuning "
-        "had seen, 93 of 96. The misses left in the tuning part are correct Danish word for "
-        "word ('Har du allerede en konto?', 'Feltet kan ikke være tomt.'), and the Danish "
-        "prior leans such a text to Danish on purpose"
+        "Norwegian Bokmål is still read as Danish too often: 0.959 held out (305 of 318). "
+        "On a second batch of package catalogs added afterwards and measured once as it came "
+        "(pretix, weblate, plone, django-oscar), 94 of 100 held out; on the first, 93 of 96. "
+        "Most misses are correct Danish word for word ('Har du allerede en konto?', 'Feltet "
+        "kan ikke være tomt.'), and the Danish prior leans such a text to Danish on purpose"
     ),
 )
 def test_held_out_norwegian_meets_the_target() -> None:

@@ -16,7 +16,13 @@ Bokmål and Swedish from the catalogs of Python packages whose texts the Nordic 
 
     pip download --no-deps sphinx==9.0.4 django-allauth==65.22.1 wagtail==8.0.1 \
         djangorestframework==3.18.3 Django==5.1.4   # unzip each into SRC/<package>
-    python tests/data/languages/collect.py --add-pypi SRC /usr/share/locale
+    python tests/data/languages/collect.py --add-pypi SRC /usr/share/locale pypi
+
+The second batch (source ``pypi2``, added 2026-12-02 to test the Norwegian figure afresh):
+
+    pip download --no-deps pretix==2026.8.0 weblate==5.14.3 plone.app.locales==7.0.4 \
+        django-oscar==4.2.1 Django==5.1.4   # unzip each wheel into SRC/<name as in PYPI_BATCHES>
+    python tests/data/languages/collect.py --add-pypi SRC /usr/share/locale pypi2
 
 A sentence that also stands in what that model learned from and is at hand here (Django's
 catalogs; the system's own catalogs under /usr/share/locale, which the model's build copied) is
@@ -121,8 +127,12 @@ def django_sentences(root: Path, language: str) -> list[str]:
 
 # Packages whose catalogs the Nordic sentence model did not learn from, and the folders their
 # catalogs keep each language in.
-PYPI_SOURCES = ("sphinx", "django-allauth", "wagtail", "djangorestframework")
-NORDIC_FOLDERS = {"da": ("da",), "nb": ("nb", "nb_NO"), "sv": ("sv",)}
+# Each later batch: its source name in sentences.tsv and the packages (folders under SRC).
+PYPI_BATCHES = {
+    "pypi": ("sphinx", "django-allauth", "wagtail", "djangorestframework"),
+    "pypi2": ("pretix", "weblate", "plone_app_locales", "django_oscar"),
+}
+NORDIC_FOLDERS = {"da": ("da",), "nb": ("nb", "nb_NO", "no"), "sv": ("sv", "sv_SE")}
 
 
 def catalog_sentences(catalogs: list[Path]) -> list[str]:
@@ -146,9 +156,9 @@ def normal(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-def add_pypi(root: Path, system_locale: Path) -> None:
-    """Add the Python packages' Nordic sentences to sentences.tsv; the texts there stay as they
-    are. Sentences also in the sentence model's sources at hand are left out."""
+def add_pypi(root: Path, system_locale: Path, batch: str) -> None:
+    """Add one batch of Python packages' Nordic sentences to sentences.tsv; the texts there stay
+    as they are. Sentences also in the sentence model's sources at hand are left out."""
     path = HERE / "sentences.tsv"
     with path.open(encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")
@@ -160,12 +170,12 @@ def add_pypi(root: Path, system_locale: Path) -> None:
         for folder in folders:
             learned += sorted((system_locale / folder / "LC_MESSAGES").glob("*.mo"))
             learned += sorted(root.glob(f"django/django/**/locale/{folder}/LC_MESSAGES/*.po"))
-            for package in PYPI_SOURCES:
-                fresh += sorted(root.glob(f"{package}/**/locale/{folder}/LC_MESSAGES/*.po"))
+            for package in PYPI_BATCHES[batch]:
+                fresh += sorted(root.glob(f"{package}/**/{folder}/LC_MESSAGES/*.po"))
         seen = {normal(text) for text in catalog_sentences(learned)}
         seen |= {normal(row[3]) for row in existing}
         pool = [text for text in catalog_sentences(fresh) if normal(text) not in seen]
-        added += split(language, "pypi", pool)
+        added += split(language, batch, pool)
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")
         writer.writerow(header)
@@ -239,6 +249,6 @@ def main(root: Path) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "--add-pypi":
-        add_pypi(Path(sys.argv[2]), Path(sys.argv[3]))
+        add_pypi(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else "pypi")
     else:
         main(Path(sys.argv[1]))
