@@ -373,6 +373,9 @@ class BorgerDialog:
         if self._web is not None:
             await self._web.stop()
             self._web = None
+        if self.core is not None:
+            # After the channels: what their last events queued for other chats.
+            await self.core.finish_deliveries()
         if self._write_probe is not None:
             await asyncio.gather(self._write_probe, return_exceptions=True)
         if self._delivery_locks is not None:

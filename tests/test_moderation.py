@@ -119,6 +119,26 @@ async def test_personal_data_is_held_masked_and_the_first_moderator_decides(
     assert log[0].author.startswith("p-")
 
 
+async def test_a_flood_wait_in_the_moderators_chat_does_not_hold_up_the_citizen(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    """Telegram makes the moderators' chat wait 5 s before Anna's card may go out. Her next
+    answer is taken and answered meanwhile; the card follows once the wait is over. (Before,
+    her next answer waited for the card: her chat's turn lasted until it had gone out.)"""
+    await import_consultation(app, consultation_source())
+    anna = await join(fake_bot, 310)
+    moderator = Moderator(fake_bot, 901)
+    fake_bot.inject(429, "Too Many Requests: retry after 5", chat_id=MODERATORS, retry_after=5)
+    await anna.write("Ring til mig på 22 33 44 55", new=2)
+    await eventually(lambda: fake_bot.injected_left() == 0, what="the card held by flood control")
+
+    thanks, *_ = await anna.write("Fordi børnene cykler der hver dag", new=2)
+    assert moderator.cards() == [], "her answer came while the card still waited"
+    assert (thanks.text or "").startswith("Tak for dine svar til »Trafik ved skolen«!")
+    card = await new_card(moderator, 0)
+    assert "22 33 44 55" not in (card.text or "")
+
+
 async def test_someone_outside_the_moderator_chat_cannot_decide(
     app: BorgerDialog, fake_bot: FakeBot
 ) -> None:

@@ -42,6 +42,9 @@ DELIVERY = "delivery"
 # Events finished by whichever process finds them pending at once (see finish_stale).
 STALE_BATCH = 500
 STALE_CONCURRENCY = 16
+# At shutdown, how long deliveries to other chats (see _deliver_beside) may still run; one still
+# waiting then (out a flood wait, say) is stopped, and its messages stay queued for the next start.
+BESIDE_GRACE_SECONDS = 5.0
 
 # Reads a stored event's payload back into what flows read (None: nothing for a flow); raises
 # when it cannot be read. Channels register one each (see DialogueCore.register_reader).
@@ -119,6 +122,10 @@ class DialogueCore:
         self.delivery = delivery
         # One lock per (channel, chat): a chat's events are applied one at a time, in order.
         self._chat_order = KeyedLocks()
+        # Other chats an event queued messages for (a moderators' card), to deliver beside the
+        # chats' turns, and the one delivery running for each.
+        self._wanted_beside: set[ChatAddress] = set()
+        self._delivering_beside: dict[ChatAddress, asyncio.Task[None]] = {}
 
     def register_reader(self, channel: str, reader: EventReader) -> None:
         """Let this process apply a channel's events that another process stored."""
@@ -282,19 +289,70 @@ class DialogueCore:
         elif not applied and outcome == "applied":
             outcome = "repeated"  # applied before: a redelivery, or recovery racing a live event
         self.metrics.updates.labels(channel, outcome).inc()
-        chats = [ChatAddress(channel, event.chat_id)] if applied and event is not None else []
-        for address in [*chats, *others]:
-            try:
-                await self.delivery.deliver_chat(address.channel, address.chat_id)
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                # Queued and committed: the redelivery job sends it once the database is back.
-                self.health.fault(DELIVERY, f"database unavailable ({type(exc).__name__})")
-            else:
-                self.health.clear(DELIVERY)
-        if chats:
+        # The event's own chat is delivered in its turn, so its replies come before the
+        # replies to the chat's next event. Other chats (the moderators' card) are delivered
+        # beside it: a flood wait there must not hold up this chat's next event.
+        for address in others:
+            self._deliver_beside(address)
+        if applied and event is not None:
+            await self._deliver(ChatAddress(channel, event.chat_id))
             self.metrics.reply_seconds.labels(channel).observe(time.perf_counter() - started)
+
+    async def _deliver(self, address: ChatAddress) -> None:
+        try:
+            await self.delivery.deliver_chat(address.channel, address.chat_id)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # Queued and committed: the redelivery job sends it once the database is back.
+            self.health.fault(DELIVERY, f"database unavailable ({type(exc).__name__})")
+        else:
+            self.health.clear(DELIVERY)
+
+    def _deliver_beside(self, address: ChatAddress) -> None:
+        """Deliver a chat's queued messages in a task of its own, outside any chat's turn.
+
+        Many events asking for one chat while its delivery runs (or waits out flood control)
+        make one more delivery after it, not one each: the next one reads all that is queued.
+        """
+        self._wanted_beside.add(address)
+        running = self._delivering_beside.get(address)
+        if running is not None and not running.done():
+            return
+        task = asyncio.create_task(self._deliver_while_wanted(address))
+        self._delivering_beside[address] = task
+
+        def forget(finished: asyncio.Task[None]) -> None:
+            if self._delivering_beside.get(address) is finished:
+                del self._delivering_beside[address]
+
+        task.add_done_callback(forget)
+
+    async def _deliver_while_wanted(self, address: ChatAddress) -> None:
+        while address in self._wanted_beside:
+            self._wanted_beside.discard(address)
+            try:
+                await self._deliver(address)
+            except Exception as exc:
+                # Still queued: the redelivery job tries again. The type and where only.
+                logger.error(
+                    "delivering to a %s chat failed: %s\n%s",
+                    address.channel,
+                    type(exc).__name__,
+                    "".join(traceback.format_tb(exc.__traceback__)),
+                )
+
+    async def finish_deliveries(self, grace: float = BESIDE_GRACE_SECONDS) -> None:
+        """At shutdown: let deliveries to other chats finish, those still running after
+        ``grace`` seconds stopped (their messages stay queued; a message on the wire at that
+        moment may go out again at the next start, as after a kill)."""
+        running = [task for task in self._delivering_beside.values() if not task.done()]
+        if not running:
+            return
+        _, late = await asyncio.wait(running, timeout=grace)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
     async def _handle_stored(self, channel: str, external_id: str, payload: dict[str, Any]) -> None:
         """Apply an event read back from the inbox, as if its channel had just received it."""
