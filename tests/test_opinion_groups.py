@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import random
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 from handlers.ideas.groups import GroupModel, compute_groups
 from handlers.ideas.rules import CardChoice, choose_next, compare_with_majority, near_duplicates
 from tests.opinions import CAMP_A, CAMP_B, CONSENSUS, electorate
+
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 def test_two_planted_camps_are_recovered_with_their_consensus() -> None:
@@ -30,6 +36,32 @@ def test_two_planted_camps_are_recovered_with_their_consensus() -> None:
     restored = GroupModel.from_document(model.to_document())
     assert restored.place(newcomer) == camp_a_group[0][0]
     assert restored.place({1: 1}) is None  # one vote tells nothing
+
+
+def test_each_member_is_placed_again_where_the_computation_put_them_without_numpy() -> None:
+    """Placing a citizen (in their update, on the event loop) is plain Python: it must agree
+    with the computation's own placing, and it must not load numpy."""
+    votes, _ = electorate(200, seed=11, missing=0.3)
+    model = compute_groups(votes)
+    assert model is not None
+    by_participant: dict[int, dict[int, int]] = {}
+    for participant, statement, value in votes:
+        by_participant.setdefault(participant, {})[statement] = value
+    placed = {p: model.place(by_participant[p]) for p in model.members}
+    assert placed == model.members
+    document = json.dumps(model.to_document())
+    stands = json.dumps({str(s): v for s, v in by_participant[next(iter(model.members))].items()})
+    code = (
+        "import json, sys\n"
+        "from handlers.ideas.groups import GroupModel\n"
+        f"model = GroupModel.from_document(json.loads({document!r}))\n"
+        f"votes = {{int(s): v for s, v in json.loads({stands!r}).items()}}\n"
+        "print(model.place(votes), 'numpy' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT
+    )
+    assert done.stdout.split() == [str(model.members[next(iter(model.members))]), "False"]
 
 
 def test_groups_need_enough_people_with_enough_votes() -> None:

@@ -121,29 +121,32 @@ class GroupModel:
 
     def place(self, votes: dict[int, int]) -> int | None:
         """The group a participant's votes are closest to; None with too few votes to tell."""
-        import numpy as np
-
         point = self.position(votes)
         if point is None or not self.centers:
             return None
-        distances = np.linalg.norm(np.array(self.centers) - np.array(point), axis=1)
-        return int(np.argmin(distances))
+        x, y = point
+        distances = [(cx - x) ** 2 + (cy - y) ** 2 for cx, cy in self.centers]
+        return distances.index(min(distances))
 
     def position(self, votes: dict[int, int]) -> tuple[float, float] | None:
         """Where a participant's votes put them in the two dimensions (as ``compute_groups``
-        placed its rows); None with too few votes to tell."""
-        import numpy as np
+        placed its rows); None with too few votes to tell.
 
-        known = {s: v for s, v in votes.items() if s in self._columns}
+        Plain Python, not numpy: it runs in a citizen's update, on the event loop, where the
+        first numpy import alone would hold every other citizen up; and the sum runs over the
+        participant's own votes only (a statement not voted on counts as its average, which
+        adds nothing once centred).
+        """
+        columns = self._columns
+        known = {columns[s]: v for s, v in votes.items() if s in columns}
         if not known or len(known) < min(MIN_VOTES, len(self.statements)):
             return None
-        row = np.array(self.means, dtype=np.float64)
-        for statement_id, value in known.items():
-            row[self._columns[statement_id]] = value
-        centred = row - np.array(self.means)
-        point = np.array(self.components) @ centred
-        point *= math.sqrt(len(self.statements) / len(known))
-        return float(point[0]), float(point[1])
+        scale = math.sqrt(len(self.statements) / len(known))
+        first, second = (
+            scale * sum(component[c] * (v - self.means[c]) for c, v in known.items())
+            for component in self.components[:2]
+        )
+        return first, second
 
     @property
     def _columns(self) -> dict[int, int]:
