@@ -34,6 +34,7 @@ from handlers.payloads import (
     parse,
 )
 from handlers.plan import staff
+from storage.models import ParticipationStatus
 
 Flow = Callable[[FlowContext, Outcome], Awaitable[None] | None]
 
@@ -137,6 +138,13 @@ async def participation_button(
     """A button about one participation: only its own participant may press it."""
     participation = await sheet.own_participation(ctx, button.participation_id)
     if participation is None:
+        common.stale_button(ctx, outcome)
+    elif (
+        isinstance(button, HearBack | ReviewAnswers)
+        and participation.status != ParticipationStatus.COMPLETED
+    ):
+        # Shown only to someone who has answered every question (so consented): pressed
+        # before that, an old or forged button would store a wish without consent.
         common.stale_button(ctx, outcome)
     elif isinstance(button, Consent):
         await entry.consent(ctx, outcome, participation, button.given)

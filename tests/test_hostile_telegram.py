@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import BorgerDialog
-from storage.models import Answer, InboxEvent, InboxStatus
+from storage.models import Answer, InboxEvent, InboxStatus, Participant, Participation
 from tests.citizens import Citizen, import_consultation, open_now
 from tests.conftest import eventually, table_rows
 from tests.fake_telegram import FakeBot
@@ -110,6 +110,40 @@ async def test_forged_button_payloads_get_a_polite_no_and_change_nothing(
     failed = [row for row in await table_rows(telegram_app, InboxEvent) if row.status != "done"]
     assert failed == []
     assert _tracebacks(caplog) == []
+
+
+async def test_the_end_of_questions_buttons_forged_before_the_end_are_refused(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    """ "Tell me what happens" and "change an answer" are offered once every question is
+    answered. Pressed (forged) by someone who declined consent, or halfway through, they are
+    stale: no wish is stored without consent, and the question on screen stays as it was."""
+    await import_consultation(telegram_app, open_now())
+    declined = Citizen(fake_bot, 4250)
+    await declined.write("/start friluftsliv", new=2)
+    await declined.tap("Nej tak")
+    halfway = Citizen(fake_bot, 4251)
+    await halfway.write("/start friluftsliv", new=2)
+    (question,) = await halfway.tap("Ja, jeg giver samtykke")
+    participations = await table_rows(telegram_app, Participation)
+    for citizen in (declined, halfway):
+        participant = await _participant(telegram_app, citizen.id)
+        (participation,) = [row for row in participations if row.participant_id == participant]
+        for payload in (f"h:{participation.id}:y", f"r:{participation.id}"):
+            answer = await citizen.forge(citizen.last().message_id, payload)
+            assert (answer.get("text") or "").startswith("Den knap"), payload
+    after = {row.id: row for row in await table_rows(telegram_app, Participation)}
+    assert [row.hear_back for row in after.values()] == [None, None]
+    assert sorted(row.status for row in after.values()) == ["answering", "declined"]
+    assert halfway.last().text == question.text
+    assert [b["text"] for b in halfway.last().buttons] == [b["text"] for b in question.buttons]
+
+
+async def _participant(app: BorgerDialog, user_id: int) -> int:
+    (participant,) = [
+        row for row in await table_rows(app, Participant) if row.chat_id == str(user_id)
+    ]
+    return int(participant.id)
 
 
 def _message(fake_bot: FakeBot, user_id: int, **fields: Any) -> dict[str, Any]:
