@@ -84,6 +84,36 @@ async def test_odd_numbers_in_forms_get_a_page_not_a_crash(demo_app: BorgerDialo
             assert_page(response, await response.text(), {400})
 
 
+async def test_a_form_body_that_is_no_utf8_or_too_large_is_refused_in_danish(
+    demo_app: BorgerDialog, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No browser sends a form that is not UTF-8; a script may, to any form, logged in or not.
+    It gets the dashboard's own refusal (400), as a login of more than the 64 KiB the
+    application reads does (413), not a 500 or aiohttp's English, and no traceback is logged."""
+    not_utf8 = {"Content-Type": "application/x-www-form-urlencoded"}
+    refused = "Formularen er udløbet eller ugyldig"
+    async with new_session(demo_app) as visitor:
+        async with visitor.get("/admin/login"):
+            pass
+        for path in ("/admin/login", "/admin/logout"):
+            async with visitor.post(path, data=b"\xff\xfe\x00", headers=not_utf8) as response:
+                text = await response.text()
+                assert_page(response, text, {400})
+                assert refused in text
+        big = {"email": "a@b.dk", "password": "x" * 70_000}
+        async with visitor.post("/admin/login", data=big) as response:
+            text = await response.text()
+            assert_page(response, text, {413})
+            assert refused in text
+    async with logged_in(demo_app, "admin") as session:
+        for path in ("/admin/accounts", "/admin/plan/new", "/admin/password"):
+            async with session.post(path, data=b"csrf=\xff", headers=not_utf8) as response:
+                text = await response.text()
+                assert_page(response, text, {400, 403})
+                assert refused in text
+    assert [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()] == []
+
+
 async def test_a_plan_upload_that_is_no_multipart_form_is_refused(demo_app: BorgerDialog) -> None:
     async with logged_in(demo_app, "staff") as session:
         async with session.get("/admin/plan/upload") as page:

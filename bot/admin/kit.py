@@ -144,10 +144,21 @@ class DashboardKit:
 
     async def form(self, request: web.Request, visitor: Visitor) -> Mapping[str, Any]:
         """A posted form whose CSRF token belongs to the visitor's session; else a refusal."""
-        posted = await request.post()
+        posted = await self.posted(request)
         if not self.token_matches("session", visitor.token, posted.get("csrf")):
             raise as_error(self.refusal(request))
         return posted
+
+    async def posted(self, request: web.Request) -> Mapping[str, Any]:
+        """The posted form, read before any check of it. A body the application will not read
+        (over its 64 KiB) or cannot (not UTF-8, which no browser sends) is refused like a stale
+        form, in the visitor's language, instead of aiohttp's English error or a 500."""
+        try:
+            return await request.post()
+        except web.HTTPRequestEntityTooLarge:
+            raise as_error(self.refusal(request, status=413)) from None
+        except (UnicodeDecodeError, ValueError):
+            raise as_error(self.refusal(request, status=400)) from None
 
     # -- CSRF ------------------------------------------------------------------------------
 
@@ -192,9 +203,10 @@ class DashboardKit:
         """The dashboard's own 404 page (in the reader's language, with the navigation)."""
         return as_error(self.render(request, visitor, "not_found.html", {}, status=404))
 
-    def refusal(self, request: web.Request) -> web.Response:
-        """A form whose token is missing or stale: 403 and a way back, never the action."""
-        return self.render(request, None, "refused.html", {}, status=403)
+    def refusal(self, request: web.Request, status: int = 403) -> web.Response:
+        """A form whose token is missing or stale (or that cannot be read): a way back, never
+        the action."""
+        return self.render(request, None, "refused.html", {}, status=status)
 
     # -- the audit trail ---------------------------------------------------------------------
 
@@ -214,11 +226,18 @@ def no_store(response: web.StreamResponse) -> None:
     response.headers["Cache-Control"] = "no-store"
 
 
+class FormTooLarge(web.HTTPClientError):
+    """413 with a page of ours (aiohttp's own class is built from the sizes, with its text)."""
+
+    status_code = 413
+
+
 ERRORS: Mapping[int, type[web.HTTPException]] = {
     400: web.HTTPBadRequest,
     403: web.HTTPForbidden,
     404: web.HTTPNotFound,
     409: web.HTTPConflict,
+    413: FormTooLarge,
 }
 
 

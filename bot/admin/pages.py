@@ -81,7 +81,7 @@ class AdminPages:
         """Check the form's CSRF token, then the e-mail and password against the limits."""
         kit = self._kit
         pre = request.cookies.get(PRE_SESSION_COOKIE)
-        form = await request.post()
+        form = await kit.posted(request)
         if not pre or not kit.token_matches("login", pre, form.get("csrf")):
             return kit.refusal(request)
         t = kit.texts(request)
@@ -131,7 +131,7 @@ class AdminPages:
         """End the session (with the form's CSRF token) and go back to the login page."""
         kit = self._kit
         token = request.cookies.get(SESSION_COOKIE)
-        form = await request.post()
+        form = await kit.posted(request)
         if not token or not kit.token_matches("session", token, form.get("csrf")):
             return kit.refusal(request)
         async with kit.uow() as uow:

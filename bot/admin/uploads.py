@@ -38,6 +38,9 @@ async def read_upload_form(request: web.Request, limit: int) -> UploadForm:
         except web.HTTPRequestEntityTooLarge:
             form.too_large = "(form)"
             return form
+        except (UnicodeDecodeError, ValueError):
+            # Not UTF-8 (no browser sends that): no CSRF token is found, so it is refused.
+            return form
         form.fields = {name: value for name, value in posted.items() if isinstance(value, str)}
         return form
     try:
