@@ -82,6 +82,23 @@ async def test_a_web_citizen_answers_through_the_same_flows(app: BorgerDialog) -
     assert row["age_band"] == "Under 25"
 
 
+async def test_a_link_typed_with_capitals_or_a_space_opens_its_consultation(
+    app: BorgerDialog,
+) -> None:
+    """A link copied off a poster as /chat?c=Friluftsliv opens the consultation, as /start
+    Friluftsliv does: the header names it and the chat starts it."""
+    await import_consultation(app, open_now())
+    async with web_session() as session:
+        async with session.get(f"{base(app)}/chat", params={"c": "Friluftsliv "}) as response:
+            page = await response.text()
+        assert "Ny friluftspolitik" in page
+        tab = await open_tab(base(app), session)
+        await tab.send({"type": "open", "slug": "FRILUFTSLIV "})
+        await eventually(lambda: len(tab.bot_texts()) >= 2, what="the consultation opened")
+        assert tab.bot_texts()[0].startswith("Ny friluftspolitik")
+        await tab.close()
+
+
 async def test_a_resent_message_is_applied_once_and_tabs_stay_in_step(app: BorgerDialog) -> None:
     async with web_session() as session:
         first = await open_tab(base(app), session)

@@ -187,11 +187,20 @@ def read_frame(data: str) -> Inbound:
     if kind == "open":
         # The page opens the consultation its link names (?c=SLUG) with this, not with a
         # typed /start, so the citizen's bubble can show the consultation's title.
-        slug = message.get("slug")
-        if not isinstance(slug, str) or not _SLUG.fullmatch(slug):
+        slug = link_slug(message.get("slug"))
+        if slug is None:
             raise Refused("web.unreadable", raw_id)
         return Inbound(raw_id, "open", text=slug)
     raise Refused("web.unreadable", raw_id)
+
+
+def link_slug(value: object) -> str | None:
+    """The slug a link names (?c=Friluftsliv), as /start reads one: case and the spaces around
+    it do not matter, since people type links off posters. None if it cannot be a slug."""
+    if not isinstance(value, str):
+        return None
+    slug = value.strip().lower()
+    return slug if _SLUG.fullmatch(slug) else None
 
 
 def language_tag(value: str | None) -> str | None:
@@ -430,8 +439,8 @@ class WebChatChannel:
 
     @staticmethod
     async def _linked_consultation(uow: UnitOfWork, request: web.Request) -> Consultation | None:
-        slug = request.query.get("c", "")
-        return await uow.consultations.by_slug(slug) if _SLUG.fullmatch(slug) else None
+        slug = link_slug(request.query.get("c"))
+        return await uow.consultations.by_slug(slug) if slug is not None else None
 
     async def static(self, request: web.Request) -> web.Response:
         """The page's script and style sheet."""
