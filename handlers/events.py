@@ -98,6 +98,16 @@ def clean_text(text: str) -> str:
     )
 
 
+def without_invisible(text: str) -> str:
+    """Text without format characters (zero-width space, joiners, word joiner, direction
+    marks), which take no room on screen.
+
+    Stored text keeps them (emoji sequences and Persian words need the joiners); this is for
+    judging what was written: 30 zero-width spaces are an empty answer, not a statement.
+    """
+    return "".join(char for char in text if unicodedata.category(char) != "Cf")
+
+
 def storable(value: Any) -> Any:
     """Return a JSON value with every string safe to store (raw platform payloads).
 

@@ -17,6 +17,8 @@ from storage.models import Answer, InboxEvent, InboxStatus, Participant, Partici
 from tests.citizens import Citizen, import_consultation, open_now
 from tests.conftest import eventually, table_rows
 from tests.fake_telegram import FakeBot
+from tests.moderators import consultation_source as moderation_consultation
+from tests.moderators import join as join_consultation
 
 HELP_REPLY = "Det kan du her"
 
@@ -137,6 +139,22 @@ async def test_the_end_of_questions_buttons_forged_before_the_end_are_refused(
     assert sorted(row.status for row in after.values()) == ["answering", "declined"]
     assert halfway.last().text == question.text
     assert [b["text"] for b in halfway.last().buttons] == [b["text"] for b in question.buttons]
+
+
+async def test_an_answer_of_invisible_characters_is_empty(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    """Zero-width characters and joiners show nothing: such an answer is empty, and the
+    question waits for a real one."""
+    await import_consultation(telegram_app, moderation_consultation())
+    anna = await join_consultation(fake_bot, 4260)
+    (empty,) = await anna.write("\u200d\u200b\u2060 \u200b")
+    assert empty.text == "Dit svar er tomt. Skriv gerne et par ord."
+    assert await table_rows(telegram_app, Answer) == []
+    (next_question,) = await anna.write("En cykelsti langs Skolevej")
+    assert (next_question.text or "").startswith("2/2")
+    (answer,) = await table_rows(telegram_app, Answer)
+    assert answer.value == "En cykelsti langs Skolevej"
 
 
 async def _participant(app: BorgerDialog, user_id: int) -> int:

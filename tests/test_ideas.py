@@ -34,6 +34,11 @@ async def test_citizens_write_vote_change_report_see_where_they_stand_and_hear_d
     (refusal,) = await anna.write("Lang " * 40)
     assert "grænsen er 120" in (refusal.text or "")
     assert {s.origin for s in await statements(app)} == {"staff"}
+    # Characters that show nothing are no statement: 30 zero-width spaces, joiners around "ok".
+    for invisible in ("\u200b" * 30, "\u2060\u200d" * 15 + "ok"):
+        (refusal,) = await anna.write(invisible)
+        assert (refusal.text or "").startswith("Skriv gerne lidt mere"), refusal.text
+    assert {s.origin for s in await statements(app)} == {"staff"}
 
     # Near a seeded statement: the citizen is offered to vote on that one instead.
     _preview, similar = await anna.write("Flere cykelstier ved skolen, tak", new=2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from handlers import questionnaire
 from handlers.consultation.sheet import active_participation, blocked
 from handlers.context import FlowContext
-from handlers.events import Button, Outcome
+from handlers.events import Button, Outcome, without_invisible
 from handlers.ideas.common import (
     COMPOSING,
     DRAFT,
@@ -89,7 +89,7 @@ async def typed(ctx: FlowContext, outcome: Outcome) -> bool:
     if len(text) > limit:
         outcome.say(ctx.t("ideas.too_long", length=len(text), max=limit), expects_text=True)
         return True
-    if len(text) < MIN_STATEMENT_CHARS:
+    if len(without_invisible(text).strip()) < MIN_STATEMENT_CHARS:
         outcome.say(ctx.t("ideas.too_short"), expects_text=True)
         return True
     ctx.participant.state = {**ctx.participant.state, DRAFT: text}

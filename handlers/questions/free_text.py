@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handlers.events import Phrase
+from handlers.events import Phrase, without_invisible
 from handlers.questions.kind import (
     Answering,
     DefinitionFields,
@@ -44,7 +44,7 @@ class _FreeText(QuestionKind):
 
     def read(self, question: Question, text: str) -> TypedAnswer:
         limit = int(question.settings.get("max_length", self.default_length))
-        if not text:
+        if not without_invisible(text).strip():
             return TypedAnswer(error="answer.text_empty")
         if len(text) > limit:
             return TypedAnswer(
