@@ -154,6 +154,27 @@ consultation_case("yaml-timestamp-year-1", "rounds[0].opens: must be in the year
     text_file(with_round("0001-01-01 00:00:00"))
 )
 
+# The mistake shows the form a quota takes, with its braces as written (they were doubled).
+consultation_case("quota-naming-no-question", "must name a question of this file ({question,")(
+    text_file(
+        open_now().replace("{question: age_band, option: under_25", "{question: alder, option: x")
+    )
+)
+# Twenty thousand questions imported once, and the spreadsheet export then ran out of columns.
+consultation_case("too-many-questions", "questions: has 159 questions; 100 allowed")(
+    text_file(
+        open_now().replace(
+            "questions:\n",
+            "questions:\n"
+            + "".join(
+                f'  - {{id: q{n}, kind: text, text: {{da: "Nr. {n}?", en: "No. {n}?"}}}}\n'
+                for n in range(150)
+            ),
+            1,
+        )
+    )
+)
+
 
 def special_path(target: str) -> Callable[[Path], Path]:
     def make(folder: Path) -> Path:

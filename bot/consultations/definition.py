@@ -25,6 +25,9 @@ CITIZEN_ROLES = ("co-design", "co-implementation", "co-evaluation")
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
 KEY_PATTERN = re.compile(r"^[a-z0-9_]{1,24}$")
 MAX_OPTIONS = 12
+# More questions than anyone answers in a chat; also keeps the export's columns (a question can
+# take one per option) far inside a spreadsheet's 16,384.
+MAX_QUESTIONS = 100
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 MIN_STATEMENT_LENGTH = 20
 MAX_STATEMENT_LENGTH = 1000
@@ -527,13 +530,24 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
     if not isinstance(questions_data, list) or not questions_data:
         reader.error("questions", Phrase("mistake.consultation.questions"))
         questions_data = []
+    elif len(questions_data) > MAX_QUESTIONS:
+        reader.error(
+            "questions",
+            Phrase(
+                "mistake.consultation.too_many_questions",
+                count=len(questions_data),
+                limit=MAX_QUESTIONS,
+            ),
+        )
+        questions_data = None  # not each of thousands checked and named
     earlier: dict[str, QuestionDefinition] = {}
-    for index, item in enumerate(questions_data):
+    for index, item in enumerate(questions_data or []):
         question = _question(reader, item, f"questions[{index}]", languages, earlier)
         if question is not None:
             questions.append(question)
             earlier.setdefault(question.key, question)
-    for index, quota in enumerate(target_group["quotas"]):
+    # Quotas name questions: with the questions unread (too many), that is not judged either.
+    for index, quota in enumerate(target_group["quotas"] if questions_data is not None else []):
         path = f"target_group.quotas[{index}]"
         if not isinstance(quota, dict) or str(quota.get("question")) not in earlier:
             reader.error(path, Phrase("mistake.consultation.quota"))

@@ -76,7 +76,12 @@ class BoundTexts:
             # A missing key is a bug the catalog test catches; the citizen still gets something.
             logger.error("missing text %s for language %s", key, self.language)
             return key
-        return template.format(**params) if params else template
+        if params:
+            return template.format(**params)
+        # Every text is a format string, so a brace meant as a brace is doubled ("{{offensive:
+        # hold}}"); with nothing to fill in only that is undone (a placeholder left unfilled by
+        # a mistake shows as written instead of failing the reply).
+        return template.replace("{{", "{").replace("}}", "}")
 
     def n(self, key: str, count: int, /, **params: object) -> str:
         """The text for a number (``count``, also passed as a parameter) in the right form."""
