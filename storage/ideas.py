@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +24,19 @@ from storage.models import (
     VoteValue,
 )
 from storage.repositories import insert_for
+
+# How many votes of the vote log are read per fetch (see vote_events).
+VOTES_PER_FETCH = 5000
+
+
+class CastVote(NamedTuple):
+    """One vote as cast (a row of the vote log), without the weight of an ORM object: an
+    export reads hundreds of thousands of them."""
+
+    statement_id: int
+    participation_id: int | None
+    value: int
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -255,15 +269,24 @@ class IdeasRepository:
         )
         return [(int(p), int(s), int(v)) for p, s, v in (await self._session.execute(query)).all()]
 
-    async def vote_events(self, consultation_id: int) -> list[VoteEvent]:
+    async def vote_events(self, consultation_id: int) -> list[CastVote]:
         """Every vote as cast in a consultation, in order."""
         query = (
-            select(VoteEvent)
+            select(
+                VoteEvent.statement_id, VoteEvent.participation_id, VoteEvent.value, VoteEvent.at
+            )
             .join(Statement, Statement.id == VoteEvent.statement_id)
             .where(Statement.consultation_id == consultation_id)
             .order_by(VoteEvent.at, VoteEvent.id)
         )
-        return list((await self._session.execute(query)).scalars())
+        # Read in parts: each part's rows are turned into values between two fetches, so a
+        # conversation's hundreds of thousands of votes do not hold the event loop in one go.
+        votes: list[CastVote] = []
+        result = await self._session.stream(query)
+        async for rows in result.partitions(VOTES_PER_FETCH):
+            votes.extend(CastVote(*row) for row in rows)
+            await asyncio.sleep(0)  # SQLite's driver hands over the rows without a wait
+        return votes
 
     async def count_vote_events(self, consultation_id: int) -> int:
         """How many votes were ever cast in a consultation (a cheap "anything new?")."""

@@ -5,6 +5,7 @@ participations and statements, so they are pseudonymous and stable within one co
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import math
@@ -30,6 +31,7 @@ from handlers.events import UnreadableText, clean_text
 from handlers.ideas.groups import GroupModel
 from handlers.questionnaire import pick
 from handlers.screening.rules import fingerprint
+from storage.ideas import CastVote
 from storage.models import (
     Consultation,
     Participation,
@@ -144,17 +146,6 @@ async def export_polis(
                 body,
             ]
         )
-    vote_rows: list[list[object]] = [list(VOTE_COLUMNS)]
-    for event in events:
-        vote_rows.append(
-            [
-                epoch_ms(event.at),
-                js_datetime(event.at),
-                by_id[event.statement_id].number,
-                number(event.participation_id),
-                event.value,
-            ]
-        )
     # The last vote of each participant on each statement, as the matrix Pol.is publishes.
     last: dict[int, dict[int, int]] = {}
     for participation_id, statement_id, value in await uow.ideas.current_votes(consultation.id):
@@ -196,13 +187,41 @@ async def export_polis(
         ["groups", groups],
         ["conversation-description", description],
     ]
-    files = {
-        COMMENTS: _csv(comment_rows),
-        VOTES: _csv(vote_rows),
-        PARTICIPANTS: _csv(participant_rows),
-        SUMMARY: _csv(summary_rows),
-    }
+    # The votes' rows and every file's text are plain values by now: they are made in a
+    # thread, so a large conversation's hundreds of thousands of votes (seconds of work) do not
+    # hold up the chats the same process answers.
+    statement_numbers = {s.id: s.number for s in statements}
+    participant_numbers = {p: number(p) for p in voters}
+    files = await asyncio.to_thread(
+        _files,
+        {COMMENTS: comment_rows, PARTICIPANTS: participant_rows, SUMMARY: summary_rows},
+        events,
+        statement_numbers,
+        participant_numbers,
+    )
     return files, PolisExport(len(statements), len(events), len(people), groups)
+
+
+def _files(
+    tables: dict[str, list[list[object]]],
+    events: list[CastVote],
+    statement_numbers: dict[int, int],
+    participant_numbers: dict[int | None, int | str],
+) -> dict[str, str]:
+    """Every file's text: the given tables, and the votes' file made from the vote log."""
+    vote_rows: list[list[object]] = [list(VOTE_COLUMNS)]
+    for event in events:
+        vote_rows.append(
+            [
+                epoch_ms(event.at),
+                js_datetime(event.at),
+                statement_numbers[event.statement_id],
+                participant_numbers[event.participation_id],
+                event.value,
+            ]
+        )
+    tables = {**tables, VOTES: vote_rows}
+    return {name: _csv(tables[name]) for name in (COMMENTS, VOTES, PARTICIPANTS, SUMMARY)}
 
 
 def write_folder(directory: Path, files: dict[str, str]) -> None:
