@@ -22,7 +22,7 @@ from bot.cli.common import (
 from bot.config import Settings
 from bot.dialogue.i18n import Catalogs
 from handlers.context import Texts
-from handlers.events import ChatAddress, Reply, UnreadableText, clean_text
+from handlers.events import ChatAddress, Reply, UnreadableText, clean_text, record_id
 from handlers.questionnaire import pick, shorten
 from storage.models import Consultation, Decision, Statement
 from storage.uow import UnitOfWork, UnitOfWorkFactory
@@ -38,7 +38,10 @@ async def _consultation(uow: UnitOfWork, slug: str) -> Consultation:
 
 
 async def _statement(uow: UnitOfWork, consultation: Consultation, number: int) -> Statement:
-    statement = await uow.ideas.by_number(consultation.id, number)
+    # A number no column can hold (99999999999999999999) names no statement: the database
+    # would refuse the query, not answer it.
+    found = record_id(str(number))
+    statement = await uow.ideas.by_number(consultation.id, found) if found is not None else None
     if statement is None:
         fail(
             f"'{consultation.slug}' has no statement {number} "

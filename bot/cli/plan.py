@@ -23,7 +23,7 @@ from bot.consultations.files import MAX_SHEET_BYTES, FileProblem, read_inside, r
 from bot.consultations.plan_sheet import SHEET_SUFFIXES, sheet_rows
 from bot.consultations.plan_sheet import image_loader as shared_image_loader
 from bot.dialogue.i18n import english_texts
-from handlers.events import MAX_IMAGE_BYTES
+from handlers.events import MAX_IMAGE_BYTES, record_id
 from handlers.plan import rules
 from handlers.plan.sheet import store_sheet
 from storage.models import PlannedPost, PostState
@@ -166,7 +166,8 @@ def plan_cancel(post_id: int) -> None:
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
         async with uow_factory() as uow:
-            post = await uow.plan.get(post_id)
+            # A number no id column can hold is no post (the database would refuse the query).
+            post = await uow.plan.get(post_id) if record_id(str(post_id)) is not None else None
             if post is None:
                 fail(f"there is no post {post_id} (see 'borgerdialog plan list')", EXIT_BAD_INPUT)
             if not await uow.plan.cancel(post_id, utc_now()):
@@ -201,7 +202,8 @@ def broadcast_status(post_id: int | None) -> None:
 
 async def _status(uow: UnitOfWork, settings: Settings, post_id: int | None) -> None:
     if post_id is not None:
-        post = await uow.plan.get(post_id)
+        # As in plan cancel: a number no id column can hold is no post.
+        post = await uow.plan.get(post_id) if record_id(str(post_id)) is not None else None
         if post is None:
             fail(f"there is no post {post_id} (see 'borgerdialog plan list --all')", EXIT_BAD_INPUT)
         posts = [post]

@@ -1,0 +1,103 @@
+"""Hostile input at the command line: each is one line on stderr starting "borgerdialog: " and
+exit code 2, never a traceback; output that cannot be written says so, and a closed pipe ends
+the command quietly.
+
+Most commands run in-process (click's CliRunner); what depends on the real process (the
+locale's standard input, a closed pipe, a full disk as standard output) runs as a child process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import IO
+
+import pytest
+from click.testing import CliRunner, Result
+
+from bot.cli import main
+from tests.cli import Cli, deadline, kept_logging, no_traceback
+from tests.ideas import ideas_source
+
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+# Beyond any 64-bit integer (OverflowError in the drivers), and just beyond PostgreSQL's integer.
+TOO_LARGE = ["99999999999999999999", str(2**31)]
+
+
+def refused(result: Result, expected: str) -> str:
+    """Exit code 2, no traceback, and one line of ours on stderr, the last, with ``expected``.
+
+    (Before it may come a log line of a new database's schema, the export's progress label,
+    or the mistakes an import lists.)
+    """
+    no_traceback(result)
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("borgerdialog: ")]
+    assert result.stderr.splitlines()[-1] == line
+    assert expected in line, line
+    return line
+
+
+def succeeded(result: Result) -> str:
+    no_traceback(result)
+    assert result.exit_code == 0, (result.exit_code, result.output)
+    return result.stdout
+
+
+def run(cli: Cli, *args: str, stdin: bytes | None = None) -> Result:
+    """A command in-process with standard input given as bytes (not always UTF-8)."""
+    with kept_logging(), deadline():
+        return CliRunner().invoke(
+            main, list(args), input=stdin, env={"BORGERDIALOG_DATABASE_URL": cli.database_url}
+        )
+
+
+def child_env(cli: Cli) -> dict[str, str]:
+    """The environment of a child process on the test's database, with no other settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BORGERDIALOG_")}
+    return {**env, "BORGERDIALOG_DATABASE_URL": cli.database_url}
+
+
+def child(
+    cli: Cli, *args: str, stdin: bytes = b"", stdout: int | IO[bytes] = subprocess.PIPE
+) -> subprocess.CompletedProcess[bytes]:
+    """``python -m bot ARGS`` as a child process: the real entry point and standard streams."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cli.folder,
+        env=child_env(cli),
+        input=stdin,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        timeout=60,
+    )
+
+
+def imported(cli: Cli, source: str, name: str) -> None:
+    path = cli.folder / f"{name}.yaml"
+    path.write_text(source, encoding="utf-8")
+    succeeded(cli("consultation", "import", str(path)))
+
+
+# --- 1. Ids that no column can hold ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("number", TOO_LARGE)
+def test_an_id_no_column_can_hold_is_answered_as_missing(cli: Cli, number: str) -> None:
+    imported(cli, ideas_source(), "skolevej")  # statement 1 and on, from its seeds
+    no_statement = f"'skolevej' has no statement {number}"
+    for args in (
+        ("ideas", "approve", "skolevej", number),
+        ("ideas", "hide", "skolevej", number),
+        ("ideas", "decide", "skolevej", number, "accepted"),
+        ("ideas", "decide", "skolevej", "1", "merged", "--into", number),
+        ("ideas", "volunteers", "skolevej", "--want", number),
+        ("ideas", "volunteers", "skolevej", "--stop", number),
+    ):
+        refused(cli(*args), no_statement)
+    refused(cli("plan", "cancel", number), f"there is no post {number}")
+    refused(cli("broadcast", "status", number), f"there is no post {number}")
+    # The command these follow: it answered so already.
+    refused(cli("moderation", "approve", number), f"no moderation item {number}")
+    assert "decision" not in succeeded(cli("ideas", "list", "skolevej"))
