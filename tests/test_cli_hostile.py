@@ -101,3 +101,39 @@ def test_an_id_no_column_can_hold_is_answered_as_missing(cli: Cli, number: str) 
     # The command these follow: it answered so already.
     refused(cli("moderation", "approve", number), f"no moderation item {number}")
     assert "decision" not in succeeded(cli("ideas", "list", "skolevej"))
+
+
+# --- 2. Screening input that is not UTF-8 ------------------------------------------------------
+
+NOT_UTF8 = "the text is not UTF-8"
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize(("encoding", "line"), [("latin-1", 2), ("utf-16", 1)])
+def test_a_file_to_screen_that_is_not_utf8_is_named(cli: Cli, encoding: str, line: int) -> None:
+    path = cli.folder / "kommentarer.txt"
+    path.write_bytes("Godt initiativ\nÆblegrød på Ærø\n".encode(encoding))
+    expected = f"borgerdialog: {path}: line {line}: {NOT_UTF8}"
+    for args in (("screen", str(path)), ("screen", str(path), "--column", "tekst")):
+        result = cli(*args)
+        refused(result, expected)
+        assert result.stdout == ""  # the whole file is read first
+
+
+@SQLITE_ONLY
+def test_standard_input_that_is_not_utf8_is_refused_not_replaced(cli: Cli) -> None:
+    latin = "Godt initiativ\nÆblegrød på Ærø\n".encode("latin-1")
+    result = run(cli, "screen", stdin=latin)
+    # The first line is screened as it comes; the second is refused, not read as "�blegr�d".
+    assert "\ufffd" not in result.stdout
+    assert '"text": "Godt initiativ"' in result.stdout
+    refused(result, f"standard input: line 2: {NOT_UTF8}")
+
+
+@SQLITE_ONLY
+def test_a_json_line_with_a_lone_surrogate_is_unreadable_text(cli: Cli) -> None:
+    lines = b'{"text": "Godt initiativ"}\n{"text": "halv \\ud800 tegn"}\n'
+    result = run(cli, "screen", stdin=lines)
+    refused(result, "line 2: the text holds a broken character (a lone surrogate)")
+    # The same rule as bytes that are not UTF-8: the texts before it were screened.
+    assert '"text": "Godt initiativ"' in result.stdout

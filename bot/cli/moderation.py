@@ -6,10 +6,10 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, time
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn
 
 import click
 
@@ -27,10 +27,10 @@ from bot.cli.common import (
 )
 from bot.cli.ideas import citizen_texts, queue_messages, told_author
 from bot.config import Settings
-from bot.consultations.files import safe_cell
-from bot.dialogue.i18n import Catalogs, make_language_identifier
+from bot.consultations.files import FileProblem, decode_text, read_limited, safe_cell
+from bot.dialogue.i18n import Catalogs, english_texts, make_language_identifier
 from bot.dialogue.i18n.languages import explain as explain_language
-from handlers.events import record_id
+from handlers.events import UnreadableText, clean_text, record_id
 from handlers.moderation.cards import REASONS, describe, load_view, masked_text
 from handlers.moderation.trail import TRAIL_COLUMNS, trail_row
 from handlers.screening.offensive_model import REASONS_SHOWN, OffensiveModel
@@ -41,16 +41,42 @@ from storage.uow import UnitOfWorkFactory
 QUEUE_ALL = 10_000
 
 
-def _open_input(file: Path | None) -> TextIO:
+# A file of comments to screen is read whole; this is some hundred thousand comments.
+MAX_SCREEN_BYTES = 64 * 1024 * 1024
+
+
+def _input_lines(file: Path | None) -> Iterable[str]:
+    """The lines to screen, as text: refused with one line where they are not UTF-8.
+
+    A file is read as every file the command line reads (within a limit, no devices); standard
+    input line by line, so texts are screened as they come.
+    """
     if file is None or file == Path("-"):
-        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+        return _stdin_lines()
     try:
-        return file.open(encoding="utf-8-sig", newline="")
-    except OSError as error:
-        fail(f"cannot read {file}: {error.strerror}", EXIT_BAD_INPUT)
+        text = decode_text(read_limited(file, MAX_SCREEN_BYTES))
+    except FileProblem as problem:
+        _refuse_file(str(file), problem)
+    # newline="": lines end at CR LF, LF or CR alike, and a CSV field keeps its line breaks.
+    return io.StringIO(text, newline="")
 
 
-def _lines(source: TextIO) -> Iterator[tuple[str, str | None]]:
+def _stdin_lines() -> Iterator[str]:
+    # Bytes, decoded here: the text layer would replace what is not UTF-8 without a word.
+    for number, raw in enumerate(sys.stdin.buffer, start=1):
+        try:
+            yield decode_text(raw)
+        except FileProblem as problem:
+            _refuse_file("standard input", FileProblem(problem.reason, number))
+
+
+def _refuse_file(name: str, problem: FileProblem) -> NoReturn:
+    """One line: the input, the line (as the other mistakes of screen say it) and the reason."""
+    where = f"line {problem.row}: " if problem.row is not None else ""
+    fail(f"{name}: {where}{problem.reason.read(english_texts())}", EXIT_BAD_INPUT)
+
+
+def _lines(source: Iterable[str]) -> Iterator[tuple[str, str | None]]:
     """Texts from JSON lines ({"text": …, "author": …}) or plain lines, mixed as they come."""
     for number, line in enumerate(source, start=1):
         line = line.rstrip("\r\n")
@@ -64,16 +90,25 @@ def _lines(source: TextIO) -> Iterator[tuple[str, str | None]]:
             if isinstance(record, dict):
                 if not isinstance(record.get("text"), str):
                     fail(f'line {number}: a JSON line needs a "text" string', EXIT_BAD_INPUT)
+                try:
+                    # JSON can spell half a UTF-16 pair ("\ud800"), which no UTF-8 file holds:
+                    # unreadable text, refused as the bytes that are not UTF-8 are.
+                    clean_text(record["text"])
+                except UnreadableText:
+                    fail(
+                        f"line {number}: the text holds a broken character (a lone surrogate)",
+                        EXIT_BAD_INPUT,
+                    )
                 author = record.get("author")
                 yield record["text"], str(author) if author is not None else None
                 continue
         yield line, None
 
 
-def _csv_rows(source: TextIO, column: str) -> Iterator[tuple[str, str | None]]:
+def _csv_rows(source: Iterable[str], column: str) -> Iterator[tuple[str, str | None]]:
     """Texts from one column of a CSV file (comma or semicolon separated, as Excel writes)."""
     # Read whole: standard input cannot be rewound after sniffing, and such files are small.
-    data = source.read()
+    data = "".join(source)
     try:
         dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(
             data[:4096], delimiters=",;\t"
@@ -134,26 +169,26 @@ def screen(
     screener = Screener(
         lists, make_language_identifier(settings.language_priors), offensive_model=model
     )
-    with _open_input(file) as source:
-        items = _csv_rows(source, column) if column else _lines(source)
-        for result in screen_in_order(screener, items, languages=wanted):
-            record: dict[str, object] = {
-                "text": result.text,
-                "language": result.language,
-                "flags": [
-                    {
-                        "kind": flag.kind,
-                        "reason": describe(texts, flag),
-                        "start": flag.start,
-                        "end": flag.end,
-                    }
-                    for flag in result.flags
-                ],
-                "action": result.action,
-            }
-            if explain:
-                record["explain"] = _explanation(result.text, lists, model, settings)
-            click.echo(json.dumps(record, ensure_ascii=False))
+    source = _input_lines(file)
+    items = _csv_rows(source, column) if column else _lines(source)
+    for result in screen_in_order(screener, items, languages=wanted):
+        record: dict[str, object] = {
+            "text": result.text,
+            "language": result.language,
+            "flags": [
+                {
+                    "kind": flag.kind,
+                    "reason": describe(texts, flag),
+                    "start": flag.start,
+                    "end": flag.end,
+                }
+                for flag in result.flags
+            ],
+            "action": result.action,
+        }
+        if explain:
+            record["explain"] = _explanation(result.text, lists, model, settings)
+        click.echo(json.dumps(record, ensure_ascii=False))
 
 
 def _explanation(
