@@ -137,3 +137,36 @@ def test_a_json_line_with_a_lone_surrogate_is_unreadable_text(cli: Cli) -> None:
     refused(result, "line 2: the text holds a broken character (a lone surrogate)")
     # The same rule as bytes that are not UTF-8: the texts before it were screened.
     assert '"text": "Godt initiativ"' in result.stdout
+
+
+# --- 3 and 7. Passwords ------------------------------------------------------------------------
+
+EMAIL = "anne@kommune.dk"
+NOT_UTF8_PASSWORD = b"korrekt\xff\xfehest-batteri\n"
+
+
+@SQLITE_ONLY
+def test_a_password_that_is_not_utf8_is_one_line(cli: Cli) -> None:
+    add = ("staff", "add", EMAIL, "--role", "staff", "--password-stdin")
+    refused(run(cli, *add, stdin=NOT_UTF8_PASSWORD), "the password is not UTF-8 text")
+    # The real process too: its standard input follows the locale, which in-process it does not.
+    result = child(cli, *add, stdin=NOT_UTF8_PASSWORD)
+    assert result.returncode == 2, result.stderr
+    assert (
+        result.stderr.decode() == "borgerdialog: the password is not UTF-8 text; nothing changed\n"
+    )
+    assert "No accounts yet" in succeeded(cli("staff", "list"))
+
+
+@SQLITE_ONLY
+def test_reset_password_checks_the_account_before_asking(cli: Cli) -> None:
+    # Nothing to read: a prompt would end as at Ctrl-D. Not asked at all: no such account.
+    missing = run(cli, "staff", "reset-password", EMAIL, stdin=b"")
+    refused(missing, f"no account for {EMAIL} (see 'borgerdialog staff list')")
+    assert "Password" not in missing.output
+    add = ("staff", "add", EMAIL, "--role", "staff", "--password-stdin")
+    succeeded(run(cli, *add, stdin=b"korrekt hest batteri\n"))
+    # Ctrl-D at the prompt: one line, exit 2, not click's "Aborted!" and exit code 1.
+    ended = run(cli, "staff", "reset-password", EMAIL, stdin=b"")
+    assert ended.stderr.startswith("Password: ")  # asked this time
+    refused(ended, "borgerdialog: no password was given; nothing changed")

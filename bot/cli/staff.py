@@ -43,11 +43,22 @@ async def _audit(uow: UnitOfWork, event: str, account: StaffAccount, settings: S
 def _read_password(from_stdin: bool) -> str:
     """The new password: one line of standard input, or typed twice without echo."""
     if from_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
+        # Bytes, decoded below: the text layer's handling of what is not UTF-8 depends on the
+        # locale (an error at once, or odd characters that fail later, in the hash).
+        line = sys.stdin.buffer.readline()
+        password = line.decode("utf-8", errors="surrogateescape").rstrip("\r\n")
     else:
-        password = click.prompt(
-            "Password", hide_input=True, confirmation_prompt="Repeat the password", err=True
-        )
+        try:
+            password = click.prompt(
+                "Password", hide_input=True, confirmation_prompt="Repeat the password", err=True
+            )
+        except click.Abort:  # Ctrl-D or Ctrl-C at the prompt
+            fail("no password was given; nothing changed", EXIT_BAD_INPUT)
+    try:
+        # A terminal that is not UTF-8 gives the same odd characters as such standard input.
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        fail("the password is not UTF-8 text; nothing changed", EXIT_BAD_INPUT)
     try:
         check_password(password)
     except AccountError as error:
@@ -135,6 +146,17 @@ def staff_reset_password(email: str, password_stdin: bool) -> None:
     """Set a new password; a lock is lifted and the account's sessions end."""
     settings = settings_or_exit()
     configure_logging(settings)
+
+    async def check(uow_factory: UnitOfWorkFactory) -> None:
+        async with uow_factory.read() as uow:
+            try:
+                await existing_account(uow, email)
+            except AccountError as error:
+                fail(str(error), EXIT_BAD_INPUT)
+
+    # The account first: nobody should type a new password twice for an address that has none.
+    # The prompt waits outside the event loop, whose own Ctrl-C handling would not end it.
+    with_database(settings, check)
     password = _read_password(password_stdin)
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
