@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bot.cli import main
+from tests.citizens import open_now
 from tests.cli import Cli, deadline, kept_logging, no_traceback
 from tests.ideas import ideas_source
 
@@ -170,3 +171,81 @@ def test_reset_password_checks_the_account_before_asking(cli: Cli) -> None:
     ended = run(cli, "staff", "reset-password", EMAIL, stdin=b"")
     assert ended.stderr.startswith("Password: ")  # asked this time
     refused(ended, "borgerdialog: no password was given; nothing changed")
+
+
+# --- 4. QR codes and bot names -----------------------------------------------------------------
+
+
+@SQLITE_ONLY
+def test_link_refuses_an_unknown_picture_format_and_a_broken_bot_name(cli: Cli) -> None:
+    imported(cli, open_now(), "friluftsliv")
+    gif = cli.folder / "plakat.gif"
+    refused(
+        cli("consultation", "link", "friluftsliv", "--qr", str(gif), "--bot", "kommune_bot"),
+        f"--qr {gif}: the QR code is written as .png or .svg",
+    )
+    # Too short, not a bot's name, a letter Telegram does not take, a Kelvin sign that a
+    # case-insensitive [a-z] would take for a k, too long.
+    for name in ("bad name!", "xbot", "kommune", "æble_bot", "\u212aommune_bot", "a" * 30 + "bot"):
+        result = cli("consultation", "link", "friluftsliv", "--bot", name)
+        # (The terminal sees the Kelvin sign as the K it stands for: NFC.)
+        refused(result, "a Telegram bot's username is 5-32 letters a-z, digits and underscores")
+        assert result.stdout == ""
+    assert not list(cli.folder.glob("friluftsliv-*"))  # no QR code of a broken link
+    # Telegram's own rule: any case, an @ before it as people write it.
+    for name in ("@kommune_bot", "KommuneBot", "abbot", "a" * 29 + "bot"):
+        shown = succeeded(cli("consultation", "link", "friluftsliv", "--bot", name))
+        assert f"telegram: https://t.me/{name.lstrip('@')}?start=friluftsliv" in shown
+
+
+# --- 5. Output that cannot be written ----------------------------------------------------------
+
+
+@SQLITE_ONLY
+def test_output_that_cannot_be_written_is_named_not_blamed_on_the_database(cli: Cli) -> None:
+    imported(cli, open_now(), "friluftsliv")
+    folder = cli.folder / "ud"
+    folder.mkdir()
+    refused(cli("export", "friluftsliv", "-o", str(folder)), f"{folder}: cannot be written: Is a")
+    refused(
+        cli("export", "friluftsliv", "-o", "/dev/full"),
+        "/dev/full: cannot be written: No space left on device",
+    )
+    refused(
+        cli("export", "friluftsliv", "--format", "polis", "/dev/full/polis"),
+        "/dev/full/polis: cannot be written: Not a directory",
+    )
+    refused(
+        cli("consultation", "link", "friluftsliv", "--qr-dir", "/dev/null"),
+        "--qr-dir /dev/null: is not a folder",
+    )
+    # A full disk as standard output, through the real process.
+    with open("/dev/full", "wb") as full:
+        shown = child(cli, "consultation", "show", "friluftsliv", stdout=full)
+        exported = child(cli, "export", "friluftsliv", "-o", "-", stdout=full)
+    for result in (shown, exported):
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.decode().splitlines()[-1] == (
+            "borgerdialog: standard output: cannot be written: No space left on device"
+        )
+
+
+@SQLITE_ONLY
+def test_a_closed_pipe_ends_the_command_quietly(cli: Cli) -> None:
+    imported(cli, open_now(), "friluftsliv")
+    for args in (("consultation", "show", "friluftsliv"), ("export", "friluftsliv", "-o", "-")):
+        # As `| head -1` that has already stopped: the reading end is closed before the command
+        # writes anything (it takes a second to start).
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", *args],
+            cwd=cli.folder,
+            env=child_env(cli),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        process.stdout.close()
+        _, stderr = process.communicate(timeout=60)
+        # Exit code 1 as Python tools (and click) give it; the export's progress label only.
+        assert process.returncode == 1, stderr
+        assert set(stderr.decode().splitlines()) <= {"Exporting"}, stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterable
@@ -26,6 +27,7 @@ from bot.cli.common import (
     terminal_text,
     utc_now,
     with_database,
+    write_output,
 )
 from bot.config import Settings
 from bot.links import QR_BORDER, channel_links, poster_scale, qr_code
@@ -334,6 +336,18 @@ def consultation_link(
     configure_logging(settings)
     if qr_dir is not None and qr_path is not None:
         fail("give either --qr-dir or --qr, not both", EXIT_BAD_INPUT)
+    # Refused before anything is printed or written: a QR code of a broken t.me link prints
+    # on a poster as well as a good one.
+    if bot_username is not None and not TELEGRAM_BOT_NAME.fullmatch(bot_username.lstrip("@")):
+        fail(
+            f"--bot {bot_username!r}: a Telegram bot's username is 5-32 letters a-z, digits "
+            "and underscores, ending in 'bot' (such as kommune_bot)",
+            EXIT_BAD_INPUT,
+        )
+    if qr_path is not None and qr_path.suffix.lower() not in QR_SUFFIXES:
+        fail(f"--qr {qr_path}: the QR code is written as .png or .svg", EXIT_BAD_INPUT)
+    if qr_dir is not None and qr_dir.exists() and not qr_dir.is_dir():
+        fail(f"--qr-dir {qr_dir}: is not a folder", EXIT_BAD_INPUT)
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
         async with uow_factory() as uow:
@@ -352,11 +366,14 @@ def consultation_link(
             click.echo(links["telegram"])
             _write_qr(links["telegram"], qr_path)
             return
+        folder = qr_dir or Path()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            fail(f"{folder}: cannot be made: {error.strerror or error}", EXIT_BAD_INPUT)
         for channel, link in links.items():
             click.echo(f"{channel}: {link}")
-            folder = qr_dir or Path()
-            folder.mkdir(parents=True, exist_ok=True)
-            for suffix in (".svg", ".png"):
+            for suffix in QR_SUFFIXES:
                 _write_qr(link, folder / f"{slug}-{channel}{suffix}")
         if "telegram" not in links:
             click.echo(
@@ -370,6 +387,13 @@ def consultation_link(
             )
 
     with_database(settings, work)
+
+
+# What segno writes that a printer takes: a vector for print, pixels for everything else.
+QR_SUFFIXES = (".svg", ".png")
+# Telegram's rule for a bot's username (core.telegram.org/bots/features#botfather); the case
+# does not matter to Telegram. ASCII: without it, [a-z] ignoring case takes the Kelvin sign.
+TELEGRAM_BOT_NAME = re.compile(r"[a-z0-9_]{2,29}bot", re.IGNORECASE | re.ASCII)
 
 
 def _write_qr(link: str, target: Path) -> None:
@@ -470,10 +494,18 @@ def export(
                 )
         content = RENDERERS[file_format](table, settings.zone, delimiter)
         if output == Path("-"):
-            sys.stdout.buffer.write(content)
+            try:
+                sys.stdout.buffer.write(content)
+                # Now, not at exit: a failure then would be Python's warning, not our line.
+                sys.stdout.buffer.flush()
+            except BrokenPipeError:
+                raise  # piped into `head`: run_async leaves it to click, which exits quietly
+            except OSError as error:
+                reason = error.strerror or error
+                fail(f"standard output: cannot be written: {reason}", EXIT_BAD_INPUT)
             return
         target = output or Path(f"{slug}.{file_format}")
-        target.write_bytes(content)
+        write_output(target, content)
         click.echo(f"Wrote {len(table.rows)} rows to {target}", err=True)
 
     with_database(settings, work)
@@ -496,7 +528,11 @@ def _export_polis(settings: Settings, slug: str, directory: Path) -> None:
                 )
             url = f"{settings.public_base_url}/chat?c={slug}"
             files, report = await export_polis(uow, consultation, url)
-        write_folder(directory, files)
+        try:
+            write_folder(directory, files)
+        except OSError as error:
+            where = error.filename or directory
+            fail(f"{where}: cannot be written: {error.strerror or error}", EXIT_BAD_INPUT)
         click.echo(
             f"Wrote {', '.join(files)} to {directory}: {report.comments} statements, "
             f"{report.votes} votes, {report.participants} participants, {report.groups} groups",

@@ -7,6 +7,7 @@ import fcntl
 import logging
 import re
 import sys
+import traceback
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
@@ -157,6 +158,7 @@ def run_async(coroutine: Coroutine[Any, Any, None], settings: Settings) -> None:
     from storage.database import redacted_database_url
     from storage.migrate import SchemaOutdated
 
+    unreachable = f"cannot reach the database {redacted_database_url(settings.database_url)}"
     try:
         asyncio.run(coroutine)
     except SchemaOutdated as error:
@@ -166,15 +168,51 @@ def run_async(coroutine: Coroutine[Any, Any, None], settings: Settings) -> None:
             "BORGERDIALOG_TELEGRAM_TOKEN: Telegram refused this token (check it with @BotFather)",
             EXIT_BAD_INPUT,
         )
-    except (OperationalError, DBAPIError, OSError) as error:
-        in_use = isinstance(error, OSError) and error.errno in (98, 48)  # EADDRINUSE
-        if in_use:
+    except BrokenPipeError:
+        # The output was piped into a reader that stopped early (`| head -1`). Left to click's
+        # main, which handles it as for the commands that run no loop (`screen`): exit code 1
+        # without a word, and its wrapper of stdout swallows the flush at exit, so Python prints
+        # no "Exception ignored" either. That is the usual way of Python tools (they do not die
+        # of SIGPIPE, whose 141 only the shell sees).
+        raise
+    except OSError as error:
+        if error.errno in (98, 48):  # EADDRINUSE on Linux, macOS
             fail(
                 f"cannot listen on {settings.http_host}:{settings.http_port}: the address is "
                 "in use (set BORGERDIALOG_HTTP_PORT)"
             )
+        # A driver that cannot connect raises a bare OSError (connection refused, no such
+        # host); so does writing the output. Only the first is the database's, seen by where
+        # it came from; the files a command writes name themselves where they are written.
+        if _raised_in(error, DATABASE_PACKAGES):
+            fail(f"{unreachable}: {str(error).splitlines()[0]}")
+        reason = error.strerror or str(error)
+        if _raised_in(error, ("click",)):  # click.echo: what a command prints
+            fail(f"standard output: cannot be written: {reason}", EXIT_BAD_INPUT)
+        fail(f"{error.filename}: {reason}" if error.filename else reason)
+    except (OperationalError, DBAPIError) as error:
         reason = str(getattr(error, "orig", None) or error).splitlines()[0]
-        fail(f"cannot reach the database {redacted_database_url(settings.database_url)}: {reason}")
+        fail(f"{unreachable}: {reason}")
+
+
+# The code an OSError passes through when it is the database's: its drivers and our storage.
+DATABASE_PACKAGES = ("sqlalchemy", "asyncpg", "aiosqlite", "alembic", "storage")
+
+
+def _raised_in(error: BaseException, packages: tuple[str, ...]) -> bool:
+    """Whether an error came up through code of these packages (a frame of its traceback)."""
+    return any(
+        str(frame.f_globals.get("__name__", "")).partition(".")[0] in packages
+        for frame, _ in traceback.walk_tb(error.__traceback__)
+    )
+
+
+def write_output(target: Path, content: bytes) -> None:
+    """Write a file a command makes; one line naming it if it cannot be (a folder, a full disk)."""
+    try:
+        target.write_bytes(content)
+    except OSError as error:
+        fail(f"{target}: cannot be written: {error.strerror or error}", EXIT_BAD_INPUT)
 
 
 def with_database(settings: Settings, work: Callable[[UnitOfWorkFactory], Awaitable[None]]) -> None:
