@@ -381,7 +381,7 @@ def test_plan_import_reports_every_mistake_with_row_and_column_and_imports_nothi
         "bad.csv: row 7, column E (text_da): the da text is empty",
         "bad.csv: row 8, column F (image): no image file 'mangler.png' next to the sheet",
         "bad.csv: row 9, column C (when): 2020-01-01 10:00 has passed",
-        "borgerdialog: 7 mistake(s); nothing was imported",
+        "borgerdialog: 7 mistakes; nothing was imported",
     ):
         assert any(expected in line for line in lines), f"{expected!r} not in {lines}"
     planned = in_process("plan", "list", cwd=tmp_path, env=env).stdout

@@ -249,3 +249,32 @@ def test_a_closed_pipe_ends_the_command_quietly(cli: Cli) -> None:
         # Exit code 1 as Python tools (and click) give it; the export's progress label only.
         assert process.returncode == 1, stderr
         assert set(stderr.decode().splitlines()) <= {"Exporting"}, stderr
+
+
+# --- 6. Plurals --------------------------------------------------------------------------------
+
+
+@SQLITE_ONLY
+def test_one_mistake_is_one_mistake(cli: Cli) -> None:
+    one = cli.folder / "one.yaml"
+    one.write_text(open_now().replace("citizen_role: co-design", "citizen_role: boss"), "utf-8")
+    refused(cli("consultation", "import", str(one)), "borgerdialog: 1 mistake; nothing was")
+    imported(cli, open_now(), "friluftsliv")
+    sheet = cli.folder / "plan.csv"
+    sheet.write_text(
+        "id,consultation,when,audience,text_da\n"
+        "1,friluftsliv,2020-01-01 10:00,participants,For sent\n",
+        encoding="utf-8",
+    )
+    assert cli("plan", "import", str(sheet)).stderr.splitlines()[-1] == (
+        "borgerdialog: 1 mistake; nothing was imported"
+    )
+    sheet.write_text(
+        "id,consultation,when,audience,text_da\n"
+        "1,friluftsliv,2020-01-01 10:00,participants,For sent\n"
+        "2,friluftsliv,2020-01-02 10:00,participants,Også for sent\n",
+        encoding="utf-8",
+    )
+    assert cli("plan", "import", str(sheet)).stderr.splitlines()[-1] == (
+        "borgerdialog: 2 mistakes; nothing was imported"
+    )

@@ -75,7 +75,7 @@ def test_a_channel_post_without_a_public_channel_is_refused_with_row_and_column(
         f"borgerdialog: plan.csv: row {row}, column E (audience): {refusal}, or choose another "
         "audience"
         for row in (2, 5, 6)
-    ] + ["borgerdialog: 3 mistake(s); nothing was imported"]
+    ] + ["borgerdialog: 3 mistakes; nothing was imported"]
     assert "Halvvejs" not in cli("plan", "list", "--all").stdout
 
 

@@ -22,6 +22,7 @@ from bot.cli.common import (
     hold_sqlite_file,
     local_time,
     logger,
+    mistakes,
     run_async,
     settings_or_exit,
     terminal_text,
@@ -167,7 +168,7 @@ def consultation_import(file: Path, force: bool) -> None:
     except DefinitionError as error:
         for mistake in error.errors:
             click.echo(terminal_text(f"{file}: {mistake}"), err=True)
-        fail(f"{len(error.errors)} mistakes; nothing was imported", EXIT_BAD_INPUT)
+        fail(f"{mistakes(len(error.errors))}; nothing was imported", EXIT_BAD_INPUT)
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
         async with uow_factory() as uow:

@@ -215,6 +215,11 @@ def write_output(target: Path, content: bytes) -> None:
         fail(f"{target}: cannot be written: {error.strerror or error}", EXIT_BAD_INPUT)
 
 
+def mistakes(count: int) -> str:
+    """'1 mistake', '3 mistakes': the last line of a refused import."""
+    return f"{count} mistake" if count == 1 else f"{count} mistakes"
+
+
 def with_database(settings: Settings, work: Callable[[UnitOfWorkFactory], Awaitable[None]]) -> None:
     """Open the database (bringing SQLite up to date, as run does), do the work, close it."""
 

@@ -14,6 +14,7 @@ from bot.cli.common import (
     decided_before,
     fail,
     local_time,
+    mistakes,
     settings_or_exit,
     terminal_text,
     utc_now,
@@ -371,7 +372,7 @@ def import_polis_command(directory: Path, slug: str) -> None:
     except PolisFolderError as error:
         for problem in error.problems:
             click.echo(terminal_text(f"{directory}: {problem}"), err=True)
-        fail(f"{len(error.problems)} mistakes; nothing was imported", EXIT_BAD_INPUT)
+        fail(f"{mistakes(len(error.problems))}; nothing was imported", EXIT_BAD_INPUT)
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
         async with uow_factory() as uow:

@@ -13,6 +13,7 @@ from bot.cli.common import (
     fail,
     local_time,
     mistake,
+    mistakes,
     settings_or_exit,
     terminal_text,
     utc_now,
@@ -116,7 +117,7 @@ def plan_import(path: Path, dry_run: bool) -> None:
                 english = english_texts()
                 for problem in problems:
                     mistake(f"{path.name}: {problem.read(english)}")
-                fail(f"{len(problems)} mistake(s); nothing was imported", EXIT_BAD_INPUT)
+                fail(f"{mistakes(len(problems))}; nothing was imported", EXIT_BAD_INPUT)
             if not dry_run:
                 await uow.commit()
             for imported in stored:
