@@ -978,6 +978,16 @@ class ParticipationRepository:
         )
         return list((await self._session.execute(statement)).scalars().all())
 
+    async def channels_of_consultation(self, consultation_id: int) -> dict[int, str]:
+        """participant id -> the channel they write on, for everyone in a consultation (one
+        statement, where an export once asked for each participant in turn)."""
+        statement = (
+            select(Participant.id, Participant.channel)
+            .join(Participation, Participation.participant_id == Participant.id)
+            .where(Participation.consultation_id == consultation_id)
+        )
+        return {int(id_): channel for id_, channel in (await self._session.execute(statement))}
+
     async def consent_times(self, consultation_ids: Sequence[int]) -> list[tuple[int, datetime]]:
         """When each participant said yes to taking part: (consultation id, consent time) for
         every participation with consent in these consultations, oldest first. (The results

@@ -25,8 +25,6 @@ from handlers.questions import kind_of
 from storage.ideas import Tally
 from storage.models import (
     Answer,
-    Participant,
-    Participation,
     Question,
     Statement,
     Visibility,
@@ -219,7 +217,8 @@ async def build_table(
     for answer in answers:
         by_participation.setdefault(answer.participation_id, []).append(answer)
     participations = await uow.participations.of_consultation(consultation.id)
-    channels = await _channels(uow, participations)
+    channels = await uow.participations.channels_of_consultation(consultation.id)
+    current_votes = await uow.ideas.votes_of_consultation(consultation.id)
     records: list[dict[str, Any]] = []
     votes: list[VoteLine] = []
     for participation in progress(participations):
@@ -233,10 +232,8 @@ async def build_table(
         }
         _fill(row, by_participation.get(participation.id, []), by_id)
         records.append(row)
-        for vote, statement in reversed(await uow.ideas.votes_of(participation.id)):
-            votes.append(
-                VoteLine(participation.pseudonym, statement.number, vote.value, vote.updated_at)
-            )
+        for number, value, at in current_votes.get(participation.id, []):
+            votes.append(VoteLine(participation.pseudonym, number, value, at))
     # Ideas whose authors used /forget stay, one row each, with nothing that points to anyone.
     for answer in by_participation.get(None, []):
         row = {column: None for column in FIXED_COLUMNS}
@@ -250,17 +247,6 @@ async def build_table(
     ]
     language = consultation.languages[0] if consultation.languages else "da"
     return ExportTable(consultation.slug, language, columns, records, questions, statements, votes)
-
-
-async def _channels(uow: UnitOfWork, participations: list[Participation]) -> dict[int, str]:
-    channels: dict[int, str] = {}
-    for participation in participations:
-        if participation.participant_id not in channels:
-            participant: Participant | None = await uow.participants.by_id(
-                participation.participant_id
-            )
-            channels[participation.participant_id] = participant.channel if participant else ""
-    return channels
 
 
 def _fill(row: dict[str, Any], answers: list[Answer], questions: dict[int, Question]) -> None:
