@@ -39,8 +39,8 @@ from bot.dialogue.health import HealthBoard
 from bot.dialogue.i18n import Catalogs, make_language_detector, make_language_identifier
 from bot.dialogue.outbox import OutboxDelivery
 from bot.links import channel_links
-from bot.web import WebServer, make_web_app
-from bot.web_security import security_headers
+from bot.web import WebServer, make_web_app, pages_for_missing
+from bot.web_security import ADMIN_PREFIX, security_headers
 from handlers.context import ModerationDesk
 from handlers.email import OrganisationWithEmail
 from handlers.events import ChatAddress
@@ -224,6 +224,7 @@ class BorgerDialog:
         web_app = make_web_app(self.health)
         web_app.router.add_get("/metrics", self.metrics_page)
         web_app.middlewares.append(security_headers(settings))
+        web_app.middlewares.append(pages_for_missing(catalogs.texts, ADMIN_PREFIX))
         self.webchat.add_routes(web_app)
         self.dashboard = self._add_dashboard(web_app, uow, catalogs, secret)
         # The pages work without SMTP too: an unsubscribe link keeps working if e-mail is off.

@@ -99,6 +99,35 @@ async def test_a_link_typed_with_capitals_or_a_space_opens_its_consultation(
         await tab.close()
 
 
+async def test_the_bare_address_opens_the_chat_and_unknown_ones_get_a_page(
+    app: BorgerDialog,
+) -> None:
+    """The server's own address (from a poster, without /chat) leads to the chat, its link's
+    consultation kept; an address that is not there, or a method a page does not take, gets a
+    short page in Danish and English with the way to the chat, not aiohttp's English line."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base(app)}/?c=friluftsliv", allow_redirects=False) as response:
+            assert response.status == 302
+            assert response.headers["Location"] == "/chat?c=friluftsliv"
+        for method, path, status, heading in (
+            ("GET", "/nothing-here", 404, "Siden findes ikke"),
+            ("GET", "/chat/", 404, "Siden findes ikke"),
+            ("PUT", "/chat", 405, "Det kan man ikke her"),
+        ):
+            async with session.request(method, f"{base(app)}{path}") as response:
+                page = await response.text()
+                assert response.status == status, (method, path)
+                assert response.content_type == "text/html"
+                assert heading in page
+                assert '<a href="/chat">Gå til chatten</a>' in page
+                assert '<a href="/chat">Go to the chat</a>' in page
+                assert response.headers["X-Content-Type-Options"] == "nosniff"
+        async with session.put(f"{base(app)}/chat") as response:
+            assert "GET" in response.headers["Allow"]
+        async with session.get(f"{base(app)}/admin/nothing-here") as response:
+            assert "Gå til chatten" not in await response.text()  # the dashboard's own page
+
+
 async def test_a_resent_message_is_applied_once_and_tabs_stay_in_step(app: BorgerDialog) -> None:
     async with web_session() as session:
         first = await open_tab(base(app), session)
