@@ -445,10 +445,11 @@ async def test_a_sheet_with_mistakes_shows_each_row_and_column_and_imports_nothi
         assert status == 400
         text = plain(page)
         assert "plan.csv har 3 fejl. Intet er indlæst." in text
-        assert "3 D (audience) ukendte modtagere 'everybody': brug kanal, et chat-id, alle" in text
-        assert "4 C (when) høringen har ingen runde 7" in text
+        # Each column named as the sheet's own heading writes it.
+        assert "3 D (målgruppe) ukendte modtagere 'everybody': brug kanal, et chat-id, alle" in text
+        assert "4 C (tidspunkt) høringen har ingen runde 7" in text
         # The upload did not hold the image the row names (no folder "next to the sheet" here).
-        assert "5 F (image) billedet 'kort.png' er ikke uploadet" in text
+        assert "5 F (billede) billedet 'kort.png' er ikke uploadet" in text
         assert len(await posts(app)) == before
 
         fixed = sheet.replace("everybody", "everyone").replace("round 7", "round 1")

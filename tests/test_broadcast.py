@@ -373,14 +373,15 @@ def test_plan_import_reports_every_mistake_with_row_and_column_and_imports_nothi
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     for expected in (
-        "bad.csv: row 3, column C (when): 2030-03-31 02:30 does not exist in Europe/Copenhagen",
-        "bad.csv: row 4, column D (audience): this audience needs a consultation in its row",
-        "bad.csv: row 5, column D (audience): question 'district' has no option 'west' "
+        "bad.csv: row 3, column C (tidspunkt): 2030-03-31 02:30 does not exist in "
+        "Europe/Copenhagen",
+        "bad.csv: row 4, column D (målgruppe): this audience needs a consultation in its row",
+        "bad.csv: row 5, column D (målgruppe): question 'district' has no option 'west' "
         "(it has centre, north, south)",
-        "bad.csv: row 6, column C (when): the consultation has no round 7",
-        "bad.csv: row 7, column E (text_da): the da text is empty",
-        "bad.csv: row 8, column F (image): no image file 'mangler.png' next to the sheet",
-        "bad.csv: row 9, column C (when): 2020-01-01 10:00 has passed",
+        "bad.csv: row 6, column C (tidspunkt): the consultation has no round 7",
+        "bad.csv: row 7, column E (tekst_da): the da text is empty",
+        "bad.csv: row 8, column F (billede): no image file 'mangler.png' next to the sheet",
+        "bad.csv: row 9, column C (tidspunkt): 2020-01-01 10:00 has passed",
         "borgerdialog: 7 mistakes; nothing was imported",
     ):
         assert any(expected in line for line in lines), f"{expected!r} not in {lines}"

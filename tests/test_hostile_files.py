@@ -154,6 +154,14 @@ consultation_case("yaml-timestamp-year-1", "rounds[0].opens: must be in the year
     text_file(with_round("0001-01-01 00:00:00"))
 )
 
+# A time the clocks skip (they go forward at 02:00 that night) was stored as 03:30.
+consultation_case("time-the-clocks-skip", "2027-03-28 02:30 does not exist in Europe/Copenhagen")(
+    text_file(with_round("2027-03-28 02:30"))
+)
+# A second slug pasted at the end once made another consultation without a word.
+consultation_case("a-key-twice", "slug: appears again here (first on line")(
+    text_file(open_now() + "slug: andet\n")
+)
 # The mistake shows the form a quota takes, with its braces as written (they were doubled).
 consultation_case("quota-naming-no-question", "must name a question of this file ({question,")(
     text_file(
@@ -312,6 +320,13 @@ SHEET_CASES: dict[str, tuple[Callable, str]] = {
     "cell-of-20000-characters": (
         cells(text_da="x" * 20_000),
         "row 2, column D: the cell has 20000 characters; at most 10000",
+    ),
+    # A second text column ("tekst_da" beside "text_da") was left out without a word.
+    "a-column-twice": (
+        lambda folder, file_format: write_sheet(
+            folder, file_format, [[*HEADER, "tekst_da"], [*row(), "Den anden tekst"]]
+        ),
+        "row 1, column G (tekst_da): the same column as D (text_da)",
     ),
     "chat-id-of-20-digits": (
         cells(audience="99999999999999999999"),

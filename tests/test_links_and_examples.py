@@ -72,7 +72,7 @@ def test_a_channel_post_without_a_public_channel_is_refused_with_row_and_column(
     assert result.exit_code == 2
     refusal = "'channel' needs a public channel: set BORGERDIALOG_PUBLIC_CHANNEL_ID"
     assert result.stderr.splitlines() == [
-        f"borgerdialog: plan.csv: row {row}, column E (audience): {refusal}, or choose another "
+        f"borgerdialog: plan.csv: row {row}, column E (målgruppe): {refusal}, or choose another "
         "audience"
         for row in (2, 5, 6)
     ] + ["borgerdialog: 3 mistakes; nothing was imported"]

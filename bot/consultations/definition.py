@@ -15,6 +15,7 @@ import yaml
 from bot.consultations.files import MAX_DEFINITION_BYTES, FileProblem, decode_text, read_limited
 from bot.dialogue.i18n import english_texts
 from handlers.events import Phrase
+from handlers.plan.rules import PlanError, local_to_utc
 from handlers.questions import OptionDefinition, all_kinds, find_kind
 from handlers.questions.free_text import DEFAULT_IDEA_LENGTH
 from handlers.questions.kind import MAX_OPTION_LABEL
@@ -189,6 +190,13 @@ class _Reader:
             for key_node, value_node in node.value:
                 key = str(key_node.value)
                 child = f"{path}.{key}" if path else key
+                if key in result:
+                    # YAML keeps the last of two equal keys without a word: a second "slug:"
+                    # pasted below would quietly make another consultation.
+                    first = self.lines[child]
+                    self.lines[child] = key_node.start_mark.line + 1
+                    self.error(child, Phrase("mistake.consultation.twice", line=first))
+                    continue
                 result[key] = self.value(value_node, child)
                 # A field's line is where its name stands, not where its value starts.
                 self.lines[child] = key_node.start_mark.line + 1
@@ -281,9 +289,14 @@ def _time(reader: _Reader, data: Any, path: str, zone: ZoneInfo) -> datetime | N
             Phrase("mistake.consultation.years", first=YEARS[0], last=YEARS[1], year=moment.year),
         )
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
-    return moment.astimezone(UTC)
+    if moment.tzinfo is not None:
+        return moment.astimezone(UTC)
+    try:
+        # As the content plan reads a time: one the clocks skip when they go forward is refused.
+        return local_to_utc(moment, zone)
+    except PlanError as error:
+        reader.error(path, error.phrase)
+        return None
 
 
 def _options(reader: _Reader, data: Any, path: str, languages: list[str]) -> list[OptionDefinition]:

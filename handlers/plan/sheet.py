@@ -62,19 +62,52 @@ def column_letter(index: int) -> str:
 
 def header_columns(header: list[str]) -> dict[str, int]:
     """Where each known column is in the header row (the first, when a name repeats)."""
-    aliases = {alias: name for name, names in COLUMNS.items() for alias in names}
     where: dict[str, int] = {}
-    for index, cell in enumerate(header):
-        name = aliases.get(cell.strip().lower().replace(" ", "_").replace("-", "_"))
-        if name is not None:
-            where.setdefault(name, index)
+    for index, name in _known_columns(header):
+        where.setdefault(name, index)
     return where
 
 
-def column_label(where: dict[str, int], name: str) -> str:
-    """How a mistake names a column: its letter and its name, "C (when)"."""
+def _known_columns(header: list[str]) -> list[tuple[int, str]]:
+    """(index, the plan's name) of each header cell the plan knows, in the sheet's order."""
+    aliases = {alias: name for name, names in COLUMNS.items() for alias in names}
+    found = []
+    for index, cell in enumerate(header):
+        name = aliases.get(cell.strip().lower().replace(" ", "_").replace("-", "_"))
+        if name is not None:
+            found.append((index, name))
+    return found
+
+
+def column_label(where: dict[str, int], name: str, header: list[str]) -> str:
+    """How a mistake names a column: its letter and its heading as the sheet writes it,
+    "C (tidspunkt)"; the plan's own name for a column the sheet lacks."""
     index = where.get(name)
-    return f"{column_letter(index) if index is not None else '-'} ({name})"
+    if index is None:
+        return f"- ({name})"
+    return f"{column_letter(index)} ({header[index].strip() or name})"
+
+
+def _columns_twice(header: list[str]) -> list[SheetError]:
+    """A column named twice (under one name or two of its names): which one counts would be a
+    guess, and the other's cells would be left out without a word."""
+    first: dict[str, int] = {}
+    errors = []
+    for index, name in _known_columns(header):
+        if name in first:
+            errors.append(
+                SheetError(
+                    1,
+                    f"{column_letter(index)} ({header[index].strip()})",
+                    Phrase(
+                        "mistake.sheet.column_twice",
+                        first=f"{column_letter(first[name])} ({header[first[name]].strip()})",
+                    ),
+                )
+            )
+        else:
+            first[name] = index
+    return errors
 
 
 def read_sheet(
@@ -87,14 +120,17 @@ def read_sheet(
     """
     if not rows:
         return [], [SheetError(1, "A", Phrase("mistake.sheet.empty"))]
-    where = header_columns(rows[0])
+    header = rows[0]
+    where = header_columns(header)
     missing = [name for name in REQUIRED if name not in where]
     if missing:
-        headers = ", ".join(rows[0])
+        headers = ", ".join(header)
         return [], [
             SheetError(1, "-", Phrase("mistake.sheet.no_column", name=name, headers=headers))
             for name in missing
         ]
+    if twice := _columns_twice(header):
+        return [], twice
     drafts: list[tuple[int, PostDraft]] = []
     errors: list[SheetError] = []
     keys: dict[str, int] = {}
@@ -107,7 +143,7 @@ def read_sheet(
             return row[index].strip() if index is not None and index < len(row) else ""
 
         def fail(name: str, message: Phrase, number: int = number) -> None:
-            errors.append(SheetError(number, column_label(where, name), message))
+            errors.append(SheetError(number, column_label(where, name, header), message))
 
         draft = read_post(cell, fail, load_image)
         if draft is None:
@@ -215,14 +251,17 @@ async def store_sheet(
     drafts, errors = read_sheet(rows, load_image)
     problems = list(errors)
     stored: list[ImportedRow] = []
-    where = header_columns(rows[0] if rows else [])
+    header = rows[0] if rows else []
+    where = header_columns(header)
     for number, draft in drafts:
         try:
             post, created = await plan_post(
                 uow, draft, now, zone, "sheet", channel_configured=channel_configured
             )
         except FieldError as error:
-            problems.append(SheetError(number, column_label(where, error.field), error.phrase))
+            problems.append(
+                SheetError(number, column_label(where, error.field, header), error.phrase)
+            )
             continue
         stored.append(ImportedRow(number, post, created))
     return stored, sorted(problems, key=lambda problem: problem.row)
