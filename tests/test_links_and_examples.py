@@ -17,6 +17,7 @@ import segno
 from PIL import Image
 
 from tests.cli import Cli, no_traceback
+from tests.postgres import free_port
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CHANNEL_ID = "-1001234567890"
@@ -154,6 +155,23 @@ def test_link_without_a_bot_gives_the_web_link_and_says_how_to_get_telegrams(
         "friluftsliv-web.svg",
     ]
     assert_png_holds(cli.folder / "friluftsliv-web.png", WEB_LINK)
+
+
+def test_link_when_telegram_cannot_be_reached_is_one_line(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a token set, the link asks Telegram for the bot's name; offline that is one line
+    that says how to go on, not the Telegram library's traceback."""
+    monkeypatch.setenv("BORGERDIALOG_PUBLIC_URL", PUBLIC_URL)
+    monkeypatch.setenv("BORGERDIALOG_TELEGRAM_TOKEN", "123456:ABC-test-token")
+    monkeypatch.setenv("BORGERDIALOG_TELEGRAM_API_URL", f"http://127.0.0.1:{free_port()}/bot")
+    no_traceback(cli("consultation", "import", str(example_open_soon(cli.folder))))
+    result = cli("consultation", "link", "friluftsliv")
+    no_traceback(result)
+    assert result.exit_code == 1, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("borgerdialog: cannot reach Telegram to ask the bot's username")
+    assert line.endswith("give --bot USERNAME")
 
 
 WHATSAPP = {

@@ -414,6 +414,7 @@ async def _bot_username(settings: Settings) -> str:
             EXIT_BAD_INPUT,
         )
     from telegram import Bot
+    from telegram.error import InvalidToken, NetworkError
 
     from bot.channels.telegram.transport import AiohttpRequest
 
@@ -425,6 +426,11 @@ async def _bot_username(settings: Settings) -> str:
             request=request,
         )
         me = await bot.get_me()
+    except InvalidToken:
+        raise  # run_async names the token
+    except NetworkError as error:
+        # Offline, or Telegram down: the link can still be made with the name given by hand.
+        fail(f"cannot reach Telegram to ask the bot's username ({error}); give --bot USERNAME")
     finally:
         await request.shutdown()
     assert me.username is not None
