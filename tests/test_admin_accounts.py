@@ -59,6 +59,17 @@ def test_staff_commands(cli: Cli) -> None:
     assert "not an e-mail" in refused(
         cli_in(cli, "staff", "add", "anne", "--role", "staff", "--password-stdin")
     )
+    # A right-to-left override would show the address reversed in the list and the log.
+    assert "not an e-mail" in refused(
+        cli_in(cli, "staff", "add", "ny\u202e@kommune.dk", "--role", "staff", "--password-stdin")
+    )
+    # Twelve spaces, or twelve zero-width spaces, are no password.
+    for blank in (" " * 12, "\u200b" * 12, "kort" + "\u200b" * 10):
+        assert "at least 12" in refused(
+            cli_in(
+                cli, "staff", "add", "c@kommune.dk", "--role", "staff", "--password-stdin", blank
+            )
+        )
     listing = ok(cli("staff", "list"))
     assert "anne@kommune.dk" in listing
     assert "admin" in listing

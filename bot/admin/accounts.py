@@ -7,12 +7,14 @@ import hashlib
 import hmac
 import logging
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from handlers.events import without_invisible
 from storage.models import StaffAccount, StaffRole, StaffSession
 from storage.uow import UnitOfWork
 
@@ -49,14 +51,19 @@ def normalise_email(email: str) -> str:
     """The e-mail as stored: trimmed and lower-cased; AccountError if it is no address."""
     email = email.strip().lower()
     local, _, domain = email.partition("@")
-    if not local or "." not in domain or len(email) > 254 or any(c.isspace() for c in email):
+    # No spaces, and no control or format characters: a right-to-left override would make the
+    # address read differently in the audit log and the accounts list than it is.
+    hidden = any(c.isspace() or unicodedata.category(c) in ("Cc", "Cf") for c in email)
+    if not local or "." not in domain or len(email) > 254 or hidden:
         raise AccountError(f"not an e-mail address: {email!r}", "admin.accounts.error.email")
     return email
 
 
 def check_password(password: str) -> None:
-    """Refuse a password too short (or absurdly long) to use."""
-    if len(password) < MIN_PASSWORD_LENGTH:
+    """Refuse a password too short (or absurdly long) to use. Characters that show nothing
+    (zero-width ones) do not count, and a password of spaces alone is none."""
+    shown = without_invisible(password)
+    if len(shown) < MIN_PASSWORD_LENGTH or not shown.strip():
         raise AccountError(
             f"the password must have at least {MIN_PASSWORD_LENGTH} characters",
             "admin.accounts.error.short",
