@@ -250,7 +250,10 @@ class ResultsPages:
         delimiter = "," if request.query.get("delimiter") == "," else ";"
         if name not in CONTENT_TYPES:
             raise kit.not_found(request, visitor)
-        async with kit.uow() as uow:
+        # Read in a unit that only reads: on SQLite a writing one holds the write lock from its
+        # start, and a large export's reading takes seconds, which every chat's writes would
+        # wait out. The audit entry is its own short unit afterwards.
+        async with kit.uow.read() as uow:
             consultation = await self._consultation(request, visitor, uow, slug)
             if name == "polis":
                 url = f"{kit.settings.public_base_url}/chat?c={slug}"
@@ -261,6 +264,7 @@ class ResultsPages:
                 assert table is not None
                 make = partial(RENDERERS[name], table, kit.settings.zone, delimiter)
                 filename = f"{slug}.{name}"
+        async with kit.uow() as uow:
             await kit.audit(uow, visitor.account, "results_exported", consultation=slug, after=name)
             await uow.commit()
         # Made in a thread from what was read: a large workbook or zip takes a second or more
