@@ -32,7 +32,7 @@ async def no_content(_request: web.Request) -> web.Response:
 
 async def to_the_chat(request: web.Request) -> web.Response:
     """The server's own address (typed from a poster without /chat) opens the web chat."""
-    query = request.query_string
+    query = request.rel_url.raw_query_string  # as sent: "%23" stays "%23"
     raise web.HTTPFound("/chat" + (f"?{query}" if query else ""))
 
 

@@ -98,14 +98,25 @@ def clean_text(text: str) -> str:
     )
 
 
+# Letters and symbols that show as blank space although no category says so (the Hangul
+# fillers, used as "invisible names"; the blank braille cell).
+_BLANK_LOOKING = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
 def without_invisible(text: str) -> str:
-    """Text without format characters (zero-width space, joiners, word joiner, direction
-    marks), which take no room on screen.
+    """Text without what takes no room of its own on screen: format characters (zero-width
+    space, joiners, word joiner, direction marks), combining marks (an accent counts with its
+    letter; a variation selector or the grapheme joiner alone shows nothing), and letters that
+    look blank.
 
     Stored text keeps them (emoji sequences and Persian words need the joiners); this is for
     judging what was written: 30 zero-width spaces are an empty answer, not a statement.
     """
-    return "".join(char for char in text if unicodedata.category(char) != "Cf")
+    return "".join(
+        char
+        for char in text
+        if unicodedata.category(char) not in ("Cf", "Mn", "Me") and char not in _BLANK_LOOKING
+    )
 
 
 def storable(value: Any) -> Any:

@@ -56,7 +56,8 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     if not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput"):
         return
     if config.option.numprocesses is None and not config.option.usepdb:
-        config.option.numprocesses = len(os.sched_getaffinity(0)) + 1
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        config.option.numprocesses = (cores or 1) + 1  # (macOS has no sched_getaffinity)
     if config.option.dist == "no":
         # A worker that runs out of tests takes some from another's queue: a few tests take
         # tens of seconds, and one of them near the end would otherwise leave a worker idle.

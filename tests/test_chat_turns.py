@@ -22,7 +22,7 @@ from bot.dialogue.channel import ChannelLimits
 from bot.dialogue.outbox import OutboxDelivery, RetryLater
 from storage.advisory import ChatDeliveryLocks
 from storage.database import create_engine, create_session_factory
-from storage.models import InboxStatus
+from storage.models import InboxStatus, OutboxStatus
 from storage.uow import UnitOfWorkFactory
 from tests.conftest import eventually, migrate_database
 from tests.fake_telegram import FakeBot, FakeTelegram
@@ -189,6 +189,38 @@ async def test_a_message_rewritten_during_a_flood_wait_goes_out_as_rewritten(
         delivery.register(recorder)
         await delivery.deliver_chat("telegram", "-100")
         assert recorder.received == ["slettet"]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_channel_stopped_during_a_flood_wait_sends_nothing_more(
+    database_url: str,
+) -> None:
+    """A shutdown stops a channel (and closes its connections) while a delivery waits out flood
+    control. The wait ends: nothing is sent through the stopped channel, and the message stays
+    queued for the next start."""
+    await migrate_database(database_url)
+    engine = create_engine(database_url)
+    try:
+        uow = UnitOfWorkFactory(create_session_factory(engine))
+        async with uow() as unit:
+            card = await unit.outbox.add(
+                "telegram", "-100", {"type": "text", "text": "kort"}, datetime.now(UTC)
+            )
+            await unit.commit()
+        recorder = FloodedOnce()
+
+        async def stopped_meanwhile(seconds: float) -> None:
+            delivery.unregister("telegram")
+
+        delivery = OutboxDelivery(uow, lambda: datetime.now(UTC), sleep=stopped_meanwhile)
+        delivery.register(recorder)
+        await delivery.deliver_chat("telegram", "-100")
+        assert recorder.received == []
+        async with uow.read() as unit:
+            stored = await unit.outbox.get(card)
+            assert stored is not None
+            assert stored.status == OutboxStatus.PENDING
     finally:
         await engine.dispose()
 

@@ -182,8 +182,15 @@ def test_link_refuses_an_unknown_picture_format_and_a_broken_bot_name(cli: Cli) 
     gif = cli.folder / "plakat.gif"
     refused(
         cli("consultation", "link", "friluftsliv", "--qr", str(gif), "--bot", "kommune_bot"),
-        f"--qr {gif}: the QR code is written as .png or .svg",
+        f"--qr {gif}: the QR code is written as .png, .svg, .pdf or .eps",
     )
+    # The print formats the QR library writes stay open to a poster's maker.
+    for suffix in ("pdf", "eps"):
+        poster = cli.folder / f"plakat.{suffix}"
+        succeeded(
+            cli("consultation", "link", "friluftsliv", "--qr", str(poster), "--bot", "kommune_bot")
+        )
+        assert poster.stat().st_size > 0
     # Too short, not a bot's name, a letter Telegram does not take, a Kelvin sign that a
     # case-insensitive [a-z] would take for a k, too long.
     for name in ("bad name!", "xbot", "kommune", "æble_bot", "\u212aommune_bot", "a" * 30 + "bot"):

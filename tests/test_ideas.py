@@ -35,7 +35,7 @@ async def test_citizens_write_vote_change_report_see_where_they_stand_and_hear_d
     assert "grænsen er 120" in (refusal.text or "")
     assert {s.origin for s in await statements(app)} == {"staff"}
     # Characters that show nothing are no statement: 30 zero-width spaces, joiners around "ok".
-    for invisible in ("\u200b" * 30, "\u2060\u200d" * 15 + "ok"):
+    for invisible in ("\u200b" * 30, "\u2060\u200d" * 15 + "ok", "\u3164" * 30, "\u2800" * 30):
         (refusal,) = await anna.write(invisible)
         assert (refusal.text or "").startswith("Skriv gerne lidt mere"), refusal.text
     assert {s.origin for s in await statements(app)} == {"staff"}

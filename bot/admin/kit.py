@@ -157,7 +157,8 @@ class DashboardKit:
             return await request.post()
         except web.HTTPRequestEntityTooLarge:
             raise as_error(self.refusal(request, status=413)) from None
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, LookupError):
+            # LookupError: a charset Python does not know ("charset=bogus").
             raise as_error(self.refusal(request, status=400)) from None
 
     # -- CSRF ------------------------------------------------------------------------------

@@ -264,12 +264,12 @@ class ResultsPages:
                 assert table is not None
                 make = partial(RENDERERS[name], table, kit.settings.zone, delimiter)
                 filename = f"{slug}.{name}"
-        async with kit.uow() as uow:
-            await kit.audit(uow, visitor.account, "results_exported", consultation=slug, after=name)
-            await uow.commit()
         # Made in a thread from what was read: a large workbook or zip takes a second or more
         # of work that would otherwise hold up every chat this process answers.
         content = await asyncio.to_thread(make)
+        async with kit.uow() as uow:
+            await kit.audit(uow, visitor.account, "results_exported", consultation=slug, after=name)
+            await uow.commit()
         logger.info("%s export of %s by %s", name, slug, kit.pseudonym(visitor.account))
         response = web.Response(
             body=content,

@@ -38,8 +38,9 @@ async def read_upload_form(request: web.Request, limit: int) -> UploadForm:
         except web.HTTPRequestEntityTooLarge:
             form.too_large = "(form)"
             return form
-        except (UnicodeDecodeError, ValueError):
-            # Not UTF-8 (no browser sends that): no CSRF token is found, so it is refused.
+        except (UnicodeDecodeError, ValueError, LookupError):
+            # Not UTF-8, or an unknown charset (no browser sends either): no CSRF token is
+            # found, so it is refused.
             return form
         form.fields = {name: value for name, value in posted.items() if isinstance(value, str)}
         return form

@@ -345,8 +345,8 @@ def consultation_link(
             "and underscores, ending in 'bot' (such as kommune_bot)",
             EXIT_BAD_INPUT,
         )
-    if qr_path is not None and qr_path.suffix.lower() not in QR_SUFFIXES:
-        fail(f"--qr {qr_path}: the QR code is written as .png or .svg", EXIT_BAD_INPUT)
+    if qr_path is not None and qr_path.suffix.lower() not in QR_FORMATS:
+        fail(f"--qr {qr_path}: the QR code is written as .png, .svg, .pdf or .eps", EXIT_BAD_INPUT)
     if qr_dir is not None and qr_dir.exists() and not qr_dir.is_dir():
         fail(f"--qr-dir {qr_dir}: is not a folder", EXIT_BAD_INPUT)
 
@@ -392,6 +392,8 @@ def consultation_link(
 
 # What segno writes that a printer takes: a vector for print, pixels for everything else.
 QR_SUFFIXES = (".svg", ".png")
+# What --qr may name: those, and the print formats segno also writes.
+QR_FORMATS = (*QR_SUFFIXES, ".pdf", ".eps")
 # Telegram's rule for a bot's username (core.telegram.org/bots/features#botfather); the case
 # does not matter to Telegram. ASCII: without it, [a-z] ignoring case takes the Kelvin sign.
 TELEGRAM_BOT_NAME = re.compile(r"[a-z0-9_]{2,29}bot", re.IGNORECASE | re.ASCII)

@@ -168,7 +168,9 @@ def run_async(coroutine: Coroutine[Any, Any, None], settings: Settings) -> None:
             "BORGERDIALOG_TELEGRAM_TOKEN: Telegram refused this token (check it with @BotFather)",
             EXIT_BAD_INPUT,
         )
-    except BrokenPipeError:
+    except BrokenPipeError as error:
+        if _raised_in(error, DATABASE_PACKAGES):  # the database's connection, not our output
+            fail(f"{unreachable}: {str(error).splitlines()[0]}")
         # The output was piped into a reader that stopped early (`| head -1`). Left to click's
         # main, which handles it as for the commands that run no loop (`screen`): exit code 1
         # without a word, and its wrapper of stdout swallows the flush at exit, so Python prints

@@ -291,6 +291,10 @@ class OutboxDelivery:
         waited = False
         while True:
             if waited:
+                if self._senders.get(message.channel) is not sender:
+                    # The channel stopped during the wait (a shutdown): its transport is
+                    # closed. The message stays queued for the next start.
+                    return None
                 # What waited may have been rewritten meanwhile (a moderators' card whose
                 # author erased their answer): send what is stored now, as a restart would.
                 current = await self._still_pending(message)
