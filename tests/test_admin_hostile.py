@@ -100,6 +100,10 @@ async def test_a_form_body_that_is_no_utf8_or_too_large_is_refused_in_danish(
                 text = await response.text()
                 assert_page(response, text, {400})
                 assert refused in text
+        # A charset Python does not know.
+        bogus = {"Content-Type": "application/x-www-form-urlencoded; charset=bogus"}
+        async with visitor.post("/admin/login", data=b"email=a", headers=bogus) as response:
+            assert_page(response, await response.text(), {400})
         big = {"email": "a@b.dk", "password": "x" * 70_000}
         async with visitor.post("/admin/login", data=big) as response:
             text = await response.text()
