@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, exists, func, select, update
+from sqlalchemy import Row, Select, and_, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
@@ -25,7 +26,7 @@ from storage.models import (
 )
 from storage.repositories import insert_for
 
-# How many votes of the vote log are read per fetch (see vote_events).
+# How many rows a large read takes per part (see _rows_in_parts).
 VOTES_PER_FETCH = 5000
 
 
@@ -251,11 +252,8 @@ class IdeasRepository:
             .order_by(Vote.participation_id, Vote.updated_at, Vote.id)
         )
         votes: dict[int, list[tuple[int, int, datetime]]] = {}
-        result = await self._session.stream(query)
-        async for rows in result.partitions(VOTES_PER_FETCH):
-            for participation_id, number, value, at in rows:
-                votes.setdefault(participation_id, []).append((number, value, at))
-            await asyncio.sleep(0)  # as in vote_events
+        async for participation_id, number, value, at in self._rows_in_parts(query):
+            votes.setdefault(participation_id, []).append((number, value, at))
         return votes
 
     async def tallies(self, consultation_id: int) -> dict[int, Tally]:
@@ -298,14 +296,19 @@ class IdeasRepository:
             .where(Statement.consultation_id == consultation_id)
             .order_by(VoteEvent.at, VoteEvent.id)
         )
-        # Read in parts: each part's rows are turned into values between two fetches, so a
-        # conversation's hundreds of thousands of votes do not hold the event loop in one go.
-        votes: list[CastVote] = []
+        return [CastVote(*row) async for row in self._rows_in_parts(query)]
+
+    async def _rows_in_parts(
+        self, query: Select[*tuple[Any, ...]]
+    ) -> AsyncIterator[Row[*tuple[Any, ...]]]:
+        """The rows of a query that may return hundreds of thousands, read in parts with a turn
+        for the event loop's other tasks between parts: SQLite's driver here hands rows over
+        without a wait, so a read in one go would hold every chat up for seconds."""
         result = await self._session.stream(query)
         async for rows in result.partitions(VOTES_PER_FETCH):
-            votes.extend(CastVote(*row) for row in rows)
-            await asyncio.sleep(0)  # SQLite's driver hands over the rows without a wait
-        return votes
+            for row in rows:
+                yield row
+            await asyncio.sleep(0)
 
     async def count_vote_events(self, consultation_id: int) -> int:
         """How many votes were ever cast in a consultation (a cheap "anything new?")."""
