@@ -171,6 +171,14 @@ def test_reset_password_checks_the_account_before_asking(cli: Cli) -> None:
     ended = run(cli, "staff", "reset-password", EMAIL, stdin=b"")
     assert ended.stderr.startswith("Password: ")  # asked this time
     refused(ended, "borgerdialog: no password was given; nothing changed")
+    # staff add the same way: a taken address or an unknown role is said before any prompt.
+    for address, role, reason in (
+        (EMAIL, "staff", f"there is already an account for {EMAIL}"),
+        ("ny@kommune.dk", "boss", "unknown role 'boss'"),
+    ):
+        taken = run(cli, "staff", "add", address, "--role", role, stdin=b"")
+        refused(taken, reason)
+        assert "Password" not in taken.output
 
 
 # --- 4. QR codes and bot names -----------------------------------------------------------------

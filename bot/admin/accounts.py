@@ -126,15 +126,7 @@ async def add_account(
 ) -> StaffAccount:
     """Create an account with a password hashed beforehand (``hash_password``); AccountError for
     a bad role or a taken e-mail."""
-    email = normalise_email(email)
-    # No control or format characters in a new address: a right-to-left override would make it
-    # read differently in the audit log and the accounts list than it is. (Only new ones: an
-    # account made before this rule still logs in.)
-    if any(unicodedata.category(c) in ("Cc", "Cf") for c in email):
-        raise AccountError(f"not an e-mail address: {email!r}", "admin.accounts.error.email")
-    _check_role(role)
-    if await uow.staff.by_email(email) is not None:
-        raise AccountError(f"there is already an account for {email}", "admin.accounts.error.taken")
+    email = await check_new_account(uow, email, role)
     return await uow.staff.add(
         StaffAccount(
             email=email,
@@ -144,6 +136,21 @@ async def add_account(
             failed_attempts=0,
         )
     )
+
+
+async def check_new_account(uow: UnitOfWork, email: str, role: str) -> str:
+    """The e-mail as a new account stores it; AccountError for a bad address or role, or one
+    taken. (Also before asking for a password: nobody should type one for nothing.)"""
+    email = normalise_email(email)
+    # No control or format characters in a new address: a right-to-left override would make it
+    # read differently in the audit log and the accounts list than it is. (Only new ones: an
+    # account made before this rule still logs in.)
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in email):
+        raise AccountError(f"not an e-mail address: {email!r}", "admin.accounts.error.email")
+    _check_role(role)
+    if await uow.staff.by_email(email) is not None:
+        raise AccountError(f"there is already an account for {email}", "admin.accounts.error.taken")
+    return email
 
 
 async def existing_account(uow: UnitOfWork, email: str) -> StaffAccount:

@@ -10,6 +10,7 @@ from bot.admin.accounts import (
     AccountError,
     add_account,
     audit_command_line,
+    check_new_account,
     check_password,
     existing_account,
     hash_password,
@@ -79,6 +80,17 @@ def staff_add(email: str, role: str, password_stdin: bool) -> None:
     """Create an account; the password is asked for twice (or read from standard input)."""
     settings = settings_or_exit()
     configure_logging(settings)
+
+    async def check(uow_factory: UnitOfWorkFactory) -> None:
+        async with uow_factory.read() as uow:
+            try:
+                await check_new_account(uow, email, role)
+            except AccountError as error:
+                fail(str(error), EXIT_BAD_INPUT)
+
+    # The address and role first, as reset-password checks its account: nobody should type a
+    # password twice for an account that cannot be made.
+    with_database(settings, check)
     password = _read_password(password_stdin)
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
