@@ -80,3 +80,15 @@ async def join(fake_bot: FakeBot, user_id: int, language: str = "da") -> Citizen
 async def new_card(moderator: Moderator, before: int) -> SentMessage:
     await eventually(lambda: len(moderator.cards()) > before, what="a card in the moderator chat")
     return moderator.cards()[-1]
+
+
+async def card_held_by_flood_control(
+    fake_bot: FakeBot, citizen: Citizen, text: str, seconds: int
+) -> None:
+    """The citizen writes an answer that is held for review while Telegram makes the
+    moderators' chat wait ``seconds`` (a 429): its card waits in the outbox when this returns."""
+    fake_bot.inject(
+        429, f"Too Many Requests: retry after {seconds}", chat_id=MODERATORS, retry_after=seconds
+    )
+    await citizen.write(text, new=2)
+    await eventually(lambda: fake_bot.injected_left() == 0, what="the card held by flood control")

@@ -25,7 +25,13 @@ from tests.citizens import import_consultation
 from tests.cli import in_process
 from tests.conftest import MODERATORS, eventually, model_rows
 from tests.fake_telegram import FakeBot
-from tests.moderators import Moderator, consultation_source, join, new_card
+from tests.moderators import (
+    Moderator,
+    card_held_by_flood_control,
+    consultation_source,
+    join,
+    new_card,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,9 +134,7 @@ async def test_a_flood_wait_in_the_moderators_chat_does_not_hold_up_the_citizen(
     await import_consultation(app, consultation_source())
     anna = await join(fake_bot, 310)
     moderator = Moderator(fake_bot, 901)
-    fake_bot.inject(429, "Too Many Requests: retry after 5", chat_id=MODERATORS, retry_after=5)
-    await anna.write("Ring til mig på 22 33 44 55", new=2)
-    await eventually(lambda: fake_bot.injected_left() == 0, what="the card held by flood control")
+    await card_held_by_flood_control(fake_bot, anna, "Ring til mig på 22 33 44 55", 5)
 
     thanks, *_ = await anna.write("Fordi børnene cykler der hver dag", new=2)
     assert moderator.cards() == [], "her answer came while the card still waited"

@@ -27,11 +27,17 @@ from storage.migrate import _config, head_revision, prepare_schema
 from storage.models import Answer, ItemStatus, ModerationItem, ModerationLogEntry, Visibility
 from tests.citizens import import_consultation
 from tests.cli import no_traceback
-from tests.conftest import MODERATORS, eventually, model_rows
+from tests.conftest import eventually, model_rows
 from tests.fake_telegram import FakeBot, SentMessage
 from tests.ideas import ideas_source, statements, uow_of, write_statement
 from tests.ideas import join as join_ideas
-from tests.moderators import Moderator, consultation_source, join, new_card
+from tests.moderators import (
+    Moderator,
+    card_held_by_flood_control,
+    consultation_source,
+    join,
+    new_card,
+)
 
 CLI_NAME = "staff (command line)"
 
@@ -314,9 +320,7 @@ async def test_a_card_still_waiting_when_decided_elsewhere_goes_out_decided_with
     await import_consultation(app, consultation_source())
     anna = await join(fake_bot, 625)
     moderator = Moderator(fake_bot, 901)
-    fake_bot.inject(429, "Too Many Requests: retry after 4", chat_id=MODERATORS, retry_after=4)
-    await anna.write("Ring til mig på 22 33 44 55", new=2)
-    await eventually(lambda: fake_bot.injected_left() == 0, what="the card held by flood control")
+    await card_held_by_flood_control(fake_bot, anna, "Ring til mig på 22 33 44 55", 4)
     (item,) = [row[0] for row in await model_rows(app, ModerationItem)]
     line = done(await cli(app, "moderation", "approve", str(item.id)))
     assert line.startswith(f"Item {item.id} approved and shown")
