@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, Select, and_, bindparam, exists, func, select, update
+from sqlalchemy import Row, Select, Table, and_, bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
@@ -62,16 +62,17 @@ class Candidate:
     votes: int
 
 
-# Every newcomer takes a number: built once (building a statement costs more than running it).
+# Every newcomer takes a number: built once (building a statement costs more than running it),
+# and a Core statement on the table, which costs a quarter of the same UPDATE through the ORM.
+_CONSULTATIONS: Table = Consultation.__table__  # type: ignore[assignment]
 _NEXT_NUMBER = {
-    name: update(Consultation)
-    .where(Consultation.id == bindparam("consultation_id"))
+    name: update(_CONSULTATIONS)
+    .where(_CONSULTATIONS.c.id == bindparam("b_consultation_id"))
     .values({column: column + 1})
     .returning(column)
-    .execution_options(synchronize_session=False)
     for name, column in (
-        ("participant", Consultation.participant_counter),
-        ("statement", Consultation.statement_counter),
+        ("participant", _CONSULTATIONS.c.participant_counter),
+        ("statement", _CONSULTATIONS.c.statement_counter),
     )
 }
 
@@ -87,8 +88,9 @@ class IdeasRepository:
 
         One UPDATE takes the row lock, so two processes never hand out the same number.
         """
-        result = await self._session.execute(
-            _NEXT_NUMBER[counter], {"consultation_id": consultation_id}
+        connection = await self._session.connection()
+        result = await connection.execute(
+            _NEXT_NUMBER[counter], {"b_consultation_id": consultation_id}
         )
         return int(result.scalar_one())
 

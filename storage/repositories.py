@@ -76,6 +76,16 @@ _PARTICIPANT_ARRIVES = (
 _INBOX_STATUS = select(InboxEvent.id, InboxEvent.status).where(
     InboxEvent.channel == bindparam("channel"), InboxEvent.external_id == bindparam("external_id")
 )
+INBOX_TABLE: Table = InboxEvent.__table__  # type: ignore[assignment]
+# Storing what a channel received, per dialect: rows given as a list are sent as one INSERT of
+# all of them (SQLAlchemy's "insertmanyvalues"); a row stored already is left out and not
+# returned.
+_INBOX_STORE_NEW = {
+    name: dialect_insert(INBOX_TABLE)
+    .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+    .returning(INBOX_TABLE.c.external_id)
+    for name, dialect_insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+}
 # Applying an event: marked done (its raw copy dropped) only if still pending, its id returned.
 _INBOX_CLAIM = (
     update(InboxEvent)
@@ -381,15 +391,9 @@ class InboxRepository:
             }
             for external_id, chat_id, payload in events
         ]
-        dialect_insert = insert_for(self._session)
-        statement = (
-            dialect_insert(InboxEvent)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["channel", "external_id"])
-            .returning(InboxEvent.external_id)
-        )
-        result = await self._session.execute(statement)
-        return set(result.scalars().all())
+        connection = await self._session.connection()
+        statement = _INBOX_STORE_NEW[connection.dialect.name]
+        return set((await connection.execute(statement, rows)).scalars().all())
 
     async def get(self, event_id: int) -> InboxEvent | None:
         """Return one event by id."""
