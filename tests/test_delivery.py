@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
 import pytest
 
 from bot.app import BorgerDialog
+from bot.dialogue.outbox import OutboxDelivery
+from storage.database import create_engine, create_session_factory
 from storage.models import InboxEvent, InboxStatus, OutboxMessage, OutboxStatus, Participant
-from tests.conftest import eventually, table_rows
+from storage.uow import UnitOfWorkFactory
+from tests.conftest import eventually, migrate_database, table_rows
 from tests.fake_telegram import FakeBot
 
 CITIZEN = 777
@@ -104,3 +111,60 @@ async def test_network_errors_leave_replies_pending_for_the_next_round(
 
 async def _pending(app: BorgerDialog) -> list:
     return [m for m in await table_rows(app, OutboxMessage) if m.status == OutboxStatus.PENDING]
+
+
+class _Recorder:
+    """A channel that takes a moment per message, so deliveries of one chat overlap."""
+
+    channel = "telegram"
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+
+    async def deliver(self, chat_id: str, payload: dict[str, Any]) -> str | None:
+        await asyncio.sleep(0.05)
+        self.received.append(payload["text"])
+        return str(len(self.received))
+
+
+async def test_replies_read_with_the_unit_that_queued_them_go_out_once_in_order(
+    database_url: str,
+) -> None:
+    """An event's unit of work reads its chat's pending replies itself when nobody delivers to
+    that chat (a unit of work less per update). While a delivery of the chat runs, it does not:
+    what that delivery is sending would otherwise go out twice. A delivery started while the
+    chat is held that way waits, and sends nothing twice."""
+    await migrate_database(database_url)
+    engine = create_engine(database_url)
+    try:
+        uow = UnitOfWorkFactory(create_session_factory(engine))
+        recorder = _Recorder()
+        delivery = OutboxDelivery(uow, lambda: datetime.now(UTC))
+        delivery.register(recorder)  # type: ignore[arg-type]
+        async with uow() as unit:
+            await unit.outbox.add("telegram", "42", {"type": "text", "text": "A"}, _now())
+            await unit.commit()
+        running = asyncio.create_task(delivery.deliver_chat("telegram", "42"))
+        await eventually(lambda: delivery._locks.busy(("telegram", "42", "reply")), what="busy")
+        assert await delivery.reply_turn_if_free("telegram", "42") is None
+        await running
+        assert recorder.received == ["A"]
+
+        async with uow() as unit:
+            await unit.outbox.add("telegram", "42", {"type": "text", "text": "B"}, _now())
+            turn = await delivery.reply_turn_if_free("telegram", "42")
+            assert turn is not None
+            turn.pending = await unit.outbox.pending_for_chat("telegram", "42", "reply")
+            await unit.commit()
+        waiting = asyncio.create_task(delivery.deliver_chat("telegram", "42"))
+        await delivery.deliver_chat("telegram", "42", turn=turn)
+        await waiting
+        turn.release()  # a second time does nothing
+        assert recorder.received == ["A", "B"]
+        assert await delivery.reply_turn_if_free("telegram", "42") is not None
+    finally:
+        await engine.dispose()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -23,13 +23,13 @@ from bot.dialogue.health import HealthBoard
 from bot.dialogue.i18n import BoundTexts, Catalogs, resolve_language
 from bot.dialogue.locks import KeyedLocks
 from bot.dialogue.metrics import Metrics
-from bot.dialogue.outbox import OutboxDelivery
+from bot.dialogue.outbox import OutboxDelivery, ReplyTurn
 from handlers.context import LAST_LANGUAGE, FlowContext, ModerationDesk, OrganisationInfo
 from handlers.events import ChatAddress, InboundEvent, Reply, storable
 from handlers.router import route
 from handlers.screening.rules import Screener
 from storage.database import is_transient
-from storage.models import InboxStatus
+from storage.models import InboxStatus, Lane
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
@@ -238,6 +238,7 @@ class DialogueCore:
     async def _handle(self, channel: str, external_id: str, event: InboundEvent | None) -> None:
         started = time.perf_counter()
         others: set[ChatAddress] = set()
+        turn: ReplyTurn | None = None
         attempt = 0
         catch_ups = 0
         outcome = "applied"
@@ -245,7 +246,7 @@ class DialogueCore:
             if self._closing.is_set() and self._database_away:
                 return  # still pending: the next start applies it, in order
             try:
-                applied, others = await self._apply(channel, external_id, event)
+                applied, others, turn = await self._apply(channel, external_id, event)
             except _Behind as behind:
                 # Still in this chat's turn: its earlier events first, then this one again.
                 if catch_ups:
@@ -281,26 +282,30 @@ class DialogueCore:
                 applied = await self._record_failure_safely(channel, external_id, event, exc)
                 outcome = "failed"
             break
-        self._database_away = False
-        if attempt:
-            self.health.clear(PART)
-        if event is None:
-            outcome = "ignored"  # a platform event no flow reads: only marked done
-        elif not applied and outcome == "applied":
-            outcome = "repeated"  # applied before: a redelivery, or recovery racing a live event
-        self.metrics.updates.labels(channel, outcome).inc()
-        # The event's own chat is delivered in its turn, so its replies come before the
-        # replies to the chat's next event. Other chats (the moderators' card) are delivered
-        # beside it: a flood wait there must not hold up this chat's next event.
-        for address in others:
-            self._deliver_beside(address)
-        if applied and event is not None:
-            await self._deliver(ChatAddress(channel, event.chat_id))
-            self.metrics.reply_seconds.labels(channel).observe(time.perf_counter() - started)
-
-    async def _deliver(self, address: ChatAddress) -> None:
         try:
-            await self.delivery.deliver_chat(address.channel, address.chat_id)
+            self._database_away = False
+            if attempt:
+                self.health.clear(PART)
+            if event is None:
+                outcome = "ignored"  # a platform event no flow reads: only marked done
+            elif not applied and outcome == "applied":
+                outcome = "repeated"  # applied before: a redelivery, or recovery racing one
+            self.metrics.updates.labels(channel, outcome).inc()
+            # The event's own chat is delivered in its turn, so its replies come before the
+            # replies to the chat's next event. Other chats (the moderators' card) are delivered
+            # beside it: a flood wait there must not hold up this chat's next event.
+            for address in others:
+                self._deliver_beside(address)
+            if applied and event is not None:
+                await self._deliver(ChatAddress(channel, event.chat_id), turn)
+                self.metrics.reply_seconds.labels(channel).observe(time.perf_counter() - started)
+        finally:
+            if turn is not None:
+                turn.release()
+
+    async def _deliver(self, address: ChatAddress, turn: ReplyTurn | None = None) -> None:
+        try:
+            await self.delivery.deliver_chat(address.channel, address.chat_id, turn=turn)
         except Exception as exc:
             if not is_transient(exc):
                 raise
@@ -406,6 +411,26 @@ class DialogueCore:
 
     async def _apply(
         self, channel: str, external_id: str, event: InboundEvent | None
+    ) -> tuple[bool, set[ChatAddress], ReplyTurn | None]:
+        """Apply an event exactly once; return whether it was applied now, the other chats it
+        queued messages for, and, if it was free, its own chat's delivery, held, with what is
+        pending there read in the same unit of work (a unit less for the delivery)."""
+        turn = None
+        if event is not None:
+            turn = await self.delivery.reply_turn_if_free(channel, event.chat_id)
+        try:
+            applied, others = await self._apply_unit(channel, external_id, event, turn)
+        except BaseException:
+            if turn is not None:
+                turn.release()
+            raise
+        if turn is not None and turn.pending is None:
+            turn.release()
+            turn = None
+        return applied, others, turn
+
+    async def _apply_unit(
+        self, channel: str, external_id: str, event: InboundEvent | None, turn: ReplyTurn | None
     ) -> tuple[bool, set[ChatAddress]]:
         now = self._clock()
         # With several processes the chat's turn comes first: only then is it certain that no
@@ -495,6 +520,8 @@ class DialogueCore:
                     message.on_queued(message_id)
             if outcome.erased:
                 await uow.inbox.unlink(event_id, channel)
+            if turn is not None:
+                turn.pending = await uow.outbox.pending_for_chat(channel, event.chat_id, Lane.REPLY)
             await uow.commit()
         return True, {address for address, _ in outcome.elsewhere} - {here}
 

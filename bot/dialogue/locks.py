@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 
 
@@ -20,19 +20,47 @@ class KeyedLocks:
     @asynccontextmanager
     async def hold(self, key: Hashable) -> AsyncIterator[None]:
         """Hold the lock of one key for the duration of the block."""
-        lock, users = self._locks.get(key, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
-        self._locks[key] = (lock, users + 1)
+        lock = self._enter(key)
         try:
             async with lock:
                 yield
         finally:
-            _, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+            self._leave(key)
+
+    async def take_if_free(self, key: Hashable) -> Callable[[], None] | None:
+        """Hold a key's lock at once if nobody holds or waits for it; return how to let it go.
+
+        None when the key is busy. Taken without letting another task in between, so nobody
+        holds it between the check and the taking.
+        """
+        if key in self._locks:
+            return None
+        lock = self._enter(key)
+        await lock.acquire()  # a new lock: taken at once, no other task runs meanwhile
+        held = True
+
+        def let_go() -> None:
+            nonlocal held
+            if held:
+                held = False
+                lock.release()
+                self._leave(key)
+
+        return let_go
+
+    def _enter(self, key: Hashable) -> asyncio.Lock:
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        return lock
+
+    def _leave(self, key: Hashable) -> None:
+        lock, users = self._locks[key]
+        if users == 1:
+            del self._locks[key]
+        else:
+            self._locks[key] = (lock, users - 1)
 
     def busy(self, key: Hashable) -> bool:
         """Whether someone holds or waits for a key's lock now."""

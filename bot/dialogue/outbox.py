@@ -155,6 +155,18 @@ class GroupSettler:
                         done.set_result(None)
 
 
+class ReplyTurn:
+    """A chat's reply delivery, held by this process; ``pending`` is what was read under it."""
+
+    def __init__(self, let_go: Callable[[], None]) -> None:
+        self.pending: list[QueuedMessage] | None = None
+        self._let_go = let_go
+
+    def release(self) -> None:
+        """Let the chat's delivery go (once; again does nothing)."""
+        self._let_go()
+
+
 class OutboxDelivery:
     """Send each chat's pending messages in order; only one delivery per chat runs at a time."""
 
@@ -189,8 +201,40 @@ class OutboxDelivery:
         """Stop delivering a channel's messages (its transport is shutting down)."""
         self._senders.pop(channel, None)
 
-    async def deliver_chat(self, channel: str, chat_id: str, lane: str = Lane.REPLY) -> None:
-        """Deliver everything pending for one chat in one lane, oldest first."""
+    async def reply_turn_if_free(self, channel: str, chat_id: str) -> ReplyTurn | None:
+        """Hold a chat's reply delivery now, if nobody delivers it, for ``deliver_chat``.
+
+        The unit of work that queues an event's replies takes it and reads what is pending for
+        the chat in its own transaction: no delivery can have sent any of that meanwhile, so
+        the delivery after the commit needs no unit of its own to read it. None when the chat
+        is busy, or with several processes (this process's lock says nothing of the others').
+        """
+        if self._shared_locks is not None or channel not in self._senders:
+            return None
+        let_go = await self._locks.take_if_free((channel, chat_id, Lane.REPLY))
+        return None if let_go is None else ReplyTurn(let_go)
+
+    async def deliver_chat(
+        self,
+        channel: str,
+        chat_id: str,
+        lane: str = Lane.REPLY,
+        *,
+        turn: ReplyTurn | None = None,
+    ) -> None:
+        """Deliver everything pending for one chat in one lane, oldest first.
+
+        Given a ``turn`` (held since its pending messages were read), those are sent, and the
+        turn is let go.
+        """
+        if turn is not None:
+            try:
+                sender = self._senders.get(channel)
+                if sender is not None and turn.pending is not None:
+                    await self._send_pending(sender, channel, chat_id, turn.pending)
+                    return
+            finally:
+                turn.release()
         sender = self._senders.get(channel)
         if sender is None:
             return
@@ -204,17 +248,22 @@ class OutboxDelivery:
             # whatever an earlier delivery sent is settled (committed) before it let go.
             async with self._uow.read() as uow:
                 pending = await uow.outbox.pending_for_chat(channel, chat_id, lane)
-            # A button's acknowledgement is no message in the conversation: it goes out beside
-            # the messages after it instead of holding them up for a round trip (the citizen sees
-            # the answer to a tap sooner). It is settled before the chat is let go, like the rest.
-            acknowledgements: list[asyncio.Task[None]] = []
-            try:
-                await self._deliver_in_order(sender, channel, chat_id, pending, acknowledgements)
-            finally:
-                finished = await asyncio.gather(*acknowledgements, return_exceptions=True)
-            for result in finished:
-                if isinstance(result, BaseException):
-                    raise result
+            await self._send_pending(sender, channel, chat_id, pending)
+
+    async def _send_pending(
+        self, sender: Channel, channel: str, chat_id: str, pending: list[QueuedMessage]
+    ) -> None:
+        # A button's acknowledgement is no message in the conversation: it goes out beside
+        # the messages after it instead of holding them up for a round trip (the citizen sees
+        # the answer to a tap sooner). It is settled before the chat is let go, like the rest.
+        acknowledgements: list[asyncio.Task[None]] = []
+        try:
+            await self._deliver_in_order(sender, channel, chat_id, pending, acknowledgements)
+        finally:
+            finished = await asyncio.gather(*acknowledgements, return_exceptions=True)
+        for result in finished:
+            if isinstance(result, BaseException):
+                raise result
 
     @asynccontextmanager
     async def _turn(self, channel: str, chat_id: str, lane: str) -> AsyncIterator[bool]:
