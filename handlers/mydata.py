@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from handlers import questionnaire as rules
+from handlers.common import stale_button
 from handlers.consultation.sheet import active_participation, show_answer
 from handlers.context import FlowContext
 from handlers.events import Button, Outcome
@@ -12,6 +13,10 @@ from handlers.ideas.rules import statement_text
 from handlers.moderation.intake import erase_card
 from handlers.payloads import ForgetAnswer
 from handlers.questions import all_kinds
+
+# Set in the participant's state while /forget waits for its answer: "erase everything" erases
+# only then, never from a button made up or kept from before (nor "keep" undo anything).
+FORGET_ASKED = "forget_asked"
 
 
 async def mydata(ctx: FlowContext, outcome: Outcome) -> None:
@@ -123,6 +128,7 @@ async def mydata(ctx: FlowContext, outcome: Outcome) -> None:
 
 def forget(ctx: FlowContext, outcome: Outcome) -> None:
     """Explain what /forget erases and ask for confirmation."""
+    ctx.participant.state = {**ctx.participant.state, FORGET_ASKED: True}
     outcome.say(
         ctx.t("forget.confirm"),
         buttons=(
@@ -136,8 +142,14 @@ def forget(ctx: FlowContext, outcome: Outcome) -> None:
 
 async def forget_confirmed(ctx: FlowContext, outcome: Outcome, confirmed: bool) -> None:
     """Erase the participant's data (ideas stay, anonymised), or leave everything as it was."""
+    if not ctx.participant.state.get(FORGET_ASKED):
+        stale_button(ctx, outcome)
+        return
     outcome.ack(ctx.event.button_ack_ref)
     if not confirmed:
+        ctx.participant.state = {
+            key: value for key, value in ctx.participant.state.items() if key != FORGET_ASKED
+        }
         if ctx.event.button_message_ref is not None:
             outcome.edit(ctx.event.button_message_ref, ctx.t("forget.kept"))
         return

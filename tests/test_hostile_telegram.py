@@ -141,6 +141,28 @@ async def test_the_end_of_questions_buttons_forged_before_the_end_are_refused(
     assert [b["text"] for b in halfway.last().buttons] == [b["text"] for b in question.buttons]
 
 
+async def test_erase_everything_forged_without_forget_asked_erases_nothing(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    """ "Erase everything" acts only as the answer to /forget: pressed (forged) without it, or
+    after answering "keep" to it, the button is stale and every answer stays. Asked again, it
+    erases."""
+    await import_consultation(telegram_app, open_now())
+    citizen = Citizen(fake_bot, 4255)
+    await citizen.write("/start friluftsliv", new=2)
+    await citizen.tap("Ja, jeg giver samtykke")
+    answer = await citizen.forge(citizen.last().message_id, "f:y")
+    assert (answer.get("text") or "").startswith("Den knap")
+    await citizen.write("/glem")
+    await citizen.tap("Nej, behold", new=0)
+    answer = await citizen.forge(citizen.last().message_id, "f:y")
+    assert (answer.get("text") or "").startswith("Den knap")
+    assert len(await table_rows(telegram_app, Participation)) == 1
+    await citizen.write("/glem")
+    await citizen.tap("Ja, slet", new=0)
+    assert await table_rows(telegram_app, Participation) == []
+
+
 async def test_an_answer_of_invisible_characters_is_empty(
     telegram_app: BorgerDialog, fake_bot: FakeBot
 ) -> None:
