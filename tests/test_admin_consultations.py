@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -206,6 +207,27 @@ async def test_a_pasted_file_with_a_mistake_shows_the_commands_messages_and_keep
     assert [html.unescape(m) for m in re.findall(r"<li>(.*?)</li>", mistakes.group(1))] == expected
     assert textarea_of(page) == wrong
     assert await model_rows(app, Consultation) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "danish"),
+    [
+        ("slug: sti\n\ttitle: Stien\n", "der står et tabulatortegn; ryk ind med mellemrum"),
+        ("slug: sti\ntitle\nx: 1\n", "en linje mangler et kolon efter sit navn (navn: værdi)"),
+        ("slug: sti\ntitle: [Stien\n", "en [ eller { bliver ikke lukket"),
+        ("slug: sti\ntitle: @stien\n", "en værdi begynder med tegnet @, som YAML ikke tillader"),
+        ("slug: sti\ntitle: *stien\n", "tegnene * og & har en særlig betydning i YAML"),
+    ],
+)
+def test_a_file_that_is_no_yaml_is_explained_in_danish(source: str, danish: str) -> None:
+    """PyYAML's English parser words ("could not find expected ':'") became plain Danish, with
+    what to do, inside the dashboard's Danish mistake."""
+    with pytest.raises(DefinitionError) as parsed:
+        parse_definition(source, ZoneInfo("Europe/Copenhagen"))
+    (mistake,) = parsed.value.errors
+    shown = mistake.read(Catalogs("da").texts("da"))
+    assert shown.startswith("linje ")
+    assert ": er ikke gyldig YAML: " + danish in shown
 
 
 async def test_an_uploaded_file_is_imported_audited_and_listed_and_a_second_one_updates_it(

@@ -183,6 +183,21 @@ consultation_case("too-many-questions", "questions: has 159 questions; 100 allow
     )
 )
 
+# PyYAML's own words ("mapping values are not allowed here") told staff nothing they could act
+# on; the mistakes made by hand are said plainly, with the line.
+consultation_case("yaml-tab", "line 2: (file): is not valid YAML: there is a tab character")(
+    text_file("slug: sti\n\ttitle: Stien\n")
+)
+consultation_case("yaml-colon-in-a-text", "line 2: (file): is not valid YAML: a colon stands")(
+    text_file("slug: sti\ntitle: Mødet: kl. 10\n")
+)
+consultation_case("yaml-unclosed-quote", "is not valid YAML: a quotation mark is never closed")(
+    text_file('slug: sti\ntitle: "Stien\n')
+)
+consultation_case("yaml-uneven-indentation", "is not valid YAML: the lines are indented unevenly")(
+    text_file("questions:\n  - id: a\n    text: b\n   - id: c\n")
+)
+
 
 def special_path(target: str) -> Callable[[Path], Path]:
     def make(folder: Path) -> Path:
@@ -444,11 +459,11 @@ FILE_CASES: dict[str, tuple[Callable, str]] = {
     ),
     "xlsx-random-bytes": (
         raw_file(os.urandom(4096), "plan.xlsx"),
-        "plan.xlsx: is not an XLSX workbook",
+        "plan.xlsx: is not an XLSX workbook (save it in Excel as .xlsx; or is the file damaged?)",
     ),
     "xlsx-truncated": (
         raw_file(workbook_bytes([HEADER, GOOD])[:3000], "plan.xlsx"),
-        "plan.xlsx: is not an XLSX workbook",
+        "plan.xlsx: is not an XLSX workbook (save it in Excel as .xlsx; or is the file damaged?)",
     ),
     "xlsx-zip-without-workbook": (
         raw_file(zip_of({"notes.txt": b"hej"}), "plan.xlsx"),

@@ -436,6 +436,35 @@ def _condition(
     return {"question": target.key, "in": [str(value) for value in wanted]}
 
 
+def yaml_problem(error: yaml.YAMLError) -> Phrase | str:
+    """What is wrong with a file PyYAML cannot read, in the reader's language where known.
+
+    PyYAML says it in English, in its parser's words ("mapping values are not allowed here");
+    the mistakes people make by hand (a tab, a colon in a text, an unclosed quote, a line
+    indented wrongly) are said plainly, with what to do. Others keep PyYAML's words.
+    """
+    context = str(getattr(error, "context", None) or "")
+    problem = str(getattr(error, "problem", None) or error)
+    if "found character '\\t'" in problem:
+        return Phrase("mistake.yaml.tab")
+    if problem.startswith("found character"):
+        character = problem.split("'")[1] if problem.count("'") >= 2 else "?"
+        return Phrase("mistake.yaml.reserved_character", character=character)
+    if problem.startswith("mapping values are not allowed"):
+        return Phrase("mistake.yaml.colon")
+    if problem.startswith("could not find expected ':'"):
+        return Phrase("mistake.yaml.missing_colon")
+    if context.startswith("while scanning a quoted scalar"):
+        return Phrase("mistake.yaml.unclosed_quote")
+    if context.startswith("while parsing a flow"):
+        return Phrase("mistake.yaml.unclosed_bracket")
+    if problem.startswith("expected <block end>"):
+        return Phrase("mistake.yaml.indentation")
+    if "alias" in problem or "anchor" in context:
+        return Phrase("mistake.yaml.alias")
+    return problem
+
+
 def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
     """Parse a consultation file; raise DefinitionError listing every mistake."""
     reader = _Reader()
@@ -444,7 +473,7 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = yaml_problem(exc)
         raise DefinitionError(
             [FileError(line, "(file)", Phrase("mistake.consultation.not_yaml", problem=problem))]
         ) from None

@@ -185,8 +185,9 @@ def xlsx_data_rows(
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             unpacked = sum(item.file_size for item in archive.infolist())
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
-        raise FileProblem(Phrase("mistake.file.not_xlsx", problem=str(error))) from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+        # No zip archive at all (a workbook is one): the archive's own words say nothing more.
+        raise FileProblem(Phrase("mistake.file.not_a_workbook")) from None
     if unpacked > MAX_XLSX_UNPACKED_BYTES:
         raise FileProblem(
             Phrase("mistake.file.unpacks_too_large", limit=size_text(MAX_XLSX_UNPACKED_BYTES))
