@@ -217,6 +217,8 @@ async def test_a_pasted_file_with_a_mistake_shows_the_commands_messages_and_keep
         ("slug: sti\ntitle: [Stien\n", "en [ eller { bliver ikke lukket"),
         ("slug: sti\ntitle: @stien\n", "en værdi begynder med tegnet @, som YAML ikke tillader"),
         ("slug: sti\ntitle: *stien\n", "tegnene * og & har en særlig betydning i YAML"),
+        ("slug: sti\ntitle: * Stien\n", "tegnene * og & har en særlig betydning i YAML"),
+        ("slug: sti\ntitle: & Stien\n", "tegnene * og & har en særlig betydning i YAML"),
     ],
 )
 def test_a_file_that_is_no_yaml_is_explained_in_danish(source: str, danish: str) -> None:

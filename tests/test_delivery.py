@@ -12,6 +12,7 @@ from bot.app import BorgerDialog
 from bot.dialogue.outbox import OutboxDelivery
 from storage.database import create_engine, create_session_factory
 from storage.models import InboxEvent, InboxStatus, OutboxMessage, OutboxStatus, Participant
+from storage.repositories import OutboxRepository, QueuedMessage
 from storage.uow import UnitOfWorkFactory
 from tests.conftest import eventually, migrate_database, table_rows
 from tests.fake_telegram import FakeBot
@@ -87,6 +88,39 @@ async def test_a_failing_flow_keeps_the_message_and_apologises(
     assert event.payload["message"]["text"] == "Mit forslag til stien ved åen"
 
 
+# On PostgreSQL another process may deliver the chat: replies are read under the shared lock.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_failure_while_a_chat_is_held_for_its_replies_lets_the_chat_go(
+    telegram_app: BorgerDialog, fake_bot: FakeBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The unit of work that queues an event's replies holds the chat's delivery from the read
+    of what is pending there. When that read fails, the chat is let go again: otherwise no
+    reply (not even the apology) would ever reach that citizen again."""
+    read_pending = OutboxRepository.pending_for_chat
+    failed: list[str] = []
+
+    async def failing_once(
+        repository: OutboxRepository, channel: str, chat_id: str, lane: str
+    ) -> list[QueuedMessage]:
+        if chat_id == str(CITIZEN) and not failed:
+            failed.append(chat_id)
+            raise RuntimeError("the read failed")
+        return await read_pending(repository, channel, chat_id, lane)
+
+    monkeypatch.setattr(OutboxRepository, "pending_for_chat", failing_once)
+    fake_bot.send_message(CITIZEN, "/hjaelp")
+    (apology,) = await eventually(lambda: fake_bot.texts(CITIZEN), what="the apology")
+    assert apology.startswith("Beklager, der gik noget galt")
+    assert failed
+    fake_bot.send_message(CITIZEN, "/privacy")
+    texts = await eventually(
+        lambda: len(fake_bot.texts(CITIZEN)) == 2 and fake_bot.texts(CITIZEN), what="the reply"
+    )
+    assert texts[1].startswith("Sådan passer vi")
+    assert telegram_app.core is not None
+    assert len(telegram_app.core.delivery._locks) == 0
+
+
 @pytest.mark.usefixtures("quick_retries")
 async def test_network_errors_leave_replies_pending_for_the_next_round(
     telegram_app: BorgerDialog, fake_bot: FakeBot
@@ -146,14 +180,17 @@ async def test_replies_read_with_the_unit_that_queued_them_go_out_once_in_order(
             await unit.commit()
         running = asyncio.create_task(delivery.deliver_chat("telegram", "42"))
         await eventually(lambda: delivery._locks.busy(("telegram", "42", "reply")), what="busy")
-        assert await delivery.reply_turn_if_free("telegram", "42") is None
+        busy = delivery.reply_turn("telegram", "42")
+        assert busy is not None
+        assert not await busy.take_if_free()
         await running
         assert recorder.received == ["A"]
 
         async with uow() as unit:
             await unit.outbox.add("telegram", "42", {"type": "text", "text": "B"}, _now())
-            turn = await delivery.reply_turn_if_free("telegram", "42")
+            turn = delivery.reply_turn("telegram", "42")
             assert turn is not None
+            assert await turn.take_if_free()
             turn.pending = await unit.outbox.pending_for_chat("telegram", "42", "reply")
             await unit.commit()
         waiting = asyncio.create_task(delivery.deliver_chat("telegram", "42"))
@@ -161,7 +198,7 @@ async def test_replies_read_with_the_unit_that_queued_them_go_out_once_in_order(
         await waiting
         turn.release()  # a second time does nothing
         assert recorder.received == ["A", "B"]
-        assert await delivery.reply_turn_if_free("telegram", "42") is not None
+        assert len(delivery._locks) == 0  # nothing left held
     finally:
         await engine.dispose()
 

@@ -460,7 +460,9 @@ def yaml_problem(error: yaml.YAMLError) -> Phrase | str:
         return Phrase("mistake.yaml.unclosed_bracket")
     if problem.startswith("expected <block end>"):
         return Phrase("mistake.yaml.indentation")
-    if "alias" in problem or "anchor" in context:
+    if "alias" in problem or context.startswith(
+        ("while scanning an alias", "while scanning an anchor", "found duplicate anchor")
+    ):
         return Phrase("mistake.yaml.alias")
     return problem
 

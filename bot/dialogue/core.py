@@ -415,9 +415,7 @@ class DialogueCore:
         """Apply an event exactly once; return whether it was applied now, the other chats it
         queued messages for, and, if it was free, its own chat's delivery, held, with what is
         pending there read in the same unit of work (a unit less for the delivery)."""
-        turn = None
-        if event is not None:
-            turn = await self.delivery.reply_turn_if_free(channel, event.chat_id)
+        turn = None if event is None else self.delivery.reply_turn(channel, event.chat_id)
         try:
             applied, others = await self._apply_unit(channel, external_id, event, turn)
         except BaseException:
@@ -520,7 +518,8 @@ class DialogueCore:
                     message.on_queued(message_id)
             if outcome.erased:
                 await uow.inbox.unlink(event_id, channel)
-            if turn is not None:
+            # Taken last, so other deliveries to the chat wait no longer than they must.
+            if turn is not None and await turn.take_if_free():
                 turn.pending = await uow.outbox.pending_for_chat(channel, event.chat_id, Lane.REPLY)
             await uow.commit()
         return True, {address for address, _ in outcome.elsewhere} - {here}

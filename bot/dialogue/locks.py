@@ -30,13 +30,15 @@ class KeyedLocks:
     async def take_if_free(self, key: Hashable) -> Callable[[], None] | None:
         """Hold a key's lock at once if nobody holds or waits for it; return how to let it go.
 
-        None when the key is busy. Taken without letting another task in between, so nobody
-        holds it between the check and the taking.
+        None when the key is busy. Acquiring a new lock nobody waits for never suspends, so no
+        other task comes in between the check and the taking, and no cancellation can land
+        before the caller has the way to let it go.
         """
         if key in self._locks:
             return None
         lock = self._enter(key)
-        await lock.acquire()  # a new lock: taken at once, no other task runs meanwhile
+        await lock.acquire()
+        assert lock.locked()
         held = True
 
         def let_go() -> None:

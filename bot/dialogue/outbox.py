@@ -156,15 +156,26 @@ class GroupSettler:
 
 
 class ReplyTurn:
-    """A chat's reply delivery, held by this process; ``pending`` is what was read under it."""
+    """A chat's reply delivery, to be held by this process from the moment its pending messages
+    are read in the unit of work that queued the newest (see ``OutboxDelivery.reply_turn``)."""
 
-    def __init__(self, let_go: Callable[[], None]) -> None:
+    def __init__(self, locks: KeyedLocks, key: tuple[str, str, str]) -> None:
         self.pending: list[QueuedMessage] | None = None
-        self._let_go = let_go
+        self._locks = locks
+        self._key = key
+        self._let_go: Callable[[], None] | None = None
+
+    async def take_if_free(self) -> bool:
+        """Hold the chat's delivery now if nobody delivers it or waits to; say whether held."""
+        if self._let_go is None:
+            self._let_go = await self._locks.take_if_free(self._key)
+        return self._let_go is not None
 
     def release(self) -> None:
-        """Let the chat's delivery go (once; again does nothing)."""
-        self._let_go()
+        """Let the chat's delivery go, if held (once; again does nothing)."""
+        let_go, self._let_go = self._let_go, None
+        if let_go is not None:
+            let_go()
 
 
 class OutboxDelivery:
@@ -201,18 +212,17 @@ class OutboxDelivery:
         """Stop delivering a channel's messages (its transport is shutting down)."""
         self._senders.pop(channel, None)
 
-    async def reply_turn_if_free(self, channel: str, chat_id: str) -> ReplyTurn | None:
-        """Hold a chat's reply delivery now, if nobody delivers it, for ``deliver_chat``.
+    def reply_turn(self, channel: str, chat_id: str) -> ReplyTurn | None:
+        """A chat's reply delivery for the unit of work that queues an event's replies.
 
-        The unit of work that queues an event's replies takes it and reads what is pending for
-        the chat in its own transaction: no delivery can have sent any of that meanwhile, so
-        the delivery after the commit needs no unit of its own to read it. None when the chat
-        is busy, or with several processes (this process's lock says nothing of the others').
+        The unit takes it (if free) and reads what is pending for the chat in its own
+        transaction: no delivery can send any of that meanwhile, so ``deliver_chat`` after the
+        commit needs no unit of its own to read it. None with several processes (this
+        process's lock says nothing of the others') or a channel not running.
         """
         if self._shared_locks is not None or channel not in self._senders:
             return None
-        let_go = await self._locks.take_if_free((channel, chat_id, Lane.REPLY))
-        return None if let_go is None else ReplyTurn(let_go)
+        return ReplyTurn(self._locks, (channel, chat_id, Lane.REPLY))
 
     async def deliver_chat(
         self,
@@ -224,8 +234,8 @@ class OutboxDelivery:
     ) -> None:
         """Deliver everything pending for one chat in one lane, oldest first.
 
-        Given a ``turn`` (held since its pending messages were read), those are sent, and the
-        turn is let go.
+        Given a held ``turn`` (held since its pending messages were read), those are sent, and
+        the turn is let go.
         """
         if turn is not None:
             try:
