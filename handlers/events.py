@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -251,7 +251,9 @@ class Reply:
     # The participant answers by typing (a text question): channels can put focus on input.
     expects_text: bool = False
     # Called with the outbox id once queued, so a flow can find the sent message later.
-    on_queued: Callable[[int], None] | None = field(default=None, compare=False, repr=False)
+    on_queued: Callable[[int], Awaitable[None]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         if not self.text.strip():
@@ -340,7 +342,7 @@ class Outcome:
         self,
         text: str,
         buttons: tuple[tuple[Button, ...], ...] = (),
-        on_queued: Callable[[int], None] | None = None,
+        on_queued: Callable[[int], Awaitable[None]] | None = None,
         expects_text: bool = False,
     ) -> None:
         """Send a new message."""

@@ -293,3 +293,45 @@ async def test_a_schema_recorded_at_several_revisions_is_refused(engine: AsyncEn
         await connection.execute(text("INSERT INTO alembic_version (version_num) VALUES ('0011')"))
     with pytest.raises(SchemaOutdated, match=r"several schema revisions \(0011, 0013\)"):
         await schema_status(engine)
+
+
+async def test_the_hot_paths_writes_around_the_orm_read_back_as_the_orm_would(
+    uow: UnitOfWorkFactory,
+) -> None:
+    """A participant's arrival (one UPDATE that also reads them), their conversation state and a
+    participation's question message (written as single columns) bypass the ORM's flush: what
+    is stored, what the unit holds and later ORM changes must all agree."""
+    async with uow() as unit:
+        await unit.participants.add("telegram", "5", NOW, state={"a": 1})
+        await unit.commit()
+    later = NOW + timedelta(minutes=1)
+    async with uow() as unit:
+        loaded = await unit.participants.get("telegram", "5")
+        arrived = await unit.participants.arrive("telegram", "5", later)
+        assert arrived is loaded  # the unit holds one object per row, brought up to date
+        assert arrived is not None
+        assert (arrived.events_applied, arrived.last_seen_at, arrived.state) == (1, later, {"a": 1})
+        await unit.participants.set_state(arrived, {"participation": 7})
+        arrived.language = "en"  # an ORM change after it: flushed at the commit as ever
+        await unit.participants.set_state(arrived, {"participation": 8})
+        await unit.commit()
+    async with uow() as unit:
+        stored = await unit.participants.arrive("telegram", "5", later)
+        assert stored is not None
+        assert (stored.state, stored.language, stored.events_applied) == (
+            {"participation": 8},
+            "en",
+            2,
+        )
+        await unit.participants.set_state(stored, {})
+        await unit.commit()
+    async with uow.read() as unit:
+        fresh = await unit.participants.get("telegram", "5")
+        assert fresh is not None
+        assert fresh.state == {}
+    assert await _unknown_arrives(uow) is None
+
+
+async def _unknown_arrives(uow: UnitOfWorkFactory) -> object:
+    async with uow() as unit:
+        return await unit.participants.arrive("telegram", "nobody", NOW)

@@ -515,7 +515,7 @@ class DialogueCore:
             )
             for (_, message), message_id in zip(addressed, queued, strict=True):
                 if isinstance(message, Reply) and message.on_queued is not None:
-                    message.on_queued(message_id)
+                    await message.on_queued(message_id)
             if outcome.erased:
                 await uow.inbox.unlink(event_id, channel)
             # Taken last, so other deliveries to the chat wait no longer than they must.

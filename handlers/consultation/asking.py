@@ -84,8 +84,8 @@ def ask(
             "question.current_answer", answer=show_answer(ctx, question, earlier)
         )
 
-    def remember(outbox_id: int) -> None:
-        participation.question_message_id = outbox_id
+    async def remember(outbox_id: int) -> None:
+        await ctx.uow.participations.set_question_message(participation, outbox_id)
 
     outcome.say(
         text,
@@ -155,7 +155,7 @@ async def _pressed(
     if not await round_is_open(ctx, outcome, sheet.consultation):
         outcome.ack(ctx.event.button_ack_ref)
         return None
-    set_active(ctx, participation)
+    await set_active(ctx, participation)
     return sheet, question
 
 
@@ -329,7 +329,7 @@ async def edit_answer(
     outcome.ack(ctx.event.button_ack_ref)
     if not await round_is_open(ctx, outcome, sheet.consultation):
         return
-    set_active(ctx, participation)
+    await set_active(ctx, participation)
     if ctx.event.button_message_ref is not None:
         outcome.edit(ctx.event.button_message_ref, ctx.t("summary.which"))
     ask(ctx, outcome, sheet, question)

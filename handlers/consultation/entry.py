@@ -128,7 +128,7 @@ async def open_consultation(ctx: FlowContext, outcome: Outcome, consultation: Co
         )
     if blocked(ctx, outcome, participation):
         return
-    set_active(ctx, participation)
+    await set_active(ctx, participation)
     if participation.status == ParticipationStatus.ANSWERING and round_open:
         outcome.say(ctx.t("consultation.welcome_back", title=title(ctx, consultation)))
         await resume(ctx, outcome, participation)
@@ -182,9 +182,9 @@ async def open_consultation(ctx: FlowContext, outcome: Outcome, consultation: Co
 def ask_consent(ctx: FlowContext, outcome: Outcome, participation: Participation) -> None:
     """Send the consent card; remember it, so a reopened link can retire it."""
 
-    def remember(outbox_id: int) -> None:
+    async def remember(outbox_id: int) -> None:
         # No question is asked before consent, so the question's message slot is free.
-        participation.question_message_id = outbox_id
+        await ctx.uow.participations.set_question_message(participation, outbox_id)
 
     outcome.say(
         ctx.t("consultation.consent"),
@@ -230,7 +230,7 @@ async def consent(
     if not given:
         participation.status = ParticipationStatus.DECLINED
         participation.declined_at = ctx.now
-        set_active(ctx, None)
+        await set_active(ctx, None)
         if not await ctx.uow.participations.has_consented(ctx.participant.id):
             # Saying no stores only the no: what they wrote before deciding goes too.
             await ctx.uow.web_messages.erase_citizen_text(

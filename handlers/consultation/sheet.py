@@ -79,7 +79,7 @@ async def active_participation(ctx: FlowContext) -> Participation | None:
     return await own_participation(ctx, participation_id)
 
 
-def set_active(ctx: FlowContext, participation: Participation | None) -> None:
+async def set_active(ctx: FlowContext, participation: Participation | None) -> None:
     """Make a participation the one the conversation is in (None: no consultation)."""
     state = dict(ctx.participant.state)
     if participation is None:
@@ -87,7 +87,7 @@ def set_active(ctx: FlowContext, participation: Participation | None) -> None:
     else:
         state["participation"] = participation.id
     # A new dict, so the JSON column is seen as changed.
-    ctx.participant.state = state
+    await ctx.uow.participants.set_state(ctx.participant, state)
 
 
 async def round_is_open(ctx: FlowContext, outcome: Outcome, consultation: Consultation) -> bool:

@@ -110,5 +110,5 @@ async def rewrite(ctx: FlowContext, outcome: Outcome, item_id: int) -> None:
     if question is None:
         stale(ctx, outcome)
         return
-    set_active(ctx, participation)
+    await set_active(ctx, participation)
     ask(ctx, outcome, sheet, question)

@@ -133,7 +133,7 @@ async def post_card(ctx: FlowContext, outcome: Outcome, item: ModerationItem) ->
     t = ctx.texts_in(None)
     view = await load_view(ctx.uow, item)
 
-    def remember(outbox_id: int) -> None:
+    async def remember(outbox_id: int) -> None:
         item.card_message_id = outbox_id
 
     outcome.send_to(
