@@ -66,17 +66,27 @@ def _reachable() -> Any:
     return and_(Participant.unreachable_at.is_(None), Participant.stopped_at.is_(None))
 
 
+# Keys asked for in one statement: well below any database's limit on bound values.
+KEYS_PER_QUERY = 500
+
+
 class PlanRepository:
     """Planned posts and the recipients their audiences name."""
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def add(self, post: PlannedPost) -> PlannedPost:
-        """Store a new post."""
+    async def add(self, post: PlannedPost, *, at_once: bool = True) -> PlannedPost:
+        """Store a new post: at once, or (``at_once=False``) with the unit's next flush, as a
+        sheet's many posts are stored together (``store_added``)."""
         self._session.add(post)
-        await self._session.flush()
+        if at_once:
+            await self._session.flush()
         return post
+
+    async def store_added(self) -> None:
+        """Store the posts added for later, all together; they have their ids from here on."""
+        await self._session.flush()
 
     async def get(self, post_id: int) -> PlannedPost | None:
         """One post by id."""
@@ -107,6 +117,19 @@ class PlanRepository:
         """The post a sheet row (or an automatic post) made, by its key."""
         query = select(PlannedPost).where(PlannedPost.key == key)
         return (await self._session.execute(query)).scalar_one_or_none()
+
+    async def by_keys(self, keys: Iterable[str]) -> dict[str, PlannedPost]:
+        """The posts of many keys (a sheet's rows), by key; a key without a post is absent."""
+        wanted = sorted(set(keys))
+        found: dict[str, PlannedPost] = {}
+        for start in range(0, len(wanted), KEYS_PER_QUERY):
+            query = select(PlannedPost).where(
+                PlannedPost.key.in_(wanted[start : start + KEYS_PER_QUERY])
+            )
+            for post in (await self._session.execute(query)).scalars():
+                if post.key is not None:
+                    found[post.key] = post
+        return found
 
     async def listing(
         self, *, states: Iterable[str] | None = None, limit: int = 200

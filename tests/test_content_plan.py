@@ -20,11 +20,13 @@ from bot.cli.plan import read_rows
 from bot.config import Settings
 from handlers.plan.planning import plan_post
 from handlers.plan.rules import describe_anchor, describe_audience, parse_anchor, parse_audience
-from handlers.plan.sheet import read_sheet
+from handlers.plan.sheet import read_sheet, store_sheet
+from storage.database import create_engine, create_session_factory
 from storage.models import Answer, OutboxMessage, OutboxStatus, PlannedPost, PostState
+from storage.uow import UnitOfWorkFactory
 from tests.citizens import Citizen, example_with_round, import_consultation
 from tests.clock import Clock
-from tests.conftest import eventually, table_rows
+from tests.conftest import eventually, migrate_database, table_rows
 from tests.fake_graph import FakeGraph
 from tests.fake_telegram import (
     TELEGRAM_PRIVATE_BURST,
@@ -628,3 +630,51 @@ def test_phases_and_audiences_are_written_back_in_the_readers_words_and_read_aga
     for language in ("da", "en"):
         assert parse_anchor(describe_anchor(parsed_anchor, language)) == parsed_anchor
         assert parse_audience(describe_audience(parsed_audience, language)) == parsed_audience
+
+
+async def test_a_large_sheet_gives_the_chats_their_turns_and_replaces_by_id(
+    database_url: str,
+) -> None:
+    """Checking and storing a sheet of 2,000 rows once held the event loop (and so every chat)
+    until it was done: on SQLite a unit of work runs on the loop. The chats get turns while it
+    is read now; importing it again changes the posts of its ids instead of adding more."""
+    await migrate_database(database_url)
+    engine = create_engine(database_url)
+    try:
+        uow = UnitOfWorkFactory(create_session_factory(engine))
+        rows = [["id", "when", "audience", "text_da"]] + [
+            [f"r{n}", "2030-01-07 10:00", "channel", f"Nyt fra kommunen nr. {n}"]
+            for n in range(2000)
+        ]
+        turns = 0
+        importing = True
+
+        async def chats() -> None:
+            nonlocal turns
+            while importing:
+                turns += 1
+                await asyncio.sleep(0)
+
+        for text in ("første", "anden"):
+            rows[1][3] = f"Nyt fra kommunen, {text} udgave"
+            turns = 0
+            importing = True
+            others = asyncio.create_task(chats())
+            await asyncio.sleep(0)
+            async with uow() as unit:
+                stored, problems = await store_sheet(
+                    unit, rows, lambda name: b"", datetime.now(UTC), ZONE, channel_configured=True
+                )
+                await unit.commit()
+            importing = False
+            await others
+            assert problems == []
+            assert len(stored) == 2000
+            assert turns >= 10, turns
+        async with uow.read() as unit:
+            posts = await unit.plan.listing(limit=5000)
+        assert len(posts) == 2000
+        first = next(post for post in posts if post.key == "sheet:r0")
+        assert first.texts["da"] == "Nyt fra kommunen, anden udgave"
+    finally:
+        await engine.dispose()

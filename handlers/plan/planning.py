@@ -65,6 +65,7 @@ async def plan_post(
     *,
     channel_configured: bool = True,
     replacing: PlannedPost | None = None,
+    by_key: dict[str, PlannedPost] | None = None,
 ) -> tuple[PlannedPost, bool]:
     """Check a draft against the database and store it; return the post and whether it is new.
 
@@ -72,7 +73,8 @@ async def plan_post(
     out (or was cancelled) is refused, so re-importing a sheet never sends anything twice.
     ``replacing`` is a post being edited (read with ``uow.plan.get_for_update``): the same
     rule holds for it, and the bot's own posts are not edited (their text is written when they
-    go out).
+    go out). ``by_key``: the stored posts of a whole sheet's keys, read at once; a new post is
+    then only added to the unit, and stored with the rest (``uow.plan.store_added``).
     """
     consultation = None
     if draft.consultation:
@@ -141,7 +143,12 @@ async def plan_post(
                 ),
             )
     else:
-        post = await uow.plan.by_key(draft.key) if draft.key else None
+        if not draft.key:
+            post = None
+        elif by_key is not None:
+            post = by_key.get(draft.key)
+        else:
+            post = await uow.plan.by_key(draft.key)
         if post is not None and post.state != PostState.PLANNED:
             raise FieldError(
                 "id",
@@ -171,7 +178,7 @@ async def plan_post(
     post.recipients = 0
     post.updated_at = now
     if created:
-        await uow.plan.add(post)
+        await uow.plan.add(post, at_once=by_key is None)
     return post, created
 
 

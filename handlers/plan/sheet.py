@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -225,6 +226,10 @@ def read_post(
     )
 
 
+# Rows checked between two turns of the event loop for everything else.
+ROWS_BETWEEN_TURNS = 100
+
+
 @dataclass(frozen=True)
 class ImportedRow:
     """A sheet row that became a post: new, or an update of the post with the row's id."""
@@ -253,10 +258,22 @@ async def store_sheet(
     stored: list[ImportedRow] = []
     header = rows[0] if rows else []
     where = header_columns(header)
-    for number, draft in drafts:
+    # The sheet's posts stored before are read in a few statements, and its new ones stored
+    # together at the end, not a statement and a flush per row: 2,000 rows held every chat up
+    # for over a second.
+    known = await uow.plan.by_keys(draft.key for _, draft in drafts if draft.key)
+    for position, (number, draft) in enumerate(drafts, start=1):
+        if position % ROWS_BETWEEN_TURNS == 0:
+            await asyncio.sleep(0)  # the chats' turn (the web chat, sending, health checks)
         try:
             post, created = await plan_post(
-                uow, draft, now, zone, "sheet", channel_configured=channel_configured
+                uow,
+                draft,
+                now,
+                zone,
+                "sheet",
+                channel_configured=channel_configured,
+                by_key=known,
             )
         except FieldError as error:
             problems.append(
@@ -264,6 +281,7 @@ async def store_sheet(
             )
             continue
         stored.append(ImportedRow(number, post, created))
+    await uow.plan.store_added()
     return stored, sorted(problems, key=lambda problem: problem.row)
 
 
