@@ -76,7 +76,7 @@ def pages_for_missing(texts: Callable[[str], BoundTexts], admin_prefix: str) -> 
             return await handler(request)
         except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as error:
             ours = request.path == admin_prefix or request.path.startswith(admin_prefix + "/")
-            if ours or error.content_type != "text/plain":
+            if (ours and isinstance(error, web.HTTPNotFound)) or error.content_type != "text/plain":
                 raise  # the dashboard's own page, or a page a handler made
             response = page(error.status)
             if isinstance(error, web.HTTPMethodNotAllowed):

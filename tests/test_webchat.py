@@ -113,6 +113,9 @@ async def test_the_bare_address_opens_the_chat_and_unknown_ones_get_a_page(
             ("GET", "/nothing-here", 404, "Siden findes ikke"),
             ("GET", "/chat/", 404, "Siden findes ikke"),
             ("PUT", "/chat", 405, "Det kan man ikke her"),
+            # The dashboard's login took any method and answered with its page.
+            ("PUT", "/admin/login", 405, "Det kan man ikke her"),
+            ("DELETE", "/admin", 405, "Det kan man ikke her"),
         ):
             async with session.request(method, f"{base(app)}{path}") as response:
                 page = await response.text()

@@ -36,6 +36,10 @@ from storage.uow import UnitOfWork
 logger = logging.getLogger(__name__)
 
 
+# The methods the dashboard's addresses take: pages and their forms.
+PAGE_METHODS = frozenset({"GET", "HEAD", "POST"})
+
+
 @dataclass(frozen=True)
 class Panel:
     """An area's box on the overview: its title, link and a few lines of figures."""
@@ -157,7 +161,11 @@ class AdminPages:
         return kit.render(request, visitor, "overview.html", {"panels": panels})
 
     async def elsewhere(self, request: web.Request) -> web.Response:
-        """Any other /admin address: the login page without a session, else not found."""
+        """Any other /admin address: the login page without a session, else not found. A method
+        no dashboard address takes (PUT, DELETE) is refused as such: a tool that sends one is
+        not helped by the login page."""
+        if request.method not in PAGE_METHODS:
+            raise web.HTTPMethodNotAllowed(request.method, sorted(PAGE_METHODS))
         visitor = await self._kit.visitor(request)
         raise self._kit.not_found(request, visitor)
 
