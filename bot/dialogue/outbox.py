@@ -159,49 +159,23 @@ class ReplyTurn:
     """A chat's reply delivery, to be held by this process from the moment its pending messages
     are read in the unit of work that queued the newest (see ``OutboxDelivery.reply_turn``)."""
 
-    def __init__(
-        self, locks: KeyedLocks, key: tuple[str, str, str], shared: ChatLocks | None
-    ) -> None:
+    def __init__(self, locks: KeyedLocks, key: tuple[str, str, str]) -> None:
         self.pending: list[QueuedMessage] | None = None
         self._locks = locks
         self._key = key
-        self._shared = shared
         self._let_go: Callable[[], None] | None = None
-        self._shared_held = False
 
     async def take_if_free(self) -> bool:
-        """Hold the chat's delivery now if nobody delivers it or waits to, in this process and,
-        with several processes, in the others; say whether held."""
-        if self._let_go is not None:
-            return True
-        self._let_go = await self._locks.take_if_free(self._key)
+        """Hold the chat's delivery now if nobody delivers it or waits to; say whether held."""
         if self._let_go is None:
-            return False
-        if self._shared is not None:
-            try:
-                self._shared_held = await self._shared.try_lock(_shared_key(*self._key))
-            finally:
-                if not self._shared_held:
-                    self._let_go()
-                    self._let_go = None
+            self._let_go = await self._locks.take_if_free(self._key)
         return self._let_go is not None
 
-    async def release(self) -> None:
+    def release(self) -> None:
         """Let the chat's delivery go, if held (once; again does nothing)."""
         let_go, self._let_go = self._let_go, None
-        if let_go is None:
-            return
-        # This process's lock first: it cannot fail, so no interruption of the unlock below
-        # can leave the chat held here.
-        let_go()
-        if self._shared_held and self._shared is not None:
-            self._shared_held = False
-            await self._shared.unlock(_shared_key(*self._key))
-
-
-def _shared_key(channel: str, chat_id: str, lane: str) -> str:
-    """A chat lane's key among the processes' delivery locks."""
-    return f"{channel}:{chat_id}:{lane}"
+        if let_go is not None:
+            let_go()
 
 
 class OutboxDelivery:
@@ -243,12 +217,12 @@ class OutboxDelivery:
 
         The unit takes it (if free) and reads what is pending for the chat in its own
         transaction: no delivery can send any of that meanwhile, so ``deliver_chat`` after the
-        commit needs no unit of its own to read it. With several processes it is free only when
-        no process holds the chat's delivery lock. None while the channel is not running.
+        commit needs no unit of its own to read it. None with several processes (this
+        process's lock says nothing of the others') or a channel not running.
         """
-        if channel not in self._senders:
+        if self._shared_locks is not None or channel not in self._senders:
             return None
-        return ReplyTurn(self._locks, (channel, chat_id, Lane.REPLY), self._shared_locks)
+        return ReplyTurn(self._locks, (channel, chat_id, Lane.REPLY))
 
     async def deliver_chat(
         self,
@@ -270,7 +244,7 @@ class OutboxDelivery:
                     await self._send_pending(sender, channel, chat_id, turn.pending)
                     return
             finally:
-                await turn.release()
+                turn.release()
         sender = self._senders.get(channel)
         if sender is None:
             return
@@ -313,7 +287,7 @@ class OutboxDelivery:
         if locks is None:
             yield True
             return
-        key = _shared_key(channel, chat_id, lane)
+        key = f"{channel}:{chat_id}:{lane}"
         wait, longest = BUSY_CHAT_WAIT
         while not await locks.try_lock(key):
             async with self._uow.read() as uow:
