@@ -15,7 +15,7 @@ import yaml
 from bot.consultations.files import MAX_DEFINITION_BYTES, FileProblem, decode_text, read_limited
 from bot.dialogue.i18n import english_texts
 from handlers.events import Phrase
-from handlers.plan.rules import PlanError, local_to_utc
+from handlers.plan.rules import YEARS, PlanError, local_to_utc
 from handlers.questions import OptionDefinition, all_kinds, find_kind
 from handlers.questions.free_text import DEFAULT_IDEA_LENGTH
 from handlers.questions.kind import MAX_OPTION_LABEL
@@ -40,8 +40,6 @@ IDEAS = "ideas"
 MAX_ALIASES = 100
 MAX_DEPTH = 30
 MAX_VALUES = 100_000
-# Times far from now are typos, and near year 1 or 9999 they overflow when shifted.
-YEARS = (2000, 2999)
 
 Texts = dict[str, str]
 # The field of a mistake in the file as a whole, or in its top level.

@@ -17,7 +17,8 @@ from handlers.events import MAX_CAPTION_LENGTH, MAX_IMAGE_BYTES, MAX_TEXT_LENGTH
 from storage.models import OutboxStatus, PlannedPost
 
 TIME_FORMAT = "%Y-%m-%d %H:%M"
-# Near year 1 or 9999 a time overflows when shifted by a zone or a repeat; it is a typo anyway.
+# The years a time of a plan or a consultation file may fall in: near year 1 or 9999 a time
+# overflows when shifted by a zone or a repeat, and one far from now is a typo anyway.
 YEARS = (2000, 2999)
 MAX_REPEATS = 52
 # A post may be planned up to a year before or after the phase it follows.
