@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
@@ -10,6 +11,12 @@ from typing import Any
 
 import aiosqlite
 from sqlalchemy import event, exc, text
+from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -17,6 +24,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
 
 # How long an SQLite writer waits for another writer before giving up, in milliseconds.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -71,6 +80,11 @@ class InlineSqliteConnection(aiosqlite.Connection):
             if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
                 raise
         # Nothing happened (SQLite refuses the whole statement): wait for the lock off the loop.
+        return await self.wait_for_lock(fn, *args, **kwargs)
+
+    async def wait_for_lock(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Make a call SQLite refused as busy again on aiosqlite's thread, with the full busy
+        timeout."""
         waiting = _waiting_for_lock(self._conn, fn)
         return await super()._execute(waiting, *args, **kwargs)  # type: ignore[no-untyped-call]
 
@@ -84,6 +98,103 @@ def _waiting_for_lock(connection: sqlite3.Connection, fn: Callable[..., Any]) ->
             connection.execute("PRAGMA busy_timeout=0")
 
     return call
+
+
+class _InlineCursor(AsyncAdapt_aiosqlite_cursor):
+    """SQLAlchemy's cursor over an InlineSqliteConnection, with one await a statement.
+
+    SQLAlchemy's asyncio adapter awaits every driver call from its greenlet: a switch to the
+    event loop and back, through aiosqlite's coroutines, four times a statement (cursor, execute,
+    fetch, close). Those calls run on the loop's thread anyway (InlineSqliteConnection), so this
+    cursor makes them directly and awaits once, around the statement: SQLAlchemy's async
+    connection refuses a statement that awaited nothing (its check for a blocking driver), and a
+    statement SQLite refuses as busy waits for the lock off the loop there.
+    """
+
+    __slots__ = ()
+    # close() closes the sqlite3 cursor itself; nothing to await.
+    _awaitable_cursor_close = False
+
+    def __init__(self, adapt_connection: AsyncAdapt_dbapi_connection) -> None:
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        # sqlite3's own cursor, where the base class keeps an awaitable one.
+        self._cursor = _sqlite_connection(self._connection).cursor()  # type: ignore[assignment]
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        try:
+            return await_(self._execute_inline(operation, parameters or ()))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    async def _execute_inline(self, operation: Any, parameters: Any) -> Any:
+        cursor: sqlite3.Cursor = self._cursor  # type: ignore[assignment]
+        result = await _inline_call(self._connection, cursor.execute, operation, parameters)
+        if cursor.description:
+            self._rows = collections.deque(cursor.fetchall())
+        return result
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        try:
+            return await_(
+                _inline_call(
+                    self._connection, self._cursor.executemany, operation, seq_of_parameters
+                )
+            )
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+
+class _InlineAdaptedConnection(AsyncAdapt_aiosqlite_connection):
+    """SQLAlchemy's connection over an InlineSqliteConnection: see _InlineCursor."""
+
+    __slots__ = ()
+    _cursor_cls = _InlineCursor
+
+    def commit(self) -> None:
+        self._end(lambda connection: connection.commit)
+
+    def rollback(self) -> None:
+        self._end(lambda connection: connection.rollback)
+
+    def _end(self, method: Callable[[sqlite3.Connection], Callable[[], None]]) -> None:
+        try:
+            end = method(_sqlite_connection(self._connection))
+            try:
+                end()
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                    raise
+                await_(self._connection.wait_for_lock(end))
+        except Exception as error:
+            self._handle_exception(error)
+
+
+class _InlineDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
+        connection = super().connect(*arg, **kw)
+        return _InlineAdaptedConnection(self, connection._connection)
+
+
+def _sqlite_connection(connection: Any) -> sqlite3.Connection:
+    """The sqlite3 connection under an open aiosqlite one; aiosqlite's error if it is closed."""
+    if not connection._running or connection._connection is None:
+        # SQLAlchemy's aiosqlite adapter reads this as a lost connection.
+        raise ValueError("Connection closed")
+    return connection._connection  # type: ignore[no-any-return]
+
+
+async def _inline_call(connection: Any, fn: Callable[..., Any], *args: Any) -> Any:
+    """Call sqlite3 on the loop's thread; if SQLite is busy, wait for the lock off the loop."""
+    _sqlite_connection(connection)
+    try:
+        return fn(*args)
+    except sqlite3.OperationalError as error:
+        if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+            raise
+    return await connection.wait_for_lock(fn, *args)
 
 
 def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
@@ -109,6 +220,7 @@ def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
         max_overflow=10,
         hide_parameters=True,
         async_creator=connect,
+        module=_InlineDBAPI(aiosqlite, sqlite3),
     )
 
     @event.listens_for(engine.sync_engine, "connect")
