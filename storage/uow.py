@@ -19,6 +19,7 @@ from storage.repositories import (
     ParticipantRepository,
     ParticipationRepository,
     WebMessageRepository,
+    write_changed_records,
 )
 from storage.staff import StaffRepository
 
@@ -84,6 +85,7 @@ class UnitOfWork:
     async def commit(self) -> None:
         """Make every change of this unit permanent."""
         assert self._session is not None, "commit() outside 'async with'"
+        await write_changed_records(self._session)
         await self._session.commit()
         if self.consultations.changing and self._definitions is not None:
             # Changed definitions: this process must not serve what it cached before.

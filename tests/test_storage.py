@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
-from sqlalchemy import inspect, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import Session
 
 from storage.database import create_engine, create_session_factory
 from storage.migrate import (
@@ -22,7 +23,7 @@ from storage.migrate import (
     schema_status,
     upgrade,
 )
-from storage.models import InboxStatus, OutboxStatus
+from storage.models import Base, HealthProbe, InboxStatus, OutboxStatus
 from storage.uow import UnitOfWorkFactory
 from tests.conftest import migrate_database
 
@@ -335,3 +336,72 @@ async def test_the_hot_paths_writes_around_the_orm_read_back_as_the_orm_would(
 async def _unknown_arrives(uow: UnitOfWorkFactory) -> object:
     async with uow() as unit:
         return await unit.participants.arrive("telegram", "nobody", NOW)
+
+
+def test_every_stored_attribute_is_named_as_its_column() -> None:
+    """The commit's plain UPDATEs (``write_changed_records``) name columns by attribute."""
+    for mapper in Base.registry.mappers:
+        for attribute in mapper.column_attrs:
+            assert [column.key for column in attribute.columns] == [attribute.key], (
+                mapper.class_.__name__
+            )
+
+
+async def test_changed_records_are_written_at_the_commit_without_the_orms_flush(
+    uow: UnitOfWorkFactory,
+) -> None:
+    """Changes to loaded records are stored as they would be by the ORM, also for a table keyed
+    by another column than ``id``, and changes after a commit go with the next one; with a new
+    record in the unit, the ORM's flush writes everything as before."""
+    flushes: list[int] = []
+
+    def flushed(session: Session, _context: object, _instances: object) -> None:
+        if session.new or session.dirty or session.deleted:
+            flushes.append(1)
+
+    async with uow() as unit:
+        await unit.participants.add("telegram", "5", NOW)
+        await unit.participants.add("telegram", "6", NOW)
+        unit._session.add(HealthProbe(name="p1", written_at=NOW))
+        await unit.commit()
+    later = NOW + timedelta(minutes=1)
+    event.listen(Session, "before_flush", flushed)
+    try:
+        async with uow() as unit:
+            five = await unit.participants.get("telegram", "5")
+            six = await unit.participants.get("telegram", "6")
+            probe = await unit._session.get(HealthProbe, "p1")
+            assert five is not None
+            assert six is not None
+            assert probe is not None
+            five.language, five.state = "en", {"step": 2}
+            six.last_seen_at = later
+            probe.written_at = later
+            await unit.commit()
+            assert not inspect(five).modified
+            assert flushes == []
+            five.language = "da"
+            await unit.commit()
+        assert flushes == []
+        async with uow() as unit:
+            seven = await unit.participants.add("telegram", "7", NOW)
+            six = await unit.participants.get("telegram", "6")
+            assert six is not None
+            six.language = "uk"
+            unit._session.add(HealthProbe(name="p2", written_at=NOW))
+            await unit.commit()
+            assert seven.id is not None
+        assert flushes == [1]
+    finally:
+        event.remove(Session, "before_flush", flushed)
+    async with uow.read() as unit:
+        five = await unit.participants.get("telegram", "5")
+        six = await unit.participants.get("telegram", "6")
+        probe = await unit._session.get(HealthProbe, "p1")
+        assert five is not None
+        assert six is not None
+        assert probe is not None
+        assert (five.language, five.state, five.last_seen_at) == ("da", {"step": 2}, NOW)
+        assert (six.language, six.last_seen_at) == ("uk", later)
+        assert probe.written_at == later
+        assert await unit._session.get(HealthProbe, "p2") is not None
