@@ -31,6 +31,13 @@ from sqlalchemy.util.concurrency import await_
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # The execution option that marks a read-only unit of work (see _begin).
 READ_ONLY = "borgerdialog_read_only"
+# Waits between attempts while the database is unavailable: short first, then every 30 s.
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait before attempt number ``attempt`` (1 = the first retry)."""
+    return RETRY_DELAYS[min(attempt, len(RETRY_DELAYS)) - 1]
 
 
 def is_sqlite(url: str) -> bool:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from bot.app import BorgerDialog
 from bot.dialogue.outbox import OutboxDelivery
 from storage.database import create_engine, create_session_factory
 from storage.models import InboxEvent, InboxStatus, OutboxMessage, OutboxStatus, Participant
-from storage.repositories import OutboxRepository, QueuedMessage
+from storage.repositories import OutboxRepository, QueuedMessage, Settlement
 from storage.uow import UnitOfWorkFactory
 from tests.conftest import eventually, migrate_database, table_rows
 from tests.fake_telegram import FakeBot
@@ -141,6 +143,43 @@ async def test_network_errors_leave_replies_pending_for_the_next_round(
     )
     assert texts[0].startswith("Det kan du her")
     assert texts[1].startswith("Sådan passer vi")
+
+
+@pytest.mark.usefixtures("quick_retries")
+async def test_a_reply_sent_while_the_database_fails_is_not_sent_again(
+    telegram_app: BorgerDialog, fake_bot: FakeBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reply went out, but recording that failed (the database locked for a moment). Left
+    pending, the redelivery job would send it a second time; the outcome is recorded once the
+    database takes it, and the citizen reads the reply once."""
+    settle_many = OutboxRepository.settle_many
+    refused: list[int] = []
+
+    async def locked_twice(repository: OutboxRepository, outcomes: list[Settlement]) -> None:
+        if len(refused) < 2:
+            refused.append(len(outcomes))
+            raise OperationalError("UPDATE outbox_messages", {}, _busy())
+        await settle_many(repository, outcomes)
+
+    monkeypatch.setattr(OutboxRepository, "settle_many", locked_twice)
+    fake_bot.send_message(CITIZEN, "/help")
+    await eventually(lambda: len(refused) == 2, what="two refused records")
+
+    async def recorded() -> bool:
+        return not await _pending(telegram_app)
+
+    await eventually(recorded, what="the reply recorded as sent")
+    assert telegram_app.core is not None
+    await telegram_app.core.delivery.deliver_backlog("telegram")
+    texts = fake_bot.texts(CITIZEN)
+    assert len(texts) == 1
+    assert texts[0].startswith("Det kan du her")
+
+
+def _busy() -> sqlite3.OperationalError:
+    error = sqlite3.OperationalError("database is locked")
+    error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+    return error
 
 
 async def _pending(app: BorgerDialog) -> list:

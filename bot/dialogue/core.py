@@ -28,14 +28,12 @@ from handlers.context import LAST_LANGUAGE, FlowContext, ModerationDesk, Organis
 from handlers.events import ChatAddress, InboundEvent, Reply, storable
 from handlers.router import route
 from handlers.screening.rules import Screener
-from storage.database import is_transient
+from storage.database import is_transient, retry_delay
 from storage.models import InboxStatus, Lane
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
 
-# Waits between attempts while the database is unavailable: short first, then every 30 s.
-RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 # The health board's names for the dialogue core and for sending what it queued.
 PART = "dialogue"
 DELIVERY = "delivery"
@@ -66,11 +64,6 @@ def loggable(external_id: str) -> str:
     not hold; the message part alone still finds the event in the inbox.
     """
     return external_id.rsplit(":", 1)[-1] if external_id.startswith("w-") else external_id
-
-
-def retry_delay(attempt: int) -> float:
-    """Seconds to wait before attempt number ``attempt`` (1 = the first retry)."""
-    return RETRY_DELAYS[min(attempt, len(RETRY_DELAYS)) - 1]
 
 
 class DialogueCore:

@@ -13,6 +13,7 @@ from bot.dialogue.channel import Channel
 from bot.dialogue.locks import KeyedLocks
 from bot.dialogue.metrics import Metrics
 from handlers.events import ACKNOWLEDGEMENT
+from storage.database import is_transient, retry_delay
 from storage.models import Lane, OutboxStatus
 from storage.repositories import QueuedMessage, Settlement
 from storage.uow import UnitOfWorkFactory
@@ -322,7 +323,8 @@ class OutboxDelivery:
             if status != OutboxStatus.UNREACHABLE:
                 # The next message goes only once this one is recorded as sent, so a crash
                 # repeats at most the one message in flight.
-                await self._settler.settle(outcome)
+                if not await self._record_sent(sender, message, outcome):
+                    return
                 continue
             async with self._uow() as uow:
                 await uow.outbox.settle_many(
@@ -335,6 +337,37 @@ class OutboxDelivery:
                 await uow.participants.mark_unreachable(channel, chat_id, outcome.at)
                 await uow.commit()
             return
+
+    async def _record_sent(
+        self, sender: Channel, message: QueuedMessage, outcome: Settlement
+    ) -> bool:
+        """Record a delivery's outcome, waiting while the database fails for a passing reason.
+
+        The message is out: left pending, the redelivery job would send it again, and the
+        citizen would read it twice. So the chat stays held (nothing more goes to it, in order)
+        and the outcome is tried again until the database takes it. False if the channel
+        stopped meanwhile (a shutdown): the message then stays pending, as if it had been in
+        flight at a crash.
+        """
+        attempt = 0
+        while True:
+            try:
+                await self._settler.settle(outcome)
+                return True
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                attempt += 1
+                logger.warning(
+                    "outbox message %s was sent but its outcome not stored (%s): "
+                    "trying again in %.1f s",
+                    message.id,
+                    type(error).__name__,
+                    retry_delay(attempt),
+                )
+                await self._sleep(retry_delay(attempt))
+                if self._senders.get(message.channel) is not sender:
+                    return False
 
     async def _acknowledge(self, sender: Channel, message: QueuedMessage) -> None:
         settled = await self._deliver_one(sender, message)

@@ -46,12 +46,12 @@ from bot.channels.telegram.transport import AiohttpRequest
 from bot.channels.telegram.webhook import WebhookEndpoint
 from bot.config import Settings
 from bot.dialogue.channel import ChannelLimits
-from bot.dialogue.core import DialogueCore, retry_delay
+from bot.dialogue.core import DialogueCore
 from bot.dialogue.i18n import Catalogs
 from bot.dialogue.outbox import RecipientGone, Rejected, RetryLater, TransientFailure
 from bot.dialogue.tasks import stop_tasks
 from handlers.events import ACKNOWLEDGEMENT, InboundEvent, UnreadableText, clean_text, parse_command
-from storage.database import is_transient
+from storage.database import is_transient, retry_delay
 
 CHANNEL = "telegram"
 MEMBERSHIP_CACHE_SECONDS = 60.0
