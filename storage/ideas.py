@@ -8,7 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, Select, Table, and_, bindparam, exists, func, select, update
+from sqlalchemy import (
+    Row,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
@@ -38,6 +49,16 @@ class CastVote(NamedTuple):
     participation_id: int | None
     value: int
     at: datetime
+
+
+class CurrentVote(NamedTuple):
+    """A participant's vote on a statement as it stands, as an import stores it."""
+
+    statement_id: int
+    participation_id: int
+    value: int
+    created_at: datetime
+    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -323,12 +344,24 @@ class IdeasRepository:
         return int((await self._session.execute(query)).scalar_one())
 
     async def add_event(self, event: VoteEvent) -> None:
-        """Store a vote event as it was (an import)."""
+        """Store one vote event as it was (a standing built by hand)."""
         self._session.add(event)
 
     async def add_vote(self, vote: Vote) -> None:
-        """Store a current vote as it was (an import)."""
+        """Store one current vote as it was (a standing built by hand)."""
         self._session.add(vote)
+
+    async def add_imported_votes(self, events: list[CastVote], current: list[CurrentVote]) -> None:
+        """Store many vote events and current votes as they were, with plain INSERTs.
+
+        An import brings hundreds of thousands: as ORM objects held until the commit they took a
+        gigabyte of memory.
+        """
+        connection = await self._session.connection()
+        if events:
+            await connection.execute(insert(VoteEvent), [event._asdict() for event in events])
+        if current:
+            await connection.execute(insert(Vote), [vote._asdict() for vote in current])
 
     async def voters(self, statement_id: int) -> list[Participation]:
         """The participations that voted on a statement."""

@@ -11,6 +11,7 @@ import io
 import math
 import secrets
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +32,7 @@ from handlers.events import UnreadableText, clean_text
 from handlers.ideas.groups import GroupModel
 from handlers.questionnaire import pick
 from handlers.screening.rules import fingerprint
-from storage.ideas import CastVote
+from storage.ideas import CastVote, CurrentVote
 from storage.models import (
     Consultation,
     Participation,
@@ -39,8 +40,6 @@ from storage.models import (
     Statement,
     StatementOrigin,
     Visibility,
-    Vote,
-    VoteEvent,
 )
 from storage.uow import UnitOfWork
 
@@ -72,6 +71,8 @@ MILLISECONDS_FROM = 10**11
 # Ids become statement and participant numbers (32-bit columns); times end by 9999-12-31.
 MAX_ID = 2**31 - 1
 MAX_TIMESTAMP = 253_402_300_799_999
+# Vote events an import stores per INSERT: a few megabytes of rows at a time, not all at once.
+VOTES_PER_INSERT = 10_000
 # Columns whose numbers may be negative: votes (-1 agrees in Pol.is) and moderation.
 SIGNED = ("vote", "moderated")
 
@@ -265,7 +266,7 @@ class PolisImport:
     files: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Comment:
     at: datetime
     number: int
@@ -274,7 +275,7 @@ class _Comment:
     body: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _VoteRow:
     at: datetime
     statement: int
@@ -284,7 +285,7 @@ class _VoteRow:
 
 def _read(
     directory: Path, name: str, columns: list[str], problems: list[PolisProblem]
-) -> list[dict[str, str]] | None:
+) -> Iterable[dict[str, str]] | None:
     path = directory / name
     if not path.exists():
         return None
@@ -300,8 +301,9 @@ def _read(
     if missing:
         problems.append(PolisProblem(name, 1, None, f"lacks the columns {', '.join(missing)}"))
         return []
-    # A short row has its missing cells empty, as csv.DictReader would give them.
-    return [{c: row[i] if i < len(row) else "" for i, c in enumerate(header)} for row in rows[1:]]
+    # A short row has its missing cells empty, as csv.DictReader would give them. Made one at a
+    # time as they are read: a list of them all took a few hundred bytes per vote.
+    return ({c: row[i] if i < len(row) else "" for i, c in enumerate(header)} for row in rows[1:])
 
 
 def _rows(path: Path) -> list[list[str]]:
@@ -527,29 +529,23 @@ async def import_polis(
                 created_at=comment.at,
             )
         )
-    current: dict[tuple[int, int], Vote] = {}
+    # (statement id, participation id) -> the vote as it stands.
+    current: dict[tuple[int, int], CurrentVote] = {}
+    events: list[CastVote] = []
     # Stable: votes cast in the same millisecond keep the file's order.
     for row in sorted(votes, key=lambda v: v.at):
         voter = await person(row.voter)
-        statement = statements[row.statement]
-        await uow.ideas.add_event(
-            VoteEvent(
-                statement_id=statement.id, participation_id=voter.id, value=row.value, at=row.at
-            )
+        statement_id = statements[row.statement].id
+        events.append(CastVote(statement_id, voter.id, row.value, row.at))
+        if len(events) == VOTES_PER_INSERT:
+            await uow.ideas.add_imported_votes(events, [])
+            events = []
+        key = (statement_id, voter.id)
+        earlier = current.get(key)
+        current[key] = CurrentVote(
+            statement_id, voter.id, row.value, earlier.created_at if earlier else row.at, row.at
         )
-        key = (statement.id, voter.id)
-        if key in current:
-            current[key].value = row.value
-            current[key].updated_at = row.at
-        else:
-            current[key] = Vote(
-                statement_id=statement.id,
-                participation_id=voter.id,
-                value=row.value,
-                created_at=row.at,
-                updated_at=row.at,
-            )
-            await uow.ideas.add_vote(current[key])
+    await uow.ideas.add_imported_votes(events, list(current.values()))
     await uow.ideas.raise_counter(consultation.id, "statement", max(statements, default=0))
     await uow.ideas.raise_counter(consultation.id, "participant", max(people, default=0))
     report.comments, report.votes, report.participants = len(statements), len(votes), len(people)
