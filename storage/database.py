@@ -125,8 +125,11 @@ class _InlineCursor(AsyncAdapt_aiosqlite_cursor):
     def __init__(self, adapt_connection: AsyncAdapt_dbapi_connection) -> None:
         self._adapt_connection = adapt_connection
         self._connection = adapt_connection._connection
-        # sqlite3's own cursor, where the base class keeps an awaitable one.
-        self._cursor = _sqlite_connection(self._connection).cursor()  # type: ignore[assignment]
+        try:
+            # sqlite3's own cursor, where the base class keeps an awaitable one.
+            self._cursor = _sqlite_connection(self._connection).cursor()  # type: ignore[assignment]
+        except Exception as error:
+            adapt_connection._handle_exception(error)
         self._soft_closed_memoized = EMPTY_DICT
         self._rows = collections.deque()
 
@@ -164,7 +167,9 @@ class _InlineAdaptedConnection(AsyncAdapt_aiosqlite_connection):
         self._end(lambda connection: connection.commit)
 
     def rollback(self) -> None:
-        self._end(lambda connection: connection.rollback)
+        # Nothing to roll back on a closed connection (SQLAlchemy's adapter does nothing too).
+        if self._connection._connection:
+            self._end(lambda connection: connection.rollback)
 
     def _end(self, method: Callable[[sqlite3.Connection], Callable[[], None]]) -> None:
         try:

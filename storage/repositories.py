@@ -27,6 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.util import identity_key
 
 from storage.definitions import DefinitionCache, move_version
@@ -319,24 +320,27 @@ async def write_changed_records(session: AsyncSession) -> None:
     about as much again as the statements themselves: on the path of every citizen's answer (a
     participation moves on to its next question). Only when nothing was added or deleted: the
     ORM then orders inserts, updates and deletes by their foreign keys, which this does not.
+    Rows are written in a fixed order (by class, then key), so two units lock them alike.
     The records are then clean, as after a flush.
     """
     pending = session.sync_session
     if pending.new or pending.deleted:
         return
     identity_map = pending.identity_map
-    for record in pending.dirty:
-        state = instance_state(record)
+    changed = [instance_state(record) for record in pending.dirty]
+    changed.sort(key=lambda state: (state.class_.__name__, state.identity or ()))
+    for state in changed:
         names = tuple(sorted(state.committed_state))
-        if not names or not all(name in state.dict for name in names):
+        identity = state.identity
+        if not names or identity is None or not all(name in state.dict for name in names):
             # Nothing to write, or a value expired meanwhile: left to the flush.
             continue
-        kind = type(record)
+        kind = state.class_
         # Every attribute is named as its column (tests/test_storage.py checks).
         keys = [str(column.key) for column in state.mapper.primary_key]
         statement = _ROW_WRITES.get((kind, names))
         if statement is None:
-            table: Table = record.__table__
+            table: Table = state.mapper.local_table  # type: ignore[assignment]
             statement = (
                 update(table)
                 .where(*(table.c[key] == bindparam(f"k_{key}") for key in keys))
@@ -344,9 +348,15 @@ async def write_changed_records(session: AsyncSession) -> None:
             )
             _ROW_WRITES[(kind, names)] = statement
         values = {f"b_{name}": state.dict[name] for name in names}
-        values.update({f"k_{key}": state.dict[key] for key in keys})
+        # The key the row was loaded with, as the flush would use.
+        values.update({f"k_{key}": value for key, value in zip(keys, identity, strict=True)})
         connection = await session.connection()
-        await connection.execute(statement, values)
+        result = await connection.execute(statement, values)
+        if result.rowcount != 1:
+            # As the flush says it: the row went meanwhile (erased by another process).
+            raise StaleDataError(
+                f"UPDATE of {kind.__name__} {identity} matched {result.rowcount} rows"
+            )
         # What the flush does once it has written a record (SQLAlchemy has no public call for
         # it): its changes become its loaded state, and the session no longer counts it dirty.
         state._commit_all(state.dict, identity_map)

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from bot.app import BorgerDialog
+from bot.config import Settings
 from bot.dialogue.outbox import OutboxDelivery
 from storage.database import create_engine, create_session_factory
 from storage.models import InboxEvent, InboxStatus, OutboxMessage, OutboxStatus, Participant
 from storage.repositories import OutboxRepository, QueuedMessage, Settlement
 from storage.uow import UnitOfWorkFactory
 from tests.conftest import eventually, migrate_database, table_rows
-from tests.fake_telegram import FakeBot
+from tests.fake_telegram import FakeBot, FakeTelegram
 
 CITIZEN = 777
 
@@ -174,6 +177,39 @@ async def test_a_reply_sent_while_the_database_fails_is_not_sent_again(
     texts = fake_bot.texts(CITIZEN)
     assert len(texts) == 1
     assert texts[0].startswith("Det kan du her")
+
+
+async def test_a_stop_does_not_wait_for_a_database_that_stays_away(
+    fake_bot: FakeBot,
+    fake_telegram: FakeTelegram,
+    make_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Recording a sent reply is tried again while the database fails, but a shutdown ends the
+    waiting: the reply stays pending for the next start, as if it had been in flight."""
+
+    async def always_locked(repository: OutboxRepository, outcomes: list[Settlement]) -> None:
+        raise OperationalError("UPDATE outbox_messages", {}, _busy())
+
+    monkeypatch.setattr(OutboxRepository, "settle_many", always_locked)
+    settings = make_settings(telegram_token=fake_bot.token, telegram_api_url=fake_telegram.api_url)
+    app = BorgerDialog(settings)
+    await app.start()
+    try:
+        fake_bot.send_message(CITIZEN, "/help")
+        await eventually(lambda: fake_bot.texts(CITIZEN), what="the reply")
+        # Without the shutdown ending it, the next waits are 2, 4, 8, 15 and then 30 s each,
+        # for as long as the database refuses.
+        await asyncio.sleep(2)
+    finally:
+        await asyncio.wait_for(app.stop(), 30)
+    engine = create_engine(settings.database_url)
+    try:
+        async with engine.connect() as connection:
+            statuses = (await connection.execute(select(OutboxMessage.status))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert statuses == [OutboxStatus.PENDING]
 
 
 def _busy() -> sqlite3.OperationalError:

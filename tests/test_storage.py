@@ -13,6 +13,7 @@ from alembic import command
 from sqlalchemy import event, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from storage.database import create_engine, create_session_factory
 from storage.migrate import (
@@ -405,3 +406,23 @@ async def test_changed_records_are_written_at_the_commit_without_the_orms_flush(
         assert (six.language, six.last_seen_at) == ("uk", later)
         assert probe.written_at == later
         assert await unit._session.get(HealthProbe, "p2") is not None
+
+
+# On SQLite the unit holds the write lock from its first statement: nobody deletes meanwhile.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_changed_record_whose_row_went_meanwhile_is_refused_as_by_the_orm(
+    uow: UnitOfWorkFactory, engine: AsyncEngine
+) -> None:
+    """The commit's plain UPDATE of a row another unit (another process) deleted in between
+    writes nothing, and says so, as the ORM's flush would, instead of committing as if saved."""
+    async with uow() as unit:
+        await unit.participants.add("telegram", "8", NOW)
+        await unit.commit()
+    async with uow() as unit:
+        participant = await unit.participants.get("telegram", "8")
+        assert participant is not None
+        async with engine.begin() as other:
+            await other.execute(text("DELETE FROM participants WHERE chat_id = '8'"))
+        participant.language = "en"
+        with pytest.raises(StaleDataError):
+            await unit.commit()

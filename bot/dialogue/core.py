@@ -216,6 +216,7 @@ class DialogueCore:
     def close(self) -> None:
         """Stop waiting for an unavailable database: what is pending is taken up at next start."""
         self._closing.set()
+        self.delivery.close()
 
     async def handle(self, channel: str, external_id: str, event: InboundEvent | None) -> None:
         """Apply one stored event exactly once, then deliver what it caused.

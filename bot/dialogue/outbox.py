@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -200,6 +201,12 @@ class OutboxDelivery:
         self._senders: dict[str, Channel] = {}
         self._locks = KeyedLocks()
         self._settler = GroupSettler(uow)
+        # Set at shutdown: stop waiting for the database to record what was sent.
+        self._closing = asyncio.Event()
+
+    def close(self) -> None:
+        """Stop waiting for an unavailable database (a shutdown); what waits stays pending."""
+        self._closing.set()
 
     def register(self, sender: Channel) -> None:
         """Let messages of a channel be delivered through this sender."""
@@ -323,7 +330,13 @@ class OutboxDelivery:
             if status != OutboxStatus.UNREACHABLE:
                 # The next message goes only once this one is recorded as sent, so a crash
                 # repeats at most the one message in flight.
-                if not await self._record_sent(sender, message, outcome):
+                refused = await self._record_sent(outcome)
+                if refused is None:
+                    return
+                if refused and self._shared_locks is not None:
+                    # What failed may have taken the chat's shared lock with its connection, and
+                    # another process the chat: the rest is read again under the lock, by the
+                    # redelivery job or the chat's next event, instead of sent from this list.
                     return
                 continue
             async with self._uow() as uow:
@@ -338,36 +351,35 @@ class OutboxDelivery:
                 await uow.commit()
             return
 
-    async def _record_sent(
-        self, sender: Channel, message: QueuedMessage, outcome: Settlement
-    ) -> bool:
-        """Record a delivery's outcome, waiting while the database fails for a passing reason.
+    async def _record_sent(self, outcome: Settlement) -> int | None:
+        """Record a delivery's outcome, waiting while the database fails for a passing reason;
+        return how often it was refused first, or None if it never took it (a shutdown).
 
         The message is out: left pending, the redelivery job would send it again, and the
         citizen would read it twice. So the chat stays held (nothing more goes to it, in order)
-        and the outcome is tried again until the database takes it. False if the channel
-        stopped meanwhile (a shutdown): the message then stays pending, as if it had been in
-        flight at a crash.
+        and the outcome is tried again until the database takes it. At a shutdown the message
+        stays pending, as if it had been in flight at a crash.
         """
-        attempt = 0
+        refused = 0
         while True:
             try:
                 await self._settler.settle(outcome)
-                return True
+                return refused
             except Exception as error:
-                if not is_transient(error):
+                if not is_transient(error) or self._closing.is_set():
                     raise
-                attempt += 1
+                refused += 1
                 logger.warning(
                     "outbox message %s was sent but its outcome not stored (%s): "
                     "trying again in %.1f s",
-                    message.id,
+                    outcome.message_id,
                     type(error).__name__,
-                    retry_delay(attempt),
+                    retry_delay(refused),
                 )
-                await self._sleep(retry_delay(attempt))
-                if self._senders.get(message.channel) is not sender:
-                    return False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), retry_delay(refused))
+                if self._closing.is_set():
+                    return None
 
     async def _acknowledge(self, sender: Channel, message: QueuedMessage) -> None:
         settled = await self._deliver_one(sender, message)
