@@ -24,8 +24,8 @@ from storage.migrate import (
     schema_status,
     upgrade,
 )
-from storage.models import Base, HealthProbe, InboxStatus, OutboxStatus
-from storage.uow import UnitOfWorkFactory
+from storage.models import Base, HealthProbe, InboxStatus, OutboxStatus, Participant
+from storage.uow import UnitOfWork, UnitOfWorkFactory
 from tests.conftest import migrate_database
 
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
@@ -369,12 +369,7 @@ async def test_changed_records_are_written_at_the_commit_without_the_orms_flush(
     event.listen(Session, "before_flush", flushed)
     try:
         async with uow() as unit:
-            five = await unit.participants.get("telegram", "5")
-            six = await unit.participants.get("telegram", "6")
-            probe = await unit._session.get(HealthProbe, "p1")
-            assert five is not None
-            assert six is not None
-            assert probe is not None
+            five, six, probe = await _five_six_and_probe(unit)
             five.language, five.state = "en", {"step": 2}
             six.last_seen_at = later
             probe.written_at = later
@@ -396,16 +391,21 @@ async def test_changed_records_are_written_at_the_commit_without_the_orms_flush(
     finally:
         event.remove(Session, "before_flush", flushed)
     async with uow.read() as unit:
-        five = await unit.participants.get("telegram", "5")
-        six = await unit.participants.get("telegram", "6")
-        probe = await unit._session.get(HealthProbe, "p1")
-        assert five is not None
-        assert six is not None
-        assert probe is not None
+        five, six, probe = await _five_six_and_probe(unit)
         assert (five.language, five.state, five.last_seen_at) == ("da", {"step": 2}, NOW)
         assert (six.language, six.last_seen_at) == ("uk", later)
         assert probe.written_at == later
         assert await unit._session.get(HealthProbe, "p2") is not None
+
+
+async def _five_six_and_probe(unit: UnitOfWork) -> tuple[Participant, Participant, HealthProbe]:
+    five = await unit.participants.get("telegram", "5")
+    six = await unit.participants.get("telegram", "6")
+    probe = await unit._session.get(HealthProbe, "p1")
+    assert five is not None
+    assert six is not None
+    assert probe is not None
+    return five, six, probe
 
 
 # On SQLite the unit holds the write lock from its first statement: nobody deletes meanwhile.
