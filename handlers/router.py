@@ -38,11 +38,14 @@ from storage.models import ParticipationStatus
 
 Flow = Callable[[FlowContext, Outcome], Awaitable[None] | None]
 
-# Danish aliases, so a citizen may type the command in the language they read.
+# Danish aliases, so a citizen may type the command in the language they read. Telegram's
+# menu only takes a-z, hence /hjaelp there; typed by hand (the web chat, a keyboard with æ),
+# /hjælp and /idéer are the words people write.
 COMMANDS: dict[str, Flow] = {
     "start": entry.start,
     "help": common.help_,
     "hjaelp": common.help_,
+    "hjælp": common.help_,
     "privacy": common.privacy,
     "privatliv": common.privacy,
     "mydata": mydata.mydata,
@@ -54,11 +57,12 @@ COMMANDS: dict[str, Flow] = {
     "stop": mydata.stop,
     "ideas": ideas.ideas_command,
     "ideer": ideas.ideas_command,
+    "idéer": ideas.ideas_command,
     "vote": voting.vote_command,
     "stem": voting.vote_command,
 }
 # Commands that are safe to answer in a group: they reveal nothing about anyone.
-GROUP_COMMANDS = {"help", "hjaelp", "privacy", "privatliv"}
+GROUP_COMMANDS = {"help", "hjaelp", "hjælp", "privacy", "privatliv"}
 
 
 async def _run(flow: Flow, ctx: FlowContext, outcome: Outcome) -> None:

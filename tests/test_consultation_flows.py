@@ -87,6 +87,9 @@ async def test_stale_and_forged_buttons_change_nothing(bot: FlowBot) -> None:
     # Someone else's participation id in a payload is refused too.
     stranger = bot.citizen(106)
     (help_text,) = await stranger.write("/hjaelp")
+    # As Danes type it where the keyboard has æ (the web chat): the same help.
+    (typed_help,) = await stranger.write("/hjælp")
+    assert typed_help.text == help_text.text
     assert await stranger.press(help_text.ref, payload.replace("a:", "a:9", 1)) == []
     assert (stranger.acknowledgements()[-1] or "").startswith("Den knap virker ikke længere")
     assert len(await table_rows(bot, Answer)) == 1
