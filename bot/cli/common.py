@@ -222,6 +222,27 @@ def mistakes(count: int) -> str:
     return f"{count} mistake" if count == 1 else f"{count} mistakes"
 
 
+def tell_if_new_database(settings: Settings) -> None:
+    """Say so when an SQLite file is about to be made, so nobody works in it by mistake.
+
+    The data folder is relative to where a command runs: the same command in another folder
+    would otherwise list no consultations, or add a staff account, in a new, empty database of
+    its own, and say nothing of it.
+    """
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    path = Path(url.database).resolve()
+    if not path.exists():
+        click.echo(
+            terminal_text(
+                f"Note: no database was at {path}; a new, empty one is made there. "
+                "To use the bot's, run this where the bot runs or set BORGERDIALOG_DATA_DIR."
+            ),
+            err=True,
+        )
+
+
 def with_database(settings: Settings, work: Callable[[UnitOfWorkFactory], Awaitable[None]]) -> None:
     """Open the database (bringing SQLite up to date, as run does), do the work, close it."""
 
@@ -229,6 +250,7 @@ def with_database(settings: Settings, work: Callable[[UnitOfWorkFactory], Awaita
         from storage.database import create_engine, create_session_factory
         from storage.migrate import prepare_schema
 
+        tell_if_new_database(settings)
         engine = create_engine(settings.database_url)
         try:
             await prepare_schema(engine, settings.database_url)
