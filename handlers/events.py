@@ -82,11 +82,13 @@ class UnreadableText(ValueError):
 
 
 def clean_text(text: str) -> str:
-    """Return text as it enters the system: NFC, no control characters, CR LF as LF.
+    """Return text as it enters the system: NFC, no control characters, no direction
+    overrides, CR LF as LF.
 
     Every channel passes what a person wrote through here before it is stored or shown, so
     U+0000 (refused by PostgreSQL), terminal escapes and other control characters never reach
-    the database, an export or a staff terminal. Raise UnreadableText for a lone surrogate.
+    the database, an export or a staff terminal, and no text shows in another order than it is
+    screened in. Raise UnreadableText for a lone surrogate.
     """
     if any("\ud800" <= char <= "\udfff" for char in text):
         raise UnreadableText("lone surrogate")
@@ -94,8 +96,16 @@ def clean_text(text: str) -> str:
     return "".join(
         char
         for char in text
-        if char in _KEPT_CONTROLS or unicodedata.category(char) not in ("Cc", "Cs")
+        if char in _KEPT_CONTROLS
+        or (unicodedata.category(char) not in ("Cc", "Cs") and char not in _DIRECTION_OVERRIDES)
     )
+
+
+# Explicit embeddings, overrides and isolates (U+202A-202E, U+2066-2069): "\u202e.toidi" shows
+# as "idiot." to everyone while screening reads the letters backwards, and an override left open
+# turns the rest of a staff page around. Mixed Arabic and Danish needs none of them (Unicode's
+# own ordering does it); the marks U+200E, U+200F and U+061C stay.
+_DIRECTION_OVERRIDES = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 # Letters and symbols that show as blank space although no category says so (the Hangul
@@ -112,11 +122,12 @@ def without_invisible(text: str) -> str:
     Stored text keeps them (emoji sequences and Persian words need the joiners); this is for
     judging what was written: 30 zero-width spaces are an empty answer, not a statement.
     """
-    return "".join(
-        char
-        for char in text
-        if unicodedata.category(char) not in ("Cf", "Mn", "Me") and char not in _BLANK_LOOKING
-    )
+    return "".join(char for char in text if not is_invisible(char))
+
+
+def is_invisible(char: str) -> bool:
+    """Whether a character takes no room of its own on screen (see ``without_invisible``)."""
+    return unicodedata.category(char) in ("Cf", "Mn", "Me") or char in _BLANK_LOOKING
 
 
 def storable(value: Any) -> Any:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.dialogue.i18n import make_language_identifier
+from handlers.events import clean_text
 from handlers.screening.offensive_model import OffensiveModel
 from handlers.screening.rules import (
     HIDE,
@@ -242,3 +243,31 @@ def test_precision_and_recall_on_the_labelled_examples() -> None:
     for kind, score in scores.items():
         assert score.precision >= 0.75, (kind, score)
         assert score.recall >= 0.75, (kind, score)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "span"),
+    [
+        (
+            "ring 2\u200b0\u200b3\u200b0\u200b4\u200b0\u200b5\u200b0",
+            "phone",
+            "2\u200b0\u200b3\u200b0\u200b4\u200b0\u200b5\u200b0",
+        ),
+        ("mit cpr er 010190\u200b-1234", "cpr", "010190\u200b-1234"),
+        ("f\u200bu\u2060c\u200dk dig", "rude", "f\u200bu\u2060c\u200dk"),
+    ],
+)
+def test_invisible_characters_hide_nothing_from_screening(
+    screener: Screener, text: str, kind: str, span: str
+) -> None:
+    """Zero-width characters between the digits or letters show as nothing: the text is judged
+    as it shows, and the flag points at the stretch as written (for the moderator's mask)."""
+    assert (kind, span) in spans(screener, text)
+
+
+def test_direction_overrides_never_reach_what_others_see() -> None:
+    """An override shows "\u202e.toidi" as "idiot." while screening reads it backwards; it is
+    dropped as the text comes in. The marks that mixed Arabic and Danish text may carry stay."""
+    assert clean_text("\u202e.toidi kcuf\u202c") == ".toidi kcuf"
+    assert clean_text("a\u2066b\u2069c\u202ad") == "abcd"
+    assert clean_text("مرحبا\u200f hej\u200e") == "مرحبا\u200f hej\u200e"

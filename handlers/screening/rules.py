@@ -11,12 +11,13 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from handlers.events import is_invisible
 from handlers.screening.special_category import (
     FAMILIES,
     SpecialCategoryPatterns,
@@ -683,8 +684,26 @@ class Screener:
         history: History | None = None,
         policy: Mapping[str, str] = DEFAULT_POLICY,
     ) -> Screening:
-        """Screen one text for a consultation held in these languages."""
-        history = history or History()
+        """Screen one text for a consultation held in these languages.
+
+        The text is judged as it shows: without zero-width and other invisible characters,
+        which would otherwise hide "2\u200b0\u200b3\u200b0…" from the phone pattern and
+        "f\u200buck" from the word lists. The flags point into the text as written.
+        """
+        shown, positions = _as_shown(text)
+        flags, language = self._flags(shown, languages=languages, history=history or History())
+        if positions is not None:
+            flags = [_written_at(flag, positions, len(text)) for flag in flags]
+        flags.sort(key=lambda f: (f.start, KINDS.index(f.kind)))
+        result = Screening(text, language, tuple(flags), decide(flags, policy))
+        if self.on_screened is not None:
+            self.on_screened(result)
+        return result
+
+    def _flags(
+        self, text: str, *, languages: Sequence[str], history: History
+    ) -> tuple[list[Flag], str | None]:
+        """What the rules find in a text, and the language it is read as."""
         flags = personal_data_flags(text, self.lists)
         flags += word_list_flags(text, self.lists)
         if self.offensive_model is not None:
@@ -694,11 +713,25 @@ class Screener:
         language = self.identify_language(text)
         if language is not None and language not in languages:
             flags.append(Flag("off_language", 0, len(text), language))
-        flags.sort(key=lambda f: (f.start, KINDS.index(f.kind)))
-        result = Screening(text, language, tuple(flags), decide(flags, policy))
-        if self.on_screened is not None:
-            self.on_screened(result)
-        return result
+        return flags, language
+
+
+def _as_shown(text: str) -> tuple[str, list[int] | None]:
+    """The text without invisible characters, and where each kept one stands in the text
+    (None when nothing was left out, as for nearly every text)."""
+    if not any(is_invisible(char) for char in text):
+        return text, None
+    positions = [index for index, char in enumerate(text) if not is_invisible(char)]
+    return "".join(text[index] for index in positions), positions
+
+
+def _written_at(flag: Flag, positions: list[int], length: int) -> Flag:
+    """A flag found in the text as shown, pointing into the text as written."""
+    if not positions:
+        return replace(flag, start=0, end=length if flag.end > flag.start else 0)
+    start = positions[flag.start] if flag.start < len(positions) else length
+    end = positions[flag.end - 1] + 1 if flag.end > flag.start else start
+    return replace(flag, start=start, end=end)
 
 
 def screen_in_order(
