@@ -364,6 +364,17 @@ async def test_staff_see_the_charts_and_record_a_decision_in_a_browser(
         assert await image.get_attribute("alt")
     assert refused == []
     await assert_accessible(page)
+    # An answer of one 300-letter word wraps in its cell: no column goes off the page.
+    overflow = await page.evaluate(
+        """() => {
+            const cell = document.querySelector("main table.free-texts td");
+            cell.textContent = "A".repeat(300);
+            const table = cell.closest("table");
+            return table.getBoundingClientRect().width - table.parentElement.clientWidth;
+        }"""
+    )
+    assert overflow <= 1
+    await page.reload()
     if people == 20:
         SCREENSHOT.parent.mkdir(exist_ok=True)
         await page.screenshot(path=str(SCREENSHOT), full_page=True)

@@ -429,6 +429,15 @@ async def test_the_audit_log_exports_decisions_without_text_or_identities(
     )
     assert since.returncode == 0
     assert since.stdout == ""
+    # A date before anything was logged (year 1 would not exist in UTC): the whole log.
+    everything = await asyncio.to_thread(
+        in_process,
+        *("moderation", "log", "--since", "0001-01-01", "--format", "jsonl"),
+        cwd=tmp_path,
+        env=settings,
+    )
+    assert everything.returncode == 0, everything.stderr
+    assert len(everything.stdout.splitlines()) == 2
     bad = await asyncio.to_thread(
         in_process, "moderation", "log", "--since", "yesterday", cwd=tmp_path, env=settings
     )

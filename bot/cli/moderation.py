@@ -357,6 +357,10 @@ moderation.add_command(
 )
 
 
+# No entry is older than this; an earlier --since means the whole log.
+EARLIEST_YEAR = 2000
+
+
 @moderation.command("log")
 @click.option(
     "--since",
@@ -377,6 +381,8 @@ def moderation_log(since: datetime | None, file_format: str) -> None:
     """
     settings = settings_or_exit()
     cutoff = None
+    if since is not None and since.year < EARLIEST_YEAR:
+        since = None  # before anything was logged: everything (year 1 in UTC would not exist)
     if since is not None:
         if since.time() == time(0, 0):
             since = datetime.combine(since.date(), time(0, 0))
