@@ -56,3 +56,29 @@ def test_a_web_event_is_logged_without_the_participants_id() -> None:
 
     assert loggable("w-nS-EfRpdTIVSiwODGij_sHAl:c12") == "c12"
     assert loggable("40112") == "40112"  # a Telegram update id names no one
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.usefixtures("restored_logging")
+def test_a_malformed_request_is_one_warning_without_what_it_carried(
+    make_settings: Callable[..., Settings], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """aiohttp reports a request that is not valid HTTP with a traceback quoting the raw header:
+    a session cookie sent by anyone would land in the log."""
+    from aiohttp.http_exceptions import InvalidHeader
+
+    configure_logging(make_settings(telegram_token=TOKEN))
+    cookie = "bd_admin=SESSIONTOKEN\x01"
+    try:
+        raise InvalidHeader(cookie.encode())
+    except InvalidHeader as error:
+        logging.getLogger("aiohttp.server").error(
+            "Error handling request from %s", "203.0.113.9", exc_info=error
+        )
+    written = capsys.readouterr().err
+    assert written.strip().endswith(
+        "WARNING aiohttp.server: refused a request that is not valid HTTP (InvalidHeader)"
+    )
+    assert len(written.strip().splitlines()) == 1
+    assert "SESSIONTOKEN" not in written
+    assert "203.0.113.9" not in written

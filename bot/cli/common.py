@@ -76,6 +76,29 @@ class RedactingFormatter(logging.Formatter):
         return text
 
 
+class MalformedRequestFilter(logging.Filter):
+    """Turn aiohttp's report of a request that is not valid HTTP into one line, without it.
+
+    aiohttp logs such a request (a control character in a header, a broken request line) as an
+    ERROR with a traceback that quotes the raw line: a participant's cookie, a staff session or
+    an e-mail link's token would be written to the log by anyone who sends one. It is the
+    client's mistake, answered with 400; the log only needs to say that it happened.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = (
+                "refused a request that is not valid HTTP (%s)",
+                (type(error).__name__,),
+            )
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def configure_logging(settings: Settings) -> None:
     """Log to stderr at the configured level, with the bot token never shown."""
     handler = logging.StreamHandler()
@@ -103,6 +126,9 @@ def configure_logging(settings: Settings) -> None:
     # Third-party chatter at INFO tells an operator nothing they need.
     # PTB warns on every flood-control error that retry_after will change type; we handle both.
     warnings.filterwarnings("ignore", message=".*retry_after.*", category=PTBDeprecationWarning)
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestFilter) for f in server.filters):
+        server.addFilter(MalformedRequestFilter())
     for noisy in ("alembic", "apscheduler", "telegram.ext", "aiohttp.access", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     quiet = max(logging.WARNING, root.level)
