@@ -35,6 +35,13 @@ def channel_links(settings: Settings, slug: str, telegram_username: str | None) 
     return links
 
 
+def reachable_only_here(settings: Settings) -> bool:
+    """Whether the web chat's link is the bot's own listening address: without
+    BORGERDIALOG_PUBLIC_URL it names this machine (127.0.0.1), which no citizen's phone opens,
+    so a poster of it must not be printed."""
+    return not settings.public_url
+
+
 def qr_code(link: str) -> QRCode:
     """A link's QR code, with medium error correction (a poster may get a scratch)."""
     import segno

@@ -379,6 +379,8 @@ async def test_a_consultations_page_timeline_participation_coverage_and_qr_codes
     assert telegram_link in page
     assert web_svg == segno_svg(web_link)
     assert telegram_svg == segno_svg(telegram_link)
+    # No public address is set here: the web link names this machine, and the page says so.
+    assert "phones cannot open it" in section(page, "links-heading")
     assert "7101" not in page
     assert "7102" not in page
 

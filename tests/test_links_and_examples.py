@@ -155,6 +155,22 @@ def test_link_without_a_bot_gives_the_web_link_and_says_how_to_get_telegrams(
         "friluftsliv-web.svg",
     ]
     assert_png_holds(cli.folder / "friluftsliv-web.png", WEB_LINK)
+    assert "this machine only" not in result.stderr
+
+
+def test_link_says_when_the_web_chat_link_opens_on_this_machine_only(cli: Cli) -> None:
+    """Without BORGERDIALOG_PUBLIC_URL the web link is the bot's own address (127.0.0.1): a
+    poster of it would open for nobody, so the command says so beside the link."""
+    no_traceback(cli("consultation", "import", str(example_open_soon(cli.folder))))
+    result = cli("consultation", "link", "friluftsliv", "--bot", "@kommune_bot")
+    no_traceback(result)
+    assert result.exit_code == 0, result.output
+    web = result.stdout.splitlines()[0]
+    assert web.startswith("web: http://127.0.0.1:")
+    assert (
+        f"{web} opens on this machine only: set BORGERDIALOG_PUBLIC_URL to the address "
+        "citizens use before printing its QR code"
+    ) in result.stderr
 
 
 def test_link_when_telegram_cannot_be_reached_is_one_line(

@@ -34,7 +34,7 @@ from bot.consultations.demo import demo_source
 from bot.consultations.files import MAX_DEFINITION_BYTES, size_text
 from bot.consultations.importer import ImportReport, QuestionsWithAnswers, import_definition
 from bot.consultations.progress import local_day, participation_by_day, quota_coverage
-from bot.links import qr_svg
+from bot.links import qr_svg, reachable_only_here
 from handlers.events import Phrase
 from handlers.moderation.cards import moment_text
 from handlers.questionnaire import RoundState, pick, round_state
@@ -341,6 +341,7 @@ class ConsultationPages:
             "quotas": quotas,
             "links": [(channel, CHANNEL_NAMES[channel], link) for channel, link in links.items()],
             "telegram_waiting": self._telegram_on and "telegram" not in links,
+            "web_link_local": reachable_only_here(kit.settings),
             "base": f"{BASE}/{consultation.slug}",
         }
         return kit.render(request, visitor, "consultations/consultation.html", page)

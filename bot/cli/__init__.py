@@ -31,7 +31,7 @@ from bot.cli.common import (
     write_output,
 )
 from bot.config import Settings
-from bot.links import QR_BORDER, channel_links, poster_scale, qr_code
+from bot.links import QR_BORDER, channel_links, poster_scale, qr_code, reachable_only_here
 from storage.uow import UnitOfWorkFactory
 
 
@@ -376,6 +376,12 @@ def consultation_link(
             click.echo(f"{channel}: {link}")
             for suffix in QR_SUFFIXES:
                 _write_qr(link, folder / f"{slug}-{channel}{suffix}")
+        if reachable_only_here(settings):
+            click.echo(
+                f"web: {links['web']} opens on this machine only: set BORGERDIALOG_PUBLIC_URL "
+                "to the address citizens use before printing its QR code",
+                err=True,
+            )
         if "telegram" not in links:
             click.echo(
                 "telegram: give --bot USERNAME (or set BORGERDIALOG_TELEGRAM_TOKEN) for the "
