@@ -10,9 +10,10 @@ from handlers.consultation.sheet import active_participation, show_answer
 from handlers.context import FlowContext
 from handlers.events import Button, Outcome
 from handlers.ideas.rules import statement_text
-from handlers.moderation.intake import erase_card
+from handlers.moderation.intake import close_withdrawn, erase_card
 from handlers.payloads import ForgetAnswer
 from handlers.questions import all_kinds
+from storage.models import ItemStatus
 
 # Set in the participant's state while /forget waits for its answer: "erase everything" erases
 # only then, never from a button made up or kept from before (nor "keep" undo anything).
@@ -159,7 +160,11 @@ async def forget_confirmed(ctx: FlowContext, outcome: Outcome, confirmed: bool) 
         statements += len(await ctx.uow.ideas.of_participation(participation.id))
         for item in await ctx.uow.moderation.of_participation(participation.id):
             if item.answer_id is not None:
-                # The answer goes; so does its text on the moderators' card.
+                # The answer goes; so does its text on the moderators' card, and a decision
+                # still waiting on it is no longer asked for.
+                answer = await ctx.uow.participations.answer(item.answer_id)
+                if item.status == ItemStatus.WAITING and answer is not None:
+                    await close_withdrawn(ctx, item, answer.visibility)
                 await erase_card(ctx, outcome, item)
     # Ideas are published statements: after /forget they stay, without any link to the author.
     published = {kind.name for kind in all_kinds() if kind.published}

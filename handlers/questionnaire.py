@@ -85,8 +85,17 @@ def progress(
     """
     path = applicable(questions, answers)
     position = path.index(current) + 1 if current in path else len(path)
+    return position, how_many(questions, answers, path)
+
+
+def how_many(
+    questions: list[Question], answers: dict[int, Answer], path: list[Question] | None = None
+) -> int:
+    """How many questions apply or may still: the total of ``progress`` (the introduction's
+    "8 questions" and the first question's "1/8" must agree)."""
+    path = applicable(questions, answers) if path is None else path
     undecided = [q for q in questions if q not in path and _undecided(q, questions, answers)]
-    return position, len(path) + len(undecided)
+    return len(path) + len(undecided)
 
 
 def _undecided(question: Question, questions: list[Question], answers: dict[int, Answer]) -> bool:

@@ -287,6 +287,33 @@ async def test_the_queue_and_the_digest_of_items_waiting_too_long(
     assert not again, "a digest is not repeated before the items have waited that long again"
 
 
+async def test_an_item_whose_author_erased_everything_no_longer_waits(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    """After /glem the held answer is gone: its item leaves the queue (and the reminders), is
+    closed as withdrawn by its author, and the audit trail says so."""
+    await import_consultation(app, consultation_source())
+    anne = Moderator(fake_bot, 902)
+    citizen = await join(fake_bot, 308)
+    await citizen.write("Ring 22 11 33 44", new=2)
+    await eventually(lambda: len(anne.cards()) == 1, what="the card")
+    await citizen.write("/glem")
+    await citizen.tap("Ja, slet", new=0)
+    await eventually(
+        lambda: (citizen.last().text or "").startswith("Dine oplysninger og svar er slettet."),
+        what="erased",
+    )
+
+    async def closed() -> list[ModerationItem]:
+        items = [row[0] for row in await model_rows(app, ModerationItem)]
+        return [item for item in items if item.status == ItemStatus.RESUBMITTED]
+
+    (item,) = await eventually(closed, what="the item closed")
+    assert item.decided_by == item.pseudonym
+    events = [row[0].event for row in await model_rows(app, ModerationLogEntry)]
+    assert events == ["screened", "withdrawn"]
+
+
 async def test_consultation_policy_decides_what_is_shown_at_once(
     app: BorgerDialog, fake_bot: FakeBot
 ) -> None:

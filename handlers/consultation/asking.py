@@ -287,6 +287,7 @@ async def store(
         await queue_for_review(ctx, outcome, sheet.consultation, participation, answer, screening)
     # A changed answer can make later conditional questions irrelevant; drop their answers.
     for irrelevant in rules.no_longer_applicable(sheet.questions, sheet.answers):
+        await withdraw(ctx, outcome, irrelevant)
         await ctx.uow.participations.delete_answer(irrelevant)
         sheet = sheet.without_answer(irrelevant)
     participation.pending_selection = []

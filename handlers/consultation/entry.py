@@ -153,7 +153,10 @@ async def open_consultation(ctx: FlowContext, outcome: Outcome, consultation: Co
         ask_consent(ctx, outcome, participation)
         return
     questions = await ctx.uow.consultations.questions(consultation.id)
-    count = len(rules.applicable(questions, {}))
+    # A conditional question may or may not come: "8–9", as the first question's "1/9" counts
+    # it until an answer rules it out.
+    fewest, most = len(rules.applicable(questions, {})), rules.how_many(questions, {})
+    count = f"{fewest}–{most}" if fewest < most else str(most)
     language = ctx.t.language
     deadline = (
         state.round.closes_at
@@ -170,7 +173,7 @@ async def open_consultation(ctx: FlowContext, outcome: Outcome, consultation: Co
             decides=rules.pick(consultation.basis["decides"], language),
             deadline=when(ctx, deadline),
             count=count,
-            minutes=max(1, math.ceil(count * SECONDS_PER_QUESTION / 60)),
+            minutes=max(1, math.ceil(most * SECONDS_PER_QUESTION / 60)),
             results=rules.pick(consultation.results, language),
             organiser=consultation.organiser.get("name", ""),
             contact=consultation.organiser.get("contact", ""),

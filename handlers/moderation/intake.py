@@ -150,24 +150,34 @@ async def withdraw(ctx: FlowContext, outcome: Outcome, answer: Answer) -> None:
     t = ctx.texts_in(None)
     for item in await ctx.uow.moderation.of_answer(answer.id):
         if item.status == ItemStatus.WAITING:
-            await ctx.uow.moderation.decide(
-                item.id, ItemStatus.RESUBMITTED, by=item.pseudonym, at=ctx.now
-            )
-            event, footer = "withdrawn", t("moderation.card.replaced")
+            await close_withdrawn(ctx, item, answer.visibility)
+            footer = t("moderation.card.replaced")
         elif item.status in (ItemStatus.HIDDEN, ItemStatus.REPHRASE):
-            event, footer = "resubmitted", t("moderation.card.rewritten")
+            await _log_by_author(ctx, item, "resubmitted", answer.visibility)
+            footer = t("moderation.card.rewritten")
         else:
             continue
-        await ctx.uow.moderation.log(
-            item_id=item.id,
-            consultation=await _slug(ctx, item.consultation_id),
-            event=event,
-            actor=f"citizen {item.pseudonym}",
-            author=item.pseudonym,
-            before=answer.visibility,
-            at=ctx.now,
-        )
         await edit_card(ctx, outcome, item, footer)
+
+
+async def close_withdrawn(ctx: FlowContext, item: ModerationItem, before: str) -> None:
+    """Close an item that waits for a decision on a text its author took back (changed, no
+    longer asked for, or erased with /forget): nobody is to decide on a text that is gone,
+    and the queue, its oldest age and the reminders count only what still waits."""
+    await ctx.uow.moderation.decide(item.id, ItemStatus.RESUBMITTED, by=item.pseudonym, at=ctx.now)
+    await _log_by_author(ctx, item, "withdrawn", before)
+
+
+async def _log_by_author(ctx: FlowContext, item: ModerationItem, event: str, before: str) -> None:
+    await ctx.uow.moderation.log(
+        item_id=item.id,
+        consultation=await _slug(ctx, item.consultation_id),
+        event=event,
+        actor=f"citizen {item.pseudonym}",
+        author=item.pseudonym,
+        before=before,
+        at=ctx.now,
+    )
 
 
 async def posted_card(uow: UnitOfWork, item: ModerationItem) -> tuple[ChatAddress, str] | None:
