@@ -19,7 +19,15 @@ from handlers.moderation.intake import report
 from handlers.screening.rules import HOLD, Screener, WordLists
 from scheduler.jobs import send_moderation_digest
 from storage.database import create_session_factory
-from storage.models import Answer, ItemStatus, ModerationItem, ModerationLogEntry, Visibility
+from storage.models import (
+    Answer,
+    ItemStatus,
+    ModerationItem,
+    ModerationLogEntry,
+    Statement,
+    StatementOrigin,
+    Visibility,
+)
 from storage.uow import UnitOfWorkFactory
 from tests.citizens import import_consultation
 from tests.cli import in_process
@@ -483,7 +491,9 @@ async def test_enough_citizens_reporting_a_statement_hold_it_for_review(
     factory = UnitOfWorkFactory(create_session_factory(app.engine))
     outcomes: list[tuple[str, Outcome]] = []
 
-    async def report_as(user_id: int, reason: str = "offensive") -> str:
+    async def report_as(
+        user_id: int, reason: str = "offensive", statement_id: int | None = None
+    ) -> str:
         async with factory() as uow:
             participant = await uow.participants.get("telegram", str(user_id))
             assert participant is not None
@@ -508,7 +518,9 @@ async def test_enough_citizens_reporting_a_statement_hold_it_for_review(
                 texts_in=app.core.texts,
             )
             outcome = Outcome()
-            result = await report(ctx, outcome, consultation, reporter, answer, reason)
+            statement = await uow.ideas.statement(statement_id) if statement_id else None
+            contribution = statement or answer
+            result = await report(ctx, outcome, consultation, reporter, contribution, reason)
             await uow.commit()
         outcomes.append((result, outcome))
         return result
@@ -530,3 +542,22 @@ async def test_enough_citizens_reporting_a_statement_hold_it_for_review(
     assert "holdt tilbage, fordi borgere har anmeldt det" in card.text
     events = [row[0].event for row in await model_rows(app, ModerationLogEntry)]
     assert events == ["reported", "reported", "reported", "held_by_reports"]
+
+    # A statement the staff seeded has no citizen author: the trail says staff, not anonymised.
+    async with factory() as uow:
+        consultation = await uow.consultations.by_slug("trafik")
+        assert consultation is not None
+        seeded = await uow.ideas.add_statement(
+            Statement(
+                consultation_id=consultation.id,
+                number=99,
+                origin=StatementOrigin.STAFF,
+                text={"da": "Flere cykelstier til skolen"},
+                language="da",
+                created_at=datetime.now(UTC),
+            )
+        )
+        await uow.commit()
+    assert await report_as(312, statement_id=seeded.id) == "counted"
+    entries = [row[0] for row in await model_rows(app, ModerationLogEntry)]
+    assert (entries[-1].event, entries[-1].author) == ("reported", "staff")

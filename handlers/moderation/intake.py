@@ -24,6 +24,7 @@ from storage.models import (
     ModerationItem,
     Participation,
     Statement,
+    StatementOrigin,
     Visibility,
 )
 from storage.uow import UnitOfWork
@@ -222,6 +223,14 @@ async def edit_card(ctx: FlowContext, outcome: Outcome, item: ModerationItem, fo
         outcome.send_to(posted[0], Reply(text, edit_ref=posted[1]))
 
 
+def _no_author(contribution: Answer | Statement) -> str:
+    """Who the audit trail names for a contribution no participation holds: the staff's seeded
+    statements and imported ones had no citizen author; a citizen's was anonymised by /forget."""
+    if isinstance(contribution, Statement) and contribution.origin != StatementOrigin.CITIZEN:
+        return str(contribution.origin)
+    return "anonymised"
+
+
 async def _slug(ctx: FlowContext, consultation_id: int) -> str:
     consultation = await ctx.uow.consultations.get(consultation_id)
     return consultation.slug if consultation is not None else "?"
@@ -256,7 +265,7 @@ async def report(
         if contribution.participation_id is not None
         else None
     )
-    pseudonym = author.pseudonym if author is not None else "anonymised"
+    pseudonym = author.pseudonym if author is not None else _no_author(contribution)
     actor = f"citizen {reporter.pseudonym}"
     items = (
         await ctx.uow.moderation.of_answer(contribution.id)
