@@ -84,7 +84,7 @@ class InlineSqliteConnection(aiosqlite.Connection):
         try:
             return fn(*args, **kwargs)
         except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+            if not _busy(error):
                 raise
         # Nothing happened (SQLite refuses the whole statement): wait for the lock off the loop.
         return await self.wait_for_lock(fn, *args, **kwargs)
@@ -177,7 +177,7 @@ class _InlineAdaptedConnection(AsyncAdapt_aiosqlite_connection):
             try:
                 end()
             except sqlite3.OperationalError as error:
-                if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                if not _busy(error):
                     raise
                 await_(self._connection.wait_for_lock(end))
         except Exception as error:
@@ -204,9 +204,14 @@ async def _inline_call(connection: Any, fn: Callable[..., Any], *args: Any) -> A
     try:
         return fn(*args)
     except sqlite3.OperationalError as error:
-        if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+        if not _busy(error):
             raise
     return await connection.wait_for_lock(fn, *args)
+
+
+def _busy(error: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused a call because another connection holds the lock."""
+    return error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
