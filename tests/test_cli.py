@@ -117,3 +117,18 @@ def test_a_taken_port_is_one_line(tmp_path: Path) -> None:
         .splitlines()[-1]
         .startswith(f"borgerdialog: cannot listen on 127.0.0.1:{port}: the address is in use")
     )
+
+
+def test_a_command_that_makes_a_new_database_says_where(tmp_path: Path) -> None:
+    """The data folder is relative to where a command runs: run in the wrong folder, a command
+    would list no consultations (or add a staff account) in a new, empty database of its own.
+    It says where it makes one; the next command there, finding it, says nothing."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    first = in_process("consultation", "list", cwd=elsewhere)
+    assert first.returncode == 0, first.stderr
+    made = (elsewhere / "data" / "borgerdialog.sqlite3").resolve()
+    assert f"Note: no database was at {made}; a new, empty one is made there." in first.stderr
+    again = in_process("consultation", "list", cwd=elsewhere)
+    assert again.returncode == 0, again.stderr
+    assert "no database was at" not in again.stderr
