@@ -54,7 +54,9 @@ async def mydata(ctx: FlowContext, outcome: Outcome) -> None:
             answered.append(
                 {
                     "question": rules.pick(question.text, ctx.t.language),
-                    "answer": answer.value,
+                    # As the citizen saw it; the stored value too (an option's id, a number).
+                    "answer": shown,
+                    "stored_as": answer.value,
                     "skipped": answer.skipped,
                     "language": answer.language,
                     "answered_at": answer.answered_at.isoformat(),
@@ -62,8 +64,11 @@ async def mydata(ctx: FlowContext, outcome: Outcome) -> None:
             )
         written = await ctx.uow.ideas.of_participation(participation.id)
         votes = await ctx.uow.ideas.votes_of(participation.id)
+        reports = await ctx.uow.moderation.reports_by(participation.id)
         if written or votes:
             lines.append(ctx.t("mydata.ideas", statements=len(written), votes=len(votes)))
+        if reports:
+            lines.append(ctx.t("mydata.reports", reports=len(reports)))
         consultations.append(
             {
                 "consultation": consultation.slug,
@@ -97,6 +102,14 @@ async def mydata(ctx: FlowContext, outcome: Outcome) -> None:
                         "voted_at": vote.updated_at.isoformat(),
                     }
                     for vote, statement in votes
+                ],
+                "reports": [
+                    {
+                        "statement": reported.number if reported is not None else None,
+                        "reason": report.reason,
+                        "reported_at": report.created_at.isoformat(),
+                    }
+                    for report, reported in reports
                 ],
                 "wants_new_statements": participation.notify_statements_at is not None,
             }

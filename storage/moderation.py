@@ -225,6 +225,20 @@ class ModerationRepository:
         await self._session.flush()
         return True
 
+    async def reports_by(
+        self, participation_id: int
+    ) -> list[tuple[ModerationReport, Statement | None]]:
+        """The reports a participant made, oldest first, each with the statement it is about
+        (None for a report of a free-text answer)."""
+        statement = (
+            select(ModerationReport, Statement)
+            .outerjoin(Statement, Statement.id == ModerationReport.statement_id)
+            .where(ModerationReport.participation_id == participation_id)
+            .order_by(ModerationReport.id)
+        )
+        rows = await self._session.execute(statement)
+        return [(report, reported) for report, reported in rows.tuples()]
+
     async def report_reasons(self, contribution: Answer | Statement) -> dict[str, int]:
         """How many participants reported a contribution, by the reason they chose."""
         statement = (

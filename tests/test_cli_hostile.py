@@ -293,3 +293,42 @@ def test_one_mistake_is_one_mistake(cli: Cli) -> None:
     assert cli("plan", "import", str(sheet)).stderr.splitlines()[-1] == (
         "borgerdialog: 2 mistakes; nothing was imported"
     )
+
+
+# --- 8. Mistakes in how a command is called ----------------------------------------------------
+
+
+@SQLITE_ONLY
+def test_a_mistyped_command_or_option_is_one_line_naming_the_help(cli: Cli) -> None:
+    assert refused(cli("exprot", "friluftsliv"), "no such command") == (
+        "borgerdialog: no such command 'exprot'. Did you mean 'export'? (see 'borgerdialog --help')"
+    )
+    assert refused(cli("export", "friluftsliv", "--nope", "csv"), "no such option") == (
+        "borgerdialog: no such option '--nope' (see 'borgerdialog export --help')"
+    )
+    assert "Did you mean '--format'?" in refused(cli("export", "x", "--fromat", "csv"), "--fromat")
+    line = refused(cli("export", "friluftsliv", "--format", "pdf"), "'pdf' is not one of")
+    assert line.endswith("(see 'borgerdialog export --help')"), line
+    line = refused(cli("consultation", "show"), "missing argument 'SLUG'")
+    assert line.endswith("(see 'borgerdialog consultation show --help')"), line
+    for result in (cli("exprot"), cli("consultation", "show")):
+        assert "Usage:" not in result.output
+
+
+@SQLITE_ONLY
+def test_a_command_group_alone_shows_what_it_holds(cli: Cli) -> None:
+    shown = succeeded(cli("consultation"))
+    assert "Commands:" in shown
+    assert "import" in shown
+    assert "borgerdialog, version" in succeeded(cli("--version"))
+
+
+@SQLITE_ONLY
+def test_an_export_of_no_such_consultation_is_one_line_and_no_progress(cli: Cli) -> None:
+    result = cli("export", "nope")
+    refused(result, "no consultation 'nope'")
+    assert "Exporting" not in result.stderr
+    imported(cli, open_now(), "friluftsliv")
+    exported = cli("export", "friluftsliv", "-o", str(cli.folder / "out.csv"))
+    succeeded(exported)
+    assert "Exporting" in exported.stderr

@@ -168,6 +168,9 @@ async def test_citizens_write_vote_change_report_see_where_they_stand_and_hear_d
     assert "fordi du skrev udsagnet" in (anna.last().text or "")
     assert "fordi du stemte om udsagnet" in (bo.last().text or "")
     assert not any("📣" in text for text in carla.texts())
+    # Bo's own data name the report he made (a report is his, not only the statement's).
+    summary, _file = await bo.write("/mydata", new=2)
+    assert "• Udsagn, du har anmeldt: 1" in (summary.text or "")
 
 
 async def test_pre_moderated_statements_wait_for_approval_before_anyone_votes_on_them(

@@ -45,10 +45,14 @@ async def test_mydata_json_content(telegram_app: BorgerDialog, fake_bot: FakeBot
     (consultation,) = record["consultations"]
     assert consultation["status"] == "completed"
     assert consultation["consent_given_at"] is not None
-    answers = {a["question"]: a["answer"] for a in consultation["answers"]}
-    assert answers["Hvor gammel er du?"] == "under_25"
-    assert answers["Hvad laver du i naturen?"] == ["running"]
-    assert answers["Hvad er dit postnummer?"] == "8000"
+    stored = {a["question"]: a["stored_as"] for a in consultation["answers"]}
+    assert stored["Hvor gammel er du?"] == "under_25"
+    assert stored["Hvad laver du i naturen?"] == ["running"]
+    assert stored["Hvad er dit postnummer?"] == "8000"
+    # The answer as the citizen chose it, not the option's id.
+    shown = {a["question"]: a["answer"] for a in consultation["answers"]}
+    assert shown["Hvor gammel er du?"] == "Under 25"
+    assert consultation["reports"] == []
 
 
 async def _pending_document(app: BorgerDialog) -> dict | None:

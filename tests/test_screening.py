@@ -265,6 +265,44 @@ def test_invisible_characters_hide_nothing_from_screening(
     assert (kind, span) in spans(screener, text)
 
 
+@pytest.mark.parametrize(
+    ("text", "kind", "span"),
+    [
+        (
+            "Borgmesteren er en \u0456d\u0456\u043et",
+            "offensive",
+            "\u0456d\u0456\u043et",
+        ),  # Cyrillic і, о
+        (
+            "Borgmesteren er en \U0001d422\U0001d41d\U0001d422\U0001d428\U0001d42d",
+            "offensive",
+            "\U0001d422\U0001d41d\U0001d422\U0001d428\U0001d42d",
+        ),  # mathematical bold
+        (
+            "Borgmesteren er en \uff49\uff44\uff49\uff4f\uff54",
+            "offensive",
+            "\uff49\uff44\uff49\uff4f\uff54",
+        ),  # full width
+        ("Det er noget l\u043ert", "rude", "l\u043ert"),
+        ("Det er noget \u03bfg l\u03bfrt", "rude", "l\u03bfrt"),  # Greek ο
+    ],
+)
+def test_letters_from_other_scripts_that_look_latin_hide_nothing(
+    screener: Screener, text: str, kind: str, span: str
+) -> None:
+    """A word in disguise as letters of another script or of Unicode's wide and bold forms is
+    read as the Latin word it shows, and the flag points at it as written."""
+    assert (kind, span) in spans(screener, text)
+
+
+def test_words_of_other_scripts_keep_their_own_letters(screener: Screener) -> None:
+    """Only a word mixing scripts (or made of look-alikes only) is folded: Ukrainian and Greek
+    text is read as itself."""
+    for text in ("Я люблю цей парк біля озера", "Το πάρκο είναι ωραίο το καλοκαίρι"):
+        result = screener.screen(text, languages=["da", "uk", "el"])
+        assert not {"offensive", "rude"} & set(result.kinds), result.kinds
+
+
 def test_direction_overrides_never_reach_what_others_see() -> None:
     """An override shows "\u202e.toidi" as "idiot." while screening reads it backwards; it is
     dropped as the text comes in. The marks that mixed Arabic and Danish text may carry stay."""

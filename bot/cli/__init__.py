@@ -35,7 +35,36 @@ from bot.links import QR_BORDER, channel_links, poster_scale, qr_code, reachable
 from storage.uow import UnitOfWorkFactory
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class CommandLine(click.Group):
+    """click's group with its usage mistakes as one line of ours, like every other mistake.
+
+    click prints a usage error as three lines (usage, a hint, the error); ours are one line
+    starting "borgerdialog: " with exit code 2, so scripts and people read one kind of answer.
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        kwargs["prog_name"] = "borgerdialog"  # also as `python -m bot`: the name in the README
+        try:
+            result = super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as asked_nothing:
+            # `borgerdialog consultation` alone asks what there is: the help, not a mistake.
+            click.echo(asked_nothing.ctx.get_help() if asked_nothing.ctx else "")
+            sys.exit(0)
+        except click.UsageError as error:
+            where = error.ctx.command_path if error.ctx else "borgerdialog"
+            message = error.format_message().rstrip(".")
+            fail(f"{message[:1].lower()}{message[1:]} (see '{where} --help')", EXIT_BAD_INPUT)
+        except click.ClickException as error:
+            fail(error.format_message(), error.exit_code)
+        except click.Abort:
+            click.echo(file=sys.stderr)  # after the ^C of an interrupted prompt
+            sys.exit(EXIT_INTERRUPTED)
+        # Without standalone mode click returns --help's and --version's exit code (0).
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+@click.group(cls=CommandLine, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="borgerdialog")
 def main() -> None:
     """borgerdialog: citizen dialogue in the chat apps people already use.
@@ -491,17 +520,13 @@ def export(
         fail("an xlsx export needs a file (--output FILE)", EXIT_BAD_INPUT)
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
+        def progress(items: Iterable[Any]) -> Iterable[Any]:
+            # Shown from the first row on: an unknown consultation is one line, no progress.
+            with click.progressbar(list(items), label="Exporting", file=sys.stderr) as bar:
+                yield from bar
+
         async with uow_factory() as uow:
-            with click.progressbar(length=1, label="Exporting", file=sys.stderr) as bar:
-
-                def progress(items: Iterable[Any]) -> Iterable[Any]:
-                    items = list(items)
-                    bar.length = max(1, len(items))
-                    for item in items:
-                        yield item
-                        bar.update(1)
-
-                table = await build_table(uow, slug, progress)
+            table = await build_table(uow, slug, progress)
             if table is None:
                 fail(
                     f"no consultation '{slug}' (see 'borgerdialog consultation list')",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -349,12 +350,40 @@ def normalise(text: str) -> tuple[str, list[int]]:
     return "".join(out), positions
 
 
+# Letters of other scripts drawn like Latin ones (lower case), put into a Latin word to slip
+# past the lists: "іdіоt" with Cyrillic і and о.
+LOOK_ALIKES = {
+    **dict(zip("аеорсухіјѕкмтнвԁһӏԛԝ", "aeopcyxijskmthbdhlqw", strict=True)),  # Cyrillic
+    **dict(zip("οαιεκνρτυχ", "oaieknptux", strict=True)),  # Greek
+}
+
+
+def _unmasked(token: str) -> list[tuple[str, int]]:
+    """A token's characters with their disguises undone, each with its index in the token.
+
+    Wide, bold, script and circled letters (ｉｄｉｏｔ, 𝐢𝐝𝐢𝐨𝐭) are their plain letters (Unicode's
+    compatibility forms); look-alikes from other scripts are Latin letters where the word has
+    Latin letters too, or is made of look-alikes only, so a Ukrainian or Greek word keeps its
+    own letters.
+    """
+    chars: list[tuple[str, int]] = []
+    for i, ch in enumerate(token):
+        plain = unicodedata.normalize("NFKC", ch) if ord(ch) > 0x2000 else ch
+        chars.extend((part, i) for part in (plain if plain.isalpha() else ch))
+    letters = [ch.lower() for ch, _ in chars if ch.isalpha()]
+    latin = any(ch.isascii() or ch in "æøå" for ch in letters)
+    if latin or (letters and all(ch in LOOK_ALIKES for ch in letters)):
+        chars = [(LOOK_ALIKES.get(ch.lower(), ch), i) for ch, i in chars]
+    return chars
+
+
 def _normalise_token(token: str, offset: int) -> tuple[str, list[int]]:
-    has_letter = any(ch.isalpha() for ch in token)
+    unmasked = _unmasked(token)
+    has_letter = any(ch.isalpha() for ch, _ in unmasked)
     chars: list[str] = []
     index: list[int] = []
-    for i, ch in enumerate(token):
-        following = token[i + 1] if i + 1 < len(token) else ""
+    for position, (ch, i) in enumerate(unmasked):
+        following = unmasked[position + 1][0] if position + 1 < len(unmasked) else ""
         if ch.isalpha():
             chars.append(ch.lower())
         elif has_letter and ch in LEET and _stands_for_letter(ch, chars, following):
