@@ -175,9 +175,10 @@ async def forget_confirmed(ctx: FlowContext, outcome: Outcome, confirmed: bool) 
             if item.answer_id is not None:
                 # The answer goes; so does its text on the moderators' card, and a decision
                 # still waiting on it is no longer asked for.
-                answer = await ctx.uow.participations.answer(item.answer_id)
-                if item.status == ItemStatus.WAITING and answer is not None:
-                    await close_withdrawn(ctx, item, answer.visibility)
+                if item.status == ItemStatus.WAITING:
+                    answer = await ctx.uow.participations.answer(item.answer_id)
+                    if answer is not None:
+                        await close_withdrawn(ctx, item, answer.visibility)
                 await erase_card(ctx, outcome, item)
     # Ideas are published statements: after /forget they stay, without any link to the author.
     published = {kind.name for kind in all_kinds() if kind.published}

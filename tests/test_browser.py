@@ -101,9 +101,19 @@ async def test_a_reload_resumes_and_mydata_shows_the_answers(
     await page.get_by_role("button", name="Mine data", exact=True).click()
     await page.get_by_text("Det har vi gemt om dig").wait_for()
     text = await page.locator("#log").inner_text()
+    # The shortcut writes the Danish command in the citizen's bubble, as they would type it.
+    assert "/minedata" in await page.locator("#log .message.citizen").last.inner_text()
     assert "Hvor gammel er du?: 65 eller derover" in text
     assert "Hvor i kommunen bor du?: Syd" in text
     await page.get_by_role("link", name="Hent mine-data.json").wait_for()
+    # Erasing everything leaves only the message that says so: no answer, no data and no
+    # button of the erased conversation stays on screen (as after a reload).
+    await page.get_by_role("button", name="Slet mine data", exact=True).click()
+    await page.get_by_role("button", name="Ja, slet", exact=True).click()
+    await page.get_by_text("Dine oplysninger og svar er slettet.").wait_for()
+    await page.wait_for_function("document.querySelectorAll('#log .message').length === 1")
+    assert await page.locator("#log button").count() == 0
+    assert "65 eller derover" not in await page.locator("#log").inner_text()
 
 
 async def test_a_telegram_citizen_and_a_browser_citizen_share_one_export(

@@ -99,6 +99,22 @@ async def test_a_link_typed_with_capitals_or_a_space_opens_its_consultation(
         await tab.close()
 
 
+async def test_a_link_to_no_consultation_is_answered_without_a_bubble_the_citizen_never_typed(
+    app: BorgerDialog,
+) -> None:
+    """/chat?c=nope: the bot says there is no such consultation; the chat does not show "nope"
+    as if the citizen had written it."""
+    await import_consultation(app, open_now())
+    async with web_session() as session:
+        tab = await open_tab(base(app), session)
+        await tab.send({"type": "open", "slug": "nope"})
+        await eventually(lambda: len(tab.bot_texts()) >= 1, what="the bot's answer")
+        authors = [m["author"] for _, m in sorted(tab.messages.items())]
+        assert "citizen" not in authors, tab.messages
+        assert tab.bot_texts()[0].startswith("Jeg kender ikke den borgerdialog")
+        await tab.close()
+
+
 async def test_the_bare_address_opens_the_chat_and_unknown_ones_get_a_page(
     app: BorgerDialog,
 ) -> None:

@@ -581,6 +581,8 @@ class WebChatChannel:
             nonlocal shown
             if new_ids and inbound.kind in ("text", "open"):
                 bubble = await self._bubble(uow, tab, inbound)
+                if bubble is None:
+                    return
                 shown = await uow.web_messages.add(chat_id, "citizen", bubble, self._clock())
                 if self._sharing is not None:
                     # For the citizen's tabs on other processes, announced with the commit.
@@ -607,13 +609,15 @@ class WebChatChannel:
             # schedule it too (handling an event twice does nothing the second time).
             self._schedule(external_id, payload)
 
-    async def _bubble(self, uow: UnitOfWork, tab: _Tab, inbound: Inbound) -> str:
-        """What the citizen's own bubble shows: what they wrote, or the consultation opened."""
+    async def _bubble(self, uow: UnitOfWork, tab: _Tab, inbound: Inbound) -> str | None:
+        """What the citizen's own bubble shows: what they wrote, or the consultation opened
+        (None for a link to no consultation: the citizen typed nothing, the bot's answer says
+        what is wrong)."""
         if inbound.kind != "open":
             return inbound.text
         consultation = await uow.consultations.by_slug(inbound.text)
         if consultation is None:
-            return inbound.text
+            return None
         return pick(consultation.title, self._language(tab))
 
     def _schedule(self, external_id: str, payload: dict[str, Any]) -> None:
@@ -768,6 +772,7 @@ class WebChatChannel:
                 }
                 await self._push_everywhere(chat_id, notice)
             return None
+        transcript_erased = False
         async with self._uow() as uow:
             participant = await uow.participants.get(CHANNEL, chat_id)
             if participant is None and kind != "message":
@@ -788,6 +793,9 @@ class WebChatChannel:
                 # Only ASCII digits that fit a big integer: int("²") fails, 20 digits overflow.
                 if edit_ref is not None and _MESSAGE_REF.fullmatch(str(edit_ref)):
                     message = await uow.web_messages.get(chat_id, int(edit_ref))
+                    # Gone with the transcript (/forget erased it): the tabs drop what they
+                    # still show of it, so no erased question stays pressable on screen.
+                    transcript_erased = message is None
                 if message is not None:
                     message.text = payload["text"]
                     message.buttons = payload.get("buttons") or []
@@ -812,6 +820,8 @@ class WebChatChannel:
         await self._push(
             chat_id, {"type": "message", "message": _message_json(message), "language": language}
         )
+        if transcript_erased:
+            await self._push_everywhere(chat_id, {"type": "cleared", "keep": message.id})
         return str(message.id)
 
 

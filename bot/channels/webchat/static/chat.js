@@ -256,6 +256,12 @@
       var about = event.message && document.getElementById("m-" + event.message);
       if (about) { enableButtons(about); noteOn(about, event.text); }
       else { status.textContent = event.text; }
+    } else if (event.type === "cleared") {
+      // The transcript was erased (/forget): only the message that says so stays on screen.
+      Array.prototype.slice.call(log.children).forEach(function (element) {
+        if (element.id !== "m-" + event.keep) { log.removeChild(element); }
+      });
+      drafts = {};
     } else if (event.type === "handled") {
       // The press was dealt with; a refused one replaced nothing, so its buttons work again
       // and keyboard focus goes back to the button pressed.
@@ -327,7 +333,9 @@
   input.addEventListener("input", function () { if (note.textContent) { fieldNote(""); } });
   document.querySelectorAll("[data-command]").forEach(function (button) {
     button.addEventListener("click", function () {
-      send({ type: "text", text: button.getAttribute("data-command") });
+      // The command in the chat's language, as the citizen's bubble shows it (/minedata).
+      var command = button.getAttribute("data-command-" + language) || button.getAttribute("data-command");
+      send({ type: "text", text: command });
     });
   });
   applyTexts();
