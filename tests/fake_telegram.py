@@ -1074,6 +1074,12 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="round trip in seconds")
     parser.add_argument("--auto-chats", action="store_true", help="open chats on first send")
     parser.add_argument("--burst", type=float, default=20.0, help="per-chat burst allowance")
+    parser.add_argument(
+        "--citizen",
+        action="store_true",
+        help="write to the bot from this terminal as a citizen: a line is a message, "
+        "#N presses button N of the last message that has buttons",
+    )
     arguments = parser.parse_args()
     server = FakeTelegram(auto_chats=arguments.auto_chats)
     server.latency = arguments.latency
@@ -1082,9 +1088,68 @@ def main() -> None:
     bot = server.new_bot()
     print(json.dumps({"api_url": server.api_url, "token": bot.token}), flush=True)
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        server.stop()
+        if arguments.citizen:
+            CitizenConsole(bot).run()
+        else:
+            threading.Event().wait()
+    except (KeyboardInterrupt, EOFError):
+        pass
+    server.stop()
+
+
+class CitizenConsole:
+    """One citizen (user 1001) in a terminal: what they type goes to the bot, what the bot
+    sends (or edits) is printed with its buttons numbered."""
+
+    CITIZEN = 1001
+
+    def __init__(self, bot: FakeBot) -> None:
+        self.bot = bot
+        self.shown: dict[int, tuple[str, int]] = {}  # message id: (text, edits) as printed
+        self.buttons: tuple[int, list[dict[str, Any]]] | None = None
+
+    def run(self) -> None:
+        print("Type a message (e.g. /start friluftsliv) or #N to press button N; Ctrl-D ends.")
+        while True:
+            self.wait_for_replies()
+            line = input("> ").strip()
+            if not line:
+                continue
+            if line.startswith("#") and line[1:].isdigit() and self.buttons is not None:
+                message_id, buttons = self.buttons
+                number = int(line[1:])
+                if 1 <= number <= len(buttons) and "callback_data" in buttons[number - 1]:
+                    data = buttons[number - 1]["callback_data"]
+                    self.bot.press_button(self.CITIZEN, message_id, data)
+                else:
+                    print(f"(no button {number})")
+                continue
+            self.bot.send_message(self.CITIZEN, line)
+
+    def wait_for_replies(self, quiet: float = 0.7, longest: float = 5.0) -> None:
+        """Print what changed until nothing more has come for ``quiet`` seconds."""
+        started = last_change = time.monotonic()
+        while time.monotonic() - last_change < quiet and time.monotonic() - started < longest:
+            if self.print_changes():
+                last_change = time.monotonic()
+            time.sleep(0.05)
+
+    def print_changes(self) -> bool:
+        changed = False
+        for message in self.bot.sent(self.CITIZEN):
+            text = message.text or message.caption or f"[{message.kind}]"
+            if message.deleted or self.shown.get(message.message_id) == (text, message.edits):
+                continue
+            edited = message.message_id in self.shown
+            self.shown[message.message_id] = (text, message.edits)
+            changed = True
+            print(("(edited) " if edited else "") + text)
+            if message.buttons:
+                self.buttons = (message.message_id, message.buttons)
+                labels = [f"#{n} {b['text']}" for n, b in enumerate(message.buttons, 1)]
+                print("   " + "   ".join(labels))
+            print()
+        return changed
 
 
 if __name__ == "__main__":

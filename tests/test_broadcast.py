@@ -10,6 +10,7 @@ second (three minutes) is the soak test, marked slow (``pytest -m slow``).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -415,6 +416,16 @@ def test_plan_import_reports_every_mistake_with_row_and_column_and_imports_nothi
     assert twice.returncode == 2
     assert "only planned posts can be cancelled" in twice.stderr
     assert "cancelled" in in_process("plan", "list", "--all", cwd=tmp_path, env=env).stdout
+    # What staff changed at the terminal is in the audit trail, as the dashboard's changes are.
+    trail = in_process("moderation", "log", "--format", "jsonl", cwd=tmp_path, env=env).stdout
+    entries = [json.loads(line) for line in trail.splitlines()]
+    changes = [(e["event"], e["actor"], e["consultation"]) for e in entries]
+    assert changes == [
+        ("consultation_imported", "staff (command line)", "friluftsliv"),
+        ("plan_sheet_imported", "staff (command line)", ""),
+        ("plan_sheet_imported", "staff (command line)", ""),
+        ("plan_post_cancelled", "staff (command line)", "friluftsliv"),
+    ]
 
 
 async def test_a_late_wake_up_never_puts_more_than_the_rate_into_one_second() -> None:

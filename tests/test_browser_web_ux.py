@@ -165,4 +165,11 @@ async def test_on_a_phone_the_header_and_field_stay_put_and_answers_are_kept(
     assert composer["y"] + composer["height"] >= PHONE["height"] - 1
     await page.locator("#log").evaluate("(log) => { log.scrollTop = 0; }")
     await stays_in_view(page, "#input")
+    # The shortcuts do not all fit: the row fades out on the right until scrolled to its end.
+    menu = page.locator("nav.menu")
+    fade = "(m) => getComputedStyle(m).maskImage || getComputedStyle(m).webkitMaskImage"
+    assert "gradient" in await menu.evaluate(fade)
+    await menu.get_by_role("button", name="Privatliv").focus()  # the last one, scrolled to
+    await page.wait_for_function("!document.querySelector('nav.menu').classList.contains('more')")
+    assert "gradient" not in await menu.evaluate(fade)
     await context.close()

@@ -22,6 +22,36 @@ from storage.uow import UnitOfWork
 AUDIT = f"{PREFIX}/audit"
 PAGE_SIZE = 100
 FILTER_LENGTH = 64  # longer than any event, actor or slug the trail holds
+# What each kind of entry is called on the page; the CSV and the filter's values keep the
+# names the command line prints. A kind not named here shows as stored.
+EVENT_NAMES = {
+    "screened": "admin.audit.event_name.screened",
+    "reported": "admin.audit.event_name.reported",
+    "held_by_reports": "admin.audit.event_name.held_by_reports",
+    "revealed": "admin.audit.event_name.revealed",
+    "approved": "admin.audit.event_name.approved",
+    "hidden": "admin.audit.event_name.hidden",
+    "rephrase": "admin.audit.event_name.rephrase",
+    "blocked": "admin.audit.event_name.blocked",
+    "withdrawn": "admin.audit.event_name.withdrawn",
+    "statement_decided": "admin.audit.event_name.statement_decided",
+    "staff_login": "admin.audit.event_name.staff_login",
+    "staff_lockout": "admin.audit.event_name.staff_lockout",
+    "staff_logout": "admin.audit.event_name.staff_logout",
+    "staff_added": "admin.audit.event_name.staff_added",
+    "staff_removed": "admin.audit.event_name.staff_removed",
+    "staff_password_reset": "admin.audit.event_name.staff_password_reset",
+    "staff_password_changed": "admin.audit.event_name.staff_password_changed",
+    "staff_role_changed": "admin.audit.event_name.staff_role_changed",
+    "moderation_reveal": "admin.audit.event_name.revealed",
+    "consultation_imported": "admin.audit.event_name.consultation_imported",
+    "plan_post_added": "admin.audit.event_name.plan_post_added",
+    "plan_post_edited": "admin.audit.event_name.plan_post_edited",
+    "plan_post_cancelled": "admin.audit.event_name.plan_post_cancelled",
+    "plan_sheet_imported": "admin.audit.event_name.plan_sheet_imported",
+    "results_exported": "admin.audit.event_name.results_exported",
+    "audit_exported": "admin.audit.event_name.audit_exported",
+}
 
 
 @dataclass(frozen=True)
@@ -97,6 +127,7 @@ class AuditPages:
         context = {
             "wanted": wanted,
             "events": events,
+            "event_names": EVENT_NAMES,
             "rows": rows,
             "columns": TRAIL_COLUMNS,
             "next_query": next_query,

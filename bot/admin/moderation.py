@@ -26,10 +26,10 @@ from handlers.moderation.cards import (
     REASONS,
     ItemView,
     decided_line,
-    describe,
     load_view,
     masked_text,
     moment_text,
+    reasons,
 )
 from handlers.moderation.decision import TAKEN, WITHDRAWN, decide_elsewhere
 from handlers.moderation.desk import waited
@@ -289,7 +289,7 @@ class ModerationPages:
             since=moment_text(t, item.created_at, self._zone),
             since_iso=item.created_at.isoformat(),
             age=waited(t, now - item.created_at),
-            flags=[describe(t, flag) for flag in view.flags],
+            flags=reasons(t, view.flags),
             reports=reports,
             masked=masked_text(view),
             revealed=view.text if reveal else None,

@@ -23,7 +23,7 @@ from bot.dialogue.i18n import BoundTexts
 from handlers.ideas.groups import GroupModel
 from handlers.ideas.rules import group_letter, statement_text
 from handlers.ideas.standing import group_marks, percent
-from handlers.moderation.cards import describe, moment_text
+from handlers.moderation.cards import moment_text, reasons
 from handlers.plan.results import count_options
 from handlers.questionnaire import pick
 from handlers.questions import kind_of
@@ -180,10 +180,9 @@ def flags_of(items: Sequence[ModerationItem]) -> list[Flag]:
 
 def described(t: BoundTexts, flags: Sequence[Flag]) -> list[str]:
     """Flags as moderators read them, without what a personal-data flag matched."""
-    return [
-        describe(t, Flag(f.kind, f.start, f.end, MASK) if f.category == PERSONAL_DATA else f)
-        for f in flags
-    ]
+    return reasons(
+        t, [Flag(f.kind, f.start, f.end, MASK) if f.category == PERSONAL_DATA else f for f in flags]
+    )
 
 
 def decimal(value: float, language: str) -> str:

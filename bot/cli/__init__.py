@@ -17,6 +17,7 @@ from bot import __version__
 from bot.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
+    audit_here,
     configure_logging,
     fail,
     hold_sqlite_file,
@@ -209,6 +210,12 @@ def consultation_import(file: Path, force: bool) -> None:
                     "nothing was imported",
                     EXIT_BAD_INPUT,
                 )
+            await audit_here(
+                uow,
+                "consultation_imported",
+                consultation=definition.slug,
+                after="created" if report.created else "updated",
+            )
             await uow.commit()
         verb = "Created" if report.created else "Updated"
         click.echo(

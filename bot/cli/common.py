@@ -23,7 +23,7 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.config import Settings, SettingsError, load_settings
 from handlers.events import clean_text, storable
 from storage.models import ItemStatus, ModerationItem
-from storage.uow import UnitOfWorkFactory
+from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 logger = logging.getLogger("bot")
 
@@ -289,6 +289,31 @@ def with_database(settings: Settings, work: Callable[[UnitOfWorkFactory], Awaita
 
 # Who the audit trail names for what is done at the terminal: the person is not known.
 CLI_ACTOR = "staff (command line)"
+
+
+async def audit_here(
+    uow: UnitOfWork,
+    event: str,
+    *,
+    consultation: str = "",
+    item_id: int | None = None,
+    before: str | None = None,
+    after: str | None = None,
+    reason: str | None = None,
+) -> None:
+    """Put a change made at the terminal in the audit trail, as the dashboard puts the same
+    change made there (same event, same short codes); the caller commits."""
+    await uow.moderation.log(
+        item_id=item_id,
+        consultation=consultation,
+        event=event,
+        actor=CLI_ACTOR,
+        author="",
+        at=utc_now(),
+        before=before,
+        after=after,
+        reason=reason,
+    )
 
 
 def utc_now() -> datetime:

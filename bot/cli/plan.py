@@ -9,6 +9,7 @@ import click
 
 from bot.cli.common import (
     EXIT_BAD_INPUT,
+    audit_here,
     configure_logging,
     fail,
     local_time,
@@ -119,6 +120,12 @@ def plan_import(path: Path, dry_run: bool) -> None:
                     mistake(f"{path.name}: {problem.read(english)}")
                 fail(f"{mistakes(len(problems))}; nothing was imported", EXIT_BAD_INPUT)
             if not dry_run:
+                await audit_here(
+                    uow,
+                    "plan_sheet_imported",
+                    reason=f"{sum(i.created for i in stored)} added",
+                    after=f"{len(stored)} rows",
+                )
                 await uow.commit()
             for imported in stored:
                 # Which sheet row became which post: the number 'plan cancel' and staff use.
@@ -176,6 +183,19 @@ def plan_cancel(post_id: int) -> None:
                     f"post {post_id} is {post.state}; only planned posts can be cancelled",
                     EXIT_BAD_INPUT,
                 )
+            consultation = (
+                await uow.consultations.get(post.consultation_id)
+                if post.consultation_id is not None
+                else None
+            )
+            await audit_here(
+                uow,
+                "plan_post_cancelled",
+                consultation=consultation.slug if consultation is not None else "",
+                item_id=post_id,
+                before=PostState.PLANNED,
+                after=PostState.CANCELLED,
+            )
             await uow.commit()
         click.echo(f"Cancelled post {post_id}.")
 

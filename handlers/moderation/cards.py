@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -132,7 +133,7 @@ def card_text(t: Texts, view: ItemView) -> str:
     masked = masked_text(view)
     shown = t("moderation.card.withdrawn") if masked is None else f"«{masked}»"
     lines += ["", shown, ""]
-    lines += [f"• {describe(t, flag)}" for flag in view.flags]
+    lines += [f"• {reason}" for reason in reasons(t, view.flags)]
     return "\n".join(lines)
 
 
@@ -145,6 +146,11 @@ def masked_text(view: ItemView) -> str | None:
 def describe(t: Texts, flag: Flag) -> str:
     """One flag as a reason a moderator understands."""
     return t(f"flag.{flag.kind}", detail=flag.detail)
+
+
+def reasons(t: Texts, flags: Iterable[Flag]) -> list[str]:
+    """The flags as reasons, each reason once: two threats in one text are one line."""
+    return list(dict.fromkeys(describe(t, flag) for flag in flags))
 
 
 def decision_buttons(t: Texts, view: ItemView) -> Buttons:

@@ -57,6 +57,7 @@
     document.querySelectorAll("[data-label]").forEach(function (el) {
       el.setAttribute("aria-label", t(el.getAttribute("data-label")));
     });
+    if (menu) { markMore(); }  // other labels, other widths
   }
 
   function newId() {
@@ -338,6 +339,13 @@
       send({ type: "text", text: command });
     });
   });
+  // Whether shortcuts are hidden to the right of the row (a narrow phone): the row says so.
+  var menu = document.querySelector(".menu");
+  function markMore() {
+    menu.classList.toggle("more", menu.scrollLeft + menu.clientWidth < menu.scrollWidth - 1);
+  }
+  menu.addEventListener("scroll", markMore);
+  window.addEventListener("resize", markMore);
   applyTexts();
   connect();
 })();
