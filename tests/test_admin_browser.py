@@ -84,7 +84,7 @@ async def test_accounts_audit_and_password_pages_pass_axe(
     await assert_accessible(page)
     await page.get_by_role("link", name="Revisionslog").click()
     await page.wait_for_url(f"{base}/admin/audit")
-    assert await page.get_by_role("cell", name="staff_added").count() == 1
+    assert await page.get_by_role("cell", name="Konto oprettet", exact=True).count() == 1
     await assert_accessible(page)
     await page.get_by_role("link", name="Skift adgangskode").click()
     await assert_accessible(page)
