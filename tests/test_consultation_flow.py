@@ -152,6 +152,28 @@ async def test_stickers_photos_voice_and_places_get_a_polite_no(
     assert await table_rows(telegram_app, Answer) == []
 
 
+async def test_privacy_read_before_consenting_brings_the_consent_card_below_it(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    """A careful citizen reads /privatliv before deciding: the choice comes again under what
+    they read, and the card above no longer takes a press."""
+    await import_consultation(telegram_app, open_now())
+    ole = Citizen(fake_bot, 109)
+    _intro, card = await ole.write("/start friluftsliv", new=2)
+    policy, again = await ole.write("/privatliv", new=2)
+    assert (policy.text or "").startswith("Sådan passer vi")
+    assert [b["text"] for b in again.buttons] == ["Ja, jeg giver samtykke", "Nej tak"]
+    earlier = ole.fake.sent(ole.id)[1]
+    assert earlier.message_id == card.message_id
+    assert earlier.buttons == []
+    assert (earlier.text or "").endswith("⤵ Spørgsmålet er stillet igen nedenfor.")
+    await ole.tap("Ja, jeg giver samtykke")
+    assert (ole.last().text or "").startswith("1/9")
+    # Once consent is given, /privatliv is the policy alone.
+    (alone,) = await ole.write("/privatliv")
+    assert (alone.text or "").startswith("Sådan passer vi")
+
+
 async def test_a_restart_mid_conversation_continues_where_the_citizen_was(
     fake_telegram: FakeTelegram, fake_bot: FakeBot, make_settings: Callable[..., Settings]
 ) -> None:

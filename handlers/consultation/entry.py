@@ -6,9 +6,11 @@ import math
 import re
 import secrets
 
+from handlers import common
 from handlers import questionnaire as rules
 from handlers.consultation.asking import ask, ask_next, close_question_message, sent_message_ref
 from handlers.consultation.sheet import (
+    active_participation,
     blocked,
     load_sheet,
     round_is_open,
@@ -144,11 +146,7 @@ async def open_consultation(ctx: FlowContext, outcome: Outcome, consultation: Co
         return
     if reopened:
         # The introduction is in the conversation already: one live consent card, not two.
-        earlier = await sent_message_ref(ctx, participation.question_message_id)
-        if earlier is not None:
-            outcome.edit(
-                earlier, f"{ctx.t('consultation.consent')}\n\n{ctx.t('question.asked_again')}"
-            )
+        await _retire_consent_card(ctx, outcome, participation)
         outcome.say(ctx.t("consultation.welcome_back", title=title(ctx, consultation)))
         ask_consent(ctx, outcome, participation)
         return
@@ -180,6 +178,25 @@ async def open_consultation(ctx: FlowContext, outcome: Outcome, consultation: Co
         )
     )
     ask_consent(ctx, outcome, participation)
+
+
+async def privacy(ctx: FlowContext, outcome: Outcome) -> None:
+    """/privacy; read while the consent card waits, the card comes again below it, so the
+    citizen who read before deciding finds the choice where they are."""
+    common.privacy(ctx, outcome)
+    participation = await active_participation(ctx)
+    if participation is not None and participation.status == ParticipationStatus.INVITED:
+        await _retire_consent_card(ctx, outcome, participation)
+        ask_consent(ctx, outcome, participation)
+
+
+async def _retire_consent_card(
+    ctx: FlowContext, outcome: Outcome, participation: Participation
+) -> None:
+    """The consent card already sent loses its buttons: one live card, not two."""
+    earlier = await sent_message_ref(ctx, participation.question_message_id)
+    if earlier is not None:
+        outcome.edit(earlier, f"{ctx.t('consultation.consent')}\n\n{ctx.t('question.asked_again')}")
 
 
 def ask_consent(ctx: FlowContext, outcome: Outcome, participation: Participation) -> None:
