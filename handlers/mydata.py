@@ -12,7 +12,7 @@ from handlers.events import Button, Outcome
 from handlers.ideas.rules import statement_text
 from handlers.moderation.intake import close_withdrawn, erase_card
 from handlers.payloads import ForgetAnswer
-from handlers.questions import all_kinds
+from handlers.questions import all_kinds, kind_of
 from storage.models import ItemStatus
 
 # Set in the participant's state while /forget waits for its answer: "erase everything" erases
@@ -51,11 +51,13 @@ async def mydata(ctx: FlowContext, outcome: Outcome) -> None:
             lines.append(
                 f"• {rules.shorten(rules.pick(question.text, ctx.t.language), 60)}: {shown}"
             )
+            typed = kind_of(question).free_text and isinstance(answer.value, str)
             answered.append(
                 {
                     "question": rules.pick(question.text, ctx.t.language),
-                    # As the citizen saw it; the stored value too (an option's id, a number).
-                    "answer": shown,
+                    # As the citizen chose it (a typed text whole, not shortened as in the
+                    # message); the stored value too (an option's id, a number).
+                    "answer": answer.value if typed and not answer.skipped else shown,
                     "stored_as": answer.value,
                     "skipped": answer.skipped,
                     "language": answer.language,

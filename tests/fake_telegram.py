@@ -1094,7 +1094,10 @@ def main() -> None:
             threading.Event().wait()
     except (KeyboardInterrupt, EOFError):
         pass
-    server.stop()
+    finally:
+        # A bot still long-polling may hold the server's stop up; the process ends anyway.
+        with contextlib.suppress(TimeoutError):
+            server.stop()
 
 
 class CitizenConsole:
@@ -1115,12 +1118,18 @@ class CitizenConsole:
             line = input("> ").strip()
             if not line:
                 continue
-            if line.startswith("#") and line[1:].isdigit() and self.buttons is not None:
+            if line.startswith("#") and line[1:].isdigit():
+                if self.buttons is None:
+                    print("(no message with buttons)")
+                    continue
                 message_id, buttons = self.buttons
                 number = int(line[1:])
                 if 1 <= number <= len(buttons) and "callback_data" in buttons[number - 1]:
                     data = buttons[number - 1]["callback_data"]
-                    self.bot.press_button(self.CITIZEN, message_id, data)
+                    try:
+                        self.bot.press_button(self.CITIZEN, message_id, data)
+                    except AssertionError:  # the message has lost that button meanwhile
+                        print(f"(button {number} is no longer there)")
                 else:
                     print(f"(no button {number})")
                 continue
@@ -1146,6 +1155,8 @@ class CitizenConsole:
             print(("(edited) " if edited else "") + text)
             if message.buttons:
                 self.buttons = (message.message_id, message.buttons)
+            elif self.buttons is not None and self.buttons[0] == message.message_id:
+                self.buttons = None  # edited without its buttons
                 labels = [f"#{n} {b['text']}" for n, b in enumerate(message.buttons, 1)]
                 print("   " + "   ".join(labels))
             print()

@@ -36,7 +36,8 @@ async def test_mydata_shows_everything_as_text_and_json(
 async def test_mydata_json_content(telegram_app: BorgerDialog, fake_bot: FakeBot) -> None:
     await import_consultation(telegram_app, open_now())
     ida = Citizen(fake_bot, 202)
-    await answer_all(ida)
+    idea = "En sti hele vejen rundt om søen, med bænke for hver halve kilometer, " * 3
+    await answer_all(ida, idea=idea.strip())
     # Hold the document in the outbox (network down) to read exactly what would be sent.
     fake_bot.inject(500, "Internal Server Error", method="sendDocument", chat_id=202, times=4)
     ida.fake.send_message(202, "/mydata")
@@ -52,6 +53,8 @@ async def test_mydata_json_content(telegram_app: BorgerDialog, fake_bot: FakeBot
     # The answer as the citizen chose it, not the option's id.
     shown = {a["question"]: a["answer"] for a in consultation["answers"]}
     assert shown["Hvor gammel er du?"] == "Under 25"
+    # A typed answer whole, not shortened as in the message.
+    assert shown["Hvad er din bedste idé til naturen i kommunen?"] == idea.strip()
     assert consultation["reports"] == []
 
 

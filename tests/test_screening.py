@@ -285,6 +285,13 @@ def test_invisible_characters_hide_nothing_from_screening(
         ),  # full width
         ("Det er noget l\u043ert", "rude", "l\u043ert"),
         ("Det er noget \u03bfg l\u03bfrt", "rude", "l\u03bfrt"),  # Greek ο
+        (
+            "Borgmesteren er en \uff49\uff44\uff11\uff4f\uff54",
+            "offensive",
+            "\uff49\uff44\uff11\uff4f\uff54",
+        ),  # full width, a digit for a letter
+        # A letter that lower-cases to two ("İ": i and a dot) keeps the spans in step.
+        ("Hej \u0130stanbul, din idiot", "offensive", "idiot"),
     ],
 )
 def test_letters_from_other_scripts_that_look_latin_hide_nothing(
@@ -296,9 +303,12 @@ def test_letters_from_other_scripts_that_look_latin_hide_nothing(
 
 
 def test_words_of_other_scripts_keep_their_own_letters(screener: Screener) -> None:
-    """Only a word mixing scripts (or made of look-alikes only) is folded: Ukrainian and Greek
-    text is read as itself."""
-    for text in ("Я люблю цей парк біля озера", "Το πάρκο είναι ωραίο το καλοκαίρι"):
+    """Only a word mixing scripts is folded: Ukrainian and Greek text is read as itself."""
+    for text in (
+        "Я люблю цей парк біля озера",
+        "Цей рік був важким",  # "рік" (year) drawn as "pik"
+        "Το πάρκο είναι ωραίο το καλοκαίρι",
+    ):
         result = screener.screen(text, languages=["da", "uk", "el"])
         assert not {"offensive", "rude"} & set(result.kinds), result.kinds
 

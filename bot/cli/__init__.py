@@ -59,8 +59,8 @@ class CommandLine(click.Group):
         except click.ClickException as error:
             fail(error.format_message(), error.exit_code)
         except click.Abort:
-            click.echo(file=sys.stderr)  # after the ^C of an interrupted prompt
-            sys.exit(EXIT_INTERRUPTED)
+            # Ctrl-C (or Ctrl-D) where click reads input; click has ended the line already.
+            fail("interrupted", EXIT_INTERRUPTED)
         # Without standalone mode click returns --help's and --version's exit code (0).
         sys.exit(result if isinstance(result, int) else 0)
 
@@ -528,7 +528,7 @@ def export(
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
         def progress(items: Iterable[Any]) -> Iterable[Any]:
-            # Shown from the first row on: an unknown consultation is one line, no progress.
+            # Shown once the consultation is found: an unknown one is one line, no progress.
             with click.progressbar(list(items), label="Exporting", file=sys.stderr) as bar:
                 yield from bar
 

@@ -10,6 +10,7 @@ import click
 from bot.cli.common import (
     CLI_ACTOR,
     EXIT_BAD_INPUT,
+    audit_here,
     configure_logging,
     decided_before,
     fail,
@@ -234,13 +235,10 @@ def ideas_decide(
             except StaffError as refusal:
                 fail(str(refusal), EXIT_BAD_INPUT)
             told = await queue_messages(uow, messages)
-            await uow.moderation.log(
-                item_id=None,
+            await audit_here(
+                uow,
+                "statement_decided",
                 consultation=slug,
-                event="statement_decided",
-                actor=CLI_ACTOR,
-                author="",
-                at=utc_now(),
                 reason=f"statement {number}",
                 before=before,
                 after=decision,

@@ -359,21 +359,29 @@ LOOK_ALIKES = {
 
 
 def _unmasked(token: str) -> list[tuple[str, int]]:
-    """A token's characters with their disguises undone, each with its index in the token.
+    """A token's characters lower-cased with their disguises undone, each with its index in
+    the token.
 
-    Wide, bold, script and circled letters (ｉｄｉｏｔ, 𝐢𝐝𝐢𝐨𝐭) are their plain letters (Unicode's
-    compatibility forms); look-alikes from other scripts are Latin letters where the word has
-    Latin letters too, or is made of look-alikes only, so a Ukrainian or Greek word keeps its
-    own letters.
+    Wide, bold, script and circled letters and digits (ｉｄｉｏｔ, 𝐢𝐝𝐢𝐨𝐭, ｉｄ１ｏｔ) are their
+    plain forms (Unicode's compatibility forms); look-alikes from other scripts are Latin
+    letters in a word that has Latin letters too, so a Ukrainian or Greek word ("рік") keeps
+    its own.
+    A mark that lower-casing adds to a letter (the dot of "İ") goes.
     """
     chars: list[tuple[str, int]] = []
     for i, ch in enumerate(token):
-        plain = unicodedata.normalize("NFKC", ch) if ord(ch) > 0x2000 else ch
-        chars.extend((part, i) for part in (plain if plain.isalpha() else ch))
-    letters = [ch.lower() for ch, _ in chars if ch.isalpha()]
-    latin = any(ch.isascii() or ch in "æøå" for ch in letters)
-    if latin or (letters and all(ch in LOOK_ALIKES for ch in letters)):
-        chars = [(LOOK_ALIKES.get(ch.lower(), ch), i) for ch, i in chars]
+        plain = ch
+        if ord(ch) > 0x2000 and unicodedata.category(ch)[0] in "LN":
+            folded = unicodedata.normalize("NFKC", ch)
+            if folded.isalnum():
+                plain = folded
+        lower = plain.lower()
+        if len(lower) > len(plain):
+            # "İ" lower-cases to "i" and a dot above: the letter alone, at the same index.
+            lower = "".join(part for part in lower if unicodedata.category(part) != "Mn")
+        chars.extend((part, i) for part in lower)
+    if any((ch.isascii() and ch.isalpha()) or ch in "æøå" for ch, _ in chars):
+        chars = [(LOOK_ALIKES.get(ch, ch), i) for ch, i in chars]
     return chars
 
 
@@ -385,7 +393,7 @@ def _normalise_token(token: str, offset: int) -> tuple[str, list[int]]:
     for position, (ch, i) in enumerate(unmasked):
         following = unmasked[position + 1][0] if position + 1 < len(unmasked) else ""
         if ch.isalpha():
-            chars.append(ch.lower())
+            chars.append(ch)
         elif has_letter and ch in LEET and _stands_for_letter(ch, chars, following):
             chars.append(LEET[ch])
         elif ch in CENSOR_MARKS and chars and chars[-1].isalpha() and following.isalpha():
