@@ -232,6 +232,23 @@ async def test_a_recorded_decision_is_confirmed_where_the_page_comes_back_to(
     assert page.count('class="notice"') == 1
 
 
+# The words of table cells that do not fit their cell's width whole.
+WORDS_CUT_IN_CELLS = """() => {
+    const measure = document.createElement("canvas").getContext("2d");
+    const cut = [];
+    for (const cell of document.querySelectorAll("main td")) {
+        if (cell.children.length) { continue; }  // plain text cells
+        const style = getComputedStyle(cell);
+        measure.font = style.font;
+        const room = cell.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+        for (const word of cell.textContent.split(/\\s+/).filter(Boolean)) {
+            if (measure.measureText(word).width > room + 0.5) { cut.push(word); }
+        }
+    }
+    return cut;
+}"""
+
+
 @BROWSER_DATABASE
 async def test_an_admin_reads_accounts_and_the_audit_log_in_danish_on_a_phone(
     browser: Any, clocked_app: BorgerDialog
@@ -261,6 +278,8 @@ async def test_an_admin_reads_accounts_and_the_audit_log_in_danish_on_a_phone(
         await page.goto(f"{base}{path}")
         widest = await page.evaluate("document.documentElement.scrollWidth")
         assert widest <= PHONE["width"], (path, widest)
+        # Words stay whole in the cells ("administrator", not "admi nistr ator").
+        assert await page.evaluate(WORDS_CUT_IN_CELLS) == [], path
         await assert_accessible(page)
     download = await page.context.request.get(f"{base}/admin/audit.csv")
     header = (await download.text()).lstrip("\ufeff").splitlines()[0]
