@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
+from collections.abc import Mapping
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any
@@ -502,9 +505,37 @@ def _describe(error: Any) -> str:
     return f"{name}: {message}"
 
 
+# Variables with the settings' prefix that are no setting: the test suite's own.
+NOT_SETTINGS = ("BORGERDIALOG_TEST_", "BORGERDIALOG_SCREENSHOTS")
+
+
+def unknown_variables(environment: Mapping[str, str]) -> list[str]:
+    """A line for each BORGERDIALOG_ variable that is no setting, with the one it may mean:
+    a mistyped name would otherwise be ignored and its default used (another port, no token)."""
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    lines = []
+    for name in sorted(environment):
+        if not name.startswith(ENV_PREFIX) or name in known or name.startswith(NOT_SETTINGS):
+            continue
+        # Compared without the prefix all share: the settings with the same last word
+        # (WEB_PORT: HTTP_PORT or SMTP_PORT, not WEB_SECRET), else the nearest spelling.
+        short = name.removeprefix(ENV_PREFIX)
+        names = sorted(setting.removeprefix(ENV_PREFIX) for setting in known)
+        ending = [n for n in names if n.rsplit("_", 1)[-1] == short.rsplit("_", 1)[-1]]
+        close = ending[:3] or difflib.get_close_matches(short, names, n=1)
+        choices = " or ".join(ENV_PREFIX + n for n in close)
+        hint = f" (did you mean {choices}?)" if close else " (see the README's Settings)"
+        lines.append(f"{name}: no such setting{hint}")
+    return lines
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read and validate settings; raise SettingsError naming each bad variable."""
+    unknown = unknown_variables(os.environ)
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
-        raise SettingsError([_describe(err) for err in exc.errors()]) from None
+        raise SettingsError(unknown + [_describe(err) for err in exc.errors()]) from None
+    if unknown:
+        raise SettingsError(unknown)
+    return settings

@@ -240,7 +240,8 @@ WORDS_CUT_IN_CELLS = """() => {
         if (cell.children.length) { continue; }  // plain text cells
         const style = getComputedStyle(cell);
         measure.font = style.font;
-        const room = cell.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+        const padding = parseFloat(style.paddingLeft) + parseFloat(style.paddingRight);
+        const room = cell.clientWidth - padding;
         for (const word of cell.textContent.split(/\\s+/).filter(Boolean)) {
             if (measure.measureText(word).width > room + 0.5) { cut.push(word); }
         }

@@ -103,6 +103,29 @@ def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
     assert "secretpw" not in result.stderr
 
 
+def test_a_mistyped_setting_stops_the_program_naming_what_it_may_mean(tmp_path: Path) -> None:
+    """BORGERDIALOG_WEB_PORT was ignored: the bot started on the default port. A variable with
+    the settings' prefix that is no setting stops it, as a bad value of a setting does."""
+    result = in_process(
+        "consultation",
+        "list",
+        cwd=tmp_path,
+        env={"BORGERDIALOG_WEB_PORT": "8190", "BORGERDIALOG_TELEGRAM_TOKN": "x"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "borgerdialog: BORGERDIALOG_TELEGRAM_TOKN: no such setting (did you mean "
+        "BORGERDIALOG_TELEGRAM_TOKEN?)",
+        "borgerdialog: BORGERDIALOG_WEB_PORT: no such setting (did you mean "
+        "BORGERDIALOG_HTTP_PORT or BORGERDIALOG_SMTP_PORT?)",
+    ]
+    # The test suite's own variables are not the program's settings.
+    quiet = in_process(
+        "consultation", "list", cwd=tmp_path, env={"BORGERDIALOG_TEST_REQUIRE_BROWSER": "1"}
+    )
+    assert quiet.returncode == 0, quiet.stderr
+
+
 def test_a_taken_port_is_one_line(tmp_path: Path) -> None:
     import socket
 

@@ -123,6 +123,11 @@ def demo() -> None:
                     "To try it on Telegram too, create a bot with @BotFather and start again with\n"
                     "    BORGERDIALOG_TELEGRAM_TOKEN=<the token> borgerdialog demo\n"
                 )
+            click.echo(
+                f"Staff work in the dashboard at {settings.public_base_url}/admin once an account"
+                " exists:\n    borgerdialog staff add YOU@EXAMPLE.DK --role admin\n"
+                "(in another shell, in this folder: the account goes in the same database)\n"
+            )
             click.echo("Stop with Ctrl-C.")
             await stop.wait()
         finally:
