@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 from click.testing import Result
+from yarl import URL
 
 from bot.admin.accounts import add_account, hash_password, normalise_email
 from bot.app import BorgerDialog
@@ -215,7 +216,7 @@ async def test_login_sets_a_strict_cookie_and_shows_who(
         "/admin/logout", data={"csrf": csrf_of(html)}, allow_redirects=False
     ) as out:
         assert out.status == 303
-        assert out.headers["Location"] == "/admin/login"
+        assert out.headers["Location"] == "/admin/login?why=logged-out"
     assert await model_rows(admin_app, StaffSession) == []
     events = [row[0].event for row in await model_rows(admin_app, ModerationLogEntry)]
     assert events == ["staff_login", "staff_logout"]
@@ -263,7 +264,11 @@ async def test_wrong_password_and_unknown_email_get_the_same_answer(
     assert wrong.status == unknown.status == 401
     assert "E-mail eller adgangskode er forkert." in wrong_html
 
+    # Each page gives back the e-mail typed (the password field has the focus), nothing else.
+    assert 'value="ukendt@kommune.dk"' in unknown_html
+
     def without_token(html: str) -> str:
+        html = re.sub(r'name="email" type="email"([^>]*) value="[^"]*"', "", html)
         return re.sub(r'name="csrf" value="[0-9a-f]+"', "", html)
 
     assert without_token(wrong_html) == without_token(unknown_html)
@@ -346,7 +351,7 @@ async def test_idle_and_old_sessions_end(
     clock.now += timedelta(minutes=31)
     async with browser_session.get("/admin", allow_redirects=False) as page:
         assert page.status == 303
-        assert page.headers["Location"] == "/admin/login"
+        assert page.headers["Location"] == "/admin/login?why=expired"
     # Active all along, a session still ends after twelve hours.
     response, _ = await login(browser_session)
     for _ in range(25):
@@ -378,7 +383,13 @@ async def test_no_admin_page_without_login(
 ) -> None:
     async with browser_session.request(method, path, allow_redirects=False) as page:
         assert page.status == 303
-        assert page.headers["Location"] == "/admin/login"
+        # The login page, told where the visitor was going (a dashboard page of its own).
+        expected = {
+            "/admin/moderation": "/admin/login?next=/admin/moderation",
+            # A form sent without a session: what was sent is not kept, and the page says so.
+            "/admin/accounts": "/admin/login?why=expired-post",
+        }
+        assert page.headers["Location"] == expected.get(path, "/admin/login")
         assert "anne" not in await page.text()
 
 
@@ -408,3 +419,48 @@ async def test_an_unknown_admin_address_is_not_found_after_login(admin_app: Borg
         html = await page.text()
     assert "Siden findes ikke" in html
     assert 'lang="da"' in html
+
+
+async def test_a_login_goes_back_where_the_visitor_was_and_says_why_it_was_asked(
+    admin_app: BorgerDialog, browser_session: aiohttp.ClientSession
+) -> None:
+    """A link into the dashboard, or a session that ran out in the middle of a form: the login
+    page says why it is shown, and logging in leads back to that page, never elsewhere."""
+    base = admin_app.settings.public_base_url
+    async with browser_session.get("/admin/moderation", allow_redirects=False) as away:
+        assert away.headers["Location"] == "/admin/login?next=/admin/moderation"
+    async with browser_session.get(away.headers["Location"]) as page:
+        html = await page.text()
+    assert '<input type="hidden" name="next" value="/admin/moderation">' in html
+    data = {
+        "email": EMAIL,
+        "password": PASSWORD,
+        "csrf": csrf_of(html),
+        "next": "/admin/moderation",
+    }
+    async with browser_session.post("/admin/login", data=data, allow_redirects=False) as back:
+        assert back.headers["Location"] == "/admin/moderation"
+    # The session ends (logged out in another tab); the form on the plan page is sent.
+    async with browser_session.get("/admin/accounts") as page:
+        token = csrf_of(await page.text())
+    await browser_session.post("/admin/logout", data={"csrf": token}, allow_redirects=False)
+    async with browser_session.post(
+        "/admin/accounts",
+        data={"csrf": token, "email": "ny@kommune.dk"},
+        headers={"Referer": f"{base}/admin/accounts?x=1"},
+        allow_redirects=False,
+    ) as lost:
+        location = URL(lost.headers["Location"])
+    assert location.path == "/admin/login"
+    assert dict(location.query) == {"next": "/admin/accounts?x=1", "why": "expired-post"}
+    async with browser_session.get(lost.headers["Location"]) as page:
+        html = await page.text()
+    assert "din session er udløbet, og det, du sendte, blev ikke gemt" in html
+    assert 'name="next" value="/admin/accounts?x=1"' in html
+    # Another site's address, or a way out of the dashboard, is never where a login leads.
+    for elsewhere in ("https://evil.example/admin", "//evil.example/admin", "/chat", "/admin/../x"):
+        data = {"email": EMAIL, "password": PASSWORD, "csrf": csrf_of(html), "next": elsewhere}
+        async with browser_session.post("/admin/login", data=data, allow_redirects=False) as r:
+            assert r.headers["Location"] == "/admin", elsewhere
+        async with browser_session.get("/admin/login") as page:
+            html = await page.text()

@@ -48,7 +48,9 @@ async def test_login_page_and_overview_pass_axe(browser: Any, dashboard_app: Bor
     assert await page.get_by_role("heading", level=1).inner_text() == "Oversigt"
     await assert_accessible(page)
     await page.get_by_role("button", name="Log ud").click()
-    await page.wait_for_url("**/admin/login")
+    await page.wait_for_url("**/admin/login?why=logged-out")
+    await page.get_by_role("status").filter(has_text="Du er logget ud.").wait_for()
+    await assert_accessible(page)
     await page.context.close()
 
 

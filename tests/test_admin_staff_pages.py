@@ -94,7 +94,7 @@ async def test_an_admin_manages_accounts_with_the_clis_rules(dashboard_app: Borg
             assert changed.status == 303
             async with moderator.get("/admin", allow_redirects=False) as after:
                 assert after.status == 303
-                assert after.headers["Location"] == "/admin/login"
+                assert after.headers["Location"] == "/admin/login?why=expired"
             # A password set by the admin works; the old one does not.
             reset = await post_form(
                 admin,

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from yarl import URL
 
 from bot.admin.accounts import account_pseudonym, audit, current_session
 from bot.config import Settings
@@ -29,6 +32,50 @@ from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 PREFIX = "/admin"
 LOGIN = f"{PREFIX}/login"
+# Why the login page is shown: the session ran out (or ended in another tab), or a logout.
+EXPIRED, EXPIRED_POST, LOGGED_OUT = "expired", "expired-post", "logged-out"
+# A dashboard address to return to after logging in: a path of ours, never another site's.
+_RETURN_PATH = re.compile(r"/admin(?:/[A-Za-z0-9._~%/-]*)?(?:\?[A-Za-z0-9._~%&=+-]*)?")
+
+
+def return_path(value: object) -> str:
+    """Where to go after logging in: the address asked for, if it is one of the dashboard's
+    own (no "//", no scheme, no other host, no ".."), else the overview."""
+    if (
+        isinstance(value, str)
+        and _RETURN_PATH.fullmatch(value)
+        and "//" not in value
+        and not {".", ".."} & set(value.partition("?")[0].split("/"))
+    ):
+        return value if value != LOGIN and not value.startswith(LOGIN + "?") else PREFIX
+    return PREFIX
+
+
+def _form_page(request: web.Request) -> str:
+    """The page a posted form was on (its Referer, when it is this site's): a form's own
+    address may take posts only."""
+    referer = URL(request.headers.get("Referer", ""))
+    if referer.is_absolute() and referer.host == request.url.host:
+        return referer.path_qs
+    return PREFIX
+
+
+def login_address(request: web.Request, *, expired: bool) -> str:
+    """The login page, told where the visitor was going (for a form sent, the page it was on:
+    what was in it is not kept) and, when their session had ended, that it had."""
+    wanted = request.path_qs if request.method == "GET" else _form_page(request)
+    query: dict[str, str] = {}
+    if return_path(wanted) not in (PREFIX, PREFIX + "/"):
+        query["next"] = wanted
+    if request.method != "GET":
+        # Only a page shown while logged in has a form to send: the session ended meanwhile
+        # (ran out, or logged out in another tab, which takes the cookie too).
+        query["why"] = EXPIRED_POST
+    elif expired:
+        query["why"] = EXPIRED
+    return f"{LOGIN}?{urlencode(query)}" if query else LOGIN
+
+
 STATIC = f"{PREFIX}/static"
 SESSION_COOKIE = "bd_admin"
 PRE_SESSION_COOKIE = "bd_admin_pre"
@@ -132,7 +179,7 @@ class DashboardKit:
             found = await current_session(uow, token, self.clock())
             await uow.commit()  # the session's last_seen, or its end when it expired
         if found is None or token is None:
-            raise web.HTTPSeeOther(LOGIN)
+            raise web.HTTPSeeOther(login_address(request, expired=token is not None))
         return Visitor(found[1], token, self.texts(request))
 
     async def require(self, request: web.Request, area: str) -> Visitor:

@@ -23,12 +23,16 @@ from bot.admin.accounts import (
     password_matches,
 )
 from bot.admin.kit import (
+    EXPIRED,
+    EXPIRED_POST,
+    LOGGED_OUT,
     LOGIN,
     PRE_SESSION_COOKIE,
     PREFIX,
     SESSION_COOKIE,
     DashboardKit,
     Visitor,
+    return_path,
 )
 from bot.channels.webchat.limits import client_address
 from storage.uow import UnitOfWork
@@ -78,8 +82,21 @@ class AdminPages:
     # -- pages -----------------------------------------------------------------------------
 
     async def login_page(self, request: web.Request) -> web.Response:
-        """The login form, with a fresh pre-session cookie when the browser has none."""
-        return self._login_form(request, message=None, status=200)
+        """The login form, with a fresh pre-session cookie when the browser has none; it says
+        why it is shown when a session ran out or ended."""
+        t = self._kit.texts(request)
+        why = {
+            EXPIRED: t("admin.login.expired"),
+            EXPIRED_POST: t("admin.login.expired_post"),
+            LOGGED_OUT: t("admin.login.logged_out"),
+        }.get(request.query.get("why", ""))
+        return self._login_form(
+            request,
+            message=None,
+            status=200,
+            notice=why,
+            next_path=return_path(request.query.get("next")),
+        )
 
     async def login(self, request: web.Request) -> web.Response:
         """Check the form's CSRF token, then the e-mail and password against the limits."""
@@ -107,7 +124,7 @@ class AdminPages:
             assert result.account is not None
             assert result.token is not None
             logger.info("dashboard login by %s", kit.pseudonym(result.account))
-            response = web.HTTPSeeOther(PREFIX)
+            response = web.HTTPSeeOther(return_path(form.get("next")))
             response.set_cookie(
                 SESSION_COOKIE,
                 result.token,
@@ -129,7 +146,13 @@ class AdminPages:
             "throttled": (t("admin.login.throttled"), 429),
         }
         message, status = messages[result.outcome]
-        return self._login_form(request, message=message, status=status)
+        return self._login_form(
+            request,
+            message=message,
+            status=status,
+            email=email,
+            next_path=return_path(form.get("next")),
+        )
 
     async def logout(self, request: web.Request) -> web.Response:
         """End the session (with the form's CSRF token) and go back to the login page."""
@@ -146,7 +169,7 @@ class AdminPages:
                 await kit.audit(uow, account, "staff_logout")
                 logger.info("dashboard logout by %s", kit.pseudonym(account))
             await uow.commit()
-        response = web.HTTPSeeOther(LOGIN)
+        response = web.HTTPSeeOther(f"{LOGIN}?why={LOGGED_OUT}")
         response.del_cookie(SESSION_COOKIE, path=PREFIX)
         raise response
 
@@ -172,11 +195,25 @@ class AdminPages:
     # -- helpers ---------------------------------------------------------------------------
 
     def _login_form(
-        self, request: web.Request, *, message: str | None, status: int
+        self,
+        request: web.Request,
+        *,
+        message: str | None,
+        status: int,
+        notice: str | None = None,
+        email: str = "",
+        next_path: str = PREFIX,
     ) -> web.Response:
         kit = self._kit
         pre = request.cookies.get(PRE_SESSION_COOKIE) or secrets.token_urlsafe(24)
-        context = {"message": message, "login_csrf": kit.token("login", pre)}
+        context = {
+            "message": message,
+            "notice": notice,
+            # A wrong password keeps the e-mail typed; the password is never sent back.
+            "email": email[:320],
+            "next": next_path if next_path != PREFIX else "",
+            "login_csrf": kit.token("login", pre),
+        }
         response = kit.render(request, None, "login.html", context, status=status)
         if request.cookies.get(PRE_SESSION_COOKIE) != pre:
             response.set_cookie(
