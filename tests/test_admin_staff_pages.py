@@ -288,6 +288,11 @@ async def test_the_trail_filters_and_downloads(dashboard_app: BorgerDialog) -> N
             html = await page.text()
         assert "Skriv datoen som år-måned-dag" in html
         assert 'value="1. december"' in html
+        async with admin.get(
+            "/admin/audit", params={"from": "2026-12-02", "to": "2026-12-01"}
+        ) as page:
+            assert page.status == 400
+            assert "Fra-datoen ligger efter til-datoen." in await page.text()
         async with admin.get("/admin/audit", params={"from": "2026-12-02"}) as page:
             assert "Ingen hændelser passer til filteret." in await page.text()
         async with admin.get("/admin/audit.csv", params={"to": "2026-12-01"}) as download:
@@ -295,7 +300,9 @@ async def test_the_trail_filters_and_downloads(dashboard_app: BorgerDialog) -> N
             assert download.headers["Content-Type"].startswith("text/csv")
             assert "attachment" in download.headers["Content-Disposition"]
             text = await download.text()
-        rows = list(csv.DictReader(io.StringIO(text)))
+        # For Danish Excel: a byte-order mark and semicolons, as the results exports.
+        assert text.startswith("\ufeffat;item;")
+        rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff")), delimiter=";"))
         assert [row["event"] for row in rows] == ["staff_login", "staff_login"]
         assert rows[0]["at"] == "2026-12-01 10:00"  # local time, Copenhagen
         assert "@" not in text

@@ -87,6 +87,9 @@ def read_filter(query: Any) -> TrailFilter:
     for value in (since, until):
         if value and _day(value) is None:
             problem = "admin.audit.bad_date"
+    first, last = _day(since), _day(until)
+    if problem is None and first is not None and last is not None and first > last:
+        problem = "admin.audit.dates_reversed"
     return TrailFilter(field("event"), field("actor"), field("consultation"), since, until, problem)
 
 
@@ -149,7 +152,9 @@ class AuditPages:
             await kit.audit(uow, visitor.account, "audit_exported")
             await uow.commit()
         out = io.StringIO()
-        writer = csv.writer(out)
+        # As the results exports: semicolons and a byte-order mark, which Danish Excel reads
+        # into columns and as UTF-8 (the command line's log keeps plain commas).
+        writer = csv.writer(out, delimiter=";")
         writer.writerow(TRAIL_COLUMNS)
         for entry in reversed(entries):  # oldest first, like the CLI's export
             row = trail_row(entry, kit.settings.zone)
@@ -157,8 +162,9 @@ class AuditPages:
             writer.writerow(safe_cell(row[column]) for column in TRAIL_COLUMNS)
         stamp = kit.clock().astimezone(kit.settings.zone).strftime("%Y-%m-%d")
         response = web.Response(
-            text=out.getvalue(),
+            body=out.getvalue().encode("utf-8-sig"),
             content_type="text/csv",
+            charset="utf-8",
             headers={
                 "Content-Disposition": f'attachment; filename="audit-{stamp}.csv"',
                 "Cache-Control": "no-store",
