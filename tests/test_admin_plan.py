@@ -347,7 +347,10 @@ async def test_staff_edit_and_cancel_a_post_and_the_audit_trail_has_it_by_pseudo
             assert "Opslaget kan ikke ændres: det er aflyst" in plain(await edit.text())
         # The round's own announcement is the bot's to write: cancel it, but not edit it.
         (automatic,) = [p for p in await posts(app) if p.key == "auto:friluftsliv:1:announcement"]
-        assert (await staff.get(f"/admin/plan/{automatic.id}/edit")).status == 409
+        async with staff.get(f"/admin/plan/{automatic.id}/edit") as edit:
+            assert edit.status == 409
+            # It is planned: the page says why it cannot be changed, not that it is planned.
+            assert "botten skriver selv teksten" in plain(await edit.text())
 
     (post,) = [p for p in await posts(app) if p.id == post_id]
     assert post.state == PostState.CANCELLED

@@ -374,7 +374,11 @@ class PlanPages:
             post = await self._post(uow, request, visitor)
             if post.state != PostState.PLANNED or post.kind != PostKind.MESSAGE:
                 view = await self._view(uow, post, visitor.texts)
-                message = visitor.texts("admin.plan.not_editable", state=view.state)
+                message = (
+                    visitor.texts("admin.plan.not_editable", state=view.state)
+                    if post.state != PostState.PLANNED
+                    else visitor.texts("admin.plan.not_editable_automatic")
+                )
                 return await self._post_with_message(request, visitor, uow, post, message)
             values = await self._values_of(uow, post, visitor.texts.language)
         return await self._form(request, visitor, values, {}, post)
