@@ -326,8 +326,16 @@ async def test_staff_edit_and_cancel_a_post_and_the_audit_trail_has_it_by_pseudo
         assert post.repeat is None
         assert post.state == PostState.PLANNED
 
-        cancelled = await post_form(
+        # Not without the box that says a cancelled post cannot come back.
+        unconfirmed = await post_form(
             staff, f"/admin/plan/{post_id}", f"/admin/plan/{post_id}/cancel", {}
+        )
+        assert unconfirmed.status == 400
+        assert "Opslaget er ikke aflyst: sæt kryds" in plain(await unconfirmed.text())
+        (kept,) = [p for p in await posts(app) if p.id == post_id]
+        assert kept.state == PostState.PLANNED
+        cancelled = await post_form(
+            staff, f"/admin/plan/{post_id}", f"/admin/plan/{post_id}/cancel", {"confirm": "yes"}
         )
         assert cancelled.status == 303
         page = plain(await text_of(staff, f"/admin/plan/{post_id}?done=cancelled"))
@@ -337,7 +345,8 @@ async def test_staff_edit_and_cancel_a_post_and_the_audit_trail_has_it_by_pseudo
         assert "Ret opslaget" not in page
         # Too late now for both: the pages say why.
         token = csrf_of(await text_of(staff, "/admin/plan"))
-        async with staff.post(f"/admin/plan/{post_id}/cancel", data={"csrf": token}) as again:
+        again_form = {"csrf": token, "confirm": "yes"}
+        async with staff.post(f"/admin/plan/{post_id}/cancel", data=again_form) as again:
             assert again.status == 409
             assert f"Opslag #{post_id} kan ikke aflyses: det er aflyst." in plain(
                 await again.text()

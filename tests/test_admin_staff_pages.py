@@ -118,7 +118,11 @@ async def test_an_admin_manages_accounts_with_the_clis_rules(dashboard_app: Borg
         )
         assert demoted.status == 400
         assert "den eneste administrator" in await demoted.text()
-        removed = await post_form(admin, "/admin/accounts", f"/admin/accounts/{new_id}/remove", {})
+        remove = f"/admin/accounts/{new_id}/remove"
+        kept = await post_form(admin, "/admin/accounts", remove, {})
+        assert kept.status == 400
+        assert "er ikke fjernet: sæt kryds" in await kept.text()
+        removed = await post_form(admin, "/admin/accounts", remove, {"confirm": "yes"})
         assert removed.status == 303
         async with admin.get(removed.headers["Location"]) as listing:
             html = await listing.text()

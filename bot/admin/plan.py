@@ -329,9 +329,16 @@ class PlanPages:
         """Cancel a post that has not started, as the CLI and the staff chat do; audited."""
         kit = self._kit
         visitor = await kit.require(request, "plan")
-        await kit.form(request, visitor)
+        form = await kit.form(request, visitor)
         async with kit.uow() as uow:
             post = await self._post(uow, request, visitor)
+            if form.get("confirm") != "yes":
+                # A cancelled post cannot be planned again: the box says so before it happens
+                # (the browser asks for it; this is for a form sent without).
+                message = visitor.texts("admin.plan.cancel_unconfirmed")
+                return await self._post_with_message(
+                    request, visitor, uow, post, message, status=400
+                )
             if not await uow.plan.cancel(post.id, kit.clock()):
                 view = await self._view(uow, post, visitor.texts)
                 message = visitor.texts("plan.staff.cannot_cancel", post=post.id, state=view.state)
@@ -694,6 +701,7 @@ class PlanPages:
         uow: UnitOfWork,
         post: PlannedPost,
         message: str,
+        status: int = 409,
     ) -> web.Response:
         """The post's page with why an action could not be done (409: it changed meanwhile)."""
         view = await self._view(uow, post, visitor.texts)
@@ -705,7 +713,7 @@ class PlanPages:
             "week": Week.of(view.day).label,
             "zone": self._settings.timezone,
         }
-        return self._kit.render(request, visitor, "plan/post.html", context, status=409)
+        return self._kit.render(request, visitor, "plan/post.html", context, status=status)
 
     async def _view(self, uow: UnitOfWork, post: PlannedPost, t: Texts) -> PostView:
         consultation: Consultation | None = (

@@ -125,12 +125,17 @@ class StaffPages:
     async def remove(self, request: web.Request) -> web.Response:
         kit = self._kit
         visitor = await kit.require(request, "accounts")
-        await kit.form(request, visitor)
+        form = await kit.form(request, visitor)
         refused: AccountError | None = None
         async with kit.uow() as uow:
             account = await self._account(uow, request)
             pseudonym = kit.pseudonym(account)
             try:
+                if form.get("confirm") != "yes":
+                    # The browser asks for the box; this is for a form sent without it.
+                    raise AccountError(
+                        "not confirmed", "admin.accounts.remove_unconfirmed", email=account.email
+                    )
                 await remove_account(uow, account)
             except AccountError as error:
                 refused = error
