@@ -312,3 +312,40 @@ async def test_the_trail_filters_and_downloads(dashboard_app: BorgerDialog) -> N
         assert "@" not in text
         async with admin.get("/admin/audit", params={"event": "audit_exported"}) as page:
             assert "<td>Revisionslog hentet</td>" in await page.text()
+
+
+def test_the_audit_page_says_codes_in_the_readers_language() -> None:
+    """The page names events, states, decisions, reasons and findings in Danish; a code with no
+    name (a count, a statement's number) is shown as stored. The download keeps the codes."""
+    from bot.admin.audit import readable_row
+    from bot.dialogue.i18n import Catalogs
+
+    row: dict[str, object] = {
+        "at": "2026-12-01 10:00",
+        "item": 4,
+        "consultation": "friluftsliv",
+        "event": "hidden",
+        "actor": "moderator 0a1b2c3d4e",
+        "author": "p-1234567890",
+        "before": "held",
+        "after": "hidden",
+        "reason": "offensive",
+        "flags": "name phone",
+    }
+    shown = readable_row(row, Catalogs("da").texts("da"))
+    assert shown == {
+        **row,
+        "event": "Skjult",
+        "before": "venter på moderator",
+        "after": "skjult",
+        "reason": "Krænkende sprog",
+        "flags": "navn, telefonnummer",
+    }
+    decided = {**row, "event": "statement_decided", "before": "", "after": "considering"}
+    decided |= {"reason": "statement 6", "flags": ""}
+    shown = readable_row(decided, Catalogs("da").texts("da"))
+    assert (shown["event"], shown["after"], shown["reason"]) == (
+        "Udsagn afgjort af medarbejder",
+        "overvejes",
+        "statement 6",
+    )

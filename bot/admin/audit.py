@@ -14,7 +14,9 @@ from aiohttp import web
 
 from bot.admin.kit import PREFIX, DashboardKit
 from bot.consultations.files import safe_cell
+from handlers.context import Texts
 from handlers.events import record_id
+from handlers.moderation.cards import REASONS
 from handlers.moderation.trail import TRAIL_COLUMNS, trail_row
 from storage.models import ModerationLogEntry
 from storage.uow import UnitOfWork
@@ -53,6 +55,63 @@ EVENT_NAMES = {
     "results_exported": "admin.audit.event_name.results_exported",
     "audit_exported": "admin.audit.event_name.audit_exported",
 }
+
+# The short codes of the before and after columns, as the page says them.
+CODE_NAMES = {
+    **{state: f"admin.results.state.{state}" for state in ("visible", "held", "hidden")},
+    **{
+        state: f"plan.state.{state}"
+        for state in ("planned", "sending", "sent", "cancelled", "failed", "skipped")
+    },
+    **{
+        decision: f"export.decision.{decision}"
+        for decision in ("accepted", "rejected", "considering", "merged")
+    },
+    "created": "admin.audit.code.created",
+    "updated": "admin.audit.code.updated",
+}
+# Written out: the catalog test finds a text's key only as a whole string.
+FLAG_NAMES = {
+    "cpr": "admin.audit.flag.cpr",
+    "phone": "admin.audit.flag.phone",
+    "email": "admin.audit.flag.email",
+    "address": "admin.audit.flag.address",
+    "name": "admin.audit.flag.name",
+    "offensive": "admin.audit.flag.offensive",
+    "rude": "admin.audit.flag.rude",
+    "threat": "admin.audit.flag.threat",
+    "link": "admin.audit.flag.link",
+    "repeated": "admin.audit.flag.repeated",
+    "long": "admin.audit.flag.long",
+    "shouting": "admin.audit.flag.shouting",
+    "flood": "admin.audit.flag.flood",
+    "off_language": "admin.audit.flag.off_language",
+    "health": "admin.audit.flag.health",
+    "politics": "admin.audit.flag.politics",
+    "religion": "admin.audit.flag.religion",
+    "sexuality": "admin.audit.flag.sexuality",
+    "union": "admin.audit.flag.union",
+    "ethnicity": "admin.audit.flag.ethnicity",
+}
+
+
+def readable_row(row: dict[str, object], t: Texts) -> dict[str, object]:
+    """A trail row as the page shows it: its codes in the reader's language where they have a
+    name (the download and the command line keep the codes)."""
+    shown = dict(row)
+
+    def named(value: object, names: dict[str, str]) -> object:
+        return t(names[value]) if isinstance(value, str) and value in names else value
+
+    shown["event"] = named(row["event"], EVENT_NAMES)
+    shown["before"] = named(row["before"], CODE_NAMES)
+    shown["after"] = named(row["after"], CODE_NAMES)
+    reason = row["reason"]
+    if isinstance(reason, str) and reason in REASONS:
+        shown["reason"] = t(f"moderation.reason_button.{reason}")
+    flags = str(row["flags"] or "").split()
+    shown["flags"] = ", ".join(str(named(flag, FLAG_NAMES)) for flag in flags)
+    return shown
 
 
 @dataclass(frozen=True)
@@ -126,7 +185,9 @@ class AuditPages:
             entries = await self._entries(uow, wanted, before_id, PAGE_SIZE + 1)
         more = len(entries) > PAGE_SIZE
         entries = entries[:PAGE_SIZE]
-        rows = [trail_row(entry, kit.settings.zone) for entry in entries]
+        rows = [
+            readable_row(trail_row(entry, kit.settings.zone), visitor.texts) for entry in entries
+        ]
         next_query = {**wanted.query(), "before": str(entries[-1].id)} if more else None
         context = {
             "wanted": wanted,
