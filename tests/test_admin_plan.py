@@ -257,6 +257,9 @@ async def test_a_bad_time_is_explained_next_to_its_field_in_the_visitors_languag
             assert 'aria-invalid="true"' in when
             # A mistake is never shown as its catalog key.
             assert "mistake." not in page
+            # The audiences suggested are written as the reader writes them, which is read back.
+            kanal = "kanal" if language == "da" else "channel"
+            assert f'<option value="{kanal}">' in page
 
 
 async def test_the_preview_stores_nothing_and_shows_what_citizens_get(app: BorgerDialog) -> None:

@@ -515,7 +515,14 @@ class PlanPages:
             "consultations": [
                 (c.slug, questionnaire.pick(c.title, t.language)) for c in consultations
             ],
-            "audiences": [(a, t(f"plan.audience.{a}")) for a in SUGGESTED_AUDIENCES],
+            # Each suggestion as the reader writes it ("kanal" on a Danish page).
+            "audiences": [
+                (
+                    rules.describe_audience(rules.parse_audience(a), t.language),
+                    t(f"plan.audience.{a}"),
+                )
+                for a in SUGGESTED_AUDIENCES
+            ],
             "whatsapp": self._settings.whatsapp_enabled or bool(values.get("whatsapp_template")),
             "action": f"{PLAN}/{post.id}/edit" if post is not None else f"{PLAN}/new",
             "previews": previews,
