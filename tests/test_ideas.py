@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.app import BorgerDialog
-from handlers.ideas.staff import decide, moderate
+from handlers.ideas.staff import NotShown, decide, moderate
 from scheduler.jobs import send_statement_notices
 from storage.models import Statement, Visibility, Vote, VoteEvent
 from tests.citizens import import_consultation
@@ -159,6 +161,12 @@ async def test_citizens_write_vote_change_report_see_where_they_stand_and_hear_d
             await uow.outbox.add(address.channel, address.chat_id, reply.to_payload(), app.clock())
         await uow.commit()
     assert sorted(address.chat_id for address, _ in messages) == ["401", "402"]
+    # The statement moderation took down gets no decision: its news would quote it again.
+    async with uow_of(app)() as uow:
+        hidden = await uow.ideas.statement(second.id)
+        assert hidden is not None
+        with pytest.raises(NotShown, match="statement 6 is hidden by moderation"):
+            await decide(uow, hidden, "accepted", None, None, app.clock(), app.core.texts)
     for citizen in (anna, bo):
         await app.core.delivery.deliver_chat("telegram", str(citizen.id))
         news = citizen.last().text or ""

@@ -27,7 +27,7 @@ from bot.consultations.export import RENDERERS, build_table
 from bot.consultations.polis import export_polis
 from bot.dialogue.core import DialogueCore
 from handlers.events import ChatAddress, Reply, record_id
-from handlers.ideas.staff import StaffError, decide
+from handlers.ideas.staff import NotShown, StaffError, decide
 from handlers.plan.results import gather_results
 from handlers.questionnaire import pick
 from scheduler.jobs import refresh_opinion_groups
@@ -211,6 +211,8 @@ class ResultsPages:
                     kit.clock(),
                     self._core.texts,
                 )
+            except NotShown:
+                return "admin.results.problem.not_shown"
             except StaffError:
                 # decide() says why in the command line's words; the page says it in the
                 # reader's language. What is left for it to refuse here: a statement merged

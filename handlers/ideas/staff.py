@@ -35,6 +35,17 @@ class StaffError(Exception):
     """A staff request that cannot be done as asked; the message says why."""
 
 
+class NotShown(StaffError):
+    """A statement moderation hid or holds: no decision is told about it."""
+
+    def __init__(self, statement: Statement) -> None:
+        super().__init__(
+            f"statement {statement.number} is {statement.visibility} by moderation; "
+            "a decision can be recorded once it is shown"
+        )
+        self.statement = statement
+
+
 class AlreadyDecided(StaffError):
     """Someone decided on the item first (in the moderator chat, or another command)."""
 
@@ -139,6 +150,11 @@ async def decide(
         raise StaffError("a statement cannot be merged into itself")
     if reason is not None and len(reason) > 500:
         raise StaffError(f"the reason is {len(reason)} characters; 500 allowed")
+    for decided in (statement, merged_into):
+        # The news quotes the statement to its author and voters: a text moderation took down
+        # (personal data, an insult) or has not yet let through is not sent out again.
+        if decided is not None and decided.visibility != Visibility.VISIBLE:
+            raise NotShown(decided)
     statement.decision = decision
     statement.decision_reason = reason
     statement.merged_into_id = merged_into.id if merged_into is not None else None
