@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from collections.abc import Mapping
 from email.utils import parseaddr
@@ -13,7 +12,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from bot.dialogue.i18n.languages import DEFAULT_LANGUAGE_CANDIDATES
 from handlers.common import SUPPORTED_LANGUAGES
@@ -531,7 +530,9 @@ def unknown_variables(environment: Mapping[str, str]) -> list[str]:
 
 def load_settings(**overrides: Any) -> Settings:
     """Read and validate settings; raise SettingsError naming each bad variable."""
-    unknown = unknown_variables(os.environ)
+    # The environment as the settings library reads it (the project reads it nowhere else).
+    environment = EnvSettingsSource(Settings, case_sensitive=True).env_vars
+    unknown = unknown_variables({name: str(value) for name, value in environment.items()})
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
