@@ -200,12 +200,23 @@ async def test_staff_read_the_results_decide_and_download_every_export(
 
         # Every export downloads, with pseudonyms and without a Telegram id.
         downloads: dict[str, bytes] = {}
+        filenames: list[str] = []
         for name in ("csv", "csv?delimiter=,", "xlsx", "json", "polis"):
             assert f'href="{PAGE}/export/{html.escape(name)}"' in page
             async with session.get(f"{PAGE}/export/{name}") as download:
                 assert download.status == 200, name
-                assert download.headers["Content-Disposition"].startswith("attachment;")
+                disposition = download.headers["Content-Disposition"]
+                assert disposition.startswith("attachment;")
+                filenames.append(disposition.partition('filename="')[2].rstrip('"'))
                 downloads[name] = await download.read()
+        # Each file its own name in a downloads folder.
+        assert filenames == [
+            "trafik.csv",
+            "trafik-comma.csv",
+            "trafik.xlsx",
+            "trafik.json",
+            "trafik-polis.zip",
+        ]
         texts = {
             "csv": downloads["csv"].decode("utf-8-sig"),
             "csv,": downloads["csv?delimiter=,"].decode("utf-8-sig"),

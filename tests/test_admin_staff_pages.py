@@ -194,6 +194,14 @@ async def test_everyone_changes_their_own_password(dashboard_app: BorgerDialog) 
             {"current": PASSWORD, "new": "nyt langt kodeord", "again": "nyt lang kodeord"},
         )
         assert "ikke ens" in await differ.text()
+        same = await post_form(
+            here,
+            "/admin/password",
+            "/admin/password",
+            {"current": PASSWORD, "new": PASSWORD, "again": PASSWORD},
+        )
+        assert same.status == 400
+        assert "Den nye adgangskode er den, du har nu." in await same.text()
         done = await post_form(
             here,
             "/admin/password",

@@ -265,7 +265,8 @@ class ResultsPages:
                 table = await build_table(uow, slug)
                 assert table is not None
                 make = partial(RENDERERS[name], table, kit.settings.zone, delimiter)
-                filename = f"{slug}.{name}"
+                # The two CSV files apart in a downloads folder: the comma one says so.
+                filename = f"{slug}-comma.csv" if delimiter == "," else f"{slug}.{name}"
         # Made in a thread from what was read: a large workbook or zip takes a second or more
         # of work that would otherwise hold up every chat this process answers.
         content = await asyncio.to_thread(make)

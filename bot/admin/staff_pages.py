@@ -163,7 +163,11 @@ class StaffPages:
         try:
             if new != again:
                 raise AccountError("the new passwords differ", "admin.password.differ")
-            await check_current_password(checked_hash, str(form.get("current", "")))
+            current = str(form.get("current", ""))
+            await check_current_password(checked_hash, current)
+            if new == current:
+                # A change that changes nothing would be recorded as one (after a leak, say).
+                raise AccountError("the new password is the current one", "admin.password.same")
             new_hash = await hash_password(new)
             async with kit.uow() as uow:
                 account = await uow.staff.get(visitor.account.id)
