@@ -108,7 +108,7 @@ async def test_staff_read_the_results_decide_and_download_every_export(
         assert f"{PEOPLE - len(COMMENTS)} sprang over" in free
         assert "Ring til mig på ▒▒▒, så fortæller jeg mere om krydset" in free
         assert "Skriv til mig på ▒▒▒ om stien" in free
-        assert free.count("venter på moderator") == 2
+        assert free.count("holdt tilbage") == 2
         assert "Telefonnummer" in free
         assert "E-mailadresse" in free
         assert html.escape(COMMENTS[1]) in free

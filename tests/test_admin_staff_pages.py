@@ -344,7 +344,7 @@ def test_the_audit_page_says_codes_in_the_readers_language() -> None:
     assert shown == {
         **row,
         "event": "Skjult",
-        "before": "venter på moderator",
+        "before": "holdt tilbage",
         "after": "skjult",
         "reason": "Krænkende sprog",
         "flags": "navn, telefonnummer",
