@@ -511,15 +511,15 @@ NOT_SETTINGS = ("BORGERDIALOG_TEST_", "BORGERDIALOG_SCREENSHOTS")
 def unknown_variables(environment: Mapping[str, str]) -> list[str]:
     """A line for each BORGERDIALOG_ variable that is no setting, with the one it may mean:
     a mistyped name would otherwise be ignored and its default used (another port, no token)."""
-    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    # Compared without the prefix all share.
+    names = sorted(name.upper() for name in Settings.model_fields)
     lines = []
     for name in sorted(environment):
-        if not name.startswith(ENV_PREFIX) or name in known or name.startswith(NOT_SETTINGS):
-            continue
-        # Compared without the prefix all share: the settings with the same last word
-        # (WEB_PORT: HTTP_PORT or SMTP_PORT, not WEB_SECRET), else the nearest spelling.
         short = name.removeprefix(ENV_PREFIX)
-        names = sorted(setting.removeprefix(ENV_PREFIX) for setting in known)
+        if short == name or short in names or name.startswith(NOT_SETTINGS):
+            continue
+        # The settings with the same last word (WEB_PORT: HTTP_PORT or SMTP_PORT, not
+        # WEB_SECRET), else the nearest spelling.
         ending = [n for n in names if n.rsplit("_", 1)[-1] == short.rsplit("_", 1)[-1]]
         close = ending[:3] or difflib.get_close_matches(short, names, n=1)
         choices = " or ".join(ENV_PREFIX + n for n in close)

@@ -358,17 +358,20 @@ LOOK_ALIKES = {
 }
 
 
-def _unmasked(token: str) -> list[tuple[str, int]]:
-    """A token's characters lower-cased with their disguises undone, each with its index in
-    the token.
+def _unmasked(token: str) -> tuple[str, list[int] | None]:
+    """A token lower-cased with its disguises undone, and for each of its characters the index
+    in the token it came from (None when each stands where it stood, as in nearly every word).
 
     Wide, bold, script and circled letters and digits (ｉｄｉｏｔ, 𝐢𝐝𝐢𝐨𝐭, ｉｄ１ｏｔ) are their
     plain forms (Unicode's compatibility forms); look-alikes from other scripts are Latin
     letters in a word that has Latin letters too, so a Ukrainian or Greek word ("рік") keeps
-    its own.
-    A mark that lower-casing adds to a letter (the dot of "İ") goes.
+    its own. A mark that lower-casing adds to a letter (the dot of "İ") goes.
     """
-    chars: list[tuple[str, int]] = []
+    if max(token) < "\u0100":
+        # Danish and English words: nothing to undo, and no Latin-1 letter lower-cases to two.
+        return token.lower(), None
+    parts: list[str] = []
+    index: list[int] = []
     for i, ch in enumerate(token):
         plain = ch
         if ord(ch) > 0x2000 and unicodedata.category(ch)[0] in "LN":
@@ -379,19 +382,23 @@ def _unmasked(token: str) -> list[tuple[str, int]]:
         if len(lower) > len(plain):
             # "İ" lower-cases to "i" and a dot above: the letter alone, at the same index.
             lower = "".join(part for part in lower if unicodedata.category(part) != "Mn")
-        chars.extend((part, i) for part in lower)
-    if any((ch.isascii() and ch.isalpha()) or ch in "æøå" for ch, _ in chars):
-        chars = [(LOOK_ALIKES.get(ch, ch), i) for ch, i in chars]
-    return chars
+        parts.append(lower)
+        index.extend([i] * len(lower))
+    text = "".join(parts)
+    if any((ch.isascii() and ch.isalpha()) or ch in "æøå" for ch in text):
+        text = "".join(LOOK_ALIKES.get(ch, ch) for ch in text)
+    return text, index
 
 
 def _normalise_token(token: str, offset: int) -> tuple[str, list[int]]:
-    unmasked = _unmasked(token)
-    has_letter = any(ch.isalpha() for ch, _ in unmasked)
+    unmasked, moved = _unmasked(token)
+    origin = moved if moved is not None else range(len(unmasked))
+    last = len(unmasked) - 1
+    has_letter = any(ch.isalpha() for ch in unmasked)
     chars: list[str] = []
     index: list[int] = []
-    for position, (ch, i) in enumerate(unmasked):
-        following = unmasked[position + 1][0] if position + 1 < len(unmasked) else ""
+    for position, ch in enumerate(unmasked):
+        following = unmasked[position + 1] if position < last else ""
         if ch.isalpha():
             chars.append(ch)
         elif has_letter and ch in LEET and _stands_for_letter(ch, chars, following):
@@ -405,7 +412,7 @@ def _normalise_token(token: str, offset: int) -> tuple[str, list[int]]:
         else:
             # Other punctuation ends a word: "idiot!" is "idiot" followed by a mark.
             chars.append(" ")
-        index.append(offset + i)
+        index.append(offset + origin[position])
     # Three or more of one letter in a row are one letter shouted: "fuuuck", "lorrrt".
     word, index = _collapse_runs("".join(chars), index)
     stripped = word.strip()
