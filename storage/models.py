@@ -15,6 +15,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
     text,
@@ -214,6 +215,25 @@ class Consultation(Base):
     statement_counter: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConsultationFile(Base):
+    """A consultation file as it was imported: the text staff wrote, comments and all.
+
+    The definition tables hold what the file means, not the file; to change a consultation,
+    staff edit its file and import it again, so the newest one is kept to start from, and the
+    earlier ones to see what it said before. A text is kept only when it differs from the one
+    before it.
+    """
+
+    __tablename__ = "consultation_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(
+        ForeignKey("consultations.id", ondelete="CASCADE"), index=True
+    )
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    source: Mapped[str] = mapped_column(Text)
 
 
 class Round(Base):

@@ -36,6 +36,7 @@ from storage.models import (
     Answer,
     Base,
     Consultation,
+    ConsultationFile,
     InboxEvent,
     InboxStatus,
     Lane,
@@ -917,6 +918,14 @@ class OutboxRepository:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
+@dataclass(frozen=True)
+class KeptFile:
+    """A kept consultation file as a list shows it: which, and when it was imported."""
+
+    id: int
+    imported_at: datetime
+
+
 class ConsultationRepository:
     """Consultations with their rounds and questions.
 
@@ -987,6 +996,40 @@ class ConsultationRepository:
         self._session.add(consultation)
         await self._session.flush()
         return consultation
+
+    async def keep_file(self, consultation_id: int, source: str, now: datetime) -> bool:
+        """Keep a consultation's file as imported, unless it is the same as the newest kept;
+        whether it was kept."""
+        newest = await self.file(consultation_id)
+        if newest is not None and newest.source == source:
+            return False
+        self._session.add(
+            ConsultationFile(consultation_id=consultation_id, imported_at=now, source=source)
+        )
+        await self._session.flush()
+        return True
+
+    async def files(self, consultation_id: int) -> list[KeptFile]:
+        """The files kept of a consultation, newest first, without their texts."""
+        statement = (
+            select(ConsultationFile.id, ConsultationFile.imported_at)
+            .where(ConsultationFile.consultation_id == consultation_id)
+            .order_by(ConsultationFile.id.desc())
+        )
+        rows = (await self._session.execute(statement)).all()
+        return [KeptFile(file_id, imported_at) for file_id, imported_at in rows]
+
+    async def file(
+        self, consultation_id: int, file_id: int | None = None
+    ) -> ConsultationFile | None:
+        """One kept file of a consultation (the newest without an id), with its text."""
+        statement = select(ConsultationFile).where(
+            ConsultationFile.consultation_id == consultation_id
+        )
+        if file_id is not None:
+            statement = statement.where(ConsultationFile.id == file_id)
+        statement = statement.order_by(ConsultationFile.id.desc()).limit(1)
+        return (await self._session.execute(statement)).scalar_one_or_none()
 
     async def rounds(self, consultation_id: int) -> list[Round]:
         """Return a consultation's rounds in order."""

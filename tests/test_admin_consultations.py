@@ -4,13 +4,16 @@ consultation's page with its QR codes and chart, and the same in a real browser 
 
 from __future__ import annotations
 
+import asyncio
 import html
 import io
 import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,8 +25,11 @@ from bot.app import BorgerDialog
 from bot.config import Settings
 from bot.consultations.definition import DefinitionError, parse_definition
 from bot.consultations.files import MAX_DEFINITION_BYTES
+from bot.consultations.importer import import_definition
 from bot.dialogue.i18n import Catalogs
+from storage.database import create_session_factory
 from storage.models import Consultation, ModerationLogEntry
+from storage.uow import UnitOfWorkFactory
 from tests.axe import assert_accessible
 from tests.citizens import Citizen, answer_all, example_with_round, import_consultation
 from tests.clock import Clock
@@ -158,6 +164,8 @@ async def test_a_moderator_may_not_open_consultations(
             f"{LIST}/friluftsliv",
             f"{LIST}/friluftsliv/qr/web.svg",
             f"{LIST}/friluftsliv/chart/participation.svg",
+            f"{LIST}/friluftsliv/files/1",
+            f"{LIST}?edit=friluftsliv",
         ):
             async with moderator.get(path) as page:
                 assert page.status == 403, path
@@ -261,6 +269,77 @@ async def test_an_uploaded_file_is_imported_audited_and_listed_and_a_second_one_
     ]
     assert all(re.fullmatch(r"staff [0-9a-f]{10}", e.actor) for e in imports)
     assert not any("sofie" in e.actor for e in audit)
+
+
+async def test_a_consultation_is_changed_from_its_kept_file_and_earlier_versions_stay(
+    clocked_app: tuple[BorgerDialog, Clock],
+) -> None:
+    """The file as uploaded (comments, Windows line ends and all) is kept with the consultation:
+    its page offers it to download and to edit in the import form; each import that changed
+    the text adds a version, and the earlier ones stay downloadable."""
+    app, clock = clocked_app
+    source = consultation_file("hundeskov", NOW - timedelta(hours=1), NOW + timedelta(days=20))
+    uploaded = ("# Hundeskoven, skrevet af Sofie\n" + source).replace("\n", "\r\n")
+    async with logged_in(app, "staff") as staff:
+        async with staff.post(LIST, data=upload(await token_of(staff), uploaded.encode())) as done:
+            assert done.status == 200
+        page = html.unescape(await page_text(staff, f"{LIST}/hundeskov"))
+        files = section(page, "file-heading")
+        assert "Senest importeret" in files
+        assert "Tidligere udgaver" not in files
+        (first,) = re.findall(rf'href="{LIST}/hundeskov/files/(\d+)" download', files)
+        async with staff.get(f"{LIST}/hundeskov/files/{first}") as download:
+            assert download.status == 200
+            assert await download.read() == uploaded.encode()
+            assert download.headers["Content-Disposition"] == (
+                'attachment; filename="hundeskov-2026-12-01-1100.yaml"'
+            )
+        # "Edit": the import form holds the newest file and says which consultation it is.
+        assert f'href="{LIST}?edit=hundeskov#source"' in page
+        editing = html.unescape(await page_text(staff, f"{LIST}?edit=hundeskov"))
+        assert textarea_of(editing) == uploaded
+        assert "Du retter “Ny friluftspolitik” ud fra filen importeret" in editing
+
+        # The same text again keeps no second copy; a changed one is the newest version.
+        clock.now += timedelta(minutes=5)
+        await post_form(staff, LIST, LIST, {"source": uploaded})
+        changed = uploaded.replace("Ny friluftspolitik", "Hundeskov i Nordparken")
+        updated = await post_form(staff, LIST, LIST, {"source": changed})
+        assert "er opdateret" in await updated.text()
+        files = section(html.unescape(await page_text(staff, f"{LIST}/hundeskov")), "file-heading")
+        assert "Tidligere udgaver (1)" in files
+        newest, earlier = re.findall(rf'href="{LIST}/hundeskov/files/(\d+)" download', files)
+        assert earlier == first
+        async with staff.get(f"{LIST}/hundeskov/files/{newest}") as download:
+            assert (await download.text()).replace("\r\n", "\n") == changed.replace("\r\n", "\n")
+        async with staff.get(f"{LIST}/hundeskov/files/{earlier}") as download:
+            assert await download.read() == uploaded.encode()
+        async with staff.get(f"{LIST}/hundeskov/files/999") as missing:
+            assert missing.status == 404
+        async with staff.get(f"{LIST}/budget/files/{first}") as elsewhere:
+            assert elsewhere.status == 404
+
+
+async def test_a_consultation_without_a_kept_file_says_how_to_get_one(
+    clocked_app: tuple[BorgerDialog, Clock],
+) -> None:
+    """Imported before files were kept (or from Pol.is): the page says so, and an edit link
+    from somewhere else explains instead of showing an empty form."""
+    app, _ = clocked_app
+    source = consultation_file("hundeskov", NOW - timedelta(hours=1), NOW + timedelta(days=20))
+    assert app.engine is not None
+    uow = UnitOfWorkFactory(create_session_factory(app.engine))
+    async with uow() as unit:
+        definition = replace(parse_definition(source, app.settings.zone), source="")
+        await import_definition(unit, definition, NOW)
+        await unit.commit()
+    async with logged_in(app, "staff") as staff:
+        page = html.unescape(await page_text(staff, f"{LIST}/hundeskov"))
+        assert "borgerdialog har ingen fil til denne høring" in section(page, "file-heading")
+        assert "?edit=hundeskov" not in page
+        editing = html.unescape(await page_text(staff, f"{LIST}?edit=hundeskov"))
+        assert "Der er ingen fil at rette for høringen “hundeskov”." in editing
+        assert textarea_of(editing) == ""
 
 
 async def test_removing_answered_questions_needs_the_tick_and_says_so_in_danish(
@@ -437,6 +516,25 @@ async def test_staff_fix_a_file_in_the_browser_and_open_its_page_with_its_chart(
     qr = page.get_by_role("img", name=re.compile("QR-kode til Webchat"))
     assert await qr.evaluate("image => image.naturalWidth") > 0
     await assert_accessible(page)
+
+    # Later, from its page: the file as imported comes back in the form, to change and import.
+    await page.get_by_role("link", name="Ret filen og importér den igen").first.click()
+    await page.wait_for_url(f"**{LIST}?edit=friluftsliv#source")
+    field = page.get_by_label("Eller indsæt filens tekst her")
+    assert await field.input_value() == good
+    assert "Du retter “Ny friluftspolitik”" in await page.locator("#editing").inner_text()
+    await assert_accessible(page)
+    await field.fill(good.replace("Ny friluftspolitik", "Friluftsliv i Nordparken"))
+    await page.get_by_role("button", name="Importér").click()
+    await page.get_by_role("status").wait_for()
+    assert "er opdateret" in await page.get_by_role("status").inner_text()
+    await page.get_by_role("link", name="Gå til høringen").click()
+    assert await page.get_by_role("heading", level=1).inner_text() == "Friluftsliv i Nordparken"
+    await page.get_by_text("Tidligere udgaver (1)").click()
+    async with page.expect_download() as waiting:
+        await page.get_by_role("link", name=re.compile("Udgaven importeret")).click()
+    earlier = Path(await (await waiting.value).path())
+    assert await asyncio.to_thread(earlier.read_text, encoding="utf-8") == good
     await page.context.close()
 
 

@@ -155,6 +155,31 @@ def test_import_list_show_link_and_reimport(tmp_path: Path) -> None:
     assert "postcode (postcode, optional, archived; 0 answers)" in shown.stdout
 
 
+def test_the_file_as_imported_comes_back_to_change_and_import_again(tmp_path: Path) -> None:
+    """`consultation file` prints the newest imported file, comments and all; importing what
+    it printed changes nothing; a consultation without a kept file is one clear line."""
+    env = environment(tmp_path)
+    path = tmp_path / "friluftsliv.yaml"
+    first = open_now()
+    path.write_text(first, encoding="utf-8")
+    assert in_process("consultation", "import", str(path), cwd=tmp_path, env=env).returncode == 0
+    printed = in_process("consultation", "file", "friluftsliv", cwd=tmp_path, env=env)
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == first
+    assert "# " in printed.stdout  # the file's comments, which the tables do not hold
+
+    second = first.replace("Hvor gammel er du?", "Hvilken aldersgruppe er du i?")
+    path.write_text(second, encoding="utf-8")
+    assert in_process("consultation", "import", str(path), cwd=tmp_path, env=env).returncode == 0
+    assert in_process("consultation", "file", "friluftsliv", cwd=tmp_path, env=env).stdout == second
+
+    unknown = in_process("consultation", "file", "nope", cwd=tmp_path, env=env)
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == (
+        "borgerdialog: no consultation 'nope' (see 'borgerdialog consultation list')"
+    )
+
+
 def test_exports_in_every_format_agree(tmp_path: Path) -> None:
     env = environment(tmp_path)
     path = tmp_path / "friluftsliv.yaml"

@@ -112,6 +112,7 @@ class ConsultationPages:
         # Before "/{slug}": a slug has no dot, so the two can never mean the same address.
         app.router.add_get(EXAMPLE, self.example_file)
         app.router.add_get(BASE + "/{slug}", self.consultation_page)
+        app.router.add_get(BASE + r"/{slug}/files/{file:\d{1,9}}", self.kept_file)
         app.router.add_get(BASE + "/{slug}/qr/{channel}.svg", self.qr_code)
         app.router.add_get(BASE + "/{slug}/chart/participation.svg", self.participation_chart)
 
@@ -121,11 +122,51 @@ class ConsultationPages:
         """Every consultation, grouped open / upcoming / closed, and the import form.
 
         ``?start=example`` fills the form with the example file, so a first consultation can
-        be written by changing one that works rather than from memory.
+        be written by changing one that works rather than from memory; ``?edit=SLUG`` with that
+        consultation's newest kept file, to change it.
         """
         visitor = await self._kit.require(request, "consultations")
+        if "edit" in request.query:
+            return await self._list(request, visitor, await self._editing(request, visitor))
         started = request.query.get("start") == "example"
         return await self._list(request, visitor, {"source": demo_source()} if started else {})
+
+    async def _editing(self, request: web.Request, visitor: Visitor) -> dict[str, Any]:
+        """The import form's fill to change a consultation: its newest file, said whose."""
+        t = visitor.texts
+        slug = request.query["edit"]
+        async with self._kit.uow.read() as uow:
+            consultation = await uow.consultations.by_slug(slug)
+            kept = await uow.consultations.file(consultation.id) if consultation else None
+        if consultation is None or kept is None:
+            # A link from an older page, or a consultation that came from Pol.is.
+            return {"problem": t("admin.consultations.import.no_file", slug=slug)}
+        editing = t(
+            "admin.consultations.import.editing",
+            title=pick(consultation.title, t.language),
+            when=moment_text(t, kept.imported_at, self._kit.settings.zone),
+        )
+        return {"source": kept.source, "editing": editing}
+
+    async def kept_file(self, request: web.Request) -> web.Response:
+        """A consultation's file as it was imported, as a download named by slug and time."""
+        kit = self._kit
+        visitor = await kit.require(request, "consultations")
+        async with kit.uow.read() as uow:
+            consultation = await self._consultation(request, visitor, uow)
+            kept = await uow.consultations.file(consultation.id, int(request.match_info["file"]))
+        if kept is None:
+            raise kit.not_found(request, visitor)
+        stamp = kept.imported_at.astimezone(kit.settings.zone).strftime("%Y-%m-%d-%H%M")
+        return web.Response(
+            text=kept.source,
+            content_type="application/yaml",
+            charset="utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="{consultation.slug}-{stamp}.yaml"',
+                "Cache-Control": "no-store",
+            },
+        )
 
     async def example_file(self, request: web.Request) -> web.Response:
         """The annotated example consultation file, as a download."""
@@ -210,8 +251,8 @@ class ConsultationPages:
         imported = self._report(visitor, definition, report)
         if uploaded is not None:
             return await self._list(request, visitor, {"imported": imported})
-        # Pasted text is kept: the installation stores no file, and a consultation is corrected
-        # later by changing its text and importing it again.
+        # Pasted text stays in the form, to correct at once what the import's report shows;
+        # the consultation's page has the kept file for later.
         return await self._list(request, visitor, {"imported": imported, "source": source})
 
     async def _list(
@@ -245,6 +286,7 @@ class ConsultationPages:
             "problem": None,
             "mistakes": [],
             "imported": None,
+            "editing": None,
             "none_yet": not listed,
             "today": local_day(now, zone),
             **context,
@@ -312,6 +354,7 @@ class ConsultationPages:
             rounds = await uow.consultations.rounds(consultation.id)
             days = await self._days(uow, consultation, rounds, now)
             coverage = await quota_coverage(uow, consultation)
+            files = await uow.consultations.files(consultation.id)
         quotas = [
             {
                 "question": pick(quota.question.text, t.language) if quota.question else "",
@@ -343,6 +386,8 @@ class ConsultationPages:
             "telegram_waiting": self._telegram_on and "telegram" not in links,
             "web_link_local": reachable_only_here(kit.settings),
             "base": f"{BASE}/{consultation.slug}",
+            "files": files,
+            "edit": f"{BASE}?edit={consultation.slug}#source",
         }
         return kit.render(request, visitor, "consultations/consultation.html", page)
 

@@ -19,6 +19,7 @@ from bot.cli.common import (
     EXIT_INTERRUPTED,
     audit_here,
     configure_logging,
+    consultation_or_fail,
     fail,
     hold_sqlite_file,
     local_time,
@@ -287,12 +288,7 @@ def consultation_show(slug: str) -> None:
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
         async with uow_factory() as uow:
-            item = await uow.consultations.by_slug(slug)
-            if item is None:
-                fail(
-                    f"no consultation '{slug}' (see 'borgerdialog consultation list')",
-                    EXIT_BAD_INPUT,
-                )
+            item = await consultation_or_fail(uow, slug)
             # A title or purpose may come from an imported Pol.is summary: shown as one line.
             click.echo(
                 f"{terminal_text(pick(item.title, 'da'))} [{item.slug}], languages: "
@@ -352,6 +348,29 @@ def consultation_show(slug: str) -> None:
     with_database(settings, work)
 
 
+@consultation.command("file")
+@click.argument("slug")
+def consultation_file(slug: str) -> None:
+    """Print a consultation's file as last imported, to change it and import it again."""
+    settings = settings_or_exit()
+    configure_logging(settings)
+
+    async def work(uow_factory: UnitOfWorkFactory) -> None:
+        async with uow_factory() as uow:
+            item = await consultation_or_fail(uow, slug)
+            kept = await uow.consultations.file(item.id)
+        if kept is None:
+            fail(
+                f"no file is kept for '{slug}': it came from a Pol.is import or was imported "
+                "before files were kept; import its file once more",
+                EXIT_BAD_INPUT,
+            )
+        # The text as imported, to the letter: a redirect makes it the file again.
+        click.echo(kept.source, nl=False)
+
+    with_database(settings, work)
+
+
 @consultation.command("link")
 @click.argument("slug")
 @click.option("--bot", "bot_username", help="The bot's username (asked from Telegram if unset).")
@@ -393,11 +412,7 @@ def consultation_link(
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
         async with uow_factory() as uow:
-            if await uow.consultations.by_slug(slug) is None:
-                fail(
-                    f"no consultation '{slug}' (see 'borgerdialog consultation list')",
-                    EXIT_BAD_INPUT,
-                )
+            await consultation_or_fail(uow, slug)
         username = None
         if bot_username or settings.telegram_token is not None:
             username = bot_username or await _bot_username(settings)
@@ -572,12 +587,7 @@ def _export_polis(settings: Settings, slug: str, directory: Path) -> None:
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
         async with uow_factory() as uow:
-            consultation = await uow.consultations.by_slug(slug)
-            if consultation is None:
-                fail(
-                    f"no consultation '{slug}' (see 'borgerdialog consultation list')",
-                    EXIT_BAD_INPUT,
-                )
+            consultation = await consultation_or_fail(uow, slug)
             url = f"{settings.public_base_url}/chat?c={slug}"
             files, report = await export_polis(uow, consultation, url)
         try:

@@ -22,7 +22,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.config import Settings, SettingsError, load_settings
 from handlers.events import clean_text, storable
-from storage.models import ItemStatus, ModerationItem
+from storage.models import Consultation, ItemStatus, ModerationItem
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 logger = logging.getLogger("bot")
@@ -289,6 +289,14 @@ def with_database(settings: Settings, work: Callable[[UnitOfWorkFactory], Awaita
 
 # Who the audit trail names for what is done at the terminal: the person is not known.
 CLI_ACTOR = "staff (command line)"
+
+
+async def consultation_or_fail(uow: UnitOfWork, slug: str) -> Consultation:
+    """The consultation of a slug given on the command line, or one line and exit code 2."""
+    consultation = await uow.consultations.by_slug(slug)
+    if consultation is None:
+        fail(f"no consultation '{slug}' (see 'borgerdialog consultation list')", EXIT_BAD_INPUT)
+    return consultation
 
 
 async def audit_here(

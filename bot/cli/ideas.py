@@ -12,6 +12,7 @@ from bot.cli.common import (
     EXIT_BAD_INPUT,
     audit_here,
     configure_logging,
+    consultation_or_fail,
     decided_before,
     fail,
     local_time,
@@ -30,13 +31,6 @@ from storage.models import Consultation, Decision, Statement
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 # Who the audit trail (and a decided card) names when staff decide from the command line.
-
-
-async def _consultation(uow: UnitOfWork, slug: str) -> Consultation:
-    consultation = await uow.consultations.by_slug(slug)
-    if consultation is None:
-        fail(f"no consultation '{slug}' (see 'borgerdialog consultation list')", EXIT_BAD_INPUT)
-    return consultation
 
 
 async def _statement(uow: UnitOfWork, consultation: Consultation, number: int) -> Statement:
@@ -89,7 +83,7 @@ def ideas_list(slug: str) -> None:
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
         async with uow_factory() as uow:
-            consultation = await _consultation(uow, slug)
+            consultation = await consultation_or_fail(uow, slug)
             statements = await uow.ideas.statements(consultation.id)
             tallies = await uow.ideas.tallies(consultation.id)
             if consultation.ideas_opens_at and consultation.ideas_closes_at:
@@ -147,7 +141,7 @@ def ideas_add(slug: str, text: str, english: str | None) -> None:
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
         async with uow_factory() as uow:
-            consultation = await _consultation(uow, slug)
+            consultation = await consultation_or_fail(uow, slug)
             limit = int(consultation.ideas.get("max_length", 280))
             if any(len(t) > limit for t in texts.values()):
                 fail(f"a statement may be {limit} characters long here", EXIT_BAD_INPUT)
@@ -172,7 +166,7 @@ def _moderate_command(approve: bool) -> click.Command:
 
         async def work(uow_factory: UnitOfWorkFactory) -> None:
             async with uow_factory() as uow:
-                consultation = await _consultation(uow, slug)
+                consultation = await consultation_or_fail(uow, slug)
                 statement = await _statement(uow, consultation, number)
                 try:
                     messages = await moderate(
@@ -224,7 +218,7 @@ def ideas_decide(
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
         async with uow_factory() as uow:
-            consultation = await _consultation(uow, slug)
+            consultation = await consultation_or_fail(uow, slug)
             statement = await _statement(uow, consultation, number)
             merged = await _statement(uow, consultation, into) if into is not None else None
             before = statement.decision
@@ -263,7 +257,7 @@ def ideas_volunteers(slug: str, want: int | None, stop: int | None, message: str
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
         async with uow_factory() as uow:
-            consultation = await _consultation(uow, slug)
+            consultation = await consultation_or_fail(uow, slug)
             for number, wanted in ((want, True), (stop, False)):
                 if number is not None:
                     statement = await _statement(uow, consultation, number)
@@ -312,7 +306,7 @@ def ideas_groups(slug: str) -> None:
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
         async with uow_factory() as uow:
-            consultation = await _consultation(uow, slug)
+            consultation = await consultation_or_fail(uow, slug)
         await refresh_opinion_groups(uow_factory, utc_now, only=slug)
         async with uow_factory() as uow:
             stored = await uow.ideas.groups(consultation.id)

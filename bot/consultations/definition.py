@@ -125,6 +125,8 @@ class ConsultationDefinition:
     # {category: action, "reports_to_hold": n}; categories left out use the defaults.
     moderation: dict[str, Any] = field(default_factory=dict)
     ideas: IdeasDefinition | None = None
+    # The file's text as read, kept with the consultation at its import (ConsultationFile).
+    source: str = field(default="", repr=False)
 
 
 class _Loader(yaml.SafeLoader):
@@ -624,6 +626,7 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
         questions=questions,
         moderation=moderation,
         ideas=ideas,
+        source=source,
     )
 
 

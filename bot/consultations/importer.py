@@ -138,6 +138,8 @@ async def import_definition(
         else:
             _apply_question(stored, definition_question, position)
             report.updated.append(definition_question.key)
+    if definition.source:
+        await uow.consultations.keep_file(consultation.id, definition.source, now)
     # Posts tied to the rounds follow them; new rounds get their own automatic posts.
     report.plan_changes = await follow_phases(uow, consultation, now, english_texts())
     report.automatic_posts = await plan_automatic_posts(uow, consultation, now)
