@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import glob
+import itertools
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -46,10 +48,31 @@ def scratch_dir() -> str | None:
     return None
 
 
+# Ports handed to a server started later are drawn below the kernel's ephemeral range, where
+# bind(("", 0)) and outgoing connections take theirs, and from a block of each test worker's own:
+# a port found free by asking the kernel for one could be handed to another worker too, or be
+# taken by a connection, before the server bound it (a bot then exited as "port in use" while
+# its test talked to another worker's bot on that port).
+PORT_BLOCK = 500
+FIRST_PORT = 15000
+_turns = itertools.count(random.randrange(PORT_BLOCK))
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A port free now that no other test worker will be given, nor this one again soon."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    start = FIRST_PORT + PORT_BLOCK * (int(worker) if worker.isdigit() else 0)
+    for _ in range(PORT_BLOCK):
+        # In turn through the block: a port handed out a moment ago may not be bound yet.
+        port = start + next(_turns) % PORT_BLOCK
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {start}-{start + PORT_BLOCK - 1}")
 
 
 class ThrowawayPostgres:
