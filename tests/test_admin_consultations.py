@@ -320,6 +320,41 @@ async def test_a_consultation_is_changed_from_its_kept_file_and_earlier_versions
             assert elsewhere.status == 404
 
 
+async def test_a_check_says_what_an_import_would_change_and_imports_nothing(
+    clocked_app: tuple[BorgerDialog, Clock],
+) -> None:
+    app, _ = clocked_app
+    source = consultation_file("hundeskov", NOW - timedelta(hours=1), NOW + timedelta(days=20))
+    async with logged_in(app, "staff") as staff:
+        form = upload(await token_of(staff), source.encode(), action="check")
+        async with staff.post(LIST, data=form) as checked:
+            assert checked.status == 200
+            page = html.unescape(await checked.text())
+        assert "Filen er i orden, og intet er importeret endnu. Efter en import findes" in page
+        # The uploaded file's text is in the form, for "Importér" to take as it is.
+        assert textarea_of(page) == source
+        assert await model_rows(app, Consultation) == []
+
+        await post_form(staff, LIST, LIST, {"source": source})
+        changed = source.replace("Ny friluftspolitik", "Hundeskov i Nordparken").replace(
+            "Hvor gammel er du?", "Hvilken aldersgruppe er du i?"
+        )
+        checked = await post_form(staff, LIST, LIST, {"source": changed, "action": "check"})
+        page = html.unescape(await checked.text())
+        assert "Efter en import har høringen »Hundeskov i Nordparken« (hundeskov)" in page
+        assert "Ændrede felter: title" in page
+        assert "Ændrede spørgsmål: age_band" in page
+        assert textarea_of(page) == changed
+        same = await post_form(staff, LIST, LIST, {"source": source, "action": "check"})
+        assert "Høringen er allerede sådan: en import ændrer intet." in await same.text()
+    (consultation,) = [row[0] for row in await model_rows(app, Consultation)]
+    assert consultation.title["da"] == "Ny friluftspolitik"
+    audit = [row[0] for row in await model_rows(app, ModerationLogEntry)]
+    assert [entry.event for entry in audit if entry.event != "staff_login"] == [
+        "consultation_imported"
+    ]
+
+
 async def test_a_consultation_without_a_kept_file_says_how_to_get_one(
     clocked_app: tuple[BorgerDialog, Clock],
 ) -> None:
@@ -525,7 +560,11 @@ async def test_staff_fix_a_file_in_the_browser_and_open_its_page_with_its_chart(
     assert "Du retter “Ny friluftspolitik”" in await page.locator("#editing").inner_text()
     await assert_accessible(page)
     await field.fill(good.replace("Ny friluftspolitik", "Friluftsliv i Nordparken"))
-    await page.get_by_role("button", name="Importér").click()
+    await page.get_by_role("button", name="Kontrollér uden at importere").click()
+    await page.get_by_role("status").wait_for()
+    assert "Ændrede felter: title" in await page.get_by_role("status").inner_text()
+    assert "Friluftsliv i Nordparken" in await field.input_value()
+    await page.get_by_role("button", name="Importér", exact=True).click()
     await page.get_by_role("status").wait_for()
     assert "er opdateret" in await page.get_by_role("status").inner_text()
     await page.get_by_role("link", name="Gå til høringen").click()

@@ -180,6 +180,41 @@ def test_the_file_as_imported_comes_back_to_change_and_import_again(tmp_path: Pa
     )
 
 
+def test_check_says_what_an_import_would_change_and_imports_nothing(tmp_path: Path) -> None:
+    env = environment(tmp_path)
+    path = tmp_path / "friluftsliv.yaml"
+    first = open_now()
+    path.write_text(first, encoding="utf-8")
+    checked = in_process("consultation", "import", "--check", str(path), cwd=tmp_path, env=env)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith(
+        "The file is correct; nothing was imported. Importing it would create consultation "
+        "'friluftsliv': 9 questions, 1 round(s)."
+    )
+    assert "automatic post(s) would be added" in checked.stdout
+    listed = in_process("consultation", "list", cwd=tmp_path, env=env)
+    assert "No consultations yet" in listed.stdout
+
+    assert in_process("consultation", "import", str(path), cwd=tmp_path, env=env).returncode == 0
+    path.write_text(
+        first.replace("Hvor gammel er du?", "Hvilken aldersgruppe er du i?").replace(
+            "da: Ny friluftspolitik", "da: Friluftsliv i Nordparken"
+        ),
+        encoding="utf-8",
+    )
+    checked = in_process("consultation", "import", "--check", str(path), cwd=tmp_path, env=env)
+    assert "Importing it would update consultation 'friluftsliv'" in checked.stdout
+    assert "  changed fields: title\n" in checked.stdout
+    assert "  changed questions: age_band\n" in checked.stdout
+    shown = in_process("consultation", "show", "friluftsliv", cwd=tmp_path, env=env).stdout
+    assert "Ny friluftspolitik" in shown
+    assert "Hvilken aldersgruppe" not in shown
+
+    path.write_text(first, encoding="utf-8")
+    again = in_process("consultation", "import", str(path), cwd=tmp_path, env=env)
+    assert "nothing changed: the file says what the consultation already did" in again.stdout
+
+
 def test_exports_in_every_format_agree(tmp_path: Path) -> None:
     env = environment(tmp_path)
     path = tmp_path / "friluftsliv.yaml"

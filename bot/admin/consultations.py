@@ -225,17 +225,20 @@ class ConsultationPages:
             mistakes = [mistake.read(visitor.texts) for mistake in error.errors]
             context = {**kept, "mistakes": mistakes}
             return await self._list(request, visitor, context, status=400)
+        checking = form.fields.get("action") == "check"
         try:
             async with kit.uow() as uow:
                 report = await import_definition(uow, definition, kit.clock(), force=force)
-                await kit.audit(
-                    uow,
-                    visitor.account,
-                    "consultation_imported",
-                    consultation=definition.slug,
-                    after="created" if report.created else "updated",
-                )
-                await uow.commit()
+                if not checking:
+                    await kit.audit(
+                        uow,
+                        visitor.account,
+                        "consultation_imported",
+                        consultation=definition.slug,
+                        after="created" if report.created else "updated",
+                    )
+                    await uow.commit()
+                # A check leaves without committing: the unit's end rolls the import back.
         except QuestionsWithAnswers as refusal:
             questions = ", ".join(
                 t.n("admin.consultations.import.question_answers", count, question=key)
@@ -243,6 +246,11 @@ class ConsultationPages:
             )
             message = t("admin.consultations.import.needs_force", questions=questions)
             return await self._list(request, visitor, {**kept, "problem": message}, status=409)
+        if checking:
+            # The file's text in the form (an uploaded one too), for "Import" to take as it is.
+            checked = self._report(visitor, definition, report, checking=True)
+            context = {"checked": checked, "source": definition.source, "force": force}
+            return await self._list(request, visitor, context)
         logger.info(
             "consultation %s imported from the dashboard by %s",
             definition.slug,
@@ -286,6 +294,7 @@ class ConsultationPages:
             "problem": None,
             "mistakes": [],
             "imported": None,
+            "checked": None,
             "editing": None,
             "none_yet": not listed,
             "today": local_day(now, zone),
@@ -312,11 +321,21 @@ class ConsultationPages:
         return listed
 
     def _report(
-        self, visitor: Visitor, definition: ConsultationDefinition, report: ImportReport
+        self,
+        visitor: Visitor,
+        definition: ConsultationDefinition,
+        report: ImportReport,
+        *,
+        checking: bool = False,
     ) -> dict[str, Any]:
-        """What an import did, as the command line tells it, in the reader's language."""
+        """What an import did (or, checking, would do), as the command line tells it, in the
+        reader's language."""
         t = visitor.texts
         lines = []
+        if report.changed:
+            lines.append(t("admin.consultations.import.changed", fields=", ".join(report.changed)))
+        if report.reworded:
+            lines.append(t("admin.consultations.import.reworded", keys=", ".join(report.reworded)))
         if report.added:
             lines.append(t("admin.consultations.import.added", keys=", ".join(report.added)))
         for question, count in report.archived.items():
@@ -333,11 +352,24 @@ class ConsultationPages:
             "questions": len(definition.questions),
             "rounds": len(definition.rounds),
         }
-        summary = (
-            t("admin.consultations.import.created", **figures)
-            if report.created
-            else t("admin.consultations.import.updated", **figures)
-        )
+        if report.changes_nothing:
+            lines.append(
+                t("admin.consultations.import.unchanged_check")
+                if checking
+                else t("admin.consultations.import.unchanged")
+            )
+        if checking:
+            summary = (
+                t("admin.consultations.import.checked_created", **figures)
+                if report.created
+                else t("admin.consultations.import.checked_updated", **figures)
+            )
+        else:
+            summary = (
+                t("admin.consultations.import.created", **figures)
+                if report.created
+                else t("admin.consultations.import.updated", **figures)
+            )
         return {"slug": definition.slug, "summary": summary, "lines": lines}
 
     # -- one consultation ------------------------------------------------------------------------

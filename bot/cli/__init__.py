@@ -191,7 +191,8 @@ def consultation() -> None:
 @consultation.command("import")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Archive removed questions even if they have answers.")
-def consultation_import(file: Path, force: bool) -> None:
+@click.option("--check", is_flag=True, help="Say what an import would change; import nothing.")
+def consultation_import(file: Path, force: bool, check: bool) -> None:
     """Validate a consultation file and import it; nothing is imported if anything is wrong."""
     from bot.consultations.definition import DefinitionError, read_definition
     from bot.consultations.importer import QuestionsWithAnswers, import_definition
@@ -216,30 +217,54 @@ def consultation_import(file: Path, force: bool) -> None:
                     "nothing was imported",
                     EXIT_BAD_INPUT,
                 )
-            await audit_here(
-                uow,
-                "consultation_imported",
-                consultation=definition.slug,
-                after="created" if report.created else "updated",
+            if not check:
+                await audit_here(
+                    uow,
+                    "consultation_imported",
+                    consultation=definition.slug,
+                    after="created" if report.created else "updated",
+                )
+                await uow.commit()
+            # A check leaves without committing: the unit's end rolls the import back.
+        figures = f"{len(definition.questions)} questions, {len(definition.rounds)} round(s)"
+        if check:
+            verb = "create" if report.created else "update"
+            click.echo(
+                f"The file is correct; nothing was imported. Importing it would {verb} "
+                f"consultation '{definition.slug}': {figures}."
             )
-            await uow.commit()
-        verb = "Created" if report.created else "Updated"
-        click.echo(
-            f"{verb} consultation '{definition.slug}': {len(definition.questions)} "
-            f"questions, {len(definition.rounds)} round(s)."
-        )
+        else:
+            verb = "Created" if report.created else "Updated"
+            click.echo(f"{verb} consultation '{definition.slug}': {figures}.")
+        if report.changed:
+            click.echo(f"  changed fields: {', '.join(report.changed)}")
+        if report.reworded:
+            click.echo(f"  changed questions: {', '.join(report.reworded)}")
         if report.added:
             click.echo(f"  new questions: {', '.join(report.added)}")
+        # Checking, the lines say what would be: "would archive", "on import: post 3 is moved".
+        archive, remove, added = (
+            ("would archive", "would remove", "would be added")
+            if check
+            else ("archived", "removed", "added")
+        )
         for key, count in report.archived.items():
-            click.echo(f"  archived question {key} with its {count} answers (kept in exports)")
+            click.echo(f"  {archive} question {key} with its {count} answers (kept in exports)")
         if report.removed:
-            click.echo(f"  removed questions without answers: {', '.join(report.removed)}")
+            click.echo(f"  {remove} questions without answers: {', '.join(report.removed)}")
+        plan = "content plan on import" if check else "content plan"
         for change in report.plan_changes:
-            click.echo(f"  content plan: {change.read(english_texts())}")
+            click.echo(f"  {plan}: {change.read(english_texts())}")
         if report.automatic_posts:
             click.echo(
-                f"  content plan: {report.automatic_posts} automatic post(s) added "
+                f"  content plan: {report.automatic_posts} automatic post(s) {added} "
                 "(announcement, reminder, results; see 'borgerdialog plan list')"
+            )
+        if report.changes_nothing:
+            click.echo(
+                "  nothing would change: the file says what the consultation already does"
+                if check
+                else "  nothing changed: the file says what the consultation already did"
             )
 
     with_database(settings, work)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from bot.consultations.definition import ConsultationDefinition, QuestionDefinition
 from bot.dialogue.i18n import english_texts
@@ -19,10 +20,30 @@ class ImportReport:
     """What an import did."""
 
     created: bool
+
+    @property
+    def changes_nothing(self) -> bool:
+        """An update that leaves the consultation as it was (the same file again)."""
+        return not (
+            self.created
+            or self.added
+            or self.archived
+            or self.removed
+            or self.changed
+            or self.reworded
+            or self.seeded
+            or self.plan_changes
+            or self.automatic_posts
+        )
+
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     archived: dict[str, int] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
+    # An update's changes by the file's own names: its fields ("title", "rounds") and the
+    # questions whose text, options or settings changed (by id); nothing for a new consultation.
+    changed: list[str] = field(default_factory=list)
+    reworded: list[str] = field(default_factory=list)
     seeded: int = 0
     # Planned posts tied to the rounds that moved or were cancelled, and automatic posts added.
     plan_changes: list[Phrase] = field(default_factory=list)
@@ -35,6 +56,41 @@ class QuestionsWithAnswers(Exception):
     def __init__(self, counts: dict[str, int]) -> None:
         super().__init__(", ".join(f"{key} ({count} answers)" for key, count in counts.items()))
         self.counts = counts
+
+
+# What a consultation's fields are called in its file, and the stored attributes behind each.
+FILE_FIELDS = {
+    "languages": ("languages",),
+    "title": ("title",),
+    "purpose": ("purpose",),
+    "basis": ("basis",),
+    "target_group": ("target_group",),
+    "citizen_role": ("citizen_role",),
+    "organiser": ("organiser",),
+    "results": ("results",),
+    "moderation": ("moderation",),
+    "ideas": ("ideas", "ideas_opens_at", "ideas_closes_at"),
+}
+
+
+def _fields(consultation: Consultation) -> dict[str, tuple[Any, ...]]:
+    return {
+        name: tuple(getattr(consultation, attribute) for attribute in attributes)
+        for name, attributes in FILE_FIELDS.items()
+    }
+
+
+def _question_content(question: Question) -> tuple[Any, ...]:
+    """What a citizen meets of a question (its place in the order aside)."""
+    return (
+        question.kind,
+        question.text,
+        question.options,
+        question.settings,
+        question.optional,
+        question.condition,
+        question.archived_at is None,
+    )
 
 
 def _apply_question(question: Question, definition: QuestionDefinition, position: int) -> None:
@@ -56,6 +112,12 @@ async def import_definition(
     await uow.consultations.begin_change()
     consultation = await uow.consultations.by_slug(definition.slug)
     report = ImportReport(created=consultation is None)
+    before = _fields(consultation) if consultation is not None else {}
+    rounds_before = (
+        [(r.name, r.opens_at, r.closes_at) for r in await uow.consultations.rounds(consultation.id)]
+        if consultation is not None
+        else []
+    )
     if consultation is None:
         consultation = await uow.consultations.add(
             Consultation(
@@ -96,6 +158,12 @@ async def import_definition(
     )
     if ideas:
         report.seeded = await _seed_statements(uow, consultation, ideas.statements, now)
+    if not report.created:
+        after = _fields(consultation)
+        report.changed = [name for name in FILE_FIELDS if after[name] != before[name]]
+        rounds_after = [(r.name, r.opens_at, r.closes_at) for r in definition.rounds]
+        if rounds_after != rounds_before:
+            report.changed.append("rounds")
 
     await uow.consultations.replace_rounds(
         consultation.id,
@@ -136,8 +204,11 @@ async def import_definition(
             if not report.created:
                 report.added.append(definition_question.key)
         else:
+            content = _question_content(stored)
             _apply_question(stored, definition_question, position)
             report.updated.append(definition_question.key)
+            if _question_content(stored) != content:
+                report.reworded.append(definition_question.key)
     if definition.source:
         await uow.consultations.keep_file(consultation.id, definition.source, now)
     # Posts tied to the rounds follow them; new rounds get their own automatic posts.
