@@ -109,9 +109,9 @@ async def test_staff_start_from_the_example_change_it_and_import_it(
         page = await response.text()
     assert response.status == 200, page
     assert "Høringen »Nye cykelstier i midtbyen« (cykelstier) er oprettet" in page
-    # The pasted text stays, to be saved: nothing else keeps it for the next correction.
+    # The pasted text stays, to correct at once; the consultation keeps it for later.
     assert textarea_of(page) == own
-    assert "Teksten står stadig i feltet nedenfor. Gem den i en fil" in page
+    assert "finder du den på høringens side" in page
     (consultation,) = [row[0] for row in await model_rows(clocked_app, Consultation)]
     assert consultation.slug == "cykelstier"
     # The example is a file the importer takes as it is.

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from bot.admin.accounts import account_pseudonym
 from bot.admin.kit import PREFIX, DashboardKit
 from bot.consultations.files import safe_cell
 from handlers.context import Texts
@@ -114,6 +115,21 @@ def readable_row(row: dict[str, object], t: Texts) -> dict[str, object]:
     return shown
 
 
+def named_accounts(row: dict[str, object], accounts: dict[str, str]) -> dict[str, object]:
+    """A page row with the e-mail address after each pseudonym of an account that still
+    exists, for the admins who read the page (the download and the command line keep only the
+    pseudonyms; once an account is removed, its entries name nobody)."""
+    shown = dict(row)
+    for column in ("actor", "author"):
+        value = row.get(column)
+        if not isinstance(value, str):
+            continue
+        pseudonym = value.rsplit(" ", 1)[-1]
+        if pseudonym in accounts:
+            shown[column] = f"{value} ({accounts[pseudonym]})"
+    return shown
+
+
 @dataclass(frozen=True)
 class TrailFilter:
     """What the reader asked to see; ``problem`` is a text key when a date was not one."""
@@ -182,11 +198,15 @@ class AuditPages:
         before_id = record_id(request.query.get("before", ""))
         async with kit.uow.read() as uow:
             events = await uow.moderation.log_events()
-            entries = await self._entries(uow, wanted, before_id, PAGE_SIZE + 1)
+            accounts = await self._accounts(uow)
+            entries = await self._entries(uow, wanted, before_id, PAGE_SIZE + 1, accounts)
         more = len(entries) > PAGE_SIZE
         entries = entries[:PAGE_SIZE]
         rows = [
-            readable_row(trail_row(entry, kit.settings.zone), visitor.texts) for entry in entries
+            named_accounts(
+                readable_row(trail_row(entry, kit.settings.zone), visitor.texts), accounts
+            )
+            for entry in entries
         ]
         next_query = {**wanted.query(), "before": str(entries[-1].id)} if more else None
         context = {
@@ -209,7 +229,7 @@ class AuditPages:
         if wanted.problem:
             raise web.HTTPSeeOther(f"{AUDIT}?{urlencode(wanted.query())}")
         async with kit.uow() as uow:
-            entries = await self._entries(uow, wanted, None, None)
+            entries = await self._entries(uow, wanted, None, None, await self._accounts(uow))
             await kit.audit(uow, visitor.account, "audit_exported")
             await uow.commit()
         out = io.StringIO()
@@ -233,10 +253,25 @@ class AuditPages:
         )
         return response
 
+    async def _accounts(self, uow: UnitOfWork) -> dict[str, str]:
+        """The e-mail address of each account that exists, by its pseudonym in the trail."""
+        key = self._kit.pseudonym_key
+        return {account_pseudonym(key, a.id): a.email for a in await uow.staff.all()}
+
     async def _entries(
-        self, uow: UnitOfWork, wanted: TrailFilter, before_id: int | None, limit: int | None
+        self,
+        uow: UnitOfWork,
+        wanted: TrailFilter,
+        before_id: int | None,
+        limit: int | None,
+        accounts: dict[str, str],
     ) -> list[ModerationLogEntry]:
         zone = self._kit.settings.zone
+        # An address in the "by" field finds its account's entries: the trail holds pseudonyms.
+        actor = wanted.actor
+        if "@" in actor:
+            found = [p for p, email in accounts.items() if email.casefold() == actor.casefold()]
+            actor = found[0] if found else actor
         since_day, until_day = _day(wanted.since), _day(wanted.until)
         since = datetime.combine(since_day, time(0), zone) if since_day else None
         # "to" is the last day shown, whole.
@@ -245,7 +280,7 @@ class AuditPages:
         )
         return await uow.moderation.log_page(
             event=wanted.event or None,
-            actor=wanted.actor or None,
+            actor=actor or None,
             consultation=wanted.consultation or None,
             since=since,
             until=until,
