@@ -398,7 +398,7 @@ class BorgerDialog:
         dashboard_door.add_routes(web_app)
         # In the navigation's order: a consultation's work first, the admins' pages last.
         ConsultationPages(
-            dashboard, dashboard_door, self.consultation_links, settings.telegram_enabled
+            dashboard, dashboard_door, self.consultation_links, settings.telegram_enabled, self.core
         ).add_routes(web_app)
         moderation_pages = ModerationPages(dashboard, self.core)
         moderation_pages.add_routes(web_app)

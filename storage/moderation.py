@@ -115,6 +115,18 @@ class ModerationRepository:
         )
         return list((await self._session.execute(statement)).scalars().all())
 
+    async def carded_of_consultation(self, consultation_id: int) -> list[ModerationItem]:
+        """A consultation's items that had a card posted to the moderators' chat."""
+        statement = (
+            select(ModerationItem)
+            .where(
+                ModerationItem.consultation_id == consultation_id,
+                ModerationItem.card_message_id.is_not(None),
+            )
+            .order_by(ModerationItem.id)
+        )
+        return list((await self._session.execute(statement)).scalars().all())
+
     async def of_participation(self, participation_id: int) -> list[ModerationItem]:
         """A participation's items, oldest first (the author's moderation history)."""
         statement = (

@@ -918,6 +918,10 @@ class OutboxRepository:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
+def _lines(text: str) -> list[str]:
+    return text.splitlines()
+
+
 @dataclass(frozen=True)
 class KeptFile:
     """A kept consultation file as a list shows it: which, and when it was imported."""
@@ -1001,7 +1005,8 @@ class ConsultationRepository:
         """Keep a consultation's file as imported, unless it is the same as the newest kept;
         whether it was kept."""
         newest = await self.file(consultation_id)
-        if newest is not None and newest.source == source:
+        # Line ends aside: the same file pasted in a browser comes back with CR LF.
+        if newest is not None and _lines(newest.source) == _lines(source):
             return False
         self._session.add(
             ConsultationFile(consultation_id=consultation_id, imported_at=now, source=source)
@@ -1030,6 +1035,14 @@ class ConsultationRepository:
             statement = statement.where(ConsultationFile.id == file_id)
         statement = statement.order_by(ConsultationFile.id.desc()).limit(1)
         return (await self._session.execute(statement)).scalar_one_or_none()
+
+    async def delete(self, consultation: Consultation) -> None:
+        """Delete a consultation and, by the database's cascades, everything that belongs to
+        it: rounds, questions and their answers, participations, statements and votes,
+        moderation items, planned posts and kept files."""
+        await self.begin_change()
+        await self._session.delete(consultation)
+        await self._session.flush()
 
     async def rounds(self, consultation_id: int) -> list[Round]:
         """Return a consultation's rounds in order."""
@@ -1131,6 +1144,42 @@ class ParticipationRepository:
             .order_by(Participation.id)
         )
         return list((await self._session.execute(statement)).scalars().all())
+
+    async def only_in(self, consultation_id: int) -> list[Participant]:
+        """The participants who take part in this consultation and in no other."""
+        elsewhere = (
+            select(Participation.id)
+            .where(
+                Participation.participant_id == Participant.id,
+                Participation.consultation_id != consultation_id,
+            )
+            .exists()
+        )
+        here = select(Participation.participant_id).where(
+            Participation.consultation_id == consultation_id
+        )
+        statement = (
+            select(Participant).where(Participant.id.in_(here), ~elsewhere).order_by(Participant.id)
+        )
+        return list((await self._session.execute(statement)).scalars().all())
+
+    async def count_in(self, consultation_id: int) -> tuple[int, int]:
+        """How many participations a consultation has, and how many answers they gave."""
+        participations = (
+            select(func.count())
+            .select_from(Participation)
+            .where(Participation.consultation_id == consultation_id)
+        )
+        answers = (
+            select(func.count())
+            .select_from(Answer)
+            .join(Question, Question.id == Answer.question_id)
+            .where(Question.consultation_id == consultation_id, Answer.skipped.is_(False))
+        )
+        return (
+            int((await self._session.execute(participations)).scalar_one()),
+            int((await self._session.execute(answers)).scalar_one()),
+        )
 
     async def of_consultation(self, consultation_id: int) -> list[Participation]:
         """Return every participation in a consultation, oldest first."""

@@ -55,13 +55,16 @@ def scratch_dir() -> str | None:
 # its test talked to another worker's bot on that port).
 PORT_BLOCK = 500
 FIRST_PORT = 15000
+EPHEMERAL_START = 32768  # Linux's default; /proc/sys/net/ipv4/ip_local_port_range
 _turns = itertools.count(random.randrange(PORT_BLOCK))
 
 
 def free_port() -> int:
     """A port free now that no other test worker will be given, nor this one again soon."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    start = FIRST_PORT + PORT_BLOCK * (int(worker) if worker.isdigit() else 0)
+    # As many blocks as fit below the ephemeral range; more workers than that share them.
+    blocks = (EPHEMERAL_START - FIRST_PORT) // PORT_BLOCK
+    start = FIRST_PORT + PORT_BLOCK * ((int(worker) if worker.isdigit() else 0) % blocks)
     for _ in range(PORT_BLOCK):
         # In turn through the block: a port handed out a moment ago may not be bound yet.
         port = start + next(_turns) % PORT_BLOCK

@@ -28,7 +28,7 @@ from bot.consultations.files import MAX_DEFINITION_BYTES
 from bot.consultations.importer import import_definition
 from bot.dialogue.i18n import Catalogs
 from storage.database import create_session_factory
-from storage.models import Consultation, ModerationLogEntry
+from storage.models import Consultation, ModerationLogEntry, Participation
 from storage.uow import UnitOfWorkFactory
 from tests.axe import assert_accessible
 from tests.citizens import Citizen, answer_all, example_with_round, import_consultation
@@ -298,7 +298,7 @@ async def test_a_consultation_is_changed_from_its_kept_file_and_earlier_versions
         assert f'href="{LIST}?edit=hundeskov#source"' in page
         editing = html.unescape(await page_text(staff, f"{LIST}?edit=hundeskov"))
         assert textarea_of(editing) == uploaded
-        assert "Du retter “Ny friluftspolitik” ud fra filen importeret" in editing
+        assert "Du retter »Ny friluftspolitik« ud fra filen importeret" in editing
 
         # The same text again keeps no second copy; a changed one is the newest version.
         clock.now += timedelta(minutes=5)
@@ -316,6 +316,9 @@ async def test_a_consultation_is_changed_from_its_kept_file_and_earlier_versions
             assert await download.read() == uploaded.encode()
         async with staff.get(f"{LIST}/hundeskov/files/999") as missing:
             assert missing.status == 404
+        # Another consultation's address does not lead to this one's file.
+        other = consultation_file("budget", NOW - timedelta(hours=1), NOW + timedelta(days=20))
+        await import_consultation(app, other, now=NOW)
         async with staff.get(f"{LIST}/budget/files/{first}") as elsewhere:
             assert elsewhere.status == 404
 
@@ -346,12 +349,65 @@ async def test_a_check_says_what_an_import_would_change_and_imports_nothing(
         assert "Ændrede spørgsmål: age_band" in page
         assert textarea_of(page) == changed
         same = await post_form(staff, LIST, LIST, {"source": source, "action": "check"})
-        assert "Høringen er allerede sådan: en import ændrer intet." in await same.text()
+        assert "Høringen ser allerede sådan ud – en import ændrer intet." in html.unescape(
+            await same.text()
+        )
     (consultation,) = [row[0] for row in await model_rows(app, Consultation)]
     assert consultation.title["da"] == "Ny friluftspolitik"
     audit = [row[0] for row in await model_rows(app, ModerationLogEntry)]
     assert [entry.event for entry in audit if entry.event != "staff_login"] == [
         "consultation_imported"
+    ]
+
+
+async def test_an_admin_deletes_a_closed_consultation_after_typing_its_slug(
+    clocked_app: tuple[BorgerDialog, Clock], fake_bot: FakeBot
+) -> None:
+    app, clock = clocked_app
+    source = consultation_file("friluftsliv", NOW - timedelta(days=1), NOW + timedelta(days=20))
+    await import_consultation(app, source, now=NOW)
+    await answer_all(Citizen(fake_bot, 7302))
+    page_path, action = f"{LIST}/friluftsliv", f"{LIST}/friluftsliv/delete"
+    confirmed = {"confirm": "yes", "slug": "friluftsliv"}
+    async with logged_in(app, "staff") as staff:
+        assert "delete-heading" not in await page_text(staff, page_path)
+        token = csrf_of(await page_text(staff, page_path))
+        async with staff.post(action, data={**confirmed, "csrf": token}) as refused:
+            assert refused.status == 403
+    async with logged_in(app, "admin") as admin:
+        page = html.unescape(await page_text(admin, page_path))
+        deleting = section(page, "delete-heading")
+        assert "med 1 deltagelse(r) og 8 svar" in deleting
+        assert "Høringen er åben, og borgere deltager i den. Luk den først" in deleting
+        assert "<form" not in deleting
+        still_open = await post_form(admin, page_path, action, confirmed)
+        assert still_open.status == 400
+    # Closed: the form is there, and wants the box and the slug.
+    clock.now = NOW + timedelta(days=21)
+    async with logged_in(app, "admin") as admin:
+        assert 'action="/admin/consultations/friluftsliv/delete"' in await page_text(
+            admin, page_path
+        )
+        for wrong in ({"slug": "friluftsliv"}, {"confirm": "yes", "slug": "frilufts"}):
+            refused = await post_form(admin, page_path, action, wrong)
+            assert refused.status == 400
+            assert "Høringen er ikke slettet: sæt kryds, og skriv kortnavnet friluftsliv." in (
+                html.unescape(await refused.text())
+            )
+        assert len(await model_rows(app, Consultation)) == 1
+        done = await post_form(admin, page_path, action, confirmed)
+        assert done.status == 200
+        listing = html.unescape(await done.text())
+        assert "Høringen »Ny friluftspolitik« (friluftsliv) er slettet med 1 deltagelse(r)" in (
+            listing
+        )
+        async with admin.get(page_path) as gone:
+            assert gone.status == 404
+    assert await model_rows(app, Consultation) == []
+    assert await model_rows(app, Participation) == []
+    audit = [row[0] for row in await model_rows(app, ModerationLogEntry)]
+    assert [(e.event, e.consultation) for e in audit if e.event == "consultation_deleted"] == [
+        ("consultation_deleted", "friluftsliv")
     ]
 
 
@@ -373,7 +429,7 @@ async def test_a_consultation_without_a_kept_file_says_how_to_get_one(
         assert "borgerdialog har ingen fil til denne høring" in section(page, "file-heading")
         assert "?edit=hundeskov" not in page
         editing = html.unescape(await page_text(staff, f"{LIST}?edit=hundeskov"))
-        assert "Der er ingen fil at rette for høringen “hundeskov”." in editing
+        assert "Der er ingen fil at rette for høringen »hundeskov«." in editing
         assert textarea_of(editing) == ""
 
 
@@ -392,6 +448,13 @@ async def test_removing_answered_questions_needs_the_tick_and_says_so_in_danish(
         assert refused.status == 409
         assert "har allerede svar: satisfaction (1 svar). Intet er importeret." in page
         assert textarea_of(page) == without
+        # Checked first: what would happen, in words that say it has not happened yet.
+        checked = await post_form(
+            staff, LIST, LIST, {"source": without, "force": "yes", "action": "check"}
+        )
+        page = html.unescape(await checked.text())
+        assert "Spørgsmålet satisfaction bliver arkiveret med sine 1 svar" in page
+        assert "satisfaction er arkiveret" not in page
         done = await post_form(staff, LIST, LIST, {"source": without, "force": "yes"})
         assert done.status == 200
         assert "(friluftsliv) er opdateret" in await done.text()
@@ -557,7 +620,7 @@ async def test_staff_fix_a_file_in_the_browser_and_open_its_page_with_its_chart(
     await page.wait_for_url(f"**{LIST}?edit=friluftsliv#source")
     field = page.get_by_label("Eller indsæt filens tekst her")
     assert await field.input_value() == good
-    assert "Du retter “Ny friluftspolitik”" in await page.locator("#editing").inner_text()
+    assert "Du retter »Ny friluftspolitik«" in await page.locator("#editing").inner_text()
     await assert_accessible(page)
     await field.fill(good.replace("Ny friluftspolitik", "Friluftsliv i Nordparken"))
     await page.get_by_role("button", name="Kontrollér uden at importere").click()

@@ -213,6 +213,41 @@ def test_check_says_what_an_import_would_change_and_imports_nothing(tmp_path: Pa
     path.write_text(first, encoding="utf-8")
     again = in_process("consultation", "import", str(path), cwd=tmp_path, env=env)
     assert "nothing changed: the file says what the consultation already did" in again.stdout
+    # Only the order the questions are asked in: that is a change too.
+    start, cut = first.index("  # postcode:"), first.index("  # idea:")
+    end = first.index("\nideas:") + 1 if "\nideas:" in first else len(first)
+    assert start < cut < end
+    path.write_text(first[:start] + first[cut:end] + first[start:cut] + first[end:], "utf-8")
+    reordered = in_process("consultation", "import", "--check", str(path), cwd=tmp_path, env=env)
+    assert "  changed fields: questions\n" in reordered.stdout, reordered.stderr
+
+
+def test_delete_asks_for_the_slug_first_and_is_in_the_audit_log(
+    tmp_path: Path,
+) -> None:
+    env = environment(tmp_path)
+    path = tmp_path / "friluftsliv.yaml"
+    path.write_text(open_now(), encoding="utf-8")
+    assert in_process("consultation", "import", str(path), cwd=tmp_path, env=env).returncode == 0
+    asked = in_process("consultation", "delete", "friluftsliv", cwd=tmp_path, env=env, stdin="ja\n")
+    assert asked.returncode == 2
+    assert "It cannot be undone: export first" in asked.stdout
+    assert asked.stderr.strip() == "borgerdialog: the slug was not typed; nothing was deleted"
+    assert "friluftsliv" in in_process("consultation", "list", cwd=tmp_path, env=env).stdout
+
+    deleted = in_process(
+        "consultation", "delete", "friluftsliv", cwd=tmp_path, env=env, stdin="friluftsliv\n"
+    )
+    assert deleted.returncode == 0, deleted.stderr
+    assert "Deleted consultation 'friluftsliv': 0 participation(s)" in deleted.stdout
+    assert (
+        "No consultations yet" in in_process("consultation", "list", cwd=tmp_path, env=env).stdout
+    )
+    log = in_process("moderation", "log", cwd=tmp_path, env=env).stdout
+    assert ",friluftsliv,consultation_deleted,staff (command line)," in log
+    again = in_process("consultation", "delete", "friluftsliv", "--yes", cwd=tmp_path, env=env)
+    assert again.returncode == 2
+    assert "no consultation 'friluftsliv'" in again.stderr
 
 
 def test_exports_in_every_format_agree(tmp_path: Path) -> None:

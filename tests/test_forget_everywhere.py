@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bot.app import BorgerDialog
+from bot.consultations.deletion import StillOpen, delete_consultation
+from bot.dialogue.i18n import Catalogs
 from scheduler.jobs import purge_expired
 from storage.models import Base, OutboxMessage, OutboxStatus, Participant, WebMessage
 from tests.citizens import import_consultation, open_now
@@ -88,6 +91,50 @@ async def test_forget_on_telegram_leaves_no_trace_in_any_table(
     assert mentioning(await every_row(app), str(CITIZEN_ID)) == {}
     # The moderators' own chat keeps its messages (cards are edited later).
     assert mentioning(await every_row(app), str(MODERATORS)) != {}
+
+
+async def test_deleting_a_closed_consultation_forgets_who_took_part_only_there(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    """Answers are kept until their consultation is deleted: then nothing links to a citizen
+    who took part only there, and the moderators' card loses the text, as at /forget."""
+    await import_consultation(app, consultation_source())
+    anna = await join(fake_bot, CITIZEN_ID)
+    moderator = Moderator(fake_bot, 901)
+    before = len(moderator.cards())
+    await anna.write("Ring til mig på 22 33 44 55, så fortæller jeg mere", new=2)
+    await eventually(lambda: len(moderator.cards()) > before, what="a card")
+    card = moderator.cards()[-1]
+    assert app.uow is not None
+    moderators = Catalogs("da").texts("da")
+    async with app.uow() as uow:
+        consultation = await uow.consultations.by_slug("trafik")
+        assert consultation is not None
+        # Open, and Anna in the middle of it: refused.
+        with pytest.raises(StillOpen):
+            await delete_consultation(uow, consultation, datetime.now(UTC), moderators)
+    async with app.uow() as uow:
+        consultation = await uow.consultations.by_slug("trafik")
+        assert consultation is not None
+        after_closing = datetime.now(UTC) + timedelta(days=40)
+        report = await delete_consultation(uow, consultation, after_closing, moderators)
+        await uow.commit()
+    assert app.core is not None
+    for chat in report.chats:
+        await app.core.delivery.deliver_chat(chat.channel, chat.chat_id)
+    assert (report.participations, report.forgotten) == (1, 1)
+    await eventually(
+        lambda: "Slettet sammen med høringen" in (moderator.card_now(card).text or ""),
+        what="the card without her text",
+    )
+    assert "22 33" not in (moderator.card_now(card).text or "")
+    await settle_and_purge(app)
+    assert mentioning(await every_row(app), str(CITIZEN_ID)) == {}
+    left = {name for name, rows in (await every_row(app)).items() if rows}
+    assert not left & {"consultations", "participations", "answers", "moderation_items"}
+    # She may write again: the bot answers as to anyone new, the consultation is unknown.
+    await anna.write("/start trafik")
+    assert anna.last().text
 
 
 async def test_forget_in_the_web_chat_leaves_no_trace_in_any_table(

@@ -25,6 +25,7 @@ from storage.uow import UnitOfWork
 AUDIT = f"{PREFIX}/audit"
 PAGE_SIZE = 100
 FILTER_LENGTH = 64  # longer than any event, actor or slug the trail holds
+ADDRESS_LENGTH = 254  # the longest e-mail address an account may have
 # What each kind of entry is called on the page; the CSV and the filter's values keep the
 # names the command line prints. A kind not named here shows as stored.
 EVENT_NAMES = {
@@ -49,6 +50,7 @@ EVENT_NAMES = {
     "staff_role_changed": "admin.audit.event_name.staff_role_changed",
     "moderation_reveal": "admin.audit.event_name.moderation_reveal",
     "consultation_imported": "admin.audit.event_name.consultation_imported",
+    "consultation_deleted": "admin.audit.event_name.consultation_deleted",
     "plan_post_added": "admin.audit.event_name.plan_post_added",
     "plan_post_edited": "admin.audit.event_name.plan_post_edited",
     "plan_post_cancelled": "admin.audit.event_name.plan_post_cancelled",
@@ -155,7 +157,9 @@ class TrailFilter:
 
 def read_filter(query: Any) -> TrailFilter:
     def field(name: str) -> str:
-        return str(query.get(name, "")).strip()[:FILTER_LENGTH]
+        # The actor field takes a staff member's e-mail address too, which may be long.
+        limit = ADDRESS_LENGTH if name == "actor" else FILTER_LENGTH
+        return str(query.get(name, "")).strip()[:limit]
 
     since, until = field("from"), field("to")
     problem = None

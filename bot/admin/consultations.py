@@ -30,10 +30,12 @@ from bot.consultations.definition import (
     definition_from_bytes,
     parse_definition,
 )
+from bot.consultations.deletion import StillOpen, delete_consultation, is_open
 from bot.consultations.demo import demo_source
 from bot.consultations.files import MAX_DEFINITION_BYTES, size_text
 from bot.consultations.importer import ImportReport, QuestionsWithAnswers, import_definition
 from bot.consultations.progress import local_day, participation_by_day, quota_coverage
+from bot.dialogue.core import DialogueCore
 from bot.links import qr_svg, reachable_only_here
 from handlers.events import Phrase
 from handlers.moderation.cards import moment_text
@@ -96,9 +98,15 @@ class ConsultationPages:
     """The consultations area: the list and import, and one page per consultation."""
 
     def __init__(
-        self, kit: DashboardKit, door: AdminPages, links: ConsultationLinks, telegram_on: bool
+        self,
+        kit: DashboardKit,
+        door: AdminPages,
+        links: ConsultationLinks,
+        telegram_on: bool,
+        core: DialogueCore,
     ) -> None:
         self._kit = kit
+        self._core = core
         self._links = links
         self._telegram_on = telegram_on
         # One file read at a time (see import_file): each reading takes the CPU while it runs.
@@ -113,6 +121,7 @@ class ConsultationPages:
         app.router.add_get(EXAMPLE, self.example_file)
         app.router.add_get(BASE + "/{slug}", self.consultation_page)
         app.router.add_get(BASE + r"/{slug}/files/{file:\d{1,9}}", self.kept_file)
+        app.router.add_post(BASE + "/{slug}/delete", self.delete)
         app.router.add_get(BASE + "/{slug}/qr/{channel}.svg", self.qr_code)
         app.router.add_get(BASE + "/{slug}/chart/participation.svg", self.participation_chart)
 
@@ -191,7 +200,9 @@ class ConsultationPages:
             "session", visitor.token, form.fields.get("csrf")
         ):
             raise as_error(kit.refusal(request))
-        source = form.fields.get("source", "")
+        # A browser sends a text field's lines ended by CR LF whatever the author wrote: the
+        # text is kept as written, so a file edited here stays comparable with its upload.
+        source = form.fields.get("source", "").replace("\r\n", "\n")
         uploaded = form.files.get("file")
         force = form.fields.get("force") == "yes"
         kept = {"source": source, "force": force}
@@ -296,6 +307,7 @@ class ConsultationPages:
             "imported": None,
             "checked": None,
             "editing": None,
+            "deleted": None,
             "none_yet": not listed,
             "today": local_day(now, zone),
             **context,
@@ -338,14 +350,31 @@ class ConsultationPages:
             lines.append(t("admin.consultations.import.reworded", keys=", ".join(report.reworded)))
         if report.added:
             lines.append(t("admin.consultations.import.added", keys=", ".join(report.added)))
+        # Checking, the lines say what an import would do: nothing has happened yet.
+        keys = (
+            (
+                "admin.consultations.import.archived.would",
+                "admin.consultations.import.removed.would",
+                "admin.consultations.import.plan_change.would",
+                "admin.consultations.import.automatic_posts.would",
+            )
+            if checking
+            else (
+                "admin.consultations.import.archived",
+                "admin.consultations.import.removed",
+                "admin.consultations.import.plan_change",
+                "admin.consultations.import.automatic_posts",
+            )
+        )
+        archived, removed, plan_change, automatic_posts = keys
         for question, count in report.archived.items():
-            lines.append(t("admin.consultations.import.archived", key=question, count=count))
+            lines.append(t(archived, key=question, count=count))
         if report.removed:
-            lines.append(t("admin.consultations.import.removed", keys=", ".join(report.removed)))
+            lines.append(t(removed, keys=", ".join(report.removed)))
         for change in report.plan_changes:
-            lines.append(t("admin.consultations.import.plan_change", change=change.read(t)))
+            lines.append(t(plan_change, change=change.read(t)))
         if report.automatic_posts:
-            lines.append(t.n("admin.consultations.import.automatic_posts", report.automatic_posts))
+            lines.append(t.n(automatic_posts, report.automatic_posts))
         figures = {
             "title": pick(definition.title, t.language),
             "slug": definition.slug,
@@ -376,8 +405,13 @@ class ConsultationPages:
 
     async def consultation_page(self, request: web.Request) -> web.Response:
         """One consultation: timeline, participation per day, coverage, links and QR codes."""
+        visitor = await self._kit.require(request, "consultations")
+        return await self._consultation_page(request, visitor)
+
+    async def _consultation_page(
+        self, request: web.Request, visitor: Visitor, *, delete_problem: str | None = None
+    ) -> web.Response:
         kit = self._kit
-        visitor = await kit.require(request, "consultations")
         t = visitor.texts
         zone = kit.settings.zone
         now = kit.clock()
@@ -387,6 +421,7 @@ class ConsultationPages:
             days = await self._days(uow, consultation, rounds, now)
             coverage = await quota_coverage(uow, consultation)
             files = await uow.consultations.files(consultation.id)
+            participations, answers = await uow.participations.count_in(consultation.id)
         quotas = [
             {
                 "question": pick(quota.question.text, t.language) if quota.question else "",
@@ -420,8 +455,53 @@ class ConsultationPages:
             "base": f"{BASE}/{consultation.slug}",
             "files": files,
             "edit": f"{BASE}?edit={consultation.slug}#source",
+            "may_delete": visitor.may("delete_consultations"),
+            "deletable": not (participations and is_open(consultation, list(rounds), now)),
+            "participations": participations,
+            "answers": answers,
+            "delete_problem": delete_problem,
         }
-        return kit.render(request, visitor, "consultations/consultation.html", page)
+        status = 400 if delete_problem else 200
+        return kit.render(request, visitor, "consultations/consultation.html", page, status=status)
+
+    async def delete(self, request: web.Request) -> web.Response:
+        """Delete a consultation with its citizens' contributions, once the admin confirmed it
+        by ticking the box and typing its slug; refused while people take part in it."""
+        kit = self._kit
+        visitor = await kit.require(request, "delete_consultations")
+        form = await kit.form(request, visitor)
+        t = visitor.texts
+        async with kit.uow() as uow:
+            consultation = await self._consultation(request, visitor, uow)
+            slug = consultation.slug
+            title = pick(consultation.title, t.language)
+            problem = None
+            if form.get("confirm") != "yes" or str(form.get("slug", "")).strip() != slug:
+                problem = t("admin.consultations.delete.unconfirmed", slug=slug)
+            else:
+                try:
+                    report = await delete_consultation(
+                        uow, consultation, kit.clock(), kit.catalogs.texts(kit.default_language)
+                    )
+                except StillOpen:
+                    problem = t("admin.consultations.delete.open")
+                else:
+                    await kit.audit(uow, visitor.account, "consultation_deleted", consultation=slug)
+                    await uow.commit()
+        if problem is not None:
+            return await self._consultation_page(request, visitor, delete_problem=problem)
+        logger.info(
+            "consultation %s deleted from the dashboard by %s", slug, kit.pseudonym(visitor.account)
+        )
+        deleted = t(
+            "admin.consultations.delete.done",
+            title=title,
+            slug=slug,
+            participations=report.participations,
+            answers=report.answers,
+            statements=report.statements,
+        )
+        return await self._list(request, visitor, {"deleted": deleted})
 
     async def qr_code(self, request: web.Request) -> web.Response:
         """The poster-size QR code of a consultation's link in one channel, as an SVG image."""

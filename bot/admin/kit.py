@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -26,9 +27,14 @@ from yarl import URL
 
 from bot.admin.accounts import account_pseudonym, audit, current_session
 from bot.config import Settings
+from bot.dialogue.core import DialogueCore
 from bot.dialogue.i18n import BoundTexts, Catalogs, supported_language
+from handlers.events import ChatAddress
+from storage.database import is_transient
 from storage.models import StaffAccount, StaffRole
 from storage.uow import UnitOfWork, UnitOfWorkFactory
+
+logger = logging.getLogger(__name__)
 
 PREFIX = "/admin"
 LOGIN = f"{PREFIX}/login"
@@ -94,6 +100,8 @@ AREAS: Mapping[str, frozenset[str]] = {
     "plan": frozenset({StaffRole.ADMIN, StaffRole.STAFF}),
     "accounts": frozenset({StaffRole.ADMIN}),
     "audit": frozenset({StaffRole.ADMIN}),
+    # Deleting a consultation takes citizens' answers with it: admins only.
+    "delete_consultations": frozenset({StaffRole.ADMIN}),
 }
 
 
@@ -267,6 +275,19 @@ class DashboardKit:
         """Record a staff action by the account's pseudonym (the caller commits); ``details``
         as ``accounts.audit`` takes them."""
         await audit(uow, event, account, self.pseudonym_key, self.clock(), **details)
+
+
+async def deliver_now(core: DialogueCore, chats: Iterable[ChatAddress]) -> None:
+    """Send what a dashboard action queued (and committed) now, as the chats themselves would:
+    an author's news, a redrawn card in the moderators' chat."""
+    for address in chats:
+        try:
+            await core.delivery.deliver_chat(address.channel, address.chat_id)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            # Queued and committed: the redelivery job sends it once the database is back.
+            logger.warning("delivery after a dashboard action waits: %s", type(error).__name__)
 
 
 def no_store(response: web.StreamResponse) -> None:

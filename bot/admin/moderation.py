@@ -16,12 +16,12 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.admin.kit import PREFIX, DashboardKit, Visitor
+from bot.admin.kit import PREFIX, DashboardKit, Visitor, deliver_now
 from bot.admin.pages import Panel
 from bot.dialogue.core import DialogueCore
 from handlers import questionnaire as rules
 from handlers.context import Texts
-from handlers.events import ChatAddress, record_id
+from handlers.events import record_id
 from handlers.moderation.cards import (
     REASONS,
     ItemView,
@@ -33,7 +33,6 @@ from handlers.moderation.cards import (
 )
 from handlers.moderation.decision import TAKEN, WITHDRAWN, decide_elsewhere
 from handlers.moderation.desk import waited
-from storage.database import is_transient
 from storage.models import ItemStatus, ModerationItem
 from storage.uow import UnitOfWork
 
@@ -215,7 +214,7 @@ class ModerationPages:
             item.status,
             kit.pseudonym(visitor.account),
         )
-        await self._deliver({address for address, _ in decided.messages})
+        await deliver_now(self._core, {address for address, _ in decided.messages})
         if decided.outcome == WITHDRAWN:
             return await self._page(
                 request, visitor, Notice(t("moderation.card.withdrawn"), True), status=409
@@ -223,20 +222,6 @@ class ModerationPages:
         raise web.HTTPSeeOther(f"{QUEUE}?decided={item.id}#queue")
 
     # -- helpers ---------------------------------------------------------------------------
-
-    async def _deliver(self, chats: set[ChatAddress]) -> None:
-        """Send the author's news and the redrawn card now, as the moderator chat would."""
-        delivery = self._core.delivery
-        for address in chats:
-            try:
-                await delivery.deliver_chat(address.channel, address.chat_id)
-            except Exception as error:
-                if not is_transient(error):
-                    raise
-                # Queued and committed: the redelivery job sends it once the database is back.
-                logger.warning(
-                    "delivery after a dashboard decision waits: %s", type(error).__name__
-                )
 
     async def _decided_text(self, uow: UnitOfWork, t: Texts, item: ModerationItem) -> str:
         """Who decided an item (by the audit trail's pseudonym), what, and when."""

@@ -396,6 +396,64 @@ def consultation_file(slug: str) -> None:
     with_database(settings, work)
 
 
+@consultation.command("delete")
+@click.argument("slug")
+@click.option("--yes", is_flag=True, help="Do not ask: delete at once (for scripts).")
+def consultation_delete(slug: str, yes: bool) -> None:
+    """Delete a consultation with every answer, statement and vote it has; cannot be undone."""
+    from bot.cli.ideas import citizen_texts
+    from bot.consultations.deletion import StillOpen, delete_consultation, is_open
+    from handlers.questionnaire import pick
+
+    settings = settings_or_exit()
+    configure_logging(settings)
+    moderators = citizen_texts(settings)(None)
+
+    async def work(uow_factory: UnitOfWorkFactory) -> None:
+        async with uow_factory.read() as uow:
+            item = await consultation_or_fail(uow, slug)
+            participations, answers = await uow.participations.count_in(item.id)
+            rounds = await uow.consultations.rounds(item.id)
+            open_now = is_open(item, rounds, utc_now())
+            title = terminal_text(pick(item.title, "da"))
+        if participations and open_now:
+            fail(still_open(slug, participations), EXIT_BAD_INPUT)
+        if not yes:
+            click.echo(
+                f"This deletes '{slug}' ({title}) with {participations} participation(s) and "
+                f"{answers} answer(s), its statements, votes, moderation items, planned posts "
+                "and kept files. It cannot be undone: export first if the answers are needed "
+                f"('borgerdialog export {slug}')."
+            )
+            typed = click.prompt("Type the consultation's slug to delete it", default="")
+            if typed.strip() != slug:
+                fail("the slug was not typed; nothing was deleted", EXIT_BAD_INPUT)
+        async with uow_factory() as uow:
+            item = await consultation_or_fail(uow, slug)
+            try:
+                report = await delete_consultation(uow, item, utc_now(), moderators)
+            except StillOpen:
+                # Someone began answering between the question and the answer to it.
+                fail(still_open(slug, participations), EXIT_BAD_INPUT)
+            await audit_here(uow, "consultation_deleted", consultation=slug)
+            await uow.commit()
+        click.echo(
+            f"Deleted consultation '{slug}': {report.participations} participation(s) with "
+            f"{report.answers} answer(s), {report.statements} statement(s); "
+            f"{report.forgotten} participant(s) who took part only here are forgotten."
+        )
+
+    with_database(settings, work)
+
+
+def still_open(slug: str, participations: int) -> str:
+    return (
+        f"'{slug}' is open and {participations} people take part: close it first (set its "
+        f"round's closes to now in 'borgerdialog consultation file {slug}' and import that), "
+        "then delete it; nothing was deleted"
+    )
+
+
 @consultation.command("link")
 @click.argument("slug")
 @click.option("--bot", "bot_username", help="The bot's username (asked from Telegram if unset).")

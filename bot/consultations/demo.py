@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import re
 from datetime import datetime, timedelta
 from importlib import resources
 from zoneinfo import ZoneInfo
 
 from bot.config import Settings
-from bot.consultations.definition import RoundDefinition, parse_definition
+from bot.consultations.definition import parse_definition
 from bot.consultations.importer import import_definition
 from handlers.questionnaire import round_state
 from storage.uow import UnitOfWork
@@ -49,14 +49,23 @@ async def ensure_demo(uow: UnitOfWork, now: datetime, zone: ZoneInfo) -> bool:
         state = round_state(await uow.consultations.rounds(existing.id), now)
         if state.status == "open":
             return False
-    definition = parse_definition(demo_source(), zone)
     opens, closes = now - timedelta(days=1), now + timedelta(days=DEMO_OPEN_DAYS)
-    definition = replace(
-        definition,
-        rounds=[RoundDefinition(definition.rounds[0].name, opens, closes)],
-        ideas=replace(definition.ideas, opens_at=opens, closes_at=closes)
-        if definition.ideas
-        else None,
+    # The file's own dates become the demo's, in its text too: the text is kept as the
+    # consultation's file, and editing it in the dashboard must not move the round back.
+    source = DEMO_DATES.sub(
+        lambda found: (
+            f"{found.group(1)}: {_local(opens if found.group(1) == 'opens' else closes, zone)}"
+        ),
+        demo_source(),
     )
+    definition = parse_definition(source, zone)
     await import_definition(uow, definition, now)
     return True
+
+
+# "opens: 2026-11-01 09:00" in the demo file, for the round and the ideas phase alike.
+DEMO_DATES = re.compile(r"\b(opens|closes): \d{4}-\d{2}-\d{2} \d{2}:\d{2}")
+
+
+def _local(moment: datetime, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")

@@ -182,6 +182,10 @@ async def import_definition(
     existing = {
         q.key: q for q in await uow.consultations.questions(consultation.id, include_archived=True)
     }
+    # The order citizens are asked in, as it was: a file that only reorders changes it.
+    asked_before = [
+        q.key for q in sorted(existing.values(), key=lambda q: q.position) if q.archived_at is None
+    ]
     wanted = {q.key for q in definition.questions}
     counts = await uow.consultations.answer_counts(consultation.id)
     dropped = {key: q for key, q in existing.items() if key not in wanted and q.archived_at is None}
@@ -209,6 +213,13 @@ async def import_definition(
             report.updated.append(definition_question.key)
             if _question_content(stored) != content:
                 report.reworded.append(definition_question.key)
+    asked_now = [q.key for q in definition.questions]
+    if (
+        not report.created
+        and asked_now != asked_before
+        and sorted(asked_now) == sorted(asked_before)
+    ):
+        report.changed.append("questions")
     if definition.source:
         await uow.consultations.keep_file(consultation.id, definition.source, now)
     # Posts tied to the rounds follow them; new rounds get their own automatic posts.

@@ -1,0 +1,86 @@
+"""Delete a consultation with everything citizens gave it, when its purpose is served.
+
+Answers, statements and votes are kept "until the consultation is deleted" (README, what is
+kept): this is that deletion, one unit of work for the command line and the dashboard alike.
+The audit trail stays (it names people only by pseudonym and holds no text), and gets the
+deletion itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from handlers.context import Texts
+from handlers.events import ChatAddress, Reply
+from handlers.moderation.intake import posted_card
+from handlers.questionnaire import round_state
+from storage.models import Consultation, Round
+from storage.uow import UnitOfWork
+
+
+class StillOpen(Exception):
+    """People are taking part right now: a round or the ideas phase is open, with participants."""
+
+
+@dataclass(frozen=True)
+class DeletionReport:
+    """What a deletion took with it."""
+
+    slug: str
+    participations: int
+    answers: int
+    statements: int
+    # Participants who took part here and nowhere else: their chat with the bot is forgotten.
+    forgotten: int
+    # The chats with queued edits (the moderators' cards), to deliver once committed.
+    chats: frozenset[ChatAddress] = frozenset()
+
+
+def is_open(consultation: Consultation, rounds: list[Round], now: datetime) -> bool:
+    """Whether citizens can answer or write statements now."""
+    ideas_open = (
+        consultation.ideas_opens_at is not None
+        and consultation.ideas_closes_at is not None
+        and consultation.ideas_opens_at <= now < consultation.ideas_closes_at
+    )
+    return ideas_open or round_state(rounds, now).status == "open"
+
+
+async def delete_consultation(
+    uow: UnitOfWork, consultation: Consultation, now: datetime, moderators: Texts
+) -> DeletionReport:
+    """Delete a consultation and its citizens' contributions (the caller commits).
+
+    Refused (StillOpen) while it is open and someone takes part: their conversation would end
+    mid-question. One opened by mistake, without participants, may go at once. Cards in the
+    moderators' chat lose their text, as at /forget; ``moderators`` is that chat's language.
+    """
+    participations, answers = await uow.participations.count_in(consultation.id)
+    rounds = await uow.consultations.rounds(consultation.id)
+    if participations and is_open(consultation, rounds, now):
+        raise StillOpen(consultation.slug)
+    statements = len(await uow.ideas.statements(consultation.id))
+    chats: set[ChatAddress] = set()
+    for item in await uow.moderation.carded_of_consultation(consultation.id):
+        erased = Reply(moderators("moderation.card.consultation_deleted", id=item.id))
+        assert item.card_message_id is not None
+        if await uow.outbox.rewrite_unsent(item.card_message_id, erased.to_payload()):
+            continue
+        posted = await posted_card(uow, item)
+        if posted is not None:
+            address, ref = posted
+            edit = Reply(erased.text, edit_ref=ref)
+            await uow.outbox.add(address.channel, address.chat_id, edit.to_payload(), now)
+            chats.add(address)
+    forgotten = await uow.participations.only_in(consultation.id)
+    slug = consultation.slug
+    await uow.consultations.delete(consultation)
+    # After the cascade: a participant's e-mail address and chat go once nothing is left of
+    # them here, as at /forget (the web transcript holds their answers).
+    for participant in forgotten:
+        await uow.email.erase_participant(participant.id)
+        await uow.participants.delete(participant)
+    return DeletionReport(
+        slug, participations, answers, statements, len(forgotten), frozenset(chats)
+    )
