@@ -37,11 +37,12 @@ from bot.consultations.importer import ImportReport, QuestionsWithAnswers, impor
 from bot.consultations.progress import local_day, participation_by_day, quota_coverage
 from bot.dialogue.core import DialogueCore
 from bot.links import qr_svg, reachable_only_here
-from handlers.events import Phrase
+from handlers.events import Phrase, record_id
 from handlers.moderation.cards import moment_text
 from handlers.questionnaire import RoundState, pick, round_state
 from handlers.questions.registry import kind_of
-from storage.models import Consultation, Round
+from storage.models import Consultation, ConsultationFile, Round
+from storage.repositories import KeptFile
 from storage.uow import UnitOfWork
 
 logger = logging.getLogger(__name__)
@@ -150,12 +151,20 @@ class ConsultationPages:
         if consultation is None or kept is None:
             # A link from an older page, or a consultation that came from Pol.is.
             return {"problem": t("admin.consultations.import.no_file", slug=slug)}
+        return {"source": kept.source, **self._binding(visitor, consultation, kept)}
+
+    def _binding(
+        self, visitor: Visitor, consultation: Consultation, kept: ConsultationFile | KeptFile
+    ) -> dict[str, Any]:
+        """What ties the import form to the consultation being edited and the version it
+        started from: the banner, and the fields that come back with the form."""
+        t = visitor.texts
         editing = t(
             "admin.consultations.import.editing",
             title=pick(consultation.title, t.language),
             when=moment_text(t, kept.imported_at, self._kit.settings.zone),
         )
-        return {"source": kept.source, "editing": editing}
+        return {"editing": editing, "edit_slug": consultation.slug, "based_on": kept.id}
 
     async def kept_file(self, request: web.Request) -> web.Response:
         """A consultation's file as it was imported, as a download named by slug and time."""
@@ -234,21 +243,25 @@ class ConsultationPages:
             # The command line's lines ("line 12: rounds[0].closes: must be after opens") in the
             # visitor's language: one set of messages, wherever a file is checked.
             mistakes = [mistake.read(visitor.texts) for mistake in error.errors]
-            context = {**kept, "mistakes": mistakes}
+            bound = await self._bound(
+                visitor, form.fields.get("editing", ""), record_id(form.fields.get("based_on", ""))
+            )
+            context = {**kept, **bound, "mistakes": mistakes}
             return await self._list(request, visitor, context, status=400)
         checking = form.fields.get("action") == "check"
+        edit_slug = form.fields.get("editing", "")
+        based_on = record_id(form.fields.get("based_on", ""))
+        conflict: dict[str, Any] | None = None
         try:
             async with kit.uow() as uow:
-                report = await import_definition(uow, definition, kit.clock(), force=force)
-                if not checking:
-                    await kit.audit(
-                        uow,
-                        visitor.account,
-                        "consultation_imported",
-                        consultation=definition.slug,
-                        after="created" if report.created else "updated",
+                if edit_slug:
+                    conflict = await self._edit_conflict(
+                        uow, visitor, definition, edit_slug, based_on
                     )
-                    await uow.commit()
+                if conflict is None:
+                    report, binding = await self._import(
+                        uow, visitor, definition, force, edit_slug, checking=checking
+                    )
                 # A check leaves without committing: the unit's end rolls the import back.
         except QuestionsWithAnswers as refusal:
             questions = ", ".join(
@@ -256,12 +269,16 @@ class ConsultationPages:
                 for key, count in refusal.counts.items()
             )
             message = t("admin.consultations.import.needs_force", questions=questions)
-            return await self._list(request, visitor, {**kept, "problem": message}, status=409)
+            context = {**kept, **await self._bound(visitor, edit_slug, based_on)}
+            return await self._list(request, visitor, {**context, "problem": message}, status=409)
+        if conflict is not None:
+            return await self._list(request, visitor, {**kept, **conflict}, status=409)
         if checking:
             # The file's text in the form (an uploaded one too), for "Import" to take as it is.
             checked = self._report(visitor, definition, report, checking=True)
             context = {"checked": checked, "source": definition.source, "force": force}
-            return await self._list(request, visitor, context)
+            bound = await self._bound(visitor, edit_slug, based_on)
+            return await self._list(request, visitor, {**context, **bound})
         logger.info(
             "consultation %s imported from the dashboard by %s",
             definition.slug,
@@ -272,7 +289,84 @@ class ConsultationPages:
             return await self._list(request, visitor, {"imported": imported})
         # Pasted text stays in the form, to correct at once what the import's report shows;
         # the consultation's page has the kept file for later.
-        return await self._list(request, visitor, {"imported": imported, "source": source})
+        context = {"imported": imported, "source": source, **binding}
+        return await self._list(request, visitor, context)
+
+    async def _import(
+        self,
+        uow: UnitOfWork,
+        visitor: Visitor,
+        definition: ConsultationDefinition,
+        force: bool,
+        edit_slug: str,
+        *,
+        checking: bool,
+    ) -> tuple[ImportReport, dict[str, Any]]:
+        """Import in the unit (committed unless checking); the report, and the form's tie to
+        the consultation at the version just written when it was being edited."""
+        kit = self._kit
+        report = await import_definition(uow, definition, kit.clock(), force=force)
+        consultation = await uow.consultations.by_slug(definition.slug)
+        assert consultation is not None
+        files = await uow.consultations.files(consultation.id)
+        binding = self._binding(visitor, consultation, files[0]) if edit_slug and files else {}
+        if not checking:
+            await kit.audit(
+                uow,
+                visitor.account,
+                "consultation_imported",
+                consultation=definition.slug,
+                after="created" if report.created else "updated",
+            )
+            await uow.commit()
+        return report, binding
+
+    async def _edit_conflict(
+        self,
+        uow: UnitOfWork,
+        visitor: Visitor,
+        definition: ConsultationDefinition,
+        edit_slug: str,
+        based_on: int | None,
+    ) -> dict[str, Any] | None:
+        """Why a file edited from a consultation's kept one may not be imported as it is:
+        it names another consultation, or someone imported a newer version meanwhile. The
+        form comes back so that pressing again imports it anyway (the first time warns)."""
+        t = visitor.texts
+        edited = await uow.consultations.by_slug(edit_slug)
+        newest = await uow.consultations.file(edited.id) if edited is not None else None
+        if edited is None or newest is None:
+            return None
+        title = pick(edited.title, t.language)
+        if definition.slug != edit_slug:
+            problem = t(
+                "admin.consultations.import.other_slug",
+                title=title,
+                editing=edit_slug,
+                slug=definition.slug,
+            )
+            # Untied: the next press imports the file for the consultation it names.
+            return {"problem": problem}
+        if newest.id != based_on:
+            when = moment_text(t, newest.imported_at, self._kit.settings.zone)
+            problem = t("admin.consultations.import.changed_meanwhile", when=when)
+            # Tied to the newest: the next press replaces it.
+            return {"problem": problem, **self._binding(visitor, edited, newest)}
+        return None
+
+    async def _bound(
+        self, visitor: Visitor, edit_slug: str, based_on: int | None
+    ) -> dict[str, Any]:
+        """The form's tie to a consultation being edited, kept through a mistake or a check."""
+        if not edit_slug:
+            return {}
+        async with self._kit.uow.read() as uow:
+            edited = await uow.consultations.by_slug(edit_slug)
+            files = await uow.consultations.files(edited.id) if edited is not None else []
+        started = next((kept for kept in files if kept.id == based_on), None)
+        if edited is None or started is None:
+            return {}
+        return self._binding(visitor, edited, started)
 
     async def _list(
         self,
@@ -308,6 +402,8 @@ class ConsultationPages:
             "checked": None,
             "editing": None,
             "deleted": None,
+            "edit_slug": "",
+            "based_on": None,
             "none_yet": not listed,
             "today": local_day(now, zone),
             **context,
@@ -382,11 +478,13 @@ class ConsultationPages:
             "rounds": len(definition.rounds),
         }
         if report.changes_nothing:
-            lines.append(
-                t("admin.consultations.import.unchanged_check")
+            key = (
+                "admin.consultations.import.unchanged_check"
                 if checking
-                else t("admin.consultations.import.unchanged")
+                else "admin.consultations.import.unchanged"
             )
+            # Said instead of "updated: ...", which would read as if something had changed.
+            return {"slug": definition.slug, "summary": t(key, **figures), "lines": lines}
         if checking:
             summary = (
                 t("admin.consultations.import.checked_created", **figures)
