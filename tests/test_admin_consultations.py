@@ -339,14 +339,20 @@ async def test_a_check_says_what_an_import_would_change_and_imports_nothing(
         assert await model_rows(app, Consultation) == []
 
         await post_form(staff, LIST, LIST, {"source": source})
-        changed = source.replace("Ny friluftspolitik", "Hundeskov i Nordparken").replace(
+        # A week longer, a new title, a question reworded.
+        longer = consultation_file("hundeskov", NOW - timedelta(hours=1), NOW + timedelta(days=27))
+        changed = longer.replace("Ny friluftspolitik", "Hundeskov i Nordparken").replace(
             "Hvor gammel er du?", "Hvilken aldersgruppe er du i?"
         )
         checked = await post_form(staff, LIST, LIST, {"source": changed, "action": "check"})
         page = html.unescape(await checked.text())
         assert "Efter en import har høringen »Hundeskov i Nordparken« (hundeskov)" in page
-        assert "Ændrede felter: title" in page
-        assert "Ændrede spørgsmål: age_band" in page
+        assert "Ændret: titel (title), runder (rounds)" in page
+        assert "Ændrede spørgsmål: »Hvilken aldersgruppe er du i?« (age_band)" in page
+        assert (
+            "Runde 1: 1. december 2026 kl. 10:00 – 28. december 2026 kl. 11:00 "
+            "(før: 1. december 2026 kl. 10:00 – 21. december 2026 kl. 11:00)"
+        ) in page
         assert textarea_of(page) == changed
         same = await post_form(staff, LIST, LIST, {"source": source, "action": "check"})
         assert "ser allerede sådan ud – en import ændrer intet." in html.unescape(await same.text())
@@ -682,7 +688,7 @@ async def test_staff_fix_a_file_in_the_browser_and_open_its_page_with_its_chart(
     await field.fill(good.replace("Ny friluftspolitik", "Friluftsliv i Nordparken"))
     await page.get_by_role("button", name="Kontrollér uden at importere").click()
     await page.get_by_role("status").wait_for()
-    assert "Ændrede felter: title" in await page.get_by_role("status").inner_text()
+    assert "Ændret: titel (title)" in await page.get_by_role("status").inner_text()
     assert "Friluftsliv i Nordparken" in await field.input_value()
     await page.get_by_role("button", name="Importér", exact=True).click()
     await page.get_by_role("status").wait_for()

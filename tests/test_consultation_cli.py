@@ -206,6 +206,7 @@ def test_check_says_what_an_import_would_change_and_imports_nothing(tmp_path: Pa
     assert "Importing it would update consultation 'friluftsliv'" in checked.stdout
     assert "  changed fields: title\n" in checked.stdout
     assert "  changed questions: age_band\n" in checked.stdout
+    assert "  round 1:" not in checked.stdout  # the times stayed
     shown = in_process("consultation", "show", "friluftsliv", cwd=tmp_path, env=env).stdout
     assert "Ny friluftspolitik" in shown
     assert "Hvilken aldersgruppe" not in shown

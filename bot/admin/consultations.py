@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from babel.dates import format_date
@@ -33,10 +34,17 @@ from bot.consultations.definition import (
 from bot.consultations.deletion import StillOpen, delete_consultation, is_open
 from bot.consultations.demo import demo_source
 from bot.consultations.files import MAX_DEFINITION_BYTES, size_text
-from bot.consultations.importer import ImportReport, QuestionsWithAnswers, import_definition
+from bot.consultations.importer import (
+    ImportReport,
+    QuestionsWithAnswers,
+    RoundMove,
+    Window,
+    import_definition,
+)
 from bot.consultations.progress import local_day, participation_by_day, quota_coverage
 from bot.dialogue.core import DialogueCore
 from bot.links import qr_svg, reachable_only_here
+from handlers.context import Texts
 from handlers.events import Phrase, record_id
 from handlers.moderation.cards import moment_text
 from handlers.questionnaire import RoundState, pick, round_state
@@ -56,6 +64,21 @@ CHANNEL_NAMES = {
     "messenger": "admin.consultations.channel.messenger",
 }
 SVG = "image/svg+xml"
+# The fields of a consultation file an import reports as changed, in the reader's words.
+FIELD_NAMES = {
+    "languages": "admin.consultations.import.field.languages",
+    "title": "admin.consultations.import.field.title",
+    "purpose": "admin.consultations.import.field.purpose",
+    "basis": "admin.consultations.import.field.basis",
+    "target_group": "admin.consultations.import.field.target_group",
+    "citizen_role": "admin.consultations.import.field.citizen_role",
+    "organiser": "admin.consultations.import.field.organiser",
+    "results": "admin.consultations.import.field.results",
+    "moderation": "admin.consultations.import.field.moderation",
+    "ideas": "admin.consultations.import.field.ideas",
+    "rounds": "admin.consultations.import.field.rounds",
+    "questions": "admin.consultations.import.field.questions",
+}
 # The annotated example consultation (the demo's file), to download or to start from.
 EXAMPLE = f"{BASE}/example.yaml"
 EXAMPLE_NAME = "eksempel-friluftsliv.yaml"
@@ -441,9 +464,16 @@ class ConsultationPages:
         t = visitor.texts
         lines = []
         if report.changed:
-            lines.append(t("admin.consultations.import.changed", fields=", ".join(report.changed)))
+            # In the reader's words, with the file's own name to find it by.
+            fields = ", ".join(f"{t(FIELD_NAMES[name])} ({name})" for name in report.changed)
+            lines.append(t("admin.consultations.import.changed", fields=fields))
         if report.reworded:
-            lines.append(t("admin.consultations.import.reworded", keys=", ".join(report.reworded)))
+            asked = {q.key: pick(q.text, t.language) for q in definition.questions}
+            reworded = ", ".join(f"»{asked[key]}« ({key})" for key in report.reworded)
+            lines.append(t("admin.consultations.import.reworded", keys=reworded))
+        zone = self._kit.settings.zone
+        for move in report.rounds_moved:
+            lines.append(self._round_line(t, move, zone))
         if report.added:
             lines.append(t("admin.consultations.import.added", keys=", ".join(report.added)))
         # Checking, the lines say what an import would do: nothing has happened yet.
@@ -498,6 +528,24 @@ class ConsultationPages:
                 else t("admin.consultations.import.updated", **figures)
             )
         return {"slug": definition.slug, "summary": summary, "lines": lines}
+
+    @staticmethod
+    def _round_line(t: Texts, move: RoundMove, zone: ZoneInfo) -> str:
+        """A round's new times against its old ones."""
+
+        def times(window: Window) -> dict[str, str]:
+            opens, closes = window
+            return {"opens": moment_text(t, opens, zone), "closes": moment_text(t, closes, zone)}
+
+        if move.before is None:
+            assert move.after is not None
+            after = times(move.after)
+            return t("admin.consultations.import.round_added", number=move.number, **after)
+        was = {f"was_{key}": value for key, value in times(move.before).items()}
+        if move.after is None:
+            return t("admin.consultations.import.round_dropped", number=move.number, **was)
+        after = times(move.after)
+        return t("admin.consultations.import.round_moved", number=move.number, **after, **was)
 
     # -- one consultation ------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import signal
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -35,6 +35,11 @@ from bot.cli.common import (
 from bot.config import Settings
 from bot.links import QR_BORDER, channel_links, poster_scale, qr_code, reachable_only_here
 from storage.uow import UnitOfWorkFactory
+
+if TYPE_CHECKING:  # the commands import what they use when they run: a quick start
+    from datetime import datetime
+
+    from bot.consultations.importer import RoundMove
 
 
 class CommandLine(click.Group):
@@ -240,6 +245,8 @@ def consultation_import(file: Path, force: bool, check: bool) -> None:
             click.echo(f"  changed fields: {', '.join(report.changed)}")
         if report.reworded:
             click.echo(f"  changed questions: {', '.join(report.reworded)}")
+        for move in report.rounds_moved:
+            click.echo(f"  {round_move_line(move, settings)}")
         if report.added:
             click.echo(f"  new questions: {', '.join(report.added)}")
         # Checking, the lines say what would be: "would archive", "on import: post 3 is moved".
@@ -268,6 +275,20 @@ def consultation_import(file: Path, force: bool, check: bool) -> None:
             )
 
     with_database(settings, work)
+
+
+def round_move_line(move: RoundMove, settings: Settings) -> str:
+    """A round's new times against its old ones, in local time."""
+
+    def times(window: tuple[datetime, datetime]) -> str:
+        return f"{local_time(window[0], settings)} – {local_time(window[1], settings)}"
+
+    if move.before is None:
+        assert move.after is not None
+        return f"round {move.number} is new: {times(move.after)}"
+    if move.after is None:
+        return f"round {move.number} is dropped (was {times(move.before)})"
+    return f"round {move.number}: {times(move.after)} (was {times(move.before)})"
 
 
 @consultation.command("list")

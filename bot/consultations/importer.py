@@ -14,6 +14,17 @@ from handlers.plan.planning import follow_phases, plan_automatic_posts
 from storage.models import Consultation, Question, Round, StatementOrigin
 from storage.uow import UnitOfWork
 
+Window = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class RoundMove:
+    """A round's times before and after an import (None: the round is new, or gone)."""
+
+    number: int
+    before: Window | None
+    after: Window | None
+
 
 @dataclass
 class ImportReport:
@@ -44,6 +55,9 @@ class ImportReport:
     # questions whose text, options or settings changed (by id); nothing for a new consultation.
     changed: list[str] = field(default_factory=list)
     reworded: list[str] = field(default_factory=list)
+    # Rounds whose times changed, by number: (opens, closes) before and after; None for a
+    # round added or dropped.
+    rounds_moved: list[RoundMove] = field(default_factory=list)
     seeded: int = 0
     # Planned posts tied to the rounds that moved or were cancelled, and automatic posts added.
     plan_changes: list[Phrase] = field(default_factory=list)
@@ -164,6 +178,11 @@ async def import_definition(
         rounds_after = [(r.name, r.opens_at, r.closes_at) for r in definition.rounds]
         if rounds_after != rounds_before:
             report.changed.append("rounds")
+        for index in range(max(len(rounds_before), len(rounds_after))):
+            was = rounds_before[index][1:] if index < len(rounds_before) else None
+            now_ = rounds_after[index][1:] if index < len(rounds_after) else None
+            if was != now_:
+                report.rounds_moved.append(RoundMove(index + 1, was, now_))
 
     await uow.consultations.replace_rounds(
         consultation.id,
