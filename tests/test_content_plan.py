@@ -417,6 +417,27 @@ class StaffMember:
         return self.last()
 
 
+async def test_the_automatic_posts_keep_out_of_the_night(
+    planned_app: BorgerDialog, clock: Clock
+) -> None:
+    """A round closing at 23:59 put its reminder at 23:59 the day before, as a notification on
+    citizens' phones: it comes at 20:00 that evening now, and the results at 8:00 the morning
+    after. A round closing in the afternoon keeps the times as they were; so do staff's posts."""
+    app = planned_app
+    late = example_with_round(local("2027-03-20 12:00"), local("2027-03-31 23:59"))
+    await import_consultation(app, late, now=clock.now)
+    plan = await posts(app)
+    assert plan["auto:friluftsliv:1:announcement"].due_at == local("2027-03-20 12:00")
+    assert plan["auto:friluftsliv:1:reminder"].due_at == local("2027-03-30 20:00")
+    assert plan["auto:friluftsliv:1:results"].due_at == local("2027-04-01 08:00")
+    # Moved to the afternoon by a new import: the posts follow, with nothing to keep out of.
+    afternoon = example_with_round(local("2027-03-20 12:00"), local("2027-03-31 16:00"))
+    await import_consultation(app, afternoon, now=clock.now)
+    plan = await posts(app)
+    assert plan["auto:friluftsliv:1:reminder"].due_at == local("2027-03-30 16:00")
+    assert plan["auto:friluftsliv:1:results"].due_at == local("2027-03-31 16:00")
+
+
 async def test_staff_plan_and_send_posts_step_by_step_in_the_staff_chat(
     planned_app: BorgerDialog, clock: Clock, fake_bot: FakeBot
 ) -> None:

@@ -127,6 +127,8 @@ class ConsultationDefinition:
     ideas: IdeasDefinition | None = None
     # The file's text as read, kept with the consultation at its import (ConsultationFile).
     source: str = field(default="", repr=False)
+    # The zone its times were read in: the automatic posts keep out of its night hours.
+    zone: ZoneInfo | None = None
 
 
 class _Loader(yaml.SafeLoader):
@@ -627,6 +629,7 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
         moderation=moderation,
         ideas=ideas,
         source=source,
+        zone=zone,
     )
 
 

@@ -242,8 +242,9 @@ async def import_definition(
     if definition.source:
         await uow.consultations.keep_file(consultation.id, definition.source, now)
     # Posts tied to the rounds follow them; new rounds get their own automatic posts.
-    report.plan_changes = await follow_phases(uow, consultation, now, english_texts())
-    report.automatic_posts = await plan_automatic_posts(uow, consultation, now)
+    zone = definition.zone
+    report.plan_changes = await follow_phases(uow, consultation, now, english_texts(), zone)
+    report.automatic_posts = await plan_automatic_posts(uow, consultation, now, zone)
     return report
 
 

@@ -17,6 +17,8 @@ from storage.uow import UnitOfWork
 
 # Reminders go this long before a round closes, when the round is long enough to need one.
 REMINDER_BEFORE = timedelta(days=1)
+# Who planned the posts every round gets by itself.
+AUTOMATIC = "auto"
 REMINDER_MIN_ROUND = timedelta(days=2)
 
 
@@ -231,13 +233,14 @@ async def follow_phases(
     consultation: Consultation,
     now: datetime,
     stored_in: Callable[..., str],
+    zone: ZoneInfo | None = None,
 ) -> list[Phrase]:
     """Move the planned posts tied to a consultation's phases after its times changed.
 
     A post whose phase no longer exists is cancelled with the reason as its note (``stored_in``:
     the English texts, for the note's English copy); one whose new time has passed goes out at
-    the next check (late, within the late window). Return what changed, for whoever imported
-    the consultation to read.
+    the next check (late, within the late window). The automatic posts keep out of the quiet
+    hours of ``zone``. Return what changed, for whoever imported the consultation to read.
     """
     changes: list[Phrase] = []
     phases = await phases_of(uow, consultation)
@@ -245,7 +248,8 @@ async def follow_phases(
         if post.anchor is None:
             continue
         try:
-            due_at = rules.anchored_time(post.anchor, phases)
+            quiet_in = zone if post.created_by == AUTOMATIC else None
+            due_at = rules.anchored_time(post.anchor, phases, quiet_in)
         except PlanError as error:
             post.state, post.updated_at = PostState.CANCELLED, now
             rules.set_note(post, [error.phrase], stored_in)
@@ -259,8 +263,11 @@ async def follow_phases(
     return changes
 
 
-async def plan_automatic_posts(uow: UnitOfWork, consultation: Consultation, now: datetime) -> int:
-    """Give every round its announcement, reminder and results post, tied to its times.
+async def plan_automatic_posts(
+    uow: UnitOfWork, consultation: Consultation, now: datetime, zone: ZoneInfo | None = None
+) -> int:
+    """Give every round its announcement, reminder and results post, tied to its times and
+    out of the quiet hours of ``zone``.
 
     Staff see them in the plan like any other post and may cancel them. Return how many were
     added.
@@ -298,7 +305,7 @@ async def plan_automatic_posts(uow: UnitOfWork, consultation: Consultation, now:
             if await uow.plan.by_key(key) is not None:
                 continue
             anchor = {"event": event, "round": number, "offset_minutes": offset}
-            due_at = rules.anchored_time(anchor, phases)
+            due_at = rules.anchored_time(anchor, phases, zone)
             if due_at < now:
                 continue
             await uow.plan.add(
@@ -313,7 +320,7 @@ async def plan_automatic_posts(uow: UnitOfWork, consultation: Consultation, now:
                     due_at=due_at,
                     state=PostState.PLANNED,
                     recipients=0,
-                    created_by="auto",
+                    created_by=AUTOMATIC,
                     created_at=now,
                     updated_at=now,
                 )

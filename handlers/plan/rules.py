@@ -192,8 +192,32 @@ class Phases:
     ideas: tuple[datetime, datetime] | None = None
 
 
-def anchored_time(anchor: dict[str, Any], phases: Phases) -> datetime:
-    """The UTC time an anchor points at, given the consultation's current phases."""
+# The automatic posts stay out of the night: they reach citizens as phone notifications, and
+# a round closing at 23:59 put its reminder at 23:59 the day before.
+QUIET_FROM, QUIET_UNTIL, EVENING = time(21), time(8), time(20)
+
+
+def out_of_quiet_hours(moment: datetime, zone: ZoneInfo, *, earlier: bool) -> datetime:
+    """A moment in the quiet hours (21:00 to 8:00 local time) moved out of them: a reminder
+    (``earlier``) to 20:00 the evening before, an announcement or results to 8:00 after."""
+    local = moment.astimezone(zone)
+    if QUIET_UNTIL <= local.time() < QUIET_FROM:
+        return moment
+    day = local.date()
+    if earlier:
+        day -= timedelta(days=1) if local.time() < QUIET_UNTIL else timedelta(0)
+        moved = datetime.combine(day, EVENING, zone)
+    else:
+        day += timedelta(days=1) if local.time() >= QUIET_FROM else timedelta(0)
+        moved = datetime.combine(day, QUIET_UNTIL, zone)
+    return moved.astimezone(UTC)
+
+
+def anchored_time(
+    anchor: dict[str, Any], phases: Phases, quiet_in: ZoneInfo | None = None
+) -> datetime:
+    """The UTC time an anchor points at, given the consultation's current phases; with
+    ``quiet_in``, out of the quiet hours of that zone (the automatic posts)."""
     event = anchor["event"]
     if event in ("opens", "closes"):
         window = phases.rounds.get(int(anchor["round"]))
@@ -204,7 +228,9 @@ def anchored_time(anchor: dict[str, Any], phases: Phases) -> datetime:
         if phases.ideas is None:
             raise PlanError(Phrase("mistake.plan.no_ideas_phase"))
         moment = phases.ideas[0] if event == "ideas_opens" else phases.ideas[1]
-    return moment + timedelta(minutes=int(anchor.get("offset_minutes") or 0))
+    offset = int(anchor.get("offset_minutes") or 0)
+    due = moment + timedelta(minutes=offset)
+    return out_of_quiet_hours(due, quiet_in, earlier=offset < 0) if quiet_in else due
 
 
 def parse_repeat(text: str) -> dict[str, Any] | None:
