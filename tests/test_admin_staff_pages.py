@@ -136,7 +136,7 @@ async def test_an_admin_manages_accounts_with_the_clis_rules(dashboard_app: Borg
         for event in ("Konto oprettet", "Rolle ændret", "Adgangskode nulstillet", "Konto fjernet"):
             assert f"<td>{event}</td>" in html, event
         assert NEW_EMAIL not in html
-        assert re.search(r"<td>admin [0-9a-f]{10} \(ada@kommune\.dk\)</td>", html)
+        assert re.search(r"<td>administrator [0-9a-f]{10} \(ada@kommune\.dk\)</td>", html)
 
 
 async def test_other_roles_cannot_manage_accounts_or_read_the_trail(
@@ -297,12 +297,16 @@ async def test_the_trail_filters_and_downloads(dashboard_app: BorgerDialog) -> N
             html = await page.text()
         assert html.count("<td>Logget ind</td>") == 1
         # Admins see who is behind a pseudonym while the account exists, and find them by it.
-        staff_actor = re.search(r"<td>(staff [0-9a-f]{10}) \(sofie@kommune\.dk\)</td>", html)
+        # The role in the reader's words, and who it is while the account exists.
+        staff_actor = re.search(
+            r"<td>(kommunikationsmedarbejder [0-9a-f]{10}) \(sofie@kommune\.dk\)</td>", html
+        )
         assert staff_actor, html
-        async with admin.get("/admin/audit", params={"actor": "Sofie@Kommune.dk"}) as page:
-            html = await page.text()
-        assert html.count("<td>Logget ind</td>") == 1
-        assert f"<td>{staff_actor.group(1)} (sofie@kommune.dk)</td>" in html
+        for by in ("Sofie@Kommune.dk", "Kommunikationsmedarbejder"):
+            async with admin.get("/admin/audit", params={"actor": by}) as page:
+                html = await page.text()
+            assert html.count("<td>Logget ind</td>") == 1, by
+            assert f"<td>{staff_actor.group(1)} (sofie@kommune.dk)</td>" in html
         async with admin.get("/admin/audit", params={"from": "1. december"}) as page:
             assert page.status == 400
             html = await page.text()

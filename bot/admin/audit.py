@@ -13,12 +13,12 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from bot.admin.accounts import account_pseudonym
-from bot.admin.kit import PREFIX, DashboardKit
+from bot.admin.kit import PREFIX, ROLE_KEYS, DashboardKit
 from bot.consultations.files import safe_cell
 from handlers.context import Texts
 from handlers.events import record_id
 from handlers.moderation.cards import REASONS
-from handlers.moderation.trail import TRAIL_COLUMNS, trail_row
+from handlers.moderation.trail import CLI_ACTOR, TRAIL_COLUMNS, trail_row
 from storage.models import ModerationLogEntry
 from storage.uow import UnitOfWork
 
@@ -117,19 +117,39 @@ def readable_row(row: dict[str, object], t: Texts) -> dict[str, object]:
     return shown
 
 
-def named_accounts(row: dict[str, object], accounts: dict[str, str]) -> dict[str, object]:
-    """A page row with the e-mail address after each pseudonym of an account that still
-    exists, for the admins who read the page (the download and the command line keep only the
-    pseudonyms; once an account is removed, its entries name nobody)."""
+def named_accounts(row: dict[str, object], accounts: dict[str, str], t: Texts) -> dict[str, object]:
+    """A page row with each actor's role in the reader's words, and the e-mail address after
+    each pseudonym of an account that still exists, for the admins who read the page (the
+    download and the command line keep the codes and pseudonyms; once an account is removed,
+    its entries name nobody)."""
     shown = dict(row)
     for column in ("actor", "author"):
         value = row.get(column)
         if not isinstance(value, str):
             continue
-        pseudonym = value.rsplit(" ", 1)[-1]
-        if pseudonym in accounts:
-            shown[column] = f"{value} ({accounts[pseudonym]})"
+        if value == CLI_ACTOR:
+            shown[column] = t("admin.audit.actor.command_line")
+            continue
+        role, _, pseudonym = value.rpartition(" ")
+        if role in ROLE_KEYS:
+            value = f"{t(ROLE_KEYS[role])} {pseudonym}"
+        shown[column] = f"{value} ({accounts[pseudonym]})" if pseudonym in accounts else value
     return shown
+
+
+def actor_code(wanted: str, accounts: dict[str, str], t: Texts) -> str:
+    """What the "by" field means in the trail's own codes: an account's address is its
+    pseudonym, a role in the reader's words its code ("kommunikationsmedarbejder": staff)."""
+    folded = wanted.casefold()
+    if "@" in wanted:
+        found = [p for p, email in accounts.items() if email.casefold() == folded]
+        return found[0] if found else wanted
+    for role, key in ROLE_KEYS.items():
+        if t(key).casefold() == folded:
+            return f"{role} "
+    if t("admin.audit.actor.command_line").casefold() == folded:
+        return CLI_ACTOR
+    return wanted
 
 
 @dataclass(frozen=True)
@@ -203,12 +223,15 @@ class AuditPages:
         async with kit.uow.read() as uow:
             events = await uow.moderation.log_events()
             accounts = await self._accounts(uow)
-            entries = await self._entries(uow, wanted, before_id, PAGE_SIZE + 1, accounts)
+            actor = actor_code(wanted.actor, accounts, visitor.texts)
+            entries = await self._entries(uow, wanted, before_id, PAGE_SIZE + 1, actor)
         more = len(entries) > PAGE_SIZE
         entries = entries[:PAGE_SIZE]
         rows = [
             named_accounts(
-                readable_row(trail_row(entry, kit.settings.zone), visitor.texts), accounts
+                readable_row(trail_row(entry, kit.settings.zone), visitor.texts),
+                accounts,
+                visitor.texts,
             )
             for entry in entries
         ]
@@ -233,7 +256,8 @@ class AuditPages:
         if wanted.problem:
             raise web.HTTPSeeOther(f"{AUDIT}?{urlencode(wanted.query())}")
         async with kit.uow() as uow:
-            entries = await self._entries(uow, wanted, None, None, await self._accounts(uow))
+            actor = actor_code(wanted.actor, await self._accounts(uow), visitor.texts)
+            entries = await self._entries(uow, wanted, None, None, actor)
             await kit.audit(uow, visitor.account, "audit_exported")
             await uow.commit()
         out = io.StringIO()
@@ -268,14 +292,9 @@ class AuditPages:
         wanted: TrailFilter,
         before_id: int | None,
         limit: int | None,
-        accounts: dict[str, str],
+        actor: str,
     ) -> list[ModerationLogEntry]:
         zone = self._kit.settings.zone
-        # An address in the "by" field finds its account's entries: the trail holds pseudonyms.
-        actor = wanted.actor
-        if "@" in actor:
-            found = [p for p, email in accounts.items() if email.casefold() == actor.casefold()]
-            actor = found[0] if found else actor
         since_day, until_day = _day(wanted.since), _day(wanted.until)
         since = datetime.combine(since_day, time(0), zone) if since_day else None
         # "to" is the last day shown, whole.

@@ -504,8 +504,10 @@ class ConsultationPages:
         figures = {
             "title": pick(definition.title, t.language),
             "slug": definition.slug,
-            "questions": len(definition.questions),
-            "rounds": len(definition.rounds),
+            "questions": t.n(
+                "admin.consultations.import.questions_count", len(definition.questions)
+            ),
+            "rounds": t.n("admin.consultations.import.rounds_count", len(definition.rounds)),
         }
         if report.changes_nothing:
             key = (

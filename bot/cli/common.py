@@ -22,6 +22,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from bot.config import Settings, SettingsError, load_settings
 from handlers.events import clean_text, storable
+from handlers.moderation.trail import CLI_ACTOR as CLI_ACTOR  # the commands import it from here
 from storage.models import Consultation, ItemStatus, ModerationItem
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
@@ -285,10 +286,6 @@ def with_database(settings: Settings, work: Callable[[UnitOfWorkFactory], Awaita
             await engine.dispose()
 
     run_async(main(), settings)
-
-
-# Who the audit trail names for what is done at the terminal: the person is not known.
-CLI_ACTOR = "staff (command line)"
 
 
 async def consultation_or_fail(uow: UnitOfWork, slug: str) -> Consultation:

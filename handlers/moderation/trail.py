@@ -7,6 +7,9 @@ from zoneinfo import ZoneInfo
 
 from storage.models import ModerationLogEntry
 
+# Who the audit trail names for what is done at the terminal: the person is not known.
+CLI_ACTOR = "staff (command line)"
+
 TRAIL_COLUMNS = (
     "at",
     "item",
