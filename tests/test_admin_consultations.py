@@ -476,6 +476,16 @@ async def test_an_edit_started_from_an_older_version_or_naming_another_slug_asks
         created = await post_form(first, LIST, LIST, {"source": textarea_of(page)})
         assert "(hundeskov-2) er oprettet" in html.unescape(await created.text())
 
+        # A file chosen while the box still holds the text the edit link put there: the file.
+        form_d = await page_text(first, f"{LIST}?edit=hundeskov")
+        fields = {"editing": "hundeskov", "based_on": hidden(form_d, "based_on")}
+        fields["source"] = textarea_of(form_d).replace("\n", "\r\n")  # as a browser sends it
+        chosen = text_b.replace("Hundeskov i Nordparken", "Hundeskov ved søen").encode()
+        async with first.post(LIST, data=upload(csrf_of(form_d), chosen, **fields)) as done:
+            assert done.status == 200, await done.text()
+        titles = sorted(row[0].title["da"] for row in await model_rows(app, Consultation))
+        assert titles == ["Hundeskov i Nordparken", "Hundeskov ved søen"]
+
 
 async def test_a_consultation_without_a_kept_file_says_how_to_get_one(
     clocked_app: tuple[BorgerDialog, Clock],

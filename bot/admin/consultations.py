@@ -242,6 +242,16 @@ class ConsultationPages:
             # Nothing is done: without the whole form, not even its token could be checked.
             message = t("admin.consultations.import.too_large", limit=limit)
             return await self._list(request, visitor, {**kept, "problem": message}, status=413)
+        edit_slug = form.fields.get("editing", "")
+        based_on = record_id(form.fields.get("based_on", ""))
+        # The "edit" link fills the text box; a file chosen while it still holds that text
+        # untouched is the file meant.
+        if (
+            uploaded is not None
+            and edit_slug
+            and await self._untouched(edit_slug, based_on, source)
+        ):
+            source, kept = "", {**kept, "source": ""}
         if uploaded is not None and source.strip():
             message = t("admin.consultations.import.both")
             return await self._list(request, visitor, {**kept, "problem": message}, status=400)
@@ -266,14 +276,10 @@ class ConsultationPages:
             # The command line's lines ("line 12: rounds[0].closes: must be after opens") in the
             # visitor's language: one set of messages, wherever a file is checked.
             mistakes = [mistake.read(visitor.texts) for mistake in error.errors]
-            bound = await self._bound(
-                visitor, form.fields.get("editing", ""), record_id(form.fields.get("based_on", ""))
-            )
+            bound = await self._bound(visitor, edit_slug, based_on)
             context = {**kept, **bound, "mistakes": mistakes}
             return await self._list(request, visitor, context, status=400)
         checking = form.fields.get("action") == "check"
-        edit_slug = form.fields.get("editing", "")
-        based_on = record_id(form.fields.get("based_on", ""))
         conflict: dict[str, Any] | None = None
         try:
             async with kit.uow() as uow:
@@ -376,6 +382,15 @@ class ConsultationPages:
             # Tied to the newest: the next press replaces it.
             return {"problem": problem, **self._binding(visitor, edited, newest)}
         return None
+
+    async def _untouched(self, edit_slug: str, based_on: int | None, source: str) -> bool:
+        """Whether a text is the kept file the edit began from, as the form was filled."""
+        async with self._kit.uow.read() as uow:
+            edited = await uow.consultations.by_slug(edit_slug)
+            kept = (
+                await uow.consultations.file(edited.id, based_on) if edited and based_on else None
+            )
+        return kept is not None and kept.source.splitlines() == source.splitlines()
 
     async def _bound(
         self, visitor: Visitor, edit_slug: str, based_on: int | None
