@@ -464,6 +464,9 @@ async def test_an_edit_started_from_an_older_version_or_naming_another_slug_asks
         assert again.status == 200
         (consultation,) = [row[0] for row in await model_rows(app, Consultation)]
         assert consultation.title["da"] == "Hundeskov i Nordparken"
+        # The audit page finds a consultation's entries by a word of its title too.
+        trail = await page_text(second, "/admin/audit?consultation=nordparken")
+        assert trail.count("<td>Høring oprettet eller opdateret fra fil</td>") == 2
 
         form_c = await page_text(first, f"{LIST}?edit=hundeskov")
         other = text_b.replace("slug: hundeskov", "slug: hundeskov-2")

@@ -286,6 +286,22 @@ class AuditPages:
         key = self._kit.pseudonym_key
         return {account_pseudonym(key, a.id): a.email for a in await uow.staff.all()}
 
+    async def _slug_of(self, uow: UnitOfWork, wanted: str) -> str:
+        """The slug the trail names a consultation by, for a slug or part of one title (a
+        deleted consultation is found by its slug only)."""
+        folded = wanted.casefold()
+        if not folded:
+            return wanted
+        consultations = await uow.consultations.all()
+        if any(c.slug == wanted for c in consultations):
+            return wanted
+        titled = [
+            c.slug
+            for c in consultations
+            if any(folded in title.casefold() for title in c.title.values())
+        ]
+        return titled[0] if len(titled) == 1 else wanted
+
     async def _entries(
         self,
         uow: UnitOfWork,
@@ -304,7 +320,7 @@ class AuditPages:
         return await uow.moderation.log_page(
             event=wanted.event or None,
             actor=actor or None,
-            consultation=wanted.consultation or None,
+            consultation=await self._slug_of(uow, wanted.consultation) or None,
             since=since,
             until=until,
             before_id=before_id,
