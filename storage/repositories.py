@@ -40,6 +40,7 @@ from storage.models import (
     InboxEvent,
     InboxStatus,
     Lane,
+    ModerationItem,
     OutboxMessage,
     OutboxStatus,
     Participant,
@@ -684,6 +685,11 @@ class InboxRepository:
 _PLATFORM_RANK = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
 
 
+# Where moderation cards go: the moderators' Telegram group (a group's id is negative; a
+# citizen's private chat, the web chat's and Meta's ids never are).
+_IN_A_GROUP = OutboxMessage.chat_id.startswith("-")
+
+
 class OutboxRepository:
     """Messages waiting to be delivered, and what became of them."""
 
@@ -763,6 +769,37 @@ class OutboxRepository:
         if queued_before is not None:
             statement = statement.where(OutboxMessage.created_at < queued_before)
         return list((await self._session.execute(statement)).scalars().all())
+
+    async def card(self, message_id: int) -> OutboxMessage | None:
+        """The message of a moderation card, by the id its item keeps; None when that id now
+        belongs to a message to a citizen (SQLite hands a purged row's id out again)."""
+        statement = select(OutboxMessage).where(OutboxMessage.id == message_id, _IN_A_GROUP)
+        return (await self._session.execute(statement)).scalar_one_or_none()
+
+    async def rewrite_unsent_card(self, message_id: int, payload: dict[str, Any]) -> bool:
+        """``rewrite_unsent`` for a moderation card, never for a message to a citizen."""
+        result = await self._session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == message_id,
+                OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.FAILED)),
+                _IN_A_GROUP,
+            )
+            .values(payload=payload)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def drop_pending_of_posts(self, post_ids: list[int]) -> int:
+        """Delete what planned posts still have to send (their consultation is being deleted)."""
+        if not post_ids:
+            return 0
+        result = await self._session.execute(
+            delete(OutboxMessage).where(
+                OutboxMessage.post_id.in_(post_ids),
+                OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.FAILED)),
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def rewrite_unsent(self, message_id: int, payload: dict[str, Any]) -> bool:
         """Replace what a message not yet delivered will say; False if it went out already."""
@@ -909,10 +946,14 @@ class OutboxRepository:
             )
             .exists()
         )
+        # A card stays while its item does: deciding, /forget or deleting the consultation
+        # edit it later, and its id must not pass to another message meanwhile.
+        a_card = select(ModerationItem.id).where(ModerationItem.card_message_id == OutboxMessage.id)
         result = await self._session.execute(
             delete(OutboxMessage).where(
                 OutboxMessage.status != OutboxStatus.PENDING,
-                (OutboxMessage.sent_at < cutoff) | (gone & ~OutboxMessage.chat_id.startswith("-")),
+                (OutboxMessage.sent_at < cutoff) | (gone & ~_IN_A_GROUP),
+                ~a_card.exists(),
             )
         )
         return int(getattr(result, "rowcount", 0) or 0)
@@ -1035,6 +1076,12 @@ class ConsultationRepository:
             statement = statement.where(ConsultationFile.id == file_id)
         statement = statement.order_by(ConsultationFile.id.desc()).limit(1)
         return (await self._session.execute(statement)).scalar_one_or_none()
+
+    async def lock(self, consultation_id: int) -> None:
+        """Hold a consultation's row until the unit ends: a participation cannot be added to it
+        meanwhile (PostgreSQL; SQLite's unit holds the whole database already)."""
+        statement = select(Consultation.id).where(Consultation.id == consultation_id)
+        await self._session.execute(statement.with_for_update())
 
     async def delete(self, consultation: Consultation) -> None:
         """Delete a consultation and, by the database's cascades, everything that belongs to

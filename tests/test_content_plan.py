@@ -436,6 +436,12 @@ async def test_the_automatic_posts_keep_out_of_the_night(
     plan = await posts(app)
     assert plan["auto:friluftsliv:1:reminder"].due_at == local("2027-03-30 16:00")
     assert plan["auto:friluftsliv:1:results"].due_at == local("2027-03-31 16:00")
+    # A round of one evening: its announcement comes when it opens, not after it closed.
+    evening = example_with_round(local("2027-03-25 21:30"), local("2027-03-25 23:00"), "aften")
+    await import_consultation(app, evening, now=clock.now)
+    plan = await posts(app)
+    assert plan["auto:aften:1:announcement"].due_at == local("2027-03-25 21:30")
+    assert plan["auto:aften:1:results"].due_at == local("2027-03-26 08:00")
 
 
 async def test_staff_plan_and_send_posts_step_by_step_in_the_staff_chat(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.app import BorgerDialog
 from bot.consultations.deletion import StillOpen, delete_consultation
@@ -19,6 +19,7 @@ from tests.fake_telegram import FakeBot
 from tests.moderators import Moderator, consultation_source, join
 from tests.webcitizens import open_tab, web_session
 
+NOW_ = datetime.now(UTC)
 # A Telegram id that appears nowhere else by chance.
 CITIZEN_ID = 987654321
 
@@ -113,6 +114,22 @@ async def test_deleting_a_closed_consultation_forgets_who_took_part_only_there(
         # Open, and Anna in the middle of it: refused.
         with pytest.raises(StillOpen):
             await delete_consultation(uow, consultation, datetime.now(UTC), moderators)
+    # A results broadcast under way: what it has not sent yet quotes the contributions.
+    async with app.uow() as uow:
+        consultation = await uow.consultations.by_slug("trafik")
+        assert consultation is not None
+        (results,) = [
+            post
+            for post in await uow.plan.of_consultation(consultation.id, ["planned"])
+            if post.kind == "results"
+        ]
+        waiting = await uow.outbox.add("telegram", "55555", {"text": "De mest støttede…"}, NOW_)
+        await uow.commit()
+    assert app.engine is not None
+    async with app.engine.begin() as connection:
+        await connection.execute(
+            update(OutboxMessage).where(OutboxMessage.id == waiting).values(post_id=results.id)
+        )
     async with app.uow() as uow:
         consultation = await uow.consultations.by_slug("trafik")
         assert consultation is not None
@@ -123,6 +140,7 @@ async def test_deleting_a_closed_consultation_forgets_who_took_part_only_there(
     for chat in report.chats:
         await app.core.delivery.deliver_chat(chat.channel, chat.chat_id)
     assert (report.participations, report.forgotten) == (1, 1)
+    assert not [row for row in await table_rows(app, OutboxMessage) if row.id == waiting]
     await eventually(
         lambda: "Slettet sammen med høringen" in (moderator.card_now(card).text or ""),
         what="the card without her text",

@@ -24,7 +24,14 @@ from storage.migrate import (
     schema_status,
     upgrade,
 )
-from storage.models import Base, HealthProbe, InboxStatus, OutboxStatus, Participant
+from storage.models import (
+    Base,
+    HealthProbe,
+    InboxStatus,
+    ModerationItem,
+    OutboxStatus,
+    Participant,
+)
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 from tests.conftest import migrate_database
 
@@ -119,6 +126,54 @@ async def test_retention_deletes_only_old_settled_records(uow: UnitOfWorkFactory
     async with uow() as unit:
         assert await unit.inbox.count_by_status() == {InboxStatus.DONE: 1, InboxStatus.PENDING: 1}
         assert await unit.outbox.count_by_status() == {OutboxStatus.PENDING: 1}
+
+
+async def test_a_card_stays_while_its_item_does_and_a_citizens_message_is_never_one(
+    uow: UnitOfWorkFactory,
+) -> None:
+    """A moderation card is edited later (decision, /forget, deletion), found by the outbox id
+    its item keeps: the card's row outlives the retention while the item exists, and an id
+    that belongs to a message to a citizen is never taken for a card (SQLite hands a purged
+    row's id out again, and a citizen's reply was once rewritten as a card)."""
+    old = NOW - timedelta(days=40)
+    async with uow() as unit:
+        card = await unit.outbox.add("telegram", "-100500", {"type": "message"}, old)
+        await unit.outbox.settle(card, OutboxStatus.SENT, old)
+        reply = await unit.outbox.add("telegram", "222", {"type": "message", "text": "hej"}, old)
+        await unit.commit()
+    from zoneinfo import ZoneInfo
+
+    from bot.consultations.definition import parse_definition
+    from bot.consultations.importer import import_definition
+    from tests.citizens import example_with_round
+
+    source = example_with_round(old, NOW + timedelta(days=30), "kort")
+    async with uow() as unit:
+        await import_definition(unit, parse_definition(source, ZoneInfo("Europe/Copenhagen")), old)
+        consultation = await unit.consultations.by_slug("kort")
+        assert consultation is not None
+        for card_id in (card, reply):
+            await unit.moderation.add(
+                ModerationItem(
+                    consultation_id=consultation.id,
+                    pseudonym="p-1",
+                    flags=[],
+                    action="hold",
+                    card_message_id=card_id,
+                    created_at=old,
+                )
+            )
+        await unit.commit()
+    async with uow() as unit:
+        assert await unit.outbox.purge_settled_before(NOW - timedelta(days=30)) == 0
+        assert (await unit.outbox.card(card)) is not None
+        assert await unit.outbox.card(reply) is None
+        assert not await unit.outbox.rewrite_unsent_card(reply, {"type": "message", "text": "x"})
+        await unit.commit()
+    async with uow() as unit:
+        kept = await unit.outbox.get(reply)
+        assert kept is not None
+        assert kept.payload["text"] == "hej"
 
 
 async def test_cached_definitions_follow_an_import_made_by_another_process(

@@ -15,13 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from babel.dates import format_date
 
 from bot.admin import charts
-from bot.admin.kit import PREFIX, DashboardKit, Visitor, as_error
+from bot.admin.kit import PREFIX, DashboardKit, Visitor, as_error, deliver_now
 from bot.admin.pages import AdminPages, Panel
 from bot.admin.uploads import read_upload_form
 from bot.consultations.definition import (
@@ -159,10 +160,28 @@ class ConsultationPages:
         consultation's newest kept file, to change it.
         """
         visitor = await self._kit.require(request, "consultations")
+        if "deleted" in request.query:
+            return await self._list(request, visitor, {"deleted": self._deleted(visitor, request)})
         if "edit" in request.query:
             return await self._list(request, visitor, await self._editing(request, visitor))
         started = request.query.get("start") == "example"
         return await self._list(request, visitor, {"source": demo_source()} if started else {})
+
+    @staticmethod
+    def _deleted(visitor: Visitor, request: web.Request) -> str:
+        """The notice after a deletion, from the address the deletion led to."""
+        query = request.query
+
+        def count(name: str) -> int:
+            return record_id(query.get(name, "")) or 0
+
+        return visitor.texts(
+            "admin.consultations.delete.done",
+            slug=query["deleted"][:40],
+            participations=count("participations"),
+            answers=count("answers"),
+            statements=count("statements"),
+        )
 
     async def _editing(self, request: web.Request, visitor: Visitor) -> dict[str, Any]:
         """The import form's fill to change a consultation: its newest file, said whose."""
@@ -252,12 +271,14 @@ class ConsultationPages:
             and await self._untouched(edit_slug, based_on, source)
         ):
             source, kept = "", {**kept, "source": ""}
-        if uploaded is not None and source.strip():
-            message = t("admin.consultations.import.both")
-            return await self._list(request, visitor, {**kept, "problem": message}, status=400)
-        if uploaded is None and not source.strip():
-            message = t("admin.consultations.import.nothing")
-            return await self._list(request, visitor, {**kept, "problem": message}, status=400)
+        if (uploaded is not None and source.strip()) or (uploaded is None and not source.strip()):
+            message = t(
+                "admin.consultations.import.both"
+                if source.strip()
+                else "admin.consultations.import.nothing"
+            )
+            context = {**kept, **await self._bound(visitor, edit_slug, based_on)}
+            return await self._list(request, visitor, {**context, "problem": message}, status=400)
         zone = kit.settings.zone
         try:
             if uploaded is None and len(source.encode()) > MAX_DEFINITION_BYTES:
@@ -363,8 +384,11 @@ class ConsultationPages:
         form comes back so that pressing again imports it anyway (the first time warns)."""
         t = visitor.texts
         edited = await uow.consultations.by_slug(edit_slug)
-        newest = await uow.consultations.file(edited.id) if edited is not None else None
-        if edited is None or newest is None:
+        if edited is None:
+            # Deleted since the form was filled: the next press creates it again, knowingly.
+            return {"problem": t("admin.consultations.import.edited_gone", slug=edit_slug)}
+        newest = await uow.consultations.file(edited.id)
+        if newest is None:
             return None
         title = pick(edited.title, t.language)
         if definition.slug != edit_slug:
@@ -637,7 +661,6 @@ class ConsultationPages:
         async with kit.uow() as uow:
             consultation = await self._consultation(request, visitor, uow)
             slug = consultation.slug
-            title = pick(consultation.title, t.language)
             problem = None
             if form.get("confirm") != "yes" or str(form.get("slug", "")).strip() != slug:
                 problem = t("admin.consultations.delete.unconfirmed", slug=slug)
@@ -656,15 +679,16 @@ class ConsultationPages:
         logger.info(
             "consultation %s deleted from the dashboard by %s", slug, kit.pseudonym(visitor.account)
         )
-        deleted = t(
-            "admin.consultations.delete.done",
-            title=title,
-            slug=slug,
-            participations=report.participations,
-            answers=report.answers,
-            statements=report.statements,
-        )
-        return await self._list(request, visitor, {"deleted": deleted})
+        # The moderators' cards of its contributions lose their text now, not within a minute.
+        await deliver_now(self._core, report.chats)
+        done = {
+            "deleted": slug,
+            "participations": report.participations,
+            "answers": report.answers,
+            "statements": report.statements,
+        }
+        # To the list by its address: reloading it must not post the deletion again.
+        raise web.HTTPSeeOther(f"{BASE}?{urlencode(done)}")
 
     async def qr_code(self, request: web.Request) -> web.Response:
         """The poster-size QR code of a consultation's link in one channel, as an SVG image."""

@@ -15,7 +15,7 @@ from handlers.context import Texts
 from handlers.events import ChatAddress, Reply
 from handlers.moderation.intake import posted_card
 from handlers.questionnaire import round_state
-from storage.models import Consultation, Round
+from storage.models import Consultation, PostState, Round
 from storage.uow import UnitOfWork
 
 
@@ -56,6 +56,7 @@ async def delete_consultation(
     mid-question. One opened by mistake, without participants, may go at once. Cards in the
     moderators' chat lose their text, as at /forget; ``moderators`` is that chat's language.
     """
+    await uow.consultations.lock(consultation.id)
     participations, answers = await uow.participations.count_in(consultation.id)
     rounds = await uow.consultations.rounds(consultation.id)
     if participations and is_open(consultation, rounds, now):
@@ -65,7 +66,7 @@ async def delete_consultation(
     for item in await uow.moderation.carded_of_consultation(consultation.id):
         erased = Reply(moderators("moderation.card.consultation_deleted", id=item.id))
         assert item.card_message_id is not None
-        if await uow.outbox.rewrite_unsent(item.card_message_id, erased.to_payload()):
+        if await uow.outbox.rewrite_unsent_card(item.card_message_id, erased.to_payload()):
             continue
         posted = await posted_card(uow, item)
         if posted is not None:
@@ -73,6 +74,11 @@ async def delete_consultation(
             edit = Reply(erased.text, edit_ref=ref)
             await uow.outbox.add(address.channel, address.chat_id, edit.to_payload(), now)
             chats.add(address)
+    # A broadcast under way stops: what its posts have not sent yet quotes contributions
+    # (the results' most agreed statements) and would go out without a consultation.
+    states = (PostState.PLANNED, PostState.SENDING, PostState.SENT, PostState.FAILED)
+    posts = await uow.plan.of_consultation(consultation.id, states)
+    await uow.outbox.drop_pending_of_posts([post.id for post in posts])
     forgotten = await uow.participations.only_in(consultation.id)
     slug = consultation.slug
     await uow.consultations.delete(consultation)

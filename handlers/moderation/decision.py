@@ -111,7 +111,7 @@ async def card_update(
         else decided_footer(t, item, zone)
     )
     text = f"{card_text(t, decided.view)}\n\n{footer}"
-    if item.card_message_id is not None and await uow.outbox.rewrite_unsent(
+    if item.card_message_id is not None and await uow.outbox.rewrite_unsent_card(
         item.card_message_id, Reply(text).to_payload()
     ):
         return None

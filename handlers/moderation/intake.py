@@ -185,7 +185,7 @@ async def posted_card(uow: UnitOfWork, item: ModerationItem) -> tuple[ChatAddres
     """Where an item's card was posted and delivered: its chat and the card's message there."""
     if item.card_message_id is None:
         return None
-    card = await uow.outbox.get(item.card_message_id)
+    card = await uow.outbox.card(item.card_message_id)
     if card is None or card.external_message_id is None:
         return None
     return ChatAddress(card.channel, card.chat_id), card.external_message_id
@@ -205,7 +205,7 @@ async def erase_card(ctx: FlowContext, outcome: Outcome, item: ModerationItem) -
     it waits, so the text is never sent at all.
     """
     erased = ctx.texts_in(None)("moderation.card.erased", id=item.id)
-    if item.card_message_id is not None and await ctx.uow.outbox.rewrite_unsent(
+    if item.card_message_id is not None and await ctx.uow.outbox.rewrite_unsent_card(
         item.card_message_id, Reply(erased).to_payload()
     ):
         return

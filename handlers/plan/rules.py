@@ -223,14 +223,19 @@ def anchored_time(
         window = phases.rounds.get(int(anchor["round"]))
         if window is None:
             raise PlanError(Phrase("mistake.plan.no_round", round=anchor["round"]))
-        moment = window[0] if event == "opens" else window[1]
     else:
         if phases.ideas is None:
             raise PlanError(Phrase("mistake.plan.no_ideas_phase"))
-        moment = phases.ideas[0] if event == "ideas_opens" else phases.ideas[1]
+        window = phases.ideas
+    moment = window[0] if event in ("opens", "ideas_opens") else window[1]
     offset = int(anchor.get("offset_minutes") or 0)
     due = moment + timedelta(minutes=offset)
-    return out_of_quiet_hours(due, quiet_in, earlier=offset < 0) if quiet_in else due
+    if quiet_in is None:
+        return due
+    moved = out_of_quiet_hours(due, quiet_in, earlier=offset < 0)
+    # A phase that opens and closes in one night: its announcement goes when it opens, not
+    # in the morning after it closed.
+    return due if due < window[1] <= moved else moved
 
 
 def parse_repeat(text: str) -> dict[str, Any] | None:
