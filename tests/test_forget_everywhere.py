@@ -13,7 +13,7 @@ from bot.consultations.deletion import StillOpen, delete_consultation
 from bot.dialogue.i18n import Catalogs
 from scheduler.jobs import purge_expired
 from storage.models import Base, OutboxMessage, OutboxStatus, Participant, WebMessage
-from tests.citizens import import_consultation, open_now
+from tests.citizens import Citizen, import_consultation, open_now
 from tests.conftest import MODERATORS, eventually, table_rows
 from tests.fake_telegram import FakeBot
 from tests.moderators import Moderator, consultation_source, join
@@ -57,16 +57,35 @@ async def settle_and_purge(app: BorgerDialog, hours_later: int = 0) -> None:
     )
 
 
-async def test_forget_on_telegram_leaves_no_trace_in_any_table(
-    app: BorgerDialog, fake_bot: FakeBot
-) -> None:
+async def anna_with_a_card(app: BorgerDialog, fake_bot: FakeBot) -> tuple[Citizen, Moderator, Any]:
+    """Anna takes part in the consultation on traffic; personal data in her answer is held
+    and shown masked on a card in the moderators' chat."""
     await import_consultation(app, consultation_source())
     anna = await join(fake_bot, CITIZEN_ID)
     moderator = Moderator(fake_bot, 901)
     before = len(moderator.cards())
-    # Personal data in an answer: held, and shown masked on a card in the moderators' chat.
     await anna.write("Ring til mig på 22 33 44 55, så fortæller jeg mere", new=2)
     await eventually(lambda: len(moderator.cards()) > before, what="a card")
+    return anna, moderator, moderator.cards()[-1]
+
+
+async def card_and_tables_forget_her(
+    app: BorgerDialog, moderator: Moderator, card: Any, note: str
+) -> None:
+    """Her card in the moderators' chat loses her text for the note, and once the retention
+    job has run no table names her Telegram id."""
+    await eventually(
+        lambda: note in (moderator.card_now(card).text or ""), what="the card without her text"
+    )
+    assert "22 33" not in (moderator.card_now(card).text or "")
+    await settle_and_purge(app)
+    assert mentioning(await every_row(app), str(CITIZEN_ID)) == {}
+
+
+async def test_forget_on_telegram_leaves_no_trace_in_any_table(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    anna, moderator, _ = await anna_with_a_card(app, fake_bot)
     await anna.write("Fordi vejen er farlig om morgenen", new=2)
     # An update Telegram's library cannot read, from her chat: kept aside with its raw copy.
     broken = fake_bot.message_update(CITIZEN_ID, "hej")
@@ -83,13 +102,7 @@ async def test_forget_on_telegram_leaves_no_trace_in_any_table(
         what="erased",
     )
     card = moderator.cards()[-1]
-    await eventually(
-        lambda: "Slettet efter borgerens ønske" in (moderator.card_now(card).text or ""),
-        what="the card without her text",
-    )
-    assert "22 33" not in (moderator.card_now(card).text or "")
-    await settle_and_purge(app)
-    assert mentioning(await every_row(app), str(CITIZEN_ID)) == {}
+    await card_and_tables_forget_her(app, moderator, card, "Slettet efter borgerens ønske")
     # The moderators' own chat keeps its messages (cards are edited later).
     assert mentioning(await every_row(app), str(MODERATORS)) != {}
 
@@ -99,13 +112,7 @@ async def test_deleting_a_closed_consultation_forgets_who_took_part_only_there(
 ) -> None:
     """Answers are kept until their consultation is deleted: then nothing links to a citizen
     who took part only there, and the moderators' card loses the text, as at /forget."""
-    await import_consultation(app, consultation_source())
-    anna = await join(fake_bot, CITIZEN_ID)
-    moderator = Moderator(fake_bot, 901)
-    before = len(moderator.cards())
-    await anna.write("Ring til mig på 22 33 44 55, så fortæller jeg mere", new=2)
-    await eventually(lambda: len(moderator.cards()) > before, what="a card")
-    card = moderator.cards()[-1]
+    anna, moderator, card = await anna_with_a_card(app, fake_bot)
     assert app.uow is not None
     moderators = Catalogs("da").texts("da")
     async with app.uow() as uow:
@@ -141,13 +148,7 @@ async def test_deleting_a_closed_consultation_forgets_who_took_part_only_there(
         await app.core.delivery.deliver_chat(chat.channel, chat.chat_id)
     assert (report.participations, report.forgotten) == (1, 1)
     assert not [row for row in await table_rows(app, OutboxMessage) if row.id == waiting]
-    await eventually(
-        lambda: "Slettet sammen med høringen" in (moderator.card_now(card).text or ""),
-        what="the card without her text",
-    )
-    assert "22 33" not in (moderator.card_now(card).text or "")
-    await settle_and_purge(app)
-    assert mentioning(await every_row(app), str(CITIZEN_ID)) == {}
+    await card_and_tables_forget_her(app, moderator, card, "Slettet sammen med høringen")
     left = {name for name, rows in (await every_row(app)).items() if rows}
     assert not left & {"consultations", "participations", "answers", "moderation_items"}
     # She may write again: the bot answers as to anyone new, the consultation is unknown.
