@@ -240,6 +240,21 @@ def test_a_file_that_is_no_yaml_is_explained_in_danish(source: str, danish: str)
     assert ": er ikke gyldig YAML: " + danish in shown
 
 
+def test_an_unclosed_quote_is_found_on_its_own_line_not_where_yaml_stumbles() -> None:
+    """A quote left open on line 11 reads on as one text; PyYAML stumbled on line 55 and said
+    the lines were indented unevenly (found by an outside trial)."""
+    from bot.consultations.demo import demo_source
+
+    source = demo_source().replace("da: Ny friluftspolitik", 'da: "Ny friluftspolitik', 1)
+    line = source.splitlines().index('  da: "Ny friluftspolitik') + 1
+    with pytest.raises(DefinitionError) as parsed:
+        parse_definition(source, ZoneInfo("Europe/Copenhagen"))
+    (mistake,) = parsed.value.errors
+    shown = mistake.read(Catalogs("da").texts("da"))
+    assert shown.startswith(f"linje {line}: ")
+    assert shown.endswith("er ikke gyldig YAML: et anførselstegn bliver ikke lukket")
+
+
 async def test_an_uploaded_file_is_imported_audited_and_listed_and_a_second_one_updates_it(
     clocked_app: tuple[BorgerDialog, Clock],
 ) -> None:

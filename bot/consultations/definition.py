@@ -469,6 +469,30 @@ def yaml_problem(error: yaml.YAMLError) -> Phrase | str:
     return problem
 
 
+# A value that opens a quote ("key: \"text" or "- 'text") and does not close it on its line.
+QUOTE_OPENED = re.compile(r"""^\s*(?:-\s+)?(?:[^#'"\s][^#:]*:\s+)?(?P<q>["'])(?P<rest>.*)$""")
+
+
+def _unclosed_quote(source: str, context: Any, line: int | None) -> int | None:
+    """The line where a quoted text opens and is not closed, between where PyYAML's context
+    began and where it stumbled (1-based), if there is one."""
+    if context is None or line is None:
+        return None
+    lines = source.splitlines()
+    for number in range(context.line + 1, min(line, len(lines)) + 1):
+        found = QUOTE_OPENED.match(lines[number - 1])
+        if found is None:
+            continue
+        quote, rest = found["q"], found["rest"]
+        if quote == '"':
+            closed = re.search(r'(?<!\\)(?:\\\\)*"', rest)
+        else:
+            closed = re.search(r"'(?!')", rest.replace("''", ""))
+        if closed is None:
+            return number
+    return None
+
+
 def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
     """Parse a consultation file; raise DefinitionError listing every mistake."""
     reader = _Reader()
@@ -478,6 +502,12 @@ def parse_definition(source: str, zone: ZoneInfo) -> ConsultationDefinition:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = yaml_problem(exc)
+        # An unclosed quote reads on over the next lines as one text, and PyYAML stumbles
+        # where that text ends, often far below ("line 55: indented unevenly" for a quote left
+        # open on line 11): name the line where the quote opened.
+        opened = _unclosed_quote(source, getattr(exc, "context_mark", None), line)
+        if opened is not None:
+            line, problem = opened, Phrase("mistake.yaml.unclosed_quote")
         raise DefinitionError(
             [FileError(line, "(file)", Phrase("mistake.consultation.not_yaml", problem=problem))]
         ) from None
