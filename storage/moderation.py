@@ -314,18 +314,22 @@ class ModerationRepository:
         *,
         event: str | None = None,
         actor: str | None = None,
+        not_actor: str | None = None,
         consultation: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         before_id: int | None = None,
         limit: int | None = None,
     ) -> list[ModerationLogEntry]:
-        """The audit trail newest first, filtered; ``actor`` matches a part of the actor."""
+        """The audit trail newest first, filtered; ``actor`` matches a part of the actor,
+        ``not_actor`` leaves one actor out."""
         statement = select(ModerationLogEntry).order_by(ModerationLogEntry.id.desc())
         if event:
             statement = statement.where(ModerationLogEntry.event == event)
         if actor:
             statement = statement.where(ModerationLogEntry.actor.contains(actor, autoescape=True))
+        if not_actor:
+            statement = statement.where(ModerationLogEntry.actor != not_actor)
         if consultation:
             statement = statement.where(ModerationLogEntry.consultation == consultation)
         if since is not None:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from bot.app import BorgerDialog
+from bot.cli.common import audit_here
 from bot.config import Settings
 from tests.clock import Clock
 from tests.conftest import NestedUnitsOfWork
@@ -332,6 +333,20 @@ async def test_the_trail_filters_and_downloads(dashboard_app: BorgerDialog) -> N
         assert "@" not in text
         async with admin.get("/admin/audit", params={"event": "audit_exported"}) as page:
             assert "<td>Revisionslog hentet</td>" in await page.text()
+        # An entry made at the command line, whose actor begins as a staff account's does:
+        # the role finds the accounts, "kommandolinjen" the command line.
+        assert dashboard_app.uow is not None
+        async with dashboard_app.uow() as uow:
+            await audit_here(uow, "plan_imported")
+            await uow.commit()
+        async with admin.get("/admin/audit", params={"actor": "kommunikationsmedarbejder"}) as page:
+            html = await page.text()
+        assert html.count("<td>Logget ind</td>") == 1
+        assert "<td>kommandolinjen</td>" not in html
+        async with admin.get("/admin/audit", params={"actor": "Kommandolinjen"}) as page:
+            html = await page.text()
+        assert html.count("<td>kommandolinjen</td>") == 1
+        assert "<td>Logget ind</td>" not in html
 
 
 def test_the_audit_page_says_codes_in_the_readers_language() -> None:

@@ -320,6 +320,9 @@ class AuditPages:
         return await uow.moderation.log_page(
             event=wanted.event or None,
             actor=actor or None,
+            # A role ("staff ") is the accounts of that role, not the command line's entries,
+            # whose actor begins the same way.
+            not_actor=CLI_ACTOR if actor.endswith(" ") else None,
             consultation=await self._slug_of(uow, wanted.consultation) or None,
             since=since,
             until=until,
