@@ -442,6 +442,12 @@ async def test_the_automatic_posts_keep_out_of_the_night(
     plan = await posts(app)
     assert plan["auto:aften:1:announcement"].due_at == local("2027-03-25 21:30")
     assert plan["auto:aften:1:results"].due_at == local("2027-03-26 08:00")
+    # Imported at 21:30 the evening before the last day: 20:00 has passed, so the morning after.
+    clock.now = local("2027-03-30 21:30")
+    late_import = example_with_round(local("2027-03-20 12:00"), local("2027-03-31 23:59"), "sent")
+    await import_consultation(app, late_import, now=clock.now)
+    plan = await posts(app)
+    assert plan["auto:sent:1:reminder"].due_at == local("2027-03-31 08:00")
 
 
 async def test_staff_plan_and_send_posts_step_by_step_in_the_staff_chat(

@@ -249,7 +249,7 @@ async def follow_phases(
             continue
         try:
             quiet_in = zone if post.created_by == AUTOMATIC else None
-            due_at = rules.anchored_time(post.anchor, phases, quiet_in)
+            due_at = rules.anchored_time(post.anchor, phases, quiet_in, now)
         except PlanError as error:
             post.state, post.updated_at = PostState.CANCELLED, now
             rules.set_note(post, [error.phrase], stored_in)
@@ -305,7 +305,7 @@ async def plan_automatic_posts(
             if await uow.plan.by_key(key) is not None:
                 continue
             anchor = {"event": event, "round": number, "offset_minutes": offset}
-            due_at = rules.anchored_time(anchor, phases, zone)
+            due_at = rules.anchored_time(anchor, phases, zone, now)
             if due_at < now:
                 continue
             await uow.plan.add(

@@ -214,10 +214,14 @@ def out_of_quiet_hours(moment: datetime, zone: ZoneInfo, *, earlier: bool) -> da
 
 
 def anchored_time(
-    anchor: dict[str, Any], phases: Phases, quiet_in: ZoneInfo | None = None
+    anchor: dict[str, Any],
+    phases: Phases,
+    quiet_in: ZoneInfo | None = None,
+    now: datetime | None = None,
 ) -> datetime:
     """The UTC time an anchor points at, given the consultation's current phases; with
-    ``quiet_in``, out of the quiet hours of that zone (the automatic posts)."""
+    ``quiet_in``, out of the quiet hours of that zone (the automatic posts), and not moved
+    back to before ``now``."""
     event = anchor["event"]
     if event in ("opens", "closes"):
         window = phases.rounds.get(int(anchor["round"]))
@@ -233,8 +237,11 @@ def anchored_time(
     if quiet_in is None:
         return due
     moved = out_of_quiet_hours(due, quiet_in, earlier=offset < 0)
+    if now is not None and moved < now <= due:
+        # The evening before has passed already (an import at 21:30): the morning after.
+        moved = out_of_quiet_hours(due, quiet_in, earlier=False)
     # A phase that opens and closes in one night: its announcement goes when it opens, not
-    # in the morning after it closed.
+    # in the morning after it closed (nor a reminder after the close).
     return due if due < window[1] <= moved else moved
 
 
