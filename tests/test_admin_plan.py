@@ -120,6 +120,23 @@ async def trail(app: BorgerDialog) -> list[ModerationLogEntry]:
     return [row[0] for row in await model_rows(app, ModerationLogEntry)]
 
 
+async def test_a_post_moved_out_of_the_night_says_so_beside_its_anchor(
+    app: BorgerDialog, clock: Clock
+) -> None:
+    """A round closing at 23:59: its reminder shows 20:00 beside "1 dag før runde 1 lukker",
+    which would look like a mistake without the word why."""
+    late = example_with_round(local("2026-10-21 12:00"), local("2026-10-27 23:59"), "aften")
+    await import_consultation(app, late, now=clock.now)
+    planned = {p.key: p for p in await posts(app)}
+    reminder, announcement = planned["auto:aften:1:reminder"], planned["auto:aften:1:announcement"]
+    async with logged_in(app, "staff") as staff:
+        moved = plain(await text_of(staff, f"/admin/plan/{reminder.id}"))
+        kept = plain(await text_of(staff, f"/admin/plan/{announcement.id}"))
+    assert "2026-10-26 20:00" in moved
+    assert "flyttet ud af natten" in moved
+    assert "flyttet ud af natten" not in kept
+
+
 async def test_staff_plan_posts_and_see_them_on_their_local_days_across_the_clock_change(
     app: BorgerDialog,
 ) -> None:

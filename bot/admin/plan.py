@@ -35,8 +35,8 @@ from handlers.events import MAX_IMAGE_BYTES, Phrase, UnreadableText, clean_text
 from handlers.moderation.cards import moment_text
 from handlers.plan import content, rules
 from handlers.plan.content import ConsultationLink, Preview
-from handlers.plan.planning import FieldError, plan_post
-from handlers.plan.rules import Delivery
+from handlers.plan.planning import AUTOMATIC, FieldError, phases_of, plan_post
+from handlers.plan.rules import Delivery, PlanError
 from handlers.plan.sheet import SheetError, read_post, store_sheet
 from storage.models import Consultation, PlannedPost, PostKind, PostState
 from storage.uow import UnitOfWork
@@ -741,13 +741,31 @@ class PlanPages:
             text=questionnaire.shorten(text.replace("\n", " "), TEXT_SHOWN)
             if text
             else t("admin.plan.written_when_sent"),
-            anchor=rules.describe_anchor(post.anchor, t.language) if post.anchor else "",
+            anchor=await self._anchor_text(uow, post, consultation, t),
             audience=rules.describe_audience(post.audience, t.language),
             consultation=questionnaire.pick(consultation.title, t.language) if consultation else "",
             note=rules.note_text(post, t),
             delivery=delivery,
             progress=progress_json(post, delivery, t),
         )
+
+    async def _anchor_text(
+        self, uow: UnitOfWork, post: PlannedPost, consultation: Consultation | None, t: Texts
+    ) -> str:
+        """What a post is tied to ("runde 1 lukker - 1 dag"), and whether the quiet hours
+        moved an automatic post from there, so its time does not look like a mistake."""
+        if not post.anchor:
+            return ""
+        described = rules.describe_anchor(post.anchor, t.language)
+        if post.created_by != AUTOMATIC or consultation is None:
+            return described
+        try:
+            plain = rules.anchored_time(post.anchor, await phases_of(uow, consultation))
+        except PlanError:
+            return described
+        if plain == post.due_at or post.state not in PostState.OPEN:
+            return described
+        return f"{described} · {t('admin.plan.out_of_night')}"
 
     async def _slug(self, uow: UnitOfWork, post: PlannedPost) -> str:
         if post.consultation_id is None:
