@@ -156,6 +156,37 @@ async def test_deleting_a_closed_consultation_forgets_who_took_part_only_there(
     assert anna.last().text
 
 
+async def test_deleting_a_consultation_takes_it_out_of_the_conversation_of_who_goes_on(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    """Bo takes part in two consultations and is in the middle of the one deleted: he stays,
+    with the other, and his conversation no longer points into the one that is gone."""
+    await import_consultation(app, open_now())
+    await import_consultation(app, consultation_source())
+    bo = Citizen(fake_bot, CITIZEN_ID + 1)
+    await bo.write("/start friluftsliv", new=2)
+    await bo.tap("Ja, jeg giver samtykke")
+    await join(fake_bot, CITIZEN_ID + 1)  # now in the traffic consultation
+    assert app.uow is not None
+    async with app.uow() as uow:
+        participant = await uow.participants.get("telegram", str(CITIZEN_ID + 1))
+        assert participant is not None
+        in_traffic = participant.state["participation"]
+        consultation = await uow.consultations.by_slug("trafik")
+        assert consultation is not None
+        after_closing = datetime.now(UTC) + timedelta(days=40)
+        report = await delete_consultation(
+            uow, consultation, after_closing, Catalogs("da").texts("da")
+        )
+        await uow.commit()
+    assert (report.participations, report.forgotten) == (1, 0)
+    async with app.uow() as uow:
+        participant = await uow.participants.get("telegram", str(CITIZEN_ID + 1))
+        assert participant is not None
+        assert participant.state.get("participation") != in_traffic
+        assert [p.consultation_id for p in await uow.participations.of_participant(participant.id)]
+
+
 async def test_forget_in_the_web_chat_leaves_no_trace_in_any_table(
     telegram_app: BorgerDialog,
 ) -> None:

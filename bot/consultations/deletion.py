@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from handlers.consultation.sheet import ACTIVE
 from handlers.context import Texts
 from handlers.events import ChatAddress, Reply
+from handlers.ideas.common import COMPOSING, DRAFT
 from handlers.moderation.intake import posted_card
 from handlers.questionnaire import round_state
-from storage.models import Consultation, PostState, Round
+from storage.models import Consultation, Participation, PostState, Round
 from storage.uow import UnitOfWork
 
 
@@ -79,7 +81,9 @@ async def delete_consultation(
     states = (PostState.PLANNED, PostState.SENDING, PostState.SENT, PostState.FAILED)
     posts = await uow.plan.of_consultation(consultation.id, states)
     await uow.outbox.drop_pending_of_posts([post.id for post in posts])
+    here = await uow.participations.of_consultation(consultation.id)
     forgotten = await uow.participations.only_in(consultation.id)
+    await _leave_conversations(uow, here, {p.id for p in forgotten})
     slug = consultation.slug
     await uow.consultations.delete(consultation)
     # After the cascade: a participant's e-mail address and chat go once nothing is left of
@@ -90,3 +94,23 @@ async def delete_consultation(
     return DeletionReport(
         slug, participations, answers, statements, len(forgotten), frozenset(chats)
     )
+
+
+async def _leave_conversations(
+    uow: UnitOfWork, here: list[Participation], forgotten: set[int]
+) -> None:
+    """Take the deleted consultation out of the conversation state of those who go on
+    elsewhere: a statement half written in it (the draft) goes too."""
+    ids = {participation.id for participation in here}
+    for participant_id in {p.participant_id for p in here} - forgotten:
+        participant = await uow.participants.by_id(participant_id)
+        if participant is None:
+            continue
+        state = dict(participant.state)
+        if state.get(COMPOSING) in ids:
+            state.pop(COMPOSING, None)
+            state.pop(DRAFT, None)
+        if state.get(ACTIVE) in ids:
+            state.pop(ACTIVE, None)
+        if state != participant.state:
+            await uow.participants.set_state(participant, state)

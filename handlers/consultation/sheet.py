@@ -70,10 +70,14 @@ async def own_participation(ctx: FlowContext, participation_id: int) -> Particip
     return participation
 
 
+# The participant-state key of the participation the conversation is in.
+ACTIVE = "participation"
+
+
 async def active_participation(ctx: FlowContext) -> Participation | None:
     """The participation the participant's conversation is currently in, if any."""
     # Read like a payload's id: the stored state is trusted no more than a button.
-    participation_id = record_id(str(ctx.participant.state.get("participation")))
+    participation_id = record_id(str(ctx.participant.state.get(ACTIVE)))
     if participation_id is None:
         return None
     return await own_participation(ctx, participation_id)
@@ -83,9 +87,9 @@ async def set_active(ctx: FlowContext, participation: Participation | None) -> N
     """Make a participation the one the conversation is in (None: no consultation)."""
     state = dict(ctx.participant.state)
     if participation is None:
-        state.pop("participation", None)
+        state.pop(ACTIVE, None)
     else:
-        state["participation"] = participation.id
+        state[ACTIVE] = participation.id
     # A new dict, so the JSON column is seen as changed.
     await ctx.uow.participants.set_state(ctx.participant, state)
 
