@@ -711,3 +711,25 @@ async def test_a_large_sheet_gives_the_chats_their_turns_and_replaces_by_id(
         assert first.texts["da"] == "Nyt fra kommunen, anden udgave"
     finally:
         await engine.dispose()
+
+
+def test_results_say_a_tie_as_one_and_rank_statements_only_with_enough_votes() -> None:
+    """A three-way tie was told as "most answered Under 25 (33 %)", and "Most agreed on:"
+    stood over an empty list when no statement had votes enough to rank (outside trial)."""
+    from bot.dialogue.i18n import Catalogs
+    from handlers.plan.results import Results, results_text
+
+    results = Results(
+        title={"da": "Ny friluftspolitik"},
+        participants=3,
+        completed=3,
+        statements=5,
+        votes=6,
+        question={"da": "Hvor gammel er du?"},
+        bars=[({"da": "Under 25"}, 1), ({"da": "25-64"}, 1), ({"da": "65+"}, 1)],
+    )
+    text = results_text(results, Catalogs("da").texts("da"), public=False, limit=4096)
+    assert "„Hvor gammel er du?“: lige mange svarede Under 25, 25-64 og 65+ (33 % hver)." in text
+    assert "flest svarede" not in text
+    assert "5 udsagn fik 6 stemmer – for få til at sige, hvad der er mest enighed om." in text
+    assert "Mest enighed om" not in text

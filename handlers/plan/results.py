@@ -137,17 +137,25 @@ def results_text(results: Results, t: Texts, *, public: bool, limit: int) -> str
     ]
     if results.bars and any(count for _, count in results.bars):
         total = sum(count for _, count in results.bars)
-        best = max(results.bars, key=lambda bar: bar[1])
-        lines.append(
-            t(
-                "plan.results.main_question",
-                question=short(questionnaire.pick(results.question, language), 120),
-                option=questionnaire.pick(best[0], language),
-                share=percent(best[1], total),
+        most = max(count for _, count in results.bars)
+        first = [
+            questionnaire.pick(label, language) for label, count in results.bars if count == most
+        ]
+        question = short(questionnaire.pick(results.question, language), 120)
+        share = percent(most, total)
+        if len(first) == 1:
+            line = t("plan.results.main_question", question=question, option=first[0], share=share)
+        else:
+            # A tie is said as one: "most answered Under 25 (33 %)" named one of three.
+            options = t("plan.results.and", first=", ".join(first[:-1]), last=first[-1])
+            line = t(
+                "plan.results.main_question_tie", question=question, options=options, share=share
             )
-        )
+        lines.append(line)
     if results.statements:
-        lines.append(t("plan.results.ideas", statements=results.statements, votes=results.votes))
+        # "Most agreed on:" only over a list: statements with too few votes to rank have none.
+        key = "plan.results.ideas" if results.top else "plan.results.ideas_unranked"
+        lines.append(t(key, statements=results.statements, votes=results.votes))
         for statement, share in results.top:
             lines.append(f"👍 {share} % · {short(questionnaire.pick(statement, language), 140)}")
         if results.consensus:
