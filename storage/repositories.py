@@ -1364,6 +1364,15 @@ class WebMessageRepository:
         )
         return list(reversed((await self._session.execute(statement)).scalars().all()))
 
+    async def erase_transcript(self, channel: str, chat_id: str) -> int:
+        """Delete a web participant's whole transcript; return how many messages went."""
+        if channel != "web":
+            return 0
+        result = await self._session.execute(
+            delete(WebMessage).where(WebMessage.chat_id == chat_id)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def erase_citizen_text(self, channel: str, chat_id: str) -> int:
         """Delete what a participant wrote from their transcript; return how many messages.
 

@@ -233,11 +233,11 @@ def test_delete_asks_for_the_slug_first_and_is_in_the_audit_log(
     asked = in_process("consultation", "delete", "friluftsliv", cwd=tmp_path, env=env, stdin="ja\n")
     assert asked.returncode == 2
     assert "It cannot be undone: export first" in asked.stdout
-    assert asked.stderr.strip() == "borgerdialog: the slug was not typed; nothing was deleted"
+    assert asked.stderr.strip() == "borgerdialog: 'ja' is not 'friluftsliv'; nothing was deleted"
     assert "friluftsliv" in in_process("consultation", "list", cwd=tmp_path, env=env).stdout
 
     deleted = in_process(
-        "consultation", "delete", "friluftsliv", cwd=tmp_path, env=env, stdin="friluftsliv\n"
+        "consultation", "delete", "friluftsliv", cwd=tmp_path, env=env, stdin="Friluftsliv \n"
     )
     assert deleted.returncode == 0, deleted.stderr
     assert "Deleted consultation 'friluftsliv': 0 participation(s)" in deleted.stdout

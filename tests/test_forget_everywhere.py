@@ -187,6 +187,38 @@ async def test_deleting_a_consultation_takes_it_out_of_the_conversation_of_who_g
         assert [p.consultation_id for p in await uow.participations.of_participant(participant.id)]
 
 
+async def test_deleting_a_consultation_erases_the_web_transcript_of_who_goes_on(
+    telegram_app: BorgerDialog,
+) -> None:
+    """A web participant who also takes part elsewhere keeps their participation there, not
+    the transcript that holds what they answered in the deleted consultation."""
+    await import_consultation(telegram_app, open_now())
+    await import_consultation(telegram_app, consultation_source())
+    base = f"http://127.0.0.1:{telegram_app.settings.http_port}"
+    async with web_session() as session:
+        tab = await open_tab(base, session)
+        await tab.write("/start friluftsliv", new=2)
+        await tab.tap("Ja, jeg giver samtykke")
+        await tab.write("/start trafik", new=2)
+        await tab.tap("Ja, jeg giver samtykke")
+        await tab.close()
+    (participant,) = await table_rows(telegram_app, Participant)
+    assert [
+        m for m in await table_rows(telegram_app, WebMessage) if m.chat_id == participant.chat_id
+    ]
+    assert telegram_app.uow is not None
+    async with telegram_app.uow() as uow:
+        consultation = await uow.consultations.by_slug("friluftsliv")
+        assert consultation is not None
+        later = datetime.now(UTC) + timedelta(days=400)
+        await delete_consultation(uow, consultation, later, Catalogs("da").texts("da"))
+        await uow.commit()
+    assert [p.id for p in await table_rows(telegram_app, Participant)] == [participant.id]
+    assert not [
+        m for m in await table_rows(telegram_app, WebMessage) if m.chat_id == participant.chat_id
+    ]
+
+
 async def test_forget_in_the_web_chat_leaves_no_trace_in_any_table(
     telegram_app: BorgerDialog,
 ) -> None:

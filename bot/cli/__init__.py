@@ -446,9 +446,11 @@ def consultation_delete(slug: str, yes: bool) -> None:
                 "and kept files. It cannot be undone: export first if the answers are needed "
                 f"('borgerdialog export {slug}')."
             )
-            typed = click.prompt("Type the consultation's slug to delete it", default="")
-            if typed.strip() != slug:
-                fail("the slug was not typed; nothing was deleted", EXIT_BAD_INPUT)
+            typed = click.prompt(
+                "Type the consultation's slug to delete it", default="", show_default=False
+            )
+            if typed.strip().casefold() != slug:
+                fail(f"'{typed.strip()}' is not '{slug}'; nothing was deleted", EXIT_BAD_INPUT)
         async with uow_factory() as uow:
             item = await consultation_or_fail(uow, slug)
             try:
@@ -468,9 +470,10 @@ def consultation_delete(slug: str, yes: bool) -> None:
 
 
 def still_open(slug: str, participations: int) -> str:
+    people = "1 person takes" if participations == 1 else f"{participations} people take"
     return (
-        f"'{slug}' is open and {participations} people take part: close it first (set its "
-        f"round's closes to now in 'borgerdialog consultation file {slug}' and import that), "
+        f"'{slug}' is open and {people} part: close it first (set its round's closes, and its "
+        f"ideas phase's, to now in 'borgerdialog consultation file {slug}' and import that), "
         "then delete it; nothing was deleted"
     )
 

@@ -100,12 +100,15 @@ async def _leave_conversations(
     uow: UnitOfWork, here: list[Participation], forgotten: set[int]
 ) -> None:
     """Take the deleted consultation out of the conversation state of those who go on
-    elsewhere: a statement half written in it (the draft) goes too."""
+    elsewhere: a statement half written in it (the draft) goes too, and so does a web
+    participant's transcript, which holds what they answered here (one conversation for
+    every consultation: it cannot be cut by consultation)."""
     ids = {participation.id for participation in here}
     for participant_id in {p.participant_id for p in here} - forgotten:
         participant = await uow.participants.by_id(participant_id)
         if participant is None:
             continue
+        await uow.web_messages.erase_transcript(participant.channel, participant.chat_id)
         state = dict(participant.state)
         if state.get(COMPOSING) in ids:
             state.pop(COMPOSING, None)
