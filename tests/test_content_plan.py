@@ -448,6 +448,23 @@ async def test_the_automatic_posts_keep_out_of_the_night(
     await import_consultation(app, late_import, now=clock.now)
     plan = await posts(app)
     assert plan["auto:sent:1:reminder"].due_at == local("2027-03-31 08:00")
+    # Closed early, at 21:00 (before the import): the reminder has nothing to remind of (not
+    # "missed while the bot was not running"); the results wait for the morning.
+    closed = example_with_round(local("2027-03-20 12:00"), local("2027-03-30 21:00"), "sent")
+    await import_consultation(app, closed, now=clock.now)
+    plan = await posts(app)
+    reminder = plan["auto:sent:1:reminder"]
+    assert reminder.state == PostState.CANCELLED
+    assert "nothing to remind of" in (reminder.error or "")
+    assert plan["auto:sent:1:results"].due_at == local("2027-03-31 08:00")
+    # Moved to close a minute from now: the reminder, now behind, goes at once.
+    first = example_with_round(local("2027-03-20 12:00"), local("2027-04-05 12:00"), "kort")
+    await import_consultation(app, first, now=clock.now)
+    soon = example_with_round(local("2027-03-20 12:00"), local("2027-03-30 21:31"), "kort")
+    await import_consultation(app, soon, now=clock.now)
+    plan = await posts(app)
+    assert plan["auto:kort:1:reminder"].due_at == clock.now
+    assert plan["auto:kort:1:reminder"].state == PostState.PLANNED
 
 
 async def test_staff_plan_and_send_posts_step_by_step_in_the_staff_chat(

@@ -239,8 +239,9 @@ async def follow_phases(
 
     A post whose phase no longer exists is cancelled with the reason as its note (``stored_in``:
     the English texts, for the note's English copy); one whose new time has passed goes out at
-    the next check (late, within the late window). The automatic posts keep out of the quiet
-    hours of ``zone``. Return what changed, for whoever imported the consultation to read.
+    the next check, but a reminder whose phase has closed is cancelled. The automatic posts
+    keep out of the quiet hours of ``zone``. Return what changed, for whoever imported the
+    consultation to read.
     """
     changes: list[Phrase] = []
     phases = await phases_of(uow, consultation)
@@ -257,6 +258,18 @@ async def follow_phases(
             continue
         if post.repeat and post.occurrence > 1:
             continue
+        if due_at < now and due_at != post.due_at:
+            # The new times put it behind: it goes at the next check, as planned late (the
+            # late window's "missed while the bot was not running" would not be true), except
+            # a reminder whose phase has closed already, which has nothing left to remind of.
+            closes = rules.phase_window(post.anchor, phases)[1]
+            if int(post.anchor.get("offset_minutes") or 0) < 0 and closes <= now:
+                reason = Phrase("plan.note.phase_closed")
+                post.state, post.updated_at = PostState.CANCELLED, now
+                rules.set_note(post, [reason], stored_in)
+                changes.append(Phrase("plan.change.cancelled", post=post.id, reason=reason))
+                continue
+            due_at = now
         if due_at != post.due_at:
             post.due_at, post.updated_at = due_at, now
             changes.append(Phrase("plan.change.moved", post=post.id))

@@ -213,6 +213,18 @@ def out_of_quiet_hours(moment: datetime, zone: ZoneInfo, *, earlier: bool) -> da
     return moved.astimezone(UTC)
 
 
+def phase_window(anchor: dict[str, Any], phases: Phases) -> tuple[datetime, datetime]:
+    """When the phase an anchor names opens and closes; PlanError if it has none."""
+    if anchor["event"] in ("opens", "closes"):
+        window = phases.rounds.get(int(anchor["round"]))
+        if window is None:
+            raise PlanError(Phrase("mistake.plan.no_round", round=anchor["round"]))
+        return window
+    if phases.ideas is None:
+        raise PlanError(Phrase("mistake.plan.no_ideas_phase"))
+    return phases.ideas
+
+
 def anchored_time(
     anchor: dict[str, Any],
     phases: Phases,
@@ -222,16 +234,8 @@ def anchored_time(
     """The UTC time an anchor points at, given the consultation's current phases; with
     ``quiet_in``, out of the quiet hours of that zone (the automatic posts), and not moved
     back to before ``now``."""
-    event = anchor["event"]
-    if event in ("opens", "closes"):
-        window = phases.rounds.get(int(anchor["round"]))
-        if window is None:
-            raise PlanError(Phrase("mistake.plan.no_round", round=anchor["round"]))
-    else:
-        if phases.ideas is None:
-            raise PlanError(Phrase("mistake.plan.no_ideas_phase"))
-        window = phases.ideas
-    moment = window[0] if event in ("opens", "ideas_opens") else window[1]
+    window = phase_window(anchor, phases)
+    moment = window[0] if anchor["event"] in ("opens", "ideas_opens") else window[1]
     offset = int(anchor.get("offset_minutes") or 0)
     due = moment + timedelta(minutes=offset)
     if quiet_in is None:
