@@ -27,6 +27,10 @@ def _report_target(contribution: Answer | Statement) -> ColumnElement[bool]:
     return ModerationReport.statement_id == contribution.id
 
 
+# The trail's entry for a consultation's deletion; a link to it then says it ended.
+CONSULTATION_DELETED = "consultation_deleted"
+
+
 class ModerationRepository:
     """Moderation items, decisions on them, and the log of both."""
 
@@ -341,6 +345,14 @@ class ModerationRepository:
         if limit is not None:
             statement = statement.limit(limit)
         return list((await self._session.execute(statement)).scalars().all())
+
+    async def was_deleted(self, slug: str) -> bool:
+        """Whether a consultation of this slug was deleted (the trail keeps its deletion)."""
+        statement = select(ModerationLogEntry.id).where(
+            ModerationLogEntry.event == CONSULTATION_DELETED,
+            ModerationLogEntry.consultation == slug,
+        )
+        return (await self._session.execute(statement.limit(1))).first() is not None
 
     async def log_events(self) -> list[str]:
         """The kinds of entry the trail holds, for a filter's choices."""

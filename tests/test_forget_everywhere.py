@@ -9,10 +9,12 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.app import BorgerDialog
+from bot.cli.common import audit_here
 from bot.consultations.deletion import StillOpen, delete_consultation
 from bot.dialogue.i18n import Catalogs
 from scheduler.jobs import purge_expired
 from storage.models import Base, OutboxMessage, OutboxStatus, Participant, WebMessage
+from storage.moderation import CONSULTATION_DELETED
 from tests.citizens import Citizen, import_consultation, open_now
 from tests.conftest import MODERATORS, eventually, table_rows
 from tests.fake_telegram import FakeBot
@@ -142,6 +144,7 @@ async def test_deleting_a_closed_consultation_forgets_who_took_part_only_there(
         assert consultation is not None
         after_closing = datetime.now(UTC) + timedelta(days=40)
         report = await delete_consultation(uow, consultation, after_closing, moderators)
+        await audit_here(uow, CONSULTATION_DELETED, consultation="trafik")  # as the commands do
         await uow.commit()
     assert app.core is not None
     for chat in report.chats:
@@ -151,9 +154,16 @@ async def test_deleting_a_closed_consultation_forgets_who_took_part_only_there(
     await card_and_tables_forget_her(app, moderator, card, "Slettet sammen med høringen")
     left = {name for name, rows in (await every_row(app)).items() if rows}
     assert not left & {"consultations", "participations", "answers", "moderation_items"}
-    # She may write again: the bot answers as to anyone new, the consultation is unknown.
+    # She may write again, as anyone new; the link on a poster says the consultation ended.
+    before = len(anna.texts())
     await anna.write("/start trafik")
-    assert anna.last().text
+    await eventually(
+        lambda: any(
+            t.startswith("Den borgerdialog er afsluttet, og det, der blev sagt i den, er slettet.")
+            for t in anna.texts()[before:]
+        ),
+        what="the link's consultation said to have ended",
+    )
 
 
 async def test_deleting_a_consultation_takes_it_out_of_the_conversation_of_who_goes_on(

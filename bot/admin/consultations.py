@@ -51,6 +51,7 @@ from handlers.moderation.cards import moment_text
 from handlers.questionnaire import RoundState, pick, round_state
 from handlers.questions.registry import kind_of
 from storage.models import Consultation, ConsultationFile, Round
+from storage.moderation import CONSULTATION_DELETED
 from storage.repositories import KeptFile
 from storage.uow import UnitOfWork
 
@@ -663,7 +664,7 @@ class ConsultationPages:
                 except StillOpen:
                     problem = t("admin.consultations.delete.open")
                 else:
-                    await kit.audit(uow, visitor.account, "consultation_deleted", consultation=slug)
+                    await kit.audit(uow, visitor.account, CONSULTATION_DELETED, consultation=slug)
                     await uow.commit()
         if problem is not None:
             return await self._consultation_page(request, visitor, delete_problem=problem)

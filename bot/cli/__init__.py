@@ -425,6 +425,7 @@ def consultation_delete(slug: str, yes: bool) -> None:
     from bot.cli.ideas import citizen_texts
     from bot.consultations.deletion import StillOpen, delete_consultation, is_open
     from handlers.questionnaire import pick
+    from storage.moderation import CONSULTATION_DELETED
 
     settings = settings_or_exit()
     configure_logging(settings)
@@ -458,7 +459,7 @@ def consultation_delete(slug: str, yes: bool) -> None:
             except StillOpen:
                 # Someone began answering between the question and the answer to it.
                 fail(still_open(slug, participations), EXIT_BAD_INPUT)
-            await audit_here(uow, "consultation_deleted", consultation=slug)
+            await audit_here(uow, CONSULTATION_DELETED, consultation=slug)
             await uow.commit()
         click.echo(
             f"Deleted consultation '{slug}': {report.participations} participation(s) with "

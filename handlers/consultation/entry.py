@@ -42,7 +42,9 @@ async def start(ctx: FlowContext, outcome: Outcome) -> None:
         if consultation is not None:
             await open_consultation(ctx, outcome, consultation)
             return
-        outcome.say(ctx.t("consultation.unknown_link"))
+        # A poster's link outlives its consultation: say it ended, not that it is mistyped.
+        deleted = await ctx.uow.moderation.was_deleted(slug)
+        outcome.say(ctx.t("consultation.deleted_link" if deleted else "consultation.unknown_link"))
     await list_open(ctx, outcome)
 
 
