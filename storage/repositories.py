@@ -776,19 +776,6 @@ class OutboxRepository:
         statement = select(OutboxMessage).where(OutboxMessage.id == message_id, _IN_A_GROUP)
         return (await self._session.execute(statement)).scalar_one_or_none()
 
-    async def rewrite_unsent_card(self, message_id: int, payload: dict[str, Any]) -> bool:
-        """``rewrite_unsent`` for a moderation card, never for a message to a citizen."""
-        result = await self._session.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.id == message_id,
-                OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.FAILED)),
-                _IN_A_GROUP,
-            )
-            .values(payload=payload)
-        )
-        return bool(getattr(result, "rowcount", 0))
-
     async def drop_pending_of_posts(self, post_ids: list[int]) -> int:
         """Delete what planned posts still have to send (their consultation is being deleted)."""
         if not post_ids:
@@ -801,16 +788,18 @@ class OutboxRepository:
         )
         return int(getattr(result, "rowcount", 0) or 0)
 
-    async def rewrite_unsent(self, message_id: int, payload: dict[str, Any]) -> bool:
-        """Replace what a message not yet delivered will say; False if it went out already."""
-        result = await self._session.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.id == message_id,
-                OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.FAILED)),
-            )
-            .values(payload=payload)
+    async def rewrite_unsent(
+        self, message_id: int, payload: dict[str, Any], *, card: bool = False
+    ) -> bool:
+        """Replace what a message not yet delivered will say; False if it went out already.
+        A moderation card (``card``) is rewritten only in a group chat, never a citizen's."""
+        statement = update(OutboxMessage).where(
+            OutboxMessage.id == message_id,
+            OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.FAILED)),
         )
+        if card:
+            statement = statement.where(_IN_A_GROUP)
+        result = await self._session.execute(statement.values(payload=payload))
         return bool(getattr(result, "rowcount", 0))
 
     async def settle(
@@ -959,10 +948,6 @@ class OutboxRepository:
         return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _lines(text: str) -> list[str]:
-    return text.splitlines()
-
-
 @dataclass(frozen=True)
 class KeptFile:
     """A kept consultation file as a list shows it: which, and when it was imported."""
@@ -1047,7 +1032,7 @@ class ConsultationRepository:
         whether it was kept."""
         newest = await self.file(consultation_id)
         # Line ends aside: the same file pasted in a browser comes back with CR LF.
-        if newest is not None and _lines(newest.source) == _lines(source):
+        if newest is not None and newest.source.splitlines() == source.splitlines():
             return False
         self._session.add(
             ConsultationFile(consultation_id=consultation_id, imported_at=now, source=source)

@@ -168,7 +168,9 @@ async def test_a_card_stays_while_its_item_does_and_a_citizens_message_is_never_
         assert await unit.outbox.purge_settled_before(NOW - timedelta(days=30)) == 0
         assert (await unit.outbox.card(card)) is not None
         assert await unit.outbox.card(reply) is None
-        assert not await unit.outbox.rewrite_unsent_card(reply, {"type": "message", "text": "x"})
+        assert not await unit.outbox.rewrite_unsent(
+            reply, {"type": "message", "text": "x"}, card=True
+        )
         await unit.commit()
     async with uow() as unit:
         kept = await unit.outbox.get(reply)

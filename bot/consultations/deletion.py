@@ -68,7 +68,7 @@ async def delete_consultation(
     for item in await uow.moderation.carded_of_consultation(consultation.id):
         erased = Reply(moderators("moderation.card.consultation_deleted", id=item.id))
         assert item.card_message_id is not None
-        if await uow.outbox.rewrite_unsent_card(item.card_message_id, erased.to_payload()):
+        if await uow.outbox.rewrite_unsent(item.card_message_id, erased.to_payload(), card=True):
             continue
         posted = await posted_card(uow, item)
         if posted is not None:

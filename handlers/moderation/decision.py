@@ -111,8 +111,8 @@ async def card_update(
         else decided_footer(t, item, zone)
     )
     text = f"{card_text(t, decided.view)}\n\n{footer}"
-    if item.card_message_id is not None and await uow.outbox.rewrite_unsent_card(
-        item.card_message_id, Reply(text).to_payload()
+    if item.card_message_id is not None and await uow.outbox.rewrite_unsent(
+        item.card_message_id, Reply(text).to_payload(), card=True
     ):
         return None
     posted = await posted_card(uow, item)

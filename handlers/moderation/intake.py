@@ -205,8 +205,8 @@ async def erase_card(ctx: FlowContext, outcome: Outcome, item: ModerationItem) -
     it waits, so the text is never sent at all.
     """
     erased = ctx.texts_in(None)("moderation.card.erased", id=item.id)
-    if item.card_message_id is not None and await ctx.uow.outbox.rewrite_unsent_card(
-        item.card_message_id, Reply(erased).to_payload()
+    if item.card_message_id is not None and await ctx.uow.outbox.rewrite_unsent(
+        item.card_message_id, Reply(erased).to_payload(), card=True
     ):
         return
     posted = await _posted_card(ctx, item)
