@@ -15,6 +15,7 @@ from handlers.consultation.sheet import ACTIVE
 from handlers.context import Texts
 from handlers.events import ChatAddress, Reply
 from handlers.ideas.common import COMPOSING, DRAFT
+from handlers.ideas.rules import ideas_state
 from handlers.moderation.intake import posted_card
 from handlers.questionnaire import round_state
 from storage.models import Consultation, Participation, PostState, Round
@@ -41,12 +42,7 @@ class DeletionReport:
 
 def is_open(consultation: Consultation, rounds: list[Round], now: datetime) -> bool:
     """Whether citizens can answer or write statements now."""
-    ideas_open = (
-        consultation.ideas_opens_at is not None
-        and consultation.ideas_closes_at is not None
-        and consultation.ideas_opens_at <= now < consultation.ideas_closes_at
-    )
-    return ideas_open or round_state(rounds, now).status == "open"
+    return "open" in (ideas_state(consultation, now), round_state(rounds, now).status)
 
 
 async def delete_consultation(
