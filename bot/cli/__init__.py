@@ -109,7 +109,7 @@ def demo() -> None:
     configure_logging(settings)
 
     async def serve() -> None:
-        from bot.app import BorgerDialog
+        from bot.app import BorgerDialog, prepare_collector_for_serving
         from bot.consultations.demo import DEMO_SLUG, ensure_demo
 
         stop = _stop_on_signals()
@@ -135,6 +135,7 @@ def demo() -> None:
                 "(in another shell, in this folder: the account goes in the same database)\n"
             )
             click.echo("Stop with Ctrl-C.")
+            prepare_collector_for_serving()
             await stop.wait()
         finally:
             await app.stop()
