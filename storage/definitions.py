@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.database import run_core
 from storage.models import DefinitionVersion
 
 
@@ -66,8 +67,7 @@ async def read_version(session: AsyncSession) -> int:
     """The stored definition version."""
     # On the connection, not the session: a flow's changes need not be flushed (an autoflush
     # of its own) before a row no flow writes is read.
-    connection = await session.connection()
-    return int((await connection.execute(_VERSION)).scalar_one_or_none() or 0)
+    return int((await run_core(session, _VERSION)).scalar_one_or_none() or 0)
 
 
 async def move_version(session: AsyncSession) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.database import run_core
 from storage.models import (
     Consultation,
     ModerationReport,
@@ -109,9 +110,8 @@ class IdeasRepository:
 
         One UPDATE takes the row lock, so two processes never hand out the same number.
         """
-        connection = await self._session.connection()
-        result = await connection.execute(
-            _NEXT_NUMBER[counter], {"b_consultation_id": consultation_id}
+        result = await run_core(
+            self._session, _NEXT_NUMBER[counter], {"b_consultation_id": consultation_id}
         )
         return int(result.scalar_one())
 

@@ -30,6 +30,7 @@ from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.util import identity_key
 
+from storage.database import dialect_name, run_core
 from storage.definitions import DefinitionCache, move_version
 from storage.models import (
     CONSENTED_STATUSES,
@@ -258,8 +259,7 @@ async def add_without_flush(session: AsyncSession, record: Base) -> None:
                 value = default.arg
             setattr(record, attribute.key, value)
         values[column.key] = getattr(record, attribute.key)
-    connection = await session.connection()
-    record.id = (await connection.execute(statement, values)).scalar_one()  # type: ignore[attr-defined]
+    record.id = (await run_core(session, statement, values)).scalar_one()  # type: ignore[attr-defined]
     make_transient_to_detached(record)
     session.add(record)
 
@@ -306,8 +306,7 @@ async def write_column(session: AsyncSession, record: Base, name: str, value: An
             .values({name: bindparam("b_value")})
         )
         _COLUMN_WRITES[(kind, name)] = statement
-    connection = await session.connection()
-    await connection.execute(statement, {"b_id": record.id, "b_value": value})  # type: ignore[attr-defined]
+    await run_core(session, statement, {"b_id": record.id, "b_value": value})  # type: ignore[attr-defined]
     set_committed_value(record, name, value)
 
 
@@ -352,8 +351,7 @@ async def write_changed_records(session: AsyncSession) -> None:
         values = {f"b_{name}": state.dict[name] for name in names}
         # The key the row was loaded with, as the flush would use.
         values.update({f"k_{key}": value for key, value in zip(keys, identity, strict=True)})
-        connection = await session.connection()
-        result = await connection.execute(statement, values)
+        result = await run_core(session, statement, values)
         if result.rowcount != 1:
             # As the flush says it: the row went meanwhile (erased by another process).
             raise StaleDataError(
@@ -366,8 +364,7 @@ async def write_changed_records(session: AsyncSession) -> None:
 
 def insert_for(session: AsyncSession) -> Any:
     """The dialect's INSERT, which knows ON CONFLICT (PostgreSQL and SQLite both)."""
-    dialect = session.get_bind().dialect.name
-    return postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return postgresql_insert if dialect_name(session) == "postgresql" else sqlite_insert
 
 
 class ParticipantRepository:
@@ -403,9 +400,9 @@ class ParticipantRepository:
         it anew); ``events_applied`` is one more.
         """
         parameters = {"b_channel": channel, "b_chat_id": chat_id, "b_now": now}
-        connection = await self._session.connection()
-        row = (await connection.execute(_PARTICIPANT_ARRIVES, parameters)).one_or_none()
-        return None if row is None else attach_loaded(self._session, Participant, row._asdict())
+        arrived = await run_core(self._session, _PARTICIPANT_ARRIVES, parameters)
+        row = arrived.mapping_one_or_none()
+        return None if row is None else attach_loaded(self._session, Participant, row)
 
     async def add(
         self,
@@ -505,9 +502,8 @@ class InboxRepository:
             }
             for external_id, chat_id, payload in events
         ]
-        connection = await self._session.connection()
-        statement = _INBOX_STORE_NEW[connection.dialect.name]
-        return set((await connection.execute(statement, rows)).scalars().all())
+        statement = _INBOX_STORE_NEW[dialect_name(self._session)]
+        return set((await run_core(self._session, statement, rows)).scalars())
 
     async def get(self, event_id: int) -> InboxEvent | None:
         """Return one event by id."""
@@ -528,7 +524,7 @@ class InboxRepository:
         Only PostgreSQL is shared by several processes. On SQLite there is one process, whose
         own per-chat order already holds, and one writer at a time.
         """
-        if self._session.get_bind().dialect.name != "postgresql":
+        if dialect_name(self._session) != "postgresql":
             return
         chat = f"{channel}:{chat_id}"
         await self._session.execute(_CHAT_TURN, {"namespace": CHAT_TURN_NAMESPACE, "chat": chat})
@@ -603,17 +599,18 @@ class InboxRepository:
         """Mark a pending event applied and drop its raw copy; return its id, or None if it is
         not pending (applied already, failed, not stored) or, given ``in_turn_of`` (its chat),
         an earlier event of that chat still is. It stays so only if the unit commits."""
-        connection = await self._session.connection()
         parameters = {
             "b_channel": channel,
             "b_external_id": external_id,
             "b_now": now,
             "b_applied_sequence": applied_sequence,
         }
-        if in_turn_of is None:
-            return (await connection.execute(_INBOX_CLAIM, parameters)).scalar_one_or_none()
-        parameters["b_chat_id"] = in_turn_of
-        return (await connection.execute(_INBOX_CLAIM_IN_TURN, parameters)).scalar_one_or_none()
+        statement = _INBOX_CLAIM
+        if in_turn_of is not None:
+            parameters["b_chat_id"] = in_turn_of
+            statement = _INBOX_CLAIM_IN_TURN
+        event_id = (await run_core(self._session, statement, parameters)).scalar_one_or_none()
+        return None if event_id is None else int(event_id)
 
     async def mark_failed(self, event_id: int, now: datetime, error: str) -> None:
         """Record a handling failure; the raw event stays for a retry or an inspection."""
@@ -740,16 +737,14 @@ class OutboxRepository:
             }
             for channel, chat_id, payload in messages
         ]
-        connection = await self._session.connection()
-        if connection.dialect.name == "sqlite":
-            return sorted((await connection.execute(_OUTBOX_QUEUE, rows)).scalars().all())
-        return list((await connection.execute(_OUTBOX_QUEUE_IN_ORDER, rows)).scalars().all())
+        if dialect_name(self._session) == "sqlite":
+            return sorted((await run_core(self._session, _OUTBOX_QUEUE, rows)).scalars())
+        return (await run_core(self._session, _OUTBOX_QUEUE_IN_ORDER, rows)).scalars()
 
     async def pending_for_chat(self, channel: str, chat_id: str, lane: str) -> list[QueuedMessage]:
         """Return a chat's undelivered messages in one lane, in the order they were queued."""
         parameters = {"channel": channel, "chat_id": chat_id, "lane": lane}
-        connection = await self._session.connection()
-        rows = await connection.execute(_OUTBOX_PENDING_FOR_CHAT, parameters)
+        rows = (await run_core(self._session, _OUTBOX_PENDING_FOR_CHAT, parameters)).rows
         return [QueuedMessage(*row) for row in rows]
 
     async def chats_with_pending(
@@ -834,8 +829,7 @@ class OutboxRepository:
                 if (settled.status == OutboxStatus.FAILED) == keep_content
             ]
             if rows:
-                connection = await self._session.connection()
-                await connection.execute(statement, rows)
+                await run_core(self._session, statement, rows)
 
     async def get(self, message_id: int) -> OutboxMessage | None:
         """Return one message by id."""

@@ -33,6 +33,19 @@ def install(output: Path) -> None:
     ) -> None:
         counts[" ".join(text.split())[:160]] += 1
 
+    # Statements run straight on sqlite3 (storage.database.run_core) pass SQLAlchemy's events
+    # by; versions before it have no such path.
+    import storage.database as database
+
+    straight = getattr(database, "_run_sqlite", None)
+    if straight is not None:
+
+        def counted(driver: Any, sql: str, arguments: list[Any]) -> Any:
+            counts[" ".join(sql.split())[:160]] += 1
+            return straight(driver, sql, arguments)
+
+        database._run_sqlite = counted  # type: ignore[attr-defined]
+
     @event.listens_for(Session, "before_flush")
     def flush(session: Session, _context: Any, _instances: Any) -> None:
         if not (session.new or session.dirty or session.deleted):
