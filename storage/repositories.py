@@ -227,8 +227,19 @@ class QueuedMessage(NamedTuple):
 # A stored record of any mapped class.
 Record = TypeVar("Record", bound=Base)
 
-# Per mapped class: one INSERT of every column but the id, returning the id (built once).
-_ATTACHING_INSERTS: dict[type, Any] = {}
+# Per mapped class: one INSERT of every column but the id, returning the id, and per column
+# (attribute, column, what an unset one gets) (built once: reading the mapper on every call cost
+# more than the INSERT).
+_ATTACHING_INSERTS: dict[type, tuple[Any, tuple[tuple[str, str, Callable[[], Any]], ...]]] = {}
+
+
+def _unset_value(column: Any) -> Callable[[], Any]:
+    """What an unset column of a new record gets: its default, or None."""
+    default = column.default
+    if default is not None and default.is_callable:
+        return lambda: default.arg(None)
+    value = default.arg if default is not None and default.is_scalar else None
+    return lambda: value
 
 
 async def add_without_flush(session: AsyncSession, record: Base) -> None:
@@ -239,26 +250,23 @@ async def add_without_flush(session: AsyncSession, record: Base) -> None:
     every column set but the id (columns left unset get their default, or None); later changes
     to it are flushed as UPDATEs, as for any loaded record.
     """
-    mapper = inspect(type(record))
-    table: Table = record.__table__  # type: ignore[assignment]
-    statement = _ATTACHING_INSERTS.get(type(record))
-    if statement is None:
-        statement = insert(table).returning(table.c.id)
-        _ATTACHING_INSERTS[type(record)] = statement
+    attaching = _ATTACHING_INSERTS.get(type(record))
+    if attaching is None:
+        table: Table = record.__table__  # type: ignore[assignment]
+        columns = tuple(
+            (attribute.key, str(attribute.columns[0].key), _unset_value(attribute.columns[0]))
+            for attribute in inspect(type(record)).column_attrs
+            if not attribute.columns[0].primary_key
+        )
+        attaching = (insert(table).returning(table.c.id), columns)
+        _ATTACHING_INSERTS[type(record)] = attaching
+    statement, columns = attaching
+    given = record.__dict__
     values: dict[str, Any] = {}
-    for attribute in mapper.column_attrs:
-        column = attribute.columns[0]
-        if column.primary_key:
-            continue
-        if attribute.key not in record.__dict__:
-            default = column.default
-            value = None
-            if default is not None and default.is_callable:
-                value = default.arg(None)
-            elif default is not None and default.is_scalar:
-                value = default.arg
-            setattr(record, attribute.key, value)
-        values[column.key] = getattr(record, attribute.key)
+    for attribute, column, unset in columns:
+        if attribute not in given:
+            setattr(record, attribute, unset())
+        values[column] = given[attribute]
     record.id = (await run_core(session, statement, values)).scalar_one()  # type: ignore[attr-defined]
     make_transient_to_detached(record)
     session.add(record)
