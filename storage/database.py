@@ -409,7 +409,13 @@ async def run_core(
         ]
         try:
             fetched, changed = await _inline_call(driver, _run_sqlite, driver, form.sql, arguments)
-        except (sqlite3.Error, ValueError) as error:
+        except sqlite3.Error as error:
+            raise _as_sqlalchemy_error(error, form.sql, dialect) from error
+        except ValueError as error:
+            # Only aiosqlite's closed connection; a value sqlite3 cannot take (a lone surrogate
+            # is a UnicodeEncodeError) stays what it is, a refusal of the data, not an outage.
+            if str(error).lower() not in _CLOSED_CONNECTION:
+                raise
             raise _as_sqlalchemy_error(error, form.sql, dialect) from error
         rowcount += changed
         if form.converts:
@@ -438,6 +444,8 @@ class _SqliteForm:
 
 # Per (statement, its parameters' names): the statement compiled for SQLite (see run_core).
 _SQLITE_FORMS: dict[tuple[Executable, tuple[str, ...]], _SqliteForm] = {}
+# What aiosqlite says of a connection that is closed (as SQLAlchemy's adapter reads it).
+_CLOSED_CONNECTION = ("connection closed", "no active connection")
 # Where a session keeps the sqlite3 connection of its transaction (see _sqlite_of_unit).
 _UNIT_DRIVER = "borgerdialog_sqlite_driver"
 
@@ -458,6 +466,9 @@ def _sqlite_form(statement: Executable, names: tuple[str, ...], dialect: Any) ->
         if name in names:
             binds.append((name, None, processors.get(name)))
             continue
+        if bind.required:
+            # SQLAlchemy refuses a missing value; bound as NULL it would quietly match nothing.
+            raise ValueError(f"run_core: no value for the parameter {name!r} of: {compiled}")
         value = bind.effective_value
         convert = processors.get(name)
         binds.append((None, convert(value) if convert else value, None))
@@ -506,10 +517,18 @@ def _run_sqlite(driver: Any, sql: str, arguments: list[Any]) -> tuple[list[Any],
 def _as_sqlalchemy_error(error: Exception, sql: str, dialect: Any) -> BaseException:
     """sqlite3's error as SQLAlchemy reports it, for the callers' handling (is_transient and
     integrity errors alike). A closed connection reads as SQLAlchemy's adapter reads it."""
-    if isinstance(error, ValueError):
+    closed = isinstance(error, ValueError)
+    if closed:
         error = sqlite3.OperationalError("no active connection")
     return exc.DBAPIError.instance(
-        sql, None, error, sqlite3.Error, hide_parameters=True, dialect=dialect, ismulti=False
+        sql,
+        None,
+        error,
+        sqlite3.Error,
+        hide_parameters=True,
+        connection_invalidated=closed,
+        dialect=dialect,
+        ismulti=False,
     )
 
 

@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
-from sqlalchemy import event, inspect, text
+from sqlalchemy import bindparam, event, inspect, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from storage.database import create_engine, create_session_factory
+from storage.database import create_engine, create_session_factory, is_transient, run_core
 from storage.migrate import (
     HEAD_REVISION,
     SchemaOutdated,
@@ -27,6 +28,7 @@ from storage.migrate import (
 from storage.models import (
     Base,
     HealthProbe,
+    InboxEvent,
     InboxStatus,
     ModerationItem,
     OutboxStatus,
@@ -483,3 +485,44 @@ async def test_a_changed_record_whose_row_went_meanwhile_is_refused_as_by_the_or
         participant.language = "en"
         with pytest.raises(StaleDataError):
             await unit.commit()
+
+
+# A statement with a parameter no caller should leave out (see the test below).
+_EVENTS_OF_CHAT = select(InboxEvent.id).where(InboxEvent.chat_id == bindparam("chat_id"))
+
+
+async def test_the_hot_paths_statements_run_in_the_units_transaction_after_a_commit_too(
+    uow: UnitOfWorkFactory,
+) -> None:
+    """run_core (on SQLite straight on the driver) after a unit's commit begins a new
+    transaction: left without a commit, what it wrote is gone."""
+    async with uow() as unit:
+        await unit.participants.add("telegram", "9", NOW)
+        await unit.commit()
+        await unit.participants.arrive("telegram", "9", NOW + timedelta(minutes=1))
+    async with uow.read() as unit:
+        stored = await unit.participants.get("telegram", "9")
+        assert stored is not None
+        assert (stored.events_applied, stored.last_seen_at) == (0, NOW)
+
+
+async def test_the_hot_paths_refusals_are_sqlalchemys_and_the_datas_faults_stay_so(
+    uow: UnitOfWorkFactory, engine: AsyncEngine
+) -> None:
+    """A second participant for one chat is an IntegrityError, as through SQLAlchemy; a value
+    the database cannot take (a lone surrogate from a platform) is not an outage to retry."""
+    async with uow() as unit:
+        await unit.participants.add("telegram", "10", NOW)
+        with pytest.raises(IntegrityError):
+            await unit.participants.add("telegram", "10", NOW)
+    async with uow() as unit:
+        with pytest.raises((UnicodeError, DBAPIError)) as refused:
+            await unit.inbox.add_new("telegram", [("e-1", "chat \ud800", {"update_id": 1})], NOW)
+    assert not is_transient(refused.value)
+    session = create_session_factory(engine)()
+    try:
+        # Bound as NULL it would match nothing, quietly: refused, as SQLAlchemy refuses it.
+        with pytest.raises((ValueError, StatementError)):
+            await run_core(session, _EVENTS_OF_CHAT, {})
+    finally:
+        await session.close()
