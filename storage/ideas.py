@@ -99,6 +99,25 @@ _NEXT_NUMBER = {
 }
 
 
+# Screening counts on the path of every statement written: built once.
+_STATEMENT_COPIES = (
+    select(func.count())
+    .select_from(Statement)
+    .where(
+        Statement.consultation_id == bindparam("b_consultation_id"),
+        Statement.fingerprint == bindparam("b_fingerprint"),
+    )
+)
+_RECENT_STATEMENTS = (
+    select(func.count())
+    .select_from(Statement)
+    .where(
+        Statement.participation_id == bindparam("b_participation_id"),
+        Statement.created_at >= bindparam("b_since"),
+    )
+)
+
+
 class IdeasRepository:
     """The ideas phase's statements and votes."""
 
@@ -164,24 +183,14 @@ class IdeasRepository:
         return list((await self._session.execute(query)).scalars())
 
     async def count_copies(self, consultation_id: int, fingerprint: str) -> int:
-        """How many statements of a consultation have this fingerprint."""
-        query = (
-            select(func.count())
-            .select_from(Statement)
-            .where(
-                Statement.consultation_id == consultation_id, Statement.fingerprint == fingerprint
-            )
-        )
-        return int((await self._session.execute(query)).scalar_one())
+        """How many statements of a consultation have this fingerprint (stored ones)."""
+        parameters = {"b_consultation_id": consultation_id, "b_fingerprint": fingerprint}
+        return int((await run_core(self._session, _STATEMENT_COPIES, parameters)).scalar_one())
 
     async def count_recent(self, participation_id: int, since: datetime) -> int:
-        """How many statements a participation wrote since a moment."""
-        query = (
-            select(func.count())
-            .select_from(Statement)
-            .where(Statement.participation_id == participation_id, Statement.created_at >= since)
-        )
-        return int((await self._session.execute(query)).scalar_one())
+        """How many statements a participation wrote since a moment (stored ones)."""
+        parameters = {"b_participation_id": participation_id, "b_since": since}
+        return int((await run_core(self._session, _RECENT_STATEMENTS, parameters)).scalar_one())
 
     async def candidates(self, consultation_id: int, participation_id: int) -> list[Candidate]:
         """Visible statements by others that the participation has not voted on or reported."""

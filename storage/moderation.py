@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.database import run_core
 from storage.models import (
     Answer,
     ItemStatus,
@@ -29,6 +30,28 @@ def _report_target(contribution: Answer | Statement) -> ColumnElement[bool]:
 
 # The trail's entry for a consultation's deletion; a link to it then says it ended.
 CONSULTATION_DELETED = "consultation_deleted"
+
+
+# Screening counts on the path of every free-text answer: built once (building a statement cost
+# more than SQLite needs to count).
+_ANSWER_COPIES = (
+    select(func.count())
+    .select_from(Answer)
+    .join(Question, Question.id == Answer.question_id)
+    .where(
+        Question.consultation_id == bindparam("b_consultation_id"),
+        Answer.fingerprint == bindparam("b_fingerprint"),
+    )
+)
+_RECENT_ANSWERS = (
+    select(func.count())
+    .select_from(Answer)
+    .where(
+        Answer.participation_id == bindparam("b_participation_id"),
+        Answer.fingerprint.is_not(None),
+        Answer.answered_at >= bindparam("b_since"),
+    )
+)
 
 
 class ModerationRepository:
@@ -141,27 +164,15 @@ class ModerationRepository:
         return list((await self._session.execute(statement)).scalars().all())
 
     async def count_copies(self, consultation_id: int, fingerprint: str) -> int:
-        """How many free-text answers in a consultation have this fingerprint."""
-        statement = (
-            select(func.count())
-            .select_from(Answer)
-            .join(Question, Question.id == Answer.question_id)
-            .where(Question.consultation_id == consultation_id, Answer.fingerprint == fingerprint)
-        )
-        return int((await self._session.execute(statement)).scalar_one())
+        """How many free-text answers in a consultation have this fingerprint (stored ones: the
+        unit's own changes are not flushed first)."""
+        parameters = {"b_consultation_id": consultation_id, "b_fingerprint": fingerprint}
+        return int((await run_core(self._session, _ANSWER_COPIES, parameters)).scalar_one())
 
     async def count_recent(self, participation_id: int, since: datetime) -> int:
-        """How many free-text answers a participation gave since a moment."""
-        statement = (
-            select(func.count())
-            .select_from(Answer)
-            .where(
-                Answer.participation_id == participation_id,
-                Answer.fingerprint.is_not(None),
-                Answer.answered_at >= since,
-            )
-        )
-        return int((await self._session.execute(statement)).scalar_one())
+        """How many free-text answers a participation gave since a moment (stored ones)."""
+        parameters = {"b_participation_id": participation_id, "b_since": since}
+        return int((await run_core(self._session, _RECENT_ANSWERS, parameters)).scalar_one())
 
     async def contributions(self, participation_id: int) -> int:
         """How many free-text answers and statements a participation has."""
