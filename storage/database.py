@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -379,34 +379,36 @@ async def run_core(
 ) -> CoreResult:
     """Run a Core statement that is built once (a module's constant) in the session's unit.
 
-    The statements every update runs go through here. On PostgreSQL this is SQLAlchemy's own
-    execution on the session's connection. On SQLite the statement is compiled once per set of
-    parameter names and then run straight on sqlite3, with SQLAlchemy's own conversions of
-    values (times, JSON) both ways: SQLAlchemy's execution of a compiled statement (its
-    context, its result and row objects, the session's connection lookup) cost some 60 µs of
-    CPU for a statement SQLite runs in 3, on a dozen statements an update (README,
-    "Performance"). Like a statement on the session's connection, it does not flush the
-    session first. A list of parameter sets runs the statement once for each, in order.
+    The statements every update runs go through here. The statement is compiled once per set
+    of parameter names and then run on the driver, with SQLAlchemy's own conversions of values
+    (times, JSON) both ways: SQLAlchemy's execution of a compiled statement (its context, its
+    result and row objects, the session's connection lookup) cost some 60 µs of CPU for a
+    statement SQLite runs in 3, on a dozen statements an update (README, "Performance"). On
+    SQLite it runs straight on sqlite3; on PostgreSQL on SQLAlchemy's asyncpg adapter, which
+    begins the transaction, keeps its prepared statements and names its errors as ever (a list
+    of parameter sets there is SQLAlchemy's own execution: one round trip for all of them). Like
+    a statement on the session's connection, it does not flush the session first. A list of
+    parameter sets runs the statement once for each, in order.
     """
-    if dialect_name(session) != "sqlite":
+    sets = [parameters] if isinstance(parameters, Mapping) else parameters
+    dialect = session.sync_session.get_bind().dialect
+    if dialect.name == "postgresql" and len(sets) == 1:
+        return await _run_on_asyncpg(session, statement, sets[0], dialect)
+    if dialect.name != "sqlite":
         connection = await session.connection()
         result = await connection.execute(statement, parameters)
         if not result.returns_rows:
             return CoreResult((), (), result.rowcount)
         return CoreResult(tuple(result.keys()), result.all(), result.rowcount)
-    sets = [parameters] if isinstance(parameters, Mapping) else parameters
-    driver = await _sqlite_of_unit(session)
+    _, pooled = await _connection_of_unit(session)
+    driver = pooled.driver_connection
     if not sets:
         return CoreResult((), [], 0)
-    dialect = session.sync_session.get_bind().dialect
-    form = _sqlite_form(statement, tuple(sets[0]), dialect)
+    form = _compiled_form(statement, tuple(sets[0]), dialect)
     rows: list[Sequence[Any]] = []
     rowcount = 0
     for values in sets:
-        arguments = [
-            (convert(values[name]) if convert else values[name]) if name is not None else constant
-            for name, constant, convert in form.binds
-        ]
+        arguments = form.arguments(values)
         try:
             fetched, changed = await _inline_call(driver, _run_sqlite, driver, form.sql, arguments)
         except sqlite3.Error as error:
@@ -418,40 +420,83 @@ async def run_core(
                 raise
             raise _as_sqlalchemy_error(error, form.sql, dialect) from error
         rowcount += changed
-        if form.converts:
-            fetched = [
-                tuple(
-                    convert(value) if convert else value
-                    for convert, value in zip(form.converts, row, strict=True)
-                )
-                for row in fetched
-            ]
-        rows.extend(fetched)
+        rows.extend(form.converted(fetched))
     return CoreResult(form.keys, rows, rowcount)
 
 
+async def _run_on_asyncpg(
+    session: AsyncSession, statement: Executable, values: Mapping[str, Any], dialect: Any
+) -> CoreResult:
+    connection, pooled = await _connection_of_unit(session)
+    form = _compiled_form(statement, tuple(values), dialect)
+    adapted = pooled.dbapi_connection
+    cursor = adapted.cursor()
+    try:
+        # What the adapter's execute() runs, awaited here instead of from SQLAlchemy's
+        # greenlet: the transaction begun if need be, the prepared statement, its errors.
+        await _run_asyncpg(cursor, form.sql, form.arguments(values))
+    except dialect.loaded_dbapi.Error as error:
+        lost = dialect.is_disconnect(error, adapted, cursor)
+        if lost:
+            await connection.invalidate()
+        raise exc.DBAPIError.instance(
+            form.sql,
+            None,
+            error,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            connection_invalidated=lost,
+            dialect=dialect,
+            ismulti=False,
+        ) from error
+    rows = form.converted(cursor._rows) if form.keys else []
+    return CoreResult(form.keys, rows, cursor.rowcount)
+
+
 @dataclass(frozen=True, slots=True)
-class _SqliteForm:
-    """A statement compiled for SQLite: its text, where each ``?`` takes its value, and the
-    conversions of what it returns (None: none needed)."""
+class _CompiledForm:
+    """A statement compiled for one database: its text, where each positional parameter takes
+    its value, and the conversions of what it returns (None: none needed)."""
 
     sql: str
-    # Per "?": the parameter's name and its conversion, or (None, the statement's own value).
+    # Per parameter: the parameter's name and its conversion, or (None, the statement's own
+    # value, converted already).
     binds: tuple[tuple[str | None, Any, Callable[[Any], Any] | None], ...]
     keys: tuple[str, ...]
     converts: tuple[Callable[[Any], Any] | None, ...] | None
 
+    def arguments(self, values: Mapping[str, Any]) -> list[Any]:
+        """The driver's positional parameters for one set of values."""
+        return [
+            (convert(values[name]) if convert else values[name]) if name is not None else constant
+            for name, constant, convert in self.binds
+        ]
 
-# Per (statement, its parameters' names): the statement compiled for SQLite (see run_core).
-_SQLITE_FORMS: dict[tuple[Executable, tuple[str, ...]], _SqliteForm] = {}
+    def converted(self, rows: Iterable[Sequence[Any]]) -> list[Sequence[Any]]:
+        """The driver's rows, as tuples of the values SQLAlchemy would give."""
+        converts = self.converts
+        if converts is None:
+            return [tuple(row) for row in rows]
+        return [
+            tuple(
+                convert(value) if convert else value
+                for convert, value in zip(converts, row, strict=True)
+            )
+            for row in rows
+        ]
+
+
+# Per (statement, its parameters' names, database): the statement compiled (see run_core).
+_COMPILED_FORMS: dict[tuple[Executable, tuple[str, ...], str], _CompiledForm] = {}
 # What aiosqlite says of a connection that is closed (as SQLAlchemy's adapter reads it).
 _CLOSED_CONNECTION = ("connection closed", "no active connection")
-# Where a session keeps the sqlite3 connection of its transaction (see _sqlite_of_unit).
-_UNIT_DRIVER = "borgerdialog_sqlite_driver"
+# Where a session keeps the connection of its transaction (see _connection_of_unit).
+_UNIT_CONNECTION = "borgerdialog_unit_connection"
 
 
-def _sqlite_form(statement: Executable, names: tuple[str, ...], dialect: Any) -> _SqliteForm:
-    form = _SQLITE_FORMS.get((statement, names))
+def _compiled_form(statement: Executable, names: tuple[str, ...], dialect: Any) -> _CompiledForm:
+    key = (statement, names, dialect.name)
+    form = _COMPILED_FORMS.get(key)
     if form is not None:
         return form
     compiled: Any = statement.compile(dialect=dialect, column_keys=list(names))  # type: ignore[attr-defined]
@@ -459,6 +504,8 @@ def _sqlite_form(statement: Executable, names: tuple[str, ...], dialect: Any) ->
         # Column defaults computed in Python, or an IN list expanded per execution: the caller
         # gives every value, or uses the session's execute.
         raise ValueError(f"run_core needs every column's value and no expanding IN: {compiled}")
+    if not compiled.positional:
+        raise ValueError(f"run_core needs a driver with positional parameters: {dialect.name}")
     processors = compiled._bind_processors
     binds = []
     for name in compiled.positiontup:
@@ -474,36 +521,41 @@ def _sqlite_form(statement: Executable, names: tuple[str, ...], dialect: Any) ->
         binds.append((None, convert(value) if convert else value, None))
     columns = compiled._result_columns
     converts = tuple(column.type._cached_result_processor(dialect, None) for column in columns)
-    form = _SqliteForm(
+    form = _CompiledForm(
         compiled.string,
         tuple(binds),
         tuple(column.keyname for column in columns),
         converts if any(converts) else None,
     )
-    _SQLITE_FORMS[(statement, names)] = form
+    _COMPILED_FORMS[key] = form
     return form
 
 
-async def _sqlite_of_unit(session: AsyncSession) -> Any:
-    """The (inline aiosqlite) connection of the session's transaction, begun if need be.
+async def _connection_of_unit(session: AsyncSession) -> tuple[Any, Any]:
+    """The session's connection in its transaction (begun if need be) and the pooled driver
+    connection beneath it.
 
     Looked up once a transaction: asking the session for its connection costs more than most
     statements the hot path runs.
     """
     sync = session.sync_session
     transaction = sync.get_transaction()
-    held = sync.info.get(_UNIT_DRIVER)
+    held = sync.info.get(_UNIT_CONNECTION)
     if (
         held is not None
         and transaction is not None
         and held[0] is transaction
         and transaction.is_active
     ):
-        return held[1]
+        return held[1], held[2]
     connection = await session.connection()
-    driver = connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
-    sync.info[_UNIT_DRIVER] = (sync.get_transaction(), driver)
-    return driver
+    pooled = connection.sync_connection.connection  # type: ignore[union-attr]
+    sync.info[_UNIT_CONNECTION] = (sync.get_transaction(), connection, pooled)
+    return connection, pooled
+
+
+async def _run_asyncpg(cursor: Any, sql: str, arguments: list[Any]) -> None:
+    await cursor._prepare_and_execute(sql, arguments)
 
 
 def _run_sqlite(driver: Any, sql: str, arguments: list[Any]) -> tuple[list[Any], int]:

@@ -33,7 +33,7 @@ def install(output: Path) -> None:
     ) -> None:
         counts[" ".join(text.split())[:160]] += 1
 
-    # Statements run straight on sqlite3 (storage.database.run_core) pass SQLAlchemy's events
+    # Statements run straight on the driver (storage.database.run_core) pass SQLAlchemy's events
     # by; versions before it have no such path.
     import storage.database as database
 
@@ -45,6 +45,14 @@ def install(output: Path) -> None:
             return straight(driver, sql, arguments)
 
         database._run_sqlite = counted  # type: ignore[attr-defined]
+    on_asyncpg = getattr(database, "_run_asyncpg", None)
+    if on_asyncpg is not None:
+
+        async def counted_on_asyncpg(cursor: Any, sql: str, arguments: list[Any]) -> Any:
+            counts[" ".join(sql.split())[:160]] += 1
+            return await on_asyncpg(cursor, sql, arguments)
+
+        database._run_asyncpg = counted_on_asyncpg  # type: ignore[attr-defined]
 
     @event.listens_for(Session, "before_flush")
     def flush(session: Session, _context: Any, _instances: Any) -> None:
