@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -431,24 +432,35 @@ async def _run_on_asyncpg(
     form = _compiled_form(statement, tuple(values), dialect)
     adapted = pooled.dbapi_connection
     cursor = adapted.cursor()
+    # As SQLAlchemy's execution context does: prepared statements older than a change of the
+    # schema (a migration while this process runs) are prepared again.
+    cursor._invalidate_schema_cache_asof = dialect._invalidate_schema_cache_asof
+    dbapi = dialect.loaded_dbapi
     try:
         # What the adapter's execute() runs, awaited here instead of from SQLAlchemy's
         # greenlet: the transaction begun if need be, the prepared statement, its errors.
         await _run_asyncpg(cursor, form.sql, form.arguments(values))
-    except dialect.loaded_dbapi.Error as error:
+    except dbapi.Error as error:
+        if isinstance(error, dbapi.InvalidCachedStatementError | dbapi.InternalServerError):
+            dialect._invalidate_schema_cache()
         lost = dialect.is_disconnect(error, adapted, cursor)
         if lost:
-            await connection.invalidate()
+            await connection.invalidate(error)
         raise exc.DBAPIError.instance(
             form.sql,
             None,
             error,
-            dialect.loaded_dbapi.Error,
+            dbapi.Error,
             hide_parameters=True,
             connection_invalidated=lost,
             dialect=dialect,
             ismulti=False,
         ) from error
+    except (asyncio.CancelledError, TimeoutError) as stopped:
+        # As SQLAlchemy does: a statement stopped half-way (a BEGIN asyncpg counted but the
+        # adapter did not) leaves the connection in a state nobody knows; it is not reused.
+        await asyncio.shield(connection.invalidate(stopped))
+        raise
     rows = form.converted(cursor._rows) if form.keys else []
     return CoreResult(form.keys, rows, cursor.rowcount)
 
@@ -546,6 +558,7 @@ async def _connection_of_unit(session: AsyncSession) -> tuple[Any, Any]:
         and transaction is not None
         and held[0] is transaction
         and transaction.is_active
+        and not held[1].invalidated
     ):
         return held[1], held[2]
     connection = await session.connection()

@@ -526,3 +526,38 @@ async def test_the_hot_paths_refusals_are_sqlalchemys_and_the_datas_faults_stay_
             await run_core(session, _EVENTS_OF_CHAT, {})
     finally:
         await session.close()
+
+
+async def test_a_schema_changed_by_another_process_is_prepared_anew_on_postgresql(
+    uow: UnitOfWorkFactory, database_url: str
+) -> None:
+    """A migration while this process runs (README: migrate first, old processes run on) may
+    change what a prepared statement returns: the statement after the refusal is prepared
+    again, as through SQLAlchemy's own execution, instead of refused until a restart."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("prepared statements are PostgreSQL's")
+    async with uow() as unit:
+        await unit.participants.add("telegram", "11", NOW)
+        await unit.commit()
+    async with uow() as unit:
+        assert await unit.participants.arrive("telegram", "11", NOW) is not None
+        await unit.commit()
+    elsewhere = create_engine(database_url)
+    try:
+        async with elsewhere.begin() as connection:
+            await connection.execute(
+                text("ALTER TABLE participants ALTER COLUMN language TYPE TEXT")
+            )
+    finally:
+        await elsewhere.dispose()
+    arrivals = 0
+    for _ in range(2):
+        try:
+            async with uow() as unit:
+                arrived = await unit.participants.arrive("telegram", "11", NOW)
+                await unit.commit()
+        except DBAPIError:
+            continue
+        assert arrived is not None
+        arrivals += 1
+    assert arrivals >= 1
