@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
-from sqlalchemy import event, exc, text
+from sqlalchemy import Float, Numeric, event, exc, text
 from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
@@ -532,6 +533,12 @@ def _compiled_form(statement: Executable, names: tuple[str, ...], dialect: Any) 
         convert = processors.get(name)
         binds.append((None, convert(value) if convert else value, None))
     columns = compiled._result_columns
+    if isinstance(statement, TextClause) or any(
+        isinstance(column.type, Numeric | Float) for column in columns
+    ):
+        # Rows of a text() statement have no known columns, and asyncpg's numbers need their
+        # driver type for their conversion: neither is needed on the hot path.
+        raise ValueError(f"run_core reads no text() statement and no numeric column: {compiled}")
     converts = tuple(column.type._cached_result_processor(dialect, None) for column in columns)
     form = _CompiledForm(
         compiled.string,
