@@ -394,7 +394,7 @@ async def run_core(
     """
     sets = [parameters] if isinstance(parameters, Mapping) else parameters
     dialect = session.sync_session.get_bind().dialect
-    if dialect.name == "postgresql" and len(sets) == 1:
+    if dialect.driver == "asyncpg" and len(sets) == 1:
         return await _run_on_asyncpg(session, statement, sets[0], dialect)
     if dialect.name != "sqlite":
         connection = await session.connection()
