@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from sqlalchemy import select
 
 from bot.app import BorgerDialog
@@ -140,3 +142,17 @@ async def test_every_update_is_stored_applied_and_its_text_dropped(
     assert event.applied_sequence == 1
     assert participant.chat_id == str(CITIZEN)
     assert participant.events_applied == 1
+
+
+async def test_many_chats_answered_at_once_leave_the_processs_warnings_as_they_were(
+    telegram_app: BorgerDialog, fake_bot: FakeBot
+):
+    """Each Bot API call used to set the warning filters aside and put them back; concurrent
+    calls put them back out of order, and every warning of the process ended silenced."""
+    silence_everything = ("ignore", None, Warning, None, 0)
+    assert silence_everything not in warnings.filters
+    chats = range(CITIZEN + 100, CITIZEN + 130)
+    fake_bot.send_many([(chat, "/start") for chat in chats])
+    for chat in chats:
+        await reply_count(fake_bot, chat, 1)
+    assert silence_everything not in warnings.filters
