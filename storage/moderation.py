@@ -264,7 +264,7 @@ class ModerationRepository:
             .order_by(ModerationReport.id)
         )
         rows = await self._session.execute(statement)
-        return [(report, reported) for report, reported in rows.tuples()]
+        return [(report, reported) for report, reported in rows]
 
     async def report_reasons(self, contribution: Answer | Statement) -> dict[str, int]:
         """How many participants reported a contribution, by the reason they chose."""
