@@ -84,9 +84,9 @@ _INBOX_STATUS = select(InboxEvent.id, InboxEvent.status).where(
     InboxEvent.channel == bindparam("channel"), InboxEvent.external_id == bindparam("external_id")
 )
 INBOX_TABLE: Table = InboxEvent.__table__  # type: ignore[assignment]
-# Storing what a channel received, per dialect: rows given as a list are sent as one INSERT of
-# all of them (SQLAlchemy's "insertmanyvalues"); a row stored already is left out and not
-# returned.
+# Storing what a channel received, per dialect: on PostgreSQL the rows of a batch go as one
+# INSERT of all of them (SQLAlchemy's "insertmanyvalues"), on SQLite one a row (run_core, on
+# the loop's thread, costs microseconds each); a row stored already is left out, not returned.
 _INBOX_STORE_NEW = {
     name: dialect_insert(INBOX_TABLE)
     .on_conflict_do_nothing(index_elements=["channel", "external_id"])
@@ -151,15 +151,12 @@ _INBOX_CLAIM_IN_TURN = _INBOX_CLAIM.where(
     )
     .exists()
 )
-# PostgreSQL returns the ids of a many-row insert in the rows' order (SQLAlchemy adds what it
-# needs for that); SQLAlchemy can only promise that on SQLite by inserting row by row. There,
-# one statement is run and its ids sorted instead: SQLite numbers the rows of one INSERT one after
-# another in the order given (a new rowid is the largest plus one), whatever order RETURNING lists
-# them in.
+# An event's replies, ids returned in the order the rows were given: on PostgreSQL one INSERT
+# of all rows (SQLAlchemy adds what it needs for that order), on SQLite one INSERT a row
+# (run_core), which returns them in order anyway.
 _OUTBOX_QUEUE_IN_ORDER = insert(OUTBOX_TABLE).returning(
     OUTBOX_TABLE.c.id, sort_by_parameter_order=True
 )
-_OUTBOX_QUEUE = insert(OUTBOX_TABLE).returning(OUTBOX_TABLE.c.id)
 # Read after every update to send what it queued: plain rows, not ORM objects (a third of the
 # read's CPU went to building those).
 _OUTBOX_PENDING_FOR_CHAT = (
@@ -745,8 +742,6 @@ class OutboxRepository:
             }
             for channel, chat_id, payload in messages
         ]
-        if dialect_name(self._session) == "sqlite":
-            return sorted((await run_core(self._session, _OUTBOX_QUEUE, rows)).scalars())
         return (await run_core(self._session, _OUTBOX_QUEUE_IN_ORDER, rows)).scalars()
 
     async def pending_for_chat(self, channel: str, chat_id: str, lane: str) -> list[QueuedMessage]:
