@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +38,11 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY = "borgerdialog_read_only"
 # Waits between attempts while the database is unavailable: short first, then every 30 s.
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+# A PostgreSQL connection back in the pool at least this long is tested before it is handed out
+# again (see _ping_when_idle); one in use moments ago is not.
+PING_AFTER_IDLE_SECONDS = 1.0
+# Where a pooled connection's record keeps when it came back (cleared with the connection).
+_RETURNED_AT = "borgerdialog_returned_at"
 
 
 def retry_delay(attempt: int) -> float:
@@ -53,7 +59,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """Create the async engine, with the settings each backend needs for safe concurrent use."""
     if is_sqlite(url):
         return _create_sqlite_engine(url, echo=echo)
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=echo,
         # At most 10 connections, none more at peaks: PostgreSQL's default 100 (3 kept for
@@ -61,10 +67,44 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         # the PostgreSQL burst and walkers ran as fast without them (README, "Several processes").
         pool_size=10,
         max_overflow=0,
-        pool_pre_ping=True,
         # Error messages would otherwise quote the statement's values: citizens' texts and ids.
         hide_parameters=True,
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Test a pooled connection before handing it out only if it lay idle a while.
+
+    SQLAlchemy's ``pool_pre_ping`` tests every connection at every checkout, and on asyncpg a
+    test is three round trips (BEGIN, an empty statement, ROLLBACK): under load, with a unit of
+    work or two per update, more than a quarter of an update's round trips. A connection that
+    lay idle is the one a server restart or an idle timeout may have closed unnoticed; one
+    returned moments ago was working then. If the server went away since all the same, the
+    unit of work using it fails as a dropped connection (``is_transient``: retried), and
+    SQLAlchemy replaces every connection of the pool made before then.
+    """
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _test_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned_at = record.info.get(_RETURNED_AT)
+        # A new connection (its record's info starts empty) was just made: nothing to test.
+        if returned_at is None or time.monotonic() - returned_at < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                # The pool replaces this connection and every other one made before now.
+                raise exc.InvalidatePoolError() from error
+            raise
 
 
 class InlineSqliteConnection(aiosqlite.Connection):

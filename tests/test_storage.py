@@ -38,6 +38,8 @@ from storage.uow import UnitOfWork, UnitOfWorkFactory
 from tests.conftest import migrate_database
 
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+# Only PostgreSQL's connections can be closed under a process (SQLite's are a file's).
+ON_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
 @pytest.fixture
@@ -561,3 +563,78 @@ async def test_a_schema_changed_by_another_process_is_prepared_anew_on_postgresq
         assert arrived is not None
         arrivals += 1
     assert arrivals >= 1
+
+
+async def _server_pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        return int(await connection.scalar(text("SELECT pg_backend_pid()")))
+
+
+async def _terminate(database_url: str, pid: int) -> None:
+    elsewhere = create_engine(database_url)
+    try:
+        async with elsewhere.connect() as connection:
+            assert await connection.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await elsewhere.dispose()
+
+
+@pytest.fixture
+def pings(engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The tests of pooled connections the engine makes before handing them out."""
+    dialect = engine.sync_engine.dialect
+    made: list[object] = []
+    ping = dialect.do_ping
+
+    def counted(dbapi_connection: object) -> bool:
+        made.append(dbapi_connection)
+        return ping(dbapi_connection)
+
+    monkeypatch.setattr(dialect, "do_ping", counted)
+    return made
+
+
+@ON_POSTGRESQL
+async def test_a_connection_back_moments_ago_is_not_tested_one_idle_a_while_is(
+    engine: AsyncEngine, pings: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Testing every checkout cost three round trips each (BEGIN, a statement, ROLLBACK on
+    asyncpg): under load a connection is only tested once it lay idle."""
+    monkeypatch.setattr("storage.database.PING_AFTER_IDLE_SECONDS", 0.2)
+    first = await _server_pid(engine)
+    for _ in range(5):
+        assert await _server_pid(engine) == first
+    assert pings == []
+    await asyncio.sleep(0.3)
+    assert await _server_pid(engine) == first
+    assert len(pings) == 1
+
+
+@ON_POSTGRESQL
+async def test_a_connection_the_server_closed_while_it_lay_idle_is_replaced_unnoticed(
+    engine: AsyncEngine, database_url: str, pings: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server restart or an idle timeout closes connections nobody uses: the next unit of
+    work gets a working one, not an error."""
+    monkeypatch.setattr("storage.database.PING_AFTER_IDLE_SECONDS", 0.2)
+    killed = await _server_pid(engine)
+    await _terminate(database_url, killed)
+    await asyncio.sleep(0.3)
+    assert await _server_pid(engine) != killed
+    assert len(pings) == 1
+
+
+@ON_POSTGRESQL
+async def test_a_connection_closed_moments_after_its_use_fails_as_passing_then_is_replaced(
+    engine: AsyncEngine, database_url: str, pings: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within the idle time nothing is tested: the work on a connection closed meanwhile fails
+    as a dropped connection (retried by every caller), and the pool is replaced."""
+    monkeypatch.setattr("storage.database.PING_AFTER_IDLE_SECONDS", 60.0)
+    killed = await _server_pid(engine)
+    await _terminate(database_url, killed)
+    with pytest.raises(DBAPIError) as failure:
+        await _server_pid(engine)
+    assert is_transient(failure.value)
+    assert await _server_pid(engine) != killed
+    assert pings == []
