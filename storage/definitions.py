@@ -2,8 +2,9 @@
 
 Every event reads the consultation it concerns, its rounds and its questions, which change only
 when staff import or edit a definition. Each process keeps what it read; a unit of work asks the
-database for the version (one row, by primary key) the first time it needs a definition, and
-every change of a definition moves the version in the same transaction. So a unit never sees a
+database for the version (one row, by primary key) the first time it needs a definition, unless
+the claim of the event it applies read it along already, and every change of a definition moves
+the version in the same transaction. So a unit never sees a
 definition older than the last committed change, in any process, while the consultation, its
 rounds and its questions cost one small read instead of three queries and their ORM objects.
 
@@ -61,10 +62,27 @@ class DefinitionCache:
 
 # Read by every unit of work that needs a definition: built once.
 _VERSION = select(DefinitionVersion.version).where(DefinitionVersion.id == 1)
+# The same as a column of a statement the unit runs anyway (the claim of the event it applies,
+# storage/repositories.py): on PostgreSQL every statement is a round trip, and this one ran
+# for every update.
+STORED_VERSION = _VERSION.scalar_subquery()
+# Where a unit's session keeps the version such a statement read, with the transaction it
+# read it in.
+_READ_IN_UNIT = "borgerdialog_definition_version"
+
+
+def note_version(session: AsyncSession, version: int | None) -> None:
+    """Keep the version a statement of this transaction read along with its own work."""
+    sync = session.sync_session
+    sync.info[_READ_IN_UNIT] = (sync.get_transaction(), int(version or 0))
 
 
 async def read_version(session: AsyncSession) -> int:
-    """The stored definition version."""
+    """The stored definition version, as read in this transaction already or now."""
+    sync = session.sync_session
+    noted = sync.info.get(_READ_IN_UNIT)
+    if noted is not None and noted[0] is not None and noted[0] is sync.get_transaction():
+        return int(noted[1])
     # On the connection, not the session: a flow's changes need not be flushed (an autoflush
     # of its own) before a row no flow writes is read.
     return int((await run_core(session, _VERSION)).scalar_one_or_none() or 0)

@@ -638,3 +638,59 @@ async def test_a_connection_closed_moments_after_its_use_fails_as_passing_then_i
     assert is_transient(failure.value)
     assert await _server_pid(engine) != killed
     assert pings == []
+
+
+async def test_the_claim_of_an_event_brings_the_definition_version_along(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A unit applying an event reads the version with the claim (a round trip less an update
+    on PostgreSQL), and still sees an import another process committed before it."""
+    from zoneinfo import ZoneInfo
+
+    import storage.definitions
+    from bot.consultations.definition import parse_definition
+    from bot.consultations.importer import import_definition
+    from storage.definitions import DefinitionCache
+    from tests.citizens import example_with_round
+
+    zone = ZoneInfo("Europe/Copenhagen")
+    bot_process = UnitOfWorkFactory(create_session_factory(engine), definitions=DefinitionCache())
+    command_line = UnitOfWorkFactory(create_session_factory(engine), definitions=DefinitionCache())
+    source = example_with_round(NOW - timedelta(days=1), NOW + timedelta(days=30))
+    async with command_line() as unit:
+        await import_definition(unit, parse_definition(source, zone), NOW)
+        await unit.commit()
+    async with bot_process() as unit:
+        await unit.inbox.add_new("telegram", [(str(n), "7", {}) for n in range(3)], NOW)
+        await unit.commit()
+    version_reads = 0
+    read_on_its_own = storage.definitions.run_core
+
+    async def counted(*arguments: object) -> object:
+        nonlocal version_reads
+        version_reads += 1
+        return await read_on_its_own(*arguments)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(storage.definitions, "run_core", counted)
+
+    async def apply(external_id: str) -> str:
+        async with bot_process() as unit:
+            assert await unit.inbox.claim("telegram", external_id, NOW, 1) is not None
+            consultation = await unit.consultations.by_slug("friluftsliv")
+            assert consultation is not None
+            await unit.commit()
+            return str(consultation.title["da"])
+
+    title = await apply("0")
+    assert await apply("1") == title
+    async with command_line() as unit:
+        renamed = source.replace(title, "Friluftsliv i hele kommunen", 1)
+        assert renamed != source
+        await import_definition(unit, parse_definition(renamed, zone), NOW, force=True)
+        await unit.commit()
+    assert await apply("2") == "Friluftsliv i hele kommunen"
+    assert version_reads == 0
+    # A unit that claims nothing reads the version itself.
+    async with bot_process() as unit:
+        assert await unit.consultations.by_slug("friluftsliv") is not None
+    assert version_reads == 1
