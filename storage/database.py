@@ -82,8 +82,9 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
     work or two per update, more than a quarter of an update's round trips. A connection that
     lay idle is the one a server restart or an idle timeout may have closed unnoticed; one
     returned moments ago was working then. If the server went away since all the same, the
-    unit of work using it fails as a dropped connection (``is_transient``: retried), and
-    SQLAlchemy replaces every connection of the pool made before then.
+    unit of work using it fails as a dropped connection (``is_transient``: the bot's own work
+    retries it; a dashboard page may fail once), and every connection of the pool made before
+    then is replaced.
     """
     pool = engine.sync_engine.pool
     dialect = engine.sync_engine.dialect
@@ -486,6 +487,10 @@ async def _run_on_asyncpg(
             dialect._invalidate_schema_cache()
         lost = dialect.is_disconnect(error, adapted, cursor)
         if lost:
+            # As SQLAlchemy's execution does: the server went away, so every connection the
+            # pool made before now is replaced at its next checkout, not found out by a unit
+            # of work failing on each (a connection is tested only after lying idle).
+            connection.sync_connection.engine.pool._invalidate(pooled, error)
             await connection.invalidate(error)
         raise exc.DBAPIError.instance(
             form.sql,

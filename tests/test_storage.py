@@ -694,3 +694,27 @@ async def test_the_claim_of_an_event_brings_the_definition_version_along(
     async with bot_process() as unit:
         assert await unit.consultations.by_slug("friluftsliv") is not None
     assert version_reads == 1
+
+
+@ON_POSTGRESQL
+async def test_a_dropped_connection_found_on_the_hot_path_replaces_the_whole_pool(
+    engine: AsyncEngine, uow: UnitOfWorkFactory, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart closes every connection: the first unit of work to find that out fails (and is
+    retried), and the next ones get new connections instead of failing on each closed one."""
+    monkeypatch.setattr("storage.database.PING_AFTER_IDLE_SECONDS", 60.0)
+    async with engine.connect() as first, engine.connect() as second:
+        pids = [
+            int(await connection.scalar(text("SELECT pg_backend_pid()")))
+            for connection in (first, second)
+        ]
+    for pid in pids:
+        await _terminate(database_url, pid)
+    with pytest.raises(DBAPIError) as failure:
+        async with uow() as unit:
+            await unit.participants.arrive("telegram", "11", NOW)
+    assert is_transient(failure.value)
+    for _ in range(2):
+        async with uow() as unit:
+            assert await unit.participants.arrive("telegram", "11", NOW) is None
+            await unit.commit()
