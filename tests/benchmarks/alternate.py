@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import statistics
 import subprocess
 import sys
@@ -106,6 +107,11 @@ async def _work(database_url: str, kind: str) -> None:
 
 def worker(checkout: Path, database_url: str, kind: str) -> None:
     sys.path.insert(0, str(checkout))
+    if hasattr(os, "sched_setaffinity"):
+        # Both workers on the same core, the one the driver runs on: left to the kernel each
+        # stays on a core of its own, and on a shared machine two cores' speeds differ by a
+        # fifth and more (two runs of the same code came out 1.2 apart).
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     asyncio.run(_work(database_url, kind))
 
 
@@ -140,8 +146,17 @@ def compare(
         for checkout in checkouts:
             command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(checkout)]
             command += [_database_url(database, admin_url, work), kind]
+            # The same string hashes in both: with hash randomisation two processes of the same
+            # code differ by a few per cent (their dicts and sets laid out differently).
+            environment = {**os.environ, "PYTHONHASHSEED": "0"}
             workers.append(
-                subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                subprocess.Popen(
+                    command,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env=environment,
+                )
             )
         per_update: list[list[float]] = [[] for _ in checkouts]
         updates = size * (2 if kind == "consent" else 1)
