@@ -201,3 +201,36 @@ async def test_a_typed_slug_opens_a_consultation_but_an_answer_stays_an_answer(
     replies = await eva.write("friluftsliv")
     assert not any(reply.text.startswith("Ny friluftspolitik") for reply in replies)
     assert "friluftsliv" in [str(row.value) for row in await table_rows(bot, Answer)]
+
+
+async def test_answers_in_the_active_participation_leave_the_participants_state_alone(
+    bot: FlowBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each answer makes its participation the active one: already so, nothing is written (a
+    statement less an answer, a round trip on PostgreSQL), and the conversation carries on."""
+    from storage.repositories import ParticipantRepository
+    from tests.flows import CHANNEL
+
+    await bot.import_consultation(open_now())
+    bo = bot.citizen(104)
+    await bo.write("/start friluftsliv")
+    await bo.tap("Ja, jeg giver samtykke")
+    written: list[dict[str, object]] = []
+    write = ParticipantRepository.set_state
+
+    async def recorded(
+        repository: ParticipantRepository, participant: object, state: dict[str, object]
+    ) -> None:
+        written.append(state)
+        await write(repository, participant, state)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ParticipantRepository, "set_state", recorded)
+    await bo.tap("25-64")
+    (question,) = await bo.tap("Syd")
+    assert question.text.startswith("3/")
+    assert written == []
+    async with bot.uow() as unit:
+        participant = await unit.participants.get(CHANNEL, "104")
+        assert participant is not None
+        (participation,) = await unit.participations.of_participant(participant.id)
+        assert participant.state["participation"] == participation.id

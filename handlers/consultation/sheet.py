@@ -90,6 +90,10 @@ async def set_active(ctx: FlowContext, participation: Participation | None) -> N
         state.pop(ACTIVE, None)
     else:
         state[ACTIVE] = participation.id
+    if state == ctx.participant.state:
+        # Every answer comes here, nearly always in the participation already active: a write
+        # of the same value would be a statement (a round trip on PostgreSQL) for nothing.
+        return
     # A new dict, so the JSON column is seen as changed.
     await ctx.uow.participants.set_state(ctx.participant, state)
 
