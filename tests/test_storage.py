@@ -26,6 +26,7 @@ from storage.migrate import (
     upgrade,
 )
 from storage.models import (
+    Answer,
     Base,
     HealthProbe,
     InboxEvent,
@@ -33,6 +34,7 @@ from storage.models import (
     ModerationItem,
     OutboxStatus,
     Participant,
+    Participation,
 )
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 from tests.conftest import migrate_database
@@ -718,3 +720,77 @@ async def test_a_dropped_connection_found_on_the_hot_path_replaces_the_whole_poo
         async with uow() as unit:
             assert await unit.participants.arrive("telegram", "11", NOW) is None
             await unit.commit()
+
+
+async def test_a_participation_and_its_answers_read_around_the_orm_as_the_orm_reads_them(
+    engine: AsyncEngine, uow: UnitOfWorkFactory
+) -> None:
+    """Every answer reads its participation and the answers so far, as rows put in the session
+    as if loaded: the same values as the ORM's own query, one object per row, and a change
+    still to be flushed is flushed first and kept, as the ORM's query does."""
+    from zoneinfo import ZoneInfo
+
+    from bot.consultations.definition import parse_definition
+    from bot.consultations.importer import import_definition
+    from tests.citizens import example_with_round
+
+    source = example_with_round(NOW - timedelta(days=1), NOW + timedelta(days=30))
+    async with uow() as unit:
+        await import_definition(unit, parse_definition(source, ZoneInfo("Europe/Copenhagen")), NOW)
+        consultation = await unit.consultations.by_slug("friluftsliv")
+        assert consultation is not None
+        first, second = (await unit.consultations.questions(consultation.id))[:2]
+        participant = await unit.participants.add("telegram", "9", NOW)
+        participation = await unit.participations.add(
+            Participation(
+                consultation_id=consultation.id,
+                participant_id=participant.id,
+                pseudonym="p-0123456789",
+                number=1,
+                status="active",
+                current_question_id=second.id,
+                pending_selection=["a"],
+                consent_at=NOW,
+                started_at=NOW,
+                updated_at=NOW,
+            )
+        )
+        for question, value in ((first, "25-64"), (second, ["Nord", "Syd"])):
+            await unit.participations.save_answer(
+                Answer(
+                    participation_id=participation.id,
+                    question_id=question.id,
+                    value=value,
+                    language="da",
+                    answered_at=NOW,
+                )
+            )
+        await unit.commit()
+
+    def columns(record: object) -> dict[str, object]:
+        return {c.key: getattr(record, c.key) for c in inspect(type(record)).column_attrs}
+
+    async with uow() as unit:
+        by_orm = await unit._session.get(Participation, participation.id)
+        orm_answers = (
+            (await unit._session.execute(select(Answer).order_by(Answer.id))).scalars().all()
+        )
+        expected = columns(by_orm), [columns(answer) for answer in orm_answers]
+    async with uow() as unit:
+        orm_queries: list[object] = []
+        event.listen(unit._session.sync_session, "do_orm_execute", orm_queries.append)
+        read = await unit.participations.get(participation.id)
+        answers = sorted(await unit.participations.answers(participation.id), key=lambda a: a.id)
+        assert (columns(read), [columns(answer) for answer in answers]) == expected
+        assert await unit.participations.get(participation.id) is read
+        assert await unit.participations.get(participation.id + 1000) is None
+        assert orm_queries == []
+        answers[0].value = "65 eller derover"  # waiting to be flushed
+        again = sorted(await unit.participations.answers(participation.id), key=lambda a: a.id)
+        assert again == answers
+        assert len(orm_queries) == 1
+        assert again[0].value == "65 eller derover"
+        # Read without a flush of its own: the answers' read flushed the change.
+        stored = select(Answer.value).where(Answer.id == bindparam("answer_id"))
+        value = await run_core(unit._session, stored, {"answer_id": answers[0].id})
+        assert value.scalar_one() == "65 eller derover"
