@@ -15,7 +15,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 
 def test_both_checkouts_report_cpu_for_every_slice() -> None:
-    result = compare([PROJECT, PROJECT], "sqlite", "consent", slices=2, size=2)
+    result = compare([PROJECT, PROJECT], "sqlite", "answers", slices=2, size=2)
     for values in result["ms_per_update"].values():
         assert len(values) == 2
         assert all(value > 0 for value in values)

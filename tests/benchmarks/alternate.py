@@ -11,7 +11,8 @@ Run: ``.venv/bin/python -m tests.benchmarks.alternate --checkouts /tmp/before . 
 postgresql`` (``git worktree add /tmp/before <commit>`` for an older version). ``--kind
 newcomers`` is the burst's update (``/start friluftsliv`` from a citizen the bot has never seen;
 answered with the introduction and the consent card); ``--kind consent`` adds the citizen's tap
-on the consent button (two updates a citizen, the first question asked). On PostgreSQL the core
+on the consent button (two updates a citizen, the first question asked), ``--kind answers`` the
+answers to the first two questions too (four updates a citizen). On PostgreSQL the core
 takes each chat's turn across processes, as ``borgerdialog run`` does there. Only the core's own
 process is measured: the database server's CPU is not in it.
 
@@ -37,7 +38,9 @@ from pathlib import Path
 from typing import Any
 
 PROJECT = Path(__file__).resolve().parents[2]
-KINDS = ("newcomers", "consent")
+KINDS = ("newcomers", "consent", "answers")
+# Updates a citizen sends, per kind.
+UPDATES = {"newcomers": 1, "consent": 2, "answers": 4}
 # Citizens applied before the first slice: the first updates pay for what is built lazily.
 WARM_UP = 20
 
@@ -79,9 +82,10 @@ async def _work(database_url: str, kind: str) -> None:
     async def one(chat_id: int) -> None:
         citizen = bot.citizen(chat_id)
         await citizen.write("/start friluftsliv")
-        if kind == "consent":
-            card = citizen.messages()[-1]
-            await citizen.tap(card.labels()[0])
+        # The consent card's first button gives consent; each question's first button is an
+        # answer (the example's first two questions take one choice each).
+        for _ in range(UPDATES[kind] - 1):
+            await citizen.tap(citizen.messages()[-1].labels()[0])
 
     for chat_id in range(10**9, 10**9 + WARM_UP):
         await one(chat_id)
@@ -159,7 +163,7 @@ def compare(
                 )
             )
         per_update: list[list[float]] = [[] for _ in checkouts]
-        updates = size * (2 if kind == "consent" else 1)
+        updates = size * UPDATES[kind]
         for number in range(slices):
             order = range(len(workers)) if number % 2 == 0 else reversed(range(len(workers)))
             for index in order:
