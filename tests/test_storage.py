@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from alembic import command
@@ -37,6 +38,7 @@ from storage.models import (
     Participation,
 )
 from storage.uow import UnitOfWork, UnitOfWorkFactory
+from tests.citizens import example_with_round
 from tests.conftest import migrate_database
 
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
@@ -151,7 +153,6 @@ async def test_a_card_stays_while_its_item_does_and_a_citizens_message_is_never_
 
     from bot.consultations.definition import parse_definition
     from bot.consultations.importer import import_definition
-    from tests.citizens import example_with_round
 
     source = example_with_round(old, NOW + timedelta(days=30), "kort")
     async with uow() as unit:
@@ -184,24 +185,36 @@ async def test_a_card_stays_while_its_item_does_and_a_citizens_message_is_never_
         assert kept.payload["text"] == "hej"
 
 
+ZONE = ZoneInfo("Europe/Copenhagen")
+# The example consultation, its round open from a day before NOW for 30 days.
+_EXAMPLE_OPEN_AT_NOW = example_with_round(NOW - timedelta(days=1), NOW + timedelta(days=30))
+
+
+async def _two_processes_after_an_import(
+    engine: AsyncEngine,
+) -> tuple[UnitOfWorkFactory, UnitOfWorkFactory]:
+    """The bot's and the command line's units, each process with its own definition cache,
+    once the command line imported the example consultation."""
+    from bot.consultations.definition import parse_definition
+    from bot.consultations.importer import import_definition
+    from storage.definitions import DefinitionCache
+
+    bot_process = UnitOfWorkFactory(create_session_factory(engine), definitions=DefinitionCache())
+    command_line = UnitOfWorkFactory(create_session_factory(engine), definitions=DefinitionCache())
+    async with command_line() as unit:
+        await import_definition(unit, parse_definition(_EXAMPLE_OPEN_AT_NOW, ZONE), NOW)
+        await unit.commit()
+    return bot_process, command_line
+
+
 async def test_cached_definitions_follow_an_import_made_by_another_process(
     engine: AsyncEngine,
 ) -> None:
     """Two processes, each with its own cache: an import by one is seen by the other's next unit."""
-    from zoneinfo import ZoneInfo
-
     from bot.consultations.definition import parse_definition
     from bot.consultations.importer import import_definition
-    from storage.definitions import DefinitionCache
-    from tests.citizens import example_with_round
 
-    zone = ZoneInfo("Europe/Copenhagen")
-    bot_process = UnitOfWorkFactory(create_session_factory(engine), definitions=DefinitionCache())
-    command_line = UnitOfWorkFactory(create_session_factory(engine), definitions=DefinitionCache())
-    first = example_with_round(NOW - timedelta(days=1), NOW + timedelta(days=30))
-    async with command_line() as unit:
-        await import_definition(unit, parse_definition(first, zone), NOW)
-        await unit.commit()
+    bot_process, command_line = await _two_processes_after_an_import(engine)
     async with bot_process() as unit:
         consultation = await unit.consultations.by_slug("friluftsliv")
         assert consultation is not None
@@ -216,7 +229,7 @@ async def test_cached_definitions_follow_an_import_made_by_another_process(
         "Hvor gammel er du?", "Hvor gammel er du i dag?", 1
     )
     async with command_line() as unit:
-        await import_definition(unit, parse_definition(moved, zone), NOW, force=True)
+        await import_definition(unit, parse_definition(moved, ZONE), NOW, force=True)
         await unit.commit()
     async with bot_process() as unit:
         fresh = await unit.consultations.by_slug("friluftsliv")
@@ -276,15 +289,11 @@ async def test_opinion_groups_only_move_forward_whoever_saves_them_last(
 ) -> None:
     """The leader's job and a results page may compute groups at once: the groups of more votes
     stay, whichever computation finishes last, and the second save adds no second row."""
-    from zoneinfo import ZoneInfo
-
     from bot.consultations.definition import parse_definition
     from bot.consultations.importer import import_definition
-    from tests.citizens import example_with_round
 
-    source = example_with_round(NOW - timedelta(days=1), NOW + timedelta(days=30))
     async with uow() as unit:
-        await import_definition(unit, parse_definition(source, ZoneInfo("Europe/Copenhagen")), NOW)
+        await import_definition(unit, parse_definition(_EXAMPLE_OPEN_AT_NOW, ZONE), NOW)
         await unit.commit()
         consultation = await unit.consultations.by_slug("friluftsliv")
         assert consultation is not None
@@ -647,21 +656,12 @@ async def test_the_claim_of_an_event_brings_the_definition_version_along(
 ) -> None:
     """A unit applying an event reads the version with the claim (a round trip less an update
     on PostgreSQL), and still sees an import another process committed before it."""
-    from zoneinfo import ZoneInfo
-
     import storage.definitions
     from bot.consultations.definition import parse_definition
     from bot.consultations.importer import import_definition
-    from storage.definitions import DefinitionCache
-    from tests.citizens import example_with_round
 
-    zone = ZoneInfo("Europe/Copenhagen")
-    bot_process = UnitOfWorkFactory(create_session_factory(engine), definitions=DefinitionCache())
-    command_line = UnitOfWorkFactory(create_session_factory(engine), definitions=DefinitionCache())
-    source = example_with_round(NOW - timedelta(days=1), NOW + timedelta(days=30))
-    async with command_line() as unit:
-        await import_definition(unit, parse_definition(source, zone), NOW)
-        await unit.commit()
+    bot_process, command_line = await _two_processes_after_an_import(engine)
+    source = _EXAMPLE_OPEN_AT_NOW
     async with bot_process() as unit:
         await unit.inbox.add_new("telegram", [(str(n), "7", {}) for n in range(3)], NOW)
         await unit.commit()
@@ -688,7 +688,7 @@ async def test_the_claim_of_an_event_brings_the_definition_version_along(
     async with command_line() as unit:
         renamed = source.replace(title, "Friluftsliv i hele kommunen", 1)
         assert renamed != source
-        await import_definition(unit, parse_definition(renamed, zone), NOW, force=True)
+        await import_definition(unit, parse_definition(renamed, ZONE), NOW, force=True)
         await unit.commit()
     assert await apply("2") == "Friluftsliv i hele kommunen"
     assert version_reads == 0
@@ -728,15 +728,11 @@ async def test_a_participation_and_its_answers_read_around_the_orm_as_the_orm_re
     """Every answer reads its participation and the answers so far, as rows put in the session
     as if loaded: the same values as the ORM's own query, one object per row, and a change
     still to be flushed is flushed first and kept, as the ORM's query does."""
-    from zoneinfo import ZoneInfo
-
     from bot.consultations.definition import parse_definition
     from bot.consultations.importer import import_definition
-    from tests.citizens import example_with_round
 
-    source = example_with_round(NOW - timedelta(days=1), NOW + timedelta(days=30))
     async with uow() as unit:
-        await import_definition(unit, parse_definition(source, ZoneInfo("Europe/Copenhagen")), NOW)
+        await import_definition(unit, parse_definition(_EXAMPLE_OPEN_AT_NOW, ZONE), NOW)
         consultation = await unit.consultations.by_slug("friluftsliv")
         assert consultation is not None
         first, second = (await unit.consultations.questions(consultation.id))[:2]
