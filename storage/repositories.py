@@ -46,6 +46,7 @@ from storage.models import (
     OutboxStatus,
     Participant,
     Participation,
+    PlannedPost,
     Question,
     Round,
     WebMessage,
@@ -980,13 +981,29 @@ class OutboxRepository:
         # A card stays while its item does: deciding, /forget or deleting the consultation
         # edit it later, and its id must not pass to another message meanwhile.
         a_card = select(ModerationItem.id).where(ModerationItem.card_message_id == OutboxMessage.id)
-        result = await self._session.execute(
-            delete(OutboxMessage).where(
-                OutboxMessage.status != OutboxStatus.PENDING,
-                (OutboxMessage.sent_at < cutoff) | (gone & ~_IN_A_GROUP),
-                ~a_card.exists(),
-            )
+        purged = (
+            (OutboxMessage.status != OutboxStatus.PENDING)
+            & ((OutboxMessage.sent_at < cutoff) | (gone & ~_IN_A_GROUP))
+            & ~a_card.exists()
         )
+        # What still names a purged message forgets it first: SQLite numbers a new row one
+        # above the highest id there is, so a purge that takes the newest messages hands
+        # their ids out again, and editing "the question's message" or "the post's progress"
+        # would then change another message, even another chat's. Forgotten, the question is
+        # asked in a new message next time (a post's progress, edited only while it goes out,
+        # is left as it was).
+        purged_ids = select(OutboxMessage.id).where(purged)
+        await self._session.execute(
+            update(Participation)
+            .where(Participation.question_message_id.in_(purged_ids))
+            .values(question_message_id=None)
+        )
+        await self._session.execute(
+            update(PlannedPost)
+            .where(PlannedPost.progress_message_id.in_(purged_ids))
+            .values(progress_message_id=None)
+        )
+        result = await self._session.execute(delete(OutboxMessage).where(purged))
         return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -790,3 +790,47 @@ async def test_a_participation_and_its_answers_read_around_the_orm_as_the_orm_re
         stored = select(Answer.value).where(Answer.id == bindparam("answer_id"))
         value = await run_core(unit._session, stored, {"answer_id": answers[0].id})
         assert value.scalar_one() == "65 eller derover"
+
+
+async def test_a_purged_question_message_is_forgotten_so_its_id_names_no_other_message(
+    uow: UnitOfWorkFactory,
+) -> None:
+    """On SQLite a purge that takes the newest messages hands their ids out again: the
+    participation that named the purged one as its question's message must not name the next
+    message queued (another chat's, here), or the next answer would edit that."""
+    from bot.consultations.definition import parse_definition
+    from bot.consultations.importer import import_definition
+
+    old = NOW - timedelta(days=40)
+    async with uow() as unit:
+        await import_definition(unit, parse_definition(_EXAMPLE_OPEN_AT_NOW, ZONE), NOW)
+        consultation = await unit.consultations.by_slug("friluftsliv")
+        assert consultation is not None
+        participant = await unit.participants.add("telegram", "5", old)
+        question_message = await unit.outbox.add("telegram", "5", {"type": "message"}, old)
+        await unit.outbox.settle(question_message, OutboxStatus.SENT, old, external_message_id="77")
+        participation = await unit.participations.add(
+            Participation(
+                consultation_id=consultation.id,
+                participant_id=participant.id,
+                pseudonym="p-0123456789",
+                number=1,
+                status="active",
+                question_message_id=question_message,
+                pending_selection=[],
+                started_at=old,
+                updated_at=old,
+            )
+        )
+        await unit.commit()
+    async with uow() as unit:
+        assert await unit.outbox.purge_settled_before(NOW - timedelta(days=30)) == 1
+        await unit.commit()
+    async with uow() as unit:
+        elsewhere = await unit.outbox.add("telegram", "6", {"type": "message"}, NOW)
+        await unit.outbox.settle(elsewhere, OutboxStatus.SENT, NOW, external_message_id="12")
+        await unit.commit()
+    async with uow() as unit:
+        kept = await unit.participations.get(participation.id)
+        assert kept is not None
+        assert kept.question_message_id is None
