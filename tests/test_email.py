@@ -94,9 +94,16 @@ def clock_of(app: BorgerDialog) -> Clock:
 
 
 async def import_example(app: BorgerDialog) -> datetime:
-    """The example consultation, open now and closing in three days; return when it closes."""
+    """The example consultation, open now and closing at noon (local time) three days on;
+    return when it closes.
+
+    Noon, not this hour three days on: a round closing in the quiet hours (21:00 to 8:00) has
+    its results posted at 8:00 the morning after, and a test run in the evening waited for
+    results at the closing that were not due yet.
+    """
     now = clock_of(app).now
-    closes = (now + timedelta(days=3)).replace(second=0, microsecond=0)
+    three_days_on = (now + timedelta(days=3)).astimezone(app.settings.zone)
+    closes = three_days_on.replace(hour=12, minute=0, second=0, microsecond=0).astimezone(UTC)
     await import_consultation(app, example_with_round(now - timedelta(days=1), closes), now)
     return closes
 
