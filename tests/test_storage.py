@@ -722,35 +722,42 @@ async def test_a_dropped_connection_found_on_the_hot_path_replaces_the_whole_poo
             await unit.commit()
 
 
+async def _taking_part_in_the_example(
+    unit: UnitOfWork, chat_id: str, since: datetime, **columns: object
+) -> Participation:
+    """A Telegram chat's participant taking part in the example consultation (imported here),
+    its participation given ``columns`` beyond what every participation has."""
+    from bot.consultations.definition import parse_definition
+    from bot.consultations.importer import import_definition
+
+    await import_definition(unit, parse_definition(_EXAMPLE_OPEN_AT_NOW, ZONE), NOW)
+    consultation = await unit.consultations.by_slug("friluftsliv")
+    assert consultation is not None
+    participant = await unit.participants.add("telegram", chat_id, since)
+    return await unit.participations.add(
+        Participation(
+            consultation_id=consultation.id,
+            participant_id=participant.id,
+            pseudonym="p-0123456789",
+            number=1,
+            status="active",
+            started_at=since,
+            updated_at=since,
+            **{"pending_selection": [], **columns},
+        )
+    )
+
+
 async def test_a_participation_and_its_answers_read_around_the_orm_as_the_orm_reads_them(
     engine: AsyncEngine, uow: UnitOfWorkFactory
 ) -> None:
     """Every answer reads its participation and the answers so far, as rows put in the session
     as if loaded: the same values as the ORM's own query, one object per row, and a change
     still to be flushed is flushed first and kept, as the ORM's query does."""
-    from bot.consultations.definition import parse_definition
-    from bot.consultations.importer import import_definition
-
     async with uow() as unit:
-        await import_definition(unit, parse_definition(_EXAMPLE_OPEN_AT_NOW, ZONE), NOW)
-        consultation = await unit.consultations.by_slug("friluftsliv")
-        assert consultation is not None
-        first, second = (await unit.consultations.questions(consultation.id))[:2]
-        participant = await unit.participants.add("telegram", "9", NOW)
-        participation = await unit.participations.add(
-            Participation(
-                consultation_id=consultation.id,
-                participant_id=participant.id,
-                pseudonym="p-0123456789",
-                number=1,
-                status="active",
-                current_question_id=second.id,
-                pending_selection=["a"],
-                consent_at=NOW,
-                started_at=NOW,
-                updated_at=NOW,
-            )
-        )
+        participation = await _taking_part_in_the_example(unit, "9", NOW, pending_selection=["a"])
+        first, second = (await unit.consultations.questions(participation.consultation_id))[:2]
+        participation.current_question_id = second.id
         for question, value in ((first, "25-64"), (second, ["Nord", "Syd"])):
             await unit.participations.save_answer(
                 Answer(
@@ -798,29 +805,12 @@ async def test_a_purged_question_message_is_forgotten_so_its_id_names_no_other_m
     """On SQLite a purge that takes the newest messages hands their ids out again: the
     participation that named the purged one as its question's message must not name the next
     message queued (another chat's, here), or the next answer would edit that."""
-    from bot.consultations.definition import parse_definition
-    from bot.consultations.importer import import_definition
-
     old = NOW - timedelta(days=40)
     async with uow() as unit:
-        await import_definition(unit, parse_definition(_EXAMPLE_OPEN_AT_NOW, ZONE), NOW)
-        consultation = await unit.consultations.by_slug("friluftsliv")
-        assert consultation is not None
-        participant = await unit.participants.add("telegram", "5", old)
         question_message = await unit.outbox.add("telegram", "5", {"type": "message"}, old)
         await unit.outbox.settle(question_message, OutboxStatus.SENT, old, external_message_id="77")
-        participation = await unit.participations.add(
-            Participation(
-                consultation_id=consultation.id,
-                participant_id=participant.id,
-                pseudonym="p-0123456789",
-                number=1,
-                status="active",
-                question_message_id=question_message,
-                pending_selection=[],
-                started_at=old,
-                updated_at=old,
-            )
+        participation = await _taking_part_in_the_example(
+            unit, "5", old, question_message_id=question_message
         )
         await unit.commit()
     async with uow() as unit:
