@@ -4,9 +4,9 @@ Every event reads the consultation it concerns, its rounds and its questions, wh
 when staff import or edit a definition. Each process keeps what it read; a unit of work asks the
 database for the version (one row, by primary key) the first time it needs a definition, unless
 the claim of the event it applies read it along already, and every change of a definition moves
-the version in the same transaction. So a unit never sees a
-definition older than the last committed change, in any process, while the consultation, its
-rounds and its questions cost one small read instead of three queries and their ORM objects.
+the version in the same transaction. So a unit never sees a definition older than the last
+committed change, in any process, while the consultation, its rounds and its questions cost one
+small read instead of three queries and their ORM objects.
 
 What the cache hands out are ORM objects no session holds any more: fine to read, never to
 change. A unit of work that changes definitions reads them from the database instead
