@@ -269,3 +269,63 @@ async def test_without_the_chat_lock_two_processes_would_send_messages_twice(
     # The check above can fail: without the lock both read the same pending messages.
     received = await two_processes_deliver_one_chat(database_url, locked=False)
     assert len(received) > 40
+
+
+@POSTGRES
+async def test_a_unit_reads_its_replies_for_delivery_only_while_no_process_sends_to_the_chat(
+    database_url: str,
+) -> None:
+    """With several processes, the unit of work that queues an event's replies also reads them
+    for their delivery (no unit of its own for that) once it holds the chat across processes.
+    While another process sends to the chat it leaves them to a delivery of their own, which
+    waits for that process: nothing goes out twice or out of order."""
+    engine = create_engine(database_url)
+    locks = [ChatDeliveryLocks(database_url) for _ in range(2)]
+    try:
+        uow = UnitOfWorkFactory(create_session_factory(engine))
+        recorder = SlowRecorder()
+        other, ours = (
+            OutboxDelivery(uow, lambda: datetime.now(UTC), shared_locks=lock) for lock in locks
+        )
+        other.register(recorder)
+        ours.register(recorder)
+
+        async def queue(unit: Any, text: str) -> None:
+            await unit.outbox.add(
+                "telegram", "42", {"type": "text", "text": text}, datetime.now(UTC)
+            )
+
+        async with uow() as unit:
+            for number in range(20):
+                await queue(unit, f"other {number}")
+            await unit.commit()
+        running = asyncio.create_task(other.deliver_chat("telegram", "42"))
+        await eventually(lambda: len(recorder.received) > 0, what="the other process sending")
+        async with uow() as unit:
+            await queue(unit, "ours 1")
+            held_elsewhere = ours.reply_turn("telegram", "42")
+            assert held_elsewhere is not None
+            assert not await held_elsewhere.take_if_free()
+            await unit.commit()
+        await running
+
+        async with uow() as unit:
+            await queue(unit, "ours 2")
+            turn = ours.reply_turn("telegram", "42")
+            assert turn is not None
+            assert await turn.take_if_free()
+            turn.pending = await unit.outbox.pending_for_chat("telegram", "42", "reply")
+            await unit.commit()
+        # The other process's next delivery finds the chat taken and waits until it is let go.
+        waiting = asyncio.create_task(other.deliver_chat("telegram", "42"))
+        await ours.deliver_chat("telegram", "42", turn=turn)
+        await waiting
+        assert recorder.received == [f"other {n}" for n in range(20)] + ["ours 1", "ours 2"]
+        async with uow.read() as unit:
+            assert not await unit.outbox.pending_for_chat("telegram", "42", "reply")
+        # Let go across processes too: the other process takes the chat at once.
+        assert await locks[0].try_lock("telegram:42:reply")
+    finally:
+        for lock in locks:
+            await lock.close()
+        await engine.dispose()

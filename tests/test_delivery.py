@@ -274,7 +274,7 @@ async def test_replies_read_with_the_unit_that_queued_them_go_out_once_in_order(
         waiting = asyncio.create_task(delivery.deliver_chat("telegram", "42"))
         await delivery.deliver_chat("telegram", "42", turn=turn)
         await waiting
-        turn.release()  # a second time does nothing
+        await turn.release()  # a second time does nothing
         assert recorder.received == ["A", "B"]
         assert len(delivery._locks) == 0  # nothing left held
     finally:

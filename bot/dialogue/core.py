@@ -295,7 +295,7 @@ class DialogueCore:
                 self.metrics.reply_seconds.labels(channel).observe(time.perf_counter() - started)
         finally:
             if turn is not None:
-                turn.release()
+                await turn.release()
 
     async def _deliver(self, address: ChatAddress, turn: ReplyTurn | None = None) -> None:
         try:
@@ -414,10 +414,10 @@ class DialogueCore:
             applied, others = await self._apply_unit(channel, external_id, event, turn)
         except BaseException:
             if turn is not None:
-                turn.release()
+                await turn.release()
             raise
         if turn is not None and turn.pending is None:
-            turn.release()
+            await turn.release()
             turn = None
         return applied, others, turn
 

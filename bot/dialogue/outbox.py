@@ -161,23 +161,55 @@ class ReplyTurn:
     """A chat's reply delivery, to be held by this process from the moment its pending messages
     are read in the unit of work that queued the newest (see ``OutboxDelivery.reply_turn``)."""
 
-    def __init__(self, locks: KeyedLocks, key: tuple[str, str, str]) -> None:
+    def __init__(
+        self,
+        locks: KeyedLocks,
+        key: tuple[str, str, str],
+        shared_locks: ChatLocks | None = None,
+    ) -> None:
         self.pending: list[QueuedMessage] | None = None
         self._locks = locks
         self._key = key
+        self._shared_locks = shared_locks
         self._let_go: Callable[[], None] | None = None
+        self._shared_held = False
 
     async def take_if_free(self) -> bool:
-        """Hold the chat's delivery now if nobody delivers it or waits to; say whether held."""
-        if self._let_go is None:
-            self._let_go = await self._locks.take_if_free(self._key)
-        return self._let_go is not None
+        """Hold the chat's delivery now if nobody delivers it or waits to; say whether held.
 
-    def release(self) -> None:
+        With several processes, also across them (the chat's shared lock, only tried): a chat
+        another process is sending to, or a lock connection that fails, leaves the delivery to
+        ``deliver_chat`` after the commit, which waits for the chat or reports the database.
+        """
+        if self._let_go is not None:
+            return True
+        self._let_go = await self._locks.take_if_free(self._key)
+        if self._let_go is None or self._shared_locks is None:
+            return self._let_go is not None
+        try:
+            self._shared_held = await self._shared_locks.try_lock(shared_key(*self._key))
+        except Exception as error:
+            logger.warning("chat delivery lock not taken (%s)", type(error).__name__)
+        if not self._shared_held:
+            await self.release()
+        return self._shared_held
+
+    async def release(self) -> None:
         """Let the chat's delivery go, if held (once; again does nothing)."""
         let_go, self._let_go = self._let_go, None
-        if let_go is not None:
-            let_go()
+        shared_held, self._shared_held = self._shared_held, False
+        try:
+            if shared_held:
+                assert self._shared_locks is not None
+                await self._shared_locks.unlock(shared_key(*self._key))
+        finally:
+            if let_go is not None:
+                let_go()
+
+
+def shared_key(channel: str, chat_id: str, lane: str) -> str:
+    """The name of a chat's delivery lock across processes."""
+    return f"{channel}:{chat_id}:{lane}"
 
 
 class OutboxDelivery:
@@ -225,12 +257,13 @@ class OutboxDelivery:
 
         The unit takes it (if free) and reads what is pending for the chat in its own
         transaction: no delivery can send any of that meanwhile, so ``deliver_chat`` after the
-        commit needs no unit of its own to read it. None with several processes (this
-        process's lock says nothing of the others') or a channel not running.
+        commit needs no unit of its own to read it. With several processes the chat's shared
+        lock is taken as well before that read, so what another process sent and settled
+        before letting the chat go is read as sent. None for a channel not running.
         """
-        if self._shared_locks is not None or channel not in self._senders:
+        if channel not in self._senders:
             return None
-        return ReplyTurn(self._locks, (channel, chat_id, Lane.REPLY))
+        return ReplyTurn(self._locks, (channel, chat_id, Lane.REPLY), self._shared_locks)
 
     async def deliver_chat(
         self,
@@ -252,7 +285,7 @@ class OutboxDelivery:
                     await self._send_pending(sender, channel, chat_id, turn.pending)
                     return
             finally:
-                turn.release()
+                await turn.release()
         sender = self._senders.get(channel)
         if sender is None:
             return
@@ -295,7 +328,7 @@ class OutboxDelivery:
         if locks is None:
             yield True
             return
-        key = f"{channel}:{chat_id}:{lane}"
+        key = shared_key(channel, chat_id, lane)
         wait, longest = BUSY_CHAT_WAIT
         while not await locks.try_lock(key):
             async with self._uow.read() as uow:

@@ -13,8 +13,8 @@ newcomers`` is the burst's update (``/start friluftsliv`` from a citizen the bot
 answered with the introduction and the consent card); ``--kind consent`` adds the citizen's tap
 on the consent button (two updates a citizen, the first question asked), ``--kind answers`` the
 answers to the first two questions too (four updates a citizen). On PostgreSQL the core
-takes each chat's turn across processes, as ``borgerdialog run`` does there. Only the core's own
-process is measured: the database server's CPU is not in it.
+takes each chat's turn and its delivery across processes, as ``borgerdialog run`` does there.
+Only the core's own process is measured: the database server's CPU is not in it.
 
 ``--worker`` is the process of one checkout (started by the driver): it imports that checkout's
 code, then reads a number per line on stdin, applies that many updates and prints their CPU
@@ -60,21 +60,33 @@ async def _work(database_url: str, kind: str) -> None:
         _env_file=None, database_url=database_url, data_dir=Path(tempfile.mkdtemp())
     )
     bot = flows.FlowBot(settings, lambda: datetime.now(UTC))
+    delivery_locks: Any = None
     await bot.start()
     if several_processes:
+        # As `borgerdialog run` builds it on PostgreSQL: chats' deliveries and turns held
+        # across processes.
+        from bot.dialogue.outbox import OutboxDelivery
+        from storage.advisory import ChatDeliveryLocks
+
         core = bot.core
+        delivery = OutboxDelivery(bot.uow, bot.clock, shared_locks=ChatDeliveryLocks(database_url))
+        delivery.register(bot.channel)
         bot.core = build_core(
             settings,
             bot.uow,
             core._catalogs,
-            core.delivery,
+            delivery,
             bot.clock,
             b"alternate",
             core.health,
             several_processes=True,
         )
+
         # A reader makes the core take each chat's turn across processes; none is read here.
-        bot.core.register_reader(flows.CHANNEL, lambda payload: None)
+        async def read_nothing(payload: dict[str, Any]) -> None:
+            return None
+
+        bot.core.register_reader(flows.CHANNEL, read_nothing)
     async with bot.uow() as unit:
         await ensure_demo(unit, bot.clock(), settings.zone)
         await unit.commit()
@@ -107,6 +119,8 @@ async def _work(database_url: str, kind: str) -> None:
         print(time.process_time() - started, flush=True)
         next_chat += count
     await bot.stop()
+    if delivery_locks is not None:
+        await delivery_locks.close()
 
 
 def worker(checkout: Path, database_url: str, kind: str) -> None:
