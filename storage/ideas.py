@@ -11,7 +11,6 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     Row,
     Select,
-    Table,
     and_,
     bindparam,
     exists,
@@ -36,7 +35,7 @@ from storage.models import (
     VoteEvent,
     VoteValue,
 )
-from storage.repositories import insert_for
+from storage.repositories import NEXT_NUMBER, insert_for
 
 # How many rows a large read takes per part (see _rows_in_parts).
 VOTES_PER_FETCH = 5000
@@ -84,21 +83,6 @@ class Candidate:
     votes: int
 
 
-# Every newcomer takes a number: built once (building a statement costs more than running it),
-# and a Core statement on the table, which costs a quarter of the same UPDATE through the ORM.
-_CONSULTATIONS: Table = Consultation.__table__  # type: ignore[assignment]
-_NEXT_NUMBER = {
-    name: update(_CONSULTATIONS)
-    .where(_CONSULTATIONS.c.id == bindparam("b_consultation_id"))
-    .values({column: column + 1})
-    .returning(column)
-    for name, column in (
-        ("participant", _CONSULTATIONS.c.participant_counter),
-        ("statement", _CONSULTATIONS.c.statement_counter),
-    )
-}
-
-
 # Screening counts on the path of every statement written: built once.
 _STATEMENT_COPIES = (
     select(func.count())
@@ -130,7 +114,7 @@ class IdeasRepository:
         One UPDATE takes the row lock, so two processes never hand out the same number.
         """
         result = await run_core(
-            self._session, _NEXT_NUMBER[counter], {"b_consultation_id": consultation_id}
+            self._session, NEXT_NUMBER[counter], {"b_consultation_id": consultation_id}
         )
         return int(result.scalar_one())
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from storage import database
 from storage.database import create_engine, create_session_factory, is_transient, run_core
 from storage.migrate import (
     HEAD_REVISION,
@@ -406,6 +408,52 @@ async def test_the_hot_paths_writes_around_the_orm_read_back_as_the_orm_would(
     assert await _unknown_arrives(uow) is None
 
 
+async def test_a_newcomer_is_stored_as_they_arrive_and_counted_after(
+    uow: UnitOfWorkFactory, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chat's first event stores its participant; later ones count them. On PostgreSQL both
+    are one statement (one round trip on every first message): finding them unknown and
+    storing them."""
+    statements: list[str] = []
+    driver_run = getattr(database, "_run_asyncpg", None)
+    if driver_run is not None:
+
+        async def counted(cursor: Any, sql: str, arguments: list[Any]) -> Any:
+            statements.append(sql)
+            return await driver_run(cursor, sql, arguments)
+
+        monkeypatch.setattr(database, "_run_asyncpg", counted)
+    async with uow() as unit:
+        newcomer, added = await unit.participants.arrive_or_add("telegram", "5", NOW)
+        assert added
+        assert (newcomer.events_applied, newcomer.state, newcomer.language) == (1, {}, None)
+        newcomer.state = {"last_language": "da"}  # changed after, flushed at the commit
+        await unit.commit()
+    if engine.dialect.name == "postgresql":
+        assert len(statements) == 2  # the arrival, and the state written at the commit
+    async with uow() as unit:
+        stored = await unit.participants.by_id(newcomer.id)
+        assert stored is not None
+        stored.stopped_at = NOW  # /stop
+        await unit.commit()
+    later = NOW + timedelta(minutes=1)
+    async with uow() as unit:
+        again, added = await unit.participants.arrive_or_add("telegram", "5", later)
+        assert not added
+        assert again.id == newcomer.id
+        assert (again.events_applied, again.state, again.last_seen_at, again.stopped_at) == (
+            2,
+            {"last_language": "da"},
+            later,
+            None,
+        )
+        await unit.commit()
+    async with uow.read() as unit:
+        counted = await unit.participants.get("telegram", "5")
+        assert counted is not None
+        assert counted.events_applied == 2
+
+
 async def _unknown_arrives(uow: UnitOfWorkFactory) -> object:
     async with uow() as unit:
         return await unit.participants.arrive("telegram", "nobody", NOW)
@@ -746,6 +794,62 @@ async def _taking_part_in_the_example(
             **{"pending_selection": [], **columns},
         )
     )
+
+
+async def test_newcomers_to_a_consultation_take_its_numbers_in_turn_and_none_twice(
+    engine: AsyncEngine, uow: UnitOfWorkFactory
+) -> None:
+    """A newcomer's participation takes the consultation's next participant number as it is
+    stored (one statement on PostgreSQL). Two units at once, as two processes would, wait for
+    each other at the counter and never hand out one number twice."""
+    async with uow() as unit:
+        first = await _taking_part_in_the_example(unit, "20", NOW)  # number 1, by hand
+        consultation_id = first.consultation_id
+        consultation = await unit.consultations.get(consultation_id)
+        assert consultation is not None
+        consultation.participant_counter = 1
+        await unit.commit()
+
+    async def newcomer(chat_id: str, hold: asyncio.Event | None = None) -> int:
+        async with uow() as unit:
+            participant = await unit.participants.add("telegram", chat_id, NOW)
+            participation = await unit.participations.add_numbered(
+                Participation(
+                    consultation_id=consultation_id,
+                    participant_id=participant.id,
+                    pseudonym=f"p-{chat_id}",
+                    status="invited",
+                    pending_selection=[],
+                    started_at=NOW,
+                    updated_at=NOW,
+                )
+            )
+            if hold is not None:
+                await hold.wait()
+            await unit.commit()
+            return participation.number
+
+    assert await newcomer("21") == 2
+    if engine.dialect.name == "postgresql":
+        release = asyncio.Event()
+        holding = asyncio.create_task(newcomer("22", release))
+        waiting = asyncio.create_task(newcomer("23"))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # held at the counter's row until the other commits
+        release.set()
+        assert sorted(await asyncio.gather(holding, waiting)) == [3, 4]
+    else:
+        assert [await newcomer("22"), await newcomer("23")] == [3, 4]
+    async with uow.read() as unit:
+        stored = await unit.participations.of_participant(
+            (await unit.participants.get("telegram", "23")).id  # type: ignore[union-attr]
+        )
+        assert [(p.number, p.status, p.pseudonym, p.pending_selection) for p in stored] == [
+            (stored[0].number, "invited", "p-23", [])
+        ]
+        consultation = await unit.consultations.get(consultation_id)
+        assert consultation is not None
+        assert consultation.participant_counter == 4
 
 
 async def test_a_participation_and_its_answers_read_around_the_orm_as_the_orm_reads_them(

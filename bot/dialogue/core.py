@@ -447,21 +447,12 @@ class DialogueCore:
             # Seen now, reachable, and /stop holds only until they write again (the /stop flow
             # sets it anew). The language is remembered for messages they did not ask for (a
             # moderator's decision).
-            participant = await uow.participants.arrive(channel, event.chat_id, now)
-            first_contact = participant is None
-            if participant is None:
-                texts = self._texts_for(None, event)
-                participant = await uow.participants.add(
-                    channel,
-                    event.chat_id,
-                    now,
-                    state={LAST_LANGUAGE: texts.language},
-                    events_applied=1,
-                )
-            else:
-                texts = self._texts_for(participant.language, event)
-                if participant.state.get(LAST_LANGUAGE) != texts.language:
-                    participant.state = {**participant.state, LAST_LANGUAGE: texts.language}
+            participant, first_contact = await uow.participants.arrive_or_add(
+                channel, event.chat_id, now
+            )
+            texts = self._texts_for(participant.language, event)
+            if participant.state.get(LAST_LANGUAGE) != texts.language:
+                participant.state = {**participant.state, LAST_LANGUAGE: texts.language}
             event_id = await uow.inbox.claim(
                 channel,
                 external_id,

@@ -118,12 +118,11 @@ async def open_consultation(ctx: FlowContext, outcome: Outcome, consultation: Co
     # the consent card and has not answered it.
     reopened = participation is not None and participation.status == ParticipationStatus.INVITED
     if participation is None:
-        participation = await ctx.uow.participations.add(
+        participation = await ctx.uow.participations.add_numbered(
             Participation(
                 consultation_id=consultation.id,
                 participant_id=ctx.participant.id,
                 pseudonym=f"p-{secrets.token_hex(5)}",
-                number=await ctx.uow.ideas.next_number(consultation.id, "participant"),
                 status=ParticipationStatus.INVITED,
                 pending_selection=[],
                 started_at=ctx.now,
