@@ -213,6 +213,7 @@ class BorgerDialog:
             create_session_factory(self.engine),
             create_session_factory(self.engine, read_only=True),
             DefinitionCache(),
+            create_session_factory(self.engine, each_statement=True),
         )
         catalogs = Catalogs(settings.default_language)
         # PostgreSQL may be shared by several processes (SQLite's run refuses a second one): a

@@ -39,6 +39,7 @@ from storage.models import (
     Participant,
     Participation,
 )
+from storage.repositories import Settlement
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 from tests.citizens import example_with_round
 from tests.conftest import migrate_database
@@ -452,6 +453,47 @@ async def test_a_newcomer_is_stored_as_they_arrive_and_counted_after(
         counted = await unit.participants.get("telegram", "5")
         assert counted is not None
         assert counted.events_applied == 2
+
+
+@ON_POSTGRESQL
+async def test_a_sent_messages_outcome_is_recorded_without_a_transaction_around_it(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chat's next message goes only once the last one's outcome is recorded, for every
+    message sent. On PostgreSQL that is one statement committed as it runs: a BEGIN and a COMMIT
+    around it were two round trips more for each message."""
+    import asyncpg.transaction
+
+    from bot.dialogue.outbox import GroupSettler
+
+    uow = UnitOfWorkFactory(
+        create_session_factory(engine),
+        statement_session_factory=create_session_factory(engine, each_statement=True),
+    )
+    async with uow() as unit:
+        sent = await unit.outbox.add("telegram", "5", {"type": "text", "text": "Hej"}, NOW)
+        failed = await unit.outbox.add("telegram", "5", {"type": "text", "text": "Nej"}, NOW)
+        await unit.commit()
+    begun: list[object] = []
+    start = asyncpg.transaction.Transaction.start
+
+    async def counted(transaction: Any) -> None:
+        begun.append(transaction)
+        await start(transaction)
+
+    monkeypatch.setattr(asyncpg.transaction.Transaction, "start", counted)
+    settler = GroupSettler(uow)
+    await asyncio.gather(
+        settler.settle(Settlement(sent, OutboxStatus.SENT, NOW, "77")),
+        settler.settle(Settlement(failed, OutboxStatus.FAILED, NOW, error="refused")),
+    )
+    assert begun == []
+    async with uow.read() as unit:
+        stored = [await unit.outbox.get(sent), await unit.outbox.get(failed)]
+        assert [(m.status, m.external_message_id, m.error) for m in stored if m] == [
+            (OutboxStatus.SENT, "77", None),
+            (OutboxStatus.FAILED, None, "refused"),
+        ]
 
 
 async def _unknown_arrives(uow: UnitOfWorkFactory) -> object:

@@ -144,7 +144,9 @@ class GroupSettler:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
-                async with self._uow() as uow:
+                # Each outcome stands alone: committed as it is written, without BEGIN and
+                # COMMIT (on PostgreSQL a round trip each, for every message sent).
+                async with self._uow.one_statement() as uow:
                     await uow.outbox.settle_many([outcome for outcome, _ in batch])
                     await uow.commit()
             except Exception as error:
