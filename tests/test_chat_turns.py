@@ -26,6 +26,7 @@ from storage.models import InboxStatus, OutboxStatus
 from storage.uow import UnitOfWorkFactory
 from tests.conftest import eventually, migrate_database
 from tests.fake_telegram import FakeBot, FakeTelegram
+from tests.test_delivery import queued_in_a_held_turn
 
 POSTGRES = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 # An update id far above what the fake hands out, as another process's update would have.
@@ -309,13 +310,7 @@ async def test_a_unit_reads_its_replies_for_delivery_only_while_no_process_sends
             await unit.commit()
         await running
 
-        async with uow() as unit:
-            await queue(unit, "ours 2")
-            turn = ours.reply_turn("telegram", "42")
-            assert turn is not None
-            assert await turn.take_if_free()
-            turn.pending = await unit.outbox.pending_for_chat("telegram", "42", "reply")
-            await unit.commit()
+        turn = await queued_in_a_held_turn(uow, ours, "ours 2")
         # The other process's next delivery finds the chat taken and waits until it is let go.
         waiting = asyncio.create_task(other.deliver_chat("telegram", "42"))
         await ours.deliver_chat("telegram", "42", turn=turn)

@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot.app import BorgerDialog
 from bot.config import Settings
-from bot.dialogue.outbox import OutboxDelivery
+from bot.dialogue.outbox import OutboxDelivery, ReplyTurn
 from storage.database import create_engine, create_session_factory
 from storage.models import InboxEvent, InboxStatus, OutboxMessage, OutboxStatus, Participant
 from storage.repositories import OutboxRepository, QueuedMessage, Settlement
@@ -264,13 +264,7 @@ async def test_replies_read_with_the_unit_that_queued_them_go_out_once_in_order(
         await running
         assert recorder.received == ["A"]
 
-        async with uow() as unit:
-            await unit.outbox.add("telegram", "42", {"type": "text", "text": "B"}, _now())
-            turn = delivery.reply_turn("telegram", "42")
-            assert turn is not None
-            assert await turn.take_if_free()
-            turn.pending = await unit.outbox.pending_for_chat("telegram", "42", "reply")
-            await unit.commit()
+        turn = await queued_in_a_held_turn(uow, delivery, "B")
         waiting = asyncio.create_task(delivery.deliver_chat("telegram", "42"))
         await delivery.deliver_chat("telegram", "42", turn=turn)
         await waiting
@@ -279,6 +273,21 @@ async def test_replies_read_with_the_unit_that_queued_them_go_out_once_in_order(
         assert len(delivery._locks) == 0  # nothing left held
     finally:
         await engine.dispose()
+
+
+async def queued_in_a_held_turn(
+    uow: UnitOfWorkFactory, delivery: OutboxDelivery, text: str
+) -> ReplyTurn:
+    """Queue a message for chat 42 as an event's unit does: the chat's delivery taken (it must
+    be free) and what is pending there read before the commit."""
+    async with uow() as unit:
+        await unit.outbox.add("telegram", "42", {"type": "text", "text": text}, _now())
+        turn = delivery.reply_turn("telegram", "42")
+        assert turn is not None
+        assert await turn.take_if_free()
+        turn.pending = await unit.outbox.pending_for_chat("telegram", "42", "reply")
+        await unit.commit()
+    return turn
 
 
 def _now() -> datetime:
