@@ -262,10 +262,10 @@ async def test_delivery_outcomes_of_many_chats_share_a_commit(uow: UnitOfWorkFac
     commits = 0
 
     class CountingFactory:
-        def __call__(self) -> object:
+        def one_statement(self) -> object:
             nonlocal commits
             commits += 1
-            return uow()
+            return uow.one_statement()
 
     settler = GroupSettler(CountingFactory())  # type: ignore[arg-type]
     await asyncio.gather(

@@ -203,7 +203,9 @@ class ReplyTurn:
         try:
             if shared_held:
                 assert self._shared_locks is not None
-                await self._shared_locks.unlock(shared_key(*self._key))
+                # Shielded: cancelled half-way, the chat would stay locked on the server while
+                # this process thinks it let go (and a later take would stack on it).
+                await asyncio.shield(self._shared_locks.unlock(shared_key(*self._key)))
         finally:
             if let_go is not None:
                 let_go()

@@ -69,7 +69,8 @@ async def _work(database_url: str, kind: str) -> None:
         from storage.advisory import ChatDeliveryLocks
 
         core = bot.core
-        delivery = OutboxDelivery(bot.uow, bot.clock, shared_locks=ChatDeliveryLocks(database_url))
+        delivery_locks = ChatDeliveryLocks(database_url)
+        delivery = OutboxDelivery(bot.uow, bot.clock, shared_locks=delivery_locks)
         delivery.register(bot.channel)
         bot.core = build_core(
             settings,
