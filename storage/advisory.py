@@ -113,6 +113,14 @@ class ChatDeliveryLocks:
         self._connection: AsyncConnection | None = None
         self._driver: Any = None  # asyncpg's connection under it
         self._turn = asyncio.Lock()
+        self._generation = 0
+
+    @property
+    def generation(self) -> int:
+        """Moves on whenever the connection is given up or found closed, and every lock taken
+        on it lost with it: a delivery that took a chat's lock checks it before each message
+        (another process may hold the chat now)."""
+        return self._generation
 
     async def try_lock(self, key: str) -> bool:
         """Take a chat's lock unless another process holds it; raise if the database is away."""
@@ -135,12 +143,16 @@ class ChatDeliveryLocks:
                     )
                     raw = await self._connection.get_raw_connection()
                     self._driver = raw.driver_connection
+                    # asyncpg calls this as soon as the socket closes (the server ended the
+                    # session, and its locks): known then, not at this connection's next call.
+                    self._driver.add_termination_listener(self._lost)
                 assert self._driver is not None
                 return await self._driver.fetchval(
                     statement, DELIVERY_NAMESPACE, key, timeout=ANSWER_SECONDS
                 )
             except BaseException as error:
                 # Whatever this connection held is gone with it; the next call opens another.
+                self._generation += 1
                 connection, self._connection, self._driver = self._connection, None, None
                 if connection is not None:
                     with contextlib.suppress(Exception):
@@ -149,6 +161,10 @@ class ChatDeliveryLocks:
                     # The driver's own errors, said as the database being away (it passes).
                     raise ConnectionError(f"chat delivery lock: {type(error).__name__}") from error
                 raise
+
+    def _lost(self, driver: Any) -> None:
+        if driver is self._driver:
+            self._generation += 1
 
     async def close(self) -> None:
         """Close the connection (freeing every lock) and the engine."""

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from bot.app import BorgerDialog
 from bot.config import Settings
@@ -320,6 +321,48 @@ async def test_a_unit_reads_its_replies_for_delivery_only_while_no_process_sends
             assert not await unit.outbox.pending_for_chat("telegram", "42", "reply")
         # Let go across processes too: the other process takes the chat at once.
         assert await locks[0].try_lock("telegram:42:reply")
+    finally:
+        for lock in locks:
+            await lock.close()
+        await engine.dispose()
+
+
+@POSTGRES
+async def test_a_delivery_that_lost_its_chat_lock_stops_before_its_next_message(
+    database_url: str,
+) -> None:
+    """A process's chat locks live on one connection of their own. When the server ends it,
+    every chat lock goes with it and another process may take a chat this one is still sending
+    to. This one stops before its next message: at most the message in flight goes out twice,
+    as after a crash, and the rest once each, in order."""
+    engine = create_engine(database_url)
+    locks = [ChatDeliveryLocks(database_url) for _ in range(2)]
+    try:
+        uow = UnitOfWorkFactory(create_session_factory(engine))
+        async with uow() as unit:
+            for number in range(30):
+                await unit.outbox.add(
+                    "telegram", "42", {"type": "text", "text": f"{number}"}, datetime.now(UTC)
+                )
+            await unit.commit()
+        recorder = SlowRecorder()
+        first, second = (
+            OutboxDelivery(uow, lambda: datetime.now(UTC), shared_locks=lock) for lock in locks
+        )
+        first.register(recorder)
+        second.register(recorder)
+        running = asyncio.create_task(first.deliver_chat("telegram", "42"))
+        await eventually(lambda: len(recorder.received) >= 3, what="the first process sending")
+        server_pid = locks[0]._driver.get_server_pid()
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": server_pid})
+        await second.deliver_chat("telegram", "42")
+        await running
+        received = recorder.received
+        assert sorted(set(received), key=int) == [f"{number}" for number in range(30)]
+        assert len(received) - 30 <= 1  # at most the message in flight, twice
+        first_seen = list(dict.fromkeys(received))
+        assert first_seen == [f"{number}" for number in range(30)]
     finally:
         for lock in locks:
             await lock.close()

@@ -37,6 +37,15 @@ class ChatLocks(Protocol):
 
     async def unlock(self, key: str) -> None: ...
 
+    @property
+    def generation(self) -> int:
+        """Moves on whenever the locks held so far are lost (their connection gone)."""
+        ...
+
+
+def _always() -> bool:
+    return True
+
 
 class RetryLater(Exception):
     """The channel asked us to wait (Telegram's 429); the same message is sent again after."""
@@ -175,6 +184,7 @@ class ReplyTurn:
         self._shared_locks = shared_locks
         self._let_go: Callable[[], None] | None = None
         self._shared_held = False
+        self._shared_generation = 0
 
     async def take_if_free(self) -> bool:
         """Hold the chat's delivery now if nobody delivers it or waits to; say whether held.
@@ -190,11 +200,17 @@ class ReplyTurn:
             return self._let_go is not None
         try:
             self._shared_held = await self._shared_locks.try_lock(shared_key(*self._key))
+            self._shared_generation = self._shared_locks.generation
         except Exception as error:
             logger.warning("chat delivery lock not taken (%s)", type(error).__name__)
         if not self._shared_held:
             await self.release()
         return self._shared_held
+
+    def still_ours(self) -> bool:
+        """Whether the chat is still held across processes (a lost lock connection lost it)."""
+        locks = self._shared_locks
+        return locks is None or locks.generation == self._shared_generation
 
     async def release(self) -> None:
         """Let the chat's delivery go, if held (once; again does nothing)."""
@@ -286,7 +302,9 @@ class OutboxDelivery:
             try:
                 sender = self._senders.get(channel)
                 if sender is not None and turn.pending is not None:
-                    await self._send_pending(sender, channel, chat_id, turn.pending)
+                    await self._send_pending(
+                        sender, channel, chat_id, turn.pending, turn.still_ours
+                    )
                     return
             finally:
                 await turn.release()
@@ -295,25 +313,32 @@ class OutboxDelivery:
             return
         async with (
             self._locks.hold((channel, chat_id, lane)),
-            self._turn(channel, chat_id, lane) as ours,
+            self._turn(channel, chat_id, lane) as still_ours,
         ):
-            if not ours:
+            if still_ours is None:
                 return  # another process sent everything there was
             # Read under the lock, so two deliveries of one chat can never send a message twice:
             # whatever an earlier delivery sent is settled (committed) before it let go.
             async with self._uow.read() as uow:
                 pending = await uow.outbox.pending_for_chat(channel, chat_id, lane)
-            await self._send_pending(sender, channel, chat_id, pending)
+            await self._send_pending(sender, channel, chat_id, pending, still_ours)
 
     async def _send_pending(
-        self, sender: Channel, channel: str, chat_id: str, pending: list[QueuedMessage]
+        self,
+        sender: Channel,
+        channel: str,
+        chat_id: str,
+        pending: list[QueuedMessage],
+        still_ours: Callable[[], bool],
     ) -> None:
         # A button's acknowledgement is no message in the conversation: it goes out beside
         # the messages after it instead of holding them up for a round trip (the citizen sees
         # the answer to a tap sooner). It is settled before the chat is let go, like the rest.
         acknowledgements: list[asyncio.Task[None]] = []
         try:
-            await self._deliver_in_order(sender, channel, chat_id, pending, acknowledgements)
+            await self._deliver_in_order(
+                sender, channel, chat_id, pending, acknowledgements, still_ours
+            )
         finally:
             finished = await asyncio.gather(*acknowledgements, return_exceptions=True)
         for result in finished:
@@ -321,16 +346,20 @@ class OutboxDelivery:
                 raise result
 
     @asynccontextmanager
-    async def _turn(self, channel: str, chat_id: str, lane: str) -> AsyncIterator[bool]:
-        """Hold a chat's delivery across processes (True), or find nothing left to send (False).
+    async def _turn(
+        self, channel: str, chat_id: str, lane: str
+    ) -> AsyncIterator[Callable[[], bool] | None]:
+        """Hold a chat's delivery across processes, or find nothing left to send (None).
 
-        Another process delivering the chat read what was pending when it started, so a message
-        queued since may not be sent by it: waiting for it to finish is not enough. The chat is
-        taken over once free, unless every message of it has gone out meanwhile.
+        Held, it gives a check of whether the chat is still held (a lock connection lost on the
+        way lost the chat with it). Another process delivering the chat read what was pending
+        when it started, so a message queued since may not be sent by it: waiting for it to
+        finish is not enough. The chat is taken over once free, unless every message of it has
+        gone out meanwhile.
         """
         locks = self._shared_locks
         if locks is None:
-            yield True
+            yield _always
             return
         key = shared_key(channel, chat_id, lane)
         wait, longest = BUSY_CHAT_WAIT
@@ -338,12 +367,13 @@ class OutboxDelivery:
             async with self._uow.read() as uow:
                 left = await uow.outbox.pending_for_chat(channel, chat_id, lane)
             if not left:
-                yield False
+                yield None
                 return
             await asyncio.sleep(wait)
             wait = min(wait * 2, longest)
+        taken = locks.generation
         try:
-            yield True
+            yield lambda: locks.generation == taken
         finally:
             await locks.unlock(key)
 
@@ -354,8 +384,18 @@ class OutboxDelivery:
         chat_id: str,
         pending: list[QueuedMessage],
         acknowledgements: list[asyncio.Task[None]],
+        still_ours: Callable[[], bool],
     ) -> None:
         for position, message in enumerate(pending):
+            if not still_ours():
+                # The chat's lock went with its connection, and another process may be sending
+                # from what it reads pending now: the rest stays queued for it (or for the
+                # redelivery job). At most the message that was in flight goes out twice, as
+                # after a crash.
+                logger.warning(
+                    "chat delivery lock lost: %d messages left queued", len(pending) - position
+                )
+                return
             if message.payload.get("type") == ACKNOWLEDGEMENT:
                 acknowledgements.append(asyncio.create_task(self._acknowledge(sender, message)))
                 continue
