@@ -228,10 +228,12 @@ _OUTBOX_OUTCOME = {
     "error": bindparam("b_error"),
     "attempts": OUTBOX_TABLE.c.attempts + 1,
 }
-# A failed message keeps its content for an operator; a delivered one's is dropped.
+# A failed message keeps its content for an operator; a delivered one's is dropped. Only a
+# pending message is settled: an outcome written again (after a failure to record it, when part
+# of it was committed) must not undo what the platform said of the message since.
 _OUTBOX_SETTLE = {
     keep_content: update(OUTBOX_TABLE)
-    .where(OUTBOX_TABLE.c.id == bindparam("b_id"))
+    .where(OUTBOX_TABLE.c.id == bindparam("b_id"), OUTBOX_TABLE.c.status == OutboxStatus.PENDING)
     .values(_OUTBOX_OUTCOME if keep_content else {**_OUTBOX_OUTCOME, "payload": CLEARED_PAYLOAD})
     for keep_content in (False, True)
 }

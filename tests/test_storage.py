@@ -496,6 +496,33 @@ async def test_a_sent_messages_outcome_is_recorded_without_a_transaction_around_
         ]
 
 
+async def test_an_outcome_recorded_again_does_not_undo_what_the_platform_said_since(
+    uow: UnitOfWorkFactory,
+) -> None:
+    """Outcomes of a group commit are written one statement at a time on PostgreSQL: when a
+    later one fails, a delivery writes its outcome again. By then the platform may have said
+    the message failed after all; the outcome written again must leave that."""
+    async with uow() as unit:
+        message_id = await unit.outbox.add("whatsapp", "5", {"type": "text", "text": "Hej"}, NOW)
+        await unit.commit()
+    sent = Settlement(message_id, OutboxStatus.SENT, NOW, "wamid.1")
+    async with uow() as unit:
+        await unit.outbox.settle_many([sent])
+        await unit.commit()
+    async with uow() as unit:
+        await unit.outbox.record_platform_status(
+            "whatsapp", "wamid.1", "failed", 4, OutboxStatus.FAILED, "131026"
+        )
+        await unit.commit()
+    async with uow() as unit:
+        await unit.outbox.settle_many([sent])
+        await unit.commit()
+    async with uow.read() as unit:
+        stored = await unit.outbox.get(message_id)
+        assert stored is not None
+        assert stored.status == OutboxStatus.FAILED
+
+
 async def _unknown_arrives(uow: UnitOfWorkFactory) -> object:
     async with uow() as unit:
         return await unit.participants.arrive("telegram", "nobody", NOW)
