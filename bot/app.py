@@ -52,7 +52,7 @@ from scheduler.broadcast import BulkSender
 from scheduler.jobs import Housekeeping
 from scheduler.leader import Leadership, Role
 from scheduler.publishing import Publisher, PublishingSettings
-from storage.advisory import ChatDeliveryLocks
+from storage.advisory import ChatDeliveryLocks, DeliveryOutcomes
 from storage.database import (
     create_engine,
     create_session_factory,
@@ -192,6 +192,7 @@ class BorgerDialog:
         self.bulk: BulkSender | None = None
         self._delivery: OutboxDelivery | None = None
         self._delivery_locks: ChatDeliveryLocks | None = None
+        self._delivery_outcomes: DeliveryOutcomes | None = None
         self._channels: list[str] = []
         self._web: WebServer | None = None
         self.health_board = HealthBoard()
@@ -213,7 +214,6 @@ class BorgerDialog:
             create_session_factory(self.engine),
             create_session_factory(self.engine, read_only=True),
             DefinitionCache(),
-            create_session_factory(self.engine, each_statement=True),
         )
         catalogs = Catalogs(settings.default_language)
         # PostgreSQL may be shared by several processes (SQLite's run refuses a second one): a
@@ -221,8 +221,12 @@ class BorgerDialog:
         several_processes = not is_sqlite(settings.database_url)
         if several_processes:
             self._delivery_locks = ChatDeliveryLocks(settings.database_url)
+            self._delivery_outcomes = DeliveryOutcomes(settings.database_url)
         delivery = self._delivery = OutboxDelivery(
-            uow, self.clock, shared_locks=self._delivery_locks
+            uow,
+            self.clock,
+            shared_locks=self._delivery_locks,
+            outcomes=self._delivery_outcomes,
         )
         secret = installation_secret(settings)
         self.core = build_core(
@@ -405,6 +409,9 @@ class BorgerDialog:
         if self._delivery_locks is not None:
             await self._delivery_locks.close()
             self._delivery_locks = None
+        if self._delivery_outcomes is not None:
+            await self._delivery_outcomes.close()
+            self._delivery_outcomes = None
         if self.engine is not None:
             await self.engine.dispose()
             self.engine = None

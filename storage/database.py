@@ -467,6 +467,15 @@ async def run_core(
     return CoreResult(form.keys, rows, rowcount)
 
 
+def driver_form(
+    statement: Executable, parameter_sets: Sequence[Mapping[str, Any]], dialect: Any
+) -> tuple[str, list[list[Any]]]:
+    """A statement built once, compiled for the driver (as ``run_core`` runs it), and its
+    arguments for each set of values: for work that runs on a driver connection of its own."""
+    form = _compiled_form(statement, tuple(parameter_sets[0]), dialect)
+    return form.sql, [form.arguments(values) for values in parameter_sets]
+
+
 async def _run_on_asyncpg(
     session: AsyncSession, statement: Executable, values: Mapping[str, Any], dialect: Any
 ) -> CoreResult:
@@ -650,18 +659,11 @@ def _as_sqlalchemy_error(error: Exception, sql: str, dialect: Any) -> BaseExcept
 
 
 def create_session_factory(
-    engine: AsyncEngine, *, read_only: bool = False, each_statement: bool = False
+    engine: AsyncEngine, *, read_only: bool = False
 ) -> async_sessionmaker[AsyncSession]:
-    """Create the factory that units of work take their sessions from.
-
-    ``each_statement``: on PostgreSQL every statement is committed as it runs, with no BEGIN
-    and COMMIT around it (two round trips fewer, for a unit of one statement); on SQLite the
-    sessions are as ever.
-    """
+    """Create the factory that units of work take their sessions from."""
     if read_only:
         engine = engine.execution_options(**{READ_ONLY: True})
-    if each_statement and engine.dialect.name == "postgresql":
-        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
 
 

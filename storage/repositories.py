@@ -269,6 +269,26 @@ class Settlement:
     error: str | None = None
 
 
+def settlement_rows(settlements: Sequence[Settlement]) -> list[tuple[Any, list[dict[str, Any]]]]:
+    """The statements that record delivery outcomes, each with its rows (none left empty)."""
+    written = []
+    for keep_content, statement in _OUTBOX_SETTLE.items():
+        rows = [
+            {
+                "b_id": settled.message_id,
+                "b_status": settled.status,
+                "b_sent_at": settled.at,
+                "b_external_message_id": settled.external_message_id,
+                "b_error": settled.error[:200] if settled.error else None,
+            }
+            for settled in settlements
+            if (settled.status == OutboxStatus.FAILED) == keep_content
+        ]
+        if rows:
+            written.append((statement, rows))
+    return written
+
+
 class QueuedMessage(NamedTuple):
     """A message waiting in the outbox, as a delivery reads it."""
 
@@ -982,20 +1002,8 @@ class OutboxRepository:
         outbox is a delivery queue, not an archive of conversations. A failed one keeps it, for
         an operator. One statement of each kind for all of them (an executemany).
         """
-        for keep_content, statement in _OUTBOX_SETTLE.items():
-            rows = [
-                {
-                    "b_id": settled.message_id,
-                    "b_status": settled.status,
-                    "b_sent_at": settled.at,
-                    "b_external_message_id": settled.external_message_id,
-                    "b_error": settled.error[:200] if settled.error else None,
-                }
-                for settled in settlements
-                if (settled.status == OutboxStatus.FAILED) == keep_content
-            ]
-            if rows:
-                await run_core(self._session, statement, rows)
+        for statement, rows in settlement_rows(settlements):
+            await run_core(self._session, statement, rows)
 
     async def get(self, message_id: int) -> OutboxMessage | None:
         """Return one message by id."""

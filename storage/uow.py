@@ -100,11 +100,9 @@ class UnitOfWorkFactory:
         session_factory: async_sessionmaker[AsyncSession],
         read_session_factory: async_sessionmaker[AsyncSession] | None = None,
         definitions: DefinitionCache | None = None,
-        statement_session_factory: async_sessionmaker[AsyncSession] | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._read_session_factory = read_session_factory or session_factory
-        self._statement_session_factory = statement_session_factory or session_factory
         # Shared by every unit of this process (None: always read definitions anew).
         self._definitions = definitions
 
@@ -114,12 +112,3 @@ class UnitOfWorkFactory:
     def read(self) -> UnitOfWork:
         """A unit that only reads: on SQLite it never waits for a writer's lock."""
         return UnitOfWork(self._read_session_factory, self._definitions)
-
-    def one_statement(self) -> UnitOfWork:
-        """A unit of one statement (or of statements that need not stand or fall together).
-
-        On PostgreSQL each statement is committed as it runs: a unit of one statement is one
-        round trip instead of three (BEGIN, the statement, COMMIT), as for every sent message's
-        outcome. ``commit()`` is still called, as for any unit (on SQLite it commits).
-        """
-        return UnitOfWork(self._statement_session_factory, self._definitions)

@@ -106,7 +106,6 @@ class FlowBot:
             create_session_factory(self.engine),
             create_session_factory(self.engine, read_only=True),
             DefinitionCache(),
-            create_session_factory(self.engine, each_statement=True),
         )
         self.channel = RecordingChannel()
         delivery = OutboxDelivery(self.uow, clock)

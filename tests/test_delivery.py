@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from bot.app import BorgerDialog
 from bot.config import Settings
 from bot.dialogue.outbox import OutboxDelivery, ReplyTurn
+from storage.advisory import DeliveryOutcomes
 from storage.database import create_engine, create_session_factory
 from storage.models import InboxEvent, InboxStatus, OutboxMessage, OutboxStatus, Participant
 from storage.repositories import OutboxRepository, QueuedMessage, Settlement
@@ -158,16 +159,7 @@ async def test_a_reply_sent_while_the_database_fails_is_not_sent_again(
     """The reply went out, but recording that failed (the database locked for a moment). Left
     pending, the redelivery job would send it a second time; the outcome is recorded once the
     database takes it, and the citizen reads the reply once."""
-    settle_many = OutboxRepository.settle_many
-    refused: list[int] = []
-
-    async def locked_twice(repository: OutboxRepository, outcomes: list[Settlement]) -> None:
-        if len(refused) < 2:
-            refused.append(len(outcomes))
-            raise OperationalError("UPDATE outbox_messages", {}, _busy())
-        await settle_many(repository, outcomes)
-
-    monkeypatch.setattr(OutboxRepository, "settle_many", locked_twice)
+    refused = refuse_outcomes(monkeypatch, times=2)
     fake_bot.send_message(CITIZEN, "/help")
     await eventually(lambda: len(refused) == 2, what="two refused records")
 
@@ -190,11 +182,7 @@ async def test_a_stop_does_not_wait_for_a_database_that_stays_away(
 ) -> None:
     """Recording a sent reply is tried again while the database fails, but a shutdown ends the
     waiting: the reply stays pending for the next start, as if it had been in flight."""
-
-    async def always_locked(repository: OutboxRepository, outcomes: list[Settlement]) -> None:
-        raise OperationalError("UPDATE outbox_messages", {}, _busy())
-
-    monkeypatch.setattr(OutboxRepository, "settle_many", always_locked)
+    refuse_outcomes(monkeypatch, times=None)
     settings = make_settings(telegram_token=fake_bot.token, telegram_api_url=fake_telegram.api_url)
     app = BorgerDialog(settings)
     await app.start()
@@ -213,6 +201,24 @@ async def test_a_stop_does_not_wait_for_a_database_that_stays_away(
     finally:
         await engine.dispose()
     assert statuses == [OutboxStatus.PENDING]
+
+
+def refuse_outcomes(monkeypatch: pytest.MonkeyPatch, times: int | None) -> list[int]:
+    """Make recording delivery outcomes fail as a locked database does, ``times`` times (None:
+    always), whichever way they are written (a unit of work; on PostgreSQL a connection of their
+    own); return the number of outcomes of each refused attempt."""
+    refused: list[int] = []
+    for writer in (OutboxRepository, DeliveryOutcomes):
+        original = writer.settle_many
+
+        async def refusing(self: Any, outcomes: list[Settlement], original: Any = original) -> None:
+            if times is None or len(refused) < times:
+                refused.append(len(outcomes))
+                raise OperationalError("UPDATE outbox_messages", {}, _busy())
+            await original(self, outcomes)
+
+        monkeypatch.setattr(writer, "settle_many", refusing)
+    return refused
 
 
 def _busy() -> sqlite3.OperationalError:

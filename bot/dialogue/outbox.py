@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Protocol
@@ -41,6 +41,12 @@ class ChatLocks(Protocol):
     def generation(self) -> int:
         """Moves on whenever the locks held so far are lost (their connection gone)."""
         ...
+
+
+class OutcomeWriter(Protocol):
+    """Records delivery outcomes outside a unit of work (``storage.advisory.DeliveryOutcomes``)."""
+
+    async def settle_many(self, settlements: Sequence[Settlement]) -> None: ...
 
 
 def _always() -> bool:
@@ -136,8 +142,10 @@ class GroupSettler:
     single commit settles the messages of many chats instead of one each.
     """
 
-    def __init__(self, uow: UnitOfWorkFactory) -> None:
+    def __init__(self, uow: UnitOfWorkFactory, outcomes: OutcomeWriter | None = None) -> None:
         self._uow = uow
+        # PostgreSQL: outcomes written on a connection of their own, not in a unit of work.
+        self._outcomes = outcomes
         self._waiting: list[tuple[Settlement, asyncio.Future[None]]] = []
         self._committing: asyncio.Task[None] | None = None
 
@@ -153,11 +161,13 @@ class GroupSettler:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
-                # Each outcome stands alone: committed as it is written, without BEGIN and
-                # COMMIT (on PostgreSQL a round trip each, for every message sent).
-                async with self._uow.one_statement() as uow:
-                    await uow.outbox.settle_many([outcome for outcome, _ in batch])
-                    await uow.commit()
+                outcomes = [outcome for outcome, _ in batch]
+                if self._outcomes is not None:
+                    await self._outcomes.settle_many(outcomes)
+                else:
+                    async with self._uow() as uow:
+                        await uow.outbox.settle_many(outcomes)
+                        await uow.commit()
             except Exception as error:
                 for _, done in batch:
                     if not done.done():
@@ -243,6 +253,7 @@ class OutboxDelivery:
         sleep: Callable[[float], Any] = asyncio.sleep,
         metrics: Metrics | None = None,
         shared_locks: ChatLocks | None = None,
+        outcomes: OutcomeWriter | None = None,
     ) -> None:
         self._uow = uow
         # Several processes on one database: a chat is delivered by one of them at a time.
@@ -252,7 +263,7 @@ class OutboxDelivery:
         self._sleep = sleep
         self._senders: dict[str, Channel] = {}
         self._locks = KeyedLocks()
-        self._settler = GroupSettler(uow)
+        self._settler = GroupSettler(uow, outcomes)
         # Set at shutdown: stop waiting for the database to record what was sent.
         self._closing = asyncio.Event()
 

@@ -61,6 +61,7 @@ async def _work(database_url: str, kind: str) -> None:
     )
     bot = flows.FlowBot(settings, lambda: datetime.now(UTC))
     delivery_locks: Any = None
+    delivery_outcomes: Any = None
     await bot.start()
     if several_processes:
         # As `borgerdialog run` builds it on PostgreSQL: chats' deliveries and turns held
@@ -71,6 +72,15 @@ async def _work(database_url: str, kind: str) -> None:
         core = bot.core
         delivery_locks = ChatDeliveryLocks(database_url)
         delivery = OutboxDelivery(bot.uow, bot.clock, shared_locks=delivery_locks)
+        try:
+            from storage.advisory import DeliveryOutcomes
+        except ImportError:
+            pass  # a checkout from before outcomes had a connection of their own
+        else:
+            delivery_outcomes = DeliveryOutcomes(database_url)
+            delivery = OutboxDelivery(
+                bot.uow, bot.clock, shared_locks=delivery_locks, outcomes=delivery_outcomes
+            )
         delivery.register(bot.channel)
         bot.core = build_core(
             settings,
@@ -120,8 +130,9 @@ async def _work(database_url: str, kind: str) -> None:
         print(time.process_time() - started, flush=True)
         next_chat += count
     await bot.stop()
-    if delivery_locks is not None:
-        await delivery_locks.close()
+    for own_connection in (delivery_locks, delivery_outcomes):
+        if own_connection is not None:
+            await own_connection.close()
 
 
 def worker(checkout: Path, database_url: str, kind: str) -> None:
