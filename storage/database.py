@@ -62,10 +62,13 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     engine = create_async_engine(
         url,
         echo=echo,
-        # At most 10 connections, none more at peaks: PostgreSQL's default 100 (3 kept for
-        # superusers) then serves seven processes, not two. Twenty more at peaks bought nothing:
-        # the PostgreSQL burst and walkers ran as fast without them (README, "Several processes").
-        pool_size=10,
+        # At most 9 connections, none more at peaks: with the four a process keeps of its own,
+        # PostgreSQL's default 100 (3 kept for superusers) then serves seven processes, not two.
+        # Twenty more at peaks bought nothing: the PostgreSQL burst and walkers ran as fast
+        # without them (README, "Several processes"). The ninth was the tenth until delivery
+        # outcomes, written in units of work from the pool until then, got a connection of
+        # their own.
+        pool_size=9,
         max_overflow=0,
         # Error messages would otherwise quote the statement's values: citizens' texts and ids.
         hide_parameters=True,
