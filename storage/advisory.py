@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from storage.database import driver_form
+from storage.database import driver_form, refused_for_good
 from storage.repositories import Settlement, settlement_rows
 
 T = TypeVar("T")
@@ -116,6 +116,7 @@ class OwnConnection:
         self._driver: Any = None  # asyncpg's connection under it
         self._turn = asyncio.Lock()
         self._generation = 0
+        self._closed = False
 
     @property
     def generation(self) -> int:
@@ -127,6 +128,8 @@ class OwnConnection:
         """Run ``work`` on asyncpg's connection, straight, without SQLAlchemy's statement
         handling (which costs more CPU than the round trip on these calls)."""
         async with self._turn:
+            if self._closed:
+                raise ConnectionError(f"{self._purpose}: closed")
             try:
                 if self._connection is None:
                     self._connection = await asyncio.wait_for(
@@ -140,6 +143,10 @@ class OwnConnection:
                 assert self._driver is not None
                 return await work(self._driver)
             except BaseException as error:
+                if refused_for_good(error):
+                    # The work itself was refused (a value too long, say), not the connection:
+                    # said as it is, so that it is not retried as if the database were away.
+                    raise
                 # Whatever this connection held is gone with it; the next call opens another.
                 self._generation += 1
                 connection, self._connection, self._driver = self._connection, None, None
@@ -156,9 +163,11 @@ class OwnConnection:
             self._generation += 1
 
     async def close(self) -> None:
-        """Close the connection (freeing what the server kept for it) and the engine."""
+        """Close the connection (freeing what the server kept for it) and the engine; later
+        calls are refused."""
         async with self._turn:
-            connection, self._connection = self._connection, None
+            self._closed = True
+            connection, self._connection, self._driver = self._connection, None, None
             if connection is not None:
                 with contextlib.suppress(Exception):
                     await connection.close()
@@ -181,10 +190,13 @@ class ChatDeliveryLocks(OwnConnection):
     def __init__(self, url: str) -> None:
         super().__init__(url, "chat delivery lock")
 
-    async def try_lock(self, key: str) -> bool:
-        """Take a chat's lock unless another process holds it; raise if the database is away."""
+    async def try_lock(self, key: str) -> int | None:
+        """Take a chat's lock unless another process holds it, and return the ``generation`` it
+        is held under (None: not taken); raise if the database is away."""
+        under = self._generation
         taken = await self._call("SELECT pg_try_advisory_lock($1, hashtext($2))", key)
-        return bool(taken)
+        # The connection may have been found closed between the answer and now.
+        return under if taken and self._generation == under else None
 
     async def unlock(self, key: str) -> None:
         """Give a chat's lock up (a lost connection gave it up already)."""

@@ -384,6 +384,16 @@ def _transient_sqlstate(error: exc.DBAPIError) -> bool:
     return False
 
 
+def refused_for_good(error: BaseException) -> bool:
+    """Whether a driver's own error (raised outside SQLAlchemy) refuses the work itself, so the
+    same work would be refused again: values asyncpg cannot send, or a server error whose
+    SQLSTATE is not among the faults that pass."""
+    if type(error).__module__.startswith("asyncpg") and type(error).__name__ == "DataError":
+        return True
+    state = getattr(error, "sqlstate", None)
+    return isinstance(state, str) and not state.startswith(TRANSIENT_SQLSTATES)
+
+
 def dialect_name(session: AsyncSession) -> str:
     """The name of the database a session works on: "sqlite" or "postgresql"."""
     return session.sync_session.get_bind().dialect.name

@@ -462,7 +462,8 @@ async def test_sent_messages_outcomes_are_recorded_on_a_connection_of_their_own(
     """A chat's next message goes only once the last one's outcome is recorded, for every
     message sent. On PostgreSQL that is the statement alone, on a connection of its own: a unit
     of work (a session, a pooled connection, BEGIN and COMMIT) cost several times as much. The
-    connection is opened again after the server ended it."""
+    connection is opened again after the server ended it, and an outcome it can never take is
+    refused for good."""
     import asyncpg.transaction
 
     from bot.dialogue.outbox import GroupSettler
@@ -490,6 +491,11 @@ async def test_sent_messages_outcomes_are_recorded_on_a_connection_of_their_own(
             settler.settle(Settlement(ids[1], OutboxStatus.FAILED, NOW, error="refused")),
         )
         assert begun == []
+        # An outcome the database can never take is refused as such, not retried for ever as
+        # if the database were away (holding its chat).
+        with pytest.raises(Exception) as refused:
+            await outcomes.settle_many([Settlement(ids[2], OutboxStatus.SENT, NOW, "x" * 200)])
+        assert not is_transient(refused.value)
         monkeypatch.undo()
         async with engine.connect() as connection:
             await connection.execute(

@@ -33,7 +33,9 @@ BUSY_CHAT_WAIT = (0.02, 0.5)
 class ChatLocks(Protocol):
     """Locks that keep a chat's delivery to one process at a time (PostgreSQL advisory locks)."""
 
-    async def try_lock(self, key: str) -> bool: ...
+    async def try_lock(self, key: str) -> int | None:
+        """Take a chat's lock if free; return the ``generation`` it is held under (None: not)."""
+        ...
 
     async def unlock(self, key: str) -> None: ...
 
@@ -209,8 +211,9 @@ class ReplyTurn:
         if self._let_go is None or self._shared_locks is None:
             return self._let_go is not None
         try:
-            self._shared_held = await self._shared_locks.try_lock(shared_key(*self._key))
-            self._shared_generation = self._shared_locks.generation
+            under = await self._shared_locks.try_lock(shared_key(*self._key))
+            if under is not None:
+                self._shared_held, self._shared_generation = True, under
         except Exception as error:
             logger.warning("chat delivery lock not taken (%s)", type(error).__name__)
         if not self._shared_held:
@@ -374,7 +377,7 @@ class OutboxDelivery:
             return
         key = shared_key(channel, chat_id, lane)
         wait, longest = BUSY_CHAT_WAIT
-        while not await locks.try_lock(key):
+        while (taken := await locks.try_lock(key)) is None:
             async with self._uow.read() as uow:
                 left = await uow.outbox.pending_for_chat(channel, chat_id, lane)
             if not left:
@@ -382,11 +385,11 @@ class OutboxDelivery:
                 return
             await asyncio.sleep(wait)
             wait = min(wait * 2, longest)
-        taken = locks.generation
         try:
             yield lambda: locks.generation == taken
         finally:
-            await locks.unlock(key)
+            # Shielded: cancelled half-way, the chat would stay locked on the server.
+            await asyncio.shield(locks.unlock(key))
 
     async def _deliver_in_order(
         self,
