@@ -493,7 +493,7 @@ async def test_sent_messages_outcomes_are_recorded_on_a_connection_of_their_own(
         assert begun == []
         # An outcome the database can never take is refused as such, not retried for ever as
         # if the database were away (holding its chat).
-        with pytest.raises(Exception) as refused:
+        with pytest.raises(asyncpg.exceptions.StringDataRightTruncationError) as refused:
             await outcomes.settle_many([Settlement(ids[2], OutboxStatus.SENT, NOW, "x" * 200)])
         assert not is_transient(refused.value)
         monkeypatch.undo()
