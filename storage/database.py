@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -138,17 +140,49 @@ class InlineSqliteConnection(aiosqlite.Connection):
         return await self.wait_for_lock(fn, *args, **kwargs)
 
     async def wait_for_lock(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Make a call SQLite refused as busy again on aiosqlite's thread, with the full busy
-        timeout."""
-        waiting = _waiting_for_lock(self._conn, fn)
-        return await super()._execute(waiting, *args, **kwargs)  # type: ignore[no-untyped-call]
+        """Make a call SQLite refused as busy again on aiosqlite's thread, for up to the busy
+        timeout.
 
-
-def _waiting_for_lock(connection: sqlite3.Connection, fn: Callable[..., Any]) -> Callable[..., Any]:
-    def call(*args: Any, **kwargs: Any) -> Any:
-        connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        Cancelled meanwhile (a shutdown, a timeout), it returns only once that thread has left
+        sqlite3: the caller's cleanup (a rollback, a close) runs on the loop's thread, and two
+        threads in one sqlite3 connection crash the whole process.
+        """
+        stop = threading.Event()
+        waiting = asyncio.ensure_future(
+            super()._execute(_waiting_for_lock(self._conn, fn, stop), *args, **kwargs)  # type: ignore[no-untyped-call]
+        )
         try:
-            return fn(*args, **kwargs)
+            return await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            stop.set()
+            while not waiting.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({waiting})
+            if not waiting.cancelled():
+                waiting.exception()  # seen: the caller was cancelled, that is what it hears
+            raise
+
+
+# How long one try for another process's lock waits in SQLite before a wait that was cancelled
+# can stop: SQLite's own busy wait cannot be interrupted.
+SQLITE_LOCK_TRY_MS = 50
+
+
+def _waiting_for_lock(
+    connection: sqlite3.Connection, fn: Callable[..., Any], stop: threading.Event
+) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        # Read at the call, so that a test can shorten it.
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+        connection.execute(f"PRAGMA busy_timeout={SQLITE_LOCK_TRY_MS}")
+        try:
+            while True:
+                try:
+                    return fn(*args, **kwargs)
+                except sqlite3.OperationalError as error:
+                    # Refused as busy, the call did nothing: it can be made again.
+                    if not _busy(error) or stop.is_set() or time.monotonic() >= deadline:
+                        raise
         finally:
             connection.execute("PRAGMA busy_timeout=0")
 
