@@ -17,6 +17,7 @@ from sqlalchemy import (
     insert,
     inspect,
     literal,
+    literal_column,
     or_,
     select,
     union_all,
@@ -107,8 +108,9 @@ _PARTICIPANT_ARRIVES_OR_IS_ADDED = union_all(
     select(_ARRIVED, literal(False).label("added")),
     select(_ADDED, literal(True).label("added")),
 )
-# Every newcomer to a consultation takes a number (and every statement written): built once,
-# Core statements on the table, which cost a quarter of the same UPDATE through the ORM.
+# Every statement written takes the consultation's next number: built once, Core statements
+# on the table, which cost a quarter of the same UPDATE through the ORM. (Participants are
+# numbered later, many at once: ParticipationRepository.number_newcomers.)
 _CONSULTATIONS: Table = Consultation.__table__  # type: ignore[assignment]
 NEXT_NUMBER = {
     name: update(_CONSULTATIONS)
@@ -161,41 +163,52 @@ CHAT_TURN_NAMESPACE = 0x62645431  # "bdT1"; the leader's lock is a one-number ke
 _CHAT_TURN = select(
     func.pg_advisory_xact_lock(bindparam("namespace"), func.hashtext(bindparam("chat")))
 )
+# Written out, not a parameter, wherever a chat's pending events are looked for: only then can
+# PostgreSQL use their partial index (ix_inbox_events_pending_chat) in a prepared statement's
+# generic plan, which knows no parameter's value.
+_PENDING = literal_column(f"'{InboxStatus.PENDING}'")
 _INBOX_PENDING_BEFORE = (
     select(InboxEvent.external_id, InboxEvent.payload)
     .where(
         InboxEvent.channel == bindparam("channel"),
         InboxEvent.chat_id == bindparam("chat_id"),
-        InboxEvent.status == InboxStatus.PENDING,
+        InboxEvent.status == _PENDING,
         InboxEvent.id < bindparam("event_id"),
     )
     .order_by(InboxEvent.id)
 )
 _EARLIER = InboxEvent.__table__.alias("earlier")
+
+
+def _first_pending_of_chat(channel: str, chat_id: str) -> Any:
+    """The id of a chat's oldest pending event (NULL: none), given the names of the parameters.
+
+    Asked as "is this event the chat's oldest pending one", not "does an earlier one exist": the
+    latter, a correlated NOT EXISTS, was planned on a table not yet analyzed (a burst into a
+    fresh inbox) as a scan of every pending event of the channel, for every claim. This form
+    leaves the planner only the partial index, whatever the statistics say.
+    """
+    return (
+        select(func.min(_EARLIER.c.id))
+        .where(
+            _EARLIER.c.channel == bindparam(channel),
+            _EARLIER.c.chat_id == bindparam(chat_id),
+            _EARLIER.c.status == _PENDING,
+        )
+        .scalar_subquery()
+    )
+
+
 _INBOX_STATUS_IN_TURN = select(
     InboxEvent.id,
     InboxEvent.status,
-    select(_EARLIER.c.id)
-    .where(
-        _EARLIER.c.channel == InboxEvent.channel,
-        _EARLIER.c.chat_id == bindparam("chat_id"),
-        _EARLIER.c.status == InboxStatus.PENDING,
-        _EARLIER.c.id < InboxEvent.id,
-    )
-    .exists(),
+    func.coalesce(_first_pending_of_chat("channel", "chat_id"), InboxEvent.id) < InboxEvent.id,
 ).where(
     InboxEvent.channel == bindparam("channel"), InboxEvent.external_id == bindparam("external_id")
 )
 # The claim in a chat's turn (several processes): only when no earlier event of the chat waits.
 _INBOX_CLAIM_IN_TURN = _INBOX_CLAIM.where(
-    ~select(_EARLIER.c.id)
-    .where(
-        _EARLIER.c.channel == InboxEvent.channel,
-        _EARLIER.c.chat_id == bindparam("b_chat_id"),
-        _EARLIER.c.status == InboxStatus.PENDING,
-        _EARLIER.c.id < InboxEvent.id,
-    )
-    .exists()
+    InboxEvent.id <= func.coalesce(_first_pending_of_chat("b_channel", "b_chat_id"), InboxEvent.id)
 )
 # An event's replies, ids returned in the order the rows were given: on PostgreSQL one INSERT
 # of all rows (SQLAlchemy adds what it needs for that order), on SQLite one INSERT a row
@@ -307,8 +320,6 @@ Record = TypeVar("Record", bound=Base)
 # than the INSERT).
 _NewColumns = tuple[tuple[str, str, Callable[[], Any]], ...]
 _ATTACHING_INSERTS: dict[type, tuple[Any, _NewColumns]] = {}
-# Per (mapped class, counter statement): the INSERT of a numbered record on PostgreSQL.
-_NUMBERED_INSERTS: dict[tuple[type, int], Any] = {}
 
 
 def _unset_value(column: Any) -> Callable[[], Any]:
@@ -357,51 +368,6 @@ async def add_without_flush(session: AsyncSession, record: Base) -> None:
     statement, columns = _attaching_insert(type(record))
     values = _values_of_new(record, columns)
     record.id = (await run_core(session, statement, values)).scalar_one()  # type: ignore[attr-defined]
-    make_transient_to_detached(record)
-    session.add(record)
-
-
-async def add_numbered(
-    session: AsyncSession, record: Base, counter: Any, counter_values: dict[str, Any]
-) -> None:
-    """Store a new record whose ``number`` the counter hands out, as ``add_without_flush`` does.
-
-    ``counter`` is an UPDATE that moves a counter and returns its new value (a consultation's
-    participant number). On PostgreSQL the counter and the INSERT are one statement, a round
-    trip less on every newcomer to a consultation; the counter's row lock still keeps two
-    processes from handing out one number.
-    """
-    if dialect_name(session) != "postgresql":
-        record.number = (await run_core(session, counter, counter_values)).scalar_one()  # type: ignore[attr-defined]
-        await add_without_flush(session, record)
-        return
-    kind = type(record)
-    _, columns = _attaching_insert(kind)
-    unnumbered = tuple(column for column in columns if column[1] != "number")
-    statement = _NUMBERED_INSERTS.get((kind, id(counter)))
-    if statement is None:
-        table: Table = kind.__table__  # type: ignore[assignment]
-        numbered = counter.cte("numbered")
-        (number,) = numbered.c
-        # Named apart from every column: a value named as a column the counter's UPDATE sets
-        # (such as updated_at) would be taken for that column's value there too.
-        chosen = [
-            bindparam(f"v_{column}", type_=table.c[column].type) for _, column, _ in unnumbered
-        ]
-        statement = (
-            insert(table)
-            .from_select(
-                [column for _, column, _ in unnumbered] + ["number"],
-                select(*chosen, number),
-            )
-            .returning(table.c.id, table.c.number)
-        )
-        _NUMBERED_INSERTS[(kind, id(counter))] = statement
-    given = _values_of_new(record, unnumbered)
-    values = {f"v_{column}": value for column, value in given.items()} | counter_values
-    stored = (await run_core(session, statement, values)).mapping_one_or_none()
-    assert stored is not None  # the counter's row exists: the record belongs to it
-    record.id, record.number = stored["id"], stored["number"]  # type: ignore[attr-defined]
     make_transient_to_detached(record)
     session.add(record)
 
@@ -1355,11 +1321,47 @@ class ParticipationRepository:
         await add_without_flush(self._session, participation)
         return participation
 
-    async def add_numbered(self, participation: Participation) -> Participation:
-        """Add a newcomer's participation with the consultation's next participant number."""
-        counter = {"b_consultation_id": participation.consultation_id}
-        await add_numbered(self._session, participation, NEXT_NUMBER["participant"], counter)
-        return participation
+    async def number_newcomers(self, consultation_id: int) -> int:
+        """Give every participation of a consultation without a number the next numbers, in
+        the order they joined; return how many.
+
+        A newcomer is stored without a number: taken as they came, every newcomer's unit would
+        hold the consultation's row from its number to its commit, and a burst of newcomers,
+        in any number of processes, would go through one at a time. The numbers are only for
+        the open data (Pol.is's participant ids), so its export gives them out first. The
+        counter's row lock keeps two exports at once from giving out one number twice, and the
+        counter stays above every number given, imported ones too.
+        """
+        counter = _CONSULTATIONS.c.participant_counter
+        locked = (
+            update(_CONSULTATIONS)
+            .where(_CONSULTATIONS.c.id == consultation_id)
+            .values({counter: counter})
+            .returning(counter)
+        )
+        given = (await self._session.execute(locked)).scalar_one()
+        waiting = (
+            select(
+                Participation.id,
+                func.row_number().over(order_by=Participation.id).label("place"),
+            )
+            .where(Participation.consultation_id == consultation_id, Participation.number.is_(None))
+            .subquery()
+        )
+        numbered = await self._session.execute(
+            update(Participation)
+            .where(Participation.id == waiting.c.id)
+            .values(number=given + waiting.c.place)
+            .execution_options(synchronize_session=False)
+        )
+        count = int(numbered.rowcount)  # type: ignore[attr-defined]
+        if count:
+            await self._session.execute(
+                update(_CONSULTATIONS)
+                .where(_CONSULTATIONS.c.id == consultation_id)
+                .values({counter: given + count})
+            )
+        return count
 
     async def of_participant(self, participant_id: int) -> list[Participation]:
         """Return every participation of a participant."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -39,7 +40,7 @@ from storage.models import (
     Participant,
     Participation,
 )
-from storage.repositories import Settlement
+from storage.repositories import _INBOX_CLAIM_IN_TURN, Settlement
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 from tests.citizens import example_with_round
 from tests.conftest import migrate_database
@@ -47,6 +48,7 @@ from tests.conftest import migrate_database
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 # Only PostgreSQL's connections can be closed under a process (SQLite's are a file's).
 ON_POSTGRESQL = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
@@ -887,24 +889,23 @@ async def _taking_part_in_the_example(
     )
 
 
-async def test_newcomers_to_a_consultation_take_its_numbers_in_turn_and_none_twice(
+async def test_newcomers_do_not_wait_for_each_other_and_are_numbered_in_turn_for_the_export(
     engine: AsyncEngine, uow: UnitOfWorkFactory
 ) -> None:
-    """A newcomer's participation takes the consultation's next participant number as it is
-    stored (one statement on PostgreSQL). Two units at once, as two processes would, wait for
-    each other at the counter and never hand out one number twice."""
+    """A newcomer's participation is stored without a number, so newcomers at once (in one
+    process or several) do not queue at the consultation's row. The export's numbering gives
+    the numbers in the order people joined, above every number given before, and keeps them;
+    two numberings at once wait for each other and never give one number twice."""
     async with uow() as unit:
-        first = await _taking_part_in_the_example(unit, "20", NOW)  # number 1, by hand
+        first = await _taking_part_in_the_example(unit, "20", NOW)  # number 1, as imported
         consultation_id = first.consultation_id
-        consultation = await unit.consultations.get(consultation_id)
-        assert consultation is not None
-        consultation.participant_counter = 1
+        await unit.ideas.raise_counter(consultation_id, "participant", 1)
         await unit.commit()
 
-    async def newcomer(chat_id: str, hold: asyncio.Event | None = None) -> int:
+    async def newcomer(chat_id: str, hold: asyncio.Event | None = None) -> int | None:
         async with uow() as unit:
             participant = await unit.participants.add("telegram", chat_id, NOW)
-            participation = await unit.participations.add_numbered(
+            participation = await unit.participations.add(
                 Participation(
                     consultation_id=consultation_id,
                     participant_id=participant.id,
@@ -920,27 +921,52 @@ async def test_newcomers_to_a_consultation_take_its_numbers_in_turn_and_none_twi
             await unit.commit()
             return participation.number
 
-    assert await newcomer("21") == 2
+    assert await newcomer("21") is None
     if engine.dialect.name == "postgresql":
         release = asyncio.Event()
         holding = asyncio.create_task(newcomer("22", release))
-        waiting = asyncio.create_task(newcomer("23"))
-        await asyncio.sleep(0.3)
-        assert not waiting.done()  # held at the counter's row until the other commits
+        await asyncio.sleep(0.1)
+        # Stored while the other newcomer's unit is still open: nobody waits for a number.
+        assert await asyncio.wait_for(newcomer("23"), 5) is None
         release.set()
-        assert sorted(await asyncio.gather(holding, waiting)) == [3, 4]
+        await holding
+    else:  # one writer at a time, whose units never wait for anything else (storage/database.py)
+        assert [await newcomer("22"), await newcomer("23")] == [None, None]
+
+    async def numbering(hold: asyncio.Event | None = None) -> int:
+        async with uow() as unit:
+            given = await unit.participations.number_newcomers(consultation_id)
+            if hold is not None:
+                await hold.wait()
+            await unit.commit()
+            return given
+
+    async def numbers() -> dict[str, int | None]:
+        async with uow.read() as unit:
+            return {
+                p.pseudonym: p.number
+                for p in await unit.participations.of_consultation(consultation_id)
+            }
+
+    if engine.dialect.name == "postgresql":
+        release = asyncio.Event()
+        exporting = asyncio.create_task(numbering(release))
+        await asyncio.sleep(0.1)
+        other = asyncio.create_task(numbering())
+        await asyncio.sleep(0.3)
+        assert not other.done()  # held at the counter's row until the first export commits
+        release.set()
+        assert sorted(await asyncio.gather(exporting, other)) == [0, 3]
     else:
-        assert [await newcomer("22"), await newcomer("23")] == [3, 4]
+        assert await numbering() == 3
+    assert await numbers() == {"p-0123456789": 1, "p-21": 2, "p-22": 3, "p-23": 4}
+    await newcomer("24")
+    assert await numbering() == 1
+    assert (await numbers())["p-24"] == 5
     async with uow.read() as unit:
-        stored = await unit.participations.of_participant(
-            (await unit.participants.get("telegram", "23")).id  # type: ignore[union-attr]
-        )
-        assert [(p.number, p.status, p.pseudonym, p.pending_selection) for p in stored] == [
-            (stored[0].number, "invited", "p-23", [])
-        ]
         consultation = await unit.consultations.get(consultation_id)
         assert consultation is not None
-        assert consultation.participant_counter == 4
+        assert consultation.participant_counter == 5
 
 
 async def test_a_participation_and_its_answers_read_around_the_orm_as_the_orm_reads_them(
@@ -1019,3 +1045,91 @@ async def test_a_purged_question_message_is_forgotten_so_its_id_names_no_other_m
         kept = await unit.participations.get(participation.id)
         assert kept is not None
         assert kept.question_message_id is None
+
+
+async def test_a_chats_event_is_claimed_in_turn_and_found_by_the_pending_index(
+    uow: UnitOfWorkFactory, engine: AsyncEngine, database_url: str
+) -> None:
+    """Across processes an event is applied only when no earlier event of its chat waits. On
+    PostgreSQL, a burst into an inbox not yet analyzed: deciding that reads a few pages, where
+    the check as a correlated NOT EXISTS read every pending event of the channel, per claim."""
+    others = [(f"o-{number}", f"other-{number}", {"update_id": number}) for number in range(2000)]
+    own = [(f"e-{number}", "7", {"update_id": number}) for number in (1, 2, 3)]
+    async with uow() as unit:
+        await unit.inbox.add_new("telegram", [*others, *own], NOW)
+        await unit.commit()
+    async with uow() as unit:
+        second = await unit.inbox.status_in_turn("telegram", "e-2", "7")
+        assert second is not None
+        assert second[2], "e-1 still waits before e-2"
+        assert [
+            name for name, _ in await unit.inbox.pending_before("telegram", "7", second[0])
+        ] == ["e-1"]
+        assert await unit.inbox.claim("telegram", "e-2", NOW, 1, in_turn_of="7") is None
+        assert await unit.inbox.claim("telegram", "e-1", NOW, 1, in_turn_of="7") is not None
+        assert await unit.inbox.claim("telegram", "e-2", NOW, 2, in_turn_of="7") is not None
+        third = await unit.inbox.status_in_turn("telegram", "e-3", "7")
+        assert third is not None
+        assert not third[2]
+        await unit.commit()
+    if not database_url.startswith("postgresql"):
+        return
+    values = {
+        "b_channel": "telegram",
+        "b_external_id": "e-3",
+        "b_now": NOW,
+        "b_applied_sequence": 3,
+        "b_chat_id": "7",
+    }
+    sql, (arguments,) = database.driver_form(_INBOX_CLAIM_IN_TURN, [values], engine.dialect)
+    async with engine.connect() as connection:
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        # As asyncpg runs it after a few calls: one plan for every value (a generic plan).
+        await driver.execute("SET plan_cache_mode = force_generic_plan")
+        claiming = driver.transaction()
+        await claiming.start()
+        try:
+            plan = await driver.fetchval(
+                f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", *arguments
+            )
+        finally:
+            await claiming.rollback()
+    top = json.loads(plan)[0]["Plan"] if isinstance(plan, str) else plan[0]["Plan"]
+    assert top["Actual Rows"] == 1, "e-3 is claimed"
+    read = top["Shared Hit Blocks"] + top["Shared Read Blocks"]
+    assert read < 60, f"the claim read {read} pages among 2,000 pending events"
+
+
+@ON_SQLITE
+async def test_a_unit_stopped_while_it_waits_for_sqlites_lock_leaves_the_process_in_one_piece(
+    uow: UnitOfWorkFactory, engine: AsyncEngine
+) -> None:
+    """A shutdown (or a timeout) stops a unit that waits for SQLite's write lock, held elsewhere
+    (here by another connection of the process; in life a command line import or another
+    program). The wait is off the event loop, in aiosqlite's thread; SQLAlchemy then closes the
+    stopped unit's connection on the loop's thread, and two threads in one sqlite3 connection
+    crashed the whole process. It stops, and the next unit writes once the lock is free."""
+    release = asyncio.Event()
+
+    async def write(chat_id: str, hold: asyncio.Event | None = None) -> None:
+        async with uow() as unit:
+            await unit.participants.add("telegram", chat_id, NOW)
+            if hold is not None:
+                await hold.wait()
+            await unit.commit()
+
+    holding = asyncio.create_task(write("30", release))
+    await asyncio.sleep(0.1)
+    waiting = asyncio.create_task(write("31"))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(waiting, 5)
+    release.set()
+    await holding
+    await write("32")
+    async with uow.read() as unit:
+        assert await unit.participants.get("telegram", "31") is None
+        assert await unit.participants.get("telegram", "32") is not None

@@ -252,6 +252,13 @@ class ResultsPages:
         delimiter = "," if request.query.get("delimiter") == "," else ";"
         if name not in CONTENT_TYPES:
             raise kit.not_found(request, visitor)
+        if name == "polis":
+            # Participants who joined since the last export get their ids (numbers) first, in
+            # a short unit of its own, which commits them: the export shows them from then on.
+            async with kit.uow() as uow:
+                consultation = await self._consultation(request, visitor, uow, slug)
+                await uow.participations.number_newcomers(consultation.id)
+                await uow.commit()
         # Read in a unit that only reads: on SQLite a writing one holds the write lock from its
         # start, and a large export's reading takes seconds, which every chat's writes would
         # wait out. The audit entry is its own short unit afterwards.

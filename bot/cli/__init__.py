@@ -698,7 +698,10 @@ def _export_polis(settings: Settings, slug: str, directory: Path) -> None:
         async with uow_factory() as uow:
             consultation = await consultation_or_fail(uow, slug)
             url = f"{settings.public_base_url}/chat?c={slug}"
+            # Participants who joined since the last export get their ids first, kept.
+            await uow.participations.number_newcomers(consultation.id)
             files, report = await export_polis(uow, consultation, url)
+            await uow.commit()
         try:
             write_folder(directory, files)
         except OSError as error:

@@ -117,7 +117,11 @@ def _csv(rows: list[list[object]]) -> str:
 async def export_polis(
     uow: UnitOfWork, consultation: Consultation, url: str
 ) -> tuple[dict[str, str], PolisExport]:
-    """The four files of a consultation (comments, votes, participants-votes, summary)."""
+    """The four files of a consultation (comments, votes, participants-votes, summary).
+
+    Participant ids are the participations' numbers: number the newcomers first
+    (``ParticipationRepository.number_newcomers``), or those who joined since show none.
+    """
     statements = await uow.ideas.statements(consultation.id)
     participations = {p.id: p for p in await uow.participations.of_consultation(consultation.id)}
     events = await uow.ideas.vote_events(consultation.id)

@@ -118,7 +118,7 @@ async def open_consultation(ctx: FlowContext, outcome: Outcome, consultation: Co
     # the consent card and has not answered it.
     reopened = participation is not None and participation.status == ParticipationStatus.INVITED
     if participation is None:
-        participation = await ctx.uow.participations.add_numbered(
+        participation = await ctx.uow.participations.add(
             Participation(
                 consultation_id=consultation.id,
                 participant_id=ctx.participant.id,
