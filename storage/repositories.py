@@ -166,7 +166,7 @@ _CHAT_TURN = select(
 # Written out, not a parameter, wherever a chat's pending events are looked for: only then can
 # PostgreSQL use their partial index (ix_inbox_events_pending_chat) in a prepared statement's
 # generic plan, which knows no parameter's value.
-_PENDING = literal_column(f"'{InboxStatus.PENDING}'")
+_PENDING = literal_column(f"'{InboxStatus.PENDING}'", String)
 _INBOX_PENDING_BEFORE = (
     select(InboxEvent.external_id, InboxEvent.payload)
     .where(
