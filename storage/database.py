@@ -145,20 +145,23 @@ class InlineSqliteConnection(aiosqlite.Connection):
 
         Cancelled meanwhile (a shutdown, a timeout), it returns only once that thread has left
         sqlite3: the caller's cleanup (a rollback, a close) runs on the loop's thread, and two
-        threads in one sqlite3 connection crash the whole process.
+        threads in one sqlite3 connection crash the whole process. What tells is a plain future
+        the thread itself settles on its way out, which no cancellation of tasks (a shutdown
+        cancels every task) can settle before.
         """
-        stop = threading.Event()
+        loop = asyncio.get_running_loop()
+        stop, left = threading.Event(), loop.create_future()
         waiting = asyncio.ensure_future(
-            super()._execute(_waiting_for_lock(self._conn, fn, stop), *args, **kwargs)  # type: ignore[no-untyped-call]
+            super()._execute(_waiting_for_lock(self._conn, fn, stop, left), *args, **kwargs)  # type: ignore[no-untyped-call]
         )
         try:
             return await asyncio.shield(waiting)
         except asyncio.CancelledError:
             stop.set()
-            while not waiting.done():
+            while not left.done():
                 with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait({waiting})
-            if not waiting.cancelled():
+                    await asyncio.shield(left)
+            if waiting.done() and not waiting.cancelled():
                 waiting.exception()  # seen: the caller was cancelled, that is what it hears
             raise
 
@@ -169,24 +172,42 @@ SQLITE_LOCK_TRY_MS = 50
 
 
 def _waiting_for_lock(
-    connection: sqlite3.Connection, fn: Callable[..., Any], stop: threading.Event
+    connection: sqlite3.Connection,
+    fn: Callable[..., Any],
+    stop: threading.Event,
+    left: asyncio.Future[None],
 ) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
         # Read at the call, so that a test can shorten it.
         deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
-        connection.execute(f"PRAGMA busy_timeout={SQLITE_LOCK_TRY_MS}")
         try:
-            while True:
-                try:
-                    return fn(*args, **kwargs)
-                except sqlite3.OperationalError as error:
-                    # Refused as busy, the call did nothing: it can be made again.
-                    if not _busy(error) or stop.is_set() or time.monotonic() >= deadline:
-                        raise
+            connection.execute(f"PRAGMA busy_timeout={SQLITE_LOCK_TRY_MS}")
+            try:
+                while True:
+                    try:
+                        return fn(*args, **kwargs)
+                    except sqlite3.OperationalError as error:
+                        # Only a lock another connection holds is worth waiting for (SQLite
+                        # waited in its busy handler first); a busy snapshot, say, stays so.
+                        if (
+                            error.sqlite_errorcode != sqlite3.SQLITE_BUSY
+                            or stop.is_set()
+                            or time.monotonic() >= deadline
+                        ):
+                            raise
+            finally:
+                connection.execute("PRAGMA busy_timeout=0")
         finally:
-            connection.execute("PRAGMA busy_timeout=0")
+            # A loop already closed has nobody waiting.
+            with contextlib.suppress(RuntimeError):
+                left.get_loop().call_soon_threadsafe(_settle, left)
 
     return call
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class _InlineCursor(AsyncAdapt_aiosqlite_cursor):

@@ -1348,20 +1348,29 @@ class ParticipationRepository:
             .where(Participation.consultation_id == consultation_id, Participation.number.is_(None))
             .subquery()
         )
-        numbered = await self._session.execute(
-            update(Participation)
-            .where(Participation.id == waiting.c.id)
-            .values(number=given + waiting.c.place)
-            .execution_options(synchronize_session=False)
+        given_now = (
+            (
+                await self._session.execute(
+                    update(Participation)
+                    .where(Participation.id == waiting.c.id)
+                    .values(number=given + waiting.c.place)
+                    .returning(Participation.number)
+                    .execution_options(synchronize_session=False)
+                )
+            )
+            .scalars()
+            .all()
         )
-        count = int(numbered.rowcount)  # type: ignore[attr-defined]
-        if count:
+        numbers = [number for number in given_now if number is not None]
+        if numbers:
+            # The highest number given, not the count: a participation deleted meanwhile is
+            # skipped by the UPDATE, and its place with it.
             await self._session.execute(
                 update(_CONSULTATIONS)
                 .where(_CONSULTATIONS.c.id == consultation_id)
-                .values({counter: given + count})
+                .values({counter: max(numbers)})
             )
-        return count
+        return len(numbers)
 
     async def of_participant(self, participant_id: int) -> list[Participation]:
         """Return every participation of a participant."""

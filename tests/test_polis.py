@@ -3,6 +3,7 @@ process, through the real entry point): import, analyse, export."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import random
@@ -10,7 +11,11 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.consultations.polis import js_datetime
+from bot.consultations.polis import export_polis, js_datetime
+from storage.database import create_engine, create_session_factory
+from storage.ideas import CastVote, CurrentVote
+from storage.models import Participation
+from storage.uow import UnitOfWorkFactory
 from tests.cli import borgerdialog, in_process
 from tests.opinions import electorate
 
@@ -162,3 +167,63 @@ def test_a_broken_folder_is_reported_by_row_and_column_and_nothing_is_imported(
     )
     assert missing.returncode == 2
     assert "is not a folder" in missing.stderr
+
+
+def test_a_citizen_who_joins_later_gets_the_next_id_at_the_export_and_keeps_it(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A newcomer is stored without a participant id; the export gives them the next one (above
+    every imported id) and the next export shows the same. Read before their id was given
+    (they joined while an export ran), they and their votes wait for the next export."""
+    env = {"BORGERDIALOG_DATABASE_URL": database_url, "BORGERDIALOG_DATA_DIR": str(tmp_path)}
+    source = tmp_path / "source"
+    polis_folder(source)
+    imported = in_process("import", "polis", str(source), "--slug", "midtby", cwd=tmp_path, env=env)
+    assert imported.returncode == 0, imported.stderr
+    highest = max(int(row[3]) for row in read_csv(source / "votes.csv")[1:])
+
+    async def join_and_vote() -> dict[str, str]:
+        engine = create_engine(database_url)
+        uow = UnitOfWorkFactory(create_session_factory(engine))
+        try:
+            async with uow() as unit:
+                consultation = await unit.consultations.by_slug("midtby")
+                assert consultation is not None
+                participant = await unit.participants.add("telegram", "4242", START)
+                participation = await unit.participations.add(
+                    Participation(
+                        consultation_id=consultation.id,
+                        participant_id=participant.id,
+                        pseudonym="p-newcomer01",
+                        status="completed",
+                        pending_selection=[],
+                        started_at=START,
+                        updated_at=START,
+                    )
+                )
+                assert participation.number is None
+                (statement, *_) = await unit.ideas.statements(consultation.id)
+                at = START + timedelta(days=30)
+                await unit.ideas.add_imported_votes(
+                    [CastVote(statement.id, participation.id, 1, at)],
+                    [CurrentVote(statement.id, participation.id, 1, at, at)],
+                )
+                await unit.commit()
+            async with uow.read() as unit:
+                files, _ = await export_polis(unit, consultation, "https://example.org")
+                return files
+        finally:
+            await engine.dispose()
+
+    unnumbered = asyncio.run(join_and_vote())
+    assert unnumbered["votes.csv"].count("\n") == (source / "votes.csv").read_text().count("\n")
+    assert f"\n{highest + 1}," not in unnumbered["participants-votes.csv"]
+    for attempt in ("first", "second"):
+        exported = tmp_path / attempt
+        result = in_process(
+            "export", "midtby", "--format", "polis", str(exported), cwd=tmp_path, env=env
+        )
+        assert result.returncode == 0, result.stderr
+        voters = [row[3] for row in read_csv(exported / "votes.csv")[1:]]
+        assert voters.count(str(highest + 1)) == 1, attempt
+        assert "" not in voters

@@ -902,7 +902,9 @@ async def test_newcomers_do_not_wait_for_each_other_and_are_numbered_in_turn_for
         await unit.ideas.raise_counter(consultation_id, "participant", 1)
         await unit.commit()
 
-    async def newcomer(chat_id: str, hold: asyncio.Event | None = None) -> int | None:
+    async def newcomer(
+        chat_id: str, hold: asyncio.Event | None = None, holds: asyncio.Event | None = None
+    ) -> int | None:
         async with uow() as unit:
             participant = await unit.participants.add("telegram", chat_id, NOW)
             participation = await unit.participations.add(
@@ -917,15 +919,17 @@ async def test_newcomers_do_not_wait_for_each_other_and_are_numbered_in_turn_for
                 )
             )
             if hold is not None:
+                assert holds is not None
+                holds.set()
                 await hold.wait()
             await unit.commit()
             return participation.number
 
     assert await newcomer("21") is None
     if engine.dialect.name == "postgresql":
-        release = asyncio.Event()
-        holding = asyncio.create_task(newcomer("22", release))
-        await asyncio.sleep(0.1)
+        release, stored = asyncio.Event(), asyncio.Event()
+        holding = asyncio.create_task(newcomer("22", release, stored))
+        await asyncio.wait_for(stored.wait(), 10)
         # Stored while the other newcomer's unit is still open: nobody waits for a number.
         assert await asyncio.wait_for(newcomer("23"), 5) is None
         release.set()
@@ -933,10 +937,14 @@ async def test_newcomers_do_not_wait_for_each_other_and_are_numbered_in_turn_for
     else:  # one writer at a time, whose units never wait for anything else (storage/database.py)
         assert [await newcomer("22"), await newcomer("23")] == [None, None]
 
-    async def numbering(hold: asyncio.Event | None = None) -> int:
+    async def numbering(
+        hold: asyncio.Event | None = None, holds: asyncio.Event | None = None
+    ) -> int:
         async with uow() as unit:
             given = await unit.participations.number_newcomers(consultation_id)
             if hold is not None:
+                assert holds is not None
+                holds.set()
                 await hold.wait()
             await unit.commit()
             return given
@@ -949,9 +957,9 @@ async def test_newcomers_do_not_wait_for_each_other_and_are_numbered_in_turn_for
             }
 
     if engine.dialect.name == "postgresql":
-        release = asyncio.Event()
-        exporting = asyncio.create_task(numbering(release))
-        await asyncio.sleep(0.1)
+        release, numbered = asyncio.Event(), asyncio.Event()
+        exporting = asyncio.create_task(numbering(release, numbered))
+        await asyncio.wait_for(numbered.wait(), 10)
         other = asyncio.create_task(numbering())
         await asyncio.sleep(0.3)
         assert not other.done()  # held at the counter's row until the first export commits
@@ -1085,11 +1093,11 @@ async def test_a_chats_event_is_claimed_in_turn_and_found_by_the_pending_index(
     async with engine.connect() as connection:
         driver = (await connection.get_raw_connection()).driver_connection
         assert driver is not None
-        # As asyncpg runs it after a few calls: one plan for every value (a generic plan).
-        await driver.execute("SET plan_cache_mode = force_generic_plan")
         claiming = driver.transaction()
         await claiming.start()
         try:
+            # As asyncpg runs it after a few calls: one plan for every value (a generic plan).
+            await driver.execute("SET LOCAL plan_cache_mode = force_generic_plan")
             plan = await driver.fetchval(
                 f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", *arguments
             )
@@ -1110,17 +1118,18 @@ async def test_a_unit_stopped_while_it_waits_for_sqlites_lock_leaves_the_process
     program). The wait is off the event loop, in aiosqlite's thread; SQLAlchemy then closes the
     stopped unit's connection on the loop's thread, and two threads in one sqlite3 connection
     crashed the whole process. It stops, and the next unit writes once the lock is free."""
-    release = asyncio.Event()
+    release, locked = asyncio.Event(), asyncio.Event()
 
     async def write(chat_id: str, hold: asyncio.Event | None = None) -> None:
         async with uow() as unit:
             await unit.participants.add("telegram", chat_id, NOW)
             if hold is not None:
+                locked.set()
                 await hold.wait()
             await unit.commit()
 
     holding = asyncio.create_task(write("30", release))
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(locked.wait(), 10)
     waiting = asyncio.create_task(write("31"))
     await asyncio.sleep(0.3)
     assert not waiting.done()

@@ -695,13 +695,16 @@ def _export_polis(settings: Settings, slug: str, directory: Path) -> None:
         fail(f"{directory} is a file; a Pol.is export is a folder", EXIT_BAD_INPUT)
 
     async def work(uow_factory: UnitOfWorkFactory) -> None:
+        # Participants who joined since the last export get their ids first, in a short unit
+        # of its own: the export's reading takes seconds, and would hold the consultation's
+        # row (statements take their numbers there) all that time.
         async with uow_factory() as uow:
             consultation = await consultation_or_fail(uow, slug)
-            url = f"{settings.public_base_url}/chat?c={slug}"
-            # Participants who joined since the last export get their ids first, kept.
             await uow.participations.number_newcomers(consultation.id)
-            files, report = await export_polis(uow, consultation, url)
             await uow.commit()
+        async with uow_factory.read() as uow:
+            url = f"{settings.public_base_url}/chat?c={slug}"
+            files, report = await export_polis(uow, consultation, url)
         try:
             write_folder(directory, files)
         except OSError as error:

@@ -120,11 +120,15 @@ async def export_polis(
     """The four files of a consultation (comments, votes, participants-votes, summary).
 
     Participant ids are the participations' numbers: number the newcomers first
-    (``ParticipationRepository.number_newcomers``), or those who joined since show none.
+    (``ParticipationRepository.number_newcomers``). Someone without one yet (who joined after
+    that, and voted while this read) is left out with their votes until the next export.
     """
     statements = await uow.ideas.statements(consultation.id)
     participations = {p.id: p for p in await uow.participations.of_consultation(consultation.id)}
-    events = await uow.ideas.vote_events(consultation.id)
+    numbered = {pid for pid, p in participations.items() if p.number is not None}
+    events = [
+        e for e in await uow.ideas.vote_events(consultation.id) if e.participation_id in numbered
+    ]
     stored = await uow.ideas.groups(consultation.id)
     model = GroupModel.from_document(stored.model) if stored and stored.model else None
     by_id = {s.id: s for s in statements}
@@ -154,11 +158,11 @@ async def export_polis(
     # The last vote of each participant on each statement, as the matrix Pol.is publishes.
     last: dict[int, dict[int, int]] = {}
     for participation_id, statement_id, value in await uow.ideas.current_votes(consultation.id):
-        last.setdefault(participation_id, {})[by_id[statement_id].number] = value
-    authors = Counter(s.participation_id for s in statements if s.participation_id is not None)
+        if participation_id in numbered:
+            last.setdefault(participation_id, {})[by_id[statement_id].number] = value
+    authors = Counter(s.participation_id for s in statements if s.participation_id in numbered)
     people = sorted(
-        (participations[p] for p in set(last) | set(authors) if p in participations),
-        key=lambda p: p.number or 0,
+        (participations[p] for p in set(last) | set(authors)), key=lambda p: p.number or 0
     )
     numbers = [s.number for s in statements]
     participant_rows: list[list[object]] = [[*PARTICIPANT_COLUMNS, *(str(n) for n in numbers)]]
