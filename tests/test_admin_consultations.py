@@ -31,7 +31,7 @@ from storage.database import create_session_factory
 from storage.models import Consultation, ModerationLogEntry, Participation
 from storage.uow import UnitOfWorkFactory
 from tests.axe import assert_accessible
-from tests.citizens import Citizen, answer_all, example_with_round, import_consultation
+from tests.citizens import LOCAL, Citizen, answer_all, example_with_round, import_consultation
 from tests.clock import Clock
 from tests.conftest import model_rows
 from tests.dashboard import BROWSER_DATABASE, csrf_of, logged_in, post_form
@@ -151,6 +151,30 @@ async def test_staff_see_consultations_by_state_with_todays_and_all_participatio
     # Pseudonyms only: no citizen's Telegram id on any page.
     assert "7001" not in page
     assert "7003" not in page
+
+
+async def test_a_consultation_whose_ideas_phase_runs_after_its_round_is_listed_as_open(
+    clocked_app: tuple[BorgerDialog, Clock],
+) -> None:
+    """Citizens still write and vote in the ideas phase after the last round closed: the list
+    and the consultation's page say it is open, until the ideas phase closes."""
+    app, _ = clocked_app
+    zone = ZoneInfo("Europe/Copenhagen")
+    source = consultation_file("idebank", NOW - timedelta(days=60), NOW - timedelta(days=20))
+    source += (
+        "ideas:\n"
+        f"  opens: {(NOW - timedelta(days=30)).astimezone(zone).strftime(LOCAL)}\n"
+        f"  closes: {(NOW + timedelta(days=9)).astimezone(zone).strftime(LOCAL)}\n"
+        "  prompt:\n    da: Hvad mangler der?\n    en: What is missing?\n"
+    )
+    await import_consultation(app, source, now=NOW)
+    async with logged_in(app, "staff") as staff:
+        page = await page_text(staff, LIST)
+        own = await page_text(staff, f"{LIST}/idebank")
+    assert "idebank" in section(page, "group-open")
+    assert "idebank" not in section(page, "group-closed")
+    assert row_of(page, "idebank")[1].startswith("Lukker 10. december 2026")
+    assert "idebank · i gang" in own
 
 
 async def test_a_moderator_may_not_open_consultations(

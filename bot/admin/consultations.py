@@ -48,7 +48,7 @@ from bot.links import qr_svg, reachable_only_here
 from handlers.context import Texts
 from handlers.events import Phrase, record_id
 from handlers.moderation.cards import moment_text
-from handlers.questionnaire import RoundState, pick, round_state
+from handlers.questionnaire import pick
 from handlers.questions.registry import kind_of
 from storage.models import Consultation, ConsultationFile, Round
 from storage.moderation import CONSULTATION_DELETED
@@ -90,24 +90,49 @@ ConsultationLinks = Callable[[str], dict[str, str]]
 
 
 @dataclass(frozen=True)
+class Span:
+    """Where a consultation stands, over its rounds and its ideas phase together: open while
+    any of them takes part (until the last of those closes), else upcoming (the next to
+    open), else closed (the last to close). None: it has neither (a Pol.is summary)."""
+
+    status: str  # "open", "upcoming" or "closed"
+    phase: tuple[datetime, datetime] | None
+
+
+def span_of(consultation: Consultation, rounds: Sequence[Round], now: datetime) -> Span:
+    """A consultation's state: its ideas phase counts as much as its rounds (citizens write and
+    vote in it after the last round has closed)."""
+    phases = [(r.opens_at, r.closes_at) for r in rounds]
+    if consultation.ideas_opens_at and consultation.ideas_closes_at:
+        phases.append((consultation.ideas_opens_at, consultation.ideas_closes_at))
+    running = [p for p in phases if phase_state(*p, now) == "open"]
+    if running:
+        return Span("open", (min(o for o, _ in running), max(c for _, c in running)))
+    upcoming = [p for p in phases if phase_state(*p, now) == "upcoming"]
+    if upcoming:
+        return Span("upcoming", min(upcoming))
+    return Span("closed", max(phases, key=lambda p: p[1]) if phases else None)
+
+
+@dataclass(frozen=True)
 class Listed:
     """A consultation as the list shows it."""
 
     consultation: Consultation
-    state: RoundState
+    state: Span
     today: int
     total: int
 
     # A consultation without rounds (from a Pol.is summary) sorts by when it was imported.
     @property
     def opens_at(self) -> datetime:
-        round_ = self.state.round
-        return round_.opens_at if round_ else self.consultation.created_at
+        phase = self.state.phase
+        return phase[0] if phase else self.consultation.created_at
 
     @property
     def closes_at(self) -> datetime:
-        round_ = self.state.round
-        return round_.closes_at if round_ else self.consultation.created_at
+        phase = self.state.phase
+        return phase[1] if phase else self.consultation.created_at
 
 
 @dataclass(frozen=True)
@@ -475,7 +500,7 @@ class ConsultationPages:
             listed.append(
                 Listed(
                     consultation,
-                    round_state(await uow.consultations.rounds(consultation.id), now),
+                    span_of(consultation, await uow.consultations.rounds(consultation.id), now),
                     sum(1 for moment in times if local_day(moment, zone) == today),
                     len(times),
                 )
@@ -621,7 +646,7 @@ class ConsultationPages:
             "consultation": consultation,
             "title": pick(consultation.title, t.language),
             "description": pick(consultation.target_group.get("description") or {}, t.language),
-            "state": round_state(rounds, now).status,
+            "state": span_of(consultation, rounds, now).status,
             "phases": self._phases(visitor, consultation, rounds, now),
             "when": lambda moment: moment_text(t, moment, zone),
             "days": [(self._day(visitor, day), count) for day, count in days],
