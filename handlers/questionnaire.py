@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from storage.models import Answer, Question, Round
+from storage.models import Answer, Consultation, Question, Round
 
 SUMMARY_ANSWER_LENGTH = 120
 
@@ -32,6 +33,38 @@ def round_state(rounds: list[Round], now: datetime) -> RoundState:
     if upcoming:
         return RoundState("upcoming", min(upcoming, key=lambda r: r.opens_at))
     return RoundState("closed", max(rounds, key=lambda r: r.closes_at) if rounds else None)
+
+
+def phase_state(opens_at: datetime, closes_at: datetime, now: datetime) -> str:
+    """upcoming, open or closed: where a stretch of time (a round, the ideas phase) stands."""
+    if now < opens_at:
+        return "upcoming"
+    return "open" if now < closes_at else "closed"
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where a consultation stands, over its rounds and its ideas phase together: open while
+    any of them takes part (until the last of those closes), else upcoming (the next to
+    open), else closed (the last to close). None: it has neither (a Pol.is summary)."""
+
+    status: str  # "open", "upcoming" or "closed"
+    phase: tuple[datetime, datetime] | None
+
+
+def span_of(consultation: Consultation, rounds: Sequence[Round], now: datetime) -> Span:
+    """A consultation's state: its ideas phase counts as much as its rounds (citizens write and
+    vote in it after the last round has closed)."""
+    phases = [(r.opens_at, r.closes_at) for r in rounds]
+    if consultation.ideas_opens_at and consultation.ideas_closes_at:
+        phases.append((consultation.ideas_opens_at, consultation.ideas_closes_at))
+    running = [p for p in phases if phase_state(*p, now) == "open"]
+    if running:
+        return Span("open", (min(o for o, _ in running), max(c for _, c in running)))
+    upcoming = [p for p in phases if phase_state(*p, now) == "upcoming"]
+    if upcoming:
+        return Span("upcoming", min(upcoming))
+    return Span("closed", max(phases, key=lambda p: p[1]) if phases else None)
 
 
 def answers_by_question(answers: list[Answer]) -> dict[int, Answer]:

@@ -10,11 +10,13 @@ import csv
 import io
 import json
 import textwrap
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from openpyxl import load_workbook
 
-from tests.citizens import open_now
+from tests.citizens import LOCAL, example_with_round, open_now
 from tests.cli import borgerdialog, in_process
 
 BROKEN = textwrap.dedent("""\
@@ -273,3 +275,25 @@ def test_exports_in_every_format_agree(tmp_path: Path) -> None:
         "export", "friluftsliv", "--format", "xlsx", "-o", "-", cwd=tmp_path, env=env
     )
     assert refused.returncode == 2
+
+
+def test_a_consultation_taking_ideas_after_its_round_is_listed_open(tmp_path: Path) -> None:
+    """The ideas phase counts as much as a round: after the last round, while citizens still
+    write and vote, `consultation list` says open (it said closed)."""
+    env = environment(tmp_path)
+    now = datetime.now(UTC)
+    zone = ZoneInfo("Europe/Copenhagen")
+    source = example_with_round(now - timedelta(days=60), now - timedelta(days=20), "idebank")
+    source += (
+        "ideas:\n"
+        f"  opens: {(now - timedelta(days=30)).astimezone(zone).strftime(LOCAL)}\n"
+        f"  closes: {(now + timedelta(days=9)).astimezone(zone).strftime(LOCAL)}\n"
+        "  prompt:\n    da: Hvad mangler der?\n    en: What is missing?\n"
+    )
+    path = tmp_path / "idebank.yaml"
+    path.write_text(source, encoding="utf-8")
+    created = in_process("consultation", "import", str(path), cwd=tmp_path, env=env)
+    assert created.returncode == 0, created.stderr
+    listing = in_process("consultation", "list", cwd=tmp_path, env=env)
+    (row,) = [line for line in listing.stdout.splitlines() if line.startswith("idebank")]
+    assert row.split()[1] == "open"

@@ -48,7 +48,7 @@ from bot.links import qr_svg, reachable_only_here
 from handlers.context import Texts
 from handlers.events import Phrase, record_id
 from handlers.moderation.cards import moment_text
-from handlers.questionnaire import pick
+from handlers.questionnaire import Span, phase_state, pick, span_of
 from handlers.questions.registry import kind_of
 from storage.models import Consultation, ConsultationFile, Round
 from storage.moderation import CONSULTATION_DELETED
@@ -87,31 +87,6 @@ EXAMPLE_NAME = "eksempel-friluftsliv.yaml"
 
 # The links of a consultation by channel, as the running application knows them.
 ConsultationLinks = Callable[[str], dict[str, str]]
-
-
-@dataclass(frozen=True)
-class Span:
-    """Where a consultation stands, over its rounds and its ideas phase together: open while
-    any of them takes part (until the last of those closes), else upcoming (the next to
-    open), else closed (the last to close). None: it has neither (a Pol.is summary)."""
-
-    status: str  # "open", "upcoming" or "closed"
-    phase: tuple[datetime, datetime] | None
-
-
-def span_of(consultation: Consultation, rounds: Sequence[Round], now: datetime) -> Span:
-    """A consultation's state: its ideas phase counts as much as its rounds (citizens write and
-    vote in it after the last round has closed)."""
-    phases = [(r.opens_at, r.closes_at) for r in rounds]
-    if consultation.ideas_opens_at and consultation.ideas_closes_at:
-        phases.append((consultation.ideas_opens_at, consultation.ideas_closes_at))
-    running = [p for p in phases if phase_state(*p, now) == "open"]
-    if running:
-        return Span("open", (min(o for o, _ in running), max(c for _, c in running)))
-    upcoming = [p for p in phases if phase_state(*p, now) == "upcoming"]
-    if upcoming:
-        return Span("upcoming", min(upcoming))
-    return Span("closed", max(phases, key=lambda p: p[1]) if phases else None)
 
 
 @dataclass(frozen=True)
@@ -808,9 +783,3 @@ class ConsultationPages:
                 t.n("admin.consultations.participation.today", sum(i.today for i in listed)),
             ),
         )
-
-
-def phase_state(opens_at: datetime, closes_at: datetime, now: datetime) -> str:
-    if now < opens_at:
-        return "upcoming"
-    return "open" if now < closes_at else "closed"

@@ -295,7 +295,7 @@ def round_move_line(move: RoundMove, settings: Settings) -> str:
 @consultation.command("list")
 def consultation_list() -> None:
     """List every consultation with its state and how many took part."""
-    from handlers.questionnaire import pick, round_state
+    from handlers.questionnaire import pick, span_of
 
     settings = settings_or_exit()
     configure_logging(settings)
@@ -310,7 +310,8 @@ def consultation_list() -> None:
                 return
             click.echo(f"{'slug':<24} {'state':<9} {'answering':>9} {'completed':>9}  title")
             for item in consultations:
-                state = round_state(await uow.consultations.rounds(item.id), utc_now())
+                rounds = await uow.consultations.rounds(item.id)
+                state = span_of(item, rounds, utc_now())
                 participations = await uow.participations.of_consultation(item.id)
                 answering = sum(p.status == "answering" for p in participations)
                 completed = sum(p.status == "completed" for p in participations)
