@@ -1214,7 +1214,8 @@ class ConsultationRepository:
 
     async def lock(self, consultation_id: int) -> None:
         """Hold a consultation's row until the unit ends: a participation cannot be added to it
-        meanwhile (PostgreSQL; SQLite's unit holds the whole database already)."""
+        meanwhile, nor another edit pass its check (PostgreSQL; SQLite's unit holds the whole
+        database already)."""
         statement = select(Consultation.id).where(Consultation.id == consultation_id)
         await self._session.execute(statement.with_for_update())
 

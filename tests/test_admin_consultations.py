@@ -531,6 +531,40 @@ async def test_an_edit_started_from_an_older_version_or_naming_another_slug_asks
         assert titles == ["Hundeskov i Nordparken", "Hundeskov ved søen"]
 
 
+async def test_two_colleagues_importing_edits_at_the_same_moment_go_one_after_the_other(
+    clocked_app: tuple[BorgerDialog, Clock],
+) -> None:
+    """The first colleague's import is still running (its unit holds the consultation) when the
+    second presses "Importér" on an edit of the same version: the second waits, then finds the
+    consultation changed meanwhile and imports nothing. Before, on PostgreSQL, both passed the
+    check and the second silently replaced the first."""
+    app, _ = clocked_app
+    assert app.engine is not None
+    source = consultation_file("hundeskov", NOW - timedelta(hours=1), NOW + timedelta(days=20))
+    await import_consultation(app, source, now=NOW)
+    uow = UnitOfWorkFactory(create_session_factory(app.engine))
+    async with logged_in(app, "admin") as second:
+        form = await page_text(second, f"{LIST}?edit=hundeskov")
+        text_b = source.replace("Ny friluftspolitik", "Hundeskov i Nordparken")
+        fields = {"source": text_b, "editing": "hundeskov", "based_on": hidden(form, "based_on")}
+        async with uow() as first:
+            consultation = await first.consultations.by_slug("hundeskov")
+            assert consultation is not None
+            await first.consultations.lock(consultation.id)
+            pressed = asyncio.create_task(post_form(second, LIST, LIST, fields))
+            await asyncio.sleep(0.5)
+            assert not pressed.done()  # waits for the first import to end
+            text_a = source.replace("Hvor gammel er du?", "Hvor gammel er du nu?")
+            await import_definition(first, parse_definition(text_a, app.settings.zone), NOW)
+            await first.commit()
+        refused = await asyncio.wait_for(pressed, 30)
+        assert refused.status == 409
+        page = html.unescape(await refused.text())
+        assert "Intet er importeret: høringen er ændret af en anden, siden du åbnede filen" in page
+    (stored,) = [row[0] for row in await model_rows(app, Consultation)]
+    assert stored.title["da"] == "Ny friluftspolitik"
+
+
 async def test_a_consultation_without_a_kept_file_says_how_to_get_one(
     clocked_app: tuple[BorgerDialog, Clock],
 ) -> None:

@@ -379,6 +379,10 @@ class ConsultationPages:
         if edited is None:
             # Deleted since the form was filled: the next press creates it again, knowingly.
             return {"problem": t("admin.consultations.import.edited_gone", slug=edit_slug)}
+        # Two edits of one consultation at once: the second waits here for the first to commit
+        # and then finds its version the newest, instead of both passing and the second
+        # silently replacing the first (PostgreSQL; SQLite's writing units go one at a time).
+        await uow.consultations.lock(edited.id)
         newest = await uow.consultations.file(edited.id)
         if newest is None:
             return None
