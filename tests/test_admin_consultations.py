@@ -334,7 +334,7 @@ async def test_a_consultation_is_changed_from_its_kept_file_and_earlier_versions
             assert download.status == 200
             assert await download.read() == uploaded.encode()
             assert download.headers["Content-Disposition"] == (
-                'attachment; filename="hundeskov-2026-12-01-1100.yaml"'
+                'attachment; filename="hundeskov-2026-12-01-110000.yaml"'
             )
         # "Edit": the import form holds the newest file and says which consultation it is.
         assert f'href="{LIST}?edit=hundeskov#source"' in page

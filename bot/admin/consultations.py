@@ -201,7 +201,8 @@ class ConsultationPages:
         return {"editing": editing, "edit_slug": consultation.slug, "based_on": kept.id}
 
     async def kept_file(self, request: web.Request) -> web.Response:
-        """A consultation's file as it was imported, as a download named by slug and time."""
+        """A consultation's file as it was imported, as a download named by slug and time (to the
+        second: two versions imported within a minute keep names of their own)."""
         kit = self._kit
         visitor = await kit.require(request, "consultations")
         async with kit.uow.read() as uow:
@@ -209,7 +210,7 @@ class ConsultationPages:
             kept = await uow.consultations.file(consultation.id, int(request.match_info["file"]))
         if kept is None:
             raise kit.not_found(request, visitor)
-        stamp = kept.imported_at.astimezone(kit.settings.zone).strftime("%Y-%m-%d-%H%M")
+        stamp = kept.imported_at.astimezone(kit.settings.zone).strftime("%Y-%m-%d-%H%M%S")
         return web.Response(
             text=kept.source,
             content_type="application/yaml",
