@@ -233,10 +233,12 @@ async def test_a_pasted_file_with_a_mistake_shows_the_commands_messages_and_keep
         page = await response.text()
     assert response.status == 400
     assert "Filen har 2 fejl, så intet er importeret." in page
-    # The command line's lines, one each, in its order.
+    # The command line's lines, one each, in its order, each a link to its line in the text.
     mistakes = re.search(r'id="mistakes">(.*?)</div>', page, re.S)
     assert mistakes
-    assert [html.unescape(m) for m in re.findall(r"<li>(.*?)</li>", mistakes.group(1))] == expected
+    shown = re.findall(r'<li><a href="#source" data-line="(\d+)">(.*?)</a></li>', mistakes.group(1))
+    assert [html.unescape(text) for _, text in shown] == expected
+    assert [int(line) for line, _ in shown] == [m.line for m in parsed.value.errors]
     assert textarea_of(page) == wrong
     assert await model_rows(app, Consultation) == []
 
@@ -751,6 +753,15 @@ async def test_staff_fix_a_file_in_the_browser_and_open_its_page_with_its_chart(
     assert f"linje {line}: citizen_role: skal være en af co-design" in await alert.inner_text()
     assert await page.get_by_label("Eller indsæt filens tekst her").input_value() == wrong
     await assert_accessible(page)
+    # The mistake leads to its line: selected in the text box, and the cursor's line named.
+    await alert.get_by_role("link", name=re.compile(f"linje {line}:")).click()
+    selected = await page.get_by_label("Eller indsæt filens tekst her").evaluate(
+        "box => box.value.slice(box.selectionStart, box.selectionEnd)"
+    )
+    assert selected == wrong.splitlines()[line - 1]
+    assert await page.locator("#source-position").inner_text() == (
+        f"Markøren står i linje {line}, kolonne 1."
+    )
 
     await page.get_by_label("Eller indsæt filens tekst her").fill(good)
     await page.get_by_role("button", name="Importér").click()

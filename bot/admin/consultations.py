@@ -289,7 +289,8 @@ class ConsultationPages:
         except DefinitionError as error:
             # The command line's lines ("line 12: rounds[0].closes: must be after opens") in the
             # visitor's language: one set of messages, wherever a file is checked.
-            mistakes = [mistake.read(visitor.texts) for mistake in error.errors]
+            # With its line, when it has one: the page leads from the mistake to that line.
+            mistakes = [(mistake.line, mistake.read(visitor.texts)) for mistake in error.errors]
             bound = await self._bound(visitor, edit_slug, based_on)
             context = {**kept, **bound, "mistakes": mistakes}
             return await self._list(request, visitor, context, status=400)
