@@ -103,6 +103,26 @@ async def test_opening_the_link_again_resumes_instead_of_starting_over(
     await question(page, 4).get_by_role("button", name="3").wait_for()
 
 
+async def test_after_forget_the_same_tab_reloaded_opens_the_consultation_anew(
+    browser: Any,
+    demo_app: BorgerDialog,
+) -> None:
+    """/glem erases the transcript; the tab, reloaded, opens the consultation again instead of
+    staying empty (it remembered that it had opened it)."""
+    page = await open_page(browser, demo_app)
+    page.set_default_timeout(10_000)
+    await page.get_by_role("button", name="Ja, jeg giver samtykke").click()
+    await page.get_by_role("button", name="Under 25").wait_for()
+    await page.get_by_role("textbox").fill("/glem")
+    await page.get_by_role("textbox").press("Enter")
+    await page.get_by_role("button", name="Ja, slet").click()
+    await page.get_by_text("Dine oplysninger og svar er slettet.").wait_for()
+    assert await page.locator("article.message.bot").count() == 1
+    await page.reload()
+    await page.get_by_role("button", name="Ja, jeg giver samtykke").wait_for()
+    assert "Formål:" in await page.locator("#log").inner_text()
+
+
 async def stays_in_view(page: Any, selector: str) -> None:
     box = await page.locator(selector).bounding_box()
     assert box is not None

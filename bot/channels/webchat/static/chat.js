@@ -30,11 +30,15 @@
       var memory = {};
       return {
         getItem: function (key) { return memory.hasOwnProperty(key) ? memory[key] : null; },
-        setItem: function (key, value) { memory[key] = String(value); }
+        setItem: function (key, value) { memory[key] = String(value); },
+        removeItem: function (key) { delete memory[key]; },
+        keys: function () { return Object.keys(memory); }
       };
     }
   })();
   var pendingKey = "borgerdialog-pending";
+  // Set once a tab has opened a consultation (or said /start), so a reload resumes.
+  var startedPrefix = "borgerdialog-started-";
   // The server refuses bigger frames (and closes the socket on much bigger ones), so such a
   // message is never queued: it would be resent on every reconnect.
   var maxFrameBytes = 16 * 1024;
@@ -263,6 +267,11 @@
         if (element.id !== "m-" + event.keep) { log.removeChild(element); }
       });
       drafts = {};
+      // Nothing is under way any more: the next load of a consultation's link opens it anew
+      // (the flags said it was started, and a reload showed an empty chat).
+      storedKeys().forEach(function (key) {
+        if (key.indexOf(startedPrefix) === 0) { store.removeItem(key); }
+      });
     } else if (event.type === "handled") {
       // The press was dealt with; a refused one replaced nothing, so its buttons work again
       // and keyboard focus goes back to the button pressed.
@@ -282,9 +291,16 @@
     }
   }
 
+  function storedKeys() {
+    if (store.keys) { return store.keys(); }
+    var keys = [];
+    for (var index = 0; index < store.length; index += 1) { keys.push(store.key(index)); }
+    return keys;
+  }
+
   function startIfAsked(empty) {
     var slug = params.get("c");
-    var flag = "borgerdialog-started-" + (slug || "");
+    var flag = startedPrefix + (slug || "");
     // Without storage a reload forgets the flag; a conversation already under way says enough.
     if (store.getItem(flag) || (memoryOnly && !empty)) { return; }
     if (slug || empty) {
