@@ -326,6 +326,24 @@ class IdeasRepository:
                 yield row
             await asyncio.sleep(0)
 
+    async def count_in(self, consultation_id: int) -> tuple[int, int]:
+        """How many statements a consultation has, and how many votes stand on them."""
+        statements = (
+            select(func.count())
+            .select_from(Statement)
+            .where(Statement.consultation_id == consultation_id)
+        )
+        votes = (
+            select(func.count())
+            .select_from(Vote)
+            .join(Statement, Statement.id == Vote.statement_id)
+            .where(Statement.consultation_id == consultation_id)
+        )
+        return (
+            int((await self._session.execute(statements)).scalar_one()),
+            int((await self._session.execute(votes)).scalar_one()),
+        )
+
     async def count_vote_events(self, consultation_id: int) -> int:
         """How many votes were ever cast in a consultation (a cheap "anything new?")."""
         query = (

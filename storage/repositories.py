@@ -1286,6 +1286,22 @@ class ConsultationRepository:
         }
 
 
+def _only_in(consultation_id: int) -> Any:
+    """Whether a participant takes part in this consultation and in no other."""
+    elsewhere = (
+        select(Participation.id)
+        .where(
+            Participation.participant_id == Participant.id,
+            Participation.consultation_id != consultation_id,
+        )
+        .exists()
+    )
+    here = select(Participation.participant_id).where(
+        Participation.consultation_id == consultation_id
+    )
+    return Participant.id.in_(here) & ~elsewhere
+
+
 class ParticipationRepository:
     """Participations and their answers."""
 
@@ -1384,21 +1400,13 @@ class ParticipationRepository:
 
     async def only_in(self, consultation_id: int) -> list[Participant]:
         """The participants who take part in this consultation and in no other."""
-        elsewhere = (
-            select(Participation.id)
-            .where(
-                Participation.participant_id == Participant.id,
-                Participation.consultation_id != consultation_id,
-            )
-            .exists()
-        )
-        here = select(Participation.participant_id).where(
-            Participation.consultation_id == consultation_id
-        )
-        statement = (
-            select(Participant).where(Participant.id.in_(here), ~elsewhere).order_by(Participant.id)
-        )
+        statement = select(Participant).where(_only_in(consultation_id)).order_by(Participant.id)
         return list((await self._session.execute(statement)).scalars().all())
+
+    async def count_only_in(self, consultation_id: int) -> int:
+        """How many participants take part in this consultation and in no other."""
+        statement = select(func.count()).select_from(Participant).where(_only_in(consultation_id))
+        return int((await self._session.execute(statement)).scalar_one())
 
     async def count_in(self, consultation_id: int) -> tuple[int, int]:
         """How many participations a consultation has, and how many answers they gave."""

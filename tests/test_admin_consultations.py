@@ -425,7 +425,8 @@ async def test_an_admin_deletes_a_closed_consultation_after_typing_its_slug(
     async with logged_in(app, "admin") as admin:
         page = html.unescape(await page_text(admin, page_path))
         deleting = section(page, "delete-heading")
-        assert "med 1 deltagelse(r) og 8 svar" in deleting
+        assert "med 1 deltagelse(r), 8 svar, 0 udsagn og 0 stemme(r)" in deleting
+        assert "1 borger(e), der kun deltog her, bliver glemt" in deleting
         assert "Høringen er åben, og borgere deltager i den. Luk den først" in deleting
         assert "<form" not in deleting
         still_open = await post_form(admin, page_path, action, confirmed)

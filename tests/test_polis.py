@@ -181,6 +181,7 @@ def test_a_citizen_who_joins_later_gets_the_next_id_at_the_export_and_keeps_it(
     imported = in_process("import", "polis", str(source), "--slug", "midtby", cwd=tmp_path, env=env)
     assert imported.returncode == 0, imported.stderr
     highest = max(int(row[3]) for row in read_csv(source / "votes.csv")[1:])
+    standing = len({(row[2], row[3]) for row in read_csv(source / "votes.csv")[1:]})
 
     async def join_and_vote() -> dict[str, str]:
         engine = create_engine(database_url)
@@ -203,6 +204,8 @@ def test_a_citizen_who_joins_later_gets_the_next_id_at_the_export_and_keeps_it(
                 )
                 assert participation.number is None
                 (statement, *_) = await unit.ideas.statements(consultation.id)
+                # What the dashboard's delete section counts: statements, and votes as they stand.
+                assert await unit.ideas.count_in(consultation.id) == (23, standing)
                 at = START + timedelta(days=30)
                 await unit.ideas.add_imported_votes(
                     [CastVote(statement.id, participation.id, 1, at)],

@@ -607,6 +607,8 @@ class ConsultationPages:
             coverage = await quota_coverage(uow, consultation)
             files = await uow.consultations.files(consultation.id)
             participations, answers = await uow.participations.count_in(consultation.id)
+            statements, votes = await uow.ideas.count_in(consultation.id)
+            forgotten = await uow.participations.count_only_in(consultation.id)
         quotas = [
             {
                 "question": pick(quota.question.text, t.language) if quota.question else "",
@@ -644,6 +646,9 @@ class ConsultationPages:
             "deletable": not (participations and is_open(consultation, list(rounds), now)),
             "participations": participations,
             "answers": answers,
+            "statements": statements,
+            "votes": votes,
+            "forgotten": forgotten,
             "delete_problem": delete_problem,
         }
         status = 400 if delete_problem else 200
