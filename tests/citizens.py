@@ -38,6 +38,19 @@ def example_with_round(opens: datetime, closes: datetime, slug: str = "friluftsl
     )
 
 
+def with_ideas_phase(source: str, opens: datetime, closes: datetime) -> str:
+    """A consultation file (one of example_with_round's) with an ideas phase at these times."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("Europe/Copenhagen")
+    return source + (
+        "ideas:\n"
+        f"  opens: {opens.astimezone(zone).strftime(LOCAL)}\n"
+        f"  closes: {closes.astimezone(zone).strftime(LOCAL)}\n"
+        "  prompt:\n    da: Hvad mangler der?\n    en: What is missing?\n"
+    )
+
+
 def open_now(slug: str = "friluftsliv") -> str:
     now = datetime.now(UTC)
     return example_with_round(now - timedelta(days=1), now + timedelta(days=30), slug)

@@ -31,7 +31,13 @@ from storage.database import create_session_factory
 from storage.models import Consultation, ModerationLogEntry, Participation
 from storage.uow import UnitOfWorkFactory
 from tests.axe import assert_accessible
-from tests.citizens import LOCAL, Citizen, answer_all, example_with_round, import_consultation
+from tests.citizens import (
+    Citizen,
+    answer_all,
+    example_with_round,
+    import_consultation,
+    with_ideas_phase,
+)
 from tests.clock import Clock
 from tests.conftest import model_rows
 from tests.dashboard import BROWSER_DATABASE, csrf_of, logged_in, post_form
@@ -159,13 +165,10 @@ async def test_a_consultation_whose_ideas_phase_runs_after_its_round_is_listed_a
     """Citizens still write and vote in the ideas phase after the last round closed: the list
     and the consultation's page say it is open, until the ideas phase closes."""
     app, _ = clocked_app
-    zone = ZoneInfo("Europe/Copenhagen")
-    source = consultation_file("idebank", NOW - timedelta(days=60), NOW - timedelta(days=20))
-    source += (
-        "ideas:\n"
-        f"  opens: {(NOW - timedelta(days=30)).astimezone(zone).strftime(LOCAL)}\n"
-        f"  closes: {(NOW + timedelta(days=9)).astimezone(zone).strftime(LOCAL)}\n"
-        "  prompt:\n    da: Hvad mangler der?\n    en: What is missing?\n"
+    source = with_ideas_phase(
+        consultation_file("idebank", NOW - timedelta(days=60), NOW - timedelta(days=20)),
+        NOW - timedelta(days=30),
+        NOW + timedelta(days=9),
     )
     await import_consultation(app, source, now=NOW)
     async with logged_in(app, "staff") as staff:
@@ -406,6 +409,28 @@ async def test_a_check_says_what_an_import_would_change_and_imports_nothing(
     assert [entry.event for entry in audit if entry.event != "staff_login"] == [
         "consultation_imported"
     ]
+
+
+async def test_a_check_names_the_ideas_phases_new_times_beside_the_old(
+    clocked_app: tuple[BorgerDialog, Clock],
+) -> None:
+    """A file whose ideas phase moved, came or went: the report says so with the times, as it
+    does for a round (it said only "ideas" among the changed fields)."""
+    app, _ = clocked_app
+    plain = consultation_file("hundeskov", NOW - timedelta(hours=1), NOW + timedelta(days=20))
+    await import_consultation(app, with_ideas_phase(plain, NOW, NOW + timedelta(days=20)), now=NOW)
+    moved = with_ideas_phase(plain, NOW, NOW + timedelta(days=27))
+    async with logged_in(app, "staff") as staff:
+        checked = await post_form(staff, LIST, LIST, {"source": moved, "action": "check"})
+        page = html.unescape(await checked.text())
+        assert (
+            "Idéfasen: 1. december 2026 kl. 11:00 – 28. december 2026 kl. 11:00 "
+            "(før: 1. december 2026 kl. 11:00 – 21. december 2026 kl. 11:00)"
+        ) in page
+        dropped = await post_form(staff, LIST, LIST, {"source": plain, "action": "check"})
+        assert "Idéfasen udgår (var 1. december 2026 kl. 11:00 – 21. december 2026" in (
+            html.unescape(await dropped.text())
+        )
 
 
 async def test_an_admin_deletes_a_closed_consultation_after_typing_its_slug(

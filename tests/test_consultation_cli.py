@@ -12,11 +12,10 @@ import json
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from openpyxl import load_workbook
 
-from tests.citizens import LOCAL, example_with_round, open_now
+from tests.citizens import example_with_round, open_now, with_ideas_phase
 from tests.cli import borgerdialog, in_process
 
 BROKEN = textwrap.dedent("""\
@@ -282,13 +281,10 @@ def test_a_consultation_taking_ideas_after_its_round_is_listed_open(tmp_path: Pa
     write and vote, `consultation list` says open (it said closed)."""
     env = environment(tmp_path)
     now = datetime.now(UTC)
-    zone = ZoneInfo("Europe/Copenhagen")
-    source = example_with_round(now - timedelta(days=60), now - timedelta(days=20), "idebank")
-    source += (
-        "ideas:\n"
-        f"  opens: {(now - timedelta(days=30)).astimezone(zone).strftime(LOCAL)}\n"
-        f"  closes: {(now + timedelta(days=9)).astimezone(zone).strftime(LOCAL)}\n"
-        "  prompt:\n    da: Hvad mangler der?\n    en: What is missing?\n"
+    source = with_ideas_phase(
+        example_with_round(now - timedelta(days=60), now - timedelta(days=20), "idebank"),
+        now - timedelta(days=30),
+        now + timedelta(days=9),
     )
     path = tmp_path / "idebank.yaml"
     path.write_text(source, encoding="utf-8")
@@ -297,3 +293,15 @@ def test_a_consultation_taking_ideas_after_its_round_is_listed_open(tmp_path: Pa
     listing = in_process("consultation", "list", cwd=tmp_path, env=env)
     (row,) = [line for line in listing.stdout.splitlines() if line.startswith("idebank")]
     assert row.split()[1] == "open"
+    # The ideas phase a week longer: the import says so with the times.
+    longer = with_ideas_phase(
+        example_with_round(now - timedelta(days=60), now - timedelta(days=20), "idebank"),
+        now - timedelta(days=30),
+        now + timedelta(days=16),
+    )
+    path.write_text(longer, encoding="utf-8")
+    updated = in_process("consultation", "import", str(path), cwd=tmp_path, env=env)
+    assert updated.returncode == 0, updated.stderr
+    (line,) = [row for row in updated.stdout.splitlines() if "ideas phase" in row]
+    assert line.strip().startswith("ideas phase: ")
+    assert "(was " in line

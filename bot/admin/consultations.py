@@ -36,6 +36,7 @@ from bot.consultations.deletion import StillOpen, delete_consultation, is_open
 from bot.consultations.demo import demo_source
 from bot.consultations.files import MAX_DEFINITION_BYTES, size_text
 from bot.consultations.importer import (
+    IdeasMove,
     ImportReport,
     QuestionsWithAnswers,
     RoundMove,
@@ -87,6 +88,12 @@ EXAMPLE_NAME = "eksempel-friluftsliv.yaml"
 
 # The links of a consultation by channel, as the running application knows them.
 ConsultationLinks = Callable[[str], dict[str, str]]
+
+
+def _window_times(t: Texts, window: Window, zone: ZoneInfo) -> dict[str, str]:
+    """A round's or phase's times as the import's report names them."""
+    opens, closes = window
+    return {"opens": moment_text(t, opens, zone), "closes": moment_text(t, closes, zone)}
 
 
 @dataclass(frozen=True)
@@ -511,6 +518,8 @@ class ConsultationPages:
         zone = self._kit.settings.zone
         for move in report.rounds_moved:
             lines.append(self._round_line(t, move, zone))
+        if report.ideas_moved is not None:
+            lines.append(self._ideas_line(t, report.ideas_moved, zone))
         if report.added:
             lines.append(t("admin.consultations.import.added", keys=", ".join(report.added)))
         # Checking, the lines say what an import would do: nothing has happened yet.
@@ -573,8 +582,7 @@ class ConsultationPages:
         """A round's new times against its old ones."""
 
         def times(window: Window) -> dict[str, str]:
-            opens, closes = window
-            return {"opens": moment_text(t, opens, zone), "closes": moment_text(t, closes, zone)}
+            return _window_times(t, window, zone)
 
         if move.before is None:
             assert move.after is not None
@@ -585,6 +593,21 @@ class ConsultationPages:
             return t("admin.consultations.import.round_dropped", number=move.number, **was)
         after = times(move.after)
         return t("admin.consultations.import.round_moved", number=move.number, **after, **was)
+
+    @staticmethod
+    def _ideas_line(t: Texts, move: IdeasMove, zone: ZoneInfo) -> str:
+        """The ideas phase's new times against its old ones."""
+
+        def times(window: Window) -> dict[str, str]:
+            return _window_times(t, window, zone)
+
+        if move.before is None:
+            assert move.after is not None
+            return t("admin.consultations.import.ideas_added", **times(move.after))
+        was = {f"was_{key}": value for key, value in times(move.before).items()}
+        if move.after is None:
+            return t("admin.consultations.import.ideas_dropped", **was)
+        return t("admin.consultations.import.ideas_moved", **times(move.after), **was)
 
     # -- one consultation ------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from storage.uow import UnitOfWorkFactory
 if TYPE_CHECKING:  # the commands import what they use when they run: a quick start
     from datetime import datetime
 
-    from bot.consultations.importer import RoundMove
+    from bot.consultations.importer import IdeasMove, RoundMove
 
 
 class CommandLine(click.Group):
@@ -248,6 +248,8 @@ def consultation_import(file: Path, force: bool, check: bool) -> None:
             click.echo(f"  changed questions: {', '.join(report.reworded)}")
         for move in report.rounds_moved:
             click.echo(f"  {round_move_line(move, settings)}")
+        if report.ideas_moved is not None:
+            click.echo(f"  {ideas_move_line(report.ideas_moved, settings)}")
         if report.added:
             click.echo(f"  new questions: {', '.join(report.added)}")
         # Checking, the lines say what would be: "would archive", "on import: post 3 is moved".
@@ -280,16 +282,29 @@ def consultation_import(file: Path, force: bool, check: bool) -> None:
 
 def round_move_line(move: RoundMove, settings: Settings) -> str:
     """A round's new times against its old ones, in local time."""
+    return _move_line(f"round {move.number}", move.before, move.after, settings)
 
+
+def ideas_move_line(move: IdeasMove, settings: Settings) -> str:
+    """The ideas phase's new times against its old ones, in local time."""
+    return _move_line("ideas phase", move.before, move.after, settings)
+
+
+def _move_line(
+    what: str,
+    before: tuple[datetime, datetime] | None,
+    after: tuple[datetime, datetime] | None,
+    settings: Settings,
+) -> str:
     def times(window: tuple[datetime, datetime]) -> str:
         return f"{local_time(window[0], settings)} – {local_time(window[1], settings)}"
 
-    if move.before is None:
-        assert move.after is not None
-        return f"round {move.number} is new: {times(move.after)}"
-    if move.after is None:
-        return f"round {move.number} is dropped (was {times(move.before)})"
-    return f"round {move.number}: {times(move.after)} (was {times(move.before)})"
+    if before is None:
+        assert after is not None
+        return f"{what} is new: {times(after)}"
+    if after is None:
+        return f"{what} is dropped (was {times(before)})"
+    return f"{what}: {times(after)} (was {times(before)})"
 
 
 @consultation.command("list")

@@ -26,6 +26,14 @@ class RoundMove:
     after: Window | None
 
 
+@dataclass(frozen=True)
+class IdeasMove:
+    """The ideas phase's times before and after an import (None: new, or gone)."""
+
+    before: Window | None
+    after: Window | None
+
+
 @dataclass
 class ImportReport:
     """What an import did."""
@@ -58,6 +66,7 @@ class ImportReport:
     # Rounds whose times changed, by number: (opens, closes) before and after; None for a
     # round added or dropped.
     rounds_moved: list[RoundMove] = field(default_factory=list)
+    ideas_moved: IdeasMove | None = None
     seeded: int = 0
     # Planned posts tied to the rounds that moved or were cancelled, and automatic posts added.
     plan_changes: list[Phrase] = field(default_factory=list)
@@ -92,6 +101,10 @@ def _fields(consultation: Consultation) -> dict[str, tuple[Any, ...]]:
         name: tuple(getattr(consultation, attribute) for attribute in attributes)
         for name, attributes in FILE_FIELDS.items()
     }
+
+
+def _window(opens: datetime | None, closes: datetime | None) -> Window | None:
+    return (opens, closes) if opens is not None and closes is not None else None
 
 
 def _question_content(question: Question) -> tuple[Any, ...]:
@@ -183,6 +196,9 @@ async def import_definition(
             now_ = rounds_after[index][1:] if index < len(rounds_after) else None
             if was != now_:
                 report.rounds_moved.append(RoundMove(index + 1, was, now_))
+        ideas_before, ideas_after = _window(*before["ideas"][1:]), _window(*after["ideas"][1:])
+        if ideas_before != ideas_after:
+            report.ideas_moved = IdeasMove(ideas_before, ideas_after)
 
     await uow.consultations.replace_rounds(
         consultation.id,
