@@ -90,10 +90,29 @@ EXAMPLE_NAME = "eksempel-friluftsliv.yaml"
 ConsultationLinks = Callable[[str], dict[str, str]]
 
 
-def _window_times(t: Texts, window: Window, zone: ZoneInfo) -> dict[str, str]:
-    """A round's or phase's times as the import's report names them."""
-    opens, closes = window
-    return {"opens": moment_text(t, opens, zone), "closes": moment_text(t, closes, zone)}
+def _move_line(
+    t: Texts,
+    keys: tuple[str, str, str],
+    before: Window | None,
+    after: Window | None,
+    zone: ZoneInfo,
+    **named: Any,
+) -> str:
+    """A round's or the ideas phase's times after an import against those before, by the texts
+    for one that came, one that went, and one that moved (``keys``, in that order)."""
+
+    def times(window: Window) -> dict[str, str]:
+        opens, closes = window
+        return {"opens": moment_text(t, opens, zone), "closes": moment_text(t, closes, zone)}
+
+    added, dropped, moved = keys
+    if before is None:
+        assert after is not None
+        return t(added, **named, **times(after))
+    was = {f"was_{key}": value for key, value in times(before).items()}
+    if after is None:
+        return t(dropped, **named, **was)
+    return t(moved, **named, **times(after), **was)
 
 
 @dataclass(frozen=True)
@@ -580,34 +599,22 @@ class ConsultationPages:
     @staticmethod
     def _round_line(t: Texts, move: RoundMove, zone: ZoneInfo) -> str:
         """A round's new times against its old ones."""
-
-        def times(window: Window) -> dict[str, str]:
-            return _window_times(t, window, zone)
-
-        if move.before is None:
-            assert move.after is not None
-            after = times(move.after)
-            return t("admin.consultations.import.round_added", number=move.number, **after)
-        was = {f"was_{key}": value for key, value in times(move.before).items()}
-        if move.after is None:
-            return t("admin.consultations.import.round_dropped", number=move.number, **was)
-        after = times(move.after)
-        return t("admin.consultations.import.round_moved", number=move.number, **after, **was)
+        keys = (
+            "admin.consultations.import.round_added",
+            "admin.consultations.import.round_dropped",
+            "admin.consultations.import.round_moved",
+        )
+        return _move_line(t, keys, move.before, move.after, zone, number=move.number)
 
     @staticmethod
     def _ideas_line(t: Texts, move: IdeasMove, zone: ZoneInfo) -> str:
         """The ideas phase's new times against its old ones."""
-
-        def times(window: Window) -> dict[str, str]:
-            return _window_times(t, window, zone)
-
-        if move.before is None:
-            assert move.after is not None
-            return t("admin.consultations.import.ideas_added", **times(move.after))
-        was = {f"was_{key}": value for key, value in times(move.before).items()}
-        if move.after is None:
-            return t("admin.consultations.import.ideas_dropped", **was)
-        return t("admin.consultations.import.ideas_moved", **times(move.after), **was)
+        keys = (
+            "admin.consultations.import.ideas_added",
+            "admin.consultations.import.ideas_dropped",
+            "admin.consultations.import.ideas_moved",
+        )
+        return _move_line(t, keys, move.before, move.after, zone)
 
     # -- one consultation ------------------------------------------------------------------------
 
