@@ -9,26 +9,9 @@ from handlers.payloads import ChooseLanguage
 SUPPORTED_LANGUAGES = ("da", "en")
 
 
-def _organisation(ctx: FlowContext) -> str:
-    return ctx.organisation.name or ctx.t("organisation.unnamed")
-
-
 def help_(ctx: FlowContext, outcome: Outcome) -> None:
     """List what the participant can do."""
     outcome.say(ctx.t("help.body"))
-
-
-def privacy(ctx: FlowContext, outcome: Outcome) -> None:
-    """Say what is stored, why, for how long, and whom to contact."""
-    contact = ctx.organisation.privacy_contact or ctx.t("privacy.contact_unset")
-    outcome.say(
-        ctx.t(
-            "privacy.body",
-            organisation=_organisation(ctx),
-            contact=contact,
-            retention_days=ctx.organisation.retention_days,
-        )
-    )
 
 
 def _language_buttons() -> tuple[tuple[Button, ...], ...]:

@@ -71,6 +71,9 @@ async def mydata(ctx: FlowContext, outcome: Outcome) -> None:
             lines.append(ctx.t("mydata.ideas", statements=len(written), votes=len(votes)))
         if reports:
             lines.append(ctx.t("mydata.reports", reports=len(reports)))
+        offers = await ctx.uow.ideas.volunteered(participation.id)
+        if offers:
+            lines.append(ctx.t("mydata.volunteered", offers=len(offers)))
         consultations.append(
             {
                 "consultation": consultation.slug,
@@ -112,6 +115,14 @@ async def mydata(ctx: FlowContext, outcome: Outcome) -> None:
                         "reported_at": report.created_at.isoformat(),
                     }
                     for report, reported in reports
+                ],
+                "offers_to_help": [
+                    {
+                        "statement": statement.number,
+                        "text": statement_text(statement, ctx.t.language),
+                        "offered_at": offer.created_at.isoformat(),
+                    }
+                    for offer, statement in offers
                 ],
                 "wants_new_statements": participation.notify_statements_at is not None,
             }

@@ -397,6 +397,16 @@ class IdeasRepository:
         await self._session.flush()
         return True
 
+    async def volunteered(self, participation_id: int) -> list[tuple[Volunteer, Statement]]:
+        """The statements a participant offered to help with, oldest offer first."""
+        query = (
+            select(Volunteer, Statement)
+            .join(Statement, Statement.id == Volunteer.statement_id)
+            .where(Volunteer.participation_id == participation_id)
+            .order_by(Volunteer.id)
+        )
+        return [(offer, statement) for offer, statement in await self._session.execute(query)]
+
     async def volunteers(
         self, consultation_id: int
     ) -> list[tuple[Volunteer, Statement, Participation, Participant]]:

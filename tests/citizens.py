@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -12,9 +15,9 @@ from bot.app import BorgerDialog
 from bot.consultations.definition import parse_definition
 from bot.consultations.importer import import_definition
 from storage.database import create_session_factory
-from storage.models import Consultation, Question
+from storage.models import Consultation, OutboxMessage, Question
 from storage.uow import UnitOfWorkFactory
-from tests.conftest import eventually
+from tests.conftest import eventually, table_rows
 from tests.fake_telegram import FakeBot, SentMessage
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "friluftsliv.yaml"
@@ -154,3 +157,16 @@ async def answer_all(citizen: Citizen, idea: str = "En sti hele vejen rundt om s
     await citizen.write("3")
     await citizen.write("8000")
     await citizen.write(idea, new=2)
+
+
+async def held_mydata_file(app: BorgerDialog) -> dict[str, Any] | None:
+    """The /mydata JSON file still waiting in the outbox, read as the citizen would get it.
+
+    A test holds it there by failing sendDocument (``FakeBot.inject``) to read exactly what
+    would be sent: the fake Bot API keeps no file's content.
+    """
+    for message in await table_rows(app, OutboxMessage):
+        if message.payload.get("type") == "document" and message.status == "pending":
+            record: dict[str, Any] = json.loads(base64.b64decode(message.payload["content"]))
+            return record
+    return None

@@ -21,7 +21,7 @@ from aiosmtpd.controller import Controller
 from bot.admin.notices import ModeratorMail
 from bot.app import BorgerDialog
 from bot.config import Settings, SettingsError, load_settings
-from handlers.email import read_address
+from handlers.email import CONFIRM_WITHIN, read_address
 from handlers.ideas.staff import add_staff_statement, decide
 from handlers.plan.planning import PostDraft, plan_post
 from scheduler.jobs import send_moderation_digest
@@ -309,6 +309,11 @@ async def test_mydata_shows_the_address_and_forget_erases_it(
 
         texts = await tab.write("/minedata", new=2)
         assert f"E-mail til besked: {ADDRESS} (bekræftet)" in "\n".join(texts)
+        # Where e-mail is offered, /privatliv says how long an address is kept.
+        (privacy,) = (await tab.write("/privatliv"))[-1:]
+        hours = int(CONFIRM_WITHIN.total_seconds() // 3600)
+        assert "Giver du din e-mailadresse for at høre om resultatet" in privacy
+        assert f"slettes efter {hours} timer" in privacy
         await tab.write("/glem")
         await tab.tap("Ja, slet", new=0)
 
@@ -333,6 +338,8 @@ async def test_without_smtp_settings_no_e_mail_is_offered(
                 lambda: tab.bot_texts()[-1].endswith("✅ Vi giver dig besked her."),
                 what="the yes to hearing back",
             )
+            # /privatliv names no e-mail either where none can be given.
+            await tab.write("/privatliv")
             assert not any("e-mail" in text for text in tab.bot_texts())
             await tab.close()
     finally:

@@ -8,7 +8,7 @@ from bot.app import BorgerDialog
 from handlers.ideas.staff import NotShown, decide, moderate
 from scheduler.jobs import send_statement_notices
 from storage.models import Statement, Visibility, Vote, VoteEvent
-from tests.citizens import import_consultation
+from tests.citizens import held_mydata_file, import_consultation
 from tests.conftest import eventually, model_rows
 from tests.fake_telegram import FakeBot
 from tests.ideas import (
@@ -282,6 +282,14 @@ async def test_citizens_volunteer_for_a_statement_staff_look_for_help_on(
     await eventually(
         lambda: anna.last().text == "Du har allerede meldt dig – tak!", what="counted once"
     )
+    # Her offer is part of what /minedata shows her, in the message and in the file (held in
+    # the outbox to be read).
+    fake_bot.inject(500, "Internal Server Error", method="sendDocument", chat_id=431, times=4)
+    (summary,) = await anna.write("/minedata")
+    assert "• Udsagn, du har tilbudt at hjælpe med: 1" in (summary.text or "")
+    record = await eventually(lambda: held_mydata_file(app), what="the JSON queued")
+    (offered,) = record["consultations"][0]["offers_to_help"]
+    assert (offered["statement"], offered["text"]) == (statement.number, words)
 
 
 def statement_text_of(statement: Statement) -> str:

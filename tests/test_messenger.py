@@ -277,6 +277,7 @@ async def test_refusals_map_to_what_the_outbox_does(
     fake_messenger.fail_next(eva.psid, 613)
     await eva.write("privatliv")
     await eventually(lambda: len(eva.messages()) > before, what="the message sent after the wait")
+    assert "På Messenger er din chats nummer det, Messenger giver os" in eva.texts()[-1]
 
 
 async def test_one_export_holds_citizens_from_telegram_the_web_chat_whatsapp_and_messenger(

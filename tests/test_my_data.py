@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import json
-
 import pytest
 
 from bot.app import BorgerDialog
-from storage.models import Answer, OutboxMessage, Participant, Participation
-from tests.citizens import Citizen, answer_all, import_consultation, open_now
+from storage.models import Answer, Participant, Participation
+from tests.citizens import Citizen, answer_all, held_mydata_file, import_consultation, open_now
 from tests.conftest import eventually, table_rows
 from tests.fake_telegram import FakeBot
 
@@ -41,8 +38,7 @@ async def test_mydata_json_content(telegram_app: BorgerDialog, fake_bot: FakeBot
     # Hold the document in the outbox (network down) to read exactly what would be sent.
     fake_bot.inject(500, "Internal Server Error", method="sendDocument", chat_id=202, times=4)
     ida.fake.send_message(202, "/mydata")
-    payload = await eventually(lambda: _pending_document(telegram_app), what="the JSON queued")
-    record = json.loads(base64.b64decode(payload["content"]))
+    record = await eventually(lambda: held_mydata_file(telegram_app), what="the JSON queued")
     (consultation,) = record["consultations"]
     assert consultation["status"] == "completed"
     assert consultation["consent_given_at"] is not None
@@ -56,13 +52,6 @@ async def test_mydata_json_content(telegram_app: BorgerDialog, fake_bot: FakeBot
     # A typed answer whole, not shortened as in the message.
     assert shown["Hvad er din bedste idé til naturen i kommunen?"] == idea.strip()
     assert consultation["reports"] == []
-
-
-async def _pending_document(app: BorgerDialog) -> dict | None:
-    for message in await table_rows(app, OutboxMessage):
-        if message.payload.get("type") == "document" and message.status == "pending":
-            return message.payload
-    return None
 
 
 async def test_forget_erases_answers_and_anonymises_ideas(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 
 import aiohttp
 import pytest
 
 from bot.app import BorgerDialog
+from bot.channels.webchat.identity import MAX_AGE_SECONDS
 from bot.config import Settings
+from scheduler.jobs import UNCONSENTED_IDLE
 from storage.models import InboxEvent, Participant
 from tests.citizens import Citizen, import_consultation, open_now
 from tests.conftest import eventually, table_rows
@@ -208,6 +211,25 @@ async def test_mydata_and_forget_on_the_web(app: BorgerDialog) -> None:
         )
         await tab.close()
     assert await table_rows(app, Participant) == []
+
+
+async def test_privacy_names_what_the_web_chat_keeps_and_for_how_long(app: BorgerDialog) -> None:
+    """The web chat keeps a transcript and a cookie, which Telegram has not: /privatliv says so,
+    with the times the cookie and the transcript of someone who never says yes really last."""
+    async with web_session() as session:
+        tab = await open_tab(base(app), session)
+        (privacy,) = (await tab.write("/privatliv"))[-1:]
+        await tab.close()
+    assert privacy.startswith("Sådan passer vi på dine oplysninger")
+    assert "I webchatten gemmer vi samtalen her – også det, du skriver" in privacy
+    assert f"i {MAX_AGE_SECONDS // (24 * 3600)} dage efter dit seneste besøg" in privacy
+    assert timedelta(days=1) == UNCONSENTED_IDLE
+    assert "slettes den efter et døgn uden aktivitet" in privacy
+    assert "Telegram" not in privacy
+    # Who sees the ideas, and what stays after /glem, in every channel.
+    assert "dine idéer vises for andre deltagere" in privacy
+    assert "Idéer, du har delt, bliver efter /glem stående" in privacy
+    assert privacy.endswith("Spørgsmål: kontakt den myndighed, der har sat denne bot op.")
 
 
 async def test_telegram_and_web_citizens_in_one_export(

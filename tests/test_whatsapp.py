@@ -205,6 +205,9 @@ async def test_statuses_update_the_outbox_and_131047_marks_the_citizen_unreachab
     assert (await outbox_row()).platform_status == "read"
 
     (second,) = await eva.write("privatliv")
+    # /privatliv names what WhatsApp adds: the phone number as the chat, and these statuses.
+    assert "På WhatsApp er din chats nummer dit telefonnummer" in second.text
+    assert "nået frem og læst" in second.text
     delivery = fake_graph.status(second, "failed", code=131047)
     await eventually(lambda: delivery.answers, what="the failed status taken in")
     rows = await model_rows(wa_app, OutboxMessage)

@@ -6,7 +6,6 @@ import math
 import re
 import secrets
 
-from handlers import common
 from handlers import questionnaire as rules
 from handlers.consultation.asking import ask, ask_next, close_question_message, sent_message_ref
 from handlers.consultation.sheet import (
@@ -26,6 +25,7 @@ from handlers.events import Button, Outcome
 from handlers.ideas.common import offer_if_open
 from handlers.ideas.rules import ideas_state
 from handlers.payloads import ChooseConsultation, Consent
+from handlers.privacy import privacy_notice
 from storage.models import Consultation, Participation, ParticipationStatus
 
 # Roughly how long one question takes, for the "about N minutes" in the intro.
@@ -184,7 +184,7 @@ async def open_consultation(ctx: FlowContext, outcome: Outcome, consultation: Co
 async def privacy(ctx: FlowContext, outcome: Outcome) -> None:
     """/privacy; read while the consent card waits, the card comes again below it, so the
     citizen who read before deciding finds the choice where they are."""
-    common.privacy(ctx, outcome)
+    privacy_notice(ctx, outcome)
     participation = await active_participation(ctx)
     if participation is not None and participation.status == ParticipationStatus.INVITED:
         await _retire_consent_card(ctx, outcome, participation)
