@@ -113,6 +113,10 @@ async def test_a_finished_citizen_can_change_an_answer_without_counting_twice(
     assert (summary.text or "").startswith("Du har allerede svaret på »Ny friluftspolitik«.")
     (which,) = await eja.tap("Ret et svar")
     assert which.text == "Hvilket svar vil du rette?"
+    # Each question whole, as far as a button holds (64 characters, the strictest channel's).
+    labels = [b["text"] for b in which.buttons]
+    assert "Hvor mange gange om måneden er du i naturen?" in labels
+    assert "Hvad er din bedste idé til naturen i kommunen?" in labels
     (question,) = await eja.tap("Hvor tilfreds er du med stierne i dag?")
     assert "Dit svar nu: 5" in (question.text or "")
     (updated,) = await eja.tap("2")

@@ -16,7 +16,7 @@ from handlers.consultation.sheet import (
 )
 from handlers.consultation.summary import finish
 from handlers.context import FlowContext
-from handlers.events import Button, Outcome
+from handlers.events import MAX_BUTTON_LABEL, Button, Outcome
 from handlers.moderation.intake import queue_for_review, screen_answer, withdraw
 from handlers.payloads import (
     ChangeAnswer,
@@ -306,7 +306,7 @@ async def review(ctx: FlowContext, outcome: Outcome, participation: Participatio
     buttons = tuple(
         (
             Button(
-                rules.shorten(rules.pick(q.text, ctx.t.language), 40),
+                rules.shorten(rules.pick(q.text, ctx.t.language), MAX_BUTTON_LABEL),
                 payload=ChangeAnswer(participation.id, q.id).wire,
             ),
         )
