@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     telegram_connections: Annotated[int, Field(ge=1, le=4096)] = 256
     polling_timeout: Annotated[int, Field(ge=0, le=50)] = 30
     inbox_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    # Days after a consultation closes before staff are asked to delete it (GDPR storage
+    # limitation: what citizens gave it is kept only while its purpose needs it).
+    delete_reminder_days: Annotated[int, Field(ge=1, le=3650)] = 180
     # A folder of word lists that extend the shipped screening lists (same file names).
     screening_dir: Path | None = None
     # The languages citizens' texts are read as, "code:weight" comma-separated (see README).

@@ -38,6 +38,7 @@ from tests.citizens import (
     import_consultation,
     with_ideas_phase,
 )
+from tests.cli import in_process
 from tests.clock import Clock
 from tests.conftest import model_rows
 from tests.dashboard import BROWSER_DATABASE, csrf_of, logged_in, post_form
@@ -157,6 +158,58 @@ async def test_staff_see_consultations_by_state_with_todays_and_all_participatio
     # Pseudonyms only: no citizen's Telegram id on any page.
     assert "7001" not in page
     assert "7003" not in page
+
+
+async def test_a_consultation_closed_longer_than_the_reminder_asks_to_be_deleted(
+    clocked_app: tuple[BorgerDialog, Clock], fake_bot: FakeBot, tmp_path: Path
+) -> None:
+    """Storage limitation: what citizens gave a consultation is kept while its purpose needs
+    it. Closed more than BORGERDIALOG_DELETE_REMINDER_DAYS (180) ago with people in it, it is
+    named on the list, the overview, its own page and by `consultation list`, until deleted."""
+    app, clock = clocked_app
+    days = app.settings.delete_reminder_days
+    assert days == 180
+    for slug, closed_days_ago in (("budget", days + 20), ("skolevej", days - 20)):
+        closes = NOW - timedelta(days=closed_days_ago)
+        source = consultation_file(slug, closes - timedelta(days=30), closes)
+        await import_consultation(app, source, now=NOW - timedelta(days=closed_days_ago + 40))
+        clock.now = closes - timedelta(days=1)
+        citizen = Citizen(fake_bot, 7100 + closed_days_ago)
+        await citizen.write(f"/start {slug}", new=2)
+        await citizen.tap("Ja, jeg giver samtykke")
+    # Closed long ago, but nobody took part: nothing of citizens' to delete.
+    empty = consultation_file("tom", NOW - timedelta(days=400), NOW - timedelta(days=300))
+    await import_consultation(app, empty, now=NOW - timedelta(days=500))
+    clock.now = NOW
+
+    async with logged_in(app, "staff") as staff:
+        page = await page_text(staff, LIST)
+        overview = await page_text(staff, "/admin")
+    async with logged_in(app, "admin") as admin:
+        budget = await page_text(admin, f"{LIST}/budget")
+        skolevej = await page_text(admin, f"{LIST}/skolevej")
+    notice = re.search(r'<div class="notice" id="delete-due">.*?</div>', page, re.S)
+    assert notice, "no reminder on the list"
+    assert "1 høring har været lukket i mere end 180 dage og rummer stadig borgernes bidrag" in (
+        notice.group(0)
+    )
+    assert f'href="{LIST}/budget#delete-heading"' in notice.group(0)
+    assert "skolevej" not in notice.group(0)
+    assert "tom" not in re.findall(r'href="[^"]*/(\w+)#delete-heading"', notice.group(0))
+    assert row_of(page, "budget")[1].endswith("Slet, når formålet er opfyldt")
+    assert "Slet, når formålet er opfyldt" not in row_of(page, "skolevej")[1]
+    assert "Slet, når formålet er opfyldt" not in row_of(page, "tom")[1]
+    assert "1 høring har været lukket i mere end 180 dage og bør slettes" in overview
+    assert 'id="delete-due"' in budget
+    assert "Høringen har været lukket i mere end 180 dage" in budget
+    assert 'id="delete-due"' not in skolevej
+    # The command line names it too.
+    env = {"BORGERDIALOG_DATABASE_URL": app.settings.database_url}
+    listing = await asyncio.to_thread(in_process, "consultation", "list", cwd=tmp_path, env=env)
+    assert listing.returncode == 0, listing.stderr
+    assert "Closed more than 180 days ago and still holding people who took part: budget." in (
+        " ".join(listing.stdout.split())
+    )
 
 
 async def test_a_consultation_whose_ideas_phase_runs_after_its_round_is_listed_as_open(

@@ -32,7 +32,7 @@ from bot.consultations.definition import (
     definition_from_bytes,
     parse_definition,
 )
-from bot.consultations.deletion import StillOpen, delete_consultation, is_open
+from bot.consultations.deletion import StillOpen, delete_consultation, delete_due, is_open
 from bot.consultations.demo import demo_source
 from bot.consultations.files import MAX_DEFINITION_BYTES, size_text
 from bot.consultations.importer import (
@@ -123,6 +123,8 @@ class Listed:
     state: Span
     today: int
     total: int
+    # Closed longer than the installation keeps closed consultations, with people in it.
+    delete_due: bool = False
 
     # A consultation without rounds (from a Pol.is summary) sorts by when it was imported.
     @property
@@ -475,6 +477,8 @@ class ConsultationPages:
         t = visitor.texts
         page = {
             "groups": [(state, groups[state]) for state in STATES],
+            "delete_due": [item for item in groups["closed"] if item.delete_due],
+            "delete_reminder_days": kit.settings.delete_reminder_days,
             "title_of": lambda c: pick(c.title, t.language),
             "when": lambda moment: moment_text(t, moment, zone),
             "base": BASE,
@@ -501,15 +505,22 @@ class ConsultationPages:
         today = local_day(now, zone)
         consultations = await uow.consultations.all()
         consents = await uow.participations.consent_times([c.id for c in consultations])
+        after_days = self._kit.settings.delete_reminder_days
         listed = []
         for consultation in consultations:
             times = [moment for owner, moment in consents if owner == consultation.id]
+            span = span_of(consultation, await uow.consultations.rounds(consultation.id), now)
+            due = False
+            if span.status == "closed":
+                participations, _ = await uow.participations.count_in(consultation.id)
+                due = delete_due(span, participations, now, after_days)
             listed.append(
                 Listed(
                     consultation,
-                    span_of(consultation, await uow.consultations.rounds(consultation.id), now),
+                    span,
                     sum(1 for moment in times if local_day(moment, zone) == today),
                     len(times),
+                    due,
                 )
             )
         return listed
@@ -655,11 +666,14 @@ class ConsultationPages:
             for quota in coverage
         ]
         links = self._links(consultation.slug)
+        span = span_of(consultation, rounds, now)
         page = {
             "consultation": consultation,
             "title": pick(consultation.title, t.language),
             "description": pick(consultation.target_group.get("description") or {}, t.language),
-            "state": span_of(consultation, rounds, now).status,
+            "state": span.status,
+            "delete_due": delete_due(span, participations, now, kit.settings.delete_reminder_days),
+            "delete_reminder_days": kit.settings.delete_reminder_days,
             "phases": self._phases(visitor, consultation, rounds, now),
             "when": lambda moment: moment_text(t, moment, zone),
             "days": [(self._day(visitor, day), count) for day, count in days],
@@ -815,12 +829,13 @@ class ConsultationPages:
             # A new installation: say where the first consultation comes from.
             return Panel(t("admin.nav.consultations"), BASE, (t("admin.consultations.panel.none"),))
         count = {state: sum(i.state.status == state for i in listed) for state in STATES}
-        return Panel(
-            t("admin.nav.consultations"),
-            BASE,
-            (
-                t.n("admin.consultations.panel.open", count["open"]),
-                t.n("admin.consultations.panel.upcoming", count["upcoming"]),
-                t.n("admin.consultations.participation.today", sum(i.today for i in listed)),
-            ),
+        lines: tuple[str, ...] = (
+            t.n("admin.consultations.panel.open", count["open"]),
+            t.n("admin.consultations.panel.upcoming", count["upcoming"]),
+            t.n("admin.consultations.participation.today", sum(i.today for i in listed)),
         )
+        due = sum(i.delete_due for i in listed)
+        if due:
+            days = self._kit.settings.delete_reminder_days
+            lines += (t.n("admin.consultations.panel.delete_due", due, days=days),)
+        return Panel(t("admin.nav.consultations"), BASE, lines)

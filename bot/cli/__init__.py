@@ -310,6 +310,7 @@ def _move_line(
 @consultation.command("list")
 def consultation_list() -> None:
     """List every consultation with its state and how many took part."""
+    from bot.consultations.deletion import delete_due
     from handlers.questionnaire import pick, span_of
 
     settings = settings_or_exit()
@@ -324,15 +325,26 @@ def consultation_list() -> None:
                 )
                 return
             click.echo(f"{'slug':<24} {'state':<9} {'answering':>9} {'completed':>9}  title")
+            now = utc_now()
+            due = []
             for item in consultations:
                 rounds = await uow.consultations.rounds(item.id)
-                state = span_of(item, rounds, utc_now())
+                state = span_of(item, rounds, now)
                 participations = await uow.participations.of_consultation(item.id)
                 answering = sum(p.status == "answering" for p in participations)
                 completed = sum(p.status == "completed" for p in participations)
                 click.echo(
                     f"{item.slug:<24} {state.status:<9} {answering:>9} {completed:>9}  "
                     f"{terminal_text(pick(item.title, 'da'))}"
+                )
+                if delete_due(state, len(participations), now, settings.delete_reminder_days):
+                    due.append(item.slug)
+            if due:
+                click.echo(
+                    f"\nClosed more than {settings.delete_reminder_days} days ago and still "
+                    f"holding people who took part: {', '.join(due)}. Delete each when its "
+                    "purpose is served ('borgerdialog consultation delete SLUG'), so citizens' "
+                    "data is kept no longer than needed."
                 )
 
     with_database(settings, work)
