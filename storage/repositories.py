@@ -575,6 +575,35 @@ class ParticipantRepository:
         await add_without_flush(self._session, participant)
         return participant
 
+    async def quiet_without_participation(self, before: datetime, limit: int) -> list[Participant]:
+        """Participants who never opened a consultation and have not written since ``before``,
+        oldest first, at most ``limit``: locked, so one who writes meanwhile is skipped (their
+        arrival holds their row) or, after it, no longer quiet (PostgreSQL reads the row again
+        for the lock).
+
+        A chat the bot still keeps messages of is left alone: past the retention period those
+        are the moderators' cards (kept to be edited when decided) or replies not yet sent.
+        """
+        took_part = (
+            select(Participation.id).where(Participation.participant_id == Participant.id).exists()
+        )
+        kept_messages = (
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.channel == Participant.channel,
+                OutboxMessage.chat_id == Participant.chat_id,
+            )
+            .exists()
+        )
+        statement = (
+            select(Participant)
+            .where(Participant.last_seen_at < before, ~took_part, ~kept_messages)
+            .order_by(Participant.id)
+            .limit(limit)
+            .with_for_update(of=Participant, skip_locked=True)
+        )
+        return list((await self._session.execute(statement)).scalars())
+
     async def delete(self, participant: Participant) -> None:
         """Delete a participant and every record that still links to their chat.
 

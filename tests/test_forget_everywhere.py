@@ -109,6 +109,40 @@ async def test_forget_on_telegram_leaves_no_trace_in_any_table(
     assert mentioning(await every_row(app), str(MODERATORS)) != {}
 
 
+async def test_a_chat_that_never_took_part_is_forgotten_after_the_retention_period(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    """Someone who only asked for help is forgotten once quiet for the retention period, as at
+    /forget; a citizen who took part is kept (their consultation keeps them), and so is the
+    moderators' chat, whose card waits there to be edited when decided."""
+    _, moderator, card = await anna_with_a_card(app, fake_bot)
+    await moderator.press(card, "✅ Godkend")
+    asker = Citizen(fake_bot, 876543219)
+    await asker.write("/help")
+    await settle_and_purge(app)
+    assert "participants" in mentioning(await every_row(app), "876543219")
+    assert app.uow is not None
+    retention = app.settings.inbox_retention_days
+
+    def later(days: float) -> Any:
+        return lambda: datetime.now(UTC) + timedelta(days=days)
+
+    counts = await purge_expired(app.uow, later(retention - 1), retention)
+    assert counts[3] == 0
+    assert "participants" in mentioning(await every_row(app), "876543219"), "quiet too briefly"
+    counts = await purge_expired(app.uow, later(retention + 1), retention)
+    rows = await every_row(app)
+    assert mentioning(rows, "876543219") == {}
+    assert "participants" in mentioning(rows, str(CITIZEN_ID)), "she took part"
+    assert "outbox_messages" in mentioning(rows, str(MODERATORS)), "the card stays"
+    chats = {row.chat_id for row in await table_rows(app, Participant)}
+    assert {str(CITIZEN_ID), str(MODERATORS)} <= chats
+    assert counts[3] == 1
+    # Back after that, the one who asked is a newcomer; the bot answers as to anyone.
+    (again,) = await asker.write("/help")
+    assert "/privatliv" in (again.text or "")
+
+
 async def test_deleting_a_closed_consultation_forgets_who_took_part_only_there(
     app: BorgerDialog, fake_bot: FakeBot
 ) -> None:
