@@ -576,13 +576,17 @@ class ParticipantRepository:
         return participant
 
     async def quiet_without_participation(self, before: datetime, limit: int) -> list[Participant]:
-        """Participants who never opened a consultation and have not written since ``before``,
-        oldest first, at most ``limit``: locked, so one who writes meanwhile is skipped (their
-        arrival holds their row) or, after it, no longer quiet (PostgreSQL reads the row again
-        for the lock).
+        """Private chats that never opened a consultation and have not written since
+        ``before``, oldest first, at most ``limit``: locked, so one who writes meanwhile is
+        skipped (their arrival holds their row) or, after it, no longer quiet (PostgreSQL reads
+        the row again for the lock). Their row held, nothing else queues messages to them:
+        every other sender (posts, notices, decisions) needs a participation.
 
-        A chat the bot still keeps messages of is left alone: past the retention period those
-        are the moderators' cards (kept to be edited when decided) or replies not yet sent.
+        Left alone: a group (Telegram's ids start with "-": the moderators' and the staff's
+        chats, which other work writes to and whose members may well work in the dashboard
+        instead); a chat the bot still keeps messages of (replies not yet sent); and one with
+        a message received since ``before``, such as one that failed and is kept whole for an
+        operator (its arrival was rolled back with it, so the chat looks quiet).
         """
         took_part = (
             select(Participation.id).where(Participation.participant_id == Participant.id).exists()
@@ -595,9 +599,24 @@ class ParticipantRepository:
             )
             .exists()
         )
+        wrote_since = (
+            select(InboxEvent.id)
+            .where(
+                InboxEvent.channel == Participant.channel,
+                InboxEvent.chat_id == Participant.chat_id,
+                (InboxEvent.received_at >= before) | (InboxEvent.status == InboxStatus.PENDING),
+            )
+            .exists()
+        )
         statement = (
             select(Participant)
-            .where(Participant.last_seen_at < before, ~took_part, ~kept_messages)
+            .where(
+                Participant.last_seen_at < before,
+                ~Participant.chat_id.startswith("-"),
+                ~took_part,
+                ~kept_messages,
+                ~wrote_since,
+            )
             .order_by(Participant.id)
             .limit(limit)
             .with_for_update(of=Participant, skip_locked=True)

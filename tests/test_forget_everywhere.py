@@ -113,14 +113,20 @@ async def test_a_chat_that_never_took_part_is_forgotten_after_the_retention_peri
     app: BorgerDialog, fake_bot: FakeBot
 ) -> None:
     """Someone who only asked for help is forgotten once quiet for the retention period, as at
-    /forget; a citizen who took part is kept (their consultation keeps them), and so is the
-    moderators' chat, whose card waits there to be edited when decided."""
+    /forget; a citizen who took part is kept (their consultation keeps them), and so are
+    groups: the moderators' chat, whose card waits there to be edited when decided, and a
+    group whose members only asked for help there once (as a staff chat may be, its members
+    working in the dashboard)."""
     _, moderator, card = await anna_with_a_card(app, fake_bot)
     await moderator.press(card, "✅ Godkend")
     asker = Citizen(fake_bot, 876543219)
     await asker.write("/help")
+    group = -100876543
+    fake_bot.send_message(876543218, "/help", chat_id=group, chat_type="group")
+    await eventually(lambda: fake_bot.texts(group), what="the group's answer")
     await settle_and_purge(app)
     assert "participants" in mentioning(await every_row(app), "876543219")
+    assert "participants" in mentioning(await every_row(app), str(group))
     assert app.uow is not None
     retention = app.settings.inbox_retention_days
 
@@ -136,7 +142,7 @@ async def test_a_chat_that_never_took_part_is_forgotten_after_the_retention_peri
     assert "participants" in mentioning(rows, str(CITIZEN_ID)), "she took part"
     assert "outbox_messages" in mentioning(rows, str(MODERATORS)), "the card stays"
     chats = {row.chat_id for row in await table_rows(app, Participant)}
-    assert {str(CITIZEN_ID), str(MODERATORS)} <= chats
+    assert {str(CITIZEN_ID), str(MODERATORS), str(group)} <= chats
     assert counts[3] == 1
     # Back after that, the one who asked is a newcomer; the bot answers as to anyone.
     (again,) = await asker.write("/help")

@@ -113,7 +113,7 @@ async def test_a_finished_citizen_can_change_an_answer_without_counting_twice(
     assert (summary.text or "").startswith("Du har allerede svaret på »Ny friluftspolitik«.")
     (which,) = await eja.tap("Ret et svar")
     assert which.text == "Hvilket svar vil du rette?"
-    # Each question whole, as far as a button holds (64 characters, the strictest channel's).
+    # Each question whole, as far as a button holds (64 characters: what the flows write for).
     labels = [b["text"] for b in which.buttons]
     assert "Hvor mange gange om måneden er du i naturen?" in labels
     assert "Hvad er din bedste idé til naturen i kommunen?" in labels

@@ -478,6 +478,8 @@ class ConsultationPages:
         page = {
             "groups": [(state, groups[state]) for state in STATES],
             "delete_due": [item for item in groups["closed"] if item.delete_due],
+            # Only who may delete is sent to the page's delete section (others have none).
+            "delete_anchor": "#delete-heading" if visitor.may("delete_consultations") else "",
             "delete_reminder_days": kit.settings.delete_reminder_days,
             "title_of": lambda c: pick(c.title, t.language),
             "when": lambda moment: moment_text(t, moment, zone),
@@ -513,7 +515,7 @@ class ConsultationPages:
             due = False
             if span.status == "closed":
                 participations, _ = await uow.participations.count_in(consultation.id)
-                due = delete_due(span, participations, now, after_days)
+                due = delete_due(consultation, span, participations, now, after_days)
             listed.append(
                 Listed(
                     consultation,
@@ -672,7 +674,9 @@ class ConsultationPages:
             "title": pick(consultation.title, t.language),
             "description": pick(consultation.target_group.get("description") or {}, t.language),
             "state": span.status,
-            "delete_due": delete_due(span, participations, now, kit.settings.delete_reminder_days),
+            "delete_due": delete_due(
+                consultation, span, participations, now, kit.settings.delete_reminder_days
+            ),
             "delete_reminder_days": kit.settings.delete_reminder_days,
             "phases": self._phases(visitor, consultation, rounds, now),
             "when": lambda moment: moment_text(t, moment, zone),

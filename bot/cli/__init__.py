@@ -337,12 +337,12 @@ def consultation_list() -> None:
                     f"{item.slug:<24} {state.status:<9} {answering:>9} {completed:>9}  "
                     f"{terminal_text(pick(item.title, 'da'))}"
                 )
-                if delete_due(state, len(participations), now, settings.delete_reminder_days):
+                if delete_due(item, state, len(participations), now, settings.delete_reminder_days):
                     due.append(item.slug)
             if due:
                 click.echo(
                     f"\nClosed more than {settings.delete_reminder_days} days ago and still "
-                    f"holding people who took part: {', '.join(due)}. Delete each when its "
+                    f"holding data about citizens: {', '.join(due)}. Delete each when its "
                     "purpose is served ('borgerdialog consultation delete SLUG'), so citizens' "
                     "data is kept no longer than needed."
                 )

@@ -45,19 +45,23 @@ def is_open(consultation: Consultation, rounds: list[Round], now: datetime) -> b
     return "open" in (ideas_state(consultation, now), round_state(rounds, now).status)
 
 
-def delete_due(span: Span, participations: int, now: datetime, after_days: int) -> bool:
+def delete_due(
+    consultation: Consultation, span: Span, participations: int, now: datetime, after_days: int
+) -> bool:
     """Whether staff should be reminded to delete a consultation: it closed more than
-    ``after_days`` ago (BORGERDIALOG_DELETE_REMINDER_DAYS) and still holds people who took part.
+    ``after_days`` ago (BORGERDIALOG_DELETE_REMINDER_DAYS) and still holds data about citizens
+    (participations, of whoever opened it). One without rounds or ideas phase (a Pol.is
+    summary) counts from its import.
 
     Nothing deletes a consultation by itself: when its purpose is served is the authority's
     call (the results published, the decision made), so the dashboard and the command line
     ask, and keep asking.
     """
+    closed_at = span.phase[1] if span.phase is not None else consultation.created_at
     return (
         participations > 0
         and span.status == "closed"
-        and span.phase is not None
-        and span.phase[1] <= now - timedelta(days=after_days)
+        and closed_at <= now - timedelta(days=after_days)
     )
 
 
