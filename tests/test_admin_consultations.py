@@ -544,9 +544,13 @@ async def test_an_admin_deletes_a_closed_consultation_after_typing_its_slug(
     assert [row[0].slug for row in await model_rows(app, Consultation)] == ["andet"]
     assert await model_rows(app, Participation) == []
     audit = [row[0] for row in await model_rows(app, ModerationLogEntry)]
-    assert [(e.event, e.consultation) for e in audit if e.event == "consultation_deleted"] == [
-        ("consultation_deleted", "friluftsliv")
-    ]
+    assert [
+        (e.event, e.consultation, e.reason) for e in audit if e.event == "consultation_deleted"
+    ] == [("consultation_deleted", "friluftsliv", "p1 a8 s0 v0 f1")]
+    # The trail's page says what the deletion took, in the reader's language.
+    async with logged_in(app, "admin") as admin:
+        trail = html.unescape(await page_text(admin, "/admin/audit"))
+    assert "Slettet: 1 deltagelse(r), 8 svar, 0 udsagn, 0 stemme(r); 1 borger(e) glemt" in trail
 
 
 def hidden(page: str, name: str) -> str:

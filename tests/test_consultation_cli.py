@@ -247,6 +247,7 @@ def test_delete_asks_for_the_slug_first_and_is_in_the_audit_log(
     )
     log = in_process("moderation", "log", cwd=tmp_path, env=env).stdout
     assert ",friluftsliv,consultation_deleted,staff (command line)," in log
+    assert ",p0 a0 s0 v0 f0," in log, "the deletion's counts, as codes"
     again = in_process("consultation", "delete", "friluftsliv", "--yes", cwd=tmp_path, env=env)
     assert again.returncode == 2
     assert "no consultation 'friluftsliv'" in again.stderr

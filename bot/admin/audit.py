@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -98,6 +99,13 @@ FLAG_NAMES = {
 }
 
 
+# A deletion's counts as the trail keeps them (bot.consultations.deletion.DeletionReport).
+_DELETED_COUNTS = re.compile(
+    r"p(?P<participations>\d+) a(?P<answers>\d+) s(?P<statements>\d+) v(?P<votes>\d+) "
+    r"f(?P<forgotten>\d+)"
+)
+
+
 def readable_row(row: dict[str, object], t: Texts) -> dict[str, object]:
     """A trail row as the page shows it: its codes in the reader's language where they have a
     name (the download and the command line keep the codes)."""
@@ -112,6 +120,9 @@ def readable_row(row: dict[str, object], t: Texts) -> dict[str, object]:
     reason = row["reason"]
     if isinstance(reason, str) and reason in REASONS:
         shown["reason"] = t(f"moderation.reason_button.{reason}")
+    deleted = _DELETED_COUNTS.fullmatch(reason) if isinstance(reason, str) else None
+    if row["event"] == "consultation_deleted" and deleted is not None:
+        shown["reason"] = t("admin.audit.deleted_counts", **deleted.groupdict())
     flags = str(row["flags"] or "").split()
     shown["flags"] = ", ".join(str(named(flag, FLAG_NAMES)) for flag in flags)
     return shown

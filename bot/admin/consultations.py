@@ -723,7 +723,13 @@ class ConsultationPages:
                 except StillOpen:
                     problem = t("admin.consultations.delete.open")
                 else:
-                    await kit.audit(uow, visitor.account, CONSULTATION_DELETED, consultation=slug)
+                    await kit.audit(
+                        uow,
+                        visitor.account,
+                        CONSULTATION_DELETED,
+                        consultation=slug,
+                        reason=report.counts_code,
+                    )
                     await uow.commit()
         if problem is not None:
             return await self._consultation_page(request, visitor, delete_problem=problem)

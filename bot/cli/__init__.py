@@ -488,11 +488,14 @@ def consultation_delete(slug: str, yes: bool) -> None:
             except StillOpen:
                 # Someone began answering between the question and the answer to it.
                 fail(still_open(slug, participations), EXIT_BAD_INPUT)
-            await audit_here(uow, CONSULTATION_DELETED, consultation=slug)
+            await audit_here(
+                uow, CONSULTATION_DELETED, consultation=slug, reason=report.counts_code
+            )
             await uow.commit()
         click.echo(
             f"Deleted consultation '{slug}': {report.participations} participation(s) with "
-            f"{report.answers} answer(s), {report.statements} statement(s); "
+            f"{report.answers} answer(s), {report.statements} statement(s), "
+            f"{report.votes} vote(s); "
             f"{report.forgotten} participant(s) who took part only here are forgotten."
         )
 
