@@ -3,40 +3,43 @@ and what the citizen's own channel adds to them."""
 
 from __future__ import annotations
 
-from handlers.context import FlowContext
+from handlers.context import FlowContext, OrganisationInfo, Texts
 from handlers.email import CONFIRM_WITHIN, WEB_CHANNEL, email_offered
 from handlers.events import Outcome
 
 
 def privacy_notice(ctx: FlowContext, outcome: Outcome) -> None:
     """Say what is stored, who sees it, why, for how long, and whom to contact."""
-    organisation = ctx.organisation.name or ctx.t("organisation.unnamed")
-    contact = ctx.organisation.privacy_contact or ctx.t("privacy.contact_unset")
-    parts = (
-        ctx.t(
-            "privacy.body",
-            organisation=organisation,
-            retention_days=ctx.organisation.retention_days,
-        ),
-        channel_note(ctx),
-        ctx.t("privacy.rights", contact=contact),
-    )
-    outcome.say("\n\n".join(part for part in parts if part))
-
-
-def channel_note(ctx: FlowContext) -> str:
-    """What the citizen's channel keeps beyond what every channel does ("" when nothing)."""
     channel = ctx.participant.channel
+    outcome.say(notice_text(ctx.t, ctx.organisation, channel, email=email_offered(ctx)))
+
+
+def notice_text(t: Texts, organisation: OrganisationInfo, channel: str, *, email: bool) -> str:
+    """The notice in one language, for one channel (``email``: an address can be given)."""
+    parts = (
+        t(
+            "privacy.body",
+            organisation=organisation.name or t("organisation.unnamed"),
+            retention_days=organisation.retention_days,
+        ),
+        channel_note(t, channel, email=email),
+        t("privacy.rights", contact=organisation.privacy_contact or t("privacy.contact_unset")),
+    )
+    return "\n\n".join(part for part in parts if part)
+
+
+def channel_note(t: Texts, channel: str, *, email: bool) -> str:
+    """What a channel keeps beyond what every channel does ("" when nothing)."""
     if channel == WEB_CHANNEL:
-        note = ctx.t("privacy.channel.web")
-        if email_offered(ctx):
+        note = t("privacy.channel.web")
+        if email:
             hours = int(CONFIRM_WITHIN.total_seconds() // 3600)
-            note += " " + ctx.t("privacy.channel.web_email", hours=hours)
+            note += " " + t("privacy.channel.web_email", hours=hours)
         return note
     if channel == "telegram":
-        return ctx.t("privacy.channel.telegram")
+        return t("privacy.channel.telegram")
     if channel == "whatsapp":
-        return ctx.t("privacy.channel.whatsapp")
+        return t("privacy.channel.whatsapp")
     if channel == "messenger":
-        return ctx.t("privacy.channel.messenger")
+        return t("privacy.channel.messenger")
     return ""

@@ -48,7 +48,7 @@ async def test_help_privacy_and_fallback(telegram_app: BorgerDialog, fake_bot: F
     assert "30 dage" in texts[1]
     assert "Datatilsynet" in texts[1]
     # What Telegram keeps itself is named; the web chat's transcript is not Telegram's.
-    assert "Telegram gemmer sin egen kopi af chatten" in texts[1]
+    assert "Telegram har sin egen kopi af chatten" in texts[1]
     assert "webchat" not in texts[1]
     assert "/hjaelp" in texts[2]
 

@@ -225,9 +225,9 @@ async def test_privacy_names_what_the_web_chat_keeps_and_for_how_long(app: Borge
     assert f"i {MAX_AGE_SECONDS // (24 * 3600)} dage efter dit seneste besøg" in privacy
     assert timedelta(days=1) == UNCONSENTED_IDLE
     assert "slettes den efter et døgn uden aktivitet" in privacy
-    assert "Telegram gemmer sin egen kopi" not in privacy
+    assert "Telegram har sin egen kopi" not in privacy
     # Who sees the ideas, and what stays after /glem, in every channel.
-    assert "dine idéer vises for andre deltagere" in privacy
+    assert "andre deltagere ser dine idéer uden dit navn" in privacy
     assert "Idéer, du har delt, bliver efter /glem stående" in privacy
     assert privacy.endswith("Spørgsmål: kontakt den myndighed, der har sat denne bot op.")
 
