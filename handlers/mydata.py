@@ -13,7 +13,7 @@ from handlers.ideas.rules import statement_text
 from handlers.moderation.intake import close_withdrawn, erase_card
 from handlers.payloads import ForgetAnswer
 from handlers.questions import all_kinds, kind_of
-from storage.models import ItemStatus
+from storage.models import ItemStatus, Visibility
 
 # Set in the participant's state while /forget waits for its answer: "erase everything" erases
 # only then, never from a button made up or kept from before (nor "keep" undo anything).
@@ -180,10 +180,14 @@ async def forget_confirmed(ctx: FlowContext, outcome: Outcome, confirmed: bool) 
         if ctx.event.button_message_ref is not None:
             outcome.edit(ctx.event.button_message_ref, ctx.t("forget.kept"))
         return
-    # Statements stay, like ideas, without their author; votes and volunteer offers go.
+    # Statements others were shown stay, like ideas, without their author; votes and volunteer
+    # offers go. One nobody was shown (held for a moderator, or hidden) goes too: it was never
+    # shared, and a moderator must not publish it after its author asked to be forgotten.
     statements = 0
     for participation in await ctx.uow.participations.of_participant(ctx.participant.id):
-        statements += len(await ctx.uow.ideas.of_participation(participation.id))
+        written = await ctx.uow.ideas.of_participation(participation.id)
+        unshown = {s.id: s for s in written if s.visibility != Visibility.VISIBLE}
+        statements += len(written) - len(unshown)
         for item in await ctx.uow.moderation.of_participation(participation.id):
             if item.answer_id is not None:
                 # The answer goes; so does its text on the moderators' card, and a decision
@@ -193,6 +197,11 @@ async def forget_confirmed(ctx: FlowContext, outcome: Outcome, confirmed: bool) 
                     if answer is not None:
                         await close_withdrawn(ctx, item, answer.visibility)
                 await erase_card(ctx, outcome, item)
+            elif item.statement_id in unshown:
+                if item.status == ItemStatus.WAITING:
+                    await close_withdrawn(ctx, item, unshown[item.statement_id].visibility)
+                await erase_card(ctx, outcome, item)
+        await ctx.uow.ideas.delete_statements(list(unshown.values()))
     # Ideas are published statements: after /forget they stay, without any link to the author.
     published = {kind.name for kind in all_kinds() if kind.published}
     anonymised = statements + await ctx.uow.participations.erase_participant(

@@ -80,8 +80,8 @@ async def purge_expired(
 
     Handled and failed inbox records and settled outbox messages after the retention period;
     the web transcripts of visitors who went idle without consenting after a day; the chats of
-    people who never opened a consultation and have been quiet for the retention period, as
-    at /forget (nothing of theirs serves a purpose any more: no consultation, no audience).
+    people who never said yes or no to a consultation and have been quiet for the retention
+    period, as at /forget (nothing of theirs serves a purpose any more: no answer, no audience).
     """
     now = clock()
     cutoff = now - timedelta(days=retention_days)
@@ -89,9 +89,7 @@ async def purge_expired(
         inbox = await unit.inbox.purge_handled_before(cutoff)
         outbox = await unit.outbox.purge_settled_before(cutoff)
         transcripts = await unit.web_messages.purge_unconsented(now - UNCONSENTED_IDLE)
-        quiet = await unit.participants.quiet_without_participation(cutoff, QUIET_CHATS_A_RUN)
-        for participant in quiet:
-            await unit.participants.delete(participant)
+        quiet = await unit.participants.forget_quiet(cutoff, QUIET_CHATS_A_RUN)
         await unit.commit()
     if inbox or outbox or transcripts or quiet:
         logger.info(
@@ -100,9 +98,9 @@ async def purge_expired(
             inbox,
             outbox,
             transcripts,
-            len(quiet),
+            quiet,
         )
-    return inbox, outbox, transcripts, len(quiet)
+    return inbox, outbox, transcripts, quiet
 
 
 async def send_moderation_digest(

@@ -397,6 +397,14 @@ class IdeasRepository:
         await self._session.flush()
         return True
 
+    async def delete_statements(self, statements: list[Statement]) -> None:
+        """Delete statements with their votes, vote history, offers and reports (the foreign
+        keys cascade); a moderation item about one keeps its pseudonyms and flags."""
+        for statement in statements:
+            await self._session.delete(statement)
+        if statements:
+            await self._session.flush()
+
     async def volunteered(self, participation_id: int) -> list[tuple[Volunteer, Statement]]:
         """The statements a participant offered to help with, oldest offer first."""
         query = (

@@ -20,6 +20,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    tuple_,
     union_all,
     update,
 )
@@ -48,6 +49,7 @@ from storage.models import (
     OutboxStatus,
     Participant,
     Participation,
+    ParticipationStatus,
     PlannedPost,
     Question,
     Round,
@@ -575,21 +577,27 @@ class ParticipantRepository:
         await add_without_flush(self._session, participant)
         return participant
 
-    async def quiet_without_participation(self, before: datetime, limit: int) -> list[Participant]:
-        """Private chats that never opened a consultation and have not written since
-        ``before``, oldest first, at most ``limit``: locked, so one who writes meanwhile is
-        skipped (their arrival holds their row) or, after it, no longer quiet (PostgreSQL reads
-        the row again for the lock). Their row held, nothing else queues messages to them:
-        every other sender (posts, notices, decisions) needs a participation.
+    async def forget_quiet(self, before: datetime, limit: int) -> int:
+        """Forget, as ``delete`` does, up to ``limit`` private chats that have not written since
+        ``before`` and never said yes or no to a consultation (opening one and leaving it, the
+        participation "invited", goes with them); return how many.
 
         Left alone: a group (Telegram's ids start with "-": the moderators' and the staff's
-        chats, which other work writes to and whose members may well work in the dashboard
-        instead); a chat the bot still keeps messages of (replies not yet sent); and one with
-        a message received since ``before``, such as one that failed and is kept whole for an
-        operator (its arrival was rolled back with it, so the chat looks quiet).
+        chats, which other work writes to and whose members may work in the dashboard
+        instead); a chat the bot still keeps messages of (replies not yet sent); and one with a
+        message received since ``before`` or still pending, such as one that failed and is
+        kept whole for an operator (its arrival was rolled back with it, so the chat looks
+        quiet). The rows are locked: one who writes meanwhile is skipped (their arrival holds
+        their row) or, after it, no longer quiet (PostgreSQL reads the row again for the lock);
+        with their row held nothing else queues messages to them, as every other sender (posts,
+        notices, decisions) needs a consented participation.
+
+        Set-based, unlike ``delete``: the inbox has no index by chat beyond its pending rows,
+        so each of ``delete``'s statements would read it whole once per chat. The conditions
+        are subqueries run once (participations have no index by participant either).
         """
-        took_part = (
-            select(Participation.id).where(Participation.participant_id == Participant.id).exists()
+        answered = select(Participation.participant_id).where(
+            Participation.status != ParticipationStatus.INVITED
         )
         kept_messages = (
             select(OutboxMessage.id)
@@ -599,29 +607,58 @@ class ParticipantRepository:
             )
             .exists()
         )
-        wrote_since = (
-            select(InboxEvent.id)
-            .where(
-                InboxEvent.channel == Participant.channel,
-                InboxEvent.chat_id == Participant.chat_id,
-                (InboxEvent.received_at >= before) | (InboxEvent.status == InboxStatus.PENDING),
-            )
-            .exists()
+        wrote_since = select(InboxEvent.channel, InboxEvent.chat_id).where(
+            InboxEvent.chat_id.is_not(None),
+            (InboxEvent.received_at >= before) | (InboxEvent.status == InboxStatus.PENDING),
         )
         statement = (
-            select(Participant)
+            select(Participant.id, Participant.channel, Participant.chat_id)
             .where(
                 Participant.last_seen_at < before,
                 ~Participant.chat_id.startswith("-"),
-                ~took_part,
+                Participant.id.not_in(answered),
                 ~kept_messages,
-                ~wrote_since,
+                tuple_(Participant.channel, Participant.chat_id).not_in(wrote_since),
             )
             .order_by(Participant.id)
             .limit(limit)
             .with_for_update(of=Participant, skip_locked=True)
         )
-        return list((await self._session.execute(statement)).scalars())
+        quiet = (await self._session.execute(statement)).all()
+        if not quiet:
+            return 0
+        chats: dict[str, list[str]] = {}
+        for _, channel, chat_id in quiet:
+            chats.setdefault(channel, []).append(chat_id)
+        for channel, chat_ids in chats.items():
+            # What delete does for one chat, for all of a channel's at once.
+            handled = (
+                (InboxEvent.channel == channel)
+                & InboxEvent.chat_id.in_(chat_ids)
+                & (InboxEvent.status != InboxStatus.PENDING)
+            )
+            cleared: dict[str, Any] = {"chat_id": None, "payload": None}
+            if channel == "web":
+                # A web event's external id holds the participant's id.
+                cleared["external_id"] = literal("forgotten:") + cast(InboxEvent.id, String)
+            await self._session.execute(update(InboxEvent).where(handled).values(**cleared))
+            await self._session.execute(
+                delete(OutboxMessage).where(
+                    OutboxMessage.channel == channel, OutboxMessage.chat_id.in_(chat_ids)
+                )
+            )
+            if channel == "web":
+                await self._session.execute(
+                    delete(WebMessage).where(WebMessage.chat_id.in_(chat_ids))
+                )
+        ids = [participant_id for participant_id, _, _ in quiet]
+        # Their participations (opened, never answered) go by the foreign key's cascade.
+        await self._session.execute(
+            delete(Participant)
+            .where(Participant.id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+        return len(quiet)
 
     async def delete(self, participant: Participant) -> None:
         """Delete a participant and every record that still links to their chat.

@@ -13,7 +13,15 @@ from bot.cli.common import audit_here
 from bot.consultations.deletion import StillOpen, delete_consultation
 from bot.dialogue.i18n import Catalogs
 from scheduler.jobs import purge_expired
-from storage.models import Base, OutboxMessage, OutboxStatus, Participant, WebMessage
+from storage.models import (
+    Base,
+    InboxEvent,
+    InboxStatus,
+    OutboxMessage,
+    OutboxStatus,
+    Participant,
+    WebMessage,
+)
 from storage.moderation import CONSULTATION_DELETED
 from tests.citizens import Citizen, import_consultation, open_now
 from tests.conftest import MODERATORS, eventually, table_rows
@@ -109,26 +117,41 @@ async def test_forget_on_telegram_leaves_no_trace_in_any_table(
     assert mentioning(await every_row(app), str(MODERATORS)) != {}
 
 
-async def test_a_chat_that_never_took_part_is_forgotten_after_the_retention_period(
+async def test_a_chat_that_never_answered_is_forgotten_after_the_retention_period(
     app: BorgerDialog, fake_bot: FakeBot
 ) -> None:
-    """Someone who only asked for help is forgotten once quiet for the retention period, as at
-    /forget; a citizen who took part is kept (their consultation keeps them), and so are
-    groups: the moderators' chat, whose card waits there to be edited when decided, and a
-    group whose members only asked for help there once (as a staff chat may be, its members
-    working in the dashboard)."""
+    """Once quiet for the retention period, someone who only asked for help, and someone who
+    opened a consultation and never said yes or no, are forgotten as at /forget. Kept: a
+    citizen who took part and one who said no (their consultation keeps them); a chat with a
+    message received since (one that failed is kept for an operator); and groups: the
+    moderators' chat, whose card waits there to be edited when decided, and a group whose
+    members only asked for help there once (as a staff chat may be)."""
     _, moderator, card = await anna_with_a_card(app, fake_bot)
     await moderator.press(card, "✅ Godkend")
     asker = Citizen(fake_bot, 876543219)
     await asker.write("/help")
+    looker = Citizen(fake_bot, 876543217)
+    await looker.write("/start trafik", new=2)
+    decliner = Citizen(fake_bot, 876543216)
+    await decliner.write("/start trafik", new=2)
+    await decliner.tap("Nej tak")
+    failing = Citizen(fake_bot, 876543215)
+    await failing.write("/help")
     group = -100876543
     fake_bot.send_message(876543218, "/help", chat_id=group, chat_type="group")
     await eventually(lambda: fake_bot.texts(group), what="the group's answer")
     await settle_and_purge(app)
-    assert "participants" in mentioning(await every_row(app), "876543219")
-    assert "participants" in mentioning(await every_row(app), str(group))
+    assert app.engine is not None
     assert app.uow is not None
     retention = app.settings.inbox_retention_days
+    # A message of theirs kept as received after the job's cutoff (a failure's, kept whole).
+    async with app.engine.begin() as connection:
+        moved = datetime.now(UTC) + timedelta(days=retention + 5)
+        await connection.execute(
+            update(InboxEvent)
+            .where(InboxEvent.chat_id == "876543215")
+            .values(received_at=moved, handled_at=moved, status=InboxStatus.FAILED)
+        )
 
     def later(days: float) -> Any:
         return lambda: datetime.now(UTC) + timedelta(days=days)
@@ -139,11 +162,12 @@ async def test_a_chat_that_never_took_part_is_forgotten_after_the_retention_peri
     counts = await purge_expired(app.uow, later(retention + 1), retention)
     rows = await every_row(app)
     assert mentioning(rows, "876543219") == {}
+    assert mentioning(rows, "876543217") == {}, "opened, never answered: gone with the chat"
     assert "participants" in mentioning(rows, str(CITIZEN_ID)), "she took part"
     assert "outbox_messages" in mentioning(rows, str(MODERATORS)), "the card stays"
     chats = {row.chat_id for row in await table_rows(app, Participant)}
-    assert {str(CITIZEN_ID), str(MODERATORS), str(group)} <= chats
-    assert counts[3] == 1
+    assert {str(CITIZEN_ID), str(MODERATORS), str(group), "876543216", "876543215"} <= chats
+    assert counts[3] == 2
     # Back after that, the one who asked is a newcomer; the bot answers as to anyone.
     (again,) = await asker.write("/help")
     assert "/privatliv" in (again.text or "")

@@ -7,7 +7,7 @@ import pytest
 from bot.app import BorgerDialog
 from handlers.ideas.staff import NotShown, decide, moderate
 from scheduler.jobs import send_statement_notices
-from storage.models import Statement, Visibility, Vote, VoteEvent
+from storage.models import ItemStatus, ModerationItem, Statement, Visibility, Vote, VoteEvent
 from tests.citizens import held_mydata_file, import_consultation
 from tests.conftest import eventually, model_rows
 from tests.fake_telegram import FakeBot
@@ -223,6 +223,38 @@ async def test_pre_moderated_statements_wait_for_approval_before_anyone_votes_on
         await uow.commit()
     await app.core.delivery.deliver_chat("telegram", str(anna.id))
     assert "»Cykelparkering ved hallen skal være overdækket«" in (anna.last().text or "")
+
+
+async def test_forget_deletes_a_statement_nobody_was_shown_so_it_can_never_be_published(
+    app: BorgerDialog, fake_bot: FakeBot
+) -> None:
+    """Only what others were shown stays after /glem: a statement still waiting for a
+    moderator (pre-moderation) goes, its card loses the text and asks for no decision, and
+    the author is not told it stays."""
+    await import_consultation(app, ideas_source(moderation="pre"))
+    anna = await join(fake_bot, 431)
+    moderator = Moderator(fake_bot, 901)
+    await write_statement(anna, "Lys på stien gennem parken om vinteren")
+    await anna.tap("✅ Send")
+    card = await new_card(moderator, 0)
+    assert "«Lys på stien gennem parken om vinteren»" in (card.text or "")
+
+    await anna.write("/glem")
+    await anna.tap("Ja, slet", new=0)
+    await eventually(
+        lambda: (anna.last().text or "").startswith("Dine oplysninger og svar er slettet."),
+        what="the erasure confirmed",
+    )
+    assert "står tilbage" not in (anna.last().text or ""), "nothing of hers stays"
+    assert [s for s in await statements(app) if s.origin == "citizen"] == []
+    await eventually(
+        lambda: "Slettet efter borgerens ønske" in (moderator.card_now(card).text or ""),
+        what="the card without her text",
+    )
+    assert "Lys på stien" not in (moderator.card_now(card).text or "")
+    assert moderator.card_now(card).buttons == [], "nothing left to decide"
+    (item,) = [row[0] for row in await model_rows(app, ModerationItem)]
+    assert (item.status, item.statement_id) == (ItemStatus.RESUBMITTED, None)
 
 
 async def test_my_data_shows_statements_and_votes_and_forget_keeps_statements_anonymised(
