@@ -338,6 +338,8 @@ class BorgerDialog:
                 if self.settings.email_enabled
                 else None
             ),
+            staff_chat=telegram_chat(self.settings, self.settings.staff_chat_id),
+            delete_reminder_days=self.settings.delete_reminder_days,
         )
 
     async def _lead(self) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from storage.models import Answer, Consultation, Question, Round
+from storage.uow import UnitOfWork
 
 SUMMARY_ANSWER_LENGTH = 120
 
@@ -65,6 +66,39 @@ def span_of(consultation: Consultation, rounds: Sequence[Round], now: datetime) 
     if upcoming:
         return Span("upcoming", min(upcoming))
     return Span("closed", max(phases, key=lambda p: p[1]) if phases else None)
+
+
+def delete_due(
+    consultation: Consultation, span: Span, participations: int, now: datetime, after_days: int
+) -> bool:
+    """Whether staff should be reminded to delete a consultation: it closed more than
+    ``after_days`` ago (BORGERDIALOG_DELETE_REMINDER_DAYS) and still holds data about citizens
+    (participations, of whoever opened it). One without rounds or ideas phase (a Pol.is
+    summary) counts from its import.
+
+    Nothing deletes a consultation by itself: when its purpose is served is the authority's
+    call (the results published, the decision made), so the dashboard, the command line and
+    the staff chat ask, and keep asking.
+    """
+    closed_at = span.phase[1] if span.phase is not None else consultation.created_at
+    return (
+        participations > 0
+        and span.status == "closed"
+        and closed_at <= now - timedelta(days=after_days)
+    )
+
+
+async def due_for_deletion(uow: UnitOfWork, now: datetime, after_days: int) -> list[Consultation]:
+    """The consultations staff should be reminded to delete (``delete_due``), by slug."""
+    due = []
+    for consultation in await uow.consultations.all():
+        span = span_of(consultation, await uow.consultations.rounds(consultation.id), now)
+        if span.status != "closed":
+            continue
+        participations, _ = await uow.participations.count_in(consultation.id)
+        if delete_due(consultation, span, participations, now, after_days):
+            due.append(consultation)
+    return sorted(due, key=lambda consultation: consultation.slug)
 
 
 def answers_by_question(answers: list[Answer]) -> dict[int, Answer]:

@@ -13,14 +13,16 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.dialogue.health import HealthBoard
 from bot.dialogue.outbox import OutboxDelivery
 from handlers.context import ModerationDesk, Texts, language_of
+from handlers.events import ChatAddress, Reply
 from handlers.ideas.groups import compute_groups
 from handlers.ideas.rules import with_own_statements
 from handlers.ideas.voting import new_statements_notice
 from handlers.moderation.desk import digest
-from handlers.questionnaire import pick
+from handlers.questionnaire import due_for_deletion, pick
 from scheduler.publishing import Publisher
 from storage.database import is_transient
 from storage.models import Lane
+from storage.moderation import DELETE_REMINDED
 from storage.uow import UnitOfWork, UnitOfWorkFactory
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,10 @@ JOB_STOP_TIMEOUT_SECONDS = 30.0
 JOB_FAULT_SECONDS = 0.0
 # How long the transcript of a web visitor who has not consented is kept after they go quiet.
 UNCONSENTED_IDLE = timedelta(days=1)
+# How often the staff chat is asked to delete the consultations due (see remind_staff_to_delete).
+DELETE_REMINDER_EVERY = timedelta(days=7)
+# Who the audit trail names for what the timed jobs do by themselves.
+SCHEDULER_ACTOR = "scheduler"
 # Quiet chats forgotten by one hourly run, in one unit of work: a first run after an upgrade
 # works through a backlog of them in a few hours instead of one long transaction.
 QUIET_CHATS_A_RUN = 500
@@ -101,6 +107,46 @@ async def purge_expired(
             quiet,
         )
     return inbox, outbox, transcripts, quiet
+
+
+async def remind_staff_to_delete(
+    uow: UnitOfWorkFactory,
+    clock: Callable[[], datetime],
+    delivery: OutboxDelivery,
+    staff_chat: ChatAddress | None,
+    texts: Callable[[str | None], Texts],
+    after_days: int,
+) -> bool:
+    """Ask the staff chat, once a week while any is due, to delete the consultations closed
+    longer than ``after_days`` that still hold data about citizens (``delete_due``); True if
+    it asked. Each one asked about goes in the audit trail, which is also what says when the
+    chat was last asked (so a restart does not ask again)."""
+    if staff_chat is None:
+        return False
+    now = clock()
+    async with uow() as unit:
+        if await unit.moderation.logged_since(DELETE_REMINDED, now - DELETE_REMINDER_EVERY):
+            return False
+        due = await due_for_deletion(unit, now, after_days)
+        if not due:
+            return False
+        t = texts(None)
+        slugs = ", ".join(consultation.slug for consultation in due)
+        reminder = Reply(t.n("staff.delete_due", len(due), days=after_days, slugs=slugs))
+        await unit.outbox.add(staff_chat.channel, staff_chat.chat_id, reminder.to_payload(), now)
+        for consultation in due:
+            await unit.moderation.log(
+                item_id=None,
+                consultation=consultation.slug,
+                event=DELETE_REMINDED,
+                actor=SCHEDULER_ACTOR,
+                author="",
+                at=now,
+            )
+        await unit.commit()
+    await delivery.deliver_chat(staff_chat.channel, staff_chat.chat_id)
+    logger.info("asked the staff chat to delete %d closed consultations", len(due))
+    return True
 
 
 async def send_moderation_digest(
@@ -238,6 +284,8 @@ class Housekeeping:
         health: HealthBoard | None = None,
         finish_stale: Callable[[timedelta], Awaitable[int]] | None = None,
         mail_moderators: MailModerators | None = None,
+        staff_chat: ChatAddress | None = None,
+        delete_reminder_days: int = 180,
     ) -> None:
         self._running: set[asyncio.Task[object]] = set()
         self._health = health or HealthBoard()
@@ -288,6 +336,16 @@ class Housekeeping:
             next_run_time=wall_now,
         )
 
+        if staff_chat is not None:
+            self._scheduler.add_job(
+                self._tracked(remind_staff_to_delete),
+                "interval",
+                minutes=RETENTION_INTERVAL_MINUTES,
+                args=[uow, clock, delivery, staff_chat, texts, delete_reminder_days],
+                id="remind-staff-to-delete",
+                max_instances=1,
+                coalesce=True,
+            )
         self._scheduler.add_job(
             self._tracked(send_moderation_digest),
             "interval",

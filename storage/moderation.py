@@ -30,6 +30,8 @@ def _report_target(contribution: Answer | Statement) -> ColumnElement[bool]:
 
 # The trail's entry for a consultation's deletion; a link to it then says it ended.
 CONSULTATION_DELETED = "consultation_deleted"
+# The trail's entry for each consultation the staff chat was asked to delete.
+DELETE_REMINDED = "delete_reminded"
 
 
 # Screening counts on the path of every free-text answer: built once (building a statement cost
@@ -356,6 +358,13 @@ class ModerationRepository:
         if limit is not None:
             statement = statement.limit(limit)
         return list((await self._session.execute(statement)).scalars().all())
+
+    async def logged_since(self, event: str, since: datetime) -> bool:
+        """Whether the trail has an entry of this kind at or after ``since``."""
+        statement = select(ModerationLogEntry.id).where(
+            ModerationLogEntry.event == event, ModerationLogEntry.at >= since
+        )
+        return (await self._session.execute(statement.limit(1))).first() is not None
 
     async def was_deleted(self, slug: str) -> bool:
         """Whether a consultation of this slug was deleted (the trail keeps its deletion)."""

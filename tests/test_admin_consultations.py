@@ -27,6 +27,8 @@ from bot.consultations.definition import DefinitionError, parse_definition
 from bot.consultations.files import MAX_DEFINITION_BYTES
 from bot.consultations.importer import import_definition
 from bot.dialogue.i18n import Catalogs
+from handlers.events import ChatAddress
+from scheduler.jobs import remind_staff_to_delete
 from storage.database import create_session_factory
 from storage.models import Consultation, ModerationLogEntry, Participation
 from storage.uow import UnitOfWorkFactory
@@ -219,6 +221,54 @@ async def test_a_consultation_closed_longer_than_the_reminder_asks_to_be_deleted
     assert "Closed more than 180 days ago and still holding data about citizens: budget." in (
         " ".join(listing.stdout.split())
     )
+
+
+async def test_the_staff_chat_is_asked_weekly_to_delete_what_closed_long_ago(
+    fake_bot: FakeBot, fake_telegram: FakeTelegram, make_settings: Callable[..., Settings]
+) -> None:
+    """Staff who work in Telegram hear it too: once a week while a consultation is due, in the
+    staff chat, each time in the audit trail (which is also how a restart knows it asked)."""
+    staff_chat = -100777
+    fake_bot.send_message(9301, "hej", chat_id=staff_chat, chat_type="supergroup")
+    clock = Clock(NOW)
+    settings = make_settings(
+        telegram_token=fake_bot.token,
+        telegram_api_url=fake_telegram.api_url,
+        staff_chat_id=staff_chat,
+    )
+    app = BorgerDialog(settings, clock=clock)
+    await app.start()
+    try:
+        closes = NOW - timedelta(days=200)
+        source = consultation_file("budget", closes - timedelta(days=30), closes)
+        await import_consultation(app, source, now=closes - timedelta(days=40))
+        clock.now = closes - timedelta(days=1)
+        citizen = Citizen(fake_bot, 7201)
+        await citizen.write("/start budget", new=2)
+        await citizen.tap("Ja, jeg giver samtykke")
+        assert app.uow is not None
+        address = ChatAddress("telegram", str(staff_chat))
+
+        async def remind(at: datetime, chat: ChatAddress | None = address) -> bool:
+            clock.now = at
+            return await remind_staff_to_delete(
+                app.uow, clock, app.core.delivery, chat, app.core.texts, 180
+            )
+
+        before = len(fake_bot.texts(staff_chat))
+        assert await remind(NOW)
+        (asked,) = fake_bot.texts(staff_chat)[before:]
+        assert asked.startswith("🗂 1 høring har været lukket i mere end 180 dage")
+        assert ": budget. Slet den, når formålet med den er opfyldt" in asked
+        assert not await remind(NOW + timedelta(days=6)), "asked this week already"
+        assert await remind(NOW + timedelta(days=7, minutes=1))
+        assert not await remind(NOW + timedelta(days=30), chat=None), "no staff chat"
+        assert len(fake_bot.texts(staff_chat)) == before + 2
+        trail = [row[0] for row in await model_rows(app, ModerationLogEntry)]
+        reminded = [(e.consultation, e.actor) for e in trail if e.event == "delete_reminded"]
+        assert reminded == [("budget", "scheduler")] * 2
+    finally:
+        await app.stop()
 
 
 async def test_a_consultation_whose_ideas_phase_runs_after_its_round_is_listed_as_open(

@@ -52,6 +52,7 @@ EVENT_NAMES = {
     "moderation_reveal": "admin.audit.event_name.moderation_reveal",
     "consultation_imported": "admin.audit.event_name.consultation_imported",
     "consultation_deleted": "admin.audit.event_name.consultation_deleted",
+    "delete_reminded": "admin.audit.event_name.delete_reminded",
     "plan_post_added": "admin.audit.event_name.plan_post_added",
     "plan_post_edited": "admin.audit.event_name.plan_post_edited",
     "plan_post_cancelled": "admin.audit.event_name.plan_post_cancelled",

@@ -32,7 +32,7 @@ from bot.consultations.definition import (
     definition_from_bytes,
     parse_definition,
 )
-from bot.consultations.deletion import StillOpen, delete_consultation, delete_due, is_open
+from bot.consultations.deletion import StillOpen, delete_consultation, is_open
 from bot.consultations.demo import demo_source
 from bot.consultations.files import MAX_DEFINITION_BYTES, size_text
 from bot.consultations.importer import (
@@ -49,7 +49,7 @@ from bot.links import qr_svg, reachable_only_here
 from handlers.context import Texts
 from handlers.events import Phrase, record_id
 from handlers.moderation.cards import moment_text
-from handlers.questionnaire import Span, phase_state, pick, span_of
+from handlers.questionnaire import Span, delete_due, phase_state, pick, span_of
 from handlers.questions.registry import kind_of
 from storage.models import Consultation, ConsultationFile, Round
 from storage.moderation import CONSULTATION_DELETED

@@ -310,8 +310,7 @@ def _move_line(
 @consultation.command("list")
 def consultation_list() -> None:
     """List every consultation with its state and how many took part."""
-    from bot.consultations.deletion import delete_due
-    from handlers.questionnaire import pick, span_of
+    from handlers.questionnaire import delete_due, pick, span_of
 
     settings = settings_or_exit()
     configure_logging(settings)

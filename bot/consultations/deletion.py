@@ -9,7 +9,7 @@ deletion itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from handlers.consultation.sheet import ACTIVE
 from handlers.context import Texts
@@ -17,7 +17,7 @@ from handlers.events import ChatAddress, Reply
 from handlers.ideas.common import COMPOSING, DRAFT
 from handlers.ideas.rules import ideas_state
 from handlers.moderation.intake import posted_card
-from handlers.questionnaire import Span, round_state
+from handlers.questionnaire import round_state
 from storage.models import Consultation, Participation, PostState, Round
 from storage.uow import UnitOfWork
 
@@ -53,26 +53,6 @@ class DeletionReport:
 def is_open(consultation: Consultation, rounds: list[Round], now: datetime) -> bool:
     """Whether citizens can answer or write statements now."""
     return "open" in (ideas_state(consultation, now), round_state(rounds, now).status)
-
-
-def delete_due(
-    consultation: Consultation, span: Span, participations: int, now: datetime, after_days: int
-) -> bool:
-    """Whether staff should be reminded to delete a consultation: it closed more than
-    ``after_days`` ago (BORGERDIALOG_DELETE_REMINDER_DAYS) and still holds data about citizens
-    (participations, of whoever opened it). One without rounds or ideas phase (a Pol.is
-    summary) counts from its import.
-
-    Nothing deletes a consultation by itself: when its purpose is served is the authority's
-    call (the results published, the decision made), so the dashboard and the command line
-    ask, and keep asking.
-    """
-    closed_at = span.phase[1] if span.phase is not None else consultation.created_at
-    return (
-        participations > 0
-        and span.status == "closed"
-        and closed_at <= now - timedelta(days=after_days)
-    )
 
 
 async def delete_consultation(
