@@ -28,6 +28,7 @@ from bot.consultations.files import MAX_DEFINITION_BYTES
 from bot.consultations.importer import import_definition
 from bot.dialogue.i18n import Catalogs
 from handlers.events import ChatAddress
+from handlers.questionnaire import delete_due, span_of
 from scheduler.jobs import remind_staff_to_delete
 from storage.database import create_session_factory
 from storage.models import Consultation, ModerationLogEntry, Participation
@@ -269,6 +270,17 @@ async def test_the_staff_chat_is_asked_weekly_to_delete_what_closed_long_ago(
         assert reminded == [("budget", "scheduler")] * 2
     finally:
         await app.stop()
+
+
+def test_a_polis_summary_is_due_for_deletion_counting_from_its_import() -> None:
+    """A consultation made from a Pol.is summary has neither rounds nor an ideas phase: it is
+    "closed" from the start, and the reminder counts from its import."""
+    imported = Consultation(slug="midtby", created_at=NOW - timedelta(days=200))
+    span = span_of(imported, [], NOW)
+    assert (span.status, span.phase) == ("closed", None)
+    assert delete_due(imported, span, 40, NOW, 180)
+    assert not delete_due(imported, span, 40, NOW + timedelta(days=-30), 180), "170 days"
+    assert not delete_due(imported, span, 0, NOW, 180), "nobody's data in it"
 
 
 async def test_a_consultation_whose_ideas_phase_runs_after_its_round_is_listed_as_open(
